@@ -1,0 +1,80 @@
+"""Ray: start it in-process (the default) or join a cluster; list its nodes and free cores."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from wanhe.engine.worker import FarmWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    node_id: str
+    address: str
+    alive: bool
+    cpus: float
+    memory: int
+    gpus: float
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> None:
+    """Join `address`, or start a local Ray bound to loopback, with no dashboard."""
+    if ray.is_initialized():
+        return
+    runtime_env: dict[str, Any] = {"env_vars": {"PYTHONUNBUFFERED": "1"}}
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                 runtime_env=runtime_env)
+        return
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        configure_logging=True,
+        _node_ip_address="127.0.0.1",
+        runtime_env=runtime_env,
+    )
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def nodes() -> list[NodeInfo]:
+    return [
+        NodeInfo(
+            node_id=n["NodeID"],
+            address=n.get("NodeManagerAddress", ""),
+            alive=bool(n.get("Alive")),
+            cpus=float(n.get("Resources", {}).get("CPU", 0.0)),
+            memory=int(n.get("Resources", {}).get("memory", 0)),
+            gpus=float(n.get("Resources", {}).get("GPU", 0.0)),
+        )
+        for n in ray.nodes()
+    ]
+
+
+def total_cpus() -> float:
+    return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+def make_worker(name: str, *, cpus: float, gpus: float = 0.0, blender: str | None = None) -> Any:
+    """A FarmWorker actor reserving `cpus` cores; Ray picks the node."""
+    actor_class = ray.remote(FarmWorker)
+    return actor_class.options(  # type: ignore[attr-defined]
+        name=None,
+        num_cpus=cpus,
+        num_gpus=gpus,
+        max_concurrency=4,
+        max_restarts=0,
+        scheduling_strategy="SPREAD",
+    ).remote(name, blender)

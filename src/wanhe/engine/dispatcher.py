@@ -1,0 +1,498 @@
+"""The dispatcher: keeps every worker slot busy with the task the policy picks, on Ray.
+
+Ray decides where, wanhe decides what. The dispatcher never floods Ray: it submits one task to
+each idle worker actor, chosen by `sched.SchedulingPolicy`, records the attempt in the database
+first, and records the outcome when the actor answers. A worker that dies (node lost, process
+killed) loses its attempt, which is retried elsewhere, and is replaced.
+
+The same dispatcher serves `wanhe render` (run until given jobs finish) and `wanhe serve`
+(run until stopped, picking up jobs other processes put in the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayError
+
+from wanhe.engine import cluster
+from wanhe.model import AttemptOutcome, JobState, Resources, TaskKind, TaskState
+from wanhe.sched.policy import QueuedTask, SchedulingPolicy
+from wanhe.store.store import JobRow, Store, StoreError, TaskRow, Usage
+
+log = logging.getLogger(__name__)
+
+BLOCKLIST_AFTER = 3  # failures of one job's tasks on one node
+LOST_RETRY_LIMIT = 6  # a task whose worker keeps dying is failed after this many losses
+SYNC_INTERVAL_S = 0.5
+PROGRESS_INTERVAL_S = 1.0
+_BIG_MEMORY = 1 << 50
+
+
+@dataclass(slots=True)
+class Running:
+    queued: QueuedTask
+    task: TaskRow
+    attempt_id: int
+    slot: Slot
+    ref: Any
+    started: float
+
+
+@dataclass(slots=True)
+class Slot:
+    name: str
+    actor: Any
+    cpus: float
+    gpus: float = 0.0
+    node: str = ""
+    busy: Running | None = None
+    progress: float = 0.0
+    warm_scenes: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """What the dispatcher tells its observer (the CLI's progress bar, metrics)."""
+
+    kind: str  # "started", "done", "failed", "retry", "lost", "cancelled", "progress"
+    task: TaskRow
+    job_id: int
+    node: str = ""
+    result: dict[str, Any] | None = None
+    message: str = ""
+
+
+EventSink = Callable[[TaskEvent], None]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        threads: int = 1,
+        workers: int | None = None,
+        blender: str | None = None,
+        log_root: Path,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.store = store
+        self.threads = threads
+        self.requested_workers = workers
+        self.blender = blender
+        self.log_root = log_root
+        self.on_event = on_event
+        self.policy = SchedulingPolicy()
+        self.slots: list[Slot] = []
+        self._pending: dict[Any, Slot] = {}  # actor ready() ref -> slot not yet usable
+        self._running: dict[Any, Running] = {}  # ray ref -> running attempt
+        self._queued: dict[int, QueuedTask] = {}  # task id -> what the policy holds
+        self._job_cache: dict[int, JobRow] = {}
+        self._job_priority: dict[int, int] = {}
+        self._paused: set[int] = set()
+        self._blocked_messages: dict[int, str] = {}
+        self._last_sync = 0.0
+        self._last_progress = 0.0
+        self._serial = 0
+        self.poke_event = threading.Event()
+        self.dispatch_latencies: list[float] = []
+        self._ready_since: dict[int, float] = {}
+        self._project_names: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ worker pool
+
+    def pool_size(self) -> int:
+        if self.requested_workers:
+            return self.requested_workers
+        return max(1, int(cluster.total_cpus() // self.threads))
+
+    def start_pool(self, warm_scene: str | None = None) -> None:
+        for _ in range(self.pool_size() - len(self.slots) - len(self._pending)):
+            self._add_slot(warm_scene)
+
+    def _add_slot(self, warm_scene: str | None = None) -> Slot:
+        self._serial += 1
+        name = f"w{self._serial}"
+        actor = cluster.make_worker(name, cpus=float(self.threads), blender=self.blender)
+        slot = Slot(name=name, actor=actor, cpus=float(self.threads))
+        self._pending[actor.ready.remote()] = slot
+        if warm_scene:
+            actor.warm.remote(warm_scene)  # queued behind ready(); runs before the first task
+            slot.warm_scenes.add(warm_scene)
+        return slot
+
+    def _admit_pending(self, timeout: float = 0.0) -> None:
+        if not self._pending:
+            return
+        done, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=timeout)
+        for ref in done:
+            slot = self._pending.pop(ref)
+            try:
+                info = ray.get(ref)
+            except RayError as exc:
+                log.warning("worker %s failed to start: %s", slot.name, exc)
+                continue
+            slot.node = info["node"]
+            self.slots.append(slot)
+
+    def _replace(self, slot: Slot) -> None:
+        if slot in self.slots:
+            self.slots.remove(slot)
+        try:
+            ray.kill(slot.actor)
+        except Exception:
+            pass
+        self._add_slot()
+
+    # ------------------------------------------------------------------ database -> policy
+
+    def _job(self, job_id: int) -> JobRow:
+        job = self._job_cache.get(job_id)
+        if job is None:
+            found = self.store.job(job_id)
+            if found is None:
+                raise StoreError(f"job {job_id} vanished")
+            job = self._job_cache[job_id] = found
+        return job
+
+    def _queue(self, task: TaskRow, job: JobRow) -> None:
+        if task.id in self._queued:
+            return
+        project = self._project_name(job.project_id)
+        queued = QueuedTask(
+            task_id=task.id, job_id=str(job.id), project=project, priority=job.priority,
+            job_seq=job.id, task_seq=task.seq, resources=task.resources,
+        )
+        self.policy.push(queued)
+        self._queued[task.id] = queued
+        self._ready_since.setdefault(task.id, time.monotonic())
+
+    def _project_name(self, project_id: int) -> str:
+        if project_id not in self._project_names:
+            project = self.store.project(project_id)
+            self._project_names[project_id] = project.name if project else str(project_id)
+        return self._project_names[project_id]
+
+    def sync(self, job_ids: Sequence[int] | None = None) -> None:
+        """Bring the policy in line with the database: new, paused, cancelled, re-prioritised."""
+        self._last_sync = time.monotonic()
+        used = self.store.used_core_seconds()
+        self._project_names = {}
+        for project in self.store.projects():
+            self._project_names[project.id] = project.name
+            self.policy.set_project(
+                project.name, weight=project.weight,
+                budget_core_seconds=(
+                    None if project.budget_core_hours is None
+                    else project.budget_core_hours * 3600
+                ),
+                used_core_seconds=used.get(project.id, 0.0),
+            )
+        ready = self.store.ready_tasks(job_ids)
+        seen: set[int] = set()
+        for task, job in ready:
+            self._job_cache[job.id] = job
+            seen.add(task.id)
+            if self._job_priority.get(job.id, job.priority) != job.priority:
+                self.policy.set_job_priority(str(job.id), job.priority)
+            self._job_priority[job.id] = job.priority
+            self._queue(task, job)
+        for task_id in [tid for tid in self._queued if tid not in seen]:
+            self.policy.discard(task_id)
+            del self._queued[task_id]
+            self._ready_since.pop(task_id, None)
+        self._cancel_stale_running()
+        self._note_budget_blocks()
+        if self.requested_workers is None and not job_ids:
+            self.start_pool()  # the cluster may have grown
+
+    def _cancel_stale_running(self) -> None:
+        """Running attempts whose task the database no longer wants (job cancelled) stop now."""
+        for running in list(self._running.values()):
+            current = self.store.task(running.task.id)
+            if current is not None and current.state is not TaskState.RUNNING:
+                running.slot.actor.cancel.remote()
+
+    def _note_budget_blocks(self) -> None:
+        jobs_waiting = {int(q.job_id) for q in self._queued.values()}
+        for job_id in jobs_waiting:
+            job = self._job_cache.get(job_id)
+            if job is None:
+                continue
+            reason = self.policy.blocked_reason(self._project_name(job.project_id))
+            if reason and self._blocked_messages.get(job_id) != reason:
+                self.store.set_job_message(job_id, reason)
+                self._blocked_messages[job_id] = reason
+            elif not reason and job_id in self._blocked_messages:
+                self.store.set_job_message(job_id, "")
+                del self._blocked_messages[job_id]
+
+    # ------------------------------------------------------------------ dispatching
+
+    def _log_path(self, task: TaskRow, attempt: int) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.key)
+        return self.log_root / f"job{task.job_id}" / f"{safe}.{attempt}.log"
+
+    def dispatch(self) -> int:
+        """Give every idle slot the best task that fits it; return how many started."""
+        started = 0
+        for slot in self.slots:
+            if slot.busy is not None:
+                continue
+            free = Resources(cpus=slot.cpus, memory=_BIG_MEMORY, gpus=slot.gpus)
+            queued = self.policy.pick(free, node=slot.node)
+            if queued is None:
+                break
+            self._queued.pop(queued.task_id, None)
+            task = self.store.task(queued.task_id)
+            if task is None or task.state is not TaskState.READY:
+                self.policy.finished(queued, 0.0)
+                continue
+            log_path = self._log_path(task, task.attempts + 1)
+            try:
+                attempt_id = self.store.start_attempt(
+                    task.id, node=slot.node, worker=slot.name, cores=slot.cpus,
+                    log_path=str(log_path),
+                )
+            except StoreError:
+                self.policy.finished(queued, 0.0)
+                continue
+            since = self._ready_since.pop(task.id, None)
+            if since is not None:
+                self.dispatch_latencies.append(time.monotonic() - since)
+            ref = slot.actor.run.remote(
+                {"kind": task.kind, "key": task.key, "payload": task.payload,
+                 "log_path": str(log_path)}
+            )
+            running = Running(queued, task, attempt_id, slot, ref, time.monotonic())
+            slot.busy = running
+            slot.progress = 0.0
+            self._running[ref] = running
+            started += 1
+            self._emit(TaskEvent("started", task, task.job_id, node=slot.node))
+        return started
+
+    def collect(self, timeout: float) -> int:
+        """Wait up to `timeout` for answers from workers and record them; return how many."""
+        self._admit_pending()
+        if not self._running:
+            if timeout > 0:
+                self.poke_event.wait(timeout)
+                self.poke_event.clear()
+            return 0
+        done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        if done:
+            more, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
+            done = list({*done, *more})
+        for ref in done:
+            running = self._running.pop(ref)
+            running.slot.busy = None
+            try:
+                result = ray.get(ref)
+            except RayActorError as exc:
+                self._lost(running, f"worker {running.slot.name} on {running.slot.node} died: "
+                           f"{type(exc).__name__}")
+                self._replace(running.slot)
+                continue
+            except RayError as exc:
+                self._lost(running, f"Ray lost the attempt: {exc}")
+                continue
+            if result.get("ok"):
+                self._succeeded(running, result)
+            else:
+                self._failed(running, result)
+        return len(done)
+
+    def _usage(self, running: Running, result: dict[str, Any] | None) -> Usage:
+        wall = (result or {}).get("wall_s") or (time.monotonic() - running.started)
+        return Usage(
+            wall_s=float(wall), cores=running.slot.cpus,
+            cpu_s=(result or {}).get("cpu_s"), peak_rss=(result or {}).get("peak_rss"),
+        )
+
+    def _succeeded(self, running: Running, result: dict[str, Any]) -> None:
+        usage = self._usage(running, result)
+        self.policy.finished(running.queued, usage.cores * usage.wall_s)
+        ready = self.store.finish_attempt(
+            running.attempt_id, running.task.id, usage, result.get("output", {})
+        )
+        if running.task.kind == TaskKind.RENDER.value:
+            scene = running.task.payload.get("scene")
+            if scene:
+                running.slot.warm_scenes.add(scene)
+        if ready:
+            job = self._refresh_job(running.task.job_id)
+            for task in self.store.ready_tasks([running.task.job_id]):
+                if task[0].id in ready:
+                    self._queue(task[0], job)
+        self._emit(TaskEvent("done", running.task, running.task.job_id,
+                             node=running.slot.node, result=result))
+        self._after_task(running.task.job_id)
+
+    def _refresh_job(self, job_id: int) -> JobRow:
+        self._job_cache.pop(job_id, None)
+        return self._job(job_id)
+
+    def _failed(self, running: Running, result: dict[str, Any]) -> None:
+        task = running.task
+        message = str(result.get("error") or "failed")
+        usage = self._usage(running, result)
+        self.policy.finished(running.queued, usage.cores * usage.wall_s)
+        if result.get("cancelled"):
+            self.store.fail_attempt(running.attempt_id, task.id, outcome=AttemptOutcome.CANCELLED,
+                                    usage=usage, message=message, retry=False)
+            self._emit(TaskEvent("cancelled", task, task.job_id, node=running.slot.node))
+            return
+        outcome = AttemptOutcome.TIMEOUT if "timed out" in message or "silent" in message \
+            else AttemptOutcome.FAILED
+        job = self._refresh_job(task.job_id)
+        max_attempts = int(job.spec.get("max_attempts", 3))
+        retry = task.attempts < max_attempts
+        self.store.fail_attempt(running.attempt_id, task.id, outcome=outcome, usage=usage,
+                                message=message, retry=retry)
+        failures = self.store.node_failures(task.job_id).get(running.slot.node, 0)
+        if failures >= BLOCKLIST_AFTER:
+            self.policy.blocklist(str(task.job_id), running.slot.node)
+        if retry:
+            fresh = self.store.task(task.id)
+            if fresh is not None and fresh.state is TaskState.READY:
+                self._queue(fresh, job)
+            self._emit(TaskEvent("retry", task, task.job_id, node=running.slot.node,
+                                 message=message))
+            return
+        self._fail_job(task, message)
+
+    def _fail_job(self, task: TaskRow, message: str) -> None:
+        reason = f"task {task.key} failed {task.attempts} time(s); last error: {message}"
+        for tid in [tid for tid, q in self._queued.items() if q.job_id == str(task.job_id)]:
+            self.policy.discard(tid)
+            del self._queued[tid]
+        self.store.cancel_job(task.job_id, message=reason)
+        self.store.set_job_state(task.job_id, JobState.FAILED, reason)
+        self._emit(TaskEvent("failed", task, task.job_id, message=reason))
+
+    def _lost(self, running: Running, message: str) -> None:
+        task = running.task
+        usage = self._usage(running, None)
+        self.policy.finished(running.queued, usage.cores * usage.wall_s)
+        retry = task.attempts < LOST_RETRY_LIMIT
+        self.store.fail_attempt(running.attempt_id, task.id, outcome=AttemptOutcome.LOST,
+                                usage=usage, message=message, retry=retry)
+        if retry:
+            fresh = self.store.task(task.id)
+            if fresh is not None and fresh.state is TaskState.READY:
+                self._queue(fresh, self._refresh_job(task.job_id))
+            self._emit(TaskEvent("lost", task, task.job_id, node=running.slot.node,
+                                 message=message))
+        else:
+            self._fail_job(task, message)
+
+    def _after_task(self, job_id: int) -> None:
+        job = self._refresh_job(job_id)
+        if job.state is JobState.DONE:
+            for released in self.store.release_jobs_waiting_on(job_id):
+                self.sync([released])
+
+    def _emit(self, event: TaskEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def poll_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        busy = [slot for slot in self.slots if slot.busy is not None]
+        if not busy:
+            return
+        refs = [slot.actor.progress.remote() for slot in busy]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0.2)
+        for slot, ref in zip(busy, refs, strict=True):
+            if ref in done and slot.busy is not None:
+                try:
+                    slot.progress = float(ray.get(ref))
+                except RayError:
+                    continue
+                self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
+                                     node=slot.node, result={"progress": slot.progress}))
+
+    # ------------------------------------------------------------------ loops
+
+    def step(self, timeout: float = 0.2, job_ids: Sequence[int] | None = None) -> None:
+        if self.poke_event.is_set() or time.monotonic() - self._last_sync > SYNC_INTERVAL_S:
+            self.poke_event.clear()
+            self.sync(job_ids)
+        self.dispatch()
+        self.collect(timeout)
+        self.dispatch()
+        self.poll_progress()
+
+    def run_jobs(self, job_ids: Sequence[int], *, warm_scene: str | None = None) -> None:
+        """Run until every job in `job_ids` is done, failed or cancelled."""
+        self.store.recover_interrupted(job_ids)
+        self.start_pool(warm_scene)
+        self._admit_pending(timeout=120.0 if not self.slots else 0.0)
+        self.sync(job_ids)
+        while True:
+            self.step(0.2, job_ids)
+            if not self._running and all(
+                (job := self.store.job(j)) is None or job.state.is_final for j in job_ids
+            ):
+                return
+            if not self._running and not self._queued and not self._pending and self.slots:
+                # nothing ready, nothing running: re-read once in case a dependency freed work
+                self.sync(job_ids)
+                if not self._queued and all(
+                    (job := self.store.job(j)) is None or job.state.is_final
+                    or job.state is JobState.PAUSED for j in job_ids
+                ):
+                    return
+
+    def serve(self, stop: threading.Event) -> None:
+        """Run until `stop` is set, serving every project's jobs."""
+        self.store.recover_interrupted()
+        self.start_pool()
+        self.sync()
+        while not stop.is_set():
+            self.step(0.2)
+
+    def poke(self) -> None:
+        """Something changed in the database (new job, cancel, …): sync on the next step."""
+        self.poke_event.set()
+
+    def cancel_running(self, job_id: int) -> None:
+        for running in list(self._running.values()):
+            if running.task.job_id == job_id:
+                running.slot.actor.cancel.remote()
+
+    def close(self) -> None:
+        for slot in self.slots:
+            try:
+                ray.get(slot.actor.shutdown.remote(), timeout=10)
+            except Exception:
+                pass
+            try:
+                ray.kill(slot.actor)
+            except Exception:
+                pass
+        self.slots.clear()
+
+    def workers(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": slot.name, "node": slot.node, "cpus": slot.cpus, "gpus": slot.gpus,
+                "task": None if slot.busy is None else slot.busy.task.key,
+                "job_id": None if slot.busy is None else slot.busy.task.job_id,
+                "progress": slot.progress,
+            }
+            for slot in self.slots
+        ]

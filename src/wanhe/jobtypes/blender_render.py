@@ -1,0 +1,209 @@
+"""The Blender render job type: a validated spec compiled into a per-frame task graph.
+
+    render tile×chunk ─► assemble ─► denoise ─► preview        (one graph per frame)
+                                                └─► video      (one per job, after every frame)
+
+Pure: no Blender, no files, no database. Paths in the payloads are where the workers read and
+write; `work_dir` holds intermediate tiles, the final outputs follow the user's pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import PurePath
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from wanhe.model import Resources, TaskKind, TaskSpec
+from wanhe.plan.frames import expand_output_pattern
+from wanhe.plan.samples import plan_sample_chunks
+from wanhe.plan.tiles import TileGrid, plan_tiles
+
+KIND = "blender_render"
+
+
+class RenderSpec(BaseModel):
+    """Everything needed to render a job, resolved against the scene (sizes, frames, samples)."""
+
+    scene: str = Field(description="absolute path of the .blend the workers open")
+    frames: list[int] = Field(min_length=1)
+    width: int = Field(ge=1, le=65536, description="pixel width after the percentage")
+    height: int = Field(ge=1, le=65536)
+    resolution_percentage: int | None = Field(default=None, ge=1, le=10000)
+    engine: str = "CYCLES"
+    tiles_x: int = Field(default=1, ge=1, le=4096)
+    tiles_y: int = Field(default=1, ge=1, le=4096)
+    overscan: int = Field(default=16, ge=0, le=4096)
+    samples: int | None = Field(default=None, ge=1, le=1_000_000)
+    sample_chunks: int = Field(default=1, ge=1, le=4096)
+    camera: str | None = None
+    denoise: bool = True
+    output: str = Field(description="output pattern, # = frame-number padding; no extension")
+    threads: int = Field(default=1, ge=1, le=1024)
+    seed: int | None = None
+    task_timeout_s: float | None = Field(default=None, gt=0)
+    silence_timeout_s: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    qc: bool = False
+    video: bool = False
+    fps: float = Field(default=24.0, gt=0)
+
+    @field_validator("frames")
+    @classmethod
+    def _unique_sorted(cls, frames: list[int]) -> list[int]:
+        return sorted(set(frames))
+
+    @model_validator(mode="after")
+    def _check(self) -> RenderSpec:
+        if self.engine != "CYCLES" and (self.tiles_x * self.tiles_y > 1 or self.sample_chunks > 1):
+            raise ValueError(
+                f"tiles and sample chunks need Cycles; this scene renders with {self.engine} — "
+                "render whole frames (--tiles 1x1) or switch the scene to Cycles"
+            )
+        if self.sample_chunks > 1 and self.samples is None:
+            raise ValueError("sample chunks need the frame's sample count (samples)")
+        return self
+
+    @property
+    def grid(self) -> TileGrid:
+        return TileGrid(self.tiles_x, self.tiles_y)
+
+    def fingerprint(self) -> str:
+        """Same spec, same fingerprint: how a re-run finds the job to resume."""
+        return hashlib.sha256(
+            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+
+    def master_path(self, frame: int) -> str:
+        return expand_output_pattern(self.output, frame) + ".exr"
+
+    def preview_path(self, frame: int) -> str:
+        return expand_output_pattern(self.output, frame) + ".png"
+
+    def video_path(self) -> str:
+        return _job_output_stem(self.output) + ".mp4"
+
+    def contact_sheet_path(self) -> str:
+        return _job_output_stem(self.output) + "_contact.png"
+
+
+def _job_output_stem(pattern: str) -> str:
+    path = PurePath(pattern)
+    stem = path.name.replace("#", "").rstrip("._- ") or "preview"
+    return str(path.with_name(stem))
+
+
+def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
+    """The job's task graph, frame by frame, in the order tasks should run."""
+    tiles = plan_tiles(spec.width, spec.height, spec.grid, spec.overscan)
+    chunks = (
+        plan_sample_chunks(spec.samples, spec.sample_chunks)
+        if spec.samples is not None and spec.sample_chunks > 1
+        else []
+    )
+    render_cpus = Resources(cpus=float(spec.threads))
+    light = Resources(cpus=1.0)
+    graph: list[TaskSpec] = []
+    last_of_frame: list[str] = []
+    for frame in spec.frames:
+        frame_dir = f"{work_dir}/f{frame:06d}"
+        renders: list[str] = []
+        placements: list[dict[str, Any]] = []
+        for tile in tiles:
+            whole = len(tiles) == 1
+            paths: list[str] = []
+            weights: list[int] = []
+            for chunk in chunks or [None]:
+                suffix = "" if chunk is None else f"_c{chunk.index:02d}"
+                key = f"{frame}/render/t{tile.index:03d}{suffix}"
+                out = f"{frame_dir}/tile{tile.index:03d}{suffix}.exr"
+                payload: dict[str, Any] = {
+                    "scene": spec.scene,
+                    "frame": frame,
+                    "output": out,
+                    "resolution_percentage": spec.resolution_percentage,
+                    "border": None if whole else list(tile.border(spec.width, spec.height)),
+                    "expected_size": list(tile.render_size),
+                    "samples": spec.samples,
+                    "seed": spec.seed,
+                    "camera": spec.camera,
+                    "threads": spec.threads,
+                    "denoise_passes": spec.denoise,
+                    "sample_offset": None if chunk is None else chunk.offset,
+                    "sample_subset_length": None if chunk is None else chunk.length,
+                    "timeout_s": spec.task_timeout_s,
+                    "silence_s": spec.silence_timeout_s,
+                }
+                graph.append(
+                    TaskSpec(
+                        key, TaskKind.RENDER, payload, frame=frame, tile=tile.index,
+                        chunk=None if chunk is None else chunk.index, resources=render_cpus,
+                    )
+                )
+                renders.append(key)
+                paths.append(out)
+                weights.append(chunk.length if chunk is not None else 1)
+            placements.append(
+                {"paths": paths, "samples": weights, "src": list(tile.keep_box),
+                 "dst": [tile.core_box[0], tile.core_box[1]]}
+            )
+        master = spec.master_path(frame)
+        assembled = f"{frame_dir}/assembled.exr" if spec.denoise else master
+        assemble_key = f"{frame}/assemble"
+        graph.append(
+            TaskSpec(
+                assemble_key, TaskKind.ASSEMBLE,
+                {"placements": placements, "width": spec.width, "height": spec.height,
+                 "output": assembled, "frame": frame},
+                deps=renders, frame=frame, resources=light,
+            )
+        )
+        previous = assemble_key
+        if spec.denoise:
+            key = f"{frame}/denoise"
+            graph.append(
+                TaskSpec(
+                    key, TaskKind.DENOISE, {"input": assembled, "output": master, "frame": frame},
+                    deps=[previous], frame=frame, resources=light,
+                )
+            )
+            previous = key
+        preview_key = f"{frame}/preview"
+        graph.append(
+            TaskSpec(
+                preview_key, TaskKind.PREVIEW,
+                {"input": master, "output": spec.preview_path(frame), "frame": frame},
+                deps=[previous], frame=frame, resources=light,
+            )
+        )
+        last = preview_key
+        if spec.qc:
+            key = f"{frame}/qc"
+            graph.append(
+                TaskSpec(
+                    key, TaskKind.QC,
+                    {"input": master, "frame": frame, "width": spec.width, "height": spec.height,
+                     "tiles": [list(tile.core_box) for tile in tiles] if len(tiles) > 1 else None},
+                    deps=[preview_key], frame=frame, resources=light,
+                )
+            )
+            last = key
+        last_of_frame.append(last)
+    if spec.video:
+        graph.append(
+            TaskSpec(
+                "video", TaskKind.VIDEO,
+                {"previews": [spec.preview_path(f) for f in spec.frames], "fps": spec.fps,
+                 "frames": spec.frames, "output": spec.video_path(),
+                 "contact_sheet": spec.contact_sheet_path()},
+                deps=last_of_frame, resources=light,
+            )
+        )
+    return graph
+
+
+def final_outputs(spec: RenderSpec, frame: int) -> list[str]:
+    """The files a finished frame leaves for the user."""
+    return [spec.master_path(frame), spec.preview_path(frame)]

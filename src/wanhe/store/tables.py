@@ -1,0 +1,127 @@
+"""The database schema: projects, tokens, jobs, tasks and their dependencies, attempts.
+
+The database is the source of truth for job and task state; Ray is only the executor.
+Migrations live in `store/migrations` (Alembic) and must match these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("weight", Float, nullable=False, default=1.0),
+    Column("budget_core_hours", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=True),  # NULL: admin
+    Column("name", String(200), nullable=False, default=""),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON of the job type's spec
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("priority", Integer, nullable=False, default=50),
+    Column("submitter", String(200), nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+    Column("depends_on", Text, nullable=False, default="[]"),  # JSON list of job ids
+    Column("work_dir", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_jobs_project_state", "project_id", "state"),
+    Index("ix_jobs_fingerprint", "fingerprint"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("frame", Integer, nullable=True),
+    Column("tile", Integer, nullable=True),
+    Column("chunk", Integer, nullable=True),
+    Column("state", String(20), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("deps_left", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("cpus", Float, nullable=False, default=1.0),
+    Column("memory", Integer, nullable=False, default=0),
+    Column("gpus", Float, nullable=False, default=0.0),
+    Column("output", Text, nullable=False, default="{}"),
+    Column("error", Text, nullable=False, default=""),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    UniqueConstraint("job_id", "key", name="uq_tasks_job_key"),
+    Index("ix_tasks_job_state", "job_id", "state"),
+    Index("ix_tasks_state", "state"),
+)
+
+task_deps = Table(
+    "task_deps",
+    metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id"), primary_key=True),
+    Column("dep_id", Integer, ForeignKey("tasks.id"), primary_key=True),
+    Index("ix_task_deps_dep", "dep_id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("node", String(200), nullable=False, default=""),
+    Column("worker", String(200), nullable=False, default=""),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("wall_s", Float, nullable=True),
+    Column("cores", Float, nullable=False, default=1.0),
+    Column("cpu_s", Float, nullable=True),
+    Column("peak_rss", Integer, nullable=True),
+    Column("gpu_s", Float, nullable=False, default=0.0),
+    Column("outcome", String(20), nullable=True),  # NULL while running
+    Column("message", Text, nullable=False, default=""),
+    Column("log_path", Text, nullable=False, default=""),
+    Index("ix_attempts_job", "job_id"),
+    Index("ix_attempts_project_ended", "project_id", "ended_at"),
+    Index("ix_attempts_open", "ended_at"),
+)
