@@ -54,7 +54,7 @@ class FarmWorker:
     def warm(self, scene: str) -> bool:
         """Start Blender and load `scene` before the first task needs it."""
         try:
-            self._process().warm(scene)
+            self._process().inspect(scene)  # opens the scene and keeps it loaded
             return True
         except Exception:
             return False

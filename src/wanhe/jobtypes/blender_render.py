@@ -207,3 +207,135 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
 def final_outputs(spec: RenderSpec, frame: int) -> list[str]:
     """The files a finished frame leaves for the user."""
     return [spec.master_path(frame), spec.preview_path(frame)]
+
+
+class RenderOptions(BaseModel):
+    """What the user asked for (CLI flags or REST body), before it meets the scene."""
+
+    frames: str | None = None
+    tiles: str = "1x1"
+    overscan: int = Field(default=16, ge=0, le=4096)
+    samples: int | None = Field(default=None, ge=1, le=1_000_000)
+    sample_chunks: int = Field(default=1, ge=1, le=4096)
+    resolution_percentage: int | None = Field(default=None, ge=1, le=10000)
+    camera: str | None = None
+    denoise: bool = True
+    output: str | None = None
+    threads: int = Field(default=1, ge=1, le=1024)
+    seed: int | None = None
+    task_timeout_s: float | None = Field(default=None, gt=0)
+    silence_timeout_s: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    qc: bool = False
+    video: bool = False
+
+
+class SceneFacts(BaseModel):
+    """What inspection found in the scene that a spec depends on."""
+
+    path: str
+    frame_start: int
+    frame_end: int
+    frame_step: int = 1
+    fps: float = 24.0
+    resolution_x: int
+    resolution_y: int
+    resolution_percentage: int = 100
+    engine: str = "CYCLES"
+    camera: str | None = None
+    cameras: list[str] = Field(default_factory=list)
+    samples: int | None = None
+    output_path: str = ""
+
+
+def resolve_output_pattern(pattern: str, blend_path: str) -> str:
+    """Blender's `//` means "next to the .blend"; a pattern without `#` gets `####` appended."""
+    folder = str(PurePath(blend_path).parent)
+    if pattern.startswith("//"):
+        pattern = f"{folder}/{pattern[2:]}"
+    if not pattern:
+        pattern = f"{folder}/render/{PurePath(blend_path).stem}_"
+    if pattern.endswith(("/", "\\")):
+        pattern += "frame_"
+    if "#" not in PurePath(pattern).name:
+        pattern += "####"
+    return pattern
+
+
+def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
+    """Meet the user's options with the scene: frames, size, samples, camera, output."""
+    from wanhe.plan.frames import check_frames_in_scene, parse_frames, scene_frames
+    from wanhe.plan.samples import SampleChunkError
+    from wanhe.plan.tiles import parse_grid, scaled_size
+
+    frames = (
+        parse_frames(options.frames)
+        if options.frames
+        else scene_frames(scene.frame_start, scene.frame_end, scene.frame_step)
+    )
+    check_frames_in_scene(frames, scene.frame_start, scene.frame_end)
+    camera = options.camera or scene.camera
+    if options.camera and options.camera not in scene.cameras:
+        known = ", ".join(scene.cameras) or "none"
+        raise SceneSetupError(
+            f"camera {options.camera!r} is not in the scene (cameras: {known}) — "
+            "pass one of those to --camera"
+        )
+    if camera is None:
+        raise SceneSetupError(
+            "the scene has no active camera — add a camera in Blender and make it active, "
+            "or pass --camera NAME"
+        )
+    percentage = options.resolution_percentage or scene.resolution_percentage
+    width, height = scaled_size(scene.resolution_x, scene.resolution_y, percentage)
+    if width < 1 or height < 1:
+        raise SceneSetupError(
+            f"{scene.resolution_x}x{scene.resolution_y} at {percentage}% is less than one "
+            "pixel — raise --resolution-percentage"
+        )
+    grid = parse_grid(options.tiles)
+    plan_tiles(width, height, grid, options.overscan)  # raises a clear error if it cannot fit
+    samples = options.samples or scene.samples
+    if options.sample_chunks > 1:
+        if scene.engine != "CYCLES":
+            raise SceneSetupError("--sample-chunks needs Cycles; this scene uses " + scene.engine)
+        if samples is None:
+            raise SceneSetupError("--sample-chunks needs a sample count: pass --samples N")
+        try:
+            plan_sample_chunks(samples, options.sample_chunks)
+        except SampleChunkError as exc:
+            raise SceneSetupError(str(exc)) from exc
+    if scene.engine != "CYCLES" and grid.count > 1:
+        raise SceneSetupError(
+            f"tiles need Cycles border rendering; this scene renders with {scene.engine}, "
+            "which wanhe renders as whole frames — drop --tiles or switch the scene to Cycles"
+        )
+    output = resolve_output_pattern(options.output or scene.output_path, scene.path)
+    return RenderSpec(
+        scene=scene.path,
+        frames=frames,
+        width=width,
+        height=height,
+        resolution_percentage=percentage,
+        engine=scene.engine,
+        tiles_x=grid.columns,
+        tiles_y=grid.rows,
+        overscan=options.overscan,
+        samples=samples if scene.engine == "CYCLES" else None,
+        sample_chunks=options.sample_chunks,
+        camera=camera,
+        denoise=options.denoise and scene.engine == "CYCLES",
+        output=output,
+        threads=options.threads,
+        seed=options.seed,
+        task_timeout_s=options.task_timeout_s,
+        silence_timeout_s=options.silence_timeout_s,
+        max_attempts=options.max_attempts,
+        qc=options.qc,
+        video=options.video,
+        fps=scene.fps,
+    )
+
+
+class SceneSetupError(ValueError):
+    """The options do not fit the scene (no camera, unknown camera, tiles on EEVEE, …)."""

@@ -86,8 +86,6 @@ def parse_grid(spec: str) -> TileGrid:
     grid = TileGrid(int(match.group(1)), int(match.group(2)))
     if grid.columns < 1 or grid.rows < 1:
         raise TileSpecError(f"tile grid {spec} has no tiles — use at least 1x1")
-    if grid.count > MAX_TILES:
-        raise TileSpecError(f"tile grid {spec} makes {grid.count:,} tiles; the limit is {MAX_TILES}")
     return grid
 
 
@@ -110,6 +108,10 @@ def plan_tiles(width: int, height: int, grid: TileGrid, overscan: int = 16) -> l
         raise TileSpecError(
             f"tile grid {grid} does not fit a {width}x{height} frame: each tile needs at least "
             f"one pixel — use at most {min(grid.columns, width)}x{min(grid.rows, height)}"
+        )
+    if grid.count > MAX_TILES:
+        raise TileSpecError(
+            f"tile grid {grid} makes {grid.count:,} tiles; the limit is {MAX_TILES:,} per frame"
         )
     xs = _cuts(width, grid.columns)
     ys = _cuts(height, grid.rows)

@@ -1,0 +1,56 @@
+# wanhe — the two commands a new user needs first:
+#   make demo   set everything up, build the demo scene, render it (tiles, denoise, previews)
+#   make test   set up with test extras and run the whole suite (what .ci/run calls)
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+WANHE  := $(VENV)/bin/wanhe
+DEMO   := examples/demo.blend
+OUT    ?= out/demo
+
+.PHONY: demo test test-fast lint bench setup setup-test clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "wanhe needs Python 3.11 (the bpy wheel is built for it): set PYTHON=/path/to/python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-test: $(VENV)/.installed-test
+
+$(DEMO): examples/make_scenes.py $(VENV)/.installed
+	$(PY) examples/make_scenes.py demo $(DEMO)
+
+demo: $(DEMO)
+	$(WANHE) render $(DEMO) --frames 1-4 --tiles 2x2 --denoise --video \
+		--output $(OUT)/frame_#### --report-json $(OUT)/report.json
+	@echo "frames, previews, preview video and report: $(OUT)/"
+
+test: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+test-fast: $(VENV)/.installed-test
+	$(VENV)/bin/pytest -q -m "not slow and not browser"
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/render_overhead.py
+	$(PY) bench/dispatch.py
+	$(PY) bench/denoise.py
+	$(PY) bench/simulate.py
+
+clean:
+	rm -rf $(VENV) out examples/*.blend

@@ -1,0 +1,327 @@
+"""The `wanhe` command line: every command is a thin call into the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from wanhe.config import Settings
+
+app = typer.Typer(
+    name="wanhe",
+    help="万核 wanhe — render Blender scenes on every core you can reach.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+@app.callback()
+def _root() -> None:
+    """万核 wanhe — render Blender scenes on every core you can reach."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from pydantic import ValidationError
+
+    from wanhe.blender.errors import SceneError
+    from wanhe.imaging.errors import OutputError
+
+    return (SceneError, ValueError, ValidationError, OutputError, FileNotFoundError)
+
+
+def _describe(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return "; ".join(parts)
+    return str(exc)
+
+
+class _RenderProgress:
+    """A whole-job bar with ETA and a bar for the frame in flight."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
+        self.job_bar: TaskID | None = None
+        self.frame_bar: TaskID | None = None
+        self.frame_tasks: dict[int, list[int]] = {}
+        self.done: set[int] = set()
+        self.inflight: dict[int, float] = {}
+        self.current_frame: int | None = None
+
+    def start(self, tasks: list[Any], already_done: int) -> None:
+        for task in tasks:
+            if task.kind == "render" and task.frame is not None:
+                self.frame_tasks.setdefault(task.frame, []).append(task.id)
+            if task.state.value == "done":
+                self.done.add(task.id)
+        self.progress.start()
+        self.job_bar = self.progress.add_task("job", total=len(tasks), completed=already_done)
+        self.frame_bar = self.progress.add_task("frame", total=100, visible=False)
+
+    def on_event(self, event: Any) -> None:
+        if self.job_bar is None or self.frame_bar is None:
+            return
+        task = event.task
+        if event.kind == "done":
+            self.done.add(task.id)
+            self.inflight.pop(task.id, None)
+            self.progress.advance(self.job_bar)
+        elif event.kind == "progress" and event.result:
+            self.inflight[task.id] = float(event.result.get("progress", 0.0))
+        elif event.kind == "started" and task.kind == "render":
+            self.inflight[task.id] = 0.0
+            self.current_frame = task.frame
+        elif event.kind in ("retry", "lost", "failed"):
+            self.inflight.pop(task.id, None)
+            self.progress.console.print(
+                f"[yellow]{event.kind}[/] {task.key} on {event.node or '?'}: {event.message}",
+                highlight=False,
+            )
+        frame = self.current_frame
+        if frame is not None and frame in self.frame_tasks:
+            ids = self.frame_tasks[frame]
+            finished = sum(1 for i in ids if i in self.done)
+            partial = sum(self.inflight.get(i, 0.0) for i in ids if i not in self.done)
+            self.progress.update(
+                self.frame_bar, visible=True, description=f"frame {frame}",
+                completed=100.0 * (finished + partial) / len(ids),
+            )
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def render(
+    scene: Annotated[Path, typer.Argument(help="the .blend file to render")],
+    frames: Annotated[
+        str | None,
+        typer.Option("--frames", "-f", help="e.g. 1-48, 1,5,10-20, 1-100x5; default: the scene's"),
+    ] = None,
+    tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
+    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
+    sample_chunks: Annotated[
+        int, typer.Option(help="split each frame's samples over this many tasks")
+    ] = 1,
+    resolution_percentage: Annotated[
+        int | None, typer.Option(help="override the scene's resolution %")
+    ] = None,
+    camera: Annotated[str | None, typer.Option(help="render through this camera")] = None,
+    denoise: Annotated[
+        bool, typer.Option("--denoise/--no-denoise", help="OIDN on the assembled frame")
+    ] = True,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="pattern, # = frame digits; default: the scene's"),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="parallel tasks; default: cores / threads")
+    ] = None,
+    threads_per_task: Annotated[int, typer.Option(help="Cycles threads per task")] = 1,
+    qc: Annotated[bool, typer.Option("--qc/--no-qc", help="check every frame")] = False,
+    video: Annotated[
+        bool, typer.Option("--video/--no-video", help="preview MP4 + contact sheet")
+    ] = False,
+    task_timeout: Annotated[float | None, typer.Option(help="seconds per task at most")] = None,
+    silence_timeout: Annotated[
+        float | None, typer.Option(help="kill a task silent in its log this long")
+    ] = None,
+    report_json: Annotated[
+        Path | None, typer.Option(help="write one record per task attempt, with totals")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="an existing Ray cluster; default: start one here")
+    ] = None,
+    db: Annotated[str | None, typer.Option(help="database URL; default ~/.wanhe/wanhe.db")] = None,
+    blender: Annotated[
+        str | None, typer.Option(help="a blender binary to use instead of the bpy module")
+    ] = None,
+) -> None:
+    """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
+    from wanhe.jobtypes.blender_render import RenderOptions
+    from wanhe.localrender import render as run_render
+    from wanhe.localrender import write_report
+
+    settings = Settings()
+    if ray_address:
+        settings.ray_address = ray_address
+    if db:
+        settings.db = db
+    if blender:
+        settings.blender = blender
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
+    if report_json is not None:
+        _check_report_path(report_json)
+    try:
+        options = RenderOptions(
+            frames=frames, tiles=tiles, overscan=overscan, samples=samples,
+            sample_chunks=sample_chunks, resolution_percentage=resolution_percentage,
+            camera=camera, denoise=denoise, output=output, threads=threads_per_task,
+            task_timeout_s=task_timeout, silence_timeout_s=silence_timeout, qc=qc, video=video,
+        )
+    except _user_errors() as exc:
+        fail(_describe(exc))
+    bars = _RenderProgress(quiet)
+
+    def on_prepared(prepared: Any, job: Any, resumed: bool, done_before: int) -> None:
+        spec = prepared.spec
+        if not quiet:
+            console.print(
+                f"[bold]{Path(spec.scene).name}[/]: {prepared.facts.engine}, "
+                f"{spec.width}x{spec.height}, {len(spec.frames)} frame(s), tiles "
+                f"{spec.tiles_x}x{spec.tiles_y}, samples {spec.samples or 'scene'}"
+                f"{', denoise' if spec.denoise else ''}; {len(prepared.dependencies)} "
+                f"external file(s)",
+                highlight=False,
+            )
+        if prepared.missing:
+            console.print(
+                f"[yellow]warning:[/] {len(prepared.missing)} external file(s) are missing "
+                "and will render as pink/empty:\n  " + "\n  ".join(prepared.missing),
+                highlight=False,
+            )
+        if resumed and not quiet:
+            console.print(
+                f"resuming job {job.id}: {done_before} task(s) already done", highlight=False
+            )
+        from wanhe.store.store import Store
+
+        store = Store(settings.db_url, migrate=False)
+        try:
+            bars.start(store.tasks(job.id), done_before)
+        finally:
+            store.dispose()
+
+    try:
+        outcome = run_render(
+            scene, options, settings=settings, workers=workers,
+            on_prepared=on_prepared, on_event=bars.on_event,
+        )
+    except KeyboardInterrupt:
+        bars.stop()
+        console.print("interrupted — run the same command again to resume")
+        raise typer.Exit(130) from None
+    except _user_errors() as exc:
+        bars.stop()
+        fail(_describe(exc))
+    bars.stop()
+    if report_json is not None:
+        from wanhe.store.store import Store
+
+        store = Store(settings.db_url, migrate=False)
+        try:
+            write_report(report_json, outcome, store)
+        finally:
+            store.dispose()
+    _print_summary(outcome, quiet)
+    if outcome.job.state.value != "done":
+        fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
+
+
+def _check_report_path(path: Path) -> None:
+    folder = path.expanduser().parent
+    if not folder.exists() or not os.access(folder, os.W_OK):
+        fail(f"cannot write the report to {path}: its folder is missing or not writable")
+
+
+def _print_summary(outcome: Any, quiet: bool) -> None:
+    spec = outcome.spec
+    rendered = [a for a in outcome.attempts if a["kind"] == "render"]
+    table = Table(title=f"job {outcome.job.id}: {outcome.job.state.value}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("scene", spec.scene)
+    table.add_row("frames", f"{len(spec.frames)} ({_frames_text(spec.frames)})")
+    table.add_row("tiles", f"{spec.tiles_x}x{spec.tiles_y} per frame, {spec.overscan} px overscan"
+                  + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else ""))
+    table.add_row("tasks", f"{outcome.tasks_total} ({outcome.tasks_skipped} done before this run, "
+                  f"{len(rendered)} render attempt(s) now)")
+    table.add_row("wall time", f"{outcome.wall_s:.1f} s")
+    table.add_row("core-hours", f"{outcome.core_seconds / 3600:.4f} allocated "
+                  f"({outcome.core_seconds:.1f} core-s); CPU used {outcome.cpu_seconds:.1f} s")
+    table.add_row("outputs", str(Path(spec.master_path(spec.frames[0])).parent))
+    table.add_row("first frame", f"{spec.master_path(spec.frames[0])} (+ .png preview)")
+    if spec.video:
+        table.add_row("preview video", spec.video_path())
+    if quiet:
+        out.print(json.dumps({"job": outcome.job.id, "state": outcome.job.state.value,
+                              "outputs": str(Path(spec.master_path(spec.frames[0])).parent)}))
+    else:
+        out.print(table)
+
+
+def _frames_text(frames: list[int]) -> str:
+    from wanhe.plan.frames import format_frames
+
+    return format_frames(frames)
+
+
+def _mount_subapps() -> None:
+    """Commands that live next to their rooms (sim, service) join the main app here."""
+    try:
+        from wanhe.sim.cli import app as sim_app
+
+        app.add_typer(sim_app)
+    except ImportError:
+        pass
+    try:
+        from wanhe.api.cli import register as register_service
+
+        register_service(app)
+    except ImportError:
+        pass
+
+
+_mount_subapps()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)

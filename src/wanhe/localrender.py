@@ -1,0 +1,326 @@
+"""`wanhe render`: inspect a scene, make (or resume) its job in the local database, run it on Ray.
+
+The same store, job compiler, policy and dispatcher that `wanhe serve` uses; here the job lives
+in the project `local` and the dispatcher runs until it finishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wanhe.config import Settings
+from wanhe.jobtypes.blender_render import (
+    KIND,
+    RenderOptions,
+    RenderSpec,
+    SceneFacts,
+    compile_render_job,
+    final_outputs,
+    resolve_spec,
+)
+from wanhe.model import JobState, TaskState
+from wanhe.store.store import JobRow, Store
+
+LOCAL_PROJECT = "local"
+
+
+class RenderSetupError(ValueError):
+    """Something about the request or the machine that stops a render before it starts."""
+
+
+@dataclass(slots=True)
+class Prepared:
+    spec: RenderSpec
+    facts: SceneFacts
+    missing: list[str]
+    dependencies: list[str]
+    scene_digest: str
+
+
+@dataclass(slots=True)
+class RenderOutcome:
+    job: JobRow
+    spec: RenderSpec
+    resumed: bool
+    tasks_total: int
+    tasks_skipped: int  # already done before this run (resume)
+    wall_s: float
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def core_seconds(self) -> float:
+        return sum((a["cores"] or 0) * (a["wall_s"] or 0) for a in self.attempts)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(a["cpu_s"] or 0 for a in self.attempts)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Create `folder` if needed and prove a file can be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".wanhe-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RenderSetupError(
+            f"cannot write to the output folder {folder}: {exc.strerror or exc} — "
+            "pick another --output or fix the folder's permissions"
+        ) from exc
+
+
+def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> Prepared:
+    """Inspect the scene and meet it with the options. Raises SceneError / ValueError subtypes."""
+    from wanhe.blender.inspect import inspect_scene
+
+    scene = scene.expanduser().resolve()
+    report = inspect_scene(scene, blender=blender)
+    info = report.info if hasattr(report, "info") else report
+    facts = SceneFacts(
+        path=str(scene),
+        frame_start=info.frame_start,
+        frame_end=info.frame_end,
+        frame_step=info.frame_step,
+        fps=info.fps,
+        resolution_x=info.resolution_x,
+        resolution_y=info.resolution_y,
+        resolution_percentage=info.resolution_percentage,
+        engine=info.engine,
+        camera=info.camera,
+        cameras=list(info.cameras),
+        samples=info.samples,
+        output_path=info.output_path,
+    )
+    spec = resolve_spec(options, facts)
+    ensure_writable_folder(Path(spec.master_path(spec.frames[0])).parent)
+    return Prepared(
+        spec=spec,
+        facts=facts,
+        missing=[str(p) for p in getattr(report, "missing", [])],
+        dependencies=[str(p) for p in getattr(report, "dependencies", [])],
+        scene_digest=file_digest(scene),
+    )
+
+
+def job_fingerprint(spec: RenderSpec, scene_digest: str) -> str:
+    return hashlib.sha256(f"{spec.fingerprint()}:{scene_digest}".encode()).hexdigest()
+
+
+def open_or_resume_job(
+    store: Store, prepared: Prepared, work_root: Path
+) -> tuple[JobRow, bool, int]:
+    """The job for this exact spec and scene: resumed if it exists, else created.
+
+    Returns (job, resumed, tasks already done). Frames whose outputs went missing after the job
+    finished render again; a finished tile or frame whose outputs are present never does.
+    """
+    project = store.ensure_project(LOCAL_PROJECT)
+    fingerprint = job_fingerprint(prepared.spec, prepared.scene_digest)
+    work_dir = work_root / fingerprint[:16]
+    existing = store.find_job(project.id, fingerprint)
+    if existing is None:
+        tasks = compile_render_job(prepared.spec, str(work_dir))
+        job_id = store.create_job(
+            project_id=project.id,
+            name=Path(prepared.spec.scene).name,
+            kind=KIND,
+            spec=prepared.spec.model_dump(mode="json"),
+            fingerprint=fingerprint,
+            tasks=tasks,
+            priority=50,
+            submitter=os.environ.get("USER", ""),
+            work_dir=str(work_dir),
+        )
+        job = store.job(job_id)
+        assert job is not None
+        return job, False, 0
+    job_id = existing.id
+    store.recover_interrupted([job_id])
+    tasks = store.tasks(job_id)
+    missing_frames = {
+        frame
+        for frame in prepared.spec.frames
+        if any(not Path(p).exists() for p in final_outputs(prepared.spec, frame))
+    }
+    redo = [
+        t.id for t in tasks
+        if t.state is TaskState.DONE and t.frame in missing_frames
+        and _frame_finished(tasks, t.frame)
+    ]
+    store.reset_tasks(job_id, redo)
+    if existing.state in (JobState.FAILED, JobState.CANCELLED):
+        store.retry_failed(job_id)
+    elif existing.state is JobState.PAUSED:
+        store.set_job_state(job_id, JobState.QUEUED, "")
+    done_before = sum(1 for t in store.tasks(job_id) if t.state is TaskState.DONE)
+    job = store.job(job_id)
+    assert job is not None
+    return job, True, done_before
+
+
+def _frame_finished(tasks: list[Any], frame: int | None) -> bool:
+    """A frame counts as finished when its every task is done (its outputs were written)."""
+    return all(t.state is TaskState.DONE for t in tasks if t.frame == frame)
+
+
+def run_job(
+    store: Store,
+    job: JobRow,
+    *,
+    settings: Settings,
+    threads: int,
+    workers: int | None,
+    on_event: Callable[[Any], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run one job to the end on Ray (embedded unless settings.ray_address is set)."""
+    from wanhe.engine import cluster
+    from wanhe.engine.dispatcher import Dispatcher
+
+    cluster.connect(settings.ray_address)
+    dispatcher = Dispatcher(
+        store,
+        threads=threads,
+        workers=workers,
+        blender=settings.blender,
+        log_root=settings.storage_root / "logs",
+        on_event=on_event,
+    )
+    try:
+        dispatcher.run_jobs([job.id], warm_scene=job.spec.get("scene"))
+    finally:
+        dispatcher.close()
+
+
+def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
+    """One record per task attempt, for `--report-json` and the summary."""
+    return [
+        {
+            "task": a["key"], "kind": a["kind"], "frame": a["frame"], "tile": a["tile"],
+            "chunk": a["chunk"], "attempt": a["number"], "node": a["node"],
+            "worker": a["worker"], "outcome": a["outcome"], "wall_s": a["wall_s"],
+            "cores": a["cores"], "core_seconds": (a["cores"] or 0) * (a["wall_s"] or 0),
+            "cpu_s": a["cpu_s"], "peak_rss_bytes": a["peak_rss"], "message": a["message"],
+            "log": a["log_path"], "started_at": a["started_at"], "ended_at": a["ended_at"],
+        }
+        for a in store.attempts(job_id)
+    ]
+
+
+def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
+    from wanhe.imaging.atomic import atomic_write
+
+    records = attempt_records(store, outcome.job.id)
+    by_outcome: dict[str, float] = {}
+    for r in records:
+        key = r["outcome"] or "running"
+        by_outcome[key] = by_outcome.get(key, 0.0) + r["core_seconds"]
+    qc = [
+        {"frame": t.frame, **t.output.get("qc", {})}
+        for t in store.tasks(outcome.job.id)
+        if t.kind == "qc" and t.output.get("qc")
+    ]
+    body = {
+        "job": outcome.job.id,
+        "scene": outcome.spec.scene,
+        "state": outcome.job.state.value,
+        "resumed": outcome.resumed,
+        "frames": outcome.spec.frames,
+        "tiles": f"{outcome.spec.tiles_x}x{outcome.spec.tiles_y}",
+        "outputs": {
+            str(f): {"exr": outcome.spec.master_path(f), "png": outcome.spec.preview_path(f)}
+            for f in outcome.spec.frames
+        },
+        "video": outcome.spec.video_path() if outcome.spec.video else None,
+        "contact_sheet": outcome.spec.contact_sheet_path() if outcome.spec.video else None,
+        "attempts": records,
+        "qc": qc,
+        "totals": {
+            "wall_s": outcome.wall_s,
+            "attempts": len(records),
+            "core_seconds": sum(r["core_seconds"] for r in records),
+            "core_hours": sum(r["core_seconds"] for r in records) / 3600,
+            "cpu_seconds": sum(r["cpu_s"] or 0 for r in records),
+            "cpu_hours": sum(r["cpu_s"] or 0 for r in records) / 3600,
+            "core_hours_by_outcome": {k: v / 3600 for k, v in by_outcome.items()},
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(body, indent=2, default=str))
+
+
+def render(
+    scene: Path,
+    options: RenderOptions,
+    *,
+    settings: Settings,
+    workers: int | None,
+    on_prepared: Callable[[Prepared, JobRow, bool, int], None] | None = None,
+    on_event: Callable[[Any], None] | None = None,
+) -> RenderOutcome:
+    """The whole of `wanhe render`, minus the terminal."""
+    from wanhe.engine import cluster
+
+    started = time.monotonic()
+    # Ray takes seconds to start: Blender inspects the scene meanwhile, in a thread (Ray itself
+    # must start on the main thread).
+    found: list[Prepared] = []
+    failed: list[BaseException] = []
+
+    def inspect() -> None:
+        try:
+            found.append(prepare(scene, options, settings.blender))
+        except BaseException as exc:  # re-raised on the main thread
+            failed.append(exc)
+
+    inspector = threading.Thread(target=inspect, daemon=True)
+    inspector.start()
+    try:
+        cluster.connect(settings.ray_address)
+    except Exception as exc:
+        inspector.join()
+        if failed:
+            raise failed[0] from None
+        raise RenderSetupError(f"could not start or reach Ray: {exc}") from exc
+    inspector.join()
+    if failed:
+        raise failed[0]
+    prepared = found[0]
+    store = Store(settings.db_url)
+    try:
+        job, resumed, done_before = open_or_resume_job(
+            store, prepared, settings.storage_root / "work"
+        )
+        if on_prepared is not None:
+            on_prepared(prepared, job, resumed, done_before)
+        total = len(store.tasks(job.id))
+        if done_before < total:
+            run_job(store, job, settings=settings, threads=options.threads, workers=workers,
+                    on_event=on_event)
+        final = store.job(job.id)
+        assert final is not None
+        return RenderOutcome(
+            job=final, spec=prepared.spec, resumed=resumed, tasks_total=total,
+            tasks_skipped=done_before, wall_s=time.monotonic() - started,
+            attempts=store.attempts(job.id),
+        )
+    finally:
+        store.dispose()

@@ -1,0 +1,63 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when WANHE_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wanhe.store.store import Store
+
+POSTGRES_URL = os.environ.get("WANHE_TEST_POSTGRES_URL")
+
+
+def _db_params() -> list[object]:
+    params: list[object] = ["sqlite"]
+    params.append(
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    not POSTGRES_URL and not os.environ.get("CI"),
+                    reason="set WANHE_TEST_POSTGRES_URL (`.ci/run` starts a real server)",
+                ),
+            ],
+        )
+    )
+    return params
+
+
+@pytest.fixture(params=_db_params())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new schema-less PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wanhe.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.fail("CI must provide WANHE_TEST_POSTGRES_URL (a real PostgreSQL server)")
+    import sqlalchemy as sa
+
+    name = f"wanhe_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    try:
+        yield s
+    finally:
+        s.dispose()

@@ -1,0 +1,147 @@
+"""The store keeps job and task state correct through success, failure, crash and cancel."""
+
+from __future__ import annotations
+
+import pytest
+
+from wanhe.model import AttemptOutcome, JobState, TaskKind, TaskSpec, TaskState
+from wanhe.store.store import Store, StoreError, Usage
+
+
+def chain_job(store: Store, project: str = "p", n_frames: int = 2) -> int:
+    """Per frame: two renders -> assemble."""
+    proj = store.project_by_name(project) or store.create_project(project)
+    tasks: list[TaskSpec] = []
+    for f in range(n_frames):
+        tasks += [
+            TaskSpec(f"{f}/r0", TaskKind.RENDER, {}, frame=f),
+            TaskSpec(f"{f}/r1", TaskKind.RENDER, {}, frame=f),
+            TaskSpec(f"{f}/asm", TaskKind.ASSEMBLE, {}, deps=[f"{f}/r0", f"{f}/r1"], frame=f),
+        ]
+    return store.create_job(project_id=proj.id, name="shot", kind="test", spec={},
+                            fingerprint="fp", tasks=tasks)
+
+
+def states(store: Store, job_id: int) -> dict[str, TaskState]:
+    return {t.key: t.state for t in store.tasks(job_id)}
+
+
+def run_ok(store: Store, job_id: int, key: str, wall: float = 2.0) -> list[int]:
+    task = next(t for t in store.tasks(job_id) if t.key == key)
+    attempt = store.start_attempt(task.id, node="n1", worker="w1", cores=2)
+    return store.finish_attempt(attempt, task.id, Usage(wall, 2.0, cpu_s=3.5, peak_rss=10), {})
+
+
+def test_dependencies_release_assemble_only_when_all_tiles_done(store: Store) -> None:
+    job = chain_job(store)
+    assert states(store, job)["0/asm"] is TaskState.WAITING
+    assert run_ok(store, job, "0/r0") == []
+    ready = run_ok(store, job, "0/r1")
+    assert [t.key for t in store.tasks(job) if t.id in ready] == ["0/asm"]
+    assert store.job(job).state is JobState.RUNNING  # type: ignore[union-attr]
+    for key in ("0/asm", "1/r0", "1/r1", "1/asm"):
+        run_ok(store, job, key)
+    assert store.job(job).state is JobState.DONE  # type: ignore[union-attr]
+
+
+def test_crash_recovery_marks_open_attempts_lost_and_requeues(store: Store) -> None:
+    job = chain_job(store)
+    task = store.tasks(job)[0]
+    store.start_attempt(task.id, node="n1", worker="w1", cores=1)
+    assert store.recover_interrupted() == 1
+    assert states(store, job)["0/r0"] is TaskState.READY
+    attempts = store.attempts(job)
+    assert attempts[0]["outcome"] == AttemptOutcome.LOST.value
+    assert attempts[0]["wall_s"] is not None  # the lost attempt is metered too
+
+
+def test_a_task_is_never_started_twice(store: Store) -> None:
+    job = chain_job(store)
+    task = store.tasks(job)[0]
+    store.start_attempt(task.id, node="n", worker="w", cores=1)
+    with pytest.raises(StoreError):
+        store.start_attempt(task.id, node="n", worker="w", cores=1)
+
+
+def test_failure_retry_then_fail(store: Store) -> None:
+    job = chain_job(store)
+    task = store.tasks(job)[0]
+    a1 = store.start_attempt(task.id, node="n1", worker="w", cores=1)
+    store.fail_attempt(a1, task.id, outcome=AttemptOutcome.FAILED, usage=None,
+                       message="boom", retry=True)
+    assert states(store, job)["0/r0"] is TaskState.READY
+    a2 = store.start_attempt(task.id, node="n1", worker="w", cores=1)
+    store.fail_attempt(a2, task.id, outcome=AttemptOutcome.TIMEOUT, usage=None,
+                       message="timed out", retry=False)
+    assert states(store, job)["0/r0"] is TaskState.FAILED
+    assert store.node_failures(job) == {"n1": 2}
+    assert store.retry_failed(job) == 1
+    assert states(store, job)["0/r0"] is TaskState.READY
+
+
+def test_cancel_keeps_usage_of_running_attempt(store: Store) -> None:
+    job = chain_job(store)
+    task = store.tasks(job)[0]
+    attempt = store.start_attempt(task.id, node="n", worker="w", cores=4)
+    assert store.cancel_job(job) == [task.id]
+    store.fail_attempt(attempt, task.id, outcome=AttemptOutcome.CANCELLED,
+                       usage=Usage(5.0, 4.0), message="cancelled", retry=False)
+    assert store.job(job).state is JobState.CANCELLED  # type: ignore[union-attr]
+    assert all(s is TaskState.CANCELLED for s in states(store, job).values())
+    rows = store.usage_rows()
+    assert rows[0]["outcome"] == "cancelled" and rows[0]["core_seconds"] == pytest.approx(20.0)
+
+
+def test_usage_by_project_counts_cores_times_wall(store: Store) -> None:
+    job = chain_job(store, "a")
+    run_ok(store, job, "0/r0", wall=3.0)
+    other = chain_job(store, "b")
+    run_ok(store, other, "0/r0", wall=1.0)
+    a = store.project_by_name("a")
+    b = store.project_by_name("b")
+    assert a and b
+    assert store.used_core_seconds() == {a.id: 6.0, b.id: 2.0}
+    report = store.usage_rows(project_id=a.id)
+    assert len(report) == 1 and report[0]["cpu_seconds"] == pytest.approx(3.5)
+
+
+def test_job_waiting_on_another_job(store: Store) -> None:
+    first = chain_job(store, n_frames=1)
+    proj = store.project_by_name("p")
+    assert proj
+    second = store.create_job(
+        project_id=proj.id, name="comp", kind="test", spec={}, fingerprint="x",
+        tasks=[TaskSpec("only", TaskKind.NOOP, {})], depends_on=[first],
+    )
+    assert states(store, second)["only"] is TaskState.WAITING
+    for key in ("0/r0", "0/r1", "0/asm"):
+        run_ok(store, first, key)
+    assert store.release_jobs_waiting_on(first) == [second]
+    assert states(store, second)["only"] is TaskState.READY
+
+
+def test_tokens_are_hashed_and_revocable(store: Store) -> None:
+    proj = store.create_project("lionboy", weight=2, budget_core_hours=100)
+    token = store.create_token(proj.id, "artist")
+    found = store.verify_token(token)
+    assert found is not None and found.project_id == proj.id
+    assert token not in str(store.tokens())
+    assert store.revoke_token(found.id)
+    assert store.verify_token(token) is None
+    admin = store.create_token(None, "admin")
+    assert store.verify_token(admin).project_id is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("name", "weight", "budget"), [("", 1, None), ("x", 0, None),
+                                                        ("y", 1, -5)])
+def test_bad_projects_are_refused(store: Store, name: str, weight: float,
+                                  budget: float | None) -> None:
+    with pytest.raises(StoreError):
+        store.create_project(name, weight=weight, budget_core_hours=budget)
+
+
+def test_migrations_are_idempotent(db_url: str) -> None:
+    Store(db_url).dispose()
+    again = Store(db_url)
+    assert again.projects() == []
+    again.dispose()
