@@ -36,13 +36,23 @@ class SceneReport(SceneInfo):
 
 
 def inspect_scene(
-    path: str | Path, blender: str | None = None, *, timeout_s: float = 120.0
+    path: str | Path,
+    blender: str | None = None,
+    *,
+    timeout_s: float = 120.0,
+    process: BlenderProcess | None = None,
 ) -> SceneReport:
-    """Validate `path` and report its settings and dependencies. Raises SceneError."""
+    """Validate `path` and report its settings and dependencies. Raises SceneError.
+
+    Blender runs in a short-lived process, or in `process` if given (left running, with the
+    scene loaded, ready to render it).
+    """
     path = Path(path).expanduser().absolute()
     check_blend_file(path)
     deps, missing = trace_dependencies(path)
-    with BlenderProcess(blender) as bp:
+    own = process is None
+    bp = BlenderProcess(blender) if process is None else process
+    try:
         try:
             info = bp.inspect(path, timeout_s=timeout_s)
         except BlenderTaskError as e:
@@ -55,6 +65,9 @@ def inspect_scene(
                 f"Blender failed while reading {path} ({str(e).splitlines()[0]}) — the file may "
                 "be corrupt or need a newer Blender; open it in Blender and re-save it"
             ) from None
+    finally:
+        if own:
+            bp.close()
     return SceneReport(**info.model_dump(), path=path, dependencies=deps, missing=missing)
 
 

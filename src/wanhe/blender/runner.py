@@ -224,6 +224,10 @@ class BlenderProcess:
             raise BlenderTaskError(str(reply.get("error") or "inspect failed"))
         return SceneInfo(**reply["info"])
 
+    def warm(self, scene: str | Path, *, timeout_s: float | None = 300.0) -> SceneInfo:
+        """Start the process and load `scene` now, so the first task does not pay for it."""
+        return self.inspect(scene, timeout_s=timeout_s)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _call(

@@ -338,6 +338,23 @@ def _inspect(req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": _describe(e)}
 
 
+_REQUIRED: dict[str, dict[str, type]] = {
+    "render": {"scene": str, "frame": int, "output": str},
+    "inspect": {"scene": str},
+}
+
+
+def _check_fields(op: str, req: dict[str, Any]) -> None:
+    need = _REQUIRED[op]
+    missing = [k for k in need if req.get(k) is None]
+    if missing:
+        raise ValueError(f"{op} request is missing {', '.join(missing)}")
+    for k, t in need.items():
+        v = req[k]
+        if not isinstance(v, t) or isinstance(v, bool):
+            raise ValueError(f"{op} request field {k!r} must be {t.__name__}, got {v!r}")
+
+
 _last_stats: list[str] = [""]
 
 
@@ -375,6 +392,8 @@ def main() -> None:
             if op == "quit":
                 _emit({"op": "quit", "id": rid, "ok": True})
                 return
+            if op in _REQUIRED:
+                _check_fields(op, req)
             if op == "render":
                 reply = _render(req)
             elif op == "inspect":
