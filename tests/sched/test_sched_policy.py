@@ -423,14 +423,24 @@ class _Ref:
         prios = sorted({self.prio[t.job_id] for t in ok}, reverse=True)
         for p in prios:
             at = [t for t in ok if self.prio[t.job_id] == p]
-            projects = sorted(
-                {t.project for t in at},
-                key=lambda n: (
-                    self.cores(n) / self.weight.get(n, 1.0),
-                    self.used.get(n, 0.0) / self.weight.get(n, 1.0),
-                    n,
-                ),
-            )
+            names = sorted({t.project for t in at})
+            first = {
+                n: min((t for t in at if t.project == n), key=lambda t: (t.job_seq, t.task_seq))
+                for n in names
+            }
+            total_r = 0.0
+            total_w = 0.0
+            for n in names:
+                total_r += self.cores(n)
+                total_w += self.weight.get(n, 1.0)
+
+            keyed = []
+            for n in names:
+                w = self.weight.get(n, 1.0)
+                c = first[n].resources.cpus
+                deficit = self.cores(n) - (total_r + c) * w / total_w
+                keyed.append((deficit, self.used.get(n, 0.0) / w, n))
+            projects = [k[2] for k in sorted(keyed)]
             for proj in projects:
                 cands = [
                     t
@@ -473,7 +483,10 @@ class PolicyMachine(RuleBasedStateMachine):
     def push(self, job: tuple[str, str, int], seq: int, shape: Resources) -> None:
         job_id, project, job_seq = job
         prio = self.ref.prio.setdefault(job_id, 50)
-        t = QueuedTask(self.next_id, job_id, project, prio, job_seq, seq, shape)
+        # task_seq is unique inside a job (as in real jobs), ordering still random
+        t = QueuedTask(
+            self.next_id, job_id, project, prio, job_seq, seq * 1000 + self.next_id, shape
+        )
         self.next_id += 1
         self.policy.push(t)
         self.ref.queued[t.task_id] = t
@@ -521,6 +534,7 @@ class PolicyMachine(RuleBasedStateMachine):
         self.ref.used[t.project] = self.ref.used.get(t.project, 0.0) + 1
         self.policy.push(t)
         self.ref.queued[tid] = t
+        self.ref.prio.setdefault(t.job_id, t.priority)  # a retry of a removed job revives it
         self.returned.discard(tid)
 
     @rule(job=st.sampled_from(JOBS), prio=st.integers(0, 100))

@@ -9,9 +9,11 @@ Rules, in the order they apply:
 1. **Priority** (0–100, per job): higher first. A lower priority only gets a slot when no task of
    a higher priority can use it (nothing ready, budget used up, does not fit, blocklisted).
 2. **Weighted fair share** between the projects with ready work at that priority: the project
-   with the lowest ``running cores / weight`` goes first; ties go to the lower
-   ``metered core-seconds / weight``, then the name. A project with nothing ready takes no share,
-   so its share goes to the others.
+   furthest below its weighted share of the running cores goes first (its deficit
+   ``running − (R + c)·weight / W`` over those projects; see `_fair_order`), which is the
+   "lowest running cores ÷ weight" rule made exact to within one task. Ties go to the lower
+   ``metered core-seconds / weight``, then the name. A project with nothing ready takes no
+   share, so its share goes to the others.
 3. **Submission order** inside a project: the earliest job first (``job_seq``), then task order
    inside the job (``task_seq``).
 4. **Budgets**: a project whose metered core-seconds reached its budget gets no new tasks
@@ -578,14 +580,54 @@ class SchedulingPolicy:
             heapq.heappop(heap)
 
     def _fair_order(self, level: dict[str, _Bucket]) -> list[_Bucket]:
-        ranked = []
+        """The level's projects, the one furthest below its weighted share of cores first.
+
+        Among the candidate projects (ready work here, budget left) with running cores r_i,
+        weights w_i, R = Σ r_i and W = Σ w_i, the key is the deficit r_i − (R + c_i)·w_i / W,
+        where c_i is the cores of the task the project would run next: the project whose
+        share would be furthest below its weight. With equal task sizes this keeps every
+        project within one task of its share (plain "lowest r_i / w_i" can drift by two).
+        Ties: lower metered core-seconds / weight, then the name.
+        """
+        cands: list[tuple[_Project, float, _Bucket]] = []
+        total_r = 0.0
+        total_w = 0.0
         for bucket in level.values():
             p = bucket.project
             if p.blocked():
                 continue
-            ranked.append((p.running_cores / p.weight, p.used / p.weight, p.name, bucket))
+            lane = self._peek(bucket)
+            if lane is None:
+                continue
+            cands.append((p, lane.resources.cpus, bucket))
+            total_r += p.running_cores
+            total_w += p.weight
+        ranked = [
+            (p.running_cores - (total_r + c) * p.weight / total_w, p.used / p.weight, p.name, b)
+            for p, c, b in cands
+        ]
         ranked.sort(key=lambda r: r[:3])
         return [r[3] for r in ranked]
+
+    def _peek(self, bucket: _Bucket) -> _Lane | None:
+        """The bucket's first lane, after dropping stale entries and re-keying its top."""
+        heap = bucket.heap
+        while heap:
+            entry = heap[0]
+            lane = entry[4]
+            if entry[3] != lane.gen:
+                heapq.heappop(heap)
+                continue
+            self._clean_head(lane)
+            if not lane.heap:
+                heapq.heappop(heap)
+                continue
+            head_seq = lane.heap[0][0]
+            if head_seq != entry[1]:
+                heapq.heapreplace(heap, (entry[0], head_seq, entry[2], entry[3], lane))
+                continue
+            return lane
+        return None
 
     def _pick_in(
         self, bucket: _Bucket, free: Resources, node: str | None, capacity: Resources | None
