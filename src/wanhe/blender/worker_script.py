@@ -32,6 +32,8 @@ import bpy  # noqa: E402
 
 MARKER = "@@WANHE@@ "  # must equal wanhe.blender.protocol.MARKER
 
+# use_persistent_data is deliberately absent: it is always on, and setting it off even for a
+# moment frees Cycles' persistent scene (its RNA update callback does).
 # Render settings a request may change. They are snapshot when a file is loaded and restored
 # before every request, so one task's overrides never leak into the next task on a warm worker.
 _RENDER_ATTRS = (
@@ -46,7 +48,6 @@ _RENDER_ATTRS = (
     "border_max_y",
     "threads_mode",
     "threads",
-    "use_persistent_data",
     "use_file_extension",
     "filepath",
 )
@@ -125,16 +126,23 @@ def _snapshot(scene: bpy.types.Scene) -> dict[str, Any]:
     return saved
 
 
+def _set(obj: Any, attr: str, value: Any) -> None:
+    # Only write changed values: every RNA write runs update callbacks that may tag the
+    # scene for re-sync.
+    if getattr(obj, attr) != value:
+        setattr(obj, attr, value)
+
+
 def _restore(scene: bpy.types.Scene) -> None:
     s = _State.saved
     for a, v in s["render"].items():
-        setattr(scene.render, a, v)
+        _set(scene.render, a, v)
     for a, v in s.get("cycles", {}).items():
-        setattr(scene.cycles, a, v)
-    scene.camera = s["camera"]
+        _set(scene.cycles, a, v)
+    _set(scene, "camera", s["camera"])
     for vl in scene.view_layers:
         if vl.name in s["layers"]:
-            vl.cycles.denoising_store_passes = s["layers"][vl.name]
+            _set(vl.cycles, "denoising_store_passes", s["layers"][vl.name])
 
 
 def _set_exr_output(scene: bpy.types.Scene) -> None:
@@ -142,11 +150,11 @@ def _set_exr_output(scene: bpy.types.Scene) -> None:
     # Blender 5.0 split the format into media_type + file_format; older versions have only
     # file_format (where 'OPEN_EXR_MULTILAYER' is settable directly).
     if hasattr(im, "media_type"):
-        im.media_type = "MULTI_LAYER_IMAGE"
-    im.file_format = "OPEN_EXR_MULTILAYER"
-    im.color_depth = "32"
-    im.exr_codec = "ZIP"  # lossless
-    scene.render.use_file_extension = False
+        _set(im, "media_type", "MULTI_LAYER_IMAGE")
+    _set(im, "file_format", "OPEN_EXR_MULTILAYER")
+    _set(im, "color_depth", "32")
+    _set(im, "exr_codec", "ZIP")  # lossless
+    _set(scene.render, "use_file_extension", False)
 
 
 def _exr_size(path: str) -> tuple[int, int]:
@@ -221,52 +229,59 @@ def _render(req: dict[str, Any]) -> dict[str, Any]:
                 f"sample chunks need Cycles; this scene uses {engine}. Render without chunks"
             )
         # Before choosing the camera: camera markers switch scene.camera on frame change.
-        scene.frame_set(req["frame"])
+        # Only on a real change: frame_set re-evaluates animation, which Cycles re-syncs.
+        if scene.frame_current != req["frame"] or scene.frame_subframe != 0.0:
+            scene.frame_set(req["frame"])
         if req.get("camera") is not None:
             cam = bpy.data.objects.get(req["camera"])
             if cam is None or cam.type != "CAMERA":
                 names = sorted(o.name for o in scene.objects if o.type == "CAMERA")
                 raise ValueError(f"no camera object named {req['camera']!r}; cameras: {names}")
-            scene.camera = cam
+            _set(scene, "camera", cam)
         if scene.camera is None:
             raise ValueError("the scene has no active camera; set one in Blender or pass camera")
 
-        r.use_persistent_data = True  # keep synced scene + BVH between tasks
+        _set(r, "use_persistent_data", True)  # keep synced scene + BVH between tasks
         if req.get("resolution") is not None:
-            r.resolution_x, r.resolution_y = req["resolution"]
+            _set(r, "resolution_x", req["resolution"][0])
+            _set(r, "resolution_y", req["resolution"][1])
         if req.get("resolution_percentage") is not None:
-            r.resolution_percentage = req["resolution_percentage"]
+            _set(r, "resolution_percentage", req["resolution_percentage"])
         if req.get("threads") is not None:
-            r.threads_mode = "FIXED"
-            r.threads = req["threads"]
+            _set(r, "threads_mode", "FIXED")
+            _set(r, "threads", req["threads"])
         if req.get("border") is not None:
-            r.use_border = True
-            r.use_crop_to_border = True
-            x0, x1, y0, y1 = req["border"]
-            # Set max first to 1 and min to 0 so the RNA clamps (min <= max) never bite.
-            r.border_min_x, r.border_min_y = 0.0, 0.0
-            r.border_max_x, r.border_max_y = x1, y1
-            r.border_min_x, r.border_min_y = x0, y0
+            _set(r, "use_border", True)
+            _set(r, "use_crop_to_border", True)
+            # Blender maps a fraction f to pixel int(float32(f) * size); the RNA stores
+            # float32 and does not clamp min <= max, so the order of writes does not matter.
+            for attr, v in zip(
+                ("border_min_x", "border_max_x", "border_min_y", "border_max_y"),
+                req["border"],
+                strict=True,
+            ):
+                _set(r, attr, v)
         else:
-            r.use_border = False
+            _set(r, "use_border", False)
         if cycles:
             c = scene.cycles
-            c.use_denoising = False  # the farm denoises once, on the assembled frame
+            _set(c, "use_denoising", False)  # the farm denoises once, on the assembled frame
             if req.get("samples") is not None:
-                c.samples = req["samples"]
+                _set(c, "samples", req["samples"])
             if req.get("seed") is not None:
-                c.seed = req["seed"]
-                c.use_animated_seed = False
+                _set(c, "seed", req["seed"])
+                _set(c, "use_animated_seed", False)
             if req.get("adaptive_sampling") is not None:
-                c.use_adaptive_sampling = req["adaptive_sampling"]
+                _set(c, "use_adaptive_sampling", req["adaptive_sampling"])
             if req.get("sample_subset_length") is not None:
-                c.use_sample_subset = True
-                c.sample_offset = req["sample_offset"] or 0
-                c.sample_subset_length = req["sample_subset_length"]
+                # Disjoint sample ranges: offset alone would only shift the random sequence.
+                _set(c, "use_sample_subset", True)
+                _set(c, "sample_offset", req["sample_offset"] or 0)
+                _set(c, "sample_subset_length", req["sample_subset_length"])
             else:
-                c.use_sample_subset = False
+                _set(c, "use_sample_subset", False)
             for vl in scene.view_layers:
-                vl.cycles.denoising_store_passes = bool(req.get("denoise_passes"))
+                _set(vl.cycles, "denoising_store_passes", bool(req.get("denoise_passes")))
             reply["samples"] = c.samples
         _set_exr_output(scene)
 
