@@ -96,6 +96,7 @@ def test_any_grid_reassembles_bit_exact(
         assert_bit_exact(frame, assemble_frame(placements, width, height))
 
 
+@pytest.mark.slow
 def test_real_blender_border_tiles_match_full_render(blender_render: RenderFn) -> None:
     """2×2 Cycles border renders (crop on, 4 px overscan) assemble to the full render."""
     width, height, overscan = 64, 48, 4
@@ -224,6 +225,7 @@ def test_merge_checks_sizes_and_channels(tmp_path: Path) -> None:
         merge_sample_chunks([tmp_path / "x.exr", tmp_path / "y.exr"], [1], tmp_path / "o.exr")
 
 
+@pytest.mark.slow
 def test_real_sample_chunks_merge_to_full_render(blender_render: RenderFn, tmp_path: Path) -> None:
     """Cycles sample subsets 0-8 and 8-16 merged ≈ one 16-sample render (float rounding)."""
     common = ("--size", "48x36", "--samples", "16")

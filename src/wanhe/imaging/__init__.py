@@ -25,6 +25,8 @@ from wanhe.imaging.errors import (
 )
 from wanhe.imaging.exr import Frame, read_layers, write_layers
 from wanhe.imaging.preview import srgb_encode, write_preview_png
+from wanhe.imaging.qc import FrameStats, QCIssue, QCResult, QCThresholds, check_frame, frame_stats
+from wanhe.imaging.video import write_contact_sheet, write_preview_video
 
 __all__ = [
     "AssemblyError",
@@ -32,19 +34,27 @@ __all__ = [
     "DenoiseStats",
     "ExrReadError",
     "Frame",
+    "FrameStats",
     "ImagingError",
     "OutputError",
     "PassNotFoundError",
+    "QCIssue",
+    "QCResult",
+    "QCThresholds",
     "TilePlacement",
     "VideoError",
     "assemble_frame",
     "assemble_tiles",
     "atomic_write",
+    "check_frame",
     "denoise_frame",
+    "frame_stats",
     "merge_frames",
     "merge_sample_chunks",
     "read_layers",
     "srgb_encode",
+    "write_contact_sheet",
     "write_layers",
     "write_preview_png",
+    "write_preview_video",
 ]
