@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +96,16 @@ def test_round_trip_real_render_is_bit_exact(noisy_render: Path, tmp_path: Path)
     assert again.attributes["Software"] == frame.attributes["Software"]
     assert again.color_spaces == frame.color_spaces
     exr = OpenEXR.File(str(out), separate_channels=True)
-    assert exr.parts[0].name() == "ViewLayer.Combined"
+    assert len(exr.parts) == 1  # classic single-part multilayer by default
     assert exr.parts[0].header["compression"] == OpenEXR.ZIP_COMPRESSION
+    assert all(c.type() == OpenEXR.FLOAT for c in exr.parts[0].channels.values())
+    # Blender 5.0's layout: one part per pass, each with its colorInteropID
+    write_layers(frame, out, multipart=True)
+    exr = OpenEXR.File(str(out), separate_channels=True)
+    assert exr.parts[0].name() == "ViewLayer.Combined"
+    assert exr.parts[1].header["colorInteropID"] == "lin_rec709_scene"  # Noisy/Albedo/…
+    assert_frames_identical(frame, read_layers(out))
+    assert read_layers(out).color_spaces == frame.color_spaces
 
 
 @pytest.mark.parametrize("multipart", [True, False])
@@ -108,9 +118,9 @@ def test_round_trip_special_values_bit_exact(tmp_path: Path, multipart: bool) ->
     out = tmp_path / "special.exr"
     write_layers(frame, out, multipart=multipart)
     again = read_layers(out)
-    # a single part stores channels alphabetically: pass order is not kept (Combined first)
-    assert_frames_identical(frame, again, same_order=multipart)
-    assert again.passes()[0] == "Combined"
+    # read_layers returns one canonical order whatever the layout
+    assert_frames_identical(frame, again, same_order=False)
+    assert again.passes() == ["Combined", "Denoising Albedo", "Denoising Depth", "Denoising Normal"]
     assert len(OpenEXR.File(str(out)).parts) == (4 if multipart else 1)
 
 
@@ -181,3 +191,19 @@ def test_corrupt_and_missing_files_raise_clear_errors(tmp_path: Path, noisy_rend
     junk.write_bytes(b"not an exr at all" * 10)
     with pytest.raises(ExrReadError, match="cannot read"):
         read_layers(junk)
+
+
+def test_blender_reads_every_pass_of_our_files(noisy_render: Path, tmp_path: Path) -> None:
+    """Cycles' own merge (OIIO inside Blender) keeps every pass of our default single-part
+    file; from a multi-part file (Blender 5.0's own layout) it keeps only Combined."""
+    ours, theirs = tmp_path / "ours.exr", tmp_path / "merged.exr"
+    write_layers(read_layers(noisy_render), ours)
+    script = (
+        "import bpy, sys; a = sys.argv[1]; "
+        "bpy.ops.cycles.merge_images(input_filepath1=a, input_filepath2=a, "
+        "output_filepath=sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", script, str(ours), str(theirs)], check=True, timeout=120)
+    merged = read_layers(theirs)
+    assert set(merged.channels) == BLENDER_CHANNELS
+    assert np.allclose(merged.rgb(), read_layers(ours).rgb(), rtol=1e-6)

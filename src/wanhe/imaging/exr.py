@@ -8,9 +8,13 @@ Blender 5.0 writes multilayer EXRs as **multi-part** files, one part per pass, n
 ``ViewLayer.Combined``, ``ViewLayer.Denoising Albedo`` …; the first part carries the render
 metadata (``Software``, ``Frame``, ``cycles.ViewLayer.samples`` …) and every part has a
 ``colorInteropID`` (``lin_rec709_scene`` for colour, ``data`` for normals and depth).
-Older Blender versions and other tools write one part holding every channel; both are read.
-:func:`write_layers` writes the Blender 5.0 layout by default (``multipart=False`` gives the
-classic single-part layout), always 32-bit float, ZIP compression, atomically.
+Older Blender versions and other tools write one part holding every channel; both are read,
+and :func:`read_layers` returns channels in one canonical order whatever the layout.
+:func:`write_layers` writes the classic single-part layout by default, because some readers
+only see the first part of a multi-part file (measured: ``bpy.ops.cycles.merge_images`` in
+Blender 5.0 keeps only ``Combined`` from multi-part inputs, Blender's own included, but every
+pass from single-part ones); ``multipart=True`` writes Blender 5.0's layout. Always 32-bit
+float, ZIP compression, written atomically.
 
 Pixel rows are stored top-down: ``array[0]`` is the **top** row of the image, ``array[:, 0]``
 the left column (checked against a Blender border render of the top-left quarter, whose
@@ -19,6 +23,7 @@ pixels equal ``full[:h/2, :w/2]``). Blender's own border coordinates count y fro
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +38,7 @@ from wanhe.imaging.atomic import atomic_write
 from wanhe.imaging.errors import ExrReadError, OutputError, PassNotFoundError
 
 __all__ = [
+    "COLOR_SPACES_ATTRIBUTE",
     "STRUCTURAL_ATTRIBUTES",
     "FloatImage",
     "Frame",
@@ -42,6 +48,9 @@ __all__ = [
 ]
 
 FloatImage = NDArray[np.float32]
+
+#: Header attribute (JSON) holding per-layer colorInteropIDs in single-part files.
+COLOR_SPACES_ATTRIBUTE = "wanhe.colorInteropIDs"
 
 #: Header attributes that describe the file layout; they are rebuilt on write, never copied.
 STRUCTURAL_ATTRIBUTES = frozenset(
@@ -89,15 +98,25 @@ def _component_key(name: str) -> tuple[int, str]:
 
 
 def _canonical_order(names: Iterable[str]) -> list[str]:
-    """Group channels by layer (first appearance, Combined first) and order components
-    R G B A X Y Z W U V."""
+    """The order :func:`read_layers` returns channels in, whatever the file layout: view
+    layers in order of appearance; in each, Combined, then Noisy Image, then the other passes
+    alphabetically; components R G B A X Y Z W U V."""
     groups: dict[str, list[str]] = {}
+    view_layers: dict[str, int] = {}
     for name in names:
         groups.setdefault(_layer_of(name), []).append(name)
-    if len(groups) > 1:  # a single-part file lists channels alphabetically: Combined first
-        first = [k for k in groups if split_channel_name(k + ".x")[1] == "Combined"]
-        groups = {k: groups[k] for k in [*first, *(k for k in groups if k not in first)]}
-    return [n for members in groups.values() for n in sorted(members, key=_component_key)]
+        view_layers.setdefault(split_channel_name(name)[0], len(view_layers))
+
+    def layer_key(layer: str) -> tuple[int, int, str]:
+        view_layer, pass_name, _ = split_channel_name(layer + ".x")
+        rank = {"Combined": 0, "Noisy Image": 1}.get(pass_name, 2)
+        return view_layers[view_layer], rank, pass_name
+
+    return [
+        n
+        for layer in sorted(groups, key=layer_key)
+        for n in sorted(groups[layer], key=_component_key)
+    ]
 
 
 @dataclass
@@ -338,6 +357,14 @@ def read_layers(path: os.PathLike[str] | str) -> Frame:
             for layer in layers:
                 color_spaces[layer] = interop
     attributes = {k: v for k, v in parts[0].header.items() if k not in STRUCTURAL_ATTRIBUTES}
+    saved = attributes.pop(COLOR_SPACES_ATTRIBUTE, None)
+    if isinstance(saved, str):
+        try:
+            restored = json.loads(saved)
+        except ValueError:
+            restored = None
+        if isinstance(restored, dict):
+            color_spaces.update({str(k): str(v) for k, v in restored.items()})
     ordered = {n: channels[n] for n in _canonical_order(channels)}
     return Frame(width, height, ordered, attributes, color_spaces)
 
@@ -346,12 +373,15 @@ def _base_header() -> dict[str, Any]:
     return {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
 
 
-def write_layers(frame: Frame, path: os.PathLike[str] | str, *, multipart: bool = True) -> None:
+def write_layers(frame: Frame, path: os.PathLike[str] | str, *, multipart: bool = False) -> None:
     """Write ``frame`` as a 32-bit float, ZIP-compressed multilayer EXR, atomically.
 
-    ``multipart=True`` (default) writes one part per pass like Blender 5.0; ``False`` writes
-    every channel into one part (the classic multilayer layout). Channels without a layer
-    prefix always go into a single part. Reading the result back gives bit-identical arrays.
+    By default every channel goes into one part (the classic multilayer layout that every
+    reader understands); ``multipart=True`` writes one part per pass like Blender 5.0, with
+    each layer's ``colorInteropID``. A single part keeps ``colorInteropID`` only when all
+    layers agree; the per-layer values travel in a ``wanhe.colorInteropIDs`` attribute that
+    :func:`read_layers` restores. Channels without a layer prefix always go into one part.
+    Reading the result back gives bit-identical arrays.
     Raises :class:`OutputError` (no partial file left behind) when the write fails.
     """
     target = Path(path)
@@ -379,6 +409,8 @@ def write_layers(frame: Frame, path: os.PathLike[str] | str, *, multipart: bool 
         spaces = set(frame.color_spaces.values())
         if len(spaces) == 1:
             header["colorInteropID"] = spaces.pop()
+        if frame.color_spaces:
+            header[COLOR_SPACES_ATTRIBUTE] = json.dumps(frame.color_spaces, sort_keys=True)
         exr = OpenEXR.File(header, dict(frame.channels))
     with atomic_write(target) as tmp:
         try:
