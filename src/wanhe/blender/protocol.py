@@ -170,12 +170,8 @@ def border_to_pixels(
     )
 
 
-def encode(msg: BaseModel) -> str:
-    """One request line for the worker's stdin."""
-    return msg.model_dump_json() + "\n"
-
-
 def request_dict(msg: BaseModel, request_id: int) -> dict[str, Any]:
+    """The JSON object sent to the worker; the id comes back in the reply."""
     d = msg.model_dump(mode="json")
     d["id"] = request_id
     return d
