@@ -80,6 +80,7 @@ def simulate(
 
     # --- task state
     attempt = [0] * n_tasks
+    completed_flag = [False] * n_tasks
     machine_of = [-1] * n_tasks
     start_of = [0.0] * n_tasks
     queued_obj: list[QueuedTask | None] = [None] * n_tasks
@@ -282,6 +283,9 @@ def simulate(
         if kind == FINISH:
             if attempt[a] != b:
                 continue  # this attempt was lost with its machine
+            if completed_flag[a]:
+                raise RuntimeError(f"simulator bug: task {a} completed twice")
+            completed_flag[a] = True
             m = machine_of[a]
             running_on[m].remove(a)
             free[m] += tc
