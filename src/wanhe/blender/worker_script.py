@@ -32,8 +32,8 @@ import bpy  # noqa: E402
 
 MARKER = "@@WANHE@@ "  # must equal wanhe.blender.protocol.MARKER
 
-# use_persistent_data is deliberately absent: it is always on, and setting it off even for a
-# moment frees Cycles' persistent scene (its RNA update callback does).
+# use_persistent_data is deliberately absent: it is always on, and switching it off, even for a
+# moment between tasks, may free Cycles' persistent scene.
 # Render settings a request may change. They are snapshot when a file is loaded and restored
 # before every request, so one task's overrides never leak into the next task on a warm worker.
 _RENDER_ATTRS = (
