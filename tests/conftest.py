@@ -61,3 +61,35 @@ def store(db_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.dispose()
+
+
+REPO = Path(__file__).resolve().parents[1]
+MAKE_SCENES = REPO / "examples" / "make_scenes.py"
+
+
+def build_scene(out: Path, kind: str = "tiny", *args: str) -> Path:
+    """Build one of the project's scenes with examples/make_scenes.py in a fresh process."""
+    import subprocess
+    import sys
+
+    if not out.exists():
+        subprocess.run(
+            [sys.executable, str(MAKE_SCENES), kind, str(out), *args],
+            check=True, capture_output=True, timeout=120,
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def scene_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scenes")
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One embedded Ray for the in-process engine tests of a session."""
+    from wanhe.engine import cluster
+
+    cluster.connect(None, num_cpus=2)
+    yield
+    cluster.shutdown()

@@ -86,6 +86,22 @@ def ensure_writable_folder(folder: Path) -> None:
         ) from exc
 
 
+def precheck(scene: Path, options: RenderOptions) -> None:
+    """The checks that need no Blender and no Ray: fail in milliseconds, not after start-up."""
+    from wanhe.blender.inspect import check_blend_file
+    from wanhe.jobtypes.blender_render import resolve_output_pattern
+    from wanhe.plan.frames import expand_output_pattern, parse_frames
+    from wanhe.plan.tiles import parse_grid
+
+    check_blend_file(scene.expanduser())
+    if options.frames:
+        parse_frames(options.frames)
+    parse_grid(options.tiles)
+    if options.output:
+        pattern = resolve_output_pattern(options.output, str(scene.expanduser().resolve()))
+        ensure_writable_folder(Path(expand_output_pattern(pattern, 1)).parent)
+
+
 def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> Prepared:
     """Inspect the scene and meet it with the options. Raises SceneError / ValueError subtypes."""
     from wanhe.blender.inspect import inspect_scene
@@ -180,9 +196,9 @@ def _frame_finished(tasks: list[Any], frame: int | None) -> bool:
     return all(t.state is TaskState.DONE for t in tasks if t.frame == frame)
 
 
-def run_job(
+def run_jobs(
     store: Store,
-    job: JobRow,
+    job_ids: list[int],
     *,
     settings: Settings,
     threads: int,
@@ -190,7 +206,7 @@ def run_job(
     on_event: Callable[[Any], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Run one job to the end on Ray (embedded unless settings.ray_address is set)."""
+    """Run jobs to the end on Ray (embedded unless settings.ray_address is set)."""
     from wanhe.engine import cluster
     from wanhe.engine.dispatcher import Dispatcher
 
@@ -204,7 +220,8 @@ def run_job(
         on_event=on_event,
     )
     try:
-        dispatcher.run_jobs([job.id], warm_scene=job.spec.get("scene"))
+        first = store.job(job_ids[0])
+        dispatcher.run_jobs(job_ids, warm_scene=first.spec.get("scene") if first else None)
     finally:
         dispatcher.close()
 
@@ -280,6 +297,7 @@ def render(
     from wanhe.engine import cluster
 
     started = time.monotonic()
+    precheck(scene, options)
     # Ray takes seconds to start: Blender inspects the scene meanwhile, in a thread (Ray itself
     # must start on the main thread).
     found: list[Prepared] = []
@@ -313,7 +331,7 @@ def render(
             on_prepared(prepared, job, resumed, done_before)
         total = len(store.tasks(job.id))
         if done_before < total:
-            run_job(store, job, settings=settings, threads=options.threads, workers=workers,
+            run_jobs(store, [job.id], settings=settings, threads=options.threads, workers=workers,
                     on_event=on_event)
         final = store.job(job.id)
         assert final is not None
