@@ -254,7 +254,7 @@ class SchedulingPolicy:
 
     def add_usage(self, project: str, core_seconds: float) -> None:
         """Meter core-seconds used outside `finished` (e.g. a lost attempt's partial usage)."""
-        if core_seconds < 0:
+        if not core_seconds >= 0:
             raise ValueError(f"core_seconds must be ≥ 0, got {core_seconds}")
         self._project(project).used += core_seconds
 
@@ -501,6 +501,8 @@ class SchedulingPolicy:
 
         Push it again afterwards to retry it.
         """
+        if not core_seconds >= 0:
+            raise ValueError(f"core_seconds must be ≥ 0, got {core_seconds}")
         running = self._running.pop(task.task_id, None)
         if running is None:
             raise ValueError(f"task {task.task_id} is not running (never picked, or finished)")
@@ -509,8 +511,6 @@ class SchedulingPolicy:
         if project.running_cores < 1e-9:
             project.running_cores = 0.0
         project.running_tasks -= 1
-        if core_seconds < 0:
-            raise ValueError(f"core_seconds must be ≥ 0, got {core_seconds}")
         project.used += core_seconds
 
     # ------------------------------------------------------------------ internals

@@ -51,6 +51,12 @@ def simulate_command(
     ] = None,
     frames: Annotated[int, typer.Option(help="frames in the film (90 min × 24 fps)")] = 129_600,
     mean_core_hours: Annotated[float, typer.Option(help="mean cost of a frame")] = 6.0,
+    split_above_core_hours: Annotated[
+        float, typer.Option(help="split frames costlier than this into tiles")
+    ] = 24.0,
+    tiles_min: Annotated[int, typer.Option(help="fewest tiles of a split frame")] = 64,
+    tiles_max: Annotated[int, typer.Option(help="most tiles of a split frame")] = 128,
+    tile_core_hours: Annotated[float, typer.Option(help="target cost of one tile")] = 1.0,
     projects: Annotated[
         str, typer.Option(help="projects as name[:weight[:budget_core_hours]], e.g. 'a:2,b:1'")
     ] = "film",
@@ -90,6 +96,10 @@ def simulate_command(
             task_cores=task_cores,
             frames=frames,
             mean_core_hours=mean_core_hours,
+            split_above_core_hours=split_above_core_hours,
+            tiles_min=tiles_min,
+            tiles_max=tiles_max,
+            tile_core_hours=tile_core_hours,
             projects=parse_projects(projects),
             failure_rate=failure_rate,
             repair_hours=repair_hours,
