@@ -40,7 +40,7 @@ def _root() -> None:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -302,12 +302,9 @@ def _frames_text(frames: list[int]) -> str:
 
 def _mount_subapps() -> None:
     """Commands that live next to their rooms (sim, service) join the main app here."""
-    try:
-        from wanhe.sim.cli import app as sim_app
+    from wanhe.sim.cli import simulate_command
 
-        app.add_typer(sim_app)
-    except ImportError:
-        pass
+    app.command("simulate")(simulate_command)
     try:
         from wanhe.api.cli import register as register_service
 
@@ -325,3 +322,7 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

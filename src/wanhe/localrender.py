@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -284,6 +285,17 @@ def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
         tmp.write_text(json.dumps(body, indent=2, default=str))
 
 
+def _log_to_file(path: Path) -> None:
+    """wanhe's own log (dispatch decisions, worker start-up) goes to a file, not the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s: %(message)s"))
+    root = logging.getLogger("wanhe")
+    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def render(
     scene: Path,
     options: RenderOptions,
@@ -298,6 +310,7 @@ def render(
 
     started = time.monotonic()
     precheck(scene, options)
+    _log_to_file(settings.home / "logs" / "wanhe.log")
     # Ray takes seconds to start: Blender inspects the scene meanwhile, in a thread (Ray itself
     # must start on the main thread).
     found: list[Prepared] = []
@@ -312,7 +325,9 @@ def render(
     inspector = threading.Thread(target=inspect, daemon=True)
     inspector.start()
     try:
+        logging.getLogger("wanhe").info("starting or joining Ray (%s)", settings.ray_address)
         cluster.connect(settings.ray_address)
+        logging.getLogger("wanhe").info("Ray ready")
     except Exception as exc:
         inspector.join()
         if failed:

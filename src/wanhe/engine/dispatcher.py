@@ -143,6 +143,7 @@ class Dispatcher:
                 continue
             slot.node = info["node"]
             self.slots.append(slot)
+            log.info("worker %s ready on %s", slot.name, slot.node)
 
     def _replace(self, slot: Slot) -> None:
         if slot in self.slots:
@@ -278,6 +279,7 @@ class Dispatcher:
             slot.progress = 0.0
             self._running[ref] = running
             started += 1
+            log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
             self._emit(TaskEvent("started", task, task.job_id, node=slot.node))
         return started
 
@@ -296,6 +298,7 @@ class Dispatcher:
         for ref in done:
             running = self._running.pop(ref)
             running.slot.busy = None
+            log.info("answer for %s from %s", running.task.key, running.slot.name)
             try:
                 result = ray.get(ref)
             except RayActorError as exc:
@@ -440,7 +443,9 @@ class Dispatcher:
         """Run until every job in `job_ids` is done, failed or cancelled."""
         self.store.recover_interrupted(job_ids)
         self.start_pool(warm_scene)
+        log.info("waiting for %d worker(s) to start", len(self._pending))
         self._admit_pending(timeout=120.0 if not self.slots else 0.0)
+        log.info("%d worker(s) ready", len(self.slots))
         self.sync(job_ids)
         while True:
             self.step(0.2, job_ids)
