@@ -170,16 +170,16 @@ def open_or_resume_job(
         return job, False, 0
     job_id = existing.id
     store.recover_interrupted([job_id])
-    tasks = store.tasks(job_id)
+    rows = store.tasks(job_id)
     missing_frames = {
         frame
         for frame in prepared.spec.frames
         if any(not Path(p).exists() for p in final_outputs(prepared.spec, frame))
     }
     redo = [
-        t.id for t in tasks
+        t.id for t in rows
         if t.state is TaskState.DONE and t.frame in missing_frames
-        and _frame_finished(tasks, t.frame)
+        and _frame_finished(rows, t.frame)
     ]
     store.reset_tasks(job_id, redo)
     if existing.state in (JobState.FAILED, JobState.CANCELLED):

@@ -59,12 +59,12 @@ def nodes() -> list[NodeInfo]:
             memory=int(n.get("Resources", {}).get("memory", 0)),
             gpus=float(n.get("Resources", {}).get("GPU", 0.0)),
         )
-        for n in ray.nodes()
+        for n in ray.nodes()  # type: ignore[no-untyped-call]
     ]
 
 
 def total_cpus() -> float:
-    return float(ray.cluster_resources().get("CPU", 0.0))
+    return float(ray.cluster_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
 
 
 def make_worker(name: str, *, cpus: float, gpus: float = 0.0, blender: str | None = None) -> Any:

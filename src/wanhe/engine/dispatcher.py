@@ -11,6 +11,7 @@ The same dispatcher serves `wanhe render` (run until given jobs finish) and `wan
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -148,10 +149,8 @@ class Dispatcher:
     def _replace(self, slot: Slot) -> None:
         if slot in self.slots:
             self.slots.remove(slot)
-        try:
+        with contextlib.suppress(Exception):
             ray.kill(slot.actor)
-        except Exception:
-            pass
         self._add_slot()
 
     # ------------------------------------------------------------------ database -> policy
@@ -481,14 +480,10 @@ class Dispatcher:
 
     def close(self) -> None:
         for slot in self.slots:
-            try:
+            with contextlib.suppress(Exception):
                 ray.get(slot.actor.shutdown.remote(), timeout=10)
-            except Exception:
-                pass
-            try:
+            with contextlib.suppress(Exception):
                 ray.kill(slot.actor)
-            except Exception:
-                pass
         self.slots.clear()
 
     def workers(self) -> list[dict[str, Any]]:

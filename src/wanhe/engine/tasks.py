@@ -55,7 +55,9 @@ def run_render(
     final = Path(payload["output"])
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.exr")
-    fields = {k: v for k, v in payload.items() if k not in ("timeout_s", "silence_s", "output")}
+    fields = {
+        k: v for k, v in payload.items() if k not in ("timeout_s", "silence_s", "output", "partial")
+    }
     request = RenderRequest(output=str(temp), **fields)
     started = time.monotonic()
     try:
@@ -75,11 +77,19 @@ def run_render(
     if not temp.exists():
         raise TaskFailed(f"Blender said it rendered frame {payload['frame']} but wrote no file")
     os.replace(temp, final)
+    output: dict[str, Any] = {"exr": str(final), "width": reply.width, "height": reply.height}
+    if payload.get("partial"):  # a sample chunk: preview the frame at the samples done so far
+        from wanhe.quality.partial import write_partial_preview
+
+        try:
+            output["partial"] = write_partial_preview(payload["partial"])
+        except Exception as exc:  # a preview must never fail the render
+            log(f"[wanhe] partial preview not written: {exc}")
     return TaskResult(
         wall_s=time.monotonic() - started,
         cpu_s=reply.cpu_s,
         peak_rss=reply.peak_rss_bytes,
-        output={"exr": str(final), "width": reply.width, "height": reply.height},
+        output=output,
     )
 
 
@@ -131,6 +141,8 @@ def run_preview(payload: dict[str, Any]) -> TaskResult:
         out = Path(payload["output"])
         out.parent.mkdir(parents=True, exist_ok=True)
         write_preview_png(Path(payload["input"]), out)
+        if payload.get("partial"):  # the progressive preview has served its purpose
+            Path(payload["partial"]).unlink(missing_ok=True)
         return {"png": str(out)}
 
     return _measured(work)
@@ -166,7 +178,7 @@ def run_task(
     if kind is TaskKind.QC:
         from wanhe.engine.quality import run_qc
 
-        return _measured(lambda: run_qc(payload))
+        return _measured(lambda: run_qc(payload, blender, log))
     if kind is TaskKind.VIDEO:
         from wanhe.engine.quality import run_video
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from wanhe.model import Resources, TaskKind, TaskSpec
 from wanhe.plan.frames import expand_output_pattern
-from wanhe.plan.samples import plan_sample_chunks
+from wanhe.plan.samples import SampleChunk, plan_sample_chunks
 from wanhe.plan.tiles import TileGrid, plan_tiles
 
 KIND = "blender_render"
@@ -47,8 +47,12 @@ class RenderSpec(BaseModel):
     silence_timeout_s: float | None = Field(default=None, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
     qc: bool = False
+    qc_thresholds: dict[str, float] = Field(default_factory=dict)
     video: bool = False
     fps: float = Field(default=24.0, gt=0)
+    quality_note: str | None = Field(
+        default=None, description="set when --quality was not reached: frames are flagged"
+    )
 
     @field_validator("frames")
     @classmethod
@@ -82,6 +86,10 @@ class RenderSpec(BaseModel):
     def preview_path(self, frame: int) -> str:
         return expand_output_pattern(self.output, frame) + ".png"
 
+    def partial_path(self, frame: int) -> str:
+        """The progressive preview written while a frame's sample chunks render."""
+        return expand_output_pattern(self.output, frame) + ".partial.png"
+
     def video_path(self) -> str:
         return _job_output_stem(self.output) + ".mp4"
 
@@ -110,12 +118,14 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
     for frame in spec.frames:
         frame_dir = f"{work_dir}/f{frame:06d}"
         renders: list[str] = []
+        render_payloads: list[dict[str, Any]] = []
         placements: list[dict[str, Any]] = []
         for tile in tiles:
             whole = len(tiles) == 1
             paths: list[str] = []
             weights: list[int] = []
-            for chunk in chunks or [None]:
+            chunk_plan: list[SampleChunk | None] = list(chunks) or [None]
+            for chunk in chunk_plan:
                 suffix = "" if chunk is None else f"_c{chunk.index:02d}"
                 key = f"{frame}/render/t{tile.index:03d}{suffix}"
                 out = f"{frame_dir}/tile{tile.index:03d}{suffix}.exr"
@@ -143,38 +153,50 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
                     )
                 )
                 renders.append(key)
+                render_payloads.append(payload)
                 paths.append(out)
                 weights.append(chunk.length if chunk is not None else 1)
             placements.append(
                 {"paths": paths, "samples": weights, "src": list(tile.keep_box),
                  "dst": [tile.core_box[0], tile.core_box[1]]}
             )
+        partial = spec.partial_path(frame) if chunks else None
+        if partial is not None:  # each finished chunk previews the frame's samples so far
+            plan = {"output": partial, "width": spec.width, "height": spec.height,
+                    "placements": placements}
+            for payload in render_payloads:
+                payload["partial"] = plan
         master = spec.master_path(frame)
         assembled = f"{frame_dir}/assembled.exr" if spec.denoise else master
         assemble_key = f"{frame}/assemble"
+        assemble_payload: dict[str, Any] = {
+            "placements": placements, "width": spec.width, "height": spec.height,
+            "output": assembled, "frame": frame,
+        }
         graph.append(
             TaskSpec(
-                assemble_key, TaskKind.ASSEMBLE,
-                {"placements": placements, "width": spec.width, "height": spec.height,
-                 "output": assembled, "frame": frame},
+                assemble_key, TaskKind.ASSEMBLE, assemble_payload,
                 deps=renders, frame=frame, resources=light,
             )
         )
         previous = assemble_key
+        denoise_payload: dict[str, Any] | None = None
         if spec.denoise:
             key = f"{frame}/denoise"
+            denoise_payload = {"input": assembled, "output": master, "frame": frame}
             graph.append(
                 TaskSpec(
-                    key, TaskKind.DENOISE, {"input": assembled, "output": master, "frame": frame},
+                    key, TaskKind.DENOISE, denoise_payload,
                     deps=[previous], frame=frame, resources=light,
                 )
             )
             previous = key
         preview_key = f"{frame}/preview"
+        preview_payload = {"input": master, "output": spec.preview_path(frame), "frame": frame,
+                           "partial": partial}
         graph.append(
             TaskSpec(
-                preview_key, TaskKind.PREVIEW,
-                {"input": master, "output": spec.preview_path(frame), "frame": frame},
+                preview_key, TaskKind.PREVIEW, preview_payload,
                 deps=[previous], frame=frame, resources=light,
             )
         )
@@ -184,8 +206,11 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
             graph.append(
                 TaskSpec(
                     key, TaskKind.QC,
-                    {"input": master, "frame": frame, "width": spec.width, "height": spec.height,
-                     "tiles": [list(tile.core_box) for tile in tiles] if len(tiles) > 1 else None},
+                    _qc_payload(spec, frame, master, tiles, {
+                        "work_dir": frame_dir, "renders": render_payloads,
+                        "assemble": assemble_payload, "denoise": denoise_payload,
+                        "preview": preview_payload,
+                    }),
                     deps=[preview_key], frame=frame, resources=light,
                 )
             )
@@ -202,6 +227,24 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
             )
         )
     return graph
+
+
+def _qc_payload(
+    spec: RenderSpec, frame: int, master: str, tiles: list[Any], rerender: dict[str, Any]
+) -> dict[str, Any]:
+    """What the QC task needs: the frame, its tile boxes, its neighbours' masters (compared
+    when they are finished), thresholds, and the plan to re-render it once if it fails."""
+    at = spec.frames.index(frame)
+    near = spec.frames[max(0, at - 2) : at] + spec.frames[at + 1 : at + 3]
+    return {
+        "input": master, "frame": frame, "width": spec.width, "height": spec.height,
+        "tiles": [list(tile.core_box) for tile in tiles] if len(tiles) > 1 else None,
+        "neighbours": [spec.master_path(f) for f in near],
+        "thresholds": dict(spec.qc_thresholds),
+        "seed": spec.seed,
+        "notes": [spec.quality_note] if spec.quality_note else [],
+        "rerender": rerender,
+    }
 
 
 def final_outputs(spec: RenderSpec, frame: int) -> list[str]:
@@ -227,7 +270,9 @@ class RenderOptions(BaseModel):
     silence_timeout_s: float | None = Field(default=None, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
     qc: bool = False
+    qc_thresholds: dict[str, float] = Field(default_factory=dict)
     video: bool = False
+    quality: str | None = Field(default=None, description="--quality: dB or draft/preview/final")
 
 
 class SceneFacts(BaseModel):
@@ -332,6 +377,7 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
         silence_timeout_s=options.silence_timeout_s,
         max_attempts=options.max_attempts,
         qc=options.qc,
+        qc_thresholds=dict(options.qc_thresholds),
         video=options.video,
         fps=scene.fps,
     )

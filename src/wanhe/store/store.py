@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -822,3 +822,118 @@ class Store:
         ).order_by(t.projects.c.name, t.attempts.c.job_id, t.attempts.c.kind)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    # ---------------------------------------------------------------- service (API) queries
+
+    def create_job_with(
+        self,
+        *,
+        project_id: int,
+        name: str,
+        kind: str,
+        build: Callable[[int], tuple[dict[str, Any], str, Sequence[TaskSpec], str]],
+        priority: int = 50,
+        submitter: str = "",
+        depends_on: Sequence[int] = (),
+    ) -> int:
+        """Insert a job whose spec needs its own id (paths under jobs/<id>/), in one transaction.
+
+        `build(job_id)` returns (spec, fingerprint, tasks, work_dir); if it raises, nothing is
+        stored. It must be quick (no Blender): it runs while the transaction is open.
+        """
+        with self.engine.begin() as conn:
+            job_id = int(
+                conn.execute(
+                    insert(t.jobs).values(
+                        project_id=project_id, name=name, kind=kind, spec="{}", fingerprint="",
+                        state=JobState.QUEUED.value, priority=priority, submitter=submitter,
+                        message="", depends_on=json.dumps(list(depends_on)), work_dir="",
+                        created_at=_now(),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+            spec, fingerprint, tasks, work_dir = build(job_id)
+            keys = [task.key for task in tasks]
+            if len(set(keys)) != len(keys):
+                raise StoreError("task keys within a job must be unique")
+            waits = bool(depends_on) and not all(
+                s == JobState.DONE.value
+                for s in conn.execute(
+                    select(t.jobs.c.state).where(t.jobs.c.id.in_(list(depends_on)))
+                ).scalars()
+            )
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id)
+                .values(spec=json.dumps(spec), fingerprint=fingerprint, work_dir=work_dir)
+            )
+            self._insert_tasks(conn, job_id, tasks, waiting_on_jobs=waits)
+        return job_id
+
+    def task_counts_by_job(self, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """{job id: {task state: count}} for many jobs in one query."""
+        if not job_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.job_id, t.tasks.c.state, func.count())
+                .where(t.tasks.c.job_id.in_(list(job_ids)))
+                .group_by(t.tasks.c.job_id, t.tasks.c.state)
+            ).all()
+        counts: dict[int, dict[str, int]] = {}
+        for job_id, state, count in rows:
+            counts.setdefault(int(job_id), {})[state] = int(count)
+        return counts
+
+    def core_seconds_by_job(self, job_ids: Sequence[int]) -> dict[int, float]:
+        """Metered core-seconds (every closed attempt) of many jobs in one query."""
+        if not job_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.attempts.c.job_id, func.sum(t.attempts.c.cores * t.attempts.c.wall_s))
+                .where(t.attempts.c.job_id.in_(list(job_ids)), t.attempts.c.wall_s.is_not(None))
+                .group_by(t.attempts.c.job_id)
+            ).all()
+        return {int(job_id): float(total or 0.0) for job_id, total in rows}
+
+    def task_times(self, job_id: int) -> dict[int, tuple[float | None, float | None]]:
+        """{task id: (started_at, finished_at)} of a job's tasks."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.id, t.tasks.c.started_at, t.tasks.c.finished_at)
+                .where(t.tasks.c.job_id == job_id)
+            ).all()
+        return {int(r.id): (r.started_at, r.finished_at) for r in rows}
+
+    def attempt_usage(
+        self, *, project_id: int | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Closed attempts' (project, ended_at, core-seconds, outcome), oldest first."""
+        query = (
+            select(
+                t.projects.c.name.label("project"), t.attempts.c.ended_at,
+                (t.attempts.c.cores * t.attempts.c.wall_s).label("core_seconds"),
+                t.attempts.c.outcome,
+            )
+            .join(t.projects, t.projects.c.id == t.attempts.c.project_id)
+            .where(t.attempts.c.ended_at.is_not(None))
+        )
+        if project_id is not None:
+            query = query.where(t.attempts.c.project_id == project_id)
+        if since is not None:
+            query = query.where(t.attempts.c.ended_at >= since)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(t.attempts.c.ended_at))]
+
+    def farm_task_counts(self) -> dict[str, int]:
+        """Task counts by state over jobs that can still run (queued, running, paused)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.state, func.count())
+                .join(t.jobs, t.jobs.c.id == t.tasks.c.job_id)
+                .where(t.jobs.c.state.in_(
+                    [JobState.QUEUED.value, JobState.RUNNING.value, JobState.PAUSED.value]))
+                .group_by(t.tasks.c.state)
+            ).all()
+        return {state: int(count) for state, count in rows}
