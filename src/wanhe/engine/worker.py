@@ -53,11 +53,14 @@ class FarmWorker:
 
     def warm(self, scene: str) -> bool:
         """Start Blender and load `scene` before the first task needs it."""
-        try:
-            self._process().inspect(scene)  # opens the scene and keeps it loaded
-            return True
-        except Exception:
-            return False
+        # Same lock as run(): the actor is threaded (progress/cancel answer mid-task), but the
+        # Blender process serves one request at a time.
+        with self._lock:
+            try:
+                self._process().warm(scene)  # opens the scene and keeps it loaded
+                return True
+            except Exception:
+                return False
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
         """Run one task; return its result, or {"error": ...} when the task itself failed."""

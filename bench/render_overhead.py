@@ -1,0 +1,152 @@
+"""What wanhe costs on top of plain Blender, measured side by side in one run.
+
+1. wall(`wanhe render`) / wall(plain bpy rendering the same frames in one process), for the
+   demo scene, whole frames, denoise off on both sides (the same work), same thread count.
+2. Fixed cost per extra tile: the same frame as 1x1 and as 4x2 tiles, serially on one worker.
+   Warm: one Blender process keeps the scene loaded (what wanhe does). Cold: a fresh Blender
+   process per tile (what a farm without warm workers pays).
+
+Every figure is the median of --repeat runs, taken alternately so machine noise hits both sides.
+
+    .venv/bin/python bench/render_overhead.py [--frames 1-8] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+PLAIN = r"""
+import sys, time, bpy
+scene_path, out, first, last, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+bpy.ops.wm.open_mainfile(filepath=scene_path, load_ui=False, use_scripts=False)
+scene = bpy.context.scene
+scene.render.threads_mode = "FIXED"
+scene.render.threads = threads
+scene.render.use_persistent_data = True
+scene.cycles.use_denoising = False
+settings = scene.render.image_settings
+if hasattr(settings, "media_type"):
+    settings.media_type = "MULTI_LAYER_IMAGE"
+settings.file_format = "OPEN_EXR_MULTILAYER"
+settings.color_depth = "32"
+settings.exr_codec = "ZIP"
+for frame in range(first, last + 1):
+    scene.frame_set(frame)
+    bpy.ops.render.render()
+    bpy.data.images["Render Result"].save_render(f"{out}/plain_{frame:04d}.exr")
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.monotonic()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    return time.monotonic() - started
+
+
+def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
+                 tag: str) -> tuple[float, dict[str, object]]:
+    home = work / f"home-{tag}"
+    report = work / f"report-{tag}.json"
+    cmd = [sys.executable, "-m", "wanhe.cli", "render", str(scene), "--frames", frames,
+           "--tiles", tiles, "--no-denoise", "--workers", str(workers), "--threads-per-task",
+           str(threads), "--quiet", "--output", str(work / f"out-{tag}" / "f_####"),
+           "--report-json", str(report)]
+    wall = timed(cmd, env={**os.environ, "WANHE_HOME": str(home)})
+    return wall, json.loads(report.read_text())
+
+
+def render_task_walls(report: dict[str, object]) -> list[float]:
+    attempts = report["attempts"]
+    assert isinstance(attempts, list)
+    return [float(a["wall_s"]) for a in attempts if a["kind"] == "render"]
+
+
+def cold_tiles(scene: Path, work: Path, tiles: str) -> float:
+    """Each tile in a fresh Blender process; returns the summed wall of all tiles."""
+    from wanhe.blender.inspect import inspect_scene
+    from wanhe.blender.protocol import RenderRequest
+    from wanhe.blender.runner import BlenderProcess
+    from wanhe.plan.tiles import parse_grid, plan_tiles
+
+    info = inspect_scene(scene)
+    total = 0.0
+    for tile in plan_tiles(info.width, info.height, parse_grid(tiles), 16):
+        border = None if tiles == "1x1" else tile.border(info.width, info.height)
+        started = time.monotonic()
+        with BlenderProcess() as blender:
+            reply = blender.render(RenderRequest(
+                scene=str(scene), frame=1, output=str(work / f"cold_{tile.index}.exr"),
+                border=border, threads=2,
+            ))
+        assert reply.ok, reply.error
+        total += time.monotonic() - started
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", default="1-8")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scene", type=Path, default=None, help="default: build the demo scene")
+    args = parser.parse_args()
+    first, last = (int(x) for x in args.frames.split("-"))
+    work = Path(tempfile.mkdtemp(prefix="wanhe-bench-"))
+    scene = args.scene or work / "demo.blend"
+    if args.scene is None:
+        subprocess.run([sys.executable, str(REPO / "examples/make_scenes.py"), "demo",
+                        str(scene)], check=True, capture_output=True)
+    plain_out = work / "plain"
+    plain_out.mkdir()
+
+    plain, farm_1x2, farm_2x1 = [], [], []
+    for i in range(args.repeat):
+        plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(plain_out),
+                            str(first), str(last), "2"]))
+        farm_1x2.append(wanhe_render(scene, work, args.frames, "1x1", 1, 2, f"a{i}")[0])
+        farm_2x1.append(wanhe_render(scene, work, args.frames, "1x1", 2, 1, f"b{i}")[0])
+    n = last - first + 1
+    p, a, b = (statistics.median(x) for x in (plain, farm_1x2, farm_2x1))
+
+    whole_warm, tiled_warm, whole_cold, tiled_cold = [], [], [], []
+    for i in range(args.repeat):
+        whole_warm.append(sum(render_task_walls(
+            wanhe_render(scene, work, "1", "1x1", 1, 2, f"w{i}")[1])))
+        tiled_warm.append(sum(render_task_walls(
+            wanhe_render(scene, work, "1", "4x2", 1, 2, f"t{i}")[1])))
+        whole_cold.append(cold_tiles(scene, work, "1x1"))
+        tiled_cold.append(cold_tiles(scene, work, "4x2"))
+    warm = (statistics.median(tiled_warm) - statistics.median(whole_warm)) / 7
+    cold = (statistics.median(tiled_cold) - statistics.median(whole_cold)) / 7
+
+    print(f"# render overhead — {n} frames of the demo scene, median of {args.repeat}")
+    print(f"command: .venv/bin/python bench/render_overhead.py --frames {args.frames} "
+          f"--repeat {args.repeat}")
+    print()
+    print("| run | wall s | ratio vs plain bpy |")
+    print("| --- | ---: | ---: |")
+    print(f"| plain bpy, one process, 2 threads | {p:.1f} | 1.000 |")
+    print(f"| wanhe render, 1 worker x 2 threads | {a:.1f} | {a / p:.3f} |")
+    print(f"| wanhe render, 2 workers x 1 thread | {b:.1f} | {b / p:.3f} |")
+    print()
+    print("| fixed cost per extra tile (4x2 vs 1x1, frame 1, 2 threads) | seconds |")
+    print("| --- | ---: |")
+    print(f"| warm worker (scene kept loaded) | {warm:.2f} |")
+    print(f"| cold (fresh Blender per tile) | {cold:.2f} |")
+    print()
+    print(f"raw: plain={plain} 1x2={farm_1x2} 2x1={farm_2x1} whole_warm={whole_warm} "
+          f"tiled_warm={tiled_warm} whole_cold={whole_cold} tiled_cold={tiled_cold}")
+
+
+if __name__ == "__main__":
+    main()
