@@ -1,0 +1,76 @@
+"""The FastAPI application: `create_app(settings)` wires the service, routes and dashboard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from wanhe.api import events, metrics, routes_blobs, routes_farm, routes_jobs, routes_projects
+from wanhe.api.schemas import Health
+from wanhe.api.service import Inspector, Service
+from wanhe.config import Settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    start_dispatcher: bool = True,
+    workers: int | None = None,
+    inspector: Inspector | None = None,
+) -> FastAPI:
+    """The farm service. With `start_dispatcher`, Ray connects and the dispatcher loop runs on
+    a background thread for the app's lifetime (FastAPI lifespan)."""
+    service = Service(
+        settings, start_dispatcher=start_dispatcher, workers=workers, inspector=inspector
+    )
+    service.metrics = metrics.Metrics(service)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="wanhe",
+        summary="万核 — a render farm for Blender: jobs, projects, budgets, usage",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            err = {k: v for k, v in err.items() if k in ("loc", "msg", "type")}
+            errors.append(err)
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        return Health(ok=True)
+
+    for module in (routes_projects, routes_blobs, routes_jobs, routes_farm, events, metrics):
+        app.include_router(module.router)
+
+    if (STATIC / "index.html").is_file():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def dashboard() -> Response:
+            return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

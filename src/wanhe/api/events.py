@@ -1,0 +1,66 @@
+"""`GET /api/events`: server-sent events of task and job state changes (the dashboard's feed).
+
+Auth by header or `?token=` (EventSource cannot set headers); a project token only receives
+its own project's events. `Last-Event-ID` resumes after a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from wanhe.api.auth import Principal, principal
+from wanhe.api.service import Service, get_service
+
+HEARTBEAT_S = 15.0
+
+router = APIRouter(tags=["events"])
+
+
+@router.get(
+    "/api/events",
+    summary="Server-sent events: `task` and `job` state changes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def events(
+    request: Request,
+    who: Principal = Depends(principal),
+    service: Service = Depends(get_service),
+    timeout: float | None = Query(
+        default=None, gt=0, le=86400, description="close the stream after this many seconds"
+    ),
+) -> StreamingResponse:
+    hub = service.events
+    last_id = request.headers.get("last-event-id", "")
+    start = int(last_id) if last_id.isdigit() else hub.last_seq
+
+    async def stream() -> AsyncIterator[str]:
+        seq = start
+        began = last_beat = time.monotonic()
+        yield "retry: 2000\n\n"
+        while True:
+            now = time.monotonic()
+            if timeout is not None and now - began >= timeout:
+                return
+            if await request.is_disconnected():
+                return
+            batch = hub.since(seq)
+            for event in batch:
+                seq = event.seq
+                if event.project_id is None or who.may_see(event.project_id):
+                    yield event.sse()
+            if not batch:
+                if now - last_beat >= HEARTBEAT_S:
+                    last_beat = now
+                    yield ": ping\n\n"
+                await asyncio.sleep(0.2)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,129 @@
+"""`/api/me`, `/api/projects`, `/api/tokens`: who is calling, projects, budgets, tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from wanhe.api.auth import Principal, admin, principal
+from wanhe.api.schemas import (
+    Me,
+    ProjectCreate,
+    ProjectCreated,
+    ProjectOut,
+    ProjectPatch,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+)
+from wanhe.api.service import Service, get_service
+from wanhe.store.store import ProjectRow, StoreError
+
+router = APIRouter(tags=["projects"])
+
+
+def _out(project: ProjectRow, used_seconds: float) -> ProjectOut:
+    used = used_seconds / 3600
+    return ProjectOut(
+        name=project.name, weight=project.weight, budget_core_hours=project.budget_core_hours,
+        used_core_hours=used,
+        over_budget=project.budget_core_hours is not None and used >= project.budget_core_hours,
+    )
+
+
+@router.get("/api/me", response_model=Me)
+def me(who: Principal = Depends(principal)) -> Me:
+    return Me(project=who.project, admin=who.admin)
+
+
+@router.post("/api/projects", response_model=ProjectCreated, status_code=201)
+def create_project(
+    body: ProjectCreate, who: Principal = Depends(admin),
+    service: Service = Depends(get_service),
+) -> ProjectCreated:
+    try:
+        project = service.store.create_project(
+            body.name, weight=body.weight, budget_core_hours=body.budget_core_hours
+        )
+    except StoreError as exc:
+        raise HTTPException(409, str(exc)) from None
+    token = service.store.create_token(
+        project.id, f"{body.name} (created by {who.name or 'admin'})"
+    )
+    service.poke()
+    return ProjectCreated(project=_out(project, 0.0), token=token)
+
+
+@router.get("/api/projects", response_model=list[ProjectOut])
+def list_projects(
+    who: Principal = Depends(principal), service: Service = Depends(get_service)
+) -> list[ProjectOut]:
+    used = service.store.used_core_seconds()
+    return [
+        _out(p, used.get(p.id, 0.0))
+        for p in service.store.projects()
+        if who.may_see(p.id)
+    ]
+
+
+@router.patch("/api/projects/{name}", response_model=ProjectOut)
+def patch_project(
+    name: str, body: ProjectPatch, _: Principal = Depends(admin),
+    service: Service = Depends(get_service),
+) -> ProjectOut:
+    project = service.store.project_by_name(name)
+    if project is None:
+        raise HTTPException(404, f"no project named {name!r}")
+    clear = "budget_core_hours" in body.model_fields_set and body.budget_core_hours is None
+    service.store.update_project(
+        project.id, weight=body.weight, budget_core_hours=body.budget_core_hours,
+        clear_budget=clear,
+    )
+    service.poke()
+    fresh = service.store.project(project.id)
+    assert fresh is not None
+    return _out(fresh, service.store.used_core_seconds(project.id).get(project.id, 0.0))
+
+
+@router.get("/api/tokens", response_model=list[TokenOut])
+def list_tokens(
+    who: Principal = Depends(principal), service: Service = Depends(get_service)
+) -> list[TokenOut]:
+    rows = service.store.tokens(who.project_id)
+    return [TokenOut(**row) for row in rows]
+
+
+@router.post("/api/tokens", response_model=TokenCreated, status_code=201)
+def create_token(
+    body: TokenCreate, who: Principal = Depends(principal),
+    service: Service = Depends(get_service),
+) -> TokenCreated:
+    if body.admin:
+        if not who.admin:
+            raise HTTPException(403, "only an admin token can create admin tokens")
+        if body.project is not None:
+            raise HTTPException(422, "an admin token belongs to no project: leave project out")
+        project_id, project_name = None, None
+    elif body.project is None:
+        if who.admin:
+            raise HTTPException(422, "name the project the token is for (or admin: true)")
+        project_id, project_name = who.project_id, who.project
+    else:
+        found = service.store.project_by_name(body.project)
+        if found is None or not who.may_see(found.id):
+            raise HTTPException(404, f"no project named {body.project!r}")
+        project_id, project_name = found.id, found.name
+    token = service.store.create_token(project_id, body.name)
+    row = service.store.verify_token(token)
+    assert row is not None
+    return TokenCreated(id=row.id, project=project_name, name=body.name, token=token)
+
+
+@router.delete("/api/tokens/{token_id}", response_model=TokenOut)
+def revoke_token(
+    token_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
+) -> TokenOut:
+    rows = {r["id"]: r for r in service.store.tokens(who.project_id)}
+    if token_id not in rows:
+        raise HTTPException(404, f"no token {token_id}")
+    service.store.revoke_token(token_id, who.project_id)
+    return TokenOut(**{**rows[token_id], "revoked": True})

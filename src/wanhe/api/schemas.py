@@ -1,0 +1,223 @@
+"""Request and response bodies of the REST API, with the ranges the farm accepts.
+
+A value out of range answers 422 with the field's location (FastAPI's validation error body).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from wanhe.jobtypes.blender_render import RenderOptions
+from wanhe.storage import UnsafePath, safe_relpath
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+ProjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+MAX_FILES = 100_000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Me(BaseModel):
+    project: str | None
+    admin: bool
+
+
+class ProjectCreate(_In):
+    name: ProjectName
+    budget_core_hours: float | None = Field(default=None, ge=0, le=1e12)
+    weight: float = Field(default=1.0, gt=0, le=1e6)
+
+
+class ProjectPatch(_In):
+    weight: float | None = Field(default=None, gt=0, le=1e6)
+    budget_core_hours: float | None = Field(
+        default=None, ge=0, le=1e12, description="null removes the budget"
+    )
+
+
+class ProjectOut(BaseModel):
+    name: str
+    weight: float
+    budget_core_hours: float | None
+    used_core_hours: float
+    over_budget: bool
+
+
+class ProjectCreated(BaseModel):
+    project: ProjectOut
+    token: str
+
+
+class TokenCreate(_In):
+    project: ProjectName | None = Field(
+        default=None, description="default: the caller's project; admins may name any"
+    )
+    name: str = Field(default="", max_length=200)
+    admin: bool = Field(default=False, description="an admin token (admins only)")
+
+
+class TokenOut(BaseModel):
+    id: int
+    project: str | None
+    name: str
+    created_at: float
+    revoked: bool
+
+
+class TokenCreated(BaseModel):
+    id: int
+    project: str | None
+    name: str
+    token: str
+
+
+class BlobQuery(_In):
+    hashes: list[Sha256] = Field(max_length=MAX_FILES)
+
+
+class BlobMissing(BaseModel):
+    missing: list[str]
+
+
+class BlobStored(BaseModel):
+    stored: list[str]
+    bytes: int
+
+
+class JobOptions(RenderOptions):
+    """The render flags of `wanhe render`, except where outputs go: the farm chooses that."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("output")
+    @classmethod
+    def _no_output(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "the farm writes outputs to the job's own folder; leave output out and "
+                "download them from /api/jobs/{id}/files"
+            )
+        return value
+
+
+class JobCreate(_In):
+    name: str | None = Field(default=None, max_length=300)
+    main: str = Field(min_length=1, max_length=1024, description="relative path of the .blend")
+    files: dict[str, Sha256] = Field(
+        min_length=1, max_length=MAX_FILES, description="relative path -> SHA-256 of its bytes"
+    )
+    options: JobOptions = Field(default_factory=JobOptions)
+    priority: int = Field(default=50, ge=0, le=100)
+    depends_on: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
+        default_factory=list, max_length=1000
+    )
+
+    @field_validator("main")
+    @classmethod
+    def _main_is_blend(cls, value: str) -> str:
+        try:
+            clean = str(safe_relpath(value))
+        except UnsafePath as exc:
+            raise ValueError(str(exc)) from None
+        if not clean.lower().endswith(".blend"):
+            raise ValueError(f"main file {value!r} is not a .blend — name the scene file")
+        return clean
+
+    @field_validator("files")
+    @classmethod
+    def _safe_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        clean: dict[str, str] = {}
+        for path, sha in value.items():
+            try:
+                name = str(safe_relpath(path))
+            except UnsafePath as exc:
+                raise ValueError(str(exc)) from None
+            if name in clean and clean[name] != sha:
+                raise ValueError(f"path {name!r} is sent twice with different contents")
+            clean[name] = sha
+        return clean
+
+
+class PriorityPatch(_In):
+    priority: int = Field(ge=0, le=100)
+
+
+class JobAction(BaseModel):
+    id: int
+    state: str
+    message: str = ""
+
+
+class JobSummary(BaseModel):
+    id: int
+    name: str
+    project: str
+    state: str
+    priority: int
+    submitter: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    message: str
+    progress: float
+    tasks: dict[str, int]
+    core_hours: float
+    eta_s: float | None
+    depends_on: list[int] = Field(default_factory=list)
+
+
+class TileOut(BaseModel):
+    tile: int | None
+    chunk: int | None = None
+    key: str
+    state: str
+    core_seconds: float
+
+
+class FrameOut(BaseModel):
+    frame: int
+    state: str
+    tiles: list[TileOut]
+    core_seconds: float
+    preview_url: str | None
+
+
+class OutputFile(BaseModel):
+    path: str
+    bytes: int
+    url: str
+
+
+class JobDetail(JobSummary):
+    frames: list[FrameOut]
+    spec: dict[str, Any]
+    failures: list[dict[str, Any]]
+    usage: dict[str, float]
+    outputs: list[OutputFile]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TaskOut(BaseModel):
+    id: int
+    key: str
+    kind: str
+    frame: int | None
+    tile: int | None
+    chunk: int | None
+    state: str
+    attempts: int
+    progress: float
+    error: str
+    core_seconds: float
+    started_at: float | None
+    finished_at: float | None
+
+
+class Health(BaseModel):
+    ok: bool

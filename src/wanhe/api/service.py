@@ -1,0 +1,188 @@
+"""The running farm service: store, storage, event hub and the dispatcher loop in a thread.
+
+One process: FastAPI answers requests while `Dispatcher` runs on a background thread (the same
+dispatcher `wanhe render` uses, no second copy). Requests that change what should run (submit,
+cancel, pause, resume, retry, priority) write the database and `poke()` the dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+from wanhe.api.hub import EventHub, watch_jobs
+from wanhe.config import Settings
+from wanhe.jobtypes.blender_render import SceneFacts
+from wanhe.storage import Storage
+from wanhe.store.store import Store
+
+if TYPE_CHECKING:
+    from wanhe.api.metrics import Metrics
+    from wanhe.engine.dispatcher import Dispatcher, TaskEvent
+
+log = logging.getLogger(__name__)
+
+Inspector = Callable[[Path], tuple[SceneFacts, list[str]]]
+"""Reads a .blend: its facts and the external files it misses (paths as text)."""
+
+
+def blender_inspector(blender: str | None) -> Inspector:
+    """Inspect with Blender (auto-run scripts off, factory startup), as `wanhe render` does."""
+
+    def inspect(path: Path) -> tuple[SceneFacts, list[str]]:
+        from wanhe.blender.inspect import inspect_scene
+
+        info = inspect_scene(path, blender=blender)
+        facts = SceneFacts(
+            path=str(path), frame_start=info.frame_start, frame_end=info.frame_end,
+            frame_step=info.frame_step, fps=info.fps, resolution_x=info.resolution_x,
+            resolution_y=info.resolution_y, resolution_percentage=info.resolution_percentage,
+            engine=info.engine, camera=info.camera, cameras=list(info.cameras),
+            samples=info.samples, output_path="",
+        )
+        return facts, [str(p) for p in info.missing]
+
+    return inspect
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        start_dispatcher: bool = True,
+        workers: int | None = None,
+        inspector: Inspector | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_url)
+        self.storage = Storage(settings.storage_root, max_blob_bytes=settings.max_upload_bytes)
+        self.events = EventHub()
+        self.inspect = inspector or blender_inspector(settings.blender)
+        self.start_dispatcher = start_dispatcher
+        self.workers = workers
+        self.dispatcher: Dispatcher | None = None
+        self.dispatcher_error: str | None = None
+        self.metrics: Metrics | None = None
+        self.stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._job_projects: dict[int, int] = {}
+        self._project_names: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Connect Ray (on the calling thread) and start the dispatcher and event threads."""
+        watcher = threading.Thread(
+            target=watch_jobs, args=(self.events, self._describe_job, self.stop),
+            name="wanhe-events", daemon=True,
+        )
+        watcher.start()
+        self._threads.append(watcher)
+        if not self.start_dispatcher:
+            return
+        from wanhe.engine import cluster
+        from wanhe.engine.dispatcher import Dispatcher
+
+        cluster.connect(self.settings.ray_address)
+        self.dispatcher = Dispatcher(
+            self.store, threads=1, workers=self.workers, blender=self.settings.blender,
+            log_root=self.settings.storage_root / "logs", on_event=self._on_task_event,
+        )
+        loop = threading.Thread(target=self._dispatch_loop, name="wanhe-dispatcher", daemon=True)
+        loop.start()
+        self._threads.append(loop)
+
+    def _dispatch_loop(self) -> None:
+        """`Dispatcher.serve`, kept alive: an error in one round is logged, the loop goes on."""
+        dispatcher = self.dispatcher
+        assert dispatcher is not None
+        started = False
+        while not self.stop.is_set():
+            try:
+                if not started:
+                    lost = self.store.recover_interrupted()
+                    if lost:
+                        log.warning("%d attempt(s) were interrupted by a stop; re-queued", lost)
+                    dispatcher.start_pool()
+                    dispatcher.sync()
+                    started = True
+                dispatcher.step(0.2)
+                self.dispatcher_error = None
+            except Exception as exc:
+                log.exception("dispatcher round failed")
+                self.dispatcher_error = f"{type(exc).__name__}: {exc}"
+                self.stop.wait(1.0)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.dispatcher is not None:
+            self.dispatcher.poke()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        self.store.dispose()
+
+    def poke(self, job_id: int | None = None) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.poke()
+        if job_id is not None:
+            self.events.touch(job_id)
+
+    # ------------------------------------------------------------------ lookups
+
+    def project_name(self, project_id: int) -> str | None:
+        name = self._project_names.get(project_id)
+        if name is None:
+            project = self.store.project(project_id)
+            if project is None:
+                return None
+            name = self._project_names[project_id] = project.name
+        return name
+
+    def job_project(self, job_id: int) -> int | None:
+        found = self._job_projects.get(job_id)
+        if found is None:
+            job = self.store.job(job_id)
+            if job is None:
+                return None
+            found = self._job_projects[job_id] = job.project_id
+        return found
+
+    # ------------------------------------------------------------------ events
+
+    def _on_task_event(self, event: TaskEvent) -> None:
+        project_id = self.job_project(event.job_id)
+        data: dict[str, Any] = {
+            "type": event.kind, "job_id": event.job_id, "task": event.task.key,
+            "kind": event.task.kind, "frame": event.task.frame, "tile": event.task.tile,
+            "node": event.node, "time": time.time(),
+        }
+        if event.kind == "progress" and event.result:
+            data["progress"] = event.result.get("progress", 0.0)
+        if event.message:
+            data["message"] = event.message[-500:]
+        self.events.publish("task", project_id, data)
+        if event.kind != "progress":
+            self.events.touch(event.job_id)
+
+    def _describe_job(self, job_id: int) -> tuple[int, dict[str, Any]] | None:
+        from wanhe.api.views import job_summaries
+
+        job = self.store.job(job_id)
+        if job is None:
+            return None
+        summary = job_summaries(self, [job])[0]
+        return job.project_id, summary.model_dump(mode="json")
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service

@@ -1,0 +1,143 @@
+"""Jobs as the API shows them: summaries with progress and ETA, details with frames and tiles."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
+from wanhe.model import JobState, TaskState
+from wanhe.store.store import JobRow, TaskRow
+
+if TYPE_CHECKING:
+    from wanhe.api.service import Service
+
+_FRAME_STATE_ORDER = ("failed", "running", "cancelled", "ready", "waiting")
+
+
+def _progress(counts: dict[str, int]) -> float:
+    total = sum(counts.values())
+    return counts.get(TaskState.DONE.value, 0) / total if total else 0.0
+
+
+def _eta(job: JobRow, progress: float) -> float | None:
+    if job.state is not JobState.RUNNING or job.started_at is None or not 0 < progress < 1:
+        return None
+    elapsed = max(0.0, time.time() - job.started_at)
+    return elapsed * (1 - progress) / progress
+
+
+def job_summaries(service: Service, jobs: list[JobRow]) -> list[JobSummary]:
+    ids = [job.id for job in jobs]
+    counts = service.store.task_counts_by_job(ids)
+    core = service.store.core_seconds_by_job(ids)
+    out: list[JobSummary] = []
+    for job in jobs:
+        tasks = counts.get(job.id, {})
+        progress = _progress(tasks)
+        out.append(
+            JobSummary(
+                id=job.id, name=job.name, project=service.project_name(job.project_id) or "?",
+                state=job.state.value, priority=job.priority, submitter=job.submitter,
+                created_at=job.created_at, started_at=job.started_at,
+                finished_at=job.finished_at, message=job.message, progress=progress,
+                tasks=tasks, core_hours=core.get(job.id, 0.0) / 3600, eta_s=_eta(job, progress),
+                depends_on=job.depends_on,
+            )
+        )
+    return out
+
+
+def _task_core_seconds(attempts: list[dict[str, Any]]) -> dict[int, float]:
+    spent: dict[int, float] = defaultdict(float)
+    for a in attempts:
+        spent[a["task_id"]] += (a["cores"] or 0.0) * (a["wall_s"] or 0.0)
+    return spent
+
+
+def _frame_state(states: list[str]) -> str:
+    if all(s == TaskState.DONE.value for s in states):
+        return "done"
+    for state in _FRAME_STATE_ORDER:
+        if state in states:
+            if state in ("ready", "waiting"):
+                return "running" if TaskState.DONE.value in states else "queued"
+            return state
+    return "queued"
+
+
+def output_url(job_id: int, relative: str) -> str:
+    return f"/api/jobs/{job_id}/files/{relative}"
+
+
+def _relative_output(service: Service, job_id: int, path: str | None) -> str | None:
+    if not path:
+        return None
+    base = service.storage.output_dir(job_id)
+    try:
+        return Path(path).relative_to(base).as_posix()
+    except ValueError:
+        return None
+
+
+def job_detail(service: Service, job: JobRow) -> JobDetail:
+    summary = job_summaries(service, [job])[0]
+    tasks = service.store.tasks(job.id)
+    attempts = service.store.attempts(job.id)
+    spent = _task_core_seconds(attempts)
+    by_frame: dict[int, list[TaskRow]] = defaultdict(list)
+    for task in tasks:
+        if task.frame is not None:
+            by_frame[task.frame].append(task)
+    frames: list[FrameOut] = []
+    for frame, frame_tasks in sorted(by_frame.items()):
+        preview = next((t for t in frame_tasks if t.kind == "preview"), None)
+        rel = None
+        if preview is not None and preview.state is TaskState.DONE:
+            rel = _relative_output(service, job.id, preview.payload.get("output"))
+        frames.append(
+            FrameOut(
+                frame=frame,
+                state=_frame_state([t.state.value for t in frame_tasks]),
+                tiles=[
+                    TileOut(tile=t.tile, chunk=t.chunk, key=t.key, state=t.state.value,
+                            core_seconds=spent.get(t.id, 0.0))
+                    for t in frame_tasks if t.kind == "render"
+                ],
+                core_seconds=sum(spent.get(t.id, 0.0) for t in frame_tasks),
+                preview_url=output_url(job.id, rel) if rel else None,
+            )
+        )
+    failures = [
+        {"task": a["key"], "attempt": a["number"], "outcome": a["outcome"], "node": a["node"],
+         "message": a["message"], "ended_at": a["ended_at"]}
+        for a in attempts if a["outcome"] not in (None, "ok")
+    ]
+    usage: dict[str, float] = defaultdict(float)
+    for a in attempts:
+        usage[a["outcome"] or "running"] += (a["cores"] or 0.0) * (a["wall_s"] or 0.0)
+    outputs = [
+        OutputFile(path=rel, bytes=size, url=output_url(job.id, rel))
+        for rel, size in service.storage.outputs(job.id)
+    ]
+    return JobDetail(
+        **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
+        usage={f"{k}_core_seconds": v for k, v in usage.items()}, outputs=outputs,
+    )
+
+
+def task_list(service: Service, job: JobRow) -> list[TaskOut]:
+    attempts = service.store.attempts(job.id)
+    spent = _task_core_seconds(attempts)
+    times = service.store.task_times(job.id)
+    return [
+        TaskOut(
+            id=t.id, key=t.key, kind=t.kind, frame=t.frame, tile=t.tile, chunk=t.chunk,
+            state=t.state.value, attempts=t.attempts, progress=t.progress, error=t.error,
+            core_seconds=spent.get(t.id, 0.0), started_at=times.get(t.id, (None, None))[0],
+            finished_at=times.get(t.id, (None, None))[1],
+        )
+        for t in service.store.tasks(job.id)
+    ]
