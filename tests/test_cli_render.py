@@ -178,3 +178,24 @@ def test_kill_9_then_resume_renders_only_what_is_missing(scene_dir: Path, tmp_pa
     for frame in range(1, 7):
         assert (out / f"f_{frame:04d}.exr").exists()
     assert not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.slow
+def test_scripts_embedded_in_the_blend_never_run(scene_dir: Path, tmp_path: Path) -> None:
+    """A user's .blend is untrusted: its auto-run Text block must not execute in any worker."""
+    marker = tmp_path / "pwned"
+    scene = build_scene(tmp_path / "evil.blend", "embedded-script", "--marker", str(marker))
+    result = wanhe("render", str(scene), "--frames", "1", "--tiles", "2x1", "--quiet",
+                   "--output", str(tmp_path / "out" / "f_####"), home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "f_0001.exr").exists()
+    assert not marker.exists(), "a script embedded in the .blend ran"
+
+
+@pytest.mark.slow
+def test_missing_texture_is_a_warning_listing_the_path(scene_dir: Path, tmp_path: Path) -> None:
+    scene = build_scene(scene_dir / "missing.blend", "missing-texture")
+    result = wanhe("render", str(scene), "--frames", "1",
+                   "--output", str(tmp_path / "out" / "f_####"), home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    assert "missing" in result.stderr and "missing_wood.png" in result.stderr
