@@ -164,6 +164,15 @@ def render(
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="preview MP4 + contact sheet")
     ] = False,
+    quality: Annotated[
+        str | None,
+        typer.Option(help="PSNR target in dB (e.g. 35) or draft/preview/final: a probe render "
+                     "picks the fewest samples that reach it"),
+    ] = None,
+    qc_threshold: Annotated[
+        list[str] | None,
+        typer.Option(help="QC threshold NAME=VALUE (repeatable), e.g. firefly_ratio=12"),
+    ] = None,
     task_timeout: Annotated[float | None, typer.Option(help="seconds per task at most")] = None,
     silence_timeout: Annotated[
         float | None, typer.Option(help="kill a task silent in its log this long")
@@ -194,10 +203,17 @@ def render(
         settings.blender = blender
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
+    if sample_chunks < 1:
+        fail(f"--sample-chunks must be at least 1 (1 = the whole sample count in one task), "
+             f"got {sample_chunks}")
     if report_json is not None:
         _check_report_path(report_json)
     try:
+        from wanhe.quality.thresholds import parse_threshold_args
+
+        thresholds = parse_threshold_args(qc_threshold or [])
         options = RenderOptions(
+            quality=quality, qc_thresholds=thresholds,
             frames=frames, tiles=tiles, overscan=overscan, samples=samples,
             sample_chunks=sample_chunks, resolution_percentage=resolution_percentage,
             camera=camera, denoise=denoise, output=output, threads=threads_per_task,
@@ -218,6 +234,11 @@ def render(
                 f"external file(s)",
                 highlight=False,
             )
+        if prepared.quality is not None:
+            reached = prepared.quality["reached"]
+            if not quiet or not reached:
+                console.print(("" if reached else "[yellow]warning:[/] ")
+                              + prepared.quality["explanation"], highlight=False)
         if prepared.missing:
             console.print(
                 f"[yellow]warning:[/] {len(prepared.missing)} external file(s) are missing "
@@ -236,6 +257,9 @@ def render(
         finally:
             store.dispose()
 
+    if quality and not quiet:
+        console.print(f"--quality {quality}: probing one frame at low resolution …",
+                      highlight=False)
     try:
         outcome = run_render(
             scene, options, settings=settings, workers=workers,
@@ -258,6 +282,7 @@ def render(
         finally:
             store.dispose()
     _print_summary(outcome, quiet)
+    _print_qc(settings, outcome)
     if outcome.job.state.value != "done":
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
 
@@ -287,11 +312,33 @@ def _print_summary(outcome: Any, quiet: bool) -> None:
     table.add_row("first frame", f"{spec.master_path(spec.frames[0])} (+ .png preview)")
     if spec.video:
         table.add_row("preview video", spec.video_path())
+        table.add_row("contact sheet", spec.contact_sheet_path())
+    if outcome.quality is not None:
+        table.add_row("quality", outcome.quality["explanation"])
     if quiet:
         out.print(json.dumps({"job": outcome.job.id, "state": outcome.job.state.value,
                               "outputs": str(Path(spec.master_path(spec.frames[0])).parent)}))
     else:
         out.print(table)
+
+
+def _print_qc(settings: Settings, outcome: Any) -> None:
+    """Name every frame QC flagged, and why."""
+    from wanhe.localrender import qc_records
+    from wanhe.store.store import Store
+
+    store = Store(settings.db_url, migrate=False)
+    try:
+        records = qc_records(store, outcome.job.id)
+    finally:
+        store.dispose()
+    for record in records:
+        if record.get("rerender"):
+            console.print(f"QC frame {record['frame']}: {record['rerender']}", highlight=False)
+        if record.get("flagged"):
+            console.print(f"[yellow]QC flagged frame {record['frame']}:[/] "
+                          + "; ".join(record.get("reasons") or ["see the report"]),
+                          highlight=False)
 
 
 def _frames_text(frames: list[int]) -> str:

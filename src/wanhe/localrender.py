@@ -44,6 +44,7 @@ class Prepared:
     missing: list[str]
     dependencies: list[str]
     scene_digest: str
+    quality: dict[str, Any] | None = None  # the --quality probe's result, when one ran
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ class RenderOutcome:
     tasks_skipped: int  # already done before this run (resume)
     wall_s: float
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    quality: dict[str, Any] | None = None
 
     @property
     def core_seconds(self) -> float:
@@ -134,6 +136,19 @@ def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> 
         dependencies=[str(p) for p in getattr(report, "dependencies", [])],
         scene_digest=file_digest(scene),
     )
+
+
+def apply_quality(prepared: Prepared, options: RenderOptions, blender: str | None) -> Prepared:
+    """`--quality`: probe one frame and render with the smallest sample count that reaches the
+    target (the most probed, with the frames flagged, when none does)."""
+    from wanhe.quality.autoquality import choose_samples
+
+    if not options.quality:
+        return prepared
+    result, spec = choose_samples(prepared.spec, prepared.facts, options.quality, blender)
+    prepared.spec = spec
+    prepared.quality = result
+    return prepared
 
 
 def job_fingerprint(spec: RenderSpec, scene_digest: str) -> str:
@@ -242,6 +257,15 @@ def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def qc_records(store: Store, job_id: int) -> list[dict[str, Any]]:
+    """The QC task outputs of a job, one per checked frame."""
+    return [
+        {"frame": t.frame, **t.output.get("qc", {})}
+        for t in store.tasks(job_id)
+        if t.kind == "qc" and t.output.get("qc")
+    ]
+
+
 def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
     from wanhe.imaging.atomic import atomic_write
 
@@ -250,11 +274,7 @@ def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
     for r in records:
         key = r["outcome"] or "running"
         by_outcome[key] = by_outcome.get(key, 0.0) + r["core_seconds"]
-    qc = [
-        {"frame": t.frame, **t.output.get("qc", {})}
-        for t in store.tasks(outcome.job.id)
-        if t.kind == "qc" and t.output.get("qc")
-    ]
+    qc = qc_records(store, outcome.job.id)
     body = {
         "job": outcome.job.id,
         "scene": outcome.spec.scene,
@@ -270,6 +290,11 @@ def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
         "contact_sheet": outcome.spec.contact_sheet_path() if outcome.spec.video else None,
         "attempts": records,
         "qc": qc,
+        "quality": outcome.quality,
+        "flagged_frames": sorted(
+            {int(q["frame"]) for q in qc if q.get("flagged") or q.get("passed") is False}
+            | (set(outcome.spec.frames) if outcome.spec.quality_note else set())
+        ),
         "totals": {
             "wall_s": outcome.wall_s,
             "attempts": len(records),
@@ -336,7 +361,7 @@ def render(
     inspector.join()
     if failed:
         raise failed[0]
-    prepared = found[0]
+    prepared = apply_quality(found[0], options, settings.blender)
     store = Store(settings.db_url)
     try:
         job, resumed, done_before = open_or_resume_job(
@@ -348,12 +373,14 @@ def render(
         if done_before < total:
             run_jobs(store, [job.id], settings=settings, threads=options.threads, workers=workers,
                     on_event=on_event)
+        if prepared.spec.quality_note:  # the job keeps the note (a finished job's is cleared)
+            store.set_job_message(job.id, prepared.spec.quality_note)
         final = store.job(job.id)
         assert final is not None
         return RenderOutcome(
             job=final, spec=prepared.spec, resumed=resumed, tasks_total=total,
             tasks_skipped=done_before, wall_s=time.monotonic() - started,
-            attempts=store.attempts(job.id),
+            attempts=store.attempts(job.id), quality=prepared.quality,
         )
     finally:
         store.dispose()

@@ -274,6 +274,23 @@ class RenderOptions(BaseModel):
     video: bool = False
     quality: str | None = Field(default=None, description="--quality: dB or draft/preview/final")
 
+    @field_validator("qc_thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, values: dict[str, float]) -> dict[str, float]:
+        from wanhe.quality.thresholds import thresholds_from
+
+        thresholds_from(values)
+        return values
+
+    @field_validator("quality")
+    @classmethod
+    def _known_quality(cls, value: str | None) -> str | None:
+        from wanhe.quality.levels import parse_quality_target
+
+        if value is not None:
+            parse_quality_target(value)
+        return value
+
 
 class SceneFacts(BaseModel):
     """What inspection found in the scene that a spec depends on."""
