@@ -1,0 +1,579 @@
+"""The service's commands: `wanhe serve`, `project`, `token`, `submit`, `jobs`, `job`, `logs`,
+`cancel|pause|resume|retry`, `priority`, `workers`, `report`.
+
+Every command but `serve` (and the `--db` forms of `project`/`token`) is a thin client of the
+REST API. Errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wanhe.api.client import ApiError, Client
+from wanhe.config import Settings
+
+err = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+ServerOpt = Annotated[
+    str | None, typer.Option("--server", envvar="WANHE_SERVER",
+                             help="farm URL; default http://127.0.0.1:8640")
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="WANHE_TOKEN", help="API token")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="database URL; default ~/.wanhe/wanhe.db (WANHE_DB)")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def client(server: str | None, token: str | None) -> Iterator[Client]:
+    settings = Settings()
+    try:
+        with Client(server or settings.server, token or settings.token) as c:
+            yield c
+    except ApiError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def store(db: str | None) -> Iterator[Any]:
+    from wanhe.store.store import Store, StoreError
+
+    settings = Settings()
+    if db:
+        settings.db = db
+    try:
+        s = Store(settings.db_url)
+    except Exception as exc:
+        fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
+    try:
+        yield s
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        s.dispose()
+
+
+def emit(data: Any, as_json: bool, table: Callable[[Any], Table] | None = None) -> None:
+    if as_json or table is None:
+        out.print_json(json.dumps(data, default=str))
+    else:
+        out.print(table(data))
+
+
+def _time(value: float | None) -> str:
+    if value is None:
+        return ""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _hours(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+# ---------------------------------------------------------------------------------- serve
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; keep 127.0.0.1 unless behind "
+                                      "a proxy")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8640,
+    db: DbOpt = None,
+    storage: Annotated[str | None, typer.Option(help="storage root; default ~/.wanhe/storage")]
+    = None,
+    ray_address: Annotated[str | None, typer.Option(help="a Ray cluster (default: start one "
+                                                    "here)")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker slots; default: one per core")]
+    = None,
+    max_upload_bytes: Annotated[int | None, typer.Option(help="largest file accepted")] = None,
+) -> None:
+    """Run the farm: REST API, dashboard and dispatcher in one process."""
+    import logging
+
+    import uvicorn
+
+    from wanhe.api.app import create_app
+
+    settings = Settings()
+    settings.host, settings.port = host, port
+    if db:
+        settings.db = db
+    if storage:
+        settings.storage = storage
+    if ray_address:
+        settings.ray_address = ray_address
+    if max_upload_bytes:
+        settings.max_upload_bytes = max_upload_bytes
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other "
+                  "machines — put it behind TLS", highlight=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        app = create_app(settings, workers=workers)
+    except Exception as exc:
+        fail(f"cannot start: {type(exc).__name__}: {exc}")
+    err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
+              f"{settings.storage_root})", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+# ---------------------------------------------------------------------------------- projects
+
+project_app = typer.Typer(help="Projects: weights, budgets and their tokens.",
+                          no_args_is_help=True)
+
+
+@project_app.command("create")
+def project_create(
+    name: str,
+    budget_core_hours: Annotated[float | None, typer.Option(help="core-hours it may use")]
+    = None,
+    weight: Annotated[float, typer.Option(help="fair-share weight")] = 1.0,
+    db: DbOpt = None,
+    server: Annotated[str | None, typer.Option("--server", help="go through this server "
+                                               "(needs an admin --token)")] = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project and print its first API token."""
+    if server:
+        with client(server, token) as c:
+            made = c.json("POST", "/api/projects", json={
+                "name": name, "budget_core_hours": budget_core_hours, "weight": weight})
+        secret = made["token"]
+    else:
+        with store(db) as s:
+            project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours)
+            secret = s.create_token(project.id, f"{name} (wanhe project create)")
+    if as_json:
+        emit({"project": name, "token": secret}, True)
+    else:
+        err.print(f"project {name} created; its token (shown once):", highlight=False)
+        out.print(secret, highlight=False)
+
+
+def _projects_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("project", "weight", "budget core-h", "used core-h")
+    for r in rows:
+        table.add_row(r["name"], f"{r['weight']:g}", _hours(r["budget_core_hours"]),
+                      _hours(r["used_core_hours"]))
+    return table
+
+
+@project_app.command("list")
+def project_list(
+    db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Projects with weight, budget and metered core-hours."""
+    if server or token:
+        with client(server, token) as c:
+            rows = c.json("GET", "/api/projects")
+    else:
+        with store(db) as s:
+            used = s.used_core_seconds()
+            rows = [
+                {"name": p.name, "weight": p.weight, "budget_core_hours": p.budget_core_hours,
+                 "used_core_hours": used.get(p.id, 0.0) / 3600}
+                for p in s.projects()
+            ]
+    emit(rows, as_json, _projects_table)
+
+
+@project_app.command("set")
+def project_set(
+    name: str,
+    budget_core_hours: Annotated[float | None, typer.Option(help="new budget")] = None,
+    no_budget: Annotated[bool, typer.Option("--no-budget", help="remove the budget")] = False,
+    weight: Annotated[float | None, typer.Option(help="new fair-share weight")] = None,
+    db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Change a project's weight or budget (a running service picks it up within a second)."""
+    if server or token:
+        body: dict[str, Any] = {}
+        if weight is not None:
+            body["weight"] = weight
+        if budget_core_hours is not None or no_budget:
+            body["budget_core_hours"] = None if no_budget else budget_core_hours
+        with client(server, token) as c:
+            c.json("PATCH", f"/api/projects/{name}", json=body)
+    else:
+        with store(db) as s:
+            project = s.project_by_name(name)
+            if project is None:
+                fail(f"no project named {name!r}")
+            s.update_project(project.id, weight=weight, budget_core_hours=budget_core_hours,
+                             clear_budget=no_budget)
+    err.print(f"project {name} updated", highlight=False)
+
+
+@project_app.command("budget")
+def project_budget(
+    name: str, core_hours: Annotated[float, typer.Argument(help="the new budget")],
+    db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Set a project's budget in core-hours."""
+    project_set(name, budget_core_hours=core_hours, no_budget=False, weight=None, db=db,
+                server=server, token=token)
+
+
+# ---------------------------------------------------------------------------------- tokens
+
+token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    project: Annotated[str | None, typer.Option(help="the project it acts for")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="an admin token (all projects)")]
+    = False,
+    name: Annotated[str, typer.Option(help="a label (who or what uses it)")] = "",
+    db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a token (printed once). `--admin --db URL` makes the first admin token."""
+    if not admin and not project and not (server or token):
+        fail("name --project P, or --admin for an admin token")
+    if server or token:
+        with client(server, token) as c:
+            made = c.json("POST", "/api/tokens",
+                          json={"project": project, "admin": admin, "name": name})
+        secret = made["token"]
+    else:
+        with store(db) as s:
+            project_id = None
+            if not admin:
+                found = s.project_by_name(project or "")
+                if found is None:
+                    fail(f"no project named {project!r} — create it with wanhe project create")
+                project_id = found.id
+            secret = s.create_token(project_id, name or ("admin" if admin else project or ""))
+    if as_json:
+        emit({"project": None if admin else project, "admin": admin, "token": secret}, True)
+    else:
+        out.print(secret, highlight=False)
+
+
+def _tokens_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("id", "project", "name", "created", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), r["project"] or "(admin)", r["name"],
+                      _time(r["created_at"]), "yes" if r["revoked"] else "")
+    return table
+
+
+@token_app.command("list")
+def token_list(
+    project: Annotated[str | None, typer.Option(help="only this project's")] = None,
+    db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tokens (never their secrets)."""
+    if server or token:
+        with client(server, token) as c:
+            rows = c.json("GET", "/api/tokens")
+    else:
+        with store(db) as s:
+            rows = s.tokens()
+    if project:
+        rows = [r for r in rows if r["project"] == project]
+    emit(rows, as_json, _tokens_table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: int, db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Revoke a token by id: it stops working at once."""
+    if server or token:
+        with client(server, token) as c:
+            c.json("DELETE", f"/api/tokens/{token_id}")
+    else:
+        with store(db) as s:
+            if not s.revoke_token(token_id):
+                fail(f"no active token {token_id}")
+    err.print(f"token {token_id} revoked", highlight=False)
+
+
+# ---------------------------------------------------------------------------------- submit
+
+
+def submit(
+    scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm")],
+    frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
+    tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
+    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
+    sample_chunks: Annotated[int, typer.Option(help="split samples over this many tasks")] = 1,
+    resolution_percentage: Annotated[int | None, typer.Option(help="override resolution %")]
+    = None,
+    camera: Annotated[str | None, typer.Option(help="render through this camera")] = None,
+    denoise: Annotated[bool, typer.Option("--denoise/--no-denoise")] = True,
+    threads_per_task: Annotated[int, typer.Option(help="Cycles threads per task")] = 1,
+    qc: Annotated[bool, typer.Option("--qc/--no-qc")] = False,
+    video: Annotated[bool, typer.Option("--video/--no-video")] = False,
+    task_timeout: Annotated[float | None, typer.Option(help="seconds per task at most")] = None,
+    silence_timeout: Annotated[float | None, typer.Option(help="kill tasks silent this long")]
+    = None,
+    max_attempts: Annotated[int, typer.Option(help="tries per task")] = 3,
+    priority: Annotated[int, typer.Option(help="0-100, higher first")] = 50,
+    name: Annotated[str | None, typer.Option(help="job name; default the file name")] = None,
+    depends_on: Annotated[list[int] | None, typer.Option("--after", help="wait for job ID")]
+    = None,
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id."""
+    from wanhe.api.pack import collect, hash_all, upload
+    from wanhe.blender.errors import SceneError
+
+    if not 0 <= priority <= 100:
+        fail("--priority must be between 0 and 100")
+    try:
+        bundle = collect(scene)
+    except SceneError as exc:
+        fail(str(exc))
+    for path in bundle.missing_local:
+        err.print(f"[yellow]warning:[/] missing external file {path} (renders pink/empty)",
+                  highlight=False)
+    for ref in bundle.absolute_refs:
+        err.print(f"[yellow]warning:[/] the scene names {ref!r} by absolute path; the farm "
+                  "resolves only relative (//) paths — File › External Data › Make Paths "
+                  "Relative", highlight=False)
+    hash_all(bundle)
+    options = {
+        "frames": frames, "tiles": tiles, "overscan": overscan, "samples": samples,
+        "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
+        "camera": camera, "denoise": denoise, "threads": threads_per_task, "qc": qc,
+        "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
+        "max_attempts": max_attempts,
+    }
+    with client(server, token) as c:
+        sent, size = upload(c, bundle)
+        job = c.json("POST", "/api/jobs", json={
+            "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
+            "priority": priority, "depends_on": depends_on or [],
+        })
+    for warning in job.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if as_json:
+        emit({"id": job["id"], "state": job["state"], "files": len(bundle.files),
+              "uploaded_files": sent, "uploaded_bytes": size}, True)
+        return
+    err.print(f"{len(bundle.files)} file(s), {sent} uploaded ({size:,} bytes); job "
+              f"{job['id']} {job['state']}: {len(job['frames'])} frame(s)", highlight=False)
+    out.print(job["id"])
+
+
+# ---------------------------------------------------------------------------------- jobs
+
+
+def _jobs_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("id", "name", "project", "state", "prio", "progress", "core-h", "message")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["project"], r["state"], str(r["priority"]),
+                      f"{100 * r['progress']:.0f}%", f"{r['core_hours']:.3f}",
+                      r["message"][:60])
+    return table
+
+
+def jobs(
+    state: Annotated[str | None, typer.Option(help="queued/running/paused/done/failed/"
+                                              "cancelled")] = None,
+    project: Annotated[str | None, typer.Option(help="only this project (admin)")] = None,
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    params = {k: v for k, v in {"state": state, "project": project}.items() if v}
+    with client(server, token) as c:
+        rows = c.json("GET", "/api/jobs", params=params)
+    emit(rows, as_json, _jobs_table)
+
+
+def _job_table(job: dict[str, Any]) -> Table:
+    table = Table(title=f"job {job['id']}: {job['state']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("name", job["name"])
+    table.add_row("project", job["project"])
+    table.add_row("priority", str(job["priority"]))
+    table.add_row("progress", f"{100 * job['progress']:.0f}% "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(job["tasks"].items())))
+    table.add_row("core-hours", f"{job['core_hours']:.4f}")
+    if job.get("eta_s") is not None:
+        table.add_row("eta", f"{job['eta_s']:.0f} s")
+    if job["message"]:
+        table.add_row("message", job["message"])
+    done = sum(1 for f in job["frames"] if f["state"] == "done")
+    table.add_row("frames", f"{done}/{len(job['frames'])} done")
+    for failure in job["failures"][-5:]:
+        table.add_row("failure", f"{failure['task']} #{failure['attempt']} "
+                      f"{failure['outcome']}: {failure['message'][:80]}")
+    for f in job["outputs"][:10]:
+        table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
+    return table
+
+
+def job(
+    job_id: int, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """One job: state, progress, frames, failures, outputs."""
+    with client(server, token) as c:
+        data = c.json("GET", f"/api/jobs/{job_id}")
+    emit(data, as_json, _job_table)
+
+
+def logs(
+    job_id: int,
+    task: Annotated[str | None, typer.Option(help="a task key, e.g. 1/render/t000")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="keep printing")] = False,
+    server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Print a job's (or one task's) log."""
+    params: dict[str, Any] = {"follow": int(follow)}
+    if task:
+        params["task"] = task
+    with client(server, token) as c:
+        if not follow:
+            sys.stdout.write(c.request("GET", f"/api/jobs/{job_id}/logs", params=params).text)
+            return
+        try:
+            with c.http.stream("GET", f"/api/jobs/{job_id}/logs", params=params,
+                               timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    from wanhe.api.client import describe_error
+
+                    fail(describe_error(response))
+                for text in response.iter_text():
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+        except Exception as exc:
+            if isinstance(exc, typer.Exit):
+                raise
+            fail(f"the log stream broke: {exc}")
+
+
+def _control(verb: str) -> Callable[..., None]:
+    def command(
+        job_id: int, server: ServerOpt = None, token: TokenOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        with client(server, token) as c:
+            data = c.json("POST", f"/api/jobs/{job_id}/{verb}")
+        if as_json:
+            emit(data, True)
+        else:
+            out.print(f"job {data['id']} {data['state']}", highlight=False)
+
+    command.__doc__ = {
+        "cancel": "Cancel a job: running tasks stop, nothing new starts.",
+        "pause": "Pause a job: running tasks finish, nothing new starts.",
+        "resume": "Resume a paused job.",
+        "retry": "Run a failed or cancelled job's unfinished tasks again.",
+    }[verb]
+    return command
+
+
+def priority(
+    job_id: int, value: Annotated[int, typer.Argument(help="0-100")],
+    server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Change a job's priority (0-100, higher first)."""
+    with client(server, token) as c:
+        data = c.json("PATCH", f"/api/jobs/{job_id}", json={"priority": value})
+    out.print(f"job {data['id']} priority {value}", highlight=False)
+
+
+def _workers_table(data: dict[str, Any]) -> Table:
+    table = Table("worker", "node", "cpus", "job", "task", "progress")
+    for w in data["workers"]:
+        table.add_row(w["name"], w["node"], f"{w['cpus']:g}", str(w.get("job_id") or ""),
+                      w.get("task") or "idle", f"{100 * w.get('progress', 0):.0f}%")
+    nodes = data["nodes"]
+    alive = [n for n in nodes if n.get("alive")]
+    table.caption = (f"{len(alive)} node(s) alive, "
+                     f"{sum(n.get('cpus', 0) for n in alive):g} CPUs")
+    return table
+
+
+def workers(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Ray nodes and worker slots, with what each runs."""
+    with client(server, token) as c:
+        data = c.json("GET", "/api/workers")
+    emit(data, as_json, _workers_table)
+
+
+def _report_table(data: dict[str, Any]) -> Table:
+    table = Table("project", "job", "kind", "ok core-h", "failed", "cancelled", "lost",
+                  "total core-h", title="core-hours")
+    for r in data["projects"]:
+        table.add_row(r["project"], "", "", _hours(r.get("ok", 0)), _hours(r.get("failed", 0)
+                      + r.get("timeout", 0)), _hours(r.get("cancelled", 0)),
+                      _hours(r.get("lost", 0)), _hours(r["total"]), style="bold")
+    for r in data["jobs"]:
+        table.add_row(r["project"], str(r["job_id"]), "", _hours(r.get("ok", 0)),
+                      _hours(r.get("failed", 0) + r.get("timeout", 0)),
+                      _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)),
+                      _hours(r["total"]))
+    for r in data["kinds"]:
+        table.add_row(r["project"], "", r["kind"], _hours(r.get("ok", 0)),
+                      _hours(r.get("failed", 0) + r.get("timeout", 0)),
+                      _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)),
+                      _hours(r["total"]))
+    return table
+
+
+def report(
+    project: Annotated[str | None, typer.Option(help="one project")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date, e.g. 2025-01-31")] = None,
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Core-hours by project, job and task kind; failed, cancelled and lost apart."""
+    params = {k: v for k, v in {"project": project, "since": since}.items() if v}
+    with client(server, token) as c:
+        data = c.json("GET", "/api/report", params=params)
+    if as_json:
+        data.pop("rows", None)
+    emit(data, as_json, _report_table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service's commands to the `wanhe` app."""
+    app.command()(serve)
+    app.add_typer(project_app, name="project")
+    app.add_typer(token_app, name="token")
+    app.command()(submit)
+    app.command()(jobs)
+    app.command()(job)
+    app.command()(logs)
+    for verb in ("cancel", "pause", "resume", "retry"):
+        app.command(verb)(_control(verb))
+    app.command()(priority)
+    app.command()(workers)
+    app.command()(report)
+
+
