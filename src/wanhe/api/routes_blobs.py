@@ -22,6 +22,7 @@ from wanhe.storage import SHA256_RE, HashMismatch, StorageError, TooLarge
 
 router = APIRouter(tags=["blobs"])
 
+BATCH_BODY_LIMIT = 1 << 30  # a tar of small files; each member is held to the per-file limit
 _SHA_PATH = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the body, lowercase hex")
 
 
@@ -112,6 +113,8 @@ def _store_tar(service: Service, spool: tempfile.SpooledTemporaryFile[bytes]) ->
                     continue
                 try:
                     total += service.storage.put_file(name, f)
+                except TooLarge:
+                    raise _too_large(service.storage.max_blob_bytes) from None
                 except HashMismatch as exc:
                     raise HTTPException(422, f"tar member {name}: {exc}") from None
                 stored.append(name)
@@ -123,15 +126,16 @@ def _store_tar(service: Service, spool: tempfile.SpooledTemporaryFile[bytes]) ->
 @router.post(
     "/api/blobs/batch", response_model=BlobStored,
     openapi_extra={"requestBody": {"required": True, "content": {
-        "application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}},
+        "application/octet-stream": {"schema": {
+            "type": "string", "format": "binary",
+            "description": "a tar (application/x-tar) of files named by their SHA-256"}}}}},
 )
 async def put_batch(
     request: Request, _: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> BlobStored:
     """A tar (optionally gzip) of regular files, each named by the SHA-256 of its bytes."""
-    limit = service.storage.max_blob_bytes
-    _check_length(request, limit)
-    spool = await _spool(request, limit)
+    _check_length(request, BATCH_BODY_LIMIT)
+    spool = await _spool(request, BATCH_BODY_LIMIT)
     try:
         return await anyio.to_thread.run_sync(_store_tar, service, spool)
     except StorageError as exc:
