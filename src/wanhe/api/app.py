@@ -26,12 +26,14 @@ def create_app(
     *,
     start_dispatcher: bool = True,
     workers: int | None = None,
+    num_cpus: int | None = None,
     inspector: Inspector | None = None,
 ) -> FastAPI:
     """The farm service. With `start_dispatcher`, Ray connects and the dispatcher loop runs on
     a background thread for the app's lifetime (FastAPI lifespan)."""
     service = Service(
-        settings, start_dispatcher=start_dispatcher, workers=workers, inspector=inspector
+        settings, start_dispatcher=start_dispatcher, workers=workers, num_cpus=num_cpus,
+        inspector=inspector,
     )
     service.metrics = metrics.Metrics(service)
 

@@ -106,6 +106,8 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="worker slots; default: one per core")]
     = None,
     max_upload_bytes: Annotated[int | None, typer.Option(help="largest file accepted")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="logical CPUs of the embedded Ray; "
+                                                 "default: this machine's cores")] = None,
 ) -> None:
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
@@ -131,7 +133,7 @@ def serve(
                         "%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        app = create_app(settings, workers=workers)
+        app = create_app(settings, workers=workers, num_cpus=num_cpus)
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
     err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "

@@ -8,6 +8,7 @@ cancel, pause, resume, retry, priority) write the database and `poke()` the disp
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ class Service:
         *,
         start_dispatcher: bool = True,
         workers: int | None = None,
+        num_cpus: int | None = None,
         inspector: Inspector | None = None,
     ) -> None:
         self.settings = settings
@@ -67,6 +69,7 @@ class Service:
         self.inspect = inspector or blender_inspector(settings.blender)
         self.start_dispatcher = start_dispatcher
         self.workers = workers
+        self.num_cpus = num_cpus
         self.dispatcher: Dispatcher | None = None
         self.dispatcher_error: str | None = None
         self.metrics: Metrics | None = None
@@ -90,7 +93,9 @@ class Service:
         from wanhe.engine import cluster
         from wanhe.engine.dispatcher import Dispatcher
 
-        cluster.connect(self.settings.ray_address)
+        _keep_signal_handlers(
+            lambda: cluster.connect(self.settings.ray_address, num_cpus=self.num_cpus)
+        )
         self.dispatcher = Dispatcher(
             self.store, threads=1, workers=self.workers, blender=self.settings.blender,
             log_root=self.settings.storage_root / "logs", on_event=self._on_task_event,
@@ -181,6 +186,21 @@ class Service:
             return None
         summary = job_summaries(self, [job])[0]
         return job.project_id, summary.model_dump(mode="json")
+
+
+def _keep_signal_handlers(start: Callable[[], None]) -> None:
+    """Run `start` (Ray's init) without letting it replace the server's SIGTERM/SIGINT handlers
+    (Ray's exits at once; uvicorn's shuts down gracefully)."""
+    if threading.current_thread() is not threading.main_thread():
+        start()
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        start()
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def get_service(request: Request) -> Service:
