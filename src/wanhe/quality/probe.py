@@ -47,6 +47,8 @@ class Measured:
     denoised: FloatImage | None
     render_s: float
     denoise_s: float
+    render_cpu_s: float = 0.0  # Blender's CPU seconds (all threads): the farm's cost
+    denoise_cpu_s: float = 0.0  # this process's CPU seconds for denoise_frame (OIDN + I/O)
 
 
 def measure(
@@ -79,13 +81,15 @@ def measure(
                          f"{reply.error or 'no output written'}")
     raw = read_layers(raw_path).rgb("Combined")
     denoised: FloatImage | None = None
-    denoise_s = 0.0
+    denoise_s = denoise_cpu_s = 0.0
     if denoise:
         out = work / f"probe_s{samples}_seed{seed}_dn.exr"
+        cpu0 = time.process_time()
         stats = denoise_frame(raw_path, out)
+        denoise_cpu_s = time.process_time() - cpu0
         denoise_s = stats.seconds
         denoised = read_layers(out).rgb("Combined")
-    return Measured(samples, raw, denoised, reply.wall_s, denoise_s)
+    return Measured(samples, raw, denoised, reply.wall_s, denoise_s, reply.cpu_s, denoise_cpu_s)
 
 
 @dataclass(frozen=True)
