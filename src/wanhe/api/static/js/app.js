@@ -140,14 +140,20 @@ async function route() {
       navigate('#/jobs');
     },
   };
-  el.innerHTML = '';
+  // Each view gets a fresh container: a late callback of the previous view writes to a detached
+  // element instead of the new page.
+  const root = document.createElement('div');
+  root.className = 'view-root';
+  el.replaceChildren(root);
   el.dataset.view = mod === loginView ? 'login' : path.split('/')[1];
   try {
-    state.view = (await mod.mount(el, ctx)) || {};
+    const mounted = (await mod.mount(root, ctx)) || {};
+    if (root.isConnected) state.view = mounted;
+    else mounted.unmount?.();
   } catch (err) {
     if (err instanceof AuthError) return; // the auth handler already moved us
     console.error(err);
-    el.innerHTML = `<div class="error-box">${esc(err instanceof ApiError ? err.message : String(err))}</div>`;
+    root.innerHTML = `<div class="error-box">${esc(err instanceof ApiError ? err.message : String(err))}</div>`;
   }
 }
 

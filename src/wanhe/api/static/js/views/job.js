@@ -2,7 +2,7 @@
 // video, per-task logs (with follow), actions, usage and failures. Everything updates live.
 import { ApiError, api, blobUrl, get, patch, post } from '../api.js';
 import {
-  $, $$, FINAL, badge, esc, fmtCoreHours, fmtCoreSeconds, fmtDateTime, fmtDuration, fmtNum,
+  $, $$, FINAL, badge, esc, fmtBytes, fmtCoreHours, fmtCoreSeconds, fmtDateTime, fmtDuration, fmtNum,
   fmtTime, heatColor, heatGradientCss, progressBar, stateColor, throttle, toMs,
 } from '../util.js';
 
@@ -135,8 +135,12 @@ export async function mount(el, ctx) {
           <div class="panel-head"><h2>Failures</h2><span class="spacer"></span><span class="muted" id="failure-count" style="font-size:12px"></span></div>
           <div class="panel-body" id="failures"></div>
         </section>
+        <section class="panel" id="outputs-panel">
+          <div class="panel-head"><h2>Outputs</h2><span class="spacer"></span><span class="muted" id="outputs-count" style="font-size:12px"></span></div>
+          <div class="out-list" id="outputs"></div>
+        </section>
         <section class="panel" id="spec-panel">
-          <details><summary class="panel-head" style="cursor:pointer"><h2>Spec &amp; outputs</h2></summary>
+          <details><summary class="panel-head" style="cursor:pointer"><h2>Spec</h2></summary>
           <div class="panel-body"><pre class="log" id="spec" style="min-height:0;max-height:320px"></pre></div></details>
         </section>
       </div>
@@ -362,7 +366,7 @@ export async function mount(el, ctx) {
       if (!alive) return;
       if (video.url) URL.revokeObjectURL(video.url);
       video.url = url;
-      $('#video', el).innerHTML = `<video id="preview-video" src="${url}" controls loop muted playsinline></video>`;
+      $('#video', el).innerHTML = `<video id="preview-video" src="${url}" controls loop muted autoplay playsinline></video>`;
       $('#video-panel', el).hidden = false;
     } catch { video.src = ''; }
   }
@@ -392,9 +396,9 @@ export async function mount(el, ctx) {
     const color = { ok: 'var(--s-done)', failed: 'var(--s-failed)', timeout: '#e08a4b', lost: '#b0705c', cancelled: 'var(--s-cancelled)', running: 'var(--s-running)' };
     const label = (k) => k.replace(/_core_seconds$/, '');
     $('#usage', el).innerHTML = `<div class="bar" style="height:8px;margin:2px 0 10px">${rows.map(([k, v]) => `<span style="width:${((v / (total || 1)) * 100).toFixed(2)}%;background:${color[label(k)] || 'var(--faint)'}" title="${esc(label(k))}"></span>`).join('')}</div>
-      <table class="t"><thead><tr><th>Attempts</th><th class="num">Core-seconds</th><th class="num">Core-hours</th><th class="num">Share</th></tr></thead><tbody>
+      <div class="table-wrap"><table class="t"><thead><tr><th>Attempts</th><th class="num">Core-seconds</th><th class="num">Core-hours</th><th class="num">Share</th></tr></thead><tbody>
       ${rows.map(([k, v]) => `<tr data-outcome="${esc(label(k))}"><td><span class="swatch" style="background:${color[label(k)] || 'var(--faint)'}"></span>${esc(label(k) === 'ok' ? 'successful' : label(k))}</td><td class="num">${fmtNum(v, 1)}</td><td class="num">${fmtCoreHours(v / 3600)}</td><td class="num">${total ? ((v / total) * 100).toFixed(0) : 0}%</td></tr>`).join('')}
-      <tr><td><b>total</b></td><td class="num"><b>${fmtNum(total, 1)}</b></td><td class="num"><b>${fmtCoreHours(total / 3600)}</b></td><td></td></tr></tbody></table>`;
+      <tr><td><b>total</b></td><td class="num"><b>${fmtNum(total, 1)}</b></td><td class="num"><b>${fmtCoreHours(total / 3600)}</b></td><td></td></tr></tbody></table></div>`;
   }
   function renderFailures() {
     const f = job.failures;
@@ -408,8 +412,31 @@ export async function mount(el, ctx) {
       <td class="msg" style="max-width:none;white-space:normal" title="${esc(x.message ?? x.error ?? '')}">${esc(x.message ?? x.error ?? '')}</td></tr>`).join('')}</tbody></table></div>`;
   }
   function renderSpec() {
-    $('#spec', el).textContent = JSON.stringify({ spec: job.spec, outputs: job.outputs }, null, 2);
+    $('#spec', el).textContent = JSON.stringify(job.spec, null, 2);
+    const outs = Array.isArray(job.outputs) ? job.outputs : [];
+    const bytes = outs.reduce((a, o) => a + (o.bytes || 0), 0);
+    $('#outputs-count', el).textContent = outs.length ? `${outs.length} files · ${fmtBytes(bytes)}` : '';
+    $('#outputs', el).innerHTML = outs.length
+      ? outs.map((o) => `<a href="#" class="out" data-url="${esc(o.url)}" data-name="${esc(o.path)}" title="download ${esc(o.path)}"><span class="mono">${esc(o.path)}</span><span class="muted">${esc(fmtBytes(o.bytes))}</span></a>`).join('')
+      : '<div class="muted" style="padding:10px 12px">No output files yet.</div>';
   }
+  $('#outputs', el).addEventListener('click', async (e) => {
+    const a = e.target.closest('a.out');
+    if (!a) return;
+    e.preventDefault();
+    try {
+      const url = await blobUrl(a.dataset.url);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = a.dataset.name.split('/').pop();
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      if (err.name !== 'AuthError') ctx.toast(`download failed: ${err.message}`, 'err');
+    }
+  });
 
   // ── tasks and logs ─────────────────────────────────────────────────────
   function taskKey(t) { return String(t.key ?? t.task ?? t.id); }

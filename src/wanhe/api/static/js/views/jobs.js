@@ -38,7 +38,7 @@ function cell(col, j) {
     case 'progress': return `<td class="${col.cls}">${progressBar(j.progress, j.tasks)}</td>`;
     case 'priority': return `<td class="${col.cls}" ${label}>${esc(j.priority ?? '')}</td>`;
     case 'project': return `<td class="${col.cls}" ${label}>${esc(j.project ?? '')}</td>`;
-    case 'submitter': return `<td class="${col.cls}" ${label}>${esc(j.submitter || '—')}</td>`;
+    case 'submitter': return `<td class="${col.cls}" ${label} title="${esc(j.submitter)}">${esc(j.submitter || '—')}</td>`;
     case 'created_at': return `<td class="${col.cls}" ${label} title="${esc(fmtDateTime(j.created_at))}">${esc(fmtTime(j.created_at))}</td>`;
     case 'runtime': return `<td class="${col.cls}" ${label}>${esc(fmtDuration(runtime(j)))}</td>`;
     case 'core_hours': return `<td class="${col.cls}" ${label}>${esc(fmtCoreHours(j.core_hours))}</td>`;
@@ -136,6 +136,7 @@ export async function mount(el, ctx) {
   }
 
   function render() {
+    if (!alive) return;
     renderChips();
     for (const th of $$('th[data-sort]', el)) {
       th.querySelector('.arrow').textContent = th.dataset.sort === view.sort ? (view.dir === 'asc' ? '▲' : '▼') : '';

@@ -4,6 +4,7 @@ import { stackedBars } from '../chart.js';
 import { $, esc, fmtCoreHours, projectColor, throttle, toMs } from '../util.js';
 
 const PERIODS = [
+  ['15m', 'last 15 minutes', 900, 60],
   ['1h', 'last hour', 3600, 60],
   ['6h', 'last 6 hours', 6 * 3600, 600],
   ['24h', 'last 24 hours', 86400, 1800],
@@ -155,7 +156,7 @@ export async function mount(el, ctx) {
       const tot = Object.values(o).reduce((a, b) => a + b, 0);
       const bad = tot - (o.ok || 0) - (o.running || 0);
       const segs = OUTCOMES.filter(([k]) => o[k]).map(([k, label, color]) => `<span style="width:${((o[k] / (tot || 1)) * 100).toFixed(2)}%;background:${color}" title="${label}: ${fmtCoreHours(o[k])} core-h"></span>`).join('');
-      return `<div class="budget" data-project="${esc(name)}"><span class="name">${esc(name)}</span><div class="bar">${segs}</div><span class="nums">${fmtCoreHours(o.ok || 0)} ok · <span style="color:${bad ? '#ff8c84' : 'inherit'}">${fmtCoreHours(bad)} failed or cancelled</span>${tot && bad ? ` (${((bad / tot) * 100).toFixed(0)}%)` : ''}</span></div>`;
+      return `<div class="budget" data-project="${esc(name)}"><span class="name">${esc(name)}</span><div class="bar">${segs}</div><span class="nums">${fmtCoreHours(o.ok || 0)} ok · <span style="color:${bad ? '#ff8c84' : 'inherit'}">${fmtCoreHours(bad)} failed/cancelled</span>${tot && bad ? ` (${((bad / tot) * 100).toFixed(0)}%)` : ''}</span></div>`;
     }).join('') : '<div class="muted">No metered attempts in this period.</div>';
 
     const jobs = jobsOfReport(report).filter((j) => !project || j.project === project).sort((a, b) => b.h - a.h).slice(0, 12);

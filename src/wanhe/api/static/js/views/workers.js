@@ -32,6 +32,7 @@ function meter(label, used, total, fmt, extra = '') {
 
 export async function mount(el, ctx) {
   let alive = true;
+  let names = new Map(); // job id -> name, for the jobs running now
   el.innerHTML = `
     <div class="page-head"><h1>Workers</h1><span class="muted" id="workers-sum"></span><span class="spacer"></span>
       <span class="muted" style="font-size:12px" id="workers-updated"></span></div>
@@ -87,7 +88,7 @@ export async function mount(el, ctx) {
           <span class="muted" style="font-size:12px">${mine.length} / ${mySlots.length} slots busy</span></div>
         <div class="panel-body">
           ${meter('cores', ucpu, cpus, (v) => fmtNum(v, v % 1 ? 1 : 0))}
-          ${meter('memory', umem, mem, fmtBytes)}
+              ${umem ? meter('memory', umem, mem, fmtBytes) : `<div class="meter"><span class="k">memory</span><span>${esc(fmtBytes(mem))}</span><span></span></div>`}
           ${gpus ? meter('GPUs', ugpu, gpus, (v) => fmtNum(v, v % 1 ? 1 : 0)) : '<div class="meter"><span class="k">GPUs</span><span class="faint">none</span><span></span></div>'}
           ${sysLoad != null ? `<div class="meter"><span class="k">load</span><span class="muted">${esc(typeof sysLoad === 'number' ? sysLoad.toFixed(2) : sysLoad)}</span><span></span></div>` : ''}
           <div class="slot-list">${mySlots.length ? mySlots.map(slotRow).join('') : '<div class="slot"><span class="st"></span><span class="faint">no worker slots on this node</span><span></span></div>'}</div>
@@ -97,7 +98,7 @@ export async function mount(el, ctx) {
     $('#slots-count', el).textContent = `${busy.length} task(s)`;
     $('#slots', el).innerHTML = busy.length
       ? `<table class="t"><thead><tr><th>Job</th><th>Task</th><th>Worker</th><th>Node</th><th class="num">Cores</th><th>Progress</th></tr></thead><tbody>${busy.map((s) => `<tr data-task="${esc(s.task ?? '')}">
-        <td>${s.job_id != null ? `<a href="#/jobs/${encodeURIComponent(s.job_id)}">${esc(s.job_name ?? s.job ?? `job ${s.job_id}`)}</a> <span class="faint mono">#${esc(s.job_id)}</span>` : '—'}</td>
+        <td>${s.job_id != null ? `<a href="#/jobs/${encodeURIComponent(s.job_id)}">${esc(names.get(String(s.job_id)) ?? `job ${s.job_id}`)}</a> <span class="faint mono">#${esc(s.job_id)}</span>` : '—'}</td>
         <td class="mono">${esc(s.task_key ?? s.key ?? s.task ?? '')}</td><td class="mono faint">${esc(s.name ?? s.worker ?? '')}</td>
         <td class="mono">${esc(s.node ?? '')}</td>
         <td class="num">${esc(fmtNum(num(s.cpus ?? s.cores ?? 1), num(s.cpus) % 1 ? 1 : 0))}</td><td>${progressBar(num(s.progress))}</td></tr>`).join('')}</tbody></table>`
@@ -116,7 +117,7 @@ export async function mount(el, ctx) {
   function slotRow(s) {
     const busyNow = isBusy(s);
     const what = busyNow
-      ? `${s.job_id != null ? `<a href="#/jobs/${encodeURIComponent(s.job_id)}">job ${esc(s.job_id)}</a> ` : ''}<span class="mono">${esc(s.task_key ?? s.key ?? s.task ?? '')}</span>`
+      ? `${s.job_id != null ? `<a href="#/jobs/${encodeURIComponent(s.job_id)}" title="job ${esc(s.job_id)}">${esc(names.get(String(s.job_id)) ?? `job ${s.job_id}`)}</a> ` : ''}<span class="mono">${esc(s.task_key ?? s.key ?? s.task ?? '')}</span>`
       : '<span class="faint">idle</span>';
     const right = busyNow && s.progress != null ? `${Math.round(num(s.progress) * 100)}%` : `${fmtNum(num(s.cpus ?? 1), num(s.cpus) % 1 ? 1 : 0)} core${num(s.cpus) === 1 ? '' : 's'}`;
     return `<div class="slot ${busyNow ? 'busy' : ''}" title="${esc(s.name ?? '')}"><span class="st"></span><span class="what"><span class="faint mono">${esc(s.name ?? '')}</span> ${what}</span><span class="muted">${esc(right)}</span></div>`;
@@ -124,7 +125,11 @@ export async function mount(el, ctx) {
 
   async function load() {
     try {
-      const raw = await get('/api/workers');
+      const [raw, running] = await Promise.all([
+        get('/api/workers'),
+        get('/api/jobs?state=running').catch(() => []),
+      ]);
+      names = new Map((running || []).map((j) => [String(j.id), j.name]));
       if (alive) render(raw);
     } catch (err) {
       if (!alive || err.name === 'AuthError') return;
