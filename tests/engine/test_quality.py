@@ -111,7 +111,9 @@ def test_failed_frame_is_rerendered_once_and_kept_when_it_passes(
     good = read_layers(master).rgb()
     _plant_missing_tile(master)
     payload = job["tasks"]["2/qc"].payload
-    qc = run_qc(payload, blender)["qc"]
+    result = run_task(TaskKind.QC, payload, blender, _quiet, _quiet)  # the worker's path
+    qc = result.output["qc"]
+    assert 0 < qc["rerender_cpu_s"] <= result.cpu_s  # the re-render is metered with QC
     first, second = qc["attempts"]
     assert not first["passed"] and {i["check"] for i in first["issues"]} >= {"tile"}
     assert second["passed"] and second["seed"] != first["seed"] and second["kept"]

@@ -30,15 +30,10 @@ def tiny(scene_dir: Path) -> Path:
     ("flags", "needle"),
     [
         (["--quality", "0"], "out of range"),
-        (["--quality", "101"], "out of range"),
-        (["--quality", "-5"], "out of range"),
         (["--quality", "ultra"], "neither a PSNR"),
         (["--qc-threshold", "firefly_window=4"], "firefly_window"),
-        (["--qc-threshold", "flicker_ratio=0"], "out of range"),
         (["--qc-threshold", "sharpness=3"], "unknown QC threshold"),
-        (["--qc-threshold", "firefly_ratio"], "NAME=VALUE"),
         (["--sample-chunks", "0"], "--sample-chunks must be at least 1"),
-        (["--sample-chunks", "-2"], "--sample-chunks must be at least 1"),
     ],
 )
 def test_bad_input_is_refused_before_anything_starts(

@@ -72,20 +72,25 @@ def _retry_paths(payload: dict[str, Any]) -> tuple[Path, Path]:
             preview.with_name(f".{preview.name}.qc-retry.png"))
 
 
-def _rerender(payload: dict[str, Any], seed: int, blender: Any, log: Log) -> tuple[Path, Path]:
-    """Render the frame again with ``seed`` under temporary names; return (master, preview)."""
+def _rerender(
+    payload: dict[str, Any], seed: int, blender: Any, log: Log
+) -> tuple[Path, Path, float]:
+    """Render the frame again with ``seed`` under temporary names; return (master, preview,
+    Blender's CPU seconds)."""
     from wanhe.engine.tasks import run_assemble, run_denoise, run_preview, run_render
 
     plan = payload["rerender"]
     retry_dir = Path(plan["work_dir"]) / "qc-retry"
     retry_dir.mkdir(parents=True, exist_ok=True)
     renamed: dict[str, str] = {}
+    cpu_s = 0.0
     for render in plan["renders"]:
         out = str(retry_dir / Path(render["output"]).name)
         renamed[render["output"]] = out
         log(f"[qc] re-rendering {Path(render['output']).name} with seed {seed}")
-        run_render({**render, "output": out, "seed": seed, "partial": None}, blender, log,
-                   lambda _: None)
+        done = run_render({**render, "output": out, "seed": seed, "partial": None}, blender, log,
+                          lambda _: None)
+        cpu_s += done.cpu_s
     master, preview = _retry_paths(payload)
     denoise = plan.get("denoise")
     assembled = str(retry_dir / "assembled.exr") if denoise else str(master)
@@ -95,7 +100,7 @@ def _rerender(payload: dict[str, Any], seed: int, blender: Any, log: Log) -> tup
     if denoise:
         run_denoise({**denoise, "input": assembled, "output": str(master)})
     run_preview({**plan["preview"], "input": str(master), "output": str(preview)})
-    return master, preview
+    return master, preview, cpu_s
 
 
 def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None) -> dict[str, Any]:
@@ -110,6 +115,7 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
                                        **first.to_dict()}]
     kept, final = "original", first
     rerender: str | None = None
+    rerender_cpu_s = 0.0
     if not first.passed:
         say(f"[qc] frame {payload['frame']} failed: {'; '.join(_reasons(first))}")
         if blender is None or not payload.get("rerender"):
@@ -118,7 +124,7 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
             seed = base_seed + RERENDER_SEED_OFFSET
             master, preview = _retry_paths(payload)
             try:
-                master, preview = _rerender(payload, seed, blender, say)
+                master, preview, rerender_cpu_s = _rerender(payload, seed, blender, say)
                 second = _check(str(master), payload, limits, neighbours)
             except Exception as exc:  # a failed re-render must not lose the original frame
                 second = None
@@ -147,6 +153,7 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
         "reasons": _reasons(final) + notes,
         "attempts": attempts,
         "neighbours_compared": len(neighbours),
+        "rerender_cpu_s": rerender_cpu_s,  # Blender's, metered with the QC task
         "thresholds": limits.to_dict(),
     }
     return {"qc": result}

@@ -178,7 +178,9 @@ def run_task(
     if kind is TaskKind.QC:
         from wanhe.engine.quality import run_qc
 
-        return _measured(lambda: run_qc(payload, blender, log))
+        checked = _measured(lambda: run_qc(payload, blender, log))
+        checked.cpu_s += float(checked.output["qc"].get("rerender_cpu_s", 0.0))  # Blender's
+        return checked
     if kind is TaskKind.VIDEO:
         from wanhe.engine.quality import run_video
 
