@@ -29,7 +29,7 @@ import pytest
 from tests.conftest import build_scene
 from wanhe.store.store import Store
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("WANHE_SCREENSHOTS", ROOT / "docs" / "screenshots"))
@@ -176,6 +176,13 @@ def new_page(browser: Any, farm: Farm, token: str | None, viewport: dict[str, in
     return page
 
 
+def close(page: Any) -> None:
+    """Close the page's browser context; no page may have thrown a JavaScript error."""
+    errors = list(page.errors)
+    page.context.close()
+    assert not errors, errors
+
+
 def shot(page: Any, name: str, *, full_page: bool = False) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name), full_page=full_page)
@@ -211,7 +218,7 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
     page.wait_for_selector("#login-error:not([hidden])")
     assert "refused" in page.inner_text("#login-error")
     assert page.locator("#topbar").is_hidden()
-    page.context.close()
+    close(page)
 
     # ── lionboy logs in and watches a real tiled render reach done, live ──────────
     page = new_page(browser, farm, lion, DESKTOP)
@@ -259,6 +266,13 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
     page.wait_for_function("document.querySelector('#log').textContent.includes('[wanhe]')")
     assert page.locator("#usage tr[data-outcome='ok']").count() == 1
     shot(page, "job.png", full_page=True)
+    # Any finished frame's preview, on a click.
+    page.click("#frames-grid .frame[data-frame='1']")
+    page.wait_for_function("document.querySelector('#latest-title').textContent === 'Frame 1'")
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('#latest-img');"
+        " return i && i.alt === 'frame 1' && i.naturalWidth === 240; })()")
+    page.click("#latest-unpin")
 
     # ── steer the second job from its page: pause, resume, priority, cancel ───────
     page.goto(f"{farm.base}/#/jobs/{other['id']}")
@@ -291,7 +305,7 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
         "#jobs-body tr[data-job-id]", "els => els.map(e => e.dataset.state)")
     assert rows == ["cancelled"]
     page.click("#state-chips .chip[data-state='']")
-    page.context.close()
+    close(page)
 
     # ── another project's token sees none of lionboy's jobs ────────────────────
     page = new_page(browser, farm, fox, DESKTOP)
@@ -304,7 +318,7 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
     assert "cannot see it" in page.inner_text(".error-box")
     r = farm.http.get("/api/jobs", headers=farm.h(fox))
     assert [j["id"] for j in r.json()] == [fox_job["id"]]
-    page.context.close()
+    close(page)
 
     # ── admin: all jobs, usage, phone width ───────────────────────────────────
     wait_for(lambda: farm.job(fox, fox_job["id"])["state"] == "done", 90, "the moonfox job")
@@ -328,7 +342,6 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
     shot(phone, "phone-job.png", full_page=True)
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
-    for p in (admin_page, phone):
-        assert not p.errors, p.errors
-        p.context.close()
+    close(admin_page)
+    close(phone)
     assert time.monotonic() - t0 < 300

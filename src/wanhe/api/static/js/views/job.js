@@ -101,7 +101,7 @@ export async function mount(el, ctx) {
           <div class="panel-body"><div class="frames" id="frames-grid"><div class="empty">Loading…</div></div></div>
         </section>
         <section class="panel" id="heat-panel">
-          <div class="panel-head"><h2>Cost heatmap</h2><span class="muted" style="font-size:12px">core-seconds per tile and per frame</span><span class="spacer"></span>
+          <div class="panel-head"><h2>Cost heatmap</h2><span class="muted sub" style="font-size:12px">core-seconds per tile and per frame</span><span class="spacer"></span>
             <span class="heat-scale"><span id="heat-min">0</span><span class="ramp" style="background:${heatGradientCss()}"></span><span id="heat-max">—</span></span></div>
           <div class="panel-body"><div class="frames" id="heatmap"></div><svg class="frame-bars" id="frame-bars" preserveAspectRatio="none"></svg><div class="heat-top" id="heat-top"></div></div>
         </section>
