@@ -204,8 +204,8 @@ def render(
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
     if sample_chunks < 1:
-        fail(f"--sample-chunks must be at least 1 (1 = the whole sample count in one task), "
-             f"got {sample_chunks}")
+        fail(f"--sample-chunks must be at least 1 (sample_chunks = 1 renders each frame's "
+             f"samples in one task), got {sample_chunks}")
     if report_json is not None:
         _check_report_path(report_json)
     try:

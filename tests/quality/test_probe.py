@@ -47,6 +47,8 @@ def test_picks_the_smallest_count_that_reaches_the_target(
     picked = probe(blender, tiny, target)
     assert picked.reached and picked.chosen_samples == above[0]  # type: ignore[attr-defined]
     assert len(picked.points) == [p.samples for p in points].index(above[0]) + 1  # type: ignore[attr-defined]
+    again = probe(blender, tiny, target)  # a resumed render must pick the same (fingerprint)
+    assert [p.best for p in again.points] == [p.best for p in picked.points]  # type: ignore[attr-defined]
     text = picked.explain()  # type: ignore[attr-defined]
     assert f"{above[0]} samples + OIDN reach" in text and "probe of frame 1" in text
 
