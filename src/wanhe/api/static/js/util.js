@@ -156,15 +156,13 @@ export function stateColor(state) {
   return getComputedStyle(document.documentElement).getPropertyValue(`--s-${state}`).trim() || '#555';
 }
 
-/** Run fn at most once per `ms`, trailing call guaranteed. */
+/** Run fn at most once per `ms`; a call during the wait is folded into the one scheduled. */
 export function throttle(fn, ms) {
   let timer = null;
   let last = 0;
-  let pending = false;
-  const run = () => { last = Date.now(); timer = null; pending = false; fn(); };
   return () => {
-    if (timer) { pending = true; return; }
+    if (timer) return;
     const wait = Math.max(0, ms - (Date.now() - last));
-    timer = setTimeout(run, wait);
+    timer = setTimeout(() => { last = Date.now(); timer = null; fn(); }, wait);
   };
 }

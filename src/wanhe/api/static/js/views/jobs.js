@@ -33,12 +33,12 @@ function cell(col, j) {
   const label = `data-label="${esc(col.label)}"`;
   switch (col.key) {
     case 'id': return `<td class="${col.cls}">${esc(j.id)}</td>`;
-    case 'name': return `<td class="${col.cls}" title="${esc(j.name)}"><a href="#/jobs/${encodeURIComponent(j.id)}">${esc(j.name || `job ${j.id}`)}</a> <span class="faint mono">#${esc(j.id)}</span></td>`;
+    case 'name': return `<td class="${col.cls}" title="${esc(j.name)}"><div class="clip"><a href="#/jobs/${encodeURIComponent(j.id)}">${esc(j.name || `job ${j.id}`)}</a> <span class="faint mono id-suffix">#${esc(j.id)}</span></div></td>`;
     case 'state': return `<td class="${col.cls}" ${label}>${badge(j.state)}</td>`;
     case 'progress': return `<td class="${col.cls}">${progressBar(j.progress, j.tasks)}</td>`;
     case 'priority': return `<td class="${col.cls}" ${label}>${esc(j.priority ?? '')}</td>`;
     case 'project': return `<td class="${col.cls}" ${label}>${esc(j.project ?? '')}</td>`;
-    case 'submitter': return `<td class="${col.cls}" ${label} title="${esc(j.submitter)}">${esc(j.submitter || '—')}</td>`;
+    case 'submitter': return `<td class="${col.cls}" ${label} title="${esc(j.submitter)}"><div class="clip">${esc(j.submitter || '—')}</div></td>`;
     case 'created_at': return `<td class="${col.cls}" ${label} title="${esc(fmtDateTime(j.created_at))}">${esc(fmtTime(j.created_at))}</td>`;
     case 'runtime': return `<td class="${col.cls}" ${label}>${esc(fmtDuration(runtime(j)))}</td>`;
     case 'core_hours': return `<td class="${col.cls}" ${label}>${esc(fmtCoreHours(j.core_hours))}</td>`;
@@ -46,7 +46,7 @@ function cell(col, j) {
       const eta = ['running', 'queued'].includes(j.state) && j.eta_s != null ? fmtDuration(j.eta_s) : '—';
       return `<td class="${col.cls}${eta === '—' ? ' none' : ''}" ${label}>${esc(eta)}</td>`;
     }
-    case 'message': return `<td class="${col.cls}" title="${esc(j.message)}">${esc(j.message || '')}</td>`;
+    case 'message': return `<td class="${col.cls}" title="${esc(j.message)}"><div class="clip">${esc(j.message || '')}</div></td>`;
     default: return '<td></td>';
   }
 }
