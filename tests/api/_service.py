@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class ServiceProc:
     port: int
     workers: int | None = None
     num_cpus: int | None = None
+    extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,7 +52,9 @@ class ServiceProc:
             cmd += ["--workers", str(self.workers)]
         if self.num_cpus:
             cmd += ["--num-cpus", str(self.num_cpus)]
-        env = {**os.environ, "WANHE_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        cmd += self.extra_args
+        env = {**os.environ, "WANHE_HOME": str(self.home), "PYTHONUNBUFFERED": "1",
+               **self.extra_env}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
