@@ -42,13 +42,13 @@ def test_picks_the_smallest_count_that_reaches_the_target(
     assert all(p.denoised is not None for p in points)
     assert points[0].raw.psnr_db < points[-1].raw.psnr_db  # more samples, less noise
     # aim between two measured points: the probe must stop at the first one above
-    target = (points[1].best.psnr_db + points[2].best.psnr_db) / 2
-    above = [p.samples for p in points if p.best.psnr_db >= target]
+    target = (points[1].best_db + points[2].best_db) / 2
+    above = [p.samples for p in points if p.best_db >= target]
     picked = probe(blender, tiny, target)
     assert picked.reached and picked.chosen_samples == above[0]  # type: ignore[attr-defined]
     assert len(picked.points) == [p.samples for p in points].index(above[0]) + 1  # type: ignore[attr-defined]
     again = probe(blender, tiny, target)  # a resumed render must pick the same (fingerprint)
-    assert [p.best for p in again.points] == [p.best for p in picked.points]  # type: ignore[attr-defined]
+    assert [p.best_db for p in again.points] == [p.best_db for p in picked.points]  # type: ignore[attr-defined]
     text = picked.explain()  # type: ignore[attr-defined]
     assert f"{above[0]} samples + OIDN reach" in text and "probe of frame 1" in text
 

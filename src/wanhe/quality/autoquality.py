@@ -12,7 +12,7 @@ from wanhe.quality.probe import DEFAULT_LADDER, ProbeResult, probe_samples
 
 __all__ = ["PROBE_FRACTION", "PROBE_MIN_WIDTH", "choose_samples", "probe_percentage"]
 
-PROBE_FRACTION = 0.25  # the probe renders at 25 % of the job's width and height (1/16 pixels)
+PROBE_FRACTION = 0.5  # the probe renders at half the job's width and height (1/4 of the pixels)
 PROBE_MIN_WIDTH = 64  # ... but never narrower than this (OIDN and SSIM need some pixels)
 
 

@@ -1,14 +1,16 @@
 """``--quality TARGET``: a PSNR in dB, or a named level.
 
-The named levels are PSNR (display-referred, against a 1024-sample reference; see
-:mod:`wanhe.quality.metrics`) measured by ``bench/denoise.py`` on the demo and interior scenes:
+PSNR is display-referred (:mod:`wanhe.quality.metrics`) and, in the probe, estimated against a
+noise-free frame (:mod:`wanhe.quality.probe`). The named levels come from ``bench/denoise.py``
+(bench/RESULTS.md, 320x180, 1024-sample reference; estimated noise-free dB in brackets):
 
-* ``draft``   — 30 dB: noise is visible on close look, layout, lighting and animation read
-  clearly (the interior's raw 32 samples; OIDN reaches it from 4–8 samples).
-* ``preview`` — 34 dB: about the scene's own full-sample raw render on the simple demo; clean
-  enough for a director's review.
-* ``final``   — 38 dB: above what either scene reaches raw at its full samples; what OIDN
-  reaches at 32–128 samples on these scenes.
+* ``draft``   — 30 dB: noise visible on a close look; layout, light and motion read clearly.
+  OIDN reaches it from the fewest probed samples on both scenes (4 + OIDN: demo [33.9],
+  interior [31.9]); the interior's own raw 128-sample frame is only [29.2].
+* ``preview`` — 34 dB: clean at a glance, for review. Demo 8 + OIDN [35.7], interior
+  16 + OIDN [35.1].
+* ``final``   — 38 dB: the demo's raw frame at its full 64 samples [38.7], the quality the
+  scene was set up for. Demo 16–24 + OIDN [38.0 / 39.4], interior 64 + OIDN [38.3].
 """
 
 from __future__ import annotations
