@@ -287,8 +287,8 @@ class Dispatcher:
         self._admit_pending()
         if not self._running:
             if timeout > 0:
+                # wake on a poke, but leave it set: the next step() must sync to see the change
                 self.poke_event.wait(timeout)
-                self.poke_event.clear()
             return 0
         done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
         if done:
