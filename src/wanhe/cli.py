@@ -209,8 +209,11 @@ def render(
     if report_json is not None:
         _check_report_path(report_json)
     try:
+        from wanhe.quality.levels import parse_quality_target
         from wanhe.quality.thresholds import parse_threshold_args
 
+        if quality is not None:
+            parse_quality_target(quality)  # its own message, without pydantic's prefix
         thresholds = parse_threshold_args(qc_threshold or [])
         options = RenderOptions(
             quality=quality, qc_thresholds=thresholds,
