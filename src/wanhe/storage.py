@@ -27,7 +27,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024
@@ -160,7 +160,7 @@ class Storage:
     def put_bytes(self, sha: str, data: bytes) -> int:
         return self.put_chunks(sha, [data])
 
-    def put_file(self, sha: str, f: BinaryIO, *, limit: int | None = None) -> int:
+    def put_file(self, sha: str, f: IO[bytes], *, limit: int | None = None) -> int:
         return self.put_chunks(sha, iter(lambda: f.read(_CHUNK), b""), limit=limit)
 
     # ------------------------------------------------------------------ checkouts
