@@ -332,10 +332,12 @@ class Dispatcher:
             if scene:
                 running.slot.warm_scenes.add(scene)
         if ready:
+            # Only the tasks this one freed: re-reading every ready task of a big job after each
+            # finish made dispatch cost grow with the job's size.
             job = self._refresh_job(running.task.job_id)
-            for task in self.store.ready_tasks([running.task.job_id]):
-                if task[0].id in ready:
-                    self._queue(task[0], job)
+            for task in self.store.tasks_by_ids(ready):
+                if task.state is TaskState.READY:
+                    self._queue(task, job)
         self._emit(TaskEvent("done", running.task, running.task.job_id,
                              node=running.slot.node, result=result))
         self._after_task(running.task.job_id)

@@ -530,6 +530,15 @@ class Store:
             ).all()
         return [_task(r) for r in rows]
 
+    def tasks_by_ids(self, task_ids: Sequence[int]) -> list[TaskRow]:
+        if not task_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks).where(t.tasks.c.id.in_(list(task_ids))).order_by(t.tasks.c.seq)
+            ).all()
+        return [_task(r) for r in rows]
+
     def task(self, task_id: int) -> TaskRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.tasks).where(t.tasks.c.id == task_id)).first()
