@@ -24,7 +24,33 @@ from wanhe.plan.tiles import TileGrid, plan_tiles
 KIND = "blender_render"
 
 
-class RenderSpec(BaseModel):
+class RenderKnobs(BaseModel):
+    """Settings a user asks for that the spec keeps as they are (shared by options and spec)."""
+
+    overscan: int = Field(default=16, ge=0, le=4096)
+    samples: int | None = Field(default=None, ge=1, le=1_000_000)
+    sample_chunks: int = Field(default=1, ge=1, le=4096)
+    camera: str | None = None
+    denoise: bool = True
+    threads: int = Field(default=1, ge=1, le=1024)
+    seed: int | None = None
+    task_timeout_s: float | None = Field(default=None, gt=0)
+    silence_timeout_s: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    qc: bool = False
+    qc_thresholds: dict[str, float] = Field(default_factory=dict)
+    video: bool = False
+
+    @field_validator("qc_thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, values: dict[str, float]) -> dict[str, float]:
+        from wanhe.quality.thresholds import thresholds_from
+
+        thresholds_from(values)
+        return values
+
+
+class RenderSpec(RenderKnobs):
     """Everything needed to render a job, resolved against the scene (sizes, frames, samples)."""
 
     scene: str = Field(description="absolute path of the .blend the workers open")
@@ -35,20 +61,7 @@ class RenderSpec(BaseModel):
     engine: str = "CYCLES"
     tiles_x: int = Field(default=1, ge=1, le=4096)
     tiles_y: int = Field(default=1, ge=1, le=4096)
-    overscan: int = Field(default=16, ge=0, le=4096)
-    samples: int | None = Field(default=None, ge=1, le=1_000_000)
-    sample_chunks: int = Field(default=1, ge=1, le=4096)
-    camera: str | None = None
-    denoise: bool = True
     output: str = Field(description="output pattern, # = frame-number padding; no extension")
-    threads: int = Field(default=1, ge=1, le=1024)
-    seed: int | None = None
-    task_timeout_s: float | None = Field(default=None, gt=0)
-    silence_timeout_s: float | None = Field(default=None, gt=0)
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    qc: bool = False
-    qc_thresholds: dict[str, float] = Field(default_factory=dict)
-    video: bool = False
     fps: float = Field(default=24.0, gt=0)
     quality_note: str | None = Field(
         default=None, description="set when --quality was not reached: frames are flagged"
@@ -252,35 +265,14 @@ def final_outputs(spec: RenderSpec, frame: int) -> list[str]:
     return [spec.master_path(frame), spec.preview_path(frame)]
 
 
-class RenderOptions(BaseModel):
+class RenderOptions(RenderKnobs):
     """What the user asked for (CLI flags or REST body), before it meets the scene."""
 
     frames: str | None = None
     tiles: str = "1x1"
-    overscan: int = Field(default=16, ge=0, le=4096)
-    samples: int | None = Field(default=None, ge=1, le=1_000_000)
-    sample_chunks: int = Field(default=1, ge=1, le=4096)
     resolution_percentage: int | None = Field(default=None, ge=1, le=10000)
-    camera: str | None = None
-    denoise: bool = True
     output: str | None = None
-    threads: int = Field(default=1, ge=1, le=1024)
-    seed: int | None = None
-    task_timeout_s: float | None = Field(default=None, gt=0)
-    silence_timeout_s: float | None = Field(default=None, gt=0)
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    qc: bool = False
-    qc_thresholds: dict[str, float] = Field(default_factory=dict)
-    video: bool = False
     quality: str | None = Field(default=None, description="--quality: dB or draft/preview/final")
-
-    @field_validator("qc_thresholds")
-    @classmethod
-    def _thresholds_in_range(cls, values: dict[str, float]) -> dict[str, float]:
-        from wanhe.quality.thresholds import thresholds_from
-
-        thresholds_from(values)
-        return values
 
     @field_validator("quality")
     @classmethod
@@ -373,6 +365,12 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
             "which wanhe renders as whole frames — drop --tiles or switch the scene to Cycles"
         )
     output = resolve_output_pattern(options.output or scene.output_path, scene.path)
+    kept = options.model_dump(include=set(RenderKnobs.model_fields))
+    kept.update(
+        samples=samples if scene.engine == "CYCLES" else None,
+        camera=camera,
+        denoise=options.denoise and scene.engine == "CYCLES",
+    )
     return RenderSpec(
         scene=scene.path,
         frames=frames,
@@ -382,21 +380,9 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
         engine=scene.engine,
         tiles_x=grid.columns,
         tiles_y=grid.rows,
-        overscan=options.overscan,
-        samples=samples if scene.engine == "CYCLES" else None,
-        sample_chunks=options.sample_chunks,
-        camera=camera,
-        denoise=options.denoise and scene.engine == "CYCLES",
         output=output,
-        threads=options.threads,
-        seed=options.seed,
-        task_timeout_s=options.task_timeout_s,
-        silence_timeout_s=options.silence_timeout_s,
-        max_attempts=options.max_attempts,
-        qc=options.qc,
-        qc_thresholds=dict(options.qc_thresholds),
-        video=options.video,
         fps=scene.fps,
+        **kept,
     )
 
 
