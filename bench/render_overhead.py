@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 PLAIN = r"""
 import sys, time, bpy
-scene_path, out, first, last, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+scene_path, out = sys.argv[1], sys.argv[2]
+first, last, threads = (int(a) for a in sys.argv[3:6])
 bpy.ops.wm.open_mainfile(filepath=scene_path, load_ui=False, use_scripts=False)
 scene = bpy.context.scene
 scene.render.threads_mode = "FIXED"
@@ -55,12 +56,13 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
-                 tag: str) -> tuple[float, dict[str, object]]:
+                 tag: str, overscan: int = 16) -> tuple[float, dict[str, object]]:
     home = work / f"home-{tag}"
     report = work / f"report-{tag}.json"
     cmd = [sys.executable, "-m", "wanhe.cli", "render", str(scene), "--frames", frames,
-           "--tiles", tiles, "--no-denoise", "--workers", str(workers), "--threads-per-task",
-           str(threads), "--quiet", "--output", str(work / f"out-{tag}" / "f_####"),
+           "--tiles", tiles, "--overscan", str(overscan), "--no-denoise",
+           "--workers", str(workers), "--threads-per-task", str(threads), "--quiet",
+           "--output", str(work / f"out-{tag}" / "f_####"),
            "--report-json", str(report)]
     wall = timed(cmd, env={**os.environ, "WANHE_HOME": str(home)})
     return wall, json.loads(report.read_text())
@@ -118,15 +120,18 @@ def main() -> None:
     n = last - first + 1
     p, a, b = (statistics.median(x) for x in (plain, farm_1x2, farm_2x1))
 
-    whole_warm, tiled_warm, whole_cold, tiled_cold = [], [], [], []
+    whole_warm, tiled_warm, tiled_warm0, whole_cold, tiled_cold = [], [], [], [], []
     for i in range(args.repeat):
         whole_warm.append(sum(render_task_walls(
             wanhe_render(scene, work, "1", "1x1", 1, 2, f"w{i}")[1])))
         tiled_warm.append(sum(render_task_walls(
             wanhe_render(scene, work, "1", "4x2", 1, 2, f"t{i}")[1])))
+        tiled_warm0.append(sum(render_task_walls(
+            wanhe_render(scene, work, "1", "4x2", 1, 2, f"z{i}", overscan=0)[1])))
         whole_cold.append(cold_tiles(scene, work, "1x1"))
         tiled_cold.append(cold_tiles(scene, work, "4x2"))
     warm = (statistics.median(tiled_warm) - statistics.median(whole_warm)) / 7
+    warm0 = (statistics.median(tiled_warm0) - statistics.median(whole_warm)) / 7
     cold = (statistics.median(tiled_cold) - statistics.median(whole_cold)) / 7
 
     print(f"# render overhead — {n} frames of the demo scene, median of {args.repeat}")
@@ -136,16 +141,18 @@ def main() -> None:
     print("| run | wall s | ratio vs plain bpy |")
     print("| --- | ---: | ---: |")
     print(f"| plain bpy, one process, 2 threads | {p:.1f} | 1.000 |")
-    print(f"| wanhe render, 1 worker x 2 threads | {a:.1f} | {a / p:.3f} |")
+    print(f"| wanhe render (default: 1 worker x 2 threads) | {a:.1f} | {a / p:.3f} |")
     print(f"| wanhe render, 2 workers x 1 thread | {b:.1f} | {b / p:.3f} |")
     print()
     print("| fixed cost per extra tile (4x2 vs 1x1, frame 1, 2 threads) | seconds |")
     print("| --- | ---: |")
-    print(f"| warm worker (scene kept loaded) | {warm:.2f} |")
+    print(f"| warm worker, no overscan (the fixed cost alone) | {warm0:.2f} |")
+    print(f"| warm worker, 16 px overscan (fixed cost + the extra pixels) | {warm:.2f} |")
     print(f"| cold (fresh Blender per tile) | {cold:.2f} |")
     print()
     print(f"raw: plain={plain} 1x2={farm_1x2} 2x1={farm_2x1} whole_warm={whole_warm} "
-          f"tiled_warm={tiled_warm} whole_cold={whole_cold} tiled_cold={tiled_cold}")
+          f"tiled_warm={tiled_warm} tiled_warm_no_overscan={tiled_warm0} "
+          f"whole_cold={whole_cold} tiled_cold={tiled_cold}")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,10 @@ def render(
     workers: Annotated[
         int | None, typer.Option(help="parallel tasks; default: cores / threads")
     ] = None,
-    threads_per_task: Annotated[int, typer.Option(help="Cycles threads per task")] = 1,
+    threads_per_task: Annotated[
+        int | None,
+        typer.Option(help="Cycles threads per task; default: every core of this machine"),
+    ] = None,
     qc: Annotated[bool, typer.Option("--qc/--no-qc", help="check every frame")] = False,
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="preview MP4 + contact sheet")
@@ -219,7 +222,10 @@ def render(
             quality=quality, qc_thresholds=thresholds,
             frames=frames, tiles=tiles, overscan=overscan, samples=samples,
             sample_chunks=sample_chunks, resolution_percentage=resolution_percentage,
-            camera=camera, denoise=denoise, output=output, threads=threads_per_task,
+            camera=camera, denoise=denoise, output=output,
+            # One warm process with every core beats one process per core: Cycles scales with
+            # threads, and each process pays its own scene sync (bench/RESULTS.md).
+            threads=threads_per_task or os.cpu_count() or 1,
             task_timeout_s=task_timeout, silence_timeout_s=silence_timeout, qc=qc, video=video,
         )
     except _user_errors() as exc:

@@ -55,6 +55,7 @@ class Slot:
     cpus: float
     gpus: float = 0.0
     node: str = ""
+    light: bool = False  # takes only tasks that reserve no cores (assemble, denoise, preview…)
     busy: Running | None = None
     progress: float = 0.0
     warm_scenes: set[str] = field(default_factory=set)
@@ -73,6 +74,11 @@ class TaskEvent:
 
 
 EventSink = Callable[[TaskEvent], None]
+
+
+def _metered_cores(slot: Slot, task: TaskRow) -> float:
+    """Cores billed for an attempt: what the slot reserves, or one core for a light task."""
+    return slot.cpus if task.resources.cpus > 0 else 1.0
 
 
 class Dispatcher:
@@ -117,14 +123,20 @@ class Dispatcher:
         return max(1, int(cluster.total_cpus() // self.threads))
 
     def start_pool(self, warm_scene: str | None = None) -> None:
-        for _ in range(self.pool_size() - len(self.slots) - len(self._pending)):
+        render_slots = [s for s in [*self.slots, *self._pending.values()] if not s.light]
+        for _ in range(self.pool_size() - len(render_slots)):
             self._add_slot(warm_scene)
+        if not any(s.light for s in [*self.slots, *self._pending.values()]):
+            # Frame N assembles, denoises and previews while frame N+1 renders: these short
+            # tasks reserve no cores and get a worker of their own (they are metered as 1 core).
+            self._add_slot(light=True)
 
-    def _add_slot(self, warm_scene: str | None = None) -> Slot:
+    def _add_slot(self, warm_scene: str | None = None, *, light: bool = False) -> Slot:
         self._serial += 1
-        name = f"w{self._serial}"
-        actor = cluster.make_worker(name, cpus=float(self.threads), blender=self.blender)
-        slot = Slot(name=name, actor=actor, cpus=float(self.threads))
+        name = f"w{self._serial}" if not light else f"img{self._serial}"
+        cpus = 0.0 if light else float(self.threads)
+        actor = cluster.make_worker(name, cpus=cpus, blender=self.blender)
+        slot = Slot(name=name, actor=actor, cpus=cpus, light=light)
         self._pending[actor.ready.remote()] = slot
         if warm_scene:
             actor.warm.remote(warm_scene)  # queued behind ready(); runs before the first task
@@ -151,7 +163,7 @@ class Dispatcher:
             self.slots.remove(slot)
         with contextlib.suppress(Exception):
             ray.kill(slot.actor)
-        self._add_slot()
+        self._add_slot(light=slot.light)
 
     # ------------------------------------------------------------------ database -> policy
 
@@ -251,7 +263,7 @@ class Dispatcher:
             free = Resources(cpus=slot.cpus, memory=_BIG_MEMORY, gpus=slot.gpus)
             queued = self.policy.pick(free, node=slot.node)
             if queued is None:
-                break
+                continue
             self._queued.pop(queued.task_id, None)
             task = self.store.task(queued.task_id)
             if task is None or task.state is not TaskState.READY:
@@ -260,7 +272,7 @@ class Dispatcher:
             log_path = self._log_path(task, task.attempts + 1)
             try:
                 attempt_id = self.store.start_attempt(
-                    task.id, node=slot.node, worker=slot.name, cores=slot.cpus,
+                    task.id, node=slot.node, worker=slot.name, cores=_metered_cores(slot, task),
                     log_path=str(log_path),
                 )
             except StoreError:
@@ -317,7 +329,7 @@ class Dispatcher:
     def _usage(self, running: Running, result: dict[str, Any] | None) -> Usage:
         wall = (result or {}).get("wall_s") or (time.monotonic() - running.started)
         return Usage(
-            wall_s=float(wall), cores=running.slot.cpus,
+            wall_s=float(wall), cores=_metered_cores(running.slot, running.task),
             cpu_s=(result or {}).get("cpu_s"), peak_rss=(result or {}).get("peak_rss"),
         )
 
@@ -481,17 +493,18 @@ class Dispatcher:
                 running.slot.actor.cancel.remote()
 
     def close(self) -> None:
-        for slot in self.slots:
-            with contextlib.suppress(Exception):
-                ray.get(slot.actor.shutdown.remote(), timeout=10)
+        # Killing the actor is enough: its Blender process reads EOF on stdin and exits.
+        for slot in [*self.slots, *self._pending.values()]:
             with contextlib.suppress(Exception):
                 ray.kill(slot.actor)
         self.slots.clear()
+        self._pending.clear()
 
     def workers(self) -> list[dict[str, Any]]:
         return [
             {
                 "name": slot.name, "node": slot.node, "cpus": slot.cpus, "gpus": slot.gpus,
+                "light": slot.light,
                 "task": None if slot.busy is None else slot.busy.task.key,
                 "job_id": None if slot.busy is None else slot.busy.task.job_id,
                 "progress": slot.progress,

@@ -125,7 +125,7 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
         else []
     )
     render_cpus = Resources(cpus=float(spec.threads))
-    light = Resources(cpus=1.0)
+    light = Resources(cpus=0.0)  # short image work runs beside the renders (metered as 1 core)
     graph: list[TaskSpec] = []
     last_of_frame: list[str] = []
     for frame in spec.frames:
