@@ -257,7 +257,8 @@ class Dispatcher:
     def dispatch(self) -> int:
         """Give every idle slot the best task that fits it; return how many started."""
         started = 0
-        for slot in self.slots:
+        # Light slots first, so image work goes to them and render slots keep rendering.
+        for slot in sorted(self.slots, key=lambda s: not s.light):
             if slot.busy is not None:
                 continue
             free = Resources(cpus=slot.cpus, memory=_BIG_MEMORY, gpus=slot.gpus)
