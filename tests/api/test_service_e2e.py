@@ -46,7 +46,7 @@ def test_submit_renders_to_done(service: ServiceProc, scene_dir: Path) -> None:
     scene = build_scene(scene_dir / "tiny.blend", "tiny")
     token = make_project(service.db_url, "e2e")
     first = json.loads(_cli(service, token, "submit", str(scene), "--frames", "1-2",
-                            "--tiles", "2x1", "--no-denoise", "--json"))
+                            "--tiles", "2x1", "--no-denoise", "--qc", "--json"))
     assert first["uploaded_files"] == 1
     with service.client(token) as http:
         job = wait_for(
@@ -54,6 +54,8 @@ def test_submit_renders_to_done(service: ServiceProc, scene_dir: Path) -> None:
             in ("done", "failed") and j, 240, "the job to finish")
         assert job["state"] == "done", job
         assert [f["state"] for f in job["frames"]] == ["done", "done"]
+        # the dashboard shows each frame's quality checks from here
+        assert all(f["qc"] is not None and "passed" in f["qc"] for f in job["frames"])
         assert {o["path"] for o in job["outputs"]} == {
             "frame_0001.exr", "frame_0001.png", "frame_0002.exr", "frame_0002.png"}
         png = http.get(job["frames"][0]["preview_url"])

@@ -186,6 +186,7 @@ class FrameOut(BaseModel):
     tiles: list[TileOut]
     core_seconds: float
     preview_url: str | None
+    qc: dict[str, Any] | None = None  # the frame's quality checks, once its QC task ran
 
 
 class OutputFile(BaseModel):

@@ -94,6 +94,8 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     frames: list[FrameOut] = []
     for frame, frame_tasks in sorted(by_frame.items()):
         preview = next((t for t in frame_tasks if t.kind == "preview"), None)
+        qc_task = next((t for t in frame_tasks if t.kind == "qc"), None)
+        qc = qc_task.output.get("qc") if qc_task and qc_task.state is TaskState.DONE else None
         rel = None
         if preview is not None and preview.state is TaskState.DONE:
             rel = _relative_output(service, job.id, preview.payload.get("output"))
@@ -108,6 +110,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
                 ],
                 core_seconds=sum(spent.get(t.id, 0.0) for t in frame_tasks),
                 preview_url=output_url(job.id, rel) if rel else None,
+                qc=qc,
             )
         )
     failures = [

@@ -8,7 +8,8 @@ from sqlalchemy import create_engine
 from wanhe.store.tables import metadata
 
 config = context.config
-engine = config.attributes.get("engine") or create_engine(str(config.get_main_option("sqlalchemy.url")))
+url = str(config.get_main_option("sqlalchemy.url"))
+engine = config.attributes.get("engine") or create_engine(url)
 
 with engine.begin() as connection:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

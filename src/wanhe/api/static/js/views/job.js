@@ -10,6 +10,15 @@ const TILE_STATES = ['waiting', 'ready', 'running', 'done', 'failed', 'cancelled
 
 function frameLabel(n) { return `f${String(n).padStart(4, '0')}`; }
 
+// The frame's automatic quality checks (--qc): a pass, or a flag with the reasons on hover.
+function qcBadge(qc) {
+  if (!qc) return '';
+  const bad = qc.flagged || !qc.passed;
+  const why = bad ? (qc.reasons || []).join('; ') : 'all quality checks passed';
+  const extra = qc.rerender ? ` (${qc.rerender})` : '';
+  return `<span class="qc ${bad ? 'qc-bad' : 'qc-ok'}" data-qc="${bad ? 'flagged' : 'passed'}" title="QC: ${esc(why + extra)}">QC ${bad ? '✗' : '✓'}</span>`;
+}
+
 /** The tile grid of this job (columns x rows) and the frame's aspect ratio. */
 function gridOf(job) {
   const spec = job.spec || {};
@@ -267,7 +276,7 @@ export async function mount(el, ctx) {
       const fc = frameCore(f);
       const pin = f.preview_url ? ' style="cursor:pointer"' : '';
       stateCells.push(`<div class="frame" data-frame="${esc(f.frame)}" data-state="${esc(f.state)}"${pin} title="frame ${esc(f.frame)}: ${esc(f.state)}${f.preview_url ? ' — click to view' : ''}">
-        <div class="fl"><span>${frameLabel(f.frame)}</span><span style="color:${stateColor(f.state === 'queued' ? 'waiting' : f.state)}">●</span></div>
+        <div class="fl"><span>${frameLabel(f.frame)}</span>${qcBadge(f.qc)}<span style="color:${stateColor(f.state === 'queued' ? 'waiting' : f.state)}">●</span></div>
         <div class="tiles" style="${tileStyle}">${tiles.map((t) => `<div class="tile s-${esc(t.state)}" data-tile="${esc(t.tile)}" data-state="${esc(t.state)}" title="frame ${esc(f.frame)} tile ${esc(t.tile)}: ${esc(t.state)}${t.core_seconds ? `, ${esc(fmtCoreSeconds(t.core_seconds))}` : ''}"></div>`).join('')}</div>
       </div>`);
       heatCells.push(`<div class="frame heat-frame" data-frame="${esc(f.frame)}" data-core-seconds="${fc.toFixed(3)}" title="frame ${esc(f.frame)}: ${esc(fmtCoreSeconds(fc))}">
