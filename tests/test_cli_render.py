@@ -200,3 +200,16 @@ def test_missing_texture_is_a_warning_listing_the_path(scene_dir: Path, tmp_path
                    "--output", str(tmp_path / "out" / "f_####"), home=tmp_path / "home")
     assert result.returncode == 0, result.stderr
     assert "missing" in result.stderr and "missing_wood.png" in result.stderr
+
+
+def test_report_folder_is_created(tiny: Path, tmp_path: Path) -> None:
+    """`--report-json out/new/report.json` works when out/new does not exist yet."""
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    result = wanhe("render", str(tiny), "--report-json", str(blocked / "r.json"),
+                   "--frames", "a-b", home=tmp_path)
+    assert_clear_error(result, "cannot write the report")
+    result = wanhe("render", str(tiny), "--report-json", str(tmp_path / "new" / "r.json"),
+                   "--frames", "a-b", home=tmp_path)
+    assert_clear_error(result, "malformed frame range")  # got past the report check
+    assert (tmp_path / "new").is_dir()

@@ -298,8 +298,12 @@ def render(
 
 def _check_report_path(path: Path) -> None:
     folder = path.expanduser().parent
-    if not folder.exists() or not os.access(folder, os.W_OK):
-        fail(f"cannot write the report to {path}: its folder is missing or not writable")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot write the report to {path}: {exc.strerror or exc} — pick another path")
+    if not os.access(folder, os.W_OK):
+        fail(f"cannot write the report to {path}: {folder} is not writable — pick another path")
 
 
 def _print_summary(outcome: Any, quiet: bool) -> None:
