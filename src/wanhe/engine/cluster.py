@@ -33,6 +33,11 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
                  runtime_env=runtime_env)
         return
+    # Ray notes at start-up that token authentication is on; that is what we want, quietly.
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
     ray.init(
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=False,
