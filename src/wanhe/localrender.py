@@ -111,29 +111,28 @@ def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> 
 
     scene = scene.expanduser().resolve()
     report = inspect_scene(scene, blender=blender)
-    info = report.info if hasattr(report, "info") else report
     facts = SceneFacts(
         path=str(scene),
-        frame_start=info.frame_start,
-        frame_end=info.frame_end,
-        frame_step=info.frame_step,
-        fps=info.fps,
-        resolution_x=info.resolution_x,
-        resolution_y=info.resolution_y,
-        resolution_percentage=info.resolution_percentage,
-        engine=info.engine,
-        camera=info.camera,
-        cameras=list(info.cameras),
-        samples=info.samples,
-        output_path=info.output_path,
+        frame_start=report.frame_start,
+        frame_end=report.frame_end,
+        frame_step=report.frame_step,
+        fps=report.fps,
+        resolution_x=report.resolution_x,
+        resolution_y=report.resolution_y,
+        resolution_percentage=report.resolution_percentage,
+        engine=report.engine,
+        camera=report.camera,
+        cameras=list(report.cameras),
+        samples=report.samples,
+        output_path=report.output_path,
     )
     spec = resolve_spec(options, facts)
     ensure_writable_folder(Path(spec.master_path(spec.frames[0])).parent)
     return Prepared(
         spec=spec,
         facts=facts,
-        missing=[str(p) for p in getattr(report, "missing", [])],
-        dependencies=[str(p) for p in getattr(report, "dependencies", [])],
+        missing=[str(p) for p in report.missing],
+        dependencies=[str(p) for p in report.dependencies],
         scene_digest=file_digest(scene),
     )
 

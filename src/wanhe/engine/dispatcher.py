@@ -344,16 +344,17 @@ class Dispatcher:
             scene = running.task.payload.get("scene")
             if scene:
                 running.slot.warm_scenes.add(scene)
-        if ready:
-            # Only the tasks this one freed: re-reading every ready task of a big job after each
-            # finish made dispatch cost grow with the job's size.
-            job = self._refresh_job(running.task.job_id)
-            for task in self.store.tasks_by_ids(ready):
-                if task.state is TaskState.READY:
-                    self._queue(task, job)
+        job = self._refresh_job(running.task.job_id)
+        # Only the tasks this one freed: re-reading every ready task of a big job after each
+        # finish made dispatch cost grow with the job's size.
+        for task in self.store.tasks_by_ids(ready):
+            if task.state is TaskState.READY:
+                self._queue(task, job)
         self._emit(TaskEvent("done", running.task, running.task.job_id,
                              node=running.slot.node, result=result))
-        self._after_task(running.task.job_id)
+        if job.state is JobState.DONE:
+            for released in self.store.release_jobs_waiting_on(job.id):
+                self.sync([released])
 
     def _refresh_job(self, job_id: int) -> JobRow:
         self._job_cache.pop(job_id, None)
@@ -412,12 +413,6 @@ class Dispatcher:
                                  message=message))
         else:
             self._fail_job(task, message)
-
-    def _after_task(self, job_id: int) -> None:
-        job = self._refresh_job(job_id)
-        if job.state is JobState.DONE:
-            for released in self.store.release_jobs_waiting_on(job_id):
-                self.sync([released])
 
     def _emit(self, event: TaskEvent) -> None:
         if self.on_event is not None:
@@ -487,11 +482,6 @@ class Dispatcher:
     def poke(self) -> None:
         """Something changed in the database (new job, cancel, …): sync on the next step."""
         self.poke_event.set()
-
-    def cancel_running(self, job_id: int) -> None:
-        for running in list(self._running.values()):
-            if running.task.job_id == job_id:
-                running.slot.actor.cancel.remote()
 
     def close(self) -> None:
         # Killing the actor is enough: its Blender process reads EOF on stdin and exits.
