@@ -93,3 +93,20 @@ def ray_local() -> Iterator[None]:
     cluster.connect(None, num_cpus=2)
     yield
     cluster.shutdown()
+
+
+def done_render_tasks(db: Path) -> set[str]:
+    """Keys of render tasks a (possibly still running) `wanhe render` has finished, read from
+    its SQLite database; empty while the database does not exist yet or is locked."""
+    import sqlite3
+
+    if not db.exists():
+        return set()
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            rows = conn.execute(
+                "select key from tasks where kind='render' and state='done'"
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return set()
+    return {r[0] for r in rows}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import build_scene
+from tests.conftest import build_scene, done_render_tasks
 
 WANHE = [sys.executable, "-m", "wanhe.cli"]
 
@@ -132,19 +131,6 @@ def test_render_writes_master_preview_and_report(tiny: Path, tmp_path: Path) -> 
     assert again.returncode == 0, again.stderr
     body = json.loads(report.read_text())
     assert len([a for a in body["attempts"] if a["kind"] == "render"]) == 4
-
-
-def done_render_tasks(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            rows = conn.execute(
-                "select key from tasks where kind='render' and state='done'"
-            ).fetchall()
-    except sqlite3.OperationalError:
-        return set()
-    return {r[0] for r in rows}
 
 
 @pytest.mark.slow

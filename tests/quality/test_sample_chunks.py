@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import build_scene
+from tests.conftest import build_scene, done_render_tasks
 from wanhe.blender.protocol import RenderRequest
 from wanhe.blender.runner import BlenderProcess
 from wanhe.config import Settings
@@ -70,19 +69,6 @@ def test_chunks_merge_to_the_single_render_deterministically(
         assert np.array_equal(pixels, master.channels[n]), f"master is not the merge ({n})"
 
 
-def _done_chunks(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            rows = conn.execute(
-                "select key from tasks where kind='render' and state='done'"
-            ).fetchall()
-    except sqlite3.OperationalError:
-        return set()
-    return {r[0] for r in rows}
-
-
 def test_kill_9_mid_frame_resumes_with_only_the_missing_chunks(
     scene_dir: Path, tmp_path: Path
 ) -> None:
@@ -97,14 +83,14 @@ def test_kill_9_mid_frame_resumes_with_only_the_missing_chunks(
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
-        while not _done_chunks(db):
+        while not done_render_tasks(db):
             assert proc.poll() is None, "render finished before it could be interrupted"
             assert time.monotonic() < deadline, "no chunk finished in time"
             time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the render, its Ray and its Blender workers
         proc.wait(timeout=30)
-    before = _done_chunks(db)
+    before = done_render_tasks(db)
     assert 1 <= len(before) < 4
     partial = out / "f_0001.partial.png"
     assert partial.exists(), "no preview of the samples done so far"
