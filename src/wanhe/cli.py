@@ -197,13 +197,7 @@ def render(
     from wanhe.localrender import render as run_render
     from wanhe.localrender import write_report
 
-    settings = Settings()
-    if ray_address:
-        settings.ray_address = ray_address
-    if db:
-        settings.db = db
-    if blender:
-        settings.blender = blender
+    settings = Settings().overridden(ray_address=ray_address, db=db, blender=blender)
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
     if sample_chunks < 1:

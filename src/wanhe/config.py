@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     blender: str | None = None  # a user's own `blender` binary; default: the bpy wheel
     max_upload_bytes: int = 20 * 1024**3
 
+    def overridden(self, **flags: object) -> Settings:
+        """These settings with the command-line flags that were given (None or "": not given)."""
+        return self.model_copy(update={k: v for k, v in flags.items() if v not in (None, "")})
+
     @property
     def db_url(self) -> str:
         if self.db:

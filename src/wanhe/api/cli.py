@@ -57,9 +57,7 @@ def client(server: str | None, token: str | None) -> Iterator[Client]:
 def store(db: str | None) -> Iterator[Any]:
     from wanhe.store.store import Store, StoreError
 
-    settings = Settings()
-    if db:
-        settings.db = db
+    settings = Settings().overridden(db=db)
     try:
         s = Store(settings.db_url)
     except Exception as exc:
@@ -116,16 +114,10 @@ def serve(
 
     from wanhe.api.app import create_app
 
-    settings = Settings()
-    settings.host, settings.port = host, port
-    if db:
-        settings.db = db
-    if storage:
-        settings.storage = storage
-    if ray_address:
-        settings.ray_address = ray_address
-    if max_upload_bytes:
-        settings.max_upload_bytes = max_upload_bytes
+    settings = Settings().overridden(
+        host=host, port=port, db=db, storage=storage, ray_address=ray_address,
+        max_upload_bytes=max_upload_bytes or None,
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other "
                   "machines — put it behind TLS", highlight=False)
