@@ -236,8 +236,12 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
     assert page.locator("#frames-grid .tile").count() == 8  # 2 frames x 2x2 tiles
 
     # A second job behind it, to steer from its page.
+    # Many samples and held at once, so it is still there to steer later however fast this
+    # machine renders (a quick 3-frame job once finished before the test reached Cancel).
     other = farm.submit(lion, scene, name="sh020 lion jump", priority=10, frames="1-3",
-                        tiles="1x1")
+                        tiles="1x1", samples=2048)
+    r = farm.http.post(f"/api/jobs/{other['id']}/pause", headers=farm.h(lion))
+    assert r.status_code == 200, r.text
     fox_job = farm.submit(fox, scene, name="fx100 moon", priority=50, frames="1", tiles="1x1")
 
     # The Workers page while the render runs: nodes, cores, what each slot runs.
@@ -278,17 +282,15 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
 
     # ── steer the second job from its page: pause, resume, priority, cancel ───────
     page.goto(f"{farm.base}/#/jobs/{other['id']}")
-    page.wait_for_selector("#job-badge [data-state]")
-    if farm.job(lion, other["id"])["state"] in ("queued", "running"):
-        page.click("[data-act='pause']")
-        page.wait_for_selector("#job-badge [data-state='paused']")
-        assert farm.job(lion, other["id"])["state"] == "paused"
-        page.click("[data-act='resume']")
-        page.wait_for_selector(
-            "#job-badge [data-state='queued'], #job-badge [data-state='running']")
+    page.wait_for_selector("#job-badge [data-state='paused']")
     page.fill("#prio-input", "5")
     page.click("#prio-form button[type=submit]")
     wait_for(lambda: farm.job(lion, other["id"])["priority"] == 5, 10, "priority 5")
+    page.click("[data-act='resume']")
+    page.wait_for_selector("#job-badge [data-state='queued'], #job-badge [data-state='running']")
+    page.click("[data-act='pause']")
+    page.wait_for_selector("#job-badge [data-state='paused']")
+    assert farm.job(lion, other["id"])["state"] == "paused"
     page.click("[data-act='cancel']")
     assert page.inner_text("[data-act='cancel']") == "Confirm cancel"
     page.click("[data-act='cancel']")
