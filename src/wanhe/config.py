@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wanhe.storage import is_url
+
 
 def default_home() -> Path:
     return Path.home() / ".wanhe"
@@ -20,7 +22,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     db: str | None = None  # SQLAlchemy URL; default: SQLite at <home>/wanhe.db
-    storage: str | None = None  # local path (or fsspec URL); default: <home>/storage
+    storage: str | None = None  # a local path or an fsspec URL; default: <home>/storage
+    work: Path | None = None  # local/NFS work area; default: the storage folder, or <home>/work
     ray_address: str | None = None  # None: start Ray in-process
     host: str = "127.0.0.1"
     port: int = 8640
@@ -40,5 +43,23 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.home / 'wanhe.db'}"
 
     @property
+    def storage_location(self) -> str:
+        """Durable storage (blobs, finished outputs): a local path or an fsspec URL."""
+        if not self.storage:
+            return str(self.home / "storage")
+        return self.storage if is_url(self.storage) else str(Path(self.storage).expanduser())
+
+    @property
+    def work_root(self) -> Path:
+        """The local (or cluster-shared) folder tasks read and write: the storage folder itself
+        when storage is a plain path, else <home>/work, unless `work` names another."""
+        if self.work:
+            return self.work.expanduser()
+        if is_url(self.storage_location):
+            return self.home / "work"
+        return Path(self.storage_location)
+
+    @property
     def storage_root(self) -> Path:
-        return Path(self.storage) if self.storage else self.home / "storage"
+        """The local folder `wanhe render` keeps its tiles and logs in: the work area."""
+        return self.work_root

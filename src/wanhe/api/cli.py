@@ -97,8 +97,13 @@ def serve(
                                       "a proxy")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8640,
     db: DbOpt = None,
-    storage: Annotated[str | None, typer.Option(help="storage root; default ~/.wanhe/storage")]
-    = None,
+    storage: Annotated[str | None, typer.Option(
+        help="where blobs and finished outputs are kept: a local path or an fsspec URL "
+             "(file:///srv/wanhe, s3://bucket/prefix, gs://…, ftp://…); default "
+             "~/.wanhe/storage")] = None,
+    work: Annotated[Path | None, typer.Option(
+        help="local (or NFS) folder for checked-out inputs, tiles and logs; default: the "
+             "storage folder, or ~/.wanhe/work when --storage is a URL")] = None,
     ray_address: Annotated[str | None, typer.Option(help="a Ray cluster (default: start one "
                                                     "here)")] = None,
     workers: Annotated[int | None, typer.Option(help="worker slots; default: one per core")]
@@ -113,23 +118,30 @@ def serve(
     import uvicorn
 
     from wanhe.api.app import create_app
+    from wanhe.storage import StorageUnavailable
 
     settings = Settings().overridden(
-        host=host, port=port, db=db, storage=storage, ray_address=ray_address,
+        host=host, port=port, db=db, storage=storage, work=work, ray_address=ray_address,
         max_upload_bytes=max_upload_bytes or None,
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other "
                   "machines — put it behind TLS", highlight=False)
+    if settings.storage_location.startswith("memory://"):
+        err.print("[yellow]warning:[/] memory:// storage lives only as long as this process — "
+                  "uploads and outputs are gone when it stops", highlight=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app = create_app(settings, workers=workers, num_cpus=num_cpus)
+    except StorageUnavailable as exc:
+        fail(str(exc))
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
+    service = app.state.service
     err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
-              f"{settings.storage_root})", highlight=False)
+              f"{service.storage.describe()}, work {service.work.root})", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 

@@ -1,9 +1,10 @@
 """Turning a `POST /api/jobs` body into a stored job.
 
 Check everything cheap first (paths, frames, grid, blobs present, dependencies visible), then
-materialise the files into a staging checkout, inspect the scene there with Blender (scripts
-never auto-run), and in one short transaction give the job its id, move the checkout to
-`jobs/<id>/input/`, force outputs into `jobs/<id>/output/frame_####` and store the task graph.
+materialise the files from storage into a staging checkout in the work area, inspect the scene
+there with Blender (scripts never auto-run), and in one short transaction give the job its id,
+move the checkout to the work area's `jobs/<id>/input/`, force outputs into
+`jobs/<id>/output/frame_####` (published to storage as they finish) and store the task graph.
 """
 
 from __future__ import annotations
@@ -91,11 +92,11 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             f"{len(missing)} file(s) were never uploaded (e.g. {missing[0]}) — PUT them to "
             "/api/blobs/{sha256} first (POST /api/blobs/missing lists them)",
         )
-    staging = service.storage.new_staging()
+    staging = service.work.new_staging()
     adopted: Path | None = None
     try:
         try:
-            service.storage.checkout(staging, body.files)
+            service.work.materialise_inputs(staging, body.files, service.storage)
         except UnsafePath as exc:
             raise _unprocessable("files", str(exc)) from None
         except StorageError as exc:
@@ -112,12 +113,12 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
 
         def build(job_id: int) -> tuple[dict[str, Any], str, list[TaskSpec], str]:
             nonlocal adopted
-            folder = service.storage.job_dir(job_id)
+            folder = service.work.job_dir(job_id)
             spec = _resolve(
                 body, facts, folder / "input" / body.main, str(folder / "output" / "frame_####")
             )
             tasks = compile_render_job(spec, str(folder / "work"))
-            adopted = service.storage.adopt(staging, job_id)
+            adopted = service.work.adopt(staging, job_id)
             fingerprint = hashlib.sha256(f"{spec.fingerprint()}:{digest}".encode()).hexdigest()
             return spec.model_dump(mode="json"), fingerprint, tasks, str(folder / "work")
 
@@ -131,8 +132,8 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             raise _unprocessable("options", str(exc)) from None
     except BaseException:
         if adopted is not None:
-            service.storage.discard(adopted)
-        service.storage.discard(staging)
+            service.work.discard(adopted)
+        service.work.discard(staging)
         raise
     warnings = [
         f"missing external file (renders pink or empty): {_strip(p, service)}"
@@ -144,7 +145,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
 
 def _strip(text: str, service: Service) -> str:
     """Server paths in messages become paths relative to the upload."""
-    root = str(service.storage.root)
+    root = str(service.work.root)
     import re
 
     return re.sub(re.escape(root) + r"/(staging|jobs)/[^/]+/input/", "", text)

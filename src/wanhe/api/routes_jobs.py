@@ -1,6 +1,8 @@
 """`/api/jobs`: submit, list, inspect, control, logs and output files of jobs.
 
-A job of another project answers 404, exactly like a job that does not exist.
+A job of another project answers 404, exactly like a job that does not exist. Output files are
+read from storage: straight from disk for a plain-path storage, through a temporary local copy
+for a URL storage.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from wanhe.api.auth import Principal, principal
 from wanhe.api.intake import create_job
@@ -19,7 +22,7 @@ from wanhe.api.schemas import JobAction, JobCreate, JobDetail, JobSummary, Prior
 from wanhe.api.service import Service, get_service
 from wanhe.api.views import job_detail, job_summaries, task_list
 from wanhe.model import JobState
-from wanhe.storage import UnsafePath
+from wanhe.storage import StoredFile, UnsafePath
 from wanhe.store.store import JobRow
 
 router = APIRouter(tags=["jobs"])
@@ -154,7 +157,7 @@ def tasks(
 
 
 def _log_paths(service: Service, job: JobRow, task: str | None) -> list[tuple[str, Path]]:
-    root = (service.settings.storage_root / "logs").resolve()
+    root = service.work.logs.resolve()
     found: list[tuple[str, Path]] = []
     for a in service.store.attempts(job.id):
         if task is not None and a["key"] != task:
@@ -230,18 +233,38 @@ async def _follow(service: Service, job_id: int, task: str | None) -> AsyncItera
         await asyncio.sleep(0.5)
 
 
+def _output_response(
+    service: Service, job_id: int, relative: str, media: str | None, headers: dict[str, str]
+) -> FileResponse:
+    """A stored output as a response (FileNotFoundError, UnsafePath)."""
+    local = service.storage.local_output(job_id, relative)
+    if local is not None:
+        return FileResponse(local, media_type=media, headers=headers)
+    copy = service.storage.fetch_output(job_id, relative, service.work.tmp)
+    return FileResponse(copy, media_type=media, headers=headers,
+                        background=BackgroundTask(copy.unlink, missing_ok=True))
+
+
+def _media_type(relative: str) -> str:
+    suffix = Path(relative).suffix.lower()
+    return _TYPES.get(suffix) or mimetypes.guess_type(relative)[0] or "application/octet-stream"
+
+
 @router.get("/api/jobs/{job_id}/files/{path:path}", response_class=FileResponse)
 def job_file(
     job_id: int, path: str, who: Principal = Depends(principal),
     service: Service = Depends(get_service),
 ) -> FileResponse:
     job = visible_job(service, who, job_id)
+    service.settle_outputs(job.id)
     try:
-        found = service.storage.job_file(job.id, path)
-    except (UnsafePath, FileNotFoundError, OSError, ValueError):
+        return _output_response(service, job.id, path, _media_type(path), {})
+    except (UnsafePath, OSError, ValueError):
         raise HTTPException(404, f"job {job_id} has no output file {path[:200]!r}") from None
-    media = _TYPES.get(found.suffix.lower()) or mimetypes.guess_type(found.name)[0]
-    return FileResponse(found, media_type=media or "application/octet-stream")
+
+
+def _is_frame_preview(file: StoredFile) -> bool:
+    return file.path.endswith(".png") and not file.path.endswith("_contact.png")
 
 
 @router.get("/api/jobs/{job_id}/latest.png", response_class=FileResponse)
@@ -249,10 +272,13 @@ def latest_preview(
     job_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> FileResponse:
     job = visible_job(service, who, job_id)
-    base = service.storage.output_dir(job.id)
-    pngs = [p for p in base.glob("*.png") if p.is_file() and not p.is_symlink()
-            and not p.name.startswith(".") and not p.name.endswith("_contact.png")]
+    service.settle_outputs(job.id)
+    pngs = [f for f in service.storage.outputs(job.id) if _is_frame_preview(f)]
     if not pngs:
         raise HTTPException(404, f"job {job_id} has no finished frame yet")
-    latest = max(pngs, key=lambda p: p.stat().st_mtime)
-    return FileResponse(latest, media_type="image/png", headers={"Cache-Control": "no-cache"})
+    latest = max(pngs, key=lambda f: (f.modified, f.path))
+    try:
+        return _output_response(service, job.id, latest.path, "image/png",
+                                {"Cache-Control": "no-cache"})
+    except FileNotFoundError:  # replaced between listing and reading (a progressive preview)
+        raise HTTPException(404, f"job {job_id} has no finished frame yet") from None

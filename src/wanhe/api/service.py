@@ -1,8 +1,11 @@
-"""The running farm service: store, storage, event hub and the dispatcher loop in a thread.
+"""The running farm service: store, storage, work area, event hub and the dispatcher loop in a
+thread.
 
 One process: FastAPI answers requests while `Dispatcher` runs on a background thread (the same
 dispatcher `wanhe render` uses, no second copy). Requests that change what should run (submit,
-cancel, pause, resume, retry, priority) write the database and `poke()` the dispatcher.
+cancel, pause, resume, retry, priority) write the database and `poke()` the dispatcher. When
+storage is not the work area itself, each task the dispatcher reports done has its outputs
+published to storage by `OutputPublisher` (in this process, so any fsspec URL works).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from wanhe.api.hub import EventHub, watch_jobs
+from wanhe.api.publish import OutputPublisher
 from wanhe.config import Settings
 from wanhe.jobtypes.blender_render import SceneFacts
-from wanhe.storage import Storage
+from wanhe.storage import Storage, WorkArea, is_url
 from wanhe.store.store import Store
 
 if TYPE_CHECKING:
@@ -63,8 +67,12 @@ class Service:
         inspector: Inspector | None = None,
     ) -> None:
         self.settings = settings
+        self.work, self.storage = open_storage(settings)
+        self.publisher = (
+            None if self.storage.writes_in_place(self.work.root)
+            else OutputPublisher(self.storage, self.work)
+        )
         self.store = Store(settings.db_url)
-        self.storage = Storage(settings.storage_root, max_blob_bytes=settings.max_upload_bytes)
         self.events = EventHub()
         self.inspect = inspector or blender_inspector(settings.blender)
         self.start_dispatcher = start_dispatcher
@@ -88,6 +96,9 @@ class Service:
         )
         watcher.start()
         self._threads.append(watcher)
+        if self.publisher is not None:
+            self.publisher.start()
+            self.publisher.sweep()
         if not self.start_dispatcher:
             return
         from wanhe.engine import cluster
@@ -98,7 +109,7 @@ class Service:
         )
         self.dispatcher = Dispatcher(
             self.store, threads=1, workers=self.workers, blender=self.settings.blender,
-            log_root=self.settings.storage_root / "logs", on_event=self._on_task_event,
+            log_root=self.work.logs, on_event=self._on_task_event,
         )
         loop = threading.Thread(target=self._dispatch_loop, name="wanhe-dispatcher", daemon=True)
         loop.start()
@@ -133,6 +144,8 @@ class Service:
             thread.join(timeout=10)
         if self.dispatcher is not None:
             self.dispatcher.close()
+        if self.publisher is not None:
+            self.publisher.close()
         self.store.dispose()
 
     def poke(self, job_id: int | None = None) -> None:
@@ -161,9 +174,17 @@ class Service:
             found = self._job_projects[job_id] = job.project_id
         return found
 
+    def settle_outputs(self, job_id: int) -> None:
+        """Before reading a job's outputs from storage: let what its finished tasks wrote get
+        there (a task is done in the database a moment before its files are published)."""
+        if self.publisher is not None:
+            self.publisher.flush(job_id)
+
     # ------------------------------------------------------------------ events
 
     def _on_task_event(self, event: TaskEvent) -> None:
+        if event.kind == "done" and self.publisher is not None:
+            self.publisher.task_done(event.job_id, event.task.payload)
         project_id = self.job_project(event.job_id)
         data: dict[str, Any] = {
             "type": event.kind, "job_id": event.job_id, "task": event.task.key,
@@ -186,6 +207,16 @@ class Service:
             return None
         summary = job_summaries(self, [job])[0]
         return job.project_id, summary.model_dump(mode="json")
+
+
+def open_storage(settings: Settings) -> tuple[WorkArea, Storage]:
+    """The work area and the durable storage, the storage checked writable (StorageUnavailable
+    names the problem and the fix)."""
+    location = settings.storage_location
+    scratch = settings.work_root / "tmp" if is_url(location) else None
+    storage = Storage(location, max_blob_bytes=settings.max_upload_bytes, scratch=scratch)
+    storage.check_writable()
+    return WorkArea(settings.work_root), storage
 
 
 def _keep_signal_handlers(start: Callable[[], None]) -> None:

@@ -75,7 +75,7 @@ def output_url(job_id: int, relative: str) -> str:
 def _relative_output(service: Service, job_id: int, path: str | None) -> str | None:
     if not path:
         return None
-    base = service.storage.output_dir(job_id)
+    base = service.work.output_dir(job_id)  # where the task wrote it; published alike
     try:
         return Path(path).relative_to(base).as_posix()
     except ValueError:
@@ -83,6 +83,7 @@ def _relative_output(service: Service, job_id: int, path: str | None) -> str | N
 
 
 def job_detail(service: Service, job: JobRow) -> JobDetail:
+    service.settle_outputs(job.id)  # frames shown done have their files in storage
     summary = job_summaries(service, [job])[0]
     tasks = service.store.tasks(job.id)
     attempts = service.store.attempts(job.id)
@@ -122,8 +123,8 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     for a in attempts:
         usage[a["outcome"] or "running"] += (a["cores"] or 0.0) * (a["wall_s"] or 0.0)
     outputs = [
-        OutputFile(path=rel, bytes=size, url=output_url(job.id, rel))
-        for rel, size in service.storage.outputs(job.id)
+        OutputFile(path=f.path, bytes=f.size, url=output_url(job.id, f.path))
+        for f in service.storage.outputs(job.id)
     ]
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
