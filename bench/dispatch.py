@@ -13,12 +13,24 @@ started like .ci/run does when Debian's postgresql is installed):
   tasks/s, and the dispatcher's own ready→running latency (median, p99) under that load.
 
 Prints the command and a markdown table for bench/RESULTS.md.
+
+    .venv/bin/python bench/dispatch.py --sync [--sync-tasks 100000] [--pg-sync-tasks 100000]
+                                       [--runs 5] [--baseline-src /tmp/old-wanhe/src]
+
+The cost of one `Dispatcher.sync()` (what the dispatcher does every 0.5 s and on a poke) with a
+job of N ready tasks in the database, no Ray involved: the first sync (loads the queue), a sync
+with nothing changed, one after another connection changed a job's priority, one after it
+submitted a 10-task job, and a forced full resync (the slow-period safety net). Each run is a
+fresh process; with --baseline-src the runs alternate between that source tree (e.g. a
+`git worktree` of the previous commit) and this one, each on its own database, and the table
+gives both medians and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -28,10 +40,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from wanhe.engine import cluster
+from wanhe.engine import dispatcher as dispatcher_module
 from wanhe.engine.dispatcher import Dispatcher
 from wanhe.model import JobState, TaskKind, TaskSpec
 from wanhe.store.store import Store
@@ -143,6 +159,146 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int) -> dict
         store.dispose()
 
 
+# ---------------------------------------------------------------------------- sync cost
+
+SYNC_FIGURES = {
+    "first": "first sync (loads the queue)",
+    "steady": "nothing changed",
+    "priority": "priority changed by another connection",
+    "new_job": "10-task job submitted by another connection",
+    "full": "forced full resync",
+}
+STEADY_SYNCS = 3
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends."""
+
+    def __init__(self, store: Store) -> None:
+        self.count = 0
+        event.listen(store.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+
+def timed_sync(dispatcher: Dispatcher, counter: StatementCounter) -> tuple[float, int]:
+    """Seconds one `sync()` took and the statements it sent."""
+    before = counter.count
+    t0 = time.perf_counter()
+    dispatcher.sync()
+    return time.perf_counter() - t0, counter.count - before
+
+
+def big_job(store: Store, project_id: int, n: int) -> int:
+    """The N-task job that every run on one database shares (the first run makes it)."""
+    found = store.find_job(project_id, f"sync-bench-{n}")
+    if found is not None:
+        return found.id
+    tasks = [TaskSpec(f"n{i:06d}", TaskKind.NOOP, {"sleep_s": 0.0}) for i in range(n)]
+    return store.create_job(project_id=project_id, name="sync-bench", kind="noop", spec={},
+                            fingerprint=f"sync-bench-{n}", tasks=tasks)
+
+
+def forced_full_sync(dispatcher: Dispatcher, counter: StatementCounter) -> tuple[float, int]:
+    # A baseline tree from before the incremental sync lacks the setting: every sync is full.
+    interval = getattr(dispatcher_module, "FULL_SYNC_INTERVAL_S", 0.0)
+    dispatcher_module.FULL_SYNC_INTERVAL_S = 0.0  # makes this sync a full one
+    try:
+        return timed_sync(dispatcher, counter)
+    finally:
+        dispatcher_module.FULL_SYNC_INTERVAL_S = interval
+
+
+def sync_probe(url: str, n: int) -> dict[str, float]:
+    """One run in this process: seconds per kind of sync, and statements per steady sync."""
+    store = Store(url)
+    other = Store(url)  # another process's connection: the API, or `wanhe project` on the CLI
+    counter = StatementCounter(store)
+    try:
+        project = store.project_by_name("sync-bench") or store.create_project("sync-bench")
+        job_id = big_job(store, project.id, n)
+        dispatcher = Dispatcher(store, workers=1, log_root=Path(tempfile.mkdtemp()) / "logs")
+        figures: dict[str, float] = {}
+        figures["first"], figures["first_statements"] = timed_sync(dispatcher, counter)
+        steady = [timed_sync(dispatcher, counter) for _ in range(STEADY_SYNCS)]
+        figures["steady"] = statistics.median(seconds for seconds, _ in steady)
+        figures["steady_statements"] = max(statements for _, statements in steady)
+        other.set_priority(job_id, 60)
+        figures["priority"], figures["priority_statements"] = timed_sync(dispatcher, counter)
+        other.set_priority(job_id, 50)
+        dispatcher.sync()
+        small = noop_job(other, project.id, 10, "sync-small")
+        figures["new_job"], figures["new_job_statements"] = timed_sync(dispatcher, counter)
+        other.cancel_job(small)
+        dispatcher.sync()
+        figures["full"], figures["full_statements"] = forced_full_sync(dispatcher, counter)
+        figures["queued"] = dispatcher.policy.ready_count(include_paused=True)
+        if figures["queued"] != n:
+            raise RuntimeError(f"the dispatcher queued {figures['queued']} tasks, not {n}")
+        return figures
+    finally:
+        other.dispose()
+        store.dispose()
+
+
+def probe_in_subprocess(src: str, url: str, n: int) -> dict[str, float]:
+    """`sync_probe` in a fresh interpreter that imports wanhe from `src`."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--sync-probe", url, "--sync-tasks", str(n)],
+        env={**os.environ, "PYTHONPATH": src}, check=True, capture_output=True, text=True,
+        timeout=1800,
+    )
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def sync_database_urls(tmp: str, args: argparse.Namespace,
+                       stack: contextlib.ExitStack) -> list[tuple[str, Callable[[str], str], int]]:
+    """(label, tree tag -> fresh database URL, tasks) for SQLite and, if available, PostgreSQL."""
+    dbs: list[tuple[str, Callable[[str], str], int]] = [
+        ("SQLite", lambda tag: f"sqlite:///{tmp}/sync-{tag}.db", args.sync_tasks)]
+    if args.no_postgres:
+        return dbs
+    url = args.postgres or stack.enter_context(throwaway_postgres())
+    if url is None:
+        print("PostgreSQL: not installed; pass --postgres URL", file=sys.stderr)
+        return dbs
+    dbs.append(("PostgreSQL", lambda tag: fresh_database(url, f"sync_{tag}"), args.pg_sync_tasks))
+    return dbs
+
+
+def sync_main(args: argparse.Namespace, command: str) -> None:
+    trees = {"this tree": str(Path(__file__).resolve().parents[1] / "src")}
+    if args.baseline_src:
+        trees = {"baseline": args.baseline_src, **trees}
+    rows: list[tuple[str, int, dict[str, list[dict[str, float]]]]] = []
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        for label, make_url, n in sync_database_urls(tmp, args, stack):
+            urls = {tree: make_url(f"t{i}") for i, tree in enumerate(trees)}
+            runs: dict[str, list[dict[str, float]]] = {tree: [] for tree in trees}
+            for run in range(args.runs):
+                for tree, src in trees.items():  # alternate, so both see the same noise
+                    runs[tree].append(probe_in_subprocess(src, urls[tree], n))
+                    print(f"{label} run {run + 1}/{args.runs} {tree}: {runs[tree][-1]}",
+                          file=sys.stderr)
+            rows.append((label, n, runs))
+    print(f"\n`{command}` ({os.cpu_count()} cores; median of {args.runs} runs, "
+          f"each a fresh process)\n")
+    print("| database | ready tasks | sync | " + " | ".join(trees) +
+          (" | baseline ÷ this tree |" if len(trees) == 2 else " |"))
+    print("| --- | ---: | --- | " + " | ".join("---:" for _ in trees) +
+          (" | ---: |" if len(trees) == 2 else " |"))
+    for label, n, runs in rows:
+        for key, heading in SYNC_FIGURES.items():
+            medians = [statistics.median(r[key] for r in runs[tree]) for tree in trees]
+            statements = [max(r[f"{key}_statements"] for r in runs[tree]) for tree in trees]
+            cells = [f"{1000 * m:.1f} ms ({s} statements)"
+                     for m, s in zip(medians, statements, strict=True)]
+            ratio = f" | {medians[0] / medians[1]:,.0f}×" if len(trees) == 2 else ""
+            print(f"| {label} | {n:,} | {heading} | " + " | ".join(cells) + ratio + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=4)
@@ -150,8 +306,20 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--postgres", default=os.environ.get("WANHE_BENCH_POSTGRES_URL"))
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--sync", action="store_true", help="measure Dispatcher.sync() instead")
+    parser.add_argument("--sync-tasks", type=int, default=100_000)
+    parser.add_argument("--pg-sync-tasks", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline-src", help="a source tree to compare with (its src/ folder)")
+    parser.add_argument("--sync-probe", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     command = "python " + " ".join(["bench/dispatch.py", *sys.argv[1:]])
+    if args.sync_probe:
+        print(json.dumps(sync_probe(args.sync_probe, args.sync_tasks)))
+        return
+    if args.sync:
+        sync_main(args, command)
+        return
     cluster.connect(None, num_cpus=args.workers)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

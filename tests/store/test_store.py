@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wanhe.model import AttemptOutcome, JobState, TaskKind, TaskSpec, TaskState
-from wanhe.store.store import Store, StoreError, Usage
+from wanhe.store.store import Changes, Store, StoreError, Usage
 
 
 def chain_job(store: Store, project: str = "p", n_frames: int = 2) -> int:
@@ -145,3 +145,83 @@ def test_migrations_are_idempotent(db_url: str) -> None:
     again = Store(db_url)
     assert again.projects() == []
     again.dispose()
+
+
+def test_outside_changes_are_stamped_and_the_dispatchers_own_are_not(store: Store) -> None:
+    """What the API and other processes change takes a new revision; what the dispatcher does
+    itself (start, finish, fail attempts; its budget notes) does not, and costs no stamp."""
+    job = chain_job(store)
+    start = store.revision()
+    assert [c.job.id for c in store.changes_since(start - 1).jobs] == [job]  # the submit
+    assert store.changes_since(start).jobs == []
+    run_ok(store, job, "0/r0")
+    task = next(t for t in store.tasks(job) if t.key == "0/r1")
+    attempt = store.start_attempt(task.id, node="n", worker="w", cores=1)
+    store.fail_attempt(attempt, task.id, outcome=AttemptOutcome.FAILED, usage=None,
+                       message="boom", retry=True)
+    store.set_job_message(job, "budget used up")
+    assert store.revision() == start
+    tasks_revision = store.changes_since(start - 1).jobs[0].tasks_revision
+    store.set_priority(job, 70)
+    changed = store.changes_since(start)
+    assert changed.revision == start + 1 and [c.job.priority for c in changed.jobs] == [70]
+    assert changed.jobs[0].tasks_revision == tasks_revision  # a priority leaves tasks alone
+    store.set_job_state(job, JobState.PAUSED, "paused")
+    assert store.changes_since(start + 1).jobs[0].job.state is JobState.PAUSED
+    store.cancel_job(job)
+    cancelled = store.changes_since(start + 2)
+    assert cancelled.jobs[0].tasks_revision == cancelled.revision == start + 3
+    store.retry_failed(job)
+    assert store.changes_since(start + 3).jobs[0].tasks_revision == start + 4
+    project = store.project_by_name("p")
+    assert project is not None
+    store.update_project(project.id, budget_core_hours=5)
+    assert [p.budget_core_hours for p in store.changes_since(start + 4).projects] == [5]
+    assert store.changes_since(store.revision()) == Changes(store.revision(), [], [])
+
+
+def test_ready_checksums_and_light_ready_rows(store: Store) -> None:
+    job = chain_job(store)
+    ready = store.ready_tasks_of([job])
+    assert [r.seq for r in ready] == [0, 1, 3, 4]
+    assert store.ready_checksums() == {job: (4, sum(r.id for r in ready))}
+    assert store.ready_checksums([job + 1]) == {}
+    running = ready[0].id
+    store.start_attempt(running, node="n", worker="w", cores=1)
+    assert store.not_running([running, ready[1].id]) == {ready[1].id}
+
+
+def test_migrations_match_the_tables(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from wanhe.store.tables import metadata
+
+    store = Store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        store.dispose()
+
+
+def test_a_database_from_before_change_tracking_is_upgraded(db_url: str) -> None:
+    from sqlalchemy import text
+
+    from wanhe.store.migrate import downgrade, upgrade
+
+    old = Store(db_url, migrate=False)
+    upgrade(old.engine, "0001")
+    with old.engine.begin() as conn:
+        conn.execute(text("insert into projects (name, weight, created_at) values ('p', 1, 0)"))
+    old.dispose()
+    store = Store(db_url)
+    try:
+        assert store.revision() == 0
+        job = chain_job(store)
+        assert store.changes_since(0).jobs[0].job.id == job
+        downgrade(store.engine, "0001")
+        upgrade(store.engine)
+        assert store.revision() == 0 and store.job(job) is not None
+    finally:
+        store.dispose()

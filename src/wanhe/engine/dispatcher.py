@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import threading
 import time
@@ -27,15 +28,28 @@ from ray.exceptions import RayActorError, RayError
 from wanhe.engine import cluster
 from wanhe.model import AttemptOutcome, JobState, Resources, TaskKind, TaskState
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
-from wanhe.store.store import JobRow, Store, StoreError, TaskRow, Usage
+from wanhe.store.store import (
+    JobRow,
+    ProjectRow,
+    ReadyTask,
+    Store,
+    StoreError,
+    TaskRow,
+    TrackedJob,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 
 BLOCKLIST_AFTER = 3  # failures of one job's tasks on one node
 LOST_RETRY_LIMIT = 6  # a task whose worker keeps dying is failed after this many losses
 SYNC_INTERVAL_S = 0.5
+# The safety net: a full resync this often, for a writer that changed the database without
+# stamping the change (see `wanhe.store.tables` on change tracking).
+FULL_SYNC_INTERVAL_S = 30.0
 PROGRESS_INTERVAL_S = 1.0
 _BIG_MEMORY = 1 << 50
+_MAY_RUN = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED})
 
 
 @dataclass(slots=True)
@@ -103,11 +117,15 @@ class Dispatcher:
         self._pending: dict[Any, Slot] = {}  # actor ready() ref -> slot not yet usable
         self._running: dict[Any, Running] = {}  # ray ref -> running attempt
         self._queued: dict[int, QueuedTask] = {}  # task id -> what the policy holds
+        self._queued_by_job: dict[int, set[int]] = {}  # job id -> its task ids in _queued
         self._job_cache: dict[int, JobRow] = {}
-        self._job_priority: dict[int, int] = {}
-        self._paused: set[int] = set()
+        # jobs whose ready tasks the policy mirrors -> the tasks revision that mirror reflects
+        self._tasks_revision: dict[int, int] = {}
+        self._revision = -1  # the database's change counter as the last sync read it
+        self._scope: frozenset[int] | None = None  # the jobs this dispatcher runs; None: all
         self._blocked_messages: dict[int, str] = {}
         self._last_sync = 0.0
+        self._last_full_sync = -math.inf
         self._last_progress = 0.0
         self._serial = 0
         self.poke_event = threading.Event()
@@ -176,7 +194,7 @@ class Dispatcher:
             job = self._job_cache[job_id] = found
         return job
 
-    def _queue(self, task: TaskRow, job: JobRow) -> None:
+    def _queue(self, task: TaskRow | ReadyTask, job: JobRow) -> None:
         if task.id in self._queued:
             return
         project = self._project_name(job.project_id)
@@ -186,7 +204,19 @@ class Dispatcher:
         )
         self.policy.push(queued)
         self._queued[task.id] = queued
+        self._queued_by_job.setdefault(job.id, set()).add(task.id)
         self._ready_since.setdefault(task.id, time.monotonic())
+
+    def _dequeued(self, task_id: int) -> None:
+        """Forget a task the policy no longer holds (it was picked or discarded)."""
+        queued = self._queued.pop(task_id, None)
+        if queued is not None:
+            self._queued_by_job[int(queued.job_id)].discard(task_id)
+
+    def _unqueue(self, task_id: int) -> None:
+        self.policy.discard(task_id)
+        self._dequeued(task_id)
+        self._ready_since.pop(task_id, None)
 
     def _project_name(self, project_id: int) -> str:
         if project_id not in self._project_names:
@@ -194,51 +224,156 @@ class Dispatcher:
             self._project_names[project_id] = project.name if project else str(project_id)
         return self._project_names[project_id]
 
-    def sync(self, job_ids: Sequence[int] | None = None) -> None:
-        """Bring the policy in line with the database: new, paused, cancelled, re-prioritised."""
-        self._last_sync = time.monotonic()
-        used = self.store.used_core_seconds()
-        self._project_names = {}
-        for project in self.store.projects():
-            self._project_names[project.id] = project.name
-            self.policy.set_project(
-                project.name, weight=project.weight,
-                budget_core_seconds=(
-                    None if project.budget_core_hours is None
-                    else project.budget_core_hours * 3600
-                ),
-                used_core_seconds=used.get(project.id, 0.0),
-            )
-        ready = self.store.ready_tasks(job_ids)
-        seen: set[int] = set()
-        for task, job in ready:
-            self._job_cache[job.id] = job
-            seen.add(task.id)
-            if self._job_priority.get(job.id, job.priority) != job.priority:
-                self.policy.set_job_priority(str(job.id), job.priority)
-            self._job_priority[job.id] = job.priority
-            self._queue(task, job)
-        for task_id in [tid for tid in self._queued if tid not in seen]:
-            self.policy.discard(task_id)
-            del self._queued[task_id]
-            self._ready_since.pop(task_id, None)
-        self._cancel_stale_running()
+    # The policy mirrors the ready tasks of every job that may run (a paused job's are held,
+    # hidden). The dispatcher keeps the mirror current itself for what it causes (a finished
+    # task frees its children, a failed one is retried) and learns the rest from the
+    # database's change tracking: a sync reads the change counter and, only when it moved,
+    # the jobs and projects stamped since, so it costs O(changes), not O(tasks).
+
+    def sync(self, job_ids: Sequence[int] | None = None, *, full: bool = False) -> None:
+        """Bring the policy in line with the database: new, paused, cancelled, re-prioritised.
+
+        `job_ids` limits the dispatcher to those jobs. A full resync (the first sync, a new
+        `job_ids`, `full`, or every FULL_SYNC_INTERVAL_S) also re-reads usage and compares
+        every job's ready tasks with the queue by checksum.
+        """
+        now = time.monotonic()
+        self._last_sync = now
+        scope = None if job_ids is None else frozenset(job_ids)
+        if full or scope != self._scope or now - self._last_full_sync >= FULL_SYNC_INTERVAL_S:
+            self._full_sync(scope)
+        else:
+            self._sync_changes()
         self._note_budget_blocks()
         if self.requested_workers is None and not job_ids:
             self.start_pool()  # the cluster may have grown
 
+    def _sync_changes(self) -> None:
+        """Apply what others changed since the last sync; one query when nothing changed."""
+        job_ids = None if self._scope is None else sorted(self._scope)
+        changes = self.store.changes_since(self._revision, job_ids)
+        for project in changes.projects:
+            self._apply_project(project, used_core_seconds=None)  # keep the running total
+        self._apply_jobs(changes.jobs, reload=set())
+        if changes.jobs:
+            self._cancel_stale_running()
+        self._revision = changes.revision  # last: a round that failed half-way is read again
+
+    def _full_sync(self, scope: frozenset[int] | None) -> None:
+        """Re-read projects, usage and the jobs that may run; re-read ready tasks only for
+        jobs whose ready-task checksum differs from what the queue holds."""
+        job_ids = None if scope is None else sorted(scope)
+        revision = self.store.revision()  # read first: what is stamped later is read next time
+        used = self.store.used_core_seconds()
+        for project in self.store.projects():
+            self._apply_project(project, used_core_seconds=used.get(project.id, 0.0))
+        active = self.store.active_jobs(job_ids)
+        still_active = {tracked.job.id for tracked in active}
+        for job_id in {*self._tasks_revision, *self._queued_by_job} - still_active:
+            self._forget_job(job_id)
+        checksums = self.store.ready_checksums(job_ids)
+        differ = {
+            tracked.job.id for tracked in active
+            if checksums.get(tracked.job.id, (0, 0)) != self._checksum(tracked.job.id)
+        }
+        self._apply_jobs(active, reload=differ)
+        self._cancel_stale_running()
+        # last: a full resync that failed half-way is done again by the next sync
+        self._revision, self._scope = revision, scope
+        self._last_full_sync = time.monotonic()
+
+    def _checksum(self, job_id: int) -> tuple[int, int]:
+        """(number, sum of ids) of the job's queued tasks, as `Store.ready_checksums` counts."""
+        task_ids = self._queued_by_job.get(job_id, set())
+        return len(task_ids), sum(task_ids)
+
+    def _apply_project(self, project: ProjectRow, *, used_core_seconds: float | None) -> None:
+        self._project_names[project.id] = project.name
+        self.policy.set_project(
+            project.name, weight=project.weight,
+            budget_core_seconds=(
+                None if project.budget_core_hours is None else project.budget_core_hours * 3600
+            ),
+            used_core_seconds=used_core_seconds,
+        )
+
+    def _apply_jobs(self, tracked_jobs: Sequence[TrackedJob], *, reload: set[int]) -> None:
+        """Follow the jobs' rows; re-read ready tasks of those new here, stamped with a new
+        tasks revision, or in `reload`."""
+        to_read: list[JobRow] = []
+        for tracked in tracked_jobs:
+            job = tracked.job
+            if job.state not in _MAY_RUN:
+                self._forget_job(job.id)
+                continue
+            self._apply_job_row(job)
+            if job.id in reload or self._tasks_revision.get(job.id) != tracked.tasks_revision:
+                self._tasks_revision[job.id] = tracked.tasks_revision
+                to_read.append(job)
+        self._read_ready(to_read)
+
+    def _apply_job_row(self, job: JobRow) -> None:
+        """Priority, pause and resume: O(lanes) in the policy, whatever the job's size."""
+        was = self._job_cache.get(job.id)
+        self._job_cache[job.id] = job
+        key = str(job.id)
+        self.policy.set_job_priority(key, job.priority)
+        if job.state is JobState.PAUSED:
+            self.policy.pause_job(key)
+        else:
+            self.policy.resume_job(key)
+            if was is not None and was.state is JobState.PAUSED:
+                # time spent paused is not time waiting for a worker
+                now = time.monotonic()
+                for task_id in self._queued_by_job.get(job.id, set()):
+                    self._ready_since[task_id] = now
+        if self._blocked_messages.get(job.id) != job.message:
+            self._blocked_messages.pop(job.id, None)  # rewritten: note the budget again if due
+
+    def _read_ready(self, jobs: Sequence[JobRow]) -> None:
+        """Make the queue hold exactly the database's ready tasks of these jobs."""
+        if not jobs:
+            return
+        ready: dict[int, list[ReadyTask]] = {job.id: [] for job in jobs}
+        for task in self.store.ready_tasks_of(list(ready)):
+            ready[task.job_id].append(task)
+        for job in jobs:
+            ids = {task.id for task in ready[job.id]}
+            for task_id in self._queued_by_job.get(job.id, set()) - ids:
+                self._unqueue(task_id)
+            for task in ready[job.id]:
+                # one still running here (the database requeued it behind our back) is
+                # cancelled by _cancel_stale_running and queued again when its answer comes
+                if not self.policy.is_running(task.id):
+                    self._queue(task, job)
+
+    def _forget_job(self, job_id: int) -> None:
+        """The job cannot run any more (done, failed, cancelled, out of scope): drop its queue.
+
+        Its tasks are discarded one by one rather than `remove_job`, so the policy keeps the
+        job's node blocklist should it be retried, and its running tasks stay counted.
+        """
+        for task_id in self._queued_by_job.pop(job_id, set()):
+            self.policy.discard(task_id)
+            self._queued.pop(task_id, None)
+            self._ready_since.pop(task_id, None)
+        self._job_cache.pop(job_id, None)
+        self._tasks_revision.pop(job_id, None)
+        self._blocked_messages.pop(job_id, None)
+
     def _cancel_stale_running(self) -> None:
         """Running attempts whose task the database no longer wants (job cancelled) stop now."""
-        for running in list(self._running.values()):
-            current = self.store.task(running.task.id)
-            if current is not None and current.state is not TaskState.RUNNING:
+        if not self._running:
+            return
+        stale = self.store.not_running([running.task.id for running in self._running.values()])
+        for running in self._running.values():
+            if running.task.id in stale:
                 running.slot.actor.cancel.remote()
 
     def _note_budget_blocks(self) -> None:
-        jobs_waiting = {int(q.job_id) for q in self._queued.values()}
-        for job_id in jobs_waiting:
+        for job_id, task_ids in self._queued_by_job.items():
             job = self._job_cache.get(job_id)
-            if job is None:
+            if not task_ids or job is None or job.state is JobState.PAUSED:
                 continue
             reason = self.policy.blocked_reason(self._project_name(job.project_id))
             if reason and self._blocked_messages.get(job_id) != reason:
@@ -265,7 +400,7 @@ class Dispatcher:
             queued = self.policy.pick(free, node=slot.node)
             if queued is None:
                 continue
-            self._queued.pop(queued.task_id, None)
+            self._dequeued(queued.task_id)
             task = self.store.task(queued.task_id)
             if task is None or task.state is not TaskState.READY:
                 self.policy.finished(queued, 0.0)
@@ -353,8 +488,9 @@ class Dispatcher:
         self._emit(TaskEvent("done", running.task, running.task.job_id,
                              node=running.slot.node, result=result))
         if job.state is JobState.DONE:
-            for released in self.store.release_jobs_waiting_on(job.id):
-                self.sync([released])
+            self._forget_job(job.id)
+            if self.store.release_jobs_waiting_on(job.id):
+                self._sync_changes()  # the released jobs are stamped: queue their tasks now
 
     def _refresh_job(self, job_id: int) -> JobRow:
         self._job_cache.pop(job_id, None)
@@ -368,6 +504,7 @@ class Dispatcher:
         if result.get("cancelled"):
             self.store.fail_attempt(running.attempt_id, task.id, outcome=AttemptOutcome.CANCELLED,
                                     usage=usage, message=message, retry=False)
+            self._requeue_if_ready(task.id)
             self._emit(TaskEvent("cancelled", task, task.job_id, node=running.slot.node))
             return
         outcome = AttemptOutcome.TIMEOUT if "timed out" in message or "silent" in message \
@@ -389,11 +526,18 @@ class Dispatcher:
             return
         self._fail_job(task, message)
 
+    def _requeue_if_ready(self, task_id: int) -> None:
+        """A cancelled attempt whose task the database made ready again (another process's
+        crash recovery) runs again, without waiting for the next full resync."""
+        fresh = self.store.task(task_id)
+        if fresh is not None and fresh.state is TaskState.READY:
+            job = self._refresh_job(fresh.job_id)
+            if job.state in _MAY_RUN:
+                self._queue(fresh, job)
+
     def _fail_job(self, task: TaskRow, message: str) -> None:
         reason = f"task {task.key} failed {task.attempts} time(s); last error: {message}"
-        for tid in [tid for tid, q in self._queued.items() if q.job_id == str(task.job_id)]:
-            self.policy.discard(tid)
-            del self._queued[tid]
+        self._forget_job(task.job_id)
         self.store.cancel_job(task.job_id, message=reason)
         self.store.set_job_state(task.job_id, JobState.FAILED, reason)
         self._emit(TaskEvent("failed", task, task.job_id, message=reason))
@@ -462,10 +606,12 @@ class Dispatcher:
                 (job := self.store.job(j)) is None or job.state.is_final for j in job_ids
             ):
                 return
-            if not self._running and not self._queued and not self._pending and self.slots:
+            # a paused job's tasks are held in the queue, hidden: ready_count leaves them out
+            if not self._running and not self.policy.ready_count() and not self._pending \
+                    and self.slots:
                 # nothing ready, nothing running: re-read once in case a dependency freed work
                 self.sync(job_ids)
-                if not self._queued and all(
+                if not self.policy.ready_count() and all(
                     (job := self.store.job(j)) is None or job.state.is_final
                     or job.state is JobState.PAUSED for j in job_ids
                 ):

@@ -91,6 +91,34 @@ class Usage:
     gpu_s: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ReadyTask:
+    """What the dispatcher queues for a ready task; it reads the whole row when it starts it."""
+
+    id: int
+    job_id: int
+    seq: int
+    resources: Resources
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedJob:
+    """A job as the dispatcher's sync sees it: its row, and the revision at which its ready
+    tasks last changed outside the dispatcher."""
+
+    job: JobRow
+    tasks_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed outside the dispatcher since a revision (see `tables` on change tracking)."""
+
+    revision: int  # the counter as read before the rows: rows stamped later are read next time
+    projects: list[ProjectRow]
+    jobs: list[TrackedJob]
+
+
 def _now() -> float:
     return time.time()
 
@@ -117,6 +145,14 @@ def _job(row: Any) -> JobRow:
         started_at=row.started_at,
         finished_at=row.finished_at,
     )
+
+
+def _tracked(row: Any) -> TrackedJob:
+    return TrackedJob(_job(row), int(row.tasks_revision))
+
+
+def _project(row: Any) -> ProjectRow:
+    return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours)
 
 
 def _task(row: Any) -> TaskRow:
@@ -191,6 +227,7 @@ class Store:
                     created_at=_now(),
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            self._touch_project(conn, int(pid))
         return ProjectRow(int(pid), name, weight, budget_core_hours)
 
     def ensure_project(self, name: str) -> ProjectRow:
@@ -232,6 +269,7 @@ class Store:
                 conn.execute(
                     update(t.projects).where(t.projects.c.id == project_id).values(**values)
                 )
+                self._touch_project(conn, project_id)
 
     def create_token(self, project_id: int | None, name: str = "") -> str:
         """A new API token (returned once, stored only as a hash); None makes an admin token."""
@@ -310,6 +348,7 @@ class Store:
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
             self._insert_tasks(conn, job_id, tasks, waiting_on_jobs=bool(depends_on))
+            self._touch_jobs(conn, [job_id], tasks=True)
         return job_id
 
     def _insert_tasks(
@@ -379,6 +418,7 @@ class Store:
             values["finished_at"] = _now()
         with self.engine.begin() as conn:
             conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
+            self._touch_jobs(conn, [job_id], tasks=False)
 
     def set_job_message(self, job_id: int, message: str) -> None:
         with self.engine.begin() as conn:
@@ -387,6 +427,7 @@ class Store:
     def set_priority(self, job_id: int, priority: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(priority=priority))
+            self._touch_jobs(conn, [job_id], tasks=False)
 
     def cancel_job(self, job_id: int, message: str = "cancelled by user") -> list[int]:
         """Cancel every unfinished task; return the ids of those that were running."""
@@ -413,6 +454,7 @@ class Store:
                 .where(t.jobs.c.id == job_id)
                 .values(state=JobState.CANCELLED.value, message=message, finished_at=_now())
             )
+            self._touch_jobs(conn, [job_id], tasks=True)
         return running
 
     def retry_failed(self, job_id: int) -> int:
@@ -439,6 +481,7 @@ class Store:
                 .where(t.jobs.c.id == job_id)
                 .values(state=JobState.QUEUED.value, message="", finished_at=None)
             )
+            self._touch_jobs(conn, [job_id], tasks=True)
         return len(ids)
 
     def reset_tasks(self, job_id: int, task_ids: Sequence[int]) -> None:
@@ -457,6 +500,7 @@ class Store:
                 .where(t.jobs.c.id == job_id)
                 .values(state=JobState.QUEUED.value, message="", finished_at=None)
             )
+            self._touch_jobs(conn, [job_id], tasks=True)
 
     def _refresh_readiness(self, conn: Connection, job_id: int) -> None:
         """Recount unfinished dependencies of the job's waiting tasks; free those with none."""
@@ -510,6 +554,7 @@ class Store:
                         .values(state=TaskState.READY.value)
                     )
                     released.append(row.id)
+            self._touch_jobs(conn, released, tasks=True)
         return released
 
     def job_dependencies_done(self, job: JobRow) -> bool:
@@ -580,6 +625,117 @@ class Store:
             conn.execute(
                 update(t.tasks).where(t.tasks.c.id == task_id).values(progress=progress)
             )
+
+    # ---------------------------------------------------------------- change tracking (sync)
+
+    def _next_revision(self, conn: Connection) -> int:
+        """Take the next value of the change counter; its row stays locked until commit."""
+        counter = t.sync_counter
+        conn.execute(
+            update(counter).where(counter.c.id == 1).values(revision=counter.c.revision + 1)
+        )
+        return self._read_revision(conn)
+
+    def _touch_jobs(self, conn: Connection, job_ids: Sequence[int], *, tasks: bool) -> None:
+        """Stamp jobs changed outside the dispatcher; `tasks`: their ready tasks may differ."""
+        if not job_ids:
+            return
+        jobs = t.jobs
+        chosen = jobs.c.id.in_(list(job_ids))
+        # Lock the rows before the counter, so a transaction holding the counter waits for
+        # nothing more (no deadlock through it on PostgreSQL).
+        conn.execute(update(jobs).where(chosen).values(revision=jobs.c.revision))
+        revision = self._next_revision(conn)
+        values = {"revision": revision, "tasks_revision": revision} if tasks \
+            else {"revision": revision}
+        conn.execute(update(jobs).where(chosen).values(**values))
+
+    def _touch_project(self, conn: Connection, project_id: int) -> None:
+        """Stamp a project whose row this transaction wrote (and so holds locked)."""
+        revision = self._next_revision(conn)
+        conn.execute(
+            update(t.projects).where(t.projects.c.id == project_id).values(revision=revision)
+        )
+
+    def revision(self) -> int:
+        """The change counter: how many outside changes the database has seen."""
+        with self.engine.connect() as conn:
+            return self._read_revision(conn)
+
+    @staticmethod
+    def _read_revision(conn: Connection) -> int:
+        counter = t.sync_counter
+        return int(conn.execute(select(counter.c.revision).where(counter.c.id == 1)).scalar_one())
+
+    def changes_since(self, revision: int, job_ids: Sequence[int] | None = None) -> Changes:
+        """Projects and jobs (of `job_ids`, if given) stamped after `revision`.
+
+        One statement when nothing changed; otherwise also one per table, using its
+        revision index, so the cost follows the number of changed rows.
+        """
+        with self.engine.connect() as conn:
+            now = self._read_revision(conn)
+            if now == revision:
+                return Changes(now, [], [])
+            projects = conn.execute(
+                select(t.projects).where(t.projects.c.revision > revision)
+                .order_by(t.projects.c.id)
+            ).all()
+            query = select(t.jobs).where(t.jobs.c.revision > revision)
+            if job_ids is not None:
+                query = query.where(t.jobs.c.id.in_(list(job_ids)))
+            jobs = conn.execute(query.order_by(t.jobs.c.id)).all()
+        return Changes(now, [_project(r) for r in projects], [_tracked(r) for r in jobs])
+
+    def active_jobs(self, job_ids: Sequence[int] | None = None) -> list[TrackedJob]:
+        """Jobs that may still run (queued, running or paused), for a full resync."""
+        query = select(t.jobs).where(t.jobs.c.state.in_(
+            [JobState.QUEUED.value, JobState.RUNNING.value, JobState.PAUSED.value]))
+        if job_ids is not None:
+            query = query.where(t.jobs.c.id.in_(list(job_ids)))
+        with self.engine.connect() as conn:
+            return [_tracked(r) for r in conn.execute(query.order_by(t.jobs.c.id))]
+
+    def ready_tasks_of(self, job_ids: Sequence[int]) -> list[ReadyTask]:
+        """The ready tasks of these jobs (whatever the jobs' state), lightly: no payloads."""
+        if not job_ids:
+            return []
+        tasks = t.tasks
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(tasks.c.id, tasks.c.job_id, tasks.c.seq, tasks.c.cpus, tasks.c.memory,
+                       tasks.c.gpus)
+                .where(tasks.c.job_id.in_(list(job_ids)),
+                       tasks.c.state == TaskState.READY.value)
+                .order_by(tasks.c.job_id, tasks.c.seq)
+            ).all()
+        return [
+            ReadyTask(r.id, r.job_id, r.seq, Resources(r.cpus, r.memory, r.gpus)) for r in rows
+        ]
+
+    def ready_checksums(self, job_ids: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
+        """{job id: (number of ready tasks, sum of their ids)}: a full resync compares these
+        with what the dispatcher holds and re-reads only the jobs that differ."""
+        query = (
+            select(t.tasks.c.job_id, func.count(), func.sum(t.tasks.c.id))
+            .where(t.tasks.c.state == TaskState.READY.value)
+            .group_by(t.tasks.c.job_id)
+        )
+        if job_ids is not None:
+            query = query.where(t.tasks.c.job_id.in_(list(job_ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {int(job_id): (int(count), int(total)) for job_id, count, total in rows}
+
+    def not_running(self, task_ids: Sequence[int]) -> set[int]:
+        """Which of these tasks the database no longer has running (cancelled, requeued…)."""
+        if not task_ids:
+            return set()
+        with self.engine.connect() as conn:
+            return set(conn.execute(
+                select(t.tasks.c.id).where(t.tasks.c.id.in_(list(task_ids)),
+                                           t.tasks.c.state != TaskState.RUNNING.value)
+            ).scalars())
 
     # ---------------------------------------------------------------- attempts
 
@@ -748,10 +904,17 @@ class Store:
                     conn, attempt.id, AttemptOutcome.LOST, None,
                     "the service or worker stopped while this attempt ran",
                 )
-            running = update(t.tasks).where(t.tasks.c.state == TaskState.RUNNING.value)
+            running = select(t.tasks.c.job_id).where(t.tasks.c.state == TaskState.RUNNING.value)
             if job_ids is not None:
                 running = running.where(t.tasks.c.job_id.in_(list(job_ids)))
-            conn.execute(running.values(state=TaskState.READY.value, progress=0.0))
+            requeued_jobs = sorted(set(conn.execute(running).scalars()))
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.state == TaskState.RUNNING.value,
+                       t.tasks.c.job_id.in_(requeued_jobs))
+                .values(state=TaskState.READY.value, progress=0.0)
+            )
+            self._touch_jobs(conn, requeued_jobs, tasks=True)
         return len(open_attempts)
 
     def attempts(self, job_id: int) -> list[dict[str, Any]]:
@@ -877,6 +1040,7 @@ class Store:
                 .values(spec=json.dumps(spec), fingerprint=fingerprint, work_dir=work_dir)
             )
             self._insert_tasks(conn, job_id, tasks, waiting_on_jobs=waits)
+            self._touch_jobs(conn, [job_id], tasks=True)
         return job_id
 
     def task_counts_by_job(self, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:

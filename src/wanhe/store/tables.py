@@ -1,12 +1,21 @@
-"""The database schema: projects, tokens, jobs, tasks and their dependencies, attempts.
+"""The database schema: projects, tokens, jobs, tasks and their dependencies, attempts, and
+which project uploaded which blob.
 
 The database is the source of truth for job and task state; Ray is only the executor.
 Migrations live in `store/migrations` (Alembic) and must match these tables.
+
+Change tracking: every change the dispatcher did not make itself (submit, cancel, pause,
+priority, retry, a project's weight or budget, from the API or from another process) takes the
+next value of the one-row `sync_counter` in its transaction and stamps it on the rows it
+changed (`revision`; `tasks_revision` too when the job's ready tasks may differ). The row lock
+on the counter orders those commits, so the dispatcher reads only rows whose revision is above
+the counter value it last read, and nothing at all while the counter stands still.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -29,6 +38,15 @@ projects = Table(
     Column("weight", Float, nullable=False, default=1.0),
     Column("budget_core_hours", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
+    Index("ix_projects_revision", "revision"),
+)
+
+sync_counter = Table(
+    "sync_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    Column("revision", BigInteger, nullable=False, default=0),
 )
 
 tokens = Table(
@@ -60,8 +78,11 @@ jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
+    Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("tasks_revision", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_jobs_project_state", "project_id", "state"),
     Index("ix_jobs_fingerprint", "fingerprint"),
+    Index("ix_jobs_revision", "revision"),
 )
 
 tasks = Table(
@@ -124,4 +145,16 @@ attempts = Table(
     Index("ix_attempts_job", "job_id"),
     Index("ix_attempts_project_ended", "project_id", "ended_at"),
     Index("ix_attempts_open", "ended_at"),
+)
+
+# Which project uploaded which blob. The bytes are stored once (content addressing), but a
+# project sees, and its jobs may use, only the blobs it uploaded itself: asking whether a hash
+# is stored must not tell one project what another has.
+project_blobs = Table(
+    "project_blobs",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
