@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--frames", default="1-8")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scene", type=Path, default=None, help="default: build the demo scene")
+    parser.add_argument("--ratio-only", action="store_true",
+                        help="plain bpy vs the default wanhe render only (no tiles)")
     args = parser.parse_args()
     first, last = (int(x) for x in args.frames.split("-"))
     work = Path(tempfile.mkdtemp(prefix="wanhe-bench-"))
@@ -116,9 +118,16 @@ def main() -> None:
         plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(plain_out),
                             str(first), str(last), "2"]))
         farm_1x2.append(wanhe_render(scene, work, args.frames, "1x1", 1, 2, f"a{i}")[0])
-        farm_2x1.append(wanhe_render(scene, work, args.frames, "1x1", 2, 1, f"b{i}")[0])
+        if not args.ratio_only:
+            farm_2x1.append(wanhe_render(scene, work, args.frames, "1x1", 2, 1, f"b{i}")[0])
     n = last - first + 1
-    p, a, b = (statistics.median(x) for x in (plain, farm_1x2, farm_2x1))
+    p, a = statistics.median(plain), statistics.median(farm_1x2)
+    if args.ratio_only:
+        print(f"# {n} demo frames, median of {args.repeat}: plain bpy {p:.1f} s, "
+              f"wanhe render {a:.1f} s, ratio {a / p:.3f}")
+        print(f"raw: plain={plain} wanhe={farm_1x2}")
+        return
+    b = statistics.median(farm_2x1)
 
     whole_warm, tiled_warm, tiled_warm0, whole_cold, tiled_cold = [], [], [], [], []
     for i in range(args.repeat):

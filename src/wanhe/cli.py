@@ -276,6 +276,9 @@ def render(
         bars.stop()
         fail(_describe(exc))
     bars.stop()
+    from wanhe.engine import cluster
+
+    cluster.shutdown()  # now, not at interpreter exit: the summary comes with the prompt
     if report_json is not None:
         from wanhe.store.store import Store
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wanhe.config import Settings
 from wanhe.jobtypes.blender_render import (
@@ -29,6 +29,9 @@ from wanhe.jobtypes.blender_render import (
 )
 from wanhe.model import JobState, TaskState
 from wanhe.store.store import JobRow, Store
+
+if TYPE_CHECKING:
+    from wanhe.engine.dispatcher import Dispatcher
 
 LOCAL_PROJECT = "local"
 
@@ -219,14 +222,37 @@ def run_jobs(
     threads: int,
     workers: int | None,
     on_event: Callable[[Any], None] | None = None,
-    stop: threading.Event | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> None:
-    """Run jobs to the end on Ray (embedded unless settings.ray_address is set)."""
+    """Run jobs to the end on Ray (embedded unless settings.ray_address is set).
+
+    `dispatcher`: one made earlier by `make_dispatcher`, its workers already starting; it is
+    closed here either way.
+    """
     from wanhe.engine import cluster
-    from wanhe.engine.dispatcher import Dispatcher
 
     cluster.connect(settings.ray_address)
-    dispatcher = Dispatcher(
+    if dispatcher is None:
+        dispatcher = make_dispatcher(store, settings=settings, threads=threads, workers=workers,
+                                     on_event=on_event)
+    try:
+        first = store.job(job_ids[0])
+        dispatcher.run_jobs(job_ids, warm_scene=first.spec.get("scene") if first else None)
+    finally:
+        dispatcher.close()
+
+
+def make_dispatcher(
+    store: Store,
+    *,
+    settings: Settings,
+    threads: int,
+    workers: int | None,
+    on_event: Callable[[Any], None] | None = None,
+) -> Dispatcher:
+    from wanhe.engine.dispatcher import Dispatcher
+
+    return Dispatcher(
         store,
         threads=threads,
         workers=workers,
@@ -234,11 +260,6 @@ def run_jobs(
         log_root=settings.storage_root / "logs",
         on_event=on_event,
     )
-    try:
-        first = store.job(job_ids[0])
-        dispatcher.run_jobs(job_ids, warm_scene=first.spec.get("scene") if first else None)
-    finally:
-        dispatcher.close()
 
 
 def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
@@ -357,12 +378,18 @@ def render(
         if failed:
             raise failed[0] from None
         raise RenderSetupError(f"could not start or reach Ray: {exc}") from exc
-    inspector.join()
-    if failed:
-        raise failed[0]
-    prepared = apply_quality(found[0], options, settings.blender)
     store = Store(settings.db_url)
+    dispatcher: Dispatcher | None = None
     try:
+        if not failed:
+            # Workers boot (a Ray process, Blender, the scene) while the job is made.
+            dispatcher = make_dispatcher(store, settings=settings, threads=options.threads,
+                                         workers=workers, on_event=on_event)
+            dispatcher.start_pool(warm_scene=str(scene.expanduser().resolve()))
+        inspector.join()
+        if failed:
+            raise failed[0]
+        prepared = apply_quality(found[0], options, settings.blender)
         job, resumed, done_before = open_or_resume_job(
             store, prepared, settings.storage_root / "work"
         )
@@ -371,7 +398,8 @@ def render(
         total = len(store.tasks(job.id))
         if done_before < total:
             run_jobs(store, [job.id], settings=settings, threads=options.threads, workers=workers,
-                    on_event=on_event)
+                     on_event=on_event, dispatcher=dispatcher)
+            dispatcher = None  # run_jobs closed it
         if prepared.spec.quality_note:  # the job keeps the note (a finished job's is cleared)
             store.set_job_message(job.id, prepared.spec.quality_note)
         final = store.job(job.id)
@@ -382,4 +410,6 @@ def render(
             attempts=store.attempts(job.id), quality=prepared.quality,
         )
     finally:
+        if dispatcher is not None:
+            dispatcher.close()
         store.dispose()

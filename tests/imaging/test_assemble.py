@@ -124,6 +124,29 @@ def _placements(tmp_path: Path, boxes: list[tuple[int, int, int, int]]) -> list[
     return out
 
 
+def test_whole_frame_tile_becomes_the_master_byte_for_byte(tmp_path: Path) -> None:
+    tiles = _placements(tmp_path, [(0, 0, 10, 8)])
+    assemble_tiles(tiles, 10, 8, tmp_path / "m.exr")
+    assert (tmp_path / "m.exr").read_bytes() == tiles[0].path.read_bytes()
+    assert tiles[0].path.exists()  # kept: a rerun of the assemble task still finds it
+
+
+def test_single_tile_with_overscan_is_cropped(tmp_path: Path) -> None:
+    frame = synthetic_frame(12, 10)
+    write_layers(frame, tmp_path / "t.exr")
+    assemble_tiles([TilePlacement(tmp_path / "t.exr", (1, 1, 11, 9), (0, 0))], 10, 8,
+                   tmp_path / "m.exr")
+    assert_bit_exact(read_layers(tmp_path / "m.exr"), crop(frame, (1, 1, 11, 9)))
+
+
+def test_whole_frame_tile_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
+    write_layers(synthetic_frame(9, 8), tmp_path / "t.exr")
+    with pytest.raises(AssemblyError, match="does not fit the tile image of 9x8"):
+        assemble_tiles([TilePlacement(tmp_path / "t.exr", (0, 0, 10, 8), (0, 0))], 10, 8,
+                       tmp_path / "m.exr")
+    assert not (tmp_path / "m.exr").exists()
+
+
 def test_overlap_raises_naming_tiles(tmp_path: Path) -> None:
     tiles = _placements(tmp_path, [(0, 0, 6, 8), (5, 0, 10, 8)])
     with pytest.raises(AssemblyError, match=r"overlap.*x=5, y=0.*t0\.exr.*t1\.exr"):

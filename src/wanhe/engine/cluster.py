@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -50,8 +51,29 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
 
 
 def shutdown() -> None:
-    if ray.is_initialized():
-        ray.shutdown()
+    """Leave Ray; a Ray this process started stops with it."""
+    if not ray.is_initialized():
+        return
+    _stop_autoscaler_monitor()
+    ray.shutdown()
+
+
+def _stop_autoscaler_monitor() -> None:
+    """Kill an embedded head's autoscaler monitor before `ray.shutdown()`.
+
+    Ray stops its processes one by one, SIGTERM then a 1 s wait each; the monitor sleeps through
+    SIGTERM, so it alone made every `wanhe render` 1 s longer (shutdown 1.14 s → 0.16 s here).
+    It keeps no state a farm needs. Private Ray API, hence the guard: if it moves, we only lose
+    the second.
+    """
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    if node is None or not getattr(node, "head", False):
+        return  # joined someone else's cluster: nothing of ours to stop
+    for info in getattr(node, "all_processes", {}).get("monitor", []):
+        with contextlib.suppress(Exception):
+            info.process.kill()
+            info.process.wait(1)
 
 
 def nodes() -> list[NodeInfo]:

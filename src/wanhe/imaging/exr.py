@@ -305,6 +305,15 @@ def _window_size(header: Mapping[str, Any]) -> tuple[int, int]:
     return int(hi[0]) - int(lo[0]) + 1, int(hi[1]) - int(lo[1]) + 1
 
 
+def exr_size(path: os.PathLike[str] | str) -> tuple[int, int] | None:
+    """Width and height from an EXR's header alone; None if it cannot be read."""
+    try:
+        exr = OpenEXR.File(str(path), header_only=True)
+        return _window_size(exr.parts[0].header)
+    except Exception:  # unreadable: the caller takes the path that reports it properly
+        return None
+
+
 def read_layers(path: os.PathLike[str] | str) -> Frame:
     """Read every channel of every part of an EXR into a :class:`Frame` (float32).
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from wanhe.imaging.exr import read_layers
 from wanhe.imaging.preview import srgb_encode
@@ -306,6 +305,8 @@ def check_fireflies(rgb: NDArray[Any], thresholds: QCThresholds) -> list[QCIssue
     ``firefly_window`` neighbourhood and ``firefly_floor``, and at most one other pixel in its
     3×3 neighbourhood does too (a small bright highlight of 2×2 pixels or more is not one).
     """
+    from scipy import ndimage  # here, not at the top: the CLI imports this module to start
+
     lum = luminance(_finite(_rgb(rgb)))
     median = ndimage.median_filter(lum, size=thresholds.firefly_window, mode="reflect")
     candidates = (lum > thresholds.firefly_ratio * median) & (lum > thresholds.firefly_floor)
