@@ -153,9 +153,19 @@ def test_metrics_and_events(farm: Farm) -> None:
     service = farm.client.app.state.service  # type: ignore[attr-defined]
     service.events.publish("job", service.store.project_by_name("a").id, {"id": 1, "who": "a"})
     service.events.publish("job", service.store.project_by_name("b").id, {"id": 2, "who": "b"})
-    with farm.client.stream("GET", f"/api/events?token={b}&timeout=1",
-                            headers={"Last-Event-ID": "0"}) as r:
+    with farm.client.stream("GET", "/api/events?timeout=1",
+                            headers={"Last-Event-ID": "0", **farm.auth(b)}) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         body = "".join(r.iter_text())
     assert '"who": "b"' in body and '"who": "a"' not in body
     assert "event: job" in body
+
+
+def test_a_token_in_the_url_is_refused(farm: Farm) -> None:
+    """URLs end up in proxy and server logs: tokens travel only in the Authorization header."""
+    a = farm.project("a")
+    for path in ("/api/jobs", "/api/events?timeout=1", "/api/me"):
+        sep = "&" if "?" in path else "?"
+        r = farm.client.get(f"{path}{sep}token={a}")
+        assert r.status_code == 401, (path, r.status_code)
+        assert "Authorization: Bearer" in r.json()["detail"]

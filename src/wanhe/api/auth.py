@@ -1,14 +1,14 @@
 """Bearer tokens: every call but /health names a token; a project token sees only its project.
 
-Tokens come in `Authorization: Bearer <token>`; GET requests may pass `?token=` instead,
-because a browser's EventSource and <img> cannot set headers.
+Tokens come only in `Authorization: Bearer <token>`, never in a URL (URLs land in proxy and
+access logs); the dashboard reads its event stream and images with fetch for that reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wanhe.api.service import Service, get_service
@@ -36,13 +36,10 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 def principal(
-    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     service: Service = Depends(get_service),
 ) -> Principal:
     token = credentials.credentials if credentials is not None else None
-    if token is None and request.method == "GET":
-        token = request.query_params.get("token")
     if not token:
         raise _unauthorized("a token is needed — send Authorization: Bearer <token>")
     if len(token) > 200:

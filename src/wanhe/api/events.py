@@ -1,7 +1,8 @@
 """`GET /api/events`: server-sent events of task and job state changes (the dashboard's feed).
 
-Auth by header or `?token=` (EventSource cannot set headers); a project token only receives
-its own project's events. `Last-Event-ID` resumes after a reconnect.
+Auth by the Authorization header like every call (the dashboard reads the stream with fetch,
+not EventSource, so no token sits in a URL); a project token only receives its own project's
+events. `Last-Event-ID` resumes after a reconnect.
 """
 
 from __future__ import annotations

@@ -88,15 +88,17 @@ export async function blobUrl(path, opts = {}) {
 }
 
 // ── live events ───────────────────────────────────────────────────────────
-// One EventSource for the whole page. Listeners get {type, data}. Status listeners
-// get 'on' | 'off' | 'connecting'. EventSource reconnects by itself; when the server
-// drops it for good we retry with a backoff.
+// One server-sent-event stream for the whole page, read with fetch so the token travels in
+// the Authorization header (EventSource can only put it in the URL, where proxies and logs
+// keep it). Listeners get {type, data}; status listeners get 'on' | 'off' | 'connecting'.
+// A dropped stream reconnects with a backoff and resumes after the last event id.
 
 const listeners = new Set();
 const statusListeners = new Set();
-let source = null;
+let stream = null; // the AbortController of the open stream
 let retryTimer = null;
 let backoff = 1000;
+let lastEventId = '';
 
 function emit(type, raw) {
   let data = raw;
@@ -110,30 +112,69 @@ function emit(type, raw) {
 }
 function setStatus(s) { for (const fn of statusListeners) fn(s); }
 
-const NAMED = ['job', 'task', 'jobs', 'tasks', 'job_update', 'task_update', 'attempt', 'usage', 'worker', 'workers', 'update'];
+/** One event block of the text/event-stream format (fields per the HTML standard). */
+function dispatchBlock(block) {
+  let type = 'message';
+  const data = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (!line || line.startsWith(':')) continue; // a heartbeat comment
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') type = value;
+    else if (field === 'data') data.push(value);
+    else if (field === 'id') lastEventId = value;
+  }
+  if (data.length) emit(type, data.join('\n'));
+}
+
+async function readEvents(token, signal) {
+  const headers = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' };
+  if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+  const res = await fetch('/api/events', { headers, signal, cache: 'no-store' });
+  if (res.status === 401) {
+    onAuthFailure(new AuthError(detailOf(await res.text(), 401)));
+    return false; // no retry: the login page takes over
+  }
+  if (!res.ok || !res.body) throw new ApiError(res.status, `event stream: HTTP ${res.status}`);
+  backoff = 1000;
+  setStatus('on');
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return true;
+    buffer += value;
+    let end;
+    while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      dispatchBlock(buffer.slice(0, end));
+      buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
+    }
+  }
+}
 
 export function connectEvents() {
   disconnectEvents();
   const token = getToken();
   if (!token) return;
   setStatus('connecting');
-  source = new EventSource(`/api/events?token=${encodeURIComponent(token)}`);
-  source.onopen = () => { backoff = 1000; setStatus('on'); };
-  source.onmessage = (e) => emit('message', e.data);
-  for (const name of NAMED) source.addEventListener(name, (e) => emit(name, e.data));
-  source.onerror = () => {
-    setStatus('off');
-    if (source && source.readyState === EventSource.CLOSED) {
-      source = null;
-      clearTimeout(retryTimer);
+  const controller = new AbortController();
+  stream = controller;
+  readEvents(token, controller.signal)
+    .catch((err) => { if (err.name !== 'AbortError') console.warn('event stream:', err.message); return true; })
+    .then((retry) => {
+      if (stream !== controller) return; // replaced or closed meanwhile
+      stream = null;
+      setStatus('off');
+      if (!retry) return;
       retryTimer = setTimeout(connectEvents, backoff);
       backoff = Math.min(backoff * 2, 30000);
-    }
-  };
+    });
 }
 export function disconnectEvents() {
   clearTimeout(retryTimer);
-  if (source) { source.close(); source = null; }
+  if (stream) { const s = stream; stream = null; s.abort(); }
   setStatus('off');
 }
 export function onEvent(fn) { listeners.add(fn); return () => listeners.delete(fn); }
