@@ -178,3 +178,77 @@ def test_output_files_are_path_safe(farm: Farm, tmp_path: object) -> None:
         assert r.status_code == 404, bad
     detail = c.get(f"/api/jobs/{job_id}", headers=farm.auth(token)).json()
     assert [o["path"] for o in detail["outputs"]] == ["frame_0001.exr"]
+
+
+# ---------------------------------------------------------------------- blobs per project
+
+
+def _missing(farm: Farm, token: str, hashes: list[str]) -> list[str]:
+    r = farm.client.post("/api/blobs/missing", json={"hashes": hashes}, headers=farm.auth(token))
+    assert r.status_code == 200, r.text
+    found: list[str] = r.json()["missing"]
+    return found
+
+
+def _submit(farm: Farm, token: str, digest: str) -> tuple[int, str]:
+    r = farm.client.post("/api/jobs", json={"main": "s.blend", "files": {"s.blend": digest}},
+                         headers=farm.auth(token))
+    return r.status_code, r.text
+
+
+def test_projects_cannot_see_or_use_each_others_blobs(farm: Farm) -> None:
+    a, b = farm.project("lionboy"), farm.project("tigergirl")
+    digest, fresh = sha(FAKE_BLEND), sha(b"only b has this")
+    farm.upload(a, {"s.blend": FAKE_BLEND})
+    assert _missing(farm, a, [digest]) == []
+    # B learns nothing of A's upload: A's file is as missing as one nobody has
+    assert _missing(farm, b, [digest, fresh]) == [digest, fresh]
+    status, text = _submit(farm, b, digest)
+    assert status == 422 and "never uploaded" in text
+    r = farm.client.put(f"/api/blobs/{digest}", content=b"not the scene", headers=farm.auth(b))
+    assert r.status_code == 422 and "hash" in r.text  # B must hold the bytes themselves
+    assert _submit(farm, b, digest)[0] == 422
+    blob = farm.settings.storage_root / "blobs" / digest[:2] / digest[2:]
+    before = blob.stat()
+    r = farm.client.put(f"/api/blobs/{digest}", content=FAKE_BLEND, headers=farm.auth(b))
+    assert r.json() == {"stored": [digest], "bytes": len(FAKE_BLEND)}  # as for a new file
+    r = farm.client.put(f"/api/blobs/{fresh}", content=b"only b has this",
+                        headers=farm.auth(b))
+    assert r.json() == {"stored": [fresh], "bytes": 15}
+    after = blob.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # stored once
+    assert _missing(farm, b, [digest, fresh]) == []
+    assert _missing(farm, a, [fresh]) == [fresh]  # and A learns nothing of B's
+    status, text = _submit(farm, b, digest)
+    assert status == 201, text
+    r = farm.client.put(f"/api/blobs/{digest}", content=FAKE_BLEND, headers=farm.auth(b))
+    assert r.json() == {"stored": [], "bytes": 0}  # B's own now: nothing to send
+
+
+def test_batch_uploads_are_the_project_s_own(farm: Farm) -> None:
+    a, b = farm.project("a"), farm.project("b")
+    blobs = [f"texture {i}".encode() for i in range(3)]
+    farm.upload(a, {f"t{i}.png": data for i, data in enumerate(blobs)})
+    assert _missing(farm, b, [sha(x) for x in blobs]) == [sha(x) for x in blobs]
+    bad = _file(sha(b"claimed"), b"other bytes")
+    body = _tar([_file(sha(blobs[0]), blobs[0]), _file(sha(blobs[1]), blobs[1]), bad])
+    r = farm.client.post("/api/blobs/batch", content=body, headers=farm.auth(b))
+    assert r.status_code == 422 and "hash" in r.text
+    # the members verified before the bad one are B's; the rest still have to come
+    assert _missing(farm, b, [sha(x) for x in blobs]) == [sha(blobs[2])]
+    body = _tar([_file(sha(blobs[1]), blobs[1]), _file(sha(blobs[2]), blobs[2])])
+    r = farm.client.post("/api/blobs/batch", content=body, headers=farm.auth(b))
+    assert r.json() == {"stored": [sha(blobs[2])], "bytes": len(blobs[2])}
+    assert _missing(farm, b, [sha(x) for x in blobs]) == []
+
+
+def test_admin_tokens_upload_nothing(farm: Farm) -> None:
+    digest = sha(b"x")
+    for method, url, body in (
+        ("POST", "/api/blobs/missing", {"json": {"hashes": [digest]}}),
+        ("PUT", f"/api/blobs/{digest}", {"content": b"x"}),
+        ("POST", "/api/blobs/batch", {"content": _tar([_file(digest, b"x")])}),
+    ):
+        r = farm.client.request(method, url, headers=farm.auth(farm.admin), **body)  # type: ignore[arg-type]
+        assert r.status_code == 403 and "project" in r.json()["detail"], (url, r.text)
+    assert not (farm.settings.storage_root / "blobs" / digest[:2]).exists()

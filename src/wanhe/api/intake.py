@@ -85,12 +85,12 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     for dep in body.depends_on:
         if service.job_project(dep) != who.project_id:
             raise _unprocessable("depends_on", f"no job {dep} in this project to wait for")
-    missing = service.storage.missing(body.files.values())
-    if missing:
+    missing = service.store.blobs_missing(who.project_id, body.files.values())
+    if missing:  # another project's upload of the same bytes does not count: it is theirs
         raise _unprocessable(
             "files",
-            f"{len(missing)} file(s) were never uploaded (e.g. {missing[0]}) — PUT them to "
-            "/api/blobs/{sha256} first (POST /api/blobs/missing lists them)",
+            f"{len(missing)} file(s) were never uploaded by this project (e.g. {missing[0]}) — "
+            "PUT them to /api/blobs/{sha256} first (POST /api/blobs/missing lists them)",
         )
     staging = service.work.new_staging()
     adopted: Path | None = None

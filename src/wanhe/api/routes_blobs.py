@@ -3,6 +3,13 @@
 `PUT /api/blobs/{sha256}` streams one file (hash verified, size-limited); `POST
 /api/blobs/batch` takes a tar of many small files named by their hashes, so thousands of
 textures go in a few requests.
+
+Blobs are private to the project that uploaded them. `POST /api/blobs/missing` answers from the
+asking project's own uploads, never from what other projects sent, so it cannot be used to learn
+whether anyone else has a file; and a job may use only its own project's blobs. A project that
+sends bytes another project already stored gets them verified and recorded as its own, while the
+storage keeps one copy. Admin tokens belong to no project and cannot submit jobs, so they cannot
+upload either (403): upload with the token of the project whose jobs will use the files.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from wanhe.api.auth import Principal, principal
 from wanhe.api.schemas import BlobMissing, BlobQuery, BlobStored
 from wanhe.api.service import Service, get_service
-from wanhe.storage import SHA256_RE, HashMismatch, StorageError, TooLarge
+from wanhe.storage import SHA256_RE, HashMismatch, Storage, StorageError, TooLarge
 
 router = APIRouter(tags=["blobs"])
 
@@ -57,11 +64,26 @@ async def _spool(request: Request, limit: int) -> tempfile.SpooledTemporaryFile[
     return spool
 
 
+def _project_of(who: Principal) -> int:
+    if who.project_id is None:
+        raise HTTPException(
+            403, "an admin token belongs to no project — upload with the token of the project "
+            "whose jobs will use the files",
+        )
+    return who.project_id
+
+
 @router.post("/api/blobs/missing", response_model=BlobMissing)
 def missing(
-    body: BlobQuery, _: Principal = Depends(principal), service: Service = Depends(get_service)
+    body: BlobQuery, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> BlobMissing:
-    return BlobMissing(missing=service.storage.missing(body.hashes))
+    """The hashes this project has not uploaded (whatever other projects have)."""
+    return BlobMissing(missing=service.store.blobs_missing(_project_of(who), body.hashes))
+
+
+def _already_sent(service: Service, project_id: int, sha256: str) -> bool:
+    """Whether this project uploaded the blob and its bytes are still stored."""
+    return not service.store.blobs_missing(project_id, [sha256]) and service.storage.has(sha256)
 
 
 @router.put(
@@ -70,12 +92,13 @@ def missing(
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def put_blob(
-    request: Request, sha256: str = _SHA_PATH, _: Principal = Depends(principal),
+    request: Request, sha256: str = _SHA_PATH, who: Principal = Depends(principal),
     service: Service = Depends(get_service),
 ) -> BlobStored:
+    project_id = _project_of(who)
     limit = service.storage.max_blob_bytes
     _check_length(request, limit)
-    if service.storage.has(sha256):
+    if await anyio.to_thread.run_sync(_already_sent, service, project_id, sha256):
         async for _chunk in request.stream():  # drain: the client may still be sending
             pass
         return BlobStored(stored=[], bytes=0)
@@ -88,39 +111,54 @@ async def put_blob(
         raise HTTPException(422, str(exc)) from None
     finally:
         spool.close()
+    await anyio.to_thread.run_sync(service.store.record_blobs, project_id, [(sha256, size)])
     return BlobStored(stored=[sha256], bytes=size)
 
 
-def _store_tar(service: Service, spool: tempfile.SpooledTemporaryFile[bytes]) -> BlobStored:
-    stored: list[str] = []
-    total = 0
+def _tar_member_name(member: tarfile.TarInfo) -> str:
+    """The SHA-256 a tar member is named by; 400 for links, folders and other names."""
+    name = member.name.rsplit("/", 1)[-1]
+    if not member.isfile():
+        kind = "a symlink" if member.issym() or member.islnk() else "not a file"
+        raise HTTPException(
+            400, f"tar member {member.name!r} is {kind} — send regular files only"
+        )
+    if not SHA256_RE.match(name) or member.name not in (name, f"./{name}"):
+        raise HTTPException(
+            400, f"tar member {member.name[:100]!r} must be named by its SHA-256"
+        )
+    return name
+
+
+def _verify_tar(
+    storage: Storage, spool: tempfile.SpooledTemporaryFile[bytes], verified: dict[str, int]
+) -> None:
+    """Verify and store every member of the tar, adding each to `verified` (sha -> size)."""
     try:
         with tarfile.open(fileobj=spool, mode="r|*") as tar:
             for member in tar:
-                name = member.name.rsplit("/", 1)[-1]
-                if not member.isfile():
-                    kind = "a symlink" if member.issym() or member.islnk() else "not a file"
-                    raise HTTPException(
-                        400, f"tar member {member.name!r} is {kind} — send regular files only"
-                    )
-                if not SHA256_RE.match(name) or member.name not in (name, f"./{name}"):
-                    raise HTTPException(
-                        400, f"tar member {member.name[:100]!r} must be named by its SHA-256"
-                    )
+                name = _tar_member_name(member)
                 f = tar.extractfile(member)
                 assert f is not None
-                if service.storage.has(name):
-                    continue
                 try:
-                    total += service.storage.put_file(name, f)
+                    verified[name] = storage.put_file(name, f)
                 except TooLarge:
-                    raise _too_large(service.storage.max_blob_bytes) from None
+                    raise _too_large(storage.max_blob_bytes) from None
                 except HashMismatch as exc:
                     raise HTTPException(422, f"tar member {name}: {exc}") from None
-                stored.append(name)
     except tarfile.TarError as exc:
         raise HTTPException(400, f"the body is not a readable tar archive ({exc})") from None
-    return BlobStored(stored=stored, bytes=total)
+
+
+def _store_tar(
+    service: Service, project_id: int, spool: tempfile.SpooledTemporaryFile[bytes]
+) -> BlobStored:
+    verified: dict[str, int] = {}
+    try:
+        _verify_tar(service.storage, spool, verified)
+    finally:  # what was verified before a bad member is the project's all the same
+        new = service.store.record_blobs(project_id, verified.items())
+    return BlobStored(stored=new, bytes=sum(verified[sha] for sha in new))
 
 
 @router.post(
@@ -131,13 +169,15 @@ def _store_tar(service: Service, spool: tempfile.SpooledTemporaryFile[bytes]) ->
             "description": "a tar (application/x-tar) of files named by their SHA-256"}}}}},
 )
 async def put_batch(
-    request: Request, _: Principal = Depends(principal), service: Service = Depends(get_service)
+    request: Request, who: Principal = Depends(principal),
+    service: Service = Depends(get_service),
 ) -> BlobStored:
     """A tar (optionally gzip) of regular files, each named by the SHA-256 of its bytes."""
+    project_id = _project_of(who)
     _check_length(request, BATCH_BODY_LIMIT)
     spool = await _spool(request, BATCH_BODY_LIMIT)
     try:
-        return await anyio.to_thread.run_sync(_store_tar, service, spool)
+        return await anyio.to_thread.run_sync(_store_tar, service, project_id, spool)
     except StorageError as exc:
         raise HTTPException(422, str(exc)) from None
     finally:

@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Insert,
+    Table,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
@@ -117,6 +128,9 @@ class Changes:
     revision: int  # the counter as read before the rows: rows stamped later are read next time
     projects: list[ProjectRow]
     jobs: list[TrackedJob]
+
+
+_IN_CHUNK = 500  # values per SQL IN (…): well under SQLite's bound-parameter limit
 
 
 def _now() -> float:
@@ -314,6 +328,53 @@ class Store:
             query = query.where(t.tokens.c.project_id == project_id)
         with self.engine.begin() as conn:
             return bool(conn.execute(query.values(revoked_at=_now())).rowcount)
+
+    # ---------------------------------------------------------------- blobs per project
+
+    def _owned_blobs(self, conn: Connection, project_id: int, hashes: Sequence[str]) -> set[str]:
+        owned: set[str] = set()
+        for i in range(0, len(hashes), _IN_CHUNK):
+            owned.update(conn.execute(
+                select(t.project_blobs.c.sha256).where(
+                    t.project_blobs.c.project_id == project_id,
+                    t.project_blobs.c.sha256.in_(hashes[i:i + _IN_CHUNK]),
+                )
+            ).scalars())
+        return owned
+
+    def blobs_missing(self, project_id: int, hashes: Iterable[str]) -> list[str]:
+        """The hashes (de-duplicated, in order) this project never uploaded."""
+        wanted = list(dict.fromkeys(hashes))
+        with self.engine.connect() as conn:
+            owned = self._owned_blobs(conn, project_id, wanted)
+        return [sha for sha in wanted if sha not in owned]
+
+    def record_blobs(self, project_id: int, blobs: Iterable[tuple[str, int]]) -> list[str]:
+        """Record that a project uploaded these (sha256, size) blobs, whose bytes were verified;
+        return the hashes it had not uploaded before. Recording one twice is harmless."""
+        sizes = dict(blobs)
+        if not sizes:
+            return []
+        now = _now()
+        with self.engine.begin() as conn:
+            owned = self._owned_blobs(conn, project_id, list(sizes))
+            new = [sha for sha in sizes if sha not in owned]
+            if new:
+                conn.execute(self._insert_ignoring_duplicates(t.project_blobs), [
+                    {"project_id": project_id, "sha256": sha, "size": sizes[sha],
+                     "created_at": now} for sha in new
+                ])
+        return new
+
+    def _insert_ignoring_duplicates(self, table: Table) -> Insert:
+        """INSERT that skips rows whose key exists (two uploads of one file may race)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+            return postgres_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
 
     # ---------------------------------------------------------------- jobs
 

@@ -1,4 +1,5 @@
-"""The database schema: projects, tokens, jobs, tasks and their dependencies, attempts.
+"""The database schema: projects, tokens, jobs, tasks and their dependencies, attempts, and
+which project uploaded which blob.
 
 The database is the source of truth for job and task state; Ray is only the executor.
 Migrations live in `store/migrations` (Alembic) and must match these tables.
@@ -144,4 +145,16 @@ attempts = Table(
     Index("ix_attempts_job", "job_id"),
     Index("ix_attempts_project_ended", "project_id", "ended_at"),
     Index("ix_attempts_open", "ended_at"),
+)
+
+# Which project uploaded which blob. The bytes are stored once (content addressing), but a
+# project sees, and its jobs may use, only the blobs it uploaded itself: asking whether a hash
+# is stored must not tell one project what another has.
+project_blobs = Table(
+    "project_blobs",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
