@@ -140,17 +140,63 @@ def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> 
     )
 
 
-def apply_quality(prepared: Prepared, options: RenderOptions, blender: str | None) -> Prepared:
+def apply_quality(
+    prepared: Prepared, options: RenderOptions, blender: str | None,
+    cache_dir: Path | None = None,
+) -> Prepared:
     """`--quality`: probe one frame and render with the smallest sample count that reaches the
-    target (the most probed, with the frames flagged, when none does)."""
+    target (the most probed, with the frames flagged, when none does).
+
+    With `cache_dir`, the probe's answer is kept per scene content, spec and target, so running
+    the same command again (to resume) reuses it instead of probing again.
+    """
     from wanhe.quality.autoquality import choose_samples
 
     if not options.quality:
         return prepared
+    cached = _cached_probe(cache_dir, prepared, options.quality)
+    if cached is not None:
+        result = {**cached, "cached": True,
+                  "explanation": cached["explanation"] + " (probed on an earlier run; reused)"}
+        prepared.spec = prepared.spec.model_copy(update={
+            "samples": int(cached["samples"]),
+            "quality_note": None if cached["reached"] else cached["explanation"],
+        })
+        prepared.quality = result
+        return prepared
+    key = _probe_key(prepared, options.quality)
     result, spec = choose_samples(prepared.spec, prepared.facts, options.quality, blender)
+    if cache_dir is not None:
+        from wanhe.imaging.atomic import atomic_write
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache_dir / f"{key}.json") as tmp:
+            tmp.write_text(json.dumps(result, default=str))
     prepared.spec = spec
     prepared.quality = result
     return prepared
+
+
+def _probe_key(prepared: Prepared, quality: str) -> str:
+    """What a probe's answer depends on: the scene's bytes, the spec before the probe, the
+    target."""
+    basis = f"{prepared.scene_digest}:{prepared.spec.fingerprint()}:{quality}"
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def _cached_probe(
+    cache_dir: Path | None, prepared: Prepared, quality: str
+) -> dict[str, Any] | None:
+    if cache_dir is None:
+        return None
+    path = cache_dir / f"{_probe_key(prepared, quality)}.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: probe again
+    if not {"samples", "reached", "explanation"} <= data.keys():
+        return None
+    return data
 
 
 def job_fingerprint(spec: RenderSpec, scene_digest: str) -> str:
@@ -389,7 +435,8 @@ def render(
         inspector.join()
         if failed:
             raise failed[0]
-        prepared = apply_quality(found[0], options, settings.blender)
+        prepared = apply_quality(found[0], options, settings.blender,
+                                 cache_dir=settings.home / "probes")
         job, resumed, done_before = open_or_resume_job(
             store, prepared, settings.storage_root / "work"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,34 @@ def test_choose_samples_updates_the_spec(tiny: Path) -> None:
                                 reference_samples=16)
     assert not data["reached"] and spec.samples == 3 and spec.quality_note
     assert f"final ({LEVELS['final']:g} dB)" in spec.quality_note
+
+
+def test_a_rerun_reuses_the_probe_instead_of_probing_again(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming a --quality render must not pay for the probe twice; a new target must."""
+    import wanhe.quality.autoquality as autoquality
+    from wanhe.localrender import apply_quality
+
+    real = autoquality.choose_samples
+    calls: list[str] = []
+
+    def counted(spec: Any, facts: Any, quality: str, blender: str | None = None) -> Any:
+        calls.append(quality)  # the real probe, on a short ladder to keep the test quick
+        return real(spec, facts, quality, blender, ladder=(1, 2), reference_samples=16)
+
+    monkeypatch.setattr(autoquality, "choose_samples", counted)
+    cache = tmp_path / "probes"
+
+    def run(quality: str) -> Any:
+        options = RenderOptions(frames="1-3", quality=quality, output=str(tmp_path / "f_####"))
+        return apply_quality(prepare(tiny, options), options, None, cache_dir=cache)
+
+    first = run("1")
+    again = run("1")
+    assert calls == ["1"]
+    assert again.spec.samples == first.spec.samples
+    assert again.quality is not None and again.quality["cached"]
+    assert "reused" in again.quality["explanation"]
+    run("final")
+    assert calls == ["1", "final"]
