@@ -268,6 +268,10 @@ def sync_database_urls(tmp: str, args: argparse.Namespace,
     return dbs
 
 
+def ratio_text(ratio: float) -> str:
+    return f"{ratio:,.1f}×" if ratio < 10 else f"{ratio:,.0f}×"
+
+
 def sync_main(args: argparse.Namespace, command: str) -> None:
     trees = {"this tree": str(Path(__file__).resolve().parents[1] / "src")}
     if args.baseline_src:
@@ -293,9 +297,9 @@ def sync_main(args: argparse.Namespace, command: str) -> None:
         for key, heading in SYNC_FIGURES.items():
             medians = [statistics.median(r[key] for r in runs[tree]) for tree in trees]
             statements = [max(r[f"{key}_statements"] for r in runs[tree]) for tree in trees]
-            cells = [f"{1000 * m:.1f} ms ({s} statements)"
+            cells = [f"{1000 * m:.1f} ms ({s} statement{'s' if s != 1 else ''})"
                      for m, s in zip(medians, statements, strict=True)]
-            ratio = f" | {medians[0] / medians[1]:,.0f}×" if len(trees) == 2 else ""
+            ratio = f" | {ratio_text(medians[0] / medians[1])}" if len(trees) == 2 else ""
             print(f"| {label} | {n:,} | {heading} | " + " | ".join(cells) + ratio + " |")
 
 
