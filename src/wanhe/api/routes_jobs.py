@@ -98,9 +98,7 @@ def cancel(
     if job.state.is_final:
         raise _conflict(job, "cancelled")
     service.store.cancel_job(job.id, message=f"cancelled by {who.name or 'a user'}")
-    if service.dispatcher is not None:
-        service.dispatcher.poke()
-    return _action(service, job)
+    return _action(service, job)  # pokes the dispatcher, which stops the running tasks
 
 
 @router.post("/api/jobs/{job_id}/pause", response_model=JobAction)
