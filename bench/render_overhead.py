@@ -56,7 +56,9 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
-                 tag: str, overscan: int = 16) -> tuple[float, dict[str, object]]:
+                 tag: str, overscan: int = 16,
+                 src: Path | None = None) -> tuple[float, dict[str, object]]:
+    """`wanhe render` as a user runs it; `src`: another checkout's src/ (a baseline)."""
     home = work / f"home-{tag}"
     report = work / f"report-{tag}.json"
     cmd = [sys.executable, "-m", "wanhe.cli", "render", str(scene), "--frames", frames,
@@ -64,8 +66,33 @@ def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int,
            "--workers", str(workers), "--threads-per-task", str(threads), "--quiet",
            "--output", str(work / f"out-{tag}" / "f_####"),
            "--report-json", str(report)]
-    wall = timed(cmd, env={**os.environ, "WANHE_HOME": str(home)})
+    env = {**os.environ, "WANHE_HOME": str(home)}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    wall = timed(cmd, env=env)
     return wall, json.loads(report.read_text())
+
+
+def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None) -> None:
+    """The cost of one `wanhe render` command beyond its renders: one frame each way, so the
+    VM's ±10% render-speed noise moves the difference little; optionally against a baseline
+    checkout, all alternating."""
+    out = work / "plain-fixed"
+    out.mkdir(exist_ok=True)
+    plain, now, before = [], [], []
+    for i in range(repeat):
+        plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(out), "1", "1", "2"]))
+        now.append(wanhe_render(scene, work, "1", "1x1", 1, 2, f"f{i}")[0])
+        if baseline is not None:
+            before.append(wanhe_render(scene, work, "1", "1x1", 1, 2, f"g{i}", src=baseline)[0])
+    p = statistics.median(plain)
+    print(f"# fixed cost of one `wanhe render` (1 demo frame), median of {repeat}")
+    print(f"plain bpy {p:.2f} s; wanhe render {statistics.median(now):.2f} s: "
+          f"+{statistics.median(now) - p:.2f} s")
+    if before:
+        print(f"baseline {baseline}: {statistics.median(before):.2f} s: "
+              f"+{statistics.median(before) - p:.2f} s")
+    print(f"raw: plain={plain} wanhe={now} baseline={before}")
 
 
 def render_task_walls(report: dict[str, object]) -> list[float]:
@@ -103,6 +130,10 @@ def main() -> None:
     parser.add_argument("--scene", type=Path, default=None, help="default: build the demo scene")
     parser.add_argument("--ratio-only", action="store_true",
                         help="plain bpy vs the default wanhe render only (no tiles)")
+    parser.add_argument("--fixed-cost", action="store_true",
+                        help="only the per-command fixed cost, from 1-frame runs")
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="with --fixed-cost: another checkout's src/ to compare against")
     args = parser.parse_args()
     first, last = (int(x) for x in args.frames.split("-"))
     work = Path(tempfile.mkdtemp(prefix="wanhe-bench-"))
@@ -110,6 +141,9 @@ def main() -> None:
     if args.scene is None:
         subprocess.run([sys.executable, str(REPO / "examples/make_scenes.py"), "demo",
                         str(scene)], check=True, capture_output=True)
+    if args.fixed_cost:
+        fixed_cost(scene, work, args.repeat, args.baseline_src)
+        return
     plain_out = work / "plain"
     plain_out.mkdir()
 
@@ -122,9 +156,13 @@ def main() -> None:
             farm_2x1.append(wanhe_render(scene, work, args.frames, "1x1", 2, 1, f"b{i}")[0])
     n = last - first + 1
     p, a = statistics.median(plain), statistics.median(farm_1x2)
+    # Each wanhe run follows its plain run within a minute: the ratio within a pair is the
+    # figure this VM's minute-to-minute noise moves least.
+    paired = statistics.median(w / q for w, q in zip(farm_1x2, plain, strict=True))
     if args.ratio_only:
         print(f"# {n} demo frames, median of {args.repeat}: plain bpy {p:.1f} s, "
-              f"wanhe render {a:.1f} s, ratio {a / p:.3f}")
+              f"wanhe render {a:.1f} s, ratio {a / p:.3f} (median of paired ratios "
+              f"{paired:.3f})")
         print(f"raw: plain={plain} wanhe={farm_1x2}")
         return
     b = statistics.median(farm_2x1)
@@ -150,7 +188,8 @@ def main() -> None:
     print("| run | wall s | ratio vs plain bpy |")
     print("| --- | ---: | ---: |")
     print(f"| plain bpy, one process, 2 threads | {p:.1f} | 1.000 |")
-    print(f"| wanhe render (default: 1 worker x 2 threads) | {a:.1f} | {a / p:.3f} |")
+    print(f"| wanhe render (default: 1 worker x 2 threads) | {a:.1f} | {a / p:.3f} "
+          f"(paired: {paired:.3f}) |")
     print(f"| wanhe render, 2 workers x 1 thread | {b:.1f} | {b / p:.3f} |")
     print()
     print("| fixed cost per extra tile (4x2 vs 1x1, frame 1, 2 threads) | seconds |")

@@ -29,11 +29,14 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
     """Join `address`, or start a local Ray bound to loopback, with no dashboard."""
     if ray.is_initialized():
         return
-    runtime_env: dict[str, Any] = {"env_vars": {"PYTHONUNBUFFERED": "1"}}
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-                 runtime_env=runtime_env)
+                 runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}})
         return
+    # Workers of an embedded Ray inherit this process's environment. Saying it there rather
+    # than in a runtime_env lets the workers Ray prestarts serve our actors: with a runtime_env
+    # they could not, and each actor waited for a fresh process (0.7 s → 0.15 s here).
+    os.environ["PYTHONUNBUFFERED"] = "1"
     # Ray notes at start-up that token authentication is on; that is what we want, quietly.
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
@@ -46,7 +49,6 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
         log_to_driver=False,
         configure_logging=True,
         _node_ip_address="127.0.0.1",
-        runtime_env=runtime_env,
     )
 
 
