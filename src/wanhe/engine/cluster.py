@@ -49,6 +49,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> None:
         log_to_driver=False,
         configure_logging=True,
         _node_ip_address="127.0.0.1",
+        # Ray starts its workers at nice 15, which Blender inherits: every other process on
+        # the machine then outranks the render. Plain `blender -b` runs at 0; so does ours.
+        _system_config={"worker_niceness": 0},
     )
 
 
