@@ -70,14 +70,6 @@ class RenderOutcome:
         return sum(a["cpu_s"] or 0 for a in self.attempts)
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_writable_folder(folder: Path) -> None:
     """Create `folder` if needed and prove a file can be written there."""
     try:
@@ -111,6 +103,7 @@ def precheck(scene: Path, options: RenderOptions) -> None:
 def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> Prepared:
     """Inspect the scene and meet it with the options. Raises SceneError / ValueError subtypes."""
     from wanhe.blender.inspect import inspect_scene
+    from wanhe.storage import sha256_file
 
     scene = scene.expanduser().resolve()
     report = inspect_scene(scene, blender=blender)
@@ -136,7 +129,7 @@ def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> 
         facts=facts,
         missing=[str(p) for p in report.missing],
         dependencies=[str(p) for p in report.dependencies],
-        scene_digest=file_digest(scene),
+        scene_digest=sha256_file(scene),
     )
 
 
@@ -150,27 +143,24 @@ def apply_quality(
     With `cache_dir`, the probe's answer is kept per scene content, spec and target, so running
     the same command again (to resume) reuses it instead of probing again.
     """
-    from wanhe.quality.autoquality import choose_samples
+    from wanhe.quality.autoquality import choose_samples, spec_for_probe
 
     if not options.quality:
         return prepared
-    cached = _cached_probe(cache_dir, prepared, options.quality)
-    if cached is not None:
-        result = {**cached, "cached": True,
-                  "explanation": cached["explanation"] + " (probed on an earlier run; reused)"}
-        prepared.spec = prepared.spec.model_copy(update={
-            "samples": int(cached["samples"]),
-            "quality_note": None if cached["reached"] else cached["explanation"],
-        })
-        prepared.quality = result
-        return prepared
     key = _probe_key(prepared, options.quality)
+    cache = None if cache_dir is None else cache_dir / f"{key}.json"
+    cached = _read_probe(cache)
+    if cached is not None:
+        prepared.spec = spec_for_probe(prepared.spec, cached)
+        prepared.quality = {**cached, "cached": True, "explanation":
+                            cached["explanation"] + " (probed on an earlier run; reused)"}
+        return prepared
     result, spec = choose_samples(prepared.spec, prepared.facts, options.quality, blender)
-    if cache_dir is not None:
+    if cache is not None:
         from wanhe.imaging.atomic import atomic_write
 
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(cache_dir / f"{key}.json") as tmp:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache) as tmp:
             tmp.write_text(json.dumps(result, default=str))
     prepared.spec = spec
     prepared.quality = result
@@ -184,12 +174,9 @@ def _probe_key(prepared: Prepared, quality: str) -> str:
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
-def _cached_probe(
-    cache_dir: Path | None, prepared: Prepared, quality: str
-) -> dict[str, Any] | None:
-    if cache_dir is None:
+def _read_probe(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
         return None
-    path = cache_dir / f"{_probe_key(prepared, quality)}.json"
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
+from wanhe.cli import app as wanhe_app
 from wanhe.store.store import Store
 
 
@@ -107,3 +110,17 @@ def make_project(db_url: str, name: str, **kwargs: Any) -> str:
         return store.create_token(project.id, name)
     finally:
         store.dispose()
+
+
+def run_cli(svc: ServiceProc, token: str, *args: str) -> str:
+    """A `wanhe` command against the running service, as a user with `token`; its stdout."""
+    result = CliRunner().invoke(wanhe_app, list(args),
+                                env={"WANHE_SERVER": svc.url, "WANHE_TOKEN": token})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def submit_job(svc: ServiceProc, token: str, scene: Path, *flags: str) -> int:
+    """`wanhe submit SCENE FLAGS --json` against the service; the new job's id."""
+    job_id: int = json.loads(run_cli(svc, token, "submit", str(scene), *flags, "--json"))["id"]
+    return job_id

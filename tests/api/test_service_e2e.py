@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
 from tests.conftest import build_scene
-from wanhe.cli import app as wanhe_app
 from wanhe.model import JobState, TaskKind, TaskSpec
 from wanhe.store.store import Store
 
@@ -35,17 +33,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProc]:
         svc.kill()
 
 
-def _cli(svc: ServiceProc, token: str, *args: str) -> str:
-    result = CliRunner().invoke(wanhe_app, list(args),
-                                env={"WANHE_SERVER": svc.url, "WANHE_TOKEN": token})
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def test_submit_renders_to_done(service: ServiceProc, scene_dir: Path) -> None:
     scene = build_scene(scene_dir / "tiny.blend", "tiny")
     token = make_project(service.db_url, "e2e")
-    first = json.loads(_cli(service, token, "submit", str(scene), "--frames", "1-2",
+    first = json.loads(run_cli(service, token, "submit", str(scene), "--frames", "1-2",
                             "--tiles", "2x1", "--no-denoise", "--qc", "--json"))
     assert first["uploaded_files"] == 1
     with service.client(token) as http:
@@ -66,9 +57,9 @@ def test_submit_renders_to_done(service: ServiceProc, scene_dir: Path) -> None:
         report = http.get("/api/report").json()
         assert report["projects"][0]["ok"] > 0
         assert "wanhe_dispatch_latency_seconds_count" in http.get("/metrics").text
-    listed = json.loads(_cli(service, token, "job", str(first["id"]), "--json"))
+    listed = json.loads(run_cli(service, token, "job", str(first["id"]), "--json"))
     assert listed["state"] == "done"
-    second = json.loads(_cli(service, token, "submit", str(scene), "--frames", "1",
+    second = json.loads(run_cli(service, token, "submit", str(scene), "--frames", "1",
                              "--no-denoise", "--json"))
     assert second["uploaded_files"] == 0 and second["uploaded_bytes"] == 0
 

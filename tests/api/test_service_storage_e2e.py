@@ -4,15 +4,12 @@ published to the storage URL and downloaded through the API from there."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, free_port, make_project, submit_job, wait_for
 from tests.conftest import build_scene
-from wanhe.cli import app as wanhe_app
 from wanhe.storage import sha256_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -28,11 +25,7 @@ def test_render_onto_a_storage_url(tmp_path: Path, scene_dir: Path) -> None:
     service.start()
     try:
         token = make_project(service.db_url, "remote")
-        result = CliRunner().invoke(
-            wanhe_app, ["submit", str(scene), "--frames", "1", "--no-denoise", "--json"],
-            env={"WANHE_SERVER": service.url, "WANHE_TOKEN": token})
-        assert result.exit_code == 0, result.output
-        job_id = json.loads(result.stdout)["id"]
+        job_id = submit_job(service, token, scene, "--frames", "1", "--no-denoise")
         with service.client(token) as http:
             job = wait_for(
                 lambda: (j := http.get(f"/api/jobs/{job_id}").json())["state"]

@@ -21,13 +21,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from typer.testing import CliRunner
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, free_port, make_project, submit_job, wait_for
 from tests.conftest import build_scene
 from wanhe.blender.protocol import RenderRequest
 from wanhe.blender.runner import BlenderProcess
-from wanhe.cli import app as wanhe_app
 from wanhe.imaging.exr import read_layers
 from wanhe.store.store import Store
 
@@ -124,13 +122,8 @@ def test_worker_node_killed_mid_render(
     svc.start()
     store = Store(svc.db_url)
     try:
-        result = CliRunner().invoke(
-            wanhe_app, ["submit", str(scene), "--frames", f"1-{FRAMES}", "--tiles", "2x2",
-                        "--no-denoise", "--json"],
-            env={"WANHE_SERVER": svc.url, "WANHE_TOKEN": token},
-        )
-        assert result.exit_code == 0, result.output
-        job_id = json.loads(result.stdout)["id"]
+        job_id = submit_job(svc, token, scene, "--frames", f"1-{FRAMES}", "--tiles", "2x2",
+                            "--no-denoise")
         workers = {n.node_id()[:8]: n for n in nodes[1:]}  # type: ignore[index]
 
         def victim() -> Node | None:

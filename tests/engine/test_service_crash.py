@@ -7,15 +7,12 @@ task, tasks finished before the kill never ran again, the killed attempts are re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, free_port, make_project, submit_job, wait_for
 from tests.conftest import build_scene
-from wanhe.cli import app as wanhe_app
 from wanhe.store.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -31,13 +28,8 @@ def test_kill_dash_nine_mid_job(tmp_path: Path, scene_dir: Path) -> None:
     svc.start()
     store = Store(svc.db_url)
     try:
-        result = CliRunner().invoke(
-            wanhe_app, ["submit", str(scene), "--frames", f"1-{FRAMES}", "--tiles", "2x1",
-                        "--no-denoise", "--json"],
-            env={"WANHE_SERVER": svc.url, "WANHE_TOKEN": token},
-        )
-        assert result.exit_code == 0, result.output
-        job_id = json.loads(result.stdout)["id"]
+        job_id = submit_job(svc, token, scene, "--frames", f"1-{FRAMES}", "--tiles", "2x1",
+                            "--no-denoise")
 
         def mid_job() -> bool:
             attempts = store.attempts(job_id)

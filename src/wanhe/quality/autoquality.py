@@ -55,5 +55,10 @@ def choose_samples(
     if samples != result.chosen_samples:
         data["explanation"] += (f"; raised to {samples} samples so each of the "
                                 f"{spec.sample_chunks} sample chunks has one")
-    note = None if result.reached else data["explanation"]
-    return data, spec.model_copy(update={"samples": samples, "quality_note": note})
+    return data, spec_for_probe(spec, data)
+
+
+def spec_for_probe(spec: RenderSpec, probe: dict[str, Any]) -> RenderSpec:
+    """`spec` at the probe's sample count, with its note when the target was not reached."""
+    note = None if probe["reached"] else probe["explanation"]
+    return spec.model_copy(update={"samples": int(probe["samples"]), "quality_note": note})
