@@ -226,7 +226,9 @@ def render(
         fail(_describe(exc))
     bars = _RenderProgress(quiet)
 
-    def on_prepared(prepared: Any, job: Any, resumed: bool, done_before: int) -> None:
+    def on_prepared(
+        prepared: Any, job: Any, resumed: bool, done_before: int, tasks: list[Any]
+    ) -> None:
         spec = prepared.spec
         if not quiet:
             console.print(
@@ -252,13 +254,7 @@ def render(
             console.print(
                 f"resuming job {job.id}: {done_before} task(s) already done", highlight=False
             )
-        from wanhe.store.store import Store
-
-        store = Store(settings.db_url, migrate=False)
-        try:
-            bars.start(store.tasks(job.id), done_before)
-        finally:
-            store.dispose()
+        bars.start(tasks, done_before)
 
     if quality and not quiet:
         console.print(f"--quality {quality}: probing one frame at low resolution …",

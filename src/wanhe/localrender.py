@@ -10,9 +10,11 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,10 +30,13 @@ from wanhe.jobtypes.blender_render import (
     resolve_spec,
 )
 from wanhe.model import JobState, TaskState
-from wanhe.store.store import JobRow, Store
 
 if TYPE_CHECKING:
+    from wanhe.blender.runner import BlenderProcess
+    from wanhe.engine.cluster import EmbeddedStart
     from wanhe.engine.dispatcher import Dispatcher
+    from wanhe.engine.handles import LocalWorker
+    from wanhe.store.store import JobRow, Store, TaskRow
 
 LOCAL_PROJECT = "local"
 
@@ -100,13 +105,19 @@ def precheck(scene: Path, options: RenderOptions) -> None:
         ensure_writable_folder(Path(expand_output_pattern(pattern, 1)).parent)
 
 
-def prepare(scene: Path, options: RenderOptions, blender: str | None = None) -> Prepared:
-    """Inspect the scene and meet it with the options. Raises SceneError / ValueError subtypes."""
+def prepare(
+    scene: Path, options: RenderOptions, blender: str | None = None,
+    process: BlenderProcess | None = None,
+) -> Prepared:
+    """Inspect the scene and meet it with the options. Raises SceneError / ValueError subtypes.
+
+    `process`: a worker's Blender to inspect with; it keeps the scene loaded for the renders.
+    """
     from wanhe.blender.inspect import inspect_scene
     from wanhe.storage import sha256_file
 
     scene = scene.expanduser().resolve()
-    report = inspect_scene(scene, blender=blender)
+    report = inspect_scene(scene, blender=blender, process=process)
     facts = SceneFacts(
         path=str(scene),
         frame_start=report.frame_start,
@@ -143,10 +154,10 @@ def apply_quality(
     With `cache_dir`, the probe's answer is kept per scene content, spec and target, so running
     the same command again (to resume) reuses it instead of probing again.
     """
-    from wanhe.quality.autoquality import choose_samples, spec_for_probe
-
     if not options.quality:
         return prepared
+    from wanhe.quality.autoquality import choose_samples, spec_for_probe
+
     key = _probe_key(prepared, options.quality)
     cache = None if cache_dir is None else cache_dir / f"{key}.json"
     cached = _read_probe(cache)
@@ -259,13 +270,13 @@ def run_jobs(
 ) -> None:
     """Run jobs to the end on Ray (embedded unless settings.ray_address is set).
 
-    `dispatcher`: one made earlier by `make_dispatcher`, its workers already starting; it is
-    closed here either way.
+    `dispatcher`: one made earlier by `make_dispatcher` (Ray up or starting); it is closed here
+    either way.
     """
-    from wanhe.engine import cluster
-
-    cluster.connect(settings.ray_address)
     if dispatcher is None:
+        from wanhe.engine import cluster
+
+        cluster.connect(settings.ray_address)
         dispatcher = make_dispatcher(store, settings=settings, threads=threads, workers=workers,
                                      on_event=on_event)
     try:
@@ -282,6 +293,8 @@ def make_dispatcher(
     threads: int,
     workers: int | None,
     on_event: Callable[[Any], None] | None = None,
+    local_workers: Sequence[LocalWorker] = (),
+    ray_start: EmbeddedStart | None = None,
 ) -> Dispatcher:
     from wanhe.engine.dispatcher import Dispatcher
 
@@ -292,6 +305,8 @@ def make_dispatcher(
         blender=settings.blender,
         log_root=settings.storage_root / "logs",
         on_event=on_event,
+        local_workers=local_workers,
+        ray_start=ray_start,
     )
 
 
@@ -380,59 +395,65 @@ def render(
     *,
     settings: Settings,
     workers: int | None,
-    on_prepared: Callable[[Prepared, JobRow, bool, int], None] | None = None,
+    on_prepared: Callable[[Prepared, JobRow, bool, int, list[TaskRow]], None] | None = None,
     on_event: Callable[[Any], None] | None = None,
 ) -> RenderOutcome:
-    """The whole of `wanhe render`, minus the terminal."""
-    from wanhe.engine import cluster
+    """The whole of `wanhe render`, minus the terminal.
 
+    `on_prepared(prepared, job, resumed, tasks done before, the job's tasks)` is called once
+    the job exists, before its tasks run.
+
+    With an embedded Ray (the default) the first worker is this command's own: its Blender
+    starts at once, inspects the scene (which stays loaded) and renders while Ray starts beside
+    it; Ray then runs the image work and any further workers. Joining a cluster
+    (`--ray-address`), every worker is Ray's.
+    """
     started = time.monotonic()
     precheck(scene, options)
     _log_to_file(settings.home / "logs" / "wanhe.log")
-    # Ray takes seconds to start: Blender inspects the scene meanwhile, in a thread (Ray itself
-    # must start on the main thread).
-    found: list[Prepared] = []
-    failed: list[BaseException] = []
-
-    def inspect() -> None:
-        try:
-            found.append(prepare(scene, options, settings.blender))
-        except BaseException as exc:  # re-raised on the main thread
-            failed.append(exc)
-
-    inspector = threading.Thread(target=inspect, daemon=True)
-    inspector.start()
-    try:
-        logging.getLogger("wanhe").info("starting or joining Ray (%s)", settings.ray_address)
-        cluster.connect(settings.ray_address)
-        logging.getLogger("wanhe").info("Ray ready")
-    except Exception as exc:
-        inspector.join()
-        if failed:
-            raise failed[0] from None
-        raise RenderSetupError(f"could not start or reach Ray: {exc}") from exc
-    store = Store(settings.db_url)
+    local: LocalWorker | None = None
+    ray_start: EmbeddedStart | None = None
+    store: Store | None = None
     dispatcher: Dispatcher | None = None
     try:
-        if not failed:
-            # Workers boot (a Ray process, Blender, the scene) while the job is made.
-            dispatcher = make_dispatcher(store, settings=settings, threads=options.threads,
-                                         workers=workers, on_event=on_event)
-            dispatcher.start_pool(warm_scene=str(scene.expanduser().resolve()))
-        inspector.join()
-        if failed:
-            raise failed[0]
-        prepared = apply_quality(found[0], options, settings.blender,
+        if settings.ray_address is None and not _ray_running_here():
+            from wanhe.engine.handles import LocalWorker
+
+            local = LocalWorker("w0", settings.blender)
+            # Blender starts and loads the scene first, the critical path; meanwhile this
+            # thread starts Ray in the background and opens the database.
+            blender = local.worker.blender_process()
+            inspection = _in_thread(
+                lambda: prepare(scene, options, settings.blender, process=blender)
+            )
+            ray_start = _start_ray_beside(options.threads)
+            from wanhe.store.store import Store
+
+            store = Store(settings.db_url)
+            prepared = inspection.result()
+        else:
+            prepared = _prepare_while_joining(scene, options, settings)
+            from wanhe.store.store import Store
+
+            store = Store(settings.db_url)
+        prepared = apply_quality(prepared, options, settings.blender,
                                  cache_dir=settings.home / "probes")
         job, resumed, done_before = open_or_resume_job(
             store, prepared, settings.storage_root / "work"
         )
+        tasks = store.tasks(job.id)
         if on_prepared is not None:
-            on_prepared(prepared, job, resumed, done_before)
-        total = len(store.tasks(job.id))
+            on_prepared(prepared, job, resumed, done_before, tasks)
+        total = len(tasks)
         if done_before < total:
-            run_jobs(store, [job.id], settings=settings, threads=options.threads, workers=workers,
-                     on_event=on_event, dispatcher=dispatcher)
+            dispatcher = make_dispatcher(
+                store, settings=settings, threads=options.threads, workers=workers,
+                on_event=on_event, local_workers=[local] if local is not None else [],
+                ray_start=ray_start,
+            )
+            local = None  # the dispatcher owns it now
+            run_jobs(store, [job.id], settings=settings, threads=options.threads,
+                     workers=workers, on_event=on_event, dispatcher=dispatcher)
             dispatcher = None  # run_jobs closed it
         if prepared.spec.quality_note:  # the job keeps the note (a finished job's is cleared)
             store.set_job_message(job.id, prepared.spec.quality_note)
@@ -443,7 +464,66 @@ def render(
             tasks_skipped=done_before, wall_s=time.monotonic() - started,
             attempts=store.attempts(job.id), quality=prepared.quality,
         )
+    except BaseException as exc:
+        if ray_start is not None:
+            from wanhe.engine import cluster
+
+            cluster.shutdown()  # ours, perhaps still starting: stop it before the error shows
+        from wanhe.engine.dispatcher import RayStartError
+
+        if isinstance(exc, RayStartError):
+            raise RenderSetupError(str(exc)) from exc
+        raise
     finally:
         if dispatcher is not None:
             dispatcher.close()
-        store.dispose()
+        if local is not None:
+            local.kill()
+        if store is not None:
+            store.dispose()
+
+
+def _ray_running_here() -> bool:
+    """Whether this process is already connected to a Ray (tests, a library user)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and bool(ray.is_initialized())
+
+
+def _start_ray_beside(threads: int) -> EmbeddedStart:
+    """Start the embedded Ray in the background with the cores the local worker leaves."""
+    from wanhe.engine import cluster
+
+    ray_cpus = max(0, (os.cpu_count() or 1) - threads)
+    logging.getLogger("wanhe").info("starting Ray (%d CPU) beside the local worker", ray_cpus)
+    return cluster.start_embedded(ray_cpus)
+
+
+def _in_thread(work: Callable[[], Prepared]) -> Future[Prepared]:
+    """Run `work` on a thread of its own; its exception comes out of `result()`."""
+    future: Future[Prepared] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="inspect", daemon=True).start()
+    return future
+
+
+def _prepare_while_joining(scene: Path, options: RenderOptions, settings: Settings) -> Prepared:
+    """Inspect the scene in a thread while this (main) thread joins or starts Ray."""
+    from wanhe.engine import cluster
+
+    inspection = _in_thread(lambda: prepare(scene, options, settings.blender))
+    try:
+        logging.getLogger("wanhe").info("starting or joining Ray (%s)", settings.ray_address)
+        cluster.connect(settings.ray_address)
+        logging.getLogger("wanhe").info("Ray ready")
+    except Exception as exc:
+        failed = inspection.exception()
+        if failed is not None:  # a bad scene is the more useful message
+            raise failed from None
+        raise RenderSetupError(f"could not start or reach Ray: {exc}") from exc
+    return inspection.result()

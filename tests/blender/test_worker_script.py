@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from wanhe.blender.protocol import MARKER, RenderReply, RenderRequest
@@ -87,3 +91,42 @@ def test_embedded_script_fixture_is_armed(scenes: Scenes, tmp_path: Path) -> Non
         [sys.executable, "-c", snippet, str(scenes.armed_script)], timeout=120, check=True
     )
     assert scenes.armed_marker.exists()
+
+
+PARENT = """
+import json, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-u", "-P", sys.argv[1]], stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, start_new_session=True)
+worker.stdin.write((sys.argv[2] + "\\n").encode())
+worker.stdin.flush()
+print(worker.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_worker_whose_parent_dies_stops_mid_render(scenes: Scenes, tmp_path: Path) -> None:
+    """kill -9 of a worker (or of `wanhe render`) must not leave its Blender rendering on."""
+    import psutil
+
+    endless = RenderRequest(scene=str(scenes.tiny), frame=1, output=str(tmp_path / "o.exr"),
+                            samples=1_000_000)
+    request = json.dumps({"op": "render", "id": 1, **endless.model_dump(mode="json")})
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(WORKER_SCRIPT), request],
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker = psutil.Process(int(parent.stdout.readline()))
+    try:
+        deadline = time.monotonic() + 60
+        while worker.cpu_times().user < 3.0:  # bpy imported, the scene loaded, rendering
+            assert time.monotonic() < deadline, "the worker never started rendering"
+            time.sleep(0.2)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the orphaned worker kept rendering"
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,19 +155,24 @@ def test_project_weight_and_budget_from_another_process_reach_the_policy(farm: F
     assert farm.dispatcher.policy.project_state(newcomer.name).weight == 2.0
 
 
-class FakeActor:
-    """Stands in for a Ray worker actor: records cancel requests."""
+class FakeWorker:
+    """Stands in for a worker handle (a Ray actor's or a local one): records cancel requests."""
 
     def __init__(self) -> None:
         self.cancels = 0
-        outer = self
 
-        class _Cancel:
-            @staticmethod
-            def remote() -> None:
-                outer.cancels += 1
+    def call(self, method: str, *args: Any) -> Future[Any]:
+        if method == "cancel":
+            self.cancels += 1
+        future: Future[Any] = Future()
+        future.set_result(None)
+        return future
 
-        self.cancel = _Cancel
+    def kill(self) -> None:
+        pass
+
+    def lost(self, exc: BaseException) -> str | None:
+        return None
 
 
 def start_here(farm: Farm, slot: Slot) -> Running:
@@ -177,14 +183,14 @@ def start_here(farm: Farm, slot: Slot) -> Running:
     task = farm.store.task(queued.task_id)
     assert task is not None
     attempt = farm.store.start_attempt(task.id, node="n", worker=slot.name, cores=1)
-    running = Running(queued, task, attempt, slot, object(), time.monotonic())
-    farm.dispatcher._running[running.ref] = running
+    running = Running(queued, task, attempt, slot, Future(), time.monotonic())
+    farm.dispatcher._running[running.future] = running
     return running
 
 
 def finish_here(farm: Farm, running: Running) -> None:
     """What `Dispatcher.collect` does with a worker's successful answer."""
-    del farm.dispatcher._running[running.ref]
+    del farm.dispatcher._running[running.future]
     farm.dispatcher._succeeded(running, {"ok": True, "wall_s": 1.0, "output": {}})
 
 
@@ -198,7 +204,7 @@ def test_work_a_finish_frees_is_queued_without_a_sync(farm: Farm) -> None:
     second = farm.job(2, depends_on=(first,))
     farm.dispatcher.sync()
     assert farm.queued_jobs() == {first: 2}
-    slot = Slot(name="w1", actor=FakeActor(), cpus=1.0)
+    slot = Slot(name="w1", worker=FakeWorker(), cpus=1.0)
     counter = StatementCounter(farm.store)
     tile = start_here(farm, slot)
     finish_here(farm, start_here(farm, slot))
@@ -217,14 +223,14 @@ def test_tasks_requeued_by_another_process_reach_the_policy_in_one_sync(farm: Fa
     runs here: the attempt is cancelled and the task queued again when the answer comes."""
     job = farm.job(2)
     farm.dispatcher.sync()
-    actor = FakeActor()
-    running = start_here(farm, Slot(name="w1", actor=actor, cpus=1.0))
+    worker = FakeWorker()
+    running = start_here(farm, Slot(name="w1", worker=worker, cpus=1.0))
     assert farm.queued_jobs() == {job: 1}
     assert farm.other.recover_interrupted([job]) == 1
     farm.dispatcher.sync()
-    assert actor.cancels == 1
+    assert worker.cancels == 1
     assert farm.queued_jobs() == {job: 1}  # not queued twice while it still runs here
-    del farm.dispatcher._running[running.ref]
+    del farm.dispatcher._running[running.future]
     farm.dispatcher._failed(running, {"ok": False, "cancelled": True, "error": "cancelled"})
     assert farm.queued_jobs() == {job: 2}
     assert farm.dispatcher.policy.is_queued(running.task.id)
@@ -252,17 +258,17 @@ def test_a_sync_with_nothing_changed_costs_one_statement_whatever_the_tasks(farm
 def test_a_job_cancelled_elsewhere_stops_its_running_tasks_with_one_query(farm: Farm) -> None:
     job = farm.job(3)
     farm.dispatcher.sync()
-    actor = FakeActor()
-    slot = Slot(name="w1", actor=actor, cpus=1.0)
+    worker = FakeWorker()
+    slot = Slot(name="w1", worker=worker, cpus=1.0)
     start_here(farm, slot)
     start_here(farm, slot)  # two attempts running in this dispatcher
     counter = StatementCounter(farm.store)
     assert counter.during(farm.dispatcher.sync) == 1
-    assert actor.cancels == 0
+    assert worker.cancels == 0
     farm.other.cancel_job(job)
     # counter, projects, jobs, and one query for all the running tasks
     assert counter.during(farm.dispatcher.sync) == 4
-    assert actor.cancels == 2
+    assert worker.cancels == 2
     assert farm.queued_jobs() == {}
 
 

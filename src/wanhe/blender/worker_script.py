@@ -24,6 +24,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 import json  # noqa: E402
 import resource  # noqa: E402
 import struct  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
@@ -386,7 +387,25 @@ def _print_stats(*args: Any) -> None:
         sys.stdout.flush()
 
 
+def _exit_with_parent(interval_s: float = 1.0) -> None:
+    """Quit when the worker that started us is gone (killed -9, its machine's Ray stopped).
+
+    A render in progress reads no stdin until it ends, so without this an orphaned Blender
+    would keep a frame's worth of cores busy for nobody.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    _exit_with_parent()
     _secure_prefs()
     if not bpy.app.binary_path:  # the bpy module; a real `blender` prints its own stats
         bpy.app.handlers.render_stats.append(_print_stats)

@@ -6,26 +6,27 @@ first, and records the outcome when the actor answers. A worker that dies (node 
 killed) loses its attempt, which is retried elsewhere, and is replaced.
 
 The same dispatcher serves `wanhe render` (run until given jobs finish) and `wanhe serve`
-(run until stopped, picking up jobs other processes put in the database).
+(run until stopped, picking up jobs other processes put in the database). `wanhe render` may
+also hand it local workers (`engine.handles.LocalWorker`) that take tasks from the first
+second, while its embedded Ray is still starting; the Ray workers join once Ray is up.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ray
-from ray.exceptions import RayActorError, RayError
-
 from wanhe.engine import cluster
+from wanhe.engine.handles import LocalWorker, RayWorker, WorkerHandle
 from wanhe.model import AttemptOutcome, JobState, Resources, TaskKind, TaskState
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
 from wanhe.store.store import (
@@ -52,24 +53,29 @@ _BIG_MEMORY = 1 << 50
 _MAY_RUN = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.PAUSED})
 
 
+class RayStartError(RuntimeError):
+    """The embedded Ray, started in the background, failed to start."""
+
+
 @dataclass(slots=True)
 class Running:
     queued: QueuedTask
     task: TaskRow
     attempt_id: int
     slot: Slot
-    ref: Any
+    future: Future[Any]
     started: float
 
 
 @dataclass(slots=True)
 class Slot:
     name: str
-    actor: Any
+    worker: WorkerHandle
     cpus: float
     gpus: float = 0.0
     node: str = ""
     light: bool = False  # takes only tasks that reserve no cores (assemble, denoise, preview…)
+    local: bool = False  # a worker of this process, not a Ray actor
     busy: Running | None = None
     progress: float = 0.0
     warm_scenes: set[str] = field(default_factory=set)
@@ -105,7 +111,12 @@ class Dispatcher:
         blender: str | None = None,
         log_root: Path,
         on_event: EventSink | None = None,
+        local_workers: Sequence[LocalWorker] = (),
+        ray_start: cluster.EmbeddedStart | None = None,
     ) -> None:
+        """`local_workers`: render workers of this process, usable at once, each reserving
+        `threads` cores beside Ray's. `ray_start`: Ray starting in the background; Ray's
+        workers are made once it is up (without it, Ray must be up already)."""
         self.store = store
         self.threads = threads
         self.requested_workers = workers
@@ -113,9 +124,16 @@ class Dispatcher:
         self.log_root = log_root
         self.on_event = on_event
         self.policy = SchedulingPolicy()
-        self.slots: list[Slot] = []
-        self._pending: dict[Any, Slot] = {}  # actor ready() ref -> slot not yet usable
-        self._running: dict[Any, Running] = {}  # ray ref -> running attempt
+        self.slots: list[Slot] = [
+            Slot(name=w.worker.name, worker=w, cpus=float(threads), node=w.worker.node(),
+                 local=True)
+            for w in local_workers
+        ]
+        self._ray_start = ray_start
+        self._ray_pool_started = False
+        self._warm_scene: str | None = None
+        self._pending: dict[Future[Any], Slot] = {}  # worker ready() -> slot not yet usable
+        self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
         self._queued: dict[int, QueuedTask] = {}  # task id -> what the policy holds
         self._queued_by_job: dict[int, set[int]] = {}  # job id -> its task ids in _queued
         self._job_cache: dict[int, JobRow] = {}
@@ -136,12 +154,32 @@ class Dispatcher:
     # ------------------------------------------------------------------ worker pool
 
     def pool_size(self) -> int:
+        """Render workers wanted on Ray (beside the local ones)."""
+        local = sum(1 for s in self.slots if s.local)
         if self.requested_workers:
-            return self.requested_workers
-        return max(1, int(cluster.total_cpus() // self.threads))
+            return max(0, self.requested_workers - local)
+        return max(0 if local else 1, int(cluster.total_cpus() // self.threads))
+
+    def ray_up(self) -> bool:
+        """Whether Ray can take workers now; raises RayStartError if its start failed."""
+        start = self._ray_start
+        if start is None or not start.done():
+            return start is None
+        if start.error is not None:
+            raise RayStartError(f"could not start Ray: {start.error}") from start.error
+        return True
 
     def start_pool(self, warm_scene: str | None = None) -> None:
-        render_slots = [s for s in [*self.slots, *self._pending.values()] if not s.light]
+        """Make the Ray workers the pool lacks (none while Ray is still starting)."""
+        if warm_scene:
+            self._warm_scene = warm_scene
+        if not self.ray_up():
+            return
+        self._ray_pool_started = True
+        warm_scene = warm_scene or self._warm_scene
+        render_slots = [
+            s for s in [*self.slots, *self._pending.values()] if not s.light and not s.local
+        ]
         for _ in range(self.pool_size() - len(render_slots)):
             self._add_slot(warm_scene)
         if not any(s.light for s in [*self.slots, *self._pending.values()]):
@@ -153,23 +191,23 @@ class Dispatcher:
         self._serial += 1
         name = f"w{self._serial}" if not light else f"img{self._serial}"
         cpus = 0.0 if light else float(self.threads)
-        actor = cluster.make_worker(name, cpus=cpus, blender=self.blender)
-        slot = Slot(name=name, actor=actor, cpus=cpus, light=light)
-        self._pending[actor.ready.remote()] = slot
+        worker = RayWorker(cluster.make_worker(name, cpus=cpus, blender=self.blender))
+        slot = Slot(name=name, worker=worker, cpus=cpus, light=light)
+        self._pending[worker.call("ready")] = slot
         if warm_scene:
-            actor.warm.remote(warm_scene)  # queued behind ready(); runs before the first task
+            worker.call("warm", warm_scene)  # loads the scene before the first task
             slot.warm_scenes.add(warm_scene)
         return slot
 
     def _admit_pending(self, timeout: float = 0.0) -> None:
         if not self._pending:
             return
-        done, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=timeout)
-        for ref in done:
-            slot = self._pending.pop(ref)
+        done, _ = wait_for(list(self._pending), timeout=timeout)
+        for future in done:
+            slot = self._pending.pop(future)
             try:
-                info = ray.get(ref)
-            except RayError as exc:
+                info = future.result()
+            except Exception as exc:
                 log.warning("worker %s failed to start: %s", slot.name, exc)
                 continue
             slot.node = info["node"]
@@ -179,9 +217,14 @@ class Dispatcher:
     def _replace(self, slot: Slot) -> None:
         if slot in self.slots:
             self.slots.remove(slot)
-        with contextlib.suppress(Exception):
-            ray.kill(slot.actor)
-        self._add_slot(light=slot.light)
+        slot.worker.kill()
+        if slot.local:
+            self._serial += 1
+            fresh = LocalWorker(f"w{self._serial}", self.blender)
+            self.slots.append(Slot(name=fresh.worker.name, worker=fresh, cpus=slot.cpus,
+                                   node=fresh.worker.node(), local=True))
+        else:
+            self._add_slot(light=slot.light)
 
     # ------------------------------------------------------------------ database -> policy
 
@@ -368,7 +411,7 @@ class Dispatcher:
         stale = self.store.not_running([running.task.id for running in self._running.values()])
         for running in self._running.values():
             if running.task.id in stale:
-                running.slot.actor.cancel.remote()
+                running.slot.worker.call("cancel")
 
     def _note_budget_blocks(self) -> None:
         for job_id, task_ids in self._queued_by_job.items():
@@ -417,14 +460,15 @@ class Dispatcher:
             since = self._ready_since.pop(task.id, None)
             if since is not None:
                 self.dispatch_latencies.append(time.monotonic() - since)
-            ref = slot.actor.run.remote(
+            future = slot.worker.call(
+                "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
-                 "log_path": str(log_path)}
+                 "log_path": str(log_path)},
             )
-            running = Running(queued, task, attempt_id, slot, ref, time.monotonic())
+            running = Running(queued, task, attempt_id, slot, future, time.monotonic())
             slot.busy = running
             slot.progress = 0.0
-            self._running[ref] = running
+            self._running[future] = running
             started += 1
             log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
             self._emit(TaskEvent("started", task, task.job_id, node=slot.node))
@@ -438,23 +482,21 @@ class Dispatcher:
                 # wake on a poke, but leave it set: the next step() must sync to see the change
                 self.poke_event.wait(timeout)
             return 0
-        done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
-        if done:
-            more, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
-            done = list({*done, *more})
-        for ref in done:
-            running = self._running.pop(ref)
+        done, _ = wait_for(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            running = self._running.pop(future)
             running.slot.busy = None
             log.info("answer for %s from %s", running.task.key, running.slot.name)
             try:
-                result = ray.get(ref)
-            except RayActorError as exc:
+                result = future.result()
+            except Exception as exc:
+                died = running.slot.worker.lost(exc)
+                if died is None:
+                    self._lost(running, f"the attempt was lost: {exc}")
+                    continue
                 self._lost(running, f"worker {running.slot.name} on {running.slot.node} died: "
-                           f"{type(exc).__name__}")
+                           f"{died}")
                 self._replace(running.slot)
-                continue
-            except RayError as exc:
-                self._lost(running, f"Ray lost the attempt: {exc}")
                 continue
             if result.get("ok"):
                 self._succeeded(running, result)
@@ -570,13 +612,13 @@ class Dispatcher:
         busy = [slot for slot in self.slots if slot.busy is not None]
         if not busy:
             return
-        refs = [slot.actor.progress.remote() for slot in busy]
-        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0.2)
-        for slot, ref in zip(busy, refs, strict=True):
-            if ref in done and slot.busy is not None:
+        futures = [slot.worker.call("progress") for slot in busy]
+        done, _ = wait_for(futures, timeout=0.2)
+        for slot, future in zip(busy, futures, strict=True):
+            if future in done and slot.busy is not None:
                 try:
-                    slot.progress = float(ray.get(ref))
-                except RayError:
+                    slot.progress = float(future.result())
+                except Exception:
                     continue
                 self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
                                      node=slot.node, result={"progress": slot.progress}))
@@ -584,6 +626,8 @@ class Dispatcher:
     # ------------------------------------------------------------------ loops
 
     def step(self, timeout: float = 0.2, job_ids: Sequence[int] | None = None) -> None:
+        if not self._ray_pool_started:
+            self.start_pool()  # Ray came up since the last step: its workers join now
         if self.poke_event.is_set() or time.monotonic() - self._last_sync > SYNC_INTERVAL_S:
             self.poke_event.clear()
             self.sync(job_ids)
@@ -630,10 +674,9 @@ class Dispatcher:
         self.poke_event.set()
 
     def close(self) -> None:
-        # Killing the actor is enough: its Blender process reads EOF on stdin and exits.
+        # Killing a Ray actor is enough: its Blender process reads EOF on stdin and exits.
         for slot in [*self.slots, *self._pending.values()]:
-            with contextlib.suppress(Exception):
-                ray.kill(slot.actor)
+            slot.worker.kill()
         self.slots.clear()
         self._pending.clear()
 

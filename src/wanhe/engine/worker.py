@@ -22,14 +22,15 @@ from wanhe.model import TaskKind
 class FarmWorker:
     """Plain class; the engine wraps it with `ray.remote` (see `engine.cluster`)."""
 
-    def __init__(self, name: str, blender: str | None = None) -> None:
+    def __init__(self, name: str, blender: str | None = None, node: str | None = None) -> None:
         self.name = name
         self._blender_cmd = blender
         self._blender: Any = None
+        self._closed = False
         self._progress = 0.0
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
-        self._node = self._node_name()
+        self._node = node or self._node_name()
 
     @staticmethod
     def _node_name() -> str:
@@ -45,6 +46,8 @@ class FarmWorker:
         return {"name": self.name, "node": self._node, "pid": os.getpid()}
 
     def _process(self) -> Any:
+        if self._closed:
+            raise TaskFailed(f"worker {self.name} was shut down")
         if self._blender is None:
             from wanhe.blender.runner import BlenderProcess
 
@@ -117,7 +120,13 @@ class FarmWorker:
     def node(self) -> str:
         return self._node
 
+    def blender_process(self) -> Any:
+        """This worker's Blender (started on first use), e.g. to inspect a scene with before
+        the first task: the scene it loads stays loaded for the renders."""
+        return self._process()
+
     def shutdown(self) -> None:
+        self._closed = True
         if self._blender is not None:
             self._blender.close()
             self._blender = None

@@ -1,0 +1,88 @@
+"""Handles on farm workers: a Ray actor, or a `FarmWorker` living in the dispatcher's process.
+
+The dispatcher talks to both the same way: `call(method, *args)` returns a
+`concurrent.futures.Future`, so one wait covers answers from Ray and from the local worker.
+
+The local worker is what lets `wanhe render` start rendering while its embedded Ray is still
+starting (seconds on a small machine): the command's own cores are one worker slot from the
+first second, and Ray, once up, runs the image work and every further worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+from wanhe.engine.worker import FarmWorker
+
+# A FarmWorker answers progress and cancel while it runs a task (Ray runs its actors with
+# max_concurrency=4); the local one gets as many threads.
+_LOCAL_CONCURRENCY = 4
+
+
+class WorkerHandle(Protocol):
+    """What the dispatcher needs of a worker, wherever it runs."""
+
+    def call(self, method: str, *args: Any) -> Future[Any]: ...
+
+    def kill(self) -> None: ...
+
+    def lost(self, exc: BaseException) -> str | None:
+        """Why `exc` (raised by a call's future) means the worker is gone, or None when it does
+        not (the attempt was lost, but the worker can take the next one)."""
+        ...
+
+
+class RayWorker:
+    """A `FarmWorker` Ray actor."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def call(self, method: str, *args: Any) -> Future[Any]:
+        future: Future[Any] = getattr(self.actor, method).remote(*args).future()
+        return future
+
+    def kill(self) -> None:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.kill(self.actor)
+
+    def lost(self, exc: BaseException) -> str | None:
+        from ray.exceptions import RayActorError
+
+        return type(exc).__name__ if isinstance(exc, RayActorError) else None
+
+
+class LocalWorker:
+    """A `FarmWorker` run by threads of this process; its Blender is a child of this process.
+
+    `worker` is exposed so the command can use the same warm Blender to inspect the scene
+    before the first task (the scene is then loaded once, not twice).
+    """
+
+    def __init__(self, name: str, blender: str | None = None) -> None:
+        self.worker = FarmWorker(name, blender, node=f"{_hostname()}:local")
+        self._threads = ThreadPoolExecutor(_LOCAL_CONCURRENCY, thread_name_prefix=name)
+
+    def call(self, method: str, *args: Any) -> Future[Any]:
+        return self._threads.submit(getattr(self.worker, method), *args)
+
+    def kill(self) -> None:
+        """Stop its Blender now (a running task answers as cancelled) and let it go."""
+        self.worker.cancel()
+        self.worker.shutdown()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def lost(self, exc: BaseException) -> str | None:
+        # FarmWorker.run answers a task's own failure; what escapes it is a bug in this
+        # process, after which its Blender is in an unknown state: start a fresh worker.
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
