@@ -125,12 +125,33 @@ def test_render_writes_master_preview_and_report(tiny: Path, tmp_path: Path) -> 
     cores = os.cpu_count()  # default: one warm worker using every core
     assert all(a["cpu_s"] > 0 and a["peak_rss_bytes"] > 0 and a["cores"] == cores for a in renders)
     assert body["totals"]["core_hours"] > 0
+    # one worker takes every core: the command renders in its own process and starts no Ray
+    assert all(str(a["node"]).endswith(":local") for a in body["attempts"])
     # the same command again: nothing to do, nothing rendered twice
     again = wanhe("render", str(tiny), "--frames", "1-2", "--tiles", "2x1", "--quiet",
                   "--output", str(out / "f_####"), "--report-json", str(report), home=tmp_path)
     assert again.returncode == 0, again.stderr
     body = json.loads(report.read_text())
     assert len([a for a in body["attempts"] if a["kind"] == "render"]) == 4
+
+
+@pytest.mark.slow
+def test_a_second_worker_runs_on_the_embedded_ray(tiny: Path, tmp_path: Path) -> None:
+    """`--workers 2`: the command's own worker renders from the first second while the
+    embedded Ray starts; Ray places the second render worker and runs the image work."""
+    out = tmp_path / "out"
+    report = tmp_path / "report.json"
+    result = wanhe("render", str(tiny), "--frames", "1-4", "--workers", "2",
+                   "--threads-per-task", "1", "--no-denoise", "--quiet",
+                   "--output", str(out / "f_####"), "--report-json", str(report), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for frame in range(1, 5):
+        assert (out / f"f_{frame:04d}.exr").stat().st_size > 0
+    body = json.loads(report.read_text())
+    renders = [a for a in body["attempts"] if a["kind"] == "render"]
+    assert len(renders) == 4 and all(a["outcome"] == "ok" and a["cores"] == 1 for a in renders)
+    image_work = [a for a in body["attempts"] if a["kind"] != "render"]
+    assert image_work and not any(str(a["node"]).endswith(":local") for a in image_work)
 
 
 @pytest.mark.slow

@@ -195,7 +195,7 @@ def render(
     """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
     from wanhe.jobtypes.blender_render import RenderOptions
     from wanhe.localrender import render as run_render
-    from wanhe.localrender import write_report
+    from wanhe.localrender import stop_ray, write_report
 
     settings = Settings().overridden(ray_address=ray_address, db=db, blender=blender)
     if workers is not None and workers < 1:
@@ -272,9 +272,7 @@ def render(
         bars.stop()
         fail(_describe(exc))
     bars.stop()
-    from wanhe.engine import cluster
-
-    cluster.shutdown()  # now, not at interpreter exit: the summary comes with the prompt
+    stop_ray()  # now, not at interpreter exit: the summary comes with the prompt
     if report_json is not None:
         from wanhe.store.store import Store
 

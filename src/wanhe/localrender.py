@@ -295,6 +295,7 @@ def make_dispatcher(
     on_event: Callable[[Any], None] | None = None,
     local_workers: Sequence[LocalWorker] = (),
     ray_start: EmbeddedStart | None = None,
+    use_ray: bool = True,
 ) -> Dispatcher:
     from wanhe.engine.dispatcher import Dispatcher
 
@@ -307,6 +308,7 @@ def make_dispatcher(
         on_event=on_event,
         local_workers=local_workers,
         ray_start=ray_start,
+        use_ray=use_ray,
     )
 
 
@@ -403,10 +405,11 @@ def render(
     `on_prepared(prepared, job, resumed, tasks done before, the job's tasks)` is called once
     the job exists, before its tasks run.
 
-    With an embedded Ray (the default) the first worker is this command's own: its Blender
-    starts at once, inspects the scene (which stays loaded) and renders while Ray starts beside
-    it; Ray then runs the image work and any further workers. Joining a cluster
-    (`--ray-address`), every worker is Ray's.
+    Without `--ray-address` the first worker is this command's own: its Blender starts at
+    once, inspects the scene (which stays loaded) and renders. When there are further workers
+    to place (`ray_needed`), an embedded Ray starts beside it and runs them and the image work;
+    when that one worker takes every core, no Ray starts and the image work runs on a light
+    worker of this process. Joining a cluster (`--ray-address`), every worker is Ray's.
     """
     started = time.monotonic()
     precheck(scene, options)
@@ -426,7 +429,12 @@ def render(
             inspection = _in_thread(
                 lambda: prepare(scene, options, settings.blender, process=blender)
             )
-            ray_start = _start_ray_beside(options.threads)
+            if ray_needed(options.threads, workers):
+                ray_start = _start_ray_beside(options.threads)
+            else:
+                logging.getLogger("wanhe").info(
+                    "one worker takes every core: rendering in this process, no Ray to start"
+                )
             from wanhe.store.store import Store
 
             store = Store(settings.db_url)
@@ -449,7 +457,7 @@ def render(
             dispatcher = make_dispatcher(
                 store, settings=settings, threads=options.threads, workers=workers,
                 on_event=on_event, local_workers=[local] if local is not None else [],
-                ray_start=ray_start,
+                ray_start=ray_start, use_ray=local is None or ray_start is not None,
             )
             local = None  # the dispatcher owns it now
             run_jobs(store, [job.id], settings=settings, threads=options.threads,
@@ -481,6 +489,27 @@ def render(
             local.kill()
         if store is not None:
             store.dispose()
+
+
+def ray_needed(threads: int, workers: int | None, cores: int | None = None) -> bool:
+    """Whether a local `wanhe render` has work for an embedded Ray.
+
+    The command's own worker renders with `threads` cores. Ray is worth its start (seconds of
+    CPU on a small machine, taken from the first frame's render) only when there are more
+    render workers to place: `--workers` above 1, or cores enough for a second worker.
+    """
+    cores = cores or os.cpu_count() or 1
+    wanted = workers if workers is not None else max(1, cores // max(1, threads))
+    return wanted > 1
+
+
+def stop_ray() -> None:
+    """Stop the Ray this command started (or leave the one it joined); nothing if it never
+    touched Ray."""
+    if "ray" in sys.modules:
+        from wanhe.engine import cluster
+
+        cluster.shutdown()
 
 
 def _ray_running_here() -> bool:

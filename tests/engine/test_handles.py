@@ -110,3 +110,51 @@ def test_a_broken_local_worker_is_replaced_and_its_task_retried(
     assert attempts[1]["worker"] != "w0"  # a fresh local worker took the retry
     done = store.job(job)
     assert done is not None and done.state is JobState.DONE
+
+
+def test_without_ray_image_work_gets_a_local_worker_of_its_own(
+    store: Store, tmp_path: Path
+) -> None:
+    """`wanhe render` whose one worker takes every core starts no Ray: the tasks that reserve
+    no cores (assemble, preview) run on a light worker of this process beside the renders."""
+    dispatcher = Dispatcher(store, threads=1, workers=1, log_root=tmp_path / "logs",
+                            local_workers=[LocalWorker("w0")], use_ray=False)
+    job = noop_job(store, 3, light=3)
+    try:
+        dispatcher.run_jobs([job])
+        assert [(s.local, s.light) for s in dispatcher.slots] == [(True, False), (True, True)]
+    finally:
+        dispatcher.close()
+    done = store.job(job)
+    assert done is not None and done.state is JobState.DONE
+    attempts = store.attempts(job)
+    assert all(str(a["node"]).endswith(":local") for a in attempts)
+    workers = {str(a["key"])[0]: set() for a in attempts}  # n: render-like, l: light
+    for a in attempts:
+        workers[str(a["key"])[0]].add(str(a["worker"]))
+    assert workers["n"] == {"w0"}
+    assert len(workers["l"]) == 1 and next(iter(workers["l"])).startswith("img")
+
+
+def test_without_ray_a_broken_image_worker_is_replaced_by_another_local_one(
+    store: Store, tmp_path: Path
+) -> None:
+    dispatcher = Dispatcher(store, threads=1, workers=1, log_root=tmp_path / "logs",
+                            local_workers=[LocalWorker("w0")], use_ray=False)
+    dispatcher.start_pool()
+    light = next(s for s in dispatcher.slots if s.light)
+
+    def crash(task: object) -> dict[str, object]:
+        raise MemoryError("out of memory while assembling")
+
+    light.worker.worker.run = crash  # type: ignore[attr-defined]
+    job = noop_job(store, 0, light=1)
+    try:
+        dispatcher.run_jobs([job])
+        fresh = [s for s in dispatcher.slots if s.light]
+        assert len(fresh) == 1 and fresh[0].local and fresh[0].name != light.name
+    finally:
+        dispatcher.close()
+    attempts = store.attempts(job)
+    assert [a["outcome"] for a in attempts] == ["lost", "ok"]
+    assert attempts[1]["worker"] not in (light.name, "w0")

@@ -23,9 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wanhe.engine import cluster
 from wanhe.engine.handles import LocalWorker, RayWorker, WorkerHandle
 from wanhe.model import AttemptOutcome, JobState, Resources, TaskKind, TaskState
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
@@ -39,6 +38,11 @@ from wanhe.store.store import (
     TrackedJob,
     Usage,
 )
+
+if TYPE_CHECKING:
+    # Imported where used, not here: importing Ray costs 0.3-0.5 s, and a `wanhe render`
+    # whose one worker takes every core never starts it.
+    from wanhe.engine import cluster
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +117,12 @@ class Dispatcher:
         on_event: EventSink | None = None,
         local_workers: Sequence[LocalWorker] = (),
         ray_start: cluster.EmbeddedStart | None = None,
+        use_ray: bool = True,
     ) -> None:
         """`local_workers`: render workers of this process, usable at once, each reserving
         `threads` cores beside Ray's. `ray_start`: Ray starting in the background; Ray's
-        workers are made once it is up (without it, Ray must be up already)."""
+        workers are made once it is up (without it, Ray must be up already). `use_ray=False`:
+        no Ray at all; the local workers render and a local image worker does the rest."""
         self.store = store
         self.threads = threads
         self.requested_workers = workers
@@ -130,6 +136,7 @@ class Dispatcher:
             for w in local_workers
         ]
         self._ray_start = ray_start
+        self._use_ray = use_ray
         self._ray_pool_started = False
         self._warm_scene: str | None = None
         self._pending: dict[Future[Any], Slot] = {}  # worker ready() -> slot not yet usable
@@ -155,9 +162,11 @@ class Dispatcher:
 
     def pool_size(self) -> int:
         """Render workers wanted on Ray (beside the local ones)."""
-        local = sum(1 for s in self.slots if s.local)
+        local = sum(1 for s in self.slots if s.local and not s.light)
         if self.requested_workers:
             return max(0, self.requested_workers - local)
+        from wanhe.engine import cluster
+
         return max(0 if local else 1, int(cluster.total_cpus() // self.threads))
 
     def ray_up(self) -> bool:
@@ -173,6 +182,11 @@ class Dispatcher:
         """Make the Ray workers the pool lacks (none while Ray is still starting)."""
         if warm_scene:
             self._warm_scene = warm_scene
+        if not self._use_ray:
+            if not any(s.light for s in self.slots):
+                self.slots.append(self._local_slot(light=True))
+            self._ray_pool_started = True
+            return
         if not self.ray_up():
             return
         self._ray_pool_started = True
@@ -191,6 +205,8 @@ class Dispatcher:
         self._serial += 1
         name = f"w{self._serial}" if not light else f"img{self._serial}"
         cpus = 0.0 if light else float(self.threads)
+        from wanhe.engine import cluster
+
         worker = RayWorker(cluster.make_worker(name, cpus=cpus, blender=self.blender))
         slot = Slot(name=name, worker=worker, cpus=cpus, light=light)
         self._pending[worker.call("ready")] = slot
@@ -214,15 +230,22 @@ class Dispatcher:
             self.slots.append(slot)
             log.info("worker %s ready on %s", slot.name, slot.node)
 
+    def _local_slot(self, *, light: bool = False) -> Slot:
+        """A fresh worker of this process: a render slot, or (light) one for image work."""
+        self._serial += 1
+        name = f"img{self._serial}" if light else f"w{self._serial}"
+        worker = LocalWorker(name, self.blender)
+        return Slot(name=name, worker=worker, cpus=0.0 if light else float(self.threads),
+                    node=worker.worker.node(), light=light, local=True)
+
     def _replace(self, slot: Slot) -> None:
         if slot in self.slots:
             self.slots.remove(slot)
         slot.worker.kill()
         if slot.local:
-            self._serial += 1
-            fresh = LocalWorker(f"w{self._serial}", self.blender)
-            self.slots.append(Slot(name=fresh.worker.name, worker=fresh, cpus=slot.cpus,
-                                   node=fresh.worker.node(), local=True))
+            fresh = self._local_slot(light=slot.light)
+            fresh.cpus = slot.cpus
+            self.slots.append(fresh)
         else:
             self._add_slot(light=slot.light)
 
