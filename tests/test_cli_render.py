@@ -136,22 +136,28 @@ def test_render_writes_master_preview_and_report(tiny: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_a_second_worker_runs_on_the_embedded_ray(tiny: Path, tmp_path: Path) -> None:
+def test_a_second_worker_runs_on_the_embedded_ray(scene_dir: Path, tmp_path: Path) -> None:
     """`--workers 2`: the command's own worker renders from the first second while the
-    embedded Ray starts; Ray places the second render worker and runs the image work."""
+    embedded Ray starts; Ray then places the second render worker and runs the image work.
+    Frames of ≈ 3 s each (512 samples on one thread) give Ray time to join the job."""
+    scene = build_scene(scene_dir / "six.blend", "tiny", "--frames", "1-6", "--samples", "64")
     out = tmp_path / "out"
     report = tmp_path / "report.json"
-    result = wanhe("render", str(tiny), "--frames", "1-4", "--workers", "2",
+    result = wanhe("render", str(scene), "--samples", "512", "--workers", "2",
                    "--threads-per-task", "1", "--no-denoise", "--quiet",
                    "--output", str(out / "f_####"), "--report-json", str(report), home=tmp_path)
     assert result.returncode == 0, result.stderr
-    for frame in range(1, 5):
+    assert "starting Ray (1 CPU) beside the local worker" in (tmp_path / "logs" / "wanhe.log"
+                                                              ).read_text()
+    for frame in range(1, 7):
         assert (out / f"f_{frame:04d}.exr").stat().st_size > 0
     body = json.loads(report.read_text())
     renders = [a for a in body["attempts"] if a["kind"] == "render"]
-    assert len(renders) == 4 and all(a["outcome"] == "ok" and a["cores"] == 1 for a in renders)
-    image_work = [a for a in body["attempts"] if a["kind"] != "render"]
-    assert image_work and not any(str(a["node"]).endswith(":local") for a in image_work)
+    assert sorted(a["task"] for a in renders) == sorted({a["task"] for a in renders})
+    assert len(renders) == 6 and all(a["outcome"] == "ok" and a["cores"] == 1 for a in renders)
+    nodes = {str(a["node"]) for a in body["attempts"]}
+    assert any(n.endswith(":local") for n in nodes), "the command's own worker rendered"
+    assert any(not n.endswith(":local") for n in nodes), "Ray's workers took part"
 
 
 @pytest.mark.slow
