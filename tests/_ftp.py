@@ -16,8 +16,9 @@ PASSWORD = "render-farm"
 
 
 @contextmanager
-def ftp_server(root: Path, *, perm: str = "elradfmwMT") -> Iterator[str]:
-    """Serve `root` on a free loopback port; yield the base URL `ftp://user:pw@127.0.0.1:port`.
+def ftp_server(root: Path, *, perm: str = "elradfmwMT", port: int = 0) -> Iterator[str]:
+    """Serve `root` on loopback `port` (default: a free one); yield the base URL
+    `ftp://user:pw@127.0.0.1:port`.
 
     The server thread polls every 0.2 s, so closing it takes at most that long."""
     pytest.importorskip("pyftpdlib")
@@ -30,7 +31,7 @@ def ftp_server(root: Path, *, perm: str = "elradfmwMT") -> Iterator[str]:
     authorizer = DummyAuthorizer()
     authorizer.add_user(USER, PASSWORD, str(root), perm=perm)
     handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "timeout": 30})
-    server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+    server = ThreadedFTPServer(("127.0.0.1", port), handler)
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2},
                               name="test-ftp", daemon=True)

@@ -47,16 +47,17 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024
 MAX_PART_LENGTH = 255
 _CHUNK = 1 << 20
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_T = TypeVar("_T")
 # The progressive preview a frame's sample chunks write (RenderSpec.partial_path); the frame's
 # final preview replaces it, so storage drops it too.
 TRANSIENT_OUTPUT_SUFFIXES = (".partial.png",)
@@ -385,6 +386,27 @@ class _FsspecBackend:
         fs = getattr(self._local, "fs", None)
         return fs if fs is not None else self._connect()[0]
 
+    def _call(self, doing: str, work: Callable[[Any], _T]) -> _T:
+        """`work(fs)`, once more on a fresh connection if the first fails (a connection the
+        server dropped, e.g. across its restart, is not reused). A failure of the storage
+        server itself (refused, dropped, timed out, credentials refused) becomes
+        StorageUnavailable naming the storage and the fix; a missing file stays
+        FileNotFoundError."""
+        for attempt in (1, 2):
+            try:
+                return work(self.fs)
+            except (FileNotFoundError, StorageUnavailable):
+                raise
+            except Exception as exc:
+                self._local.fs = None
+                if attempt == 2:
+                    raise StorageUnavailable(
+                        f"storage {redact(self.url)} failed while {doing}: "
+                        f"{type(exc).__name__}: {exc} — check that the storage server is up "
+                        "and reachable, then try again"
+                    ) from exc
+        raise AssertionError("unreachable")
+
     def describe(self) -> str:
         return redact(self.url)
 
@@ -400,11 +422,11 @@ class _FsspecBackend:
         return None
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.isfile(self._path(key)))
+        return self._call(f"looking for {key}", lambda fs: bool(fs.isfile(self._path(key))))
 
     def stat(self, key: str) -> StoredFile | None:
         try:
-            info = self.fs.info(self._path(key))
+            info = self._call(f"reading {key}", lambda fs: fs.info(self._path(key)))
         except FileNotFoundError:
             return None
         if info.get("type") != "file":
@@ -415,7 +437,7 @@ class _FsspecBackend:
     def listing(self, prefix: str) -> list[StoredFile]:
         base = self._path(prefix).rstrip("/")
         try:
-            found = self.fs.find(base, detail=True)
+            found = self._call(f"listing {prefix}", lambda fs: fs.find(base, detail=True))
         except FileNotFoundError:
             return []
         files: list[StoredFile] = []
@@ -433,11 +455,15 @@ class _FsspecBackend:
         """Upload under tmp/, then move to the key, so no reader sees half a file."""
         final = self._path(key)
         staged = self._path(f"tmp/{uuid.uuid4().hex}")
-        self._makedirs(self._path("tmp"))
-        try:
-            self.fs.put_file(str(local), staged)
+
+        def upload(fs: Any) -> None:
+            self._makedirs(self._path("tmp"))
+            fs.put_file(str(local), staged)
             self._makedirs(final.rsplit("/", 1)[0])
-            self.fs.mv(staged, final)
+            fs.mv(staged, final)
+
+        try:
+            self._call(f"writing {key}", upload)
         except BaseException:
             self._quietly_remove(staged)
             raise
@@ -454,15 +480,19 @@ class _FsspecBackend:
     def fetch(self, key: str, target: Path) -> None:
         partial = target.with_name(f".{target.name}.part-{uuid.uuid4().hex[:8]}")
         try:
-            self.fs.get_file(self._path(key), str(partial))
+            self._call(f"reading {key}", lambda fs: fs.get_file(self._path(key), str(partial)))
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
 
     def remove(self, key: str) -> None:
         path = self._path(key)
-        if self.fs.isfile(path):
-            self.fs.rm_file(path)
+
+        def remove(fs: Any) -> None:
+            if fs.isfile(path):
+                fs.rm_file(path)
+
+        self._call(f"removing {key}", remove)
 
     def check_writable(self) -> None:
         probe = Path(tempfile.mkstemp(prefix="wanhe-probe-")[1])
@@ -471,8 +501,12 @@ class _FsspecBackend:
             self.store(probe, key, consume=True)
             self.remove(key)
         except Exception as exc:
+            # name the server's own answer, not our wrapping of it
+            cause: BaseException = exc
+            if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None:
+                cause = exc.__cause__
             raise StorageUnavailable(
-                f"cannot write to storage {redact(self.url)}: {type(exc).__name__}: {exc} — "
+                f"cannot write to storage {redact(self.url)}: {type(cause).__name__}: {cause} — "
                 "check the credentials, the permissions and that the server is up"
             ) from None
         finally:

@@ -16,6 +16,7 @@ import fsspec
 import pytest
 from fastapi.testclient import TestClient
 
+from tests._ftp import ftp_server
 from tests.api.conftest import FAKE_BLEND, fake_inspector, sha
 from wanhe.api import publish
 from wanhe.api.app import create_app
@@ -231,3 +232,63 @@ def test_a_job_on_memory_storage(remote_farm: RemoteFarm, tmp_path: Path) -> Non
         assert http.get(f"/api/jobs/{job_id}/files/{bad}", headers=farm.auth).status_code \
             == 404
     assert list(farm.service.work.tmp.iterdir()) == []  # download copies are removed
+
+
+def test_a_storage_outage_answers_503_naming_the_storage_then_recovers(tmp_path: Path) -> None:
+    """A real FTP server as the farm's storage goes away and comes back on the same port:
+    meanwhile downloads answer 503 (not 404: the file is not missing) naming the storage, the
+    job page still shows the job with a warning, and the next request after the restart works
+    (a connection the server dropped is not reused)."""
+    root = tmp_path / "ftp"
+    server = ftp_server(root)
+    base = server.__enter__()
+    port = int(base.rsplit(":", 1)[1])
+    url = base + "/farm"
+    settings = Settings(home=tmp_path / "home", db=f"sqlite:///{tmp_path / 'wanhe.db'}",
+                        storage=url, work=tmp_path / "work")
+    store = Store(settings.db_url)
+    token = store.create_token(store.create_project("lionboy").id, "artist")
+    store.dispose()
+    app = create_app(settings, start_dispatcher=False, inspector=fake_inspector)
+    try:
+        with TestClient(app) as http:
+            farm = RemoteFarm(http, app.state.service, token, url)
+            digest = sha(FAKE_BLEND)
+            assert http.put(f"/api/blobs/{digest}", content=FAKE_BLEND,
+                            headers=farm.auth).status_code == 200
+            r = http.post("/api/jobs", headers=farm.auth, json={
+                "main": "a.blend", "files": {"a.blend": digest},
+                "options": {"frames": "1", "denoise": False}})
+            assert r.status_code == 201, r.text
+            job_id = r.json()["id"]
+            farm.finish(job_id, "1/assemble", {"frame_0001.exr": b"exr"})
+            farm.service.settle_outputs(job_id)
+            file_url = f"/api/jobs/{job_id}/files/frame_0001.exr"
+            assert http.get(file_url, headers=farm.auth).content == b"exr"
+
+            server.__exit__(None, None, None)  # the storage server goes away
+            down = http.get(file_url, headers=farm.auth)
+            assert down.status_code == 503, down.text
+            assert down.headers["retry-after"] == "10"
+            assert f"127.0.0.1:{port}" in down.json()["detail"]
+            assert "render-farm" not in down.text  # the password is never shown
+            late = b"a texture sent while storage is down"
+            put = http.put(f"/api/blobs/{sha(late)}", content=late, headers=farm.auth)
+            assert put.status_code == 503, put.text
+            job = http.get(f"/api/jobs/{job_id}", headers=farm.auth)
+            assert job.status_code == 200 and job.json()["outputs"] == []
+            assert "output files not listed" in job.json()["warnings"][0]
+
+            with ftp_server(root, port=port):  # back, same address
+                up = http.get(file_url, headers=farm.auth)
+                assert up.status_code == 200 and up.content == b"exr"
+                again = http.get(f"/api/jobs/{job_id}", headers=farm.auth).json()
+                assert [o["path"] for o in again["outputs"]] == ["frame_0001.exr"]
+                assert again["warnings"] == []
+                missing = http.post("/api/blobs/missing", headers=farm.auth,
+                                    json={"hashes": [digest, sha(late)]}).json()["missing"]
+                assert missing == [sha(late)]  # the refused upload was not recorded as stored
+                assert http.put(f"/api/blobs/{sha(late)}", content=late,
+                                headers=farm.auth).status_code == 200
+    finally:
+        server.__exit__(None, None, None)

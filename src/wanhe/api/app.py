@@ -16,6 +16,7 @@ from wanhe.api import events, metrics, routes_blobs, routes_farm, routes_jobs, r
 from wanhe.api.schemas import Health
 from wanhe.api.service import Inspector, Service
 from wanhe.config import Settings
+from wanhe.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -60,6 +61,13 @@ def create_app(
             err = {k: v for k, v in err.items() if k in ("loc", "msg", "type")}
             errors.append(err)
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_down(_: Request, exc: StorageUnavailable) -> JSONResponse:
+        # The farm's storage, not the request, is at fault: 503 says "try again", and the
+        # message names the storage and what to check.
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "10"})
 
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:

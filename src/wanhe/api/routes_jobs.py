@@ -48,7 +48,7 @@ def submit(
     job_id, warnings = create_job(service, who, body)
     job = visible_job(service, who, job_id)
     detail = job_detail(service, job)
-    detail.warnings = warnings
+    detail.warnings = [*warnings, *detail.warnings]
     return detail
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
 from wanhe.model import JobState, TaskState
+from wanhe.storage import StorageUnavailable
 from wanhe.store.store import JobRow, TaskRow
 
 if TYPE_CHECKING:
@@ -122,13 +123,18 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     usage: dict[str, float] = defaultdict(float)
     for a in attempts:
         usage[a["outcome"] or "running"] += (a["cores"] or 0.0) * (a["wall_s"] or 0.0)
+    warnings: list[str] = []
+    try:
+        stored = service.storage.outputs(job.id)
+    except StorageUnavailable as exc:  # the job's state is still worth showing
+        stored, warnings = [], [f"output files not listed: {exc}"]
     outputs = [
-        OutputFile(path=f.path, bytes=f.size, url=output_url(job.id, f.path))
-        for f in service.storage.outputs(job.id)
+        OutputFile(path=f.path, bytes=f.size, url=output_url(job.id, f.path)) for f in stored
     ]
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage={f"{k}_core_seconds": v for k, v in usage.items()}, outputs=outputs,
+        warnings=warnings,
     )
 
 

@@ -187,9 +187,11 @@ export async function mount(el, ctx) {
     ];
     $('#job-kv', el).innerHTML = cells.map(([k, v], i) => `<div class="${i === 0 || k === 'Submitter' || k === 'Shape' ? 'wide' : ''}"><div class="k">${k}</div><div class="v">${v}</div></div>`).join('');
     const msg = $('#job-msg', el);
-    msg.hidden = !job.message;
-    msg.textContent = job.message || '';
-    msg.classList.toggle('bad', job.state === 'failed');
+    // the job's own message, then what the service could not do (e.g. storage unreachable)
+    const text = [job.message, ...(job.warnings || [])].filter(Boolean).join('\n');
+    msg.hidden = !text;
+    msg.textContent = text;
+    msg.classList.toggle('bad', job.state === 'failed' || (job.warnings || []).length > 0);
 
     const s = job.state;
     $('[data-act="pause"]', el).disabled = !['queued', 'running'].includes(s);
