@@ -152,7 +152,7 @@ def test_a_transfer_failing_midway_leaves_no_half_blob(
             files = lambda: _disk_files(tmp_path / "ftp" / "farm")  # noqa: E731
         storage = Storage(url, scratch=tmp_path / "scratch")
         monkeypatch.setattr(type(fsspec.core.url_to_fs(url)[0]), "put_file", half_then_fail)
-        with pytest.raises(StorageUnavailable, match="failed while writing .*link dropped"):
+        with pytest.raises(StorageUnavailable, match=r"failed while writing .*link dropped"):
             storage.put_bytes(sha(data), data)  # tried twice, the second on a new connection
         assert not storage.has(sha(data))
         assert files() == {}  # nothing under its name, and the partial upload is gone

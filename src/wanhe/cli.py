@@ -185,7 +185,9 @@ def render(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     ray_address: Annotated[
-        str | None, typer.Option(help="an existing Ray cluster; default: start one here")
+        str | None,
+        typer.Option(help="an existing Ray cluster; default: this machine, with an embedded "
+                     "Ray when there is a second worker to place"),
     ] = None,
     db: Annotated[str | None, typer.Option(help="database URL; default ~/.wanhe/wanhe.db")] = None,
     blender: Annotated[
