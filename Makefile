@@ -49,6 +49,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PY) bench/render_overhead.py
 	$(PY) bench/dispatch.py
+	$(PY) bench/retry.py
 	$(PY) bench/denoise.py
 	$(PY) bench/simulate.py
 

@@ -79,6 +79,37 @@ def test_failure_retry_then_fail(store: Store) -> None:
     assert states(store, job)["0/r0"] is TaskState.READY
 
 
+def test_retry_and_reset_free_exactly_the_tasks_whose_dependencies_are_done(
+    store: Store,
+) -> None:
+    """After a retry or a reset, a task is ready only when all its dependencies are done, and
+    finishing the rest still frees it (deps_left counted right)."""
+    job = chain_job(store, n_frames=3)
+    run_ok(store, job, "0/r0")
+    run_ok(store, job, "0/r1")
+    run_ok(store, job, "0/asm")
+    run_ok(store, job, "1/r0")
+    store.cancel_job(job)
+    assert store.retry_failed(job) == 5  # 1/r1, 1/asm, 2/r0, 2/r1, 2/asm
+    after = states(store, job)
+    assert {k for k, v in after.items() if v is TaskState.READY} == {"1/r1", "2/r0", "2/r1"}
+    assert after["1/asm"] is after["2/asm"] is TaskState.WAITING
+    assert after["0/asm"] is TaskState.DONE
+    assert run_ok(store, job, "1/r1")  # frees 1/asm: its other render was done before
+    assert states(store, job)["1/asm"] is TaskState.READY
+
+    # frame 0's files went missing: its renders and assembly run again, in order
+    ids = {t.key: t.id for t in store.tasks(job)}
+    store.reset_tasks(job, [ids["0/r0"], ids["0/r1"], ids["0/asm"]])
+    reset = states(store, job)
+    assert reset["0/r0"] is reset["0/r1"] is TaskState.READY
+    assert reset["0/asm"] is TaskState.WAITING
+    run_ok(store, job, "0/r0")
+    assert states(store, job)["0/asm"] is TaskState.WAITING
+    run_ok(store, job, "0/r1")
+    assert states(store, job)["0/asm"] is TaskState.READY
+
+
 def test_cancel_keeps_usage_of_running_attempt(store: Store) -> None:
     job = chain_job(store)
     task = store.tasks(job)[0]

@@ -564,29 +564,23 @@ class Store:
             self._touch_jobs(conn, [job_id], tasks=True)
 
     def _refresh_readiness(self, conn: Connection, job_id: int) -> None:
-        """Recount unfinished dependencies of the job's waiting tasks; free those with none."""
+        """Recount unfinished dependencies of the job's waiting tasks; free those with none.
+
+        Two set-based statements whatever the job's size (it was two per waiting task: a
+        retry of a film-sized job took minutes)."""
         dep = t.tasks.alias("dep")
-        waiting = [
-            r.id for r in conn.execute(
-                select(t.tasks.c.id).where(
-                    t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.WAITING.value
-                )
-            )
-        ]
-        for task_id in waiting:
-            left = conn.execute(
-                select(func.count())
-                .select_from(t.task_deps.join(dep, dep.c.id == t.task_deps.c.dep_id))
-                .where(t.task_deps.c.task_id == task_id, dep.c.state != TaskState.DONE.value)
-            ).scalar_one()
-            conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id == task_id)
-                .values(
-                    deps_left=left,
-                    state=TaskState.READY.value if left == 0 else TaskState.WAITING.value,
-                )
-            )
+        unfinished = (
+            select(func.count())
+            .select_from(t.task_deps.join(dep, dep.c.id == t.task_deps.c.dep_id))
+            .where(t.task_deps.c.task_id == t.tasks.c.id, dep.c.state != TaskState.DONE.value)
+            .scalar_subquery()
+        )
+        waiting = (t.tasks.c.job_id == job_id) & (t.tasks.c.state == TaskState.WAITING.value)
+        conn.execute(update(t.tasks).where(waiting).values(deps_left=unfinished))
+        conn.execute(
+            update(t.tasks).where(waiting, t.tasks.c.deps_left == 0)
+            .values(state=TaskState.READY.value)
+        )
 
     def release_jobs_waiting_on(self, finished_job_id: int) -> list[int]:
         """Jobs whose dependencies on other jobs are all done now get their first tasks ready."""
