@@ -305,6 +305,10 @@ def test_dashboard_end_to_end(farm: Farm, browser: Any, scene: Path) -> None:
     first = page.get_attribute("#jobs-body tr:first-child", "data-job-id")
     assert first == str(jid)
     page.click("#state-chips .chip[data-state='cancelled']")
+    # the filter lands in the URL, which may redraw the list from a fresh fetch: wait for it
+    page.wait_for_function(
+        "(() => { const r = [...document.querySelectorAll('#jobs-body tr[data-job-id]')];"
+        " return r.length > 0 && r.every(e => e.dataset.state === 'cancelled'); })()")
     rows = page.eval_on_selector_all(
         "#jobs-body tr[data-job-id]", "els => els.map(e => e.dataset.state)")
     assert rows == ["cancelled"]

@@ -170,6 +170,7 @@ class RemoteFarm:
         task = next(t for t in self.service.store.tasks(job_id) if t.key == key)
         for relative, data in files.items():
             _write(self.service.work, job_id, relative, data)
+        self.service._on_task_event(TaskEvent("finishing", task, job_id))
         self.service._on_task_event(TaskEvent("done", task, job_id))
         return task.payload
 

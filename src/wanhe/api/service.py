@@ -183,8 +183,10 @@ class Service:
     # ------------------------------------------------------------------ events
 
     def _on_task_event(self, event: TaskEvent) -> None:
-        if event.kind == "done" and self.publisher is not None:
-            self.publisher.task_done(event.job_id, event.task.payload)
+        if event.kind == "finishing":  # comes before the database records the task done
+            if self.publisher is not None:
+                self.publisher.task_done(event.job_id, event.task.payload)
+            return
         project_id = self.job_project(event.job_id)
         data: dict[str, Any] = {
             "type": event.kind, "job_id": event.job_id, "task": event.task.key,

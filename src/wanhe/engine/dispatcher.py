@@ -89,7 +89,9 @@ class Slot:
 class TaskEvent:
     """What the dispatcher tells its observer (the CLI's progress bar, metrics)."""
 
-    kind: str  # "started", "done", "failed", "retry", "lost", "cancelled", "progress"
+    # "started", "finishing" (succeeded, not yet recorded), "done", "failed", "retry", "lost",
+    # "cancelled", "progress"
+    kind: str
     task: TaskRow
     job_id: int
     node: str = ""
@@ -537,6 +539,10 @@ class Dispatcher:
     def _succeeded(self, running: Running, result: dict[str, Any]) -> None:
         usage = self._usage(running, result)
         self.policy.finished(running.queued, usage.cores * usage.wall_s)
+        # Before the database says done: whoever publishes the task's files queues them now,
+        # so a reader who sees the task done finds its files published or on their way.
+        self._emit(TaskEvent("finishing", running.task, running.task.job_id,
+                             node=running.slot.node, result=result))
         ready = self.store.finish_attempt(
             running.attempt_id, running.task.id, usage, result.get("output", {})
         )
