@@ -278,6 +278,7 @@ def test_a_storage_outage_answers_503_naming_the_storage_then_recovers(tmp_path:
             assert put.status_code == 503, put.text
             job = http.get(f"/api/jobs/{job_id}", headers=farm.auth)
             assert job.status_code == 200 and job.json()["outputs"] == []
+            assert job.json()["outputs_listed"] is False  # unknown, not empty
             assert "output files not listed" in job.json()["warnings"][0]
 
             with ftp_server(root, port=port):  # back, same address
@@ -285,7 +286,7 @@ def test_a_storage_outage_answers_503_naming_the_storage_then_recovers(tmp_path:
                 assert up.status_code == 200 and up.content == b"exr"
                 again = http.get(f"/api/jobs/{job_id}", headers=farm.auth).json()
                 assert [o["path"] for o in again["outputs"]] == ["frame_0001.exr"]
-                assert again["warnings"] == []
+                assert again["warnings"] == [] and again["outputs_listed"] is True
                 missing = http.post("/api/blobs/missing", headers=farm.auth,
                                     json={"hashes": [digest, sha(late)]}).json()["missing"]
                 assert missing == [sha(late)]  # the refused upload was not recorded as stored

@@ -201,6 +201,9 @@ class JobDetail(JobSummary):
     failures: list[dict[str, Any]]
     usage: dict[str, float]
     outputs: list[OutputFile]
+    # False when storage could not be asked (a warning says why): `outputs` is then unknown,
+    # not empty
+    outputs_listed: bool = True
     warnings: list[str] = Field(default_factory=list)
 
 

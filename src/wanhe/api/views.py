@@ -134,7 +134,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage={f"{k}_core_seconds": v for k, v in usage.items()}, outputs=outputs,
-        warnings=warnings,
+        outputs_listed=not warnings, warnings=warnings,
     )
 
 

@@ -429,7 +429,9 @@ export async function mount(el, ctx) {
     $('#outputs-count', el).textContent = outs.length ? `${outs.length} files · ${fmtBytes(bytes)}` : '';
     $('#outputs', el).innerHTML = outs.length
       ? outs.map((o) => `<a href="#" class="out" data-url="${esc(o.url)}" data-name="${esc(o.path)}" title="download ${esc(o.path)}"><span class="mono">${esc(o.path)}</span><span class="muted">${esc(fmtBytes(o.bytes))}</span></a>`).join('')
-      : '<div class="muted" style="padding:10px 12px">No output files yet.</div>';
+      : `<div class="muted" style="padding:10px 12px">${job.outputs_listed === false
+        ? 'The output files cannot be listed right now: the farm’s storage did not answer (see above).'
+        : 'No output files yet.'}</div>`;
   }
   $('#outputs', el).addEventListener('click', async (e) => {
     const a = e.target.closest('a.out');
