@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,16 +176,23 @@ class RemoteFarm:
         return task.payload
 
 
-@pytest.fixture
-def remote_farm(tmp_path: Path, memory_url: str) -> Iterator[RemoteFarm]:
+@contextmanager
+def farm_on(url: str, tmp_path: Path) -> Iterator[RemoteFarm]:
+    """The service (no dispatcher) with storage at `url` and a project token."""
     settings = Settings(home=tmp_path / "home", db=f"sqlite:///{tmp_path / 'wanhe.db'}",
-                        storage=memory_url, work=tmp_path / "work")
+                        storage=url, work=tmp_path / "work")
     store = Store(settings.db_url)
     token = store.create_token(store.create_project("lionboy").id, "artist")
     store.dispose()
     app = create_app(settings, start_dispatcher=False, inspector=fake_inspector)
     with TestClient(app) as client:
-        yield RemoteFarm(client, app.state.service, token, memory_url)
+        yield RemoteFarm(client, app.state.service, token, url)
+
+
+@pytest.fixture
+def remote_farm(tmp_path: Path, memory_url: str) -> Iterator[RemoteFarm]:
+    with farm_on(memory_url, tmp_path) as farm:
+        yield farm
 
 
 def test_a_job_on_memory_storage(remote_farm: RemoteFarm, tmp_path: Path) -> None:
@@ -244,16 +252,9 @@ def test_a_storage_outage_answers_503_naming_the_storage_then_recovers(tmp_path:
     server = ftp_server(root)
     base = server.__enter__()
     port = int(base.rsplit(":", 1)[1])
-    url = base + "/farm"
-    settings = Settings(home=tmp_path / "home", db=f"sqlite:///{tmp_path / 'wanhe.db'}",
-                        storage=url, work=tmp_path / "work")
-    store = Store(settings.db_url)
-    token = store.create_token(store.create_project("lionboy").id, "artist")
-    store.dispose()
-    app = create_app(settings, start_dispatcher=False, inspector=fake_inspector)
     try:
-        with TestClient(app) as http:
-            farm = RemoteFarm(http, app.state.service, token, url)
+        with farm_on(base + "/farm", tmp_path) as farm:
+            http = farm.client
             digest = sha(FAKE_BLEND)
             assert http.put(f"/api/blobs/{digest}", content=FAKE_BLEND,
                             headers=farm.auth).status_code == 200

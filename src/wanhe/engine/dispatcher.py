@@ -203,10 +203,14 @@ class Dispatcher:
             # tasks reserve no cores and get a worker of their own (they are metered as 1 core).
             self._add_slot(light=True)
 
-    def _add_slot(self, warm_scene: str | None = None, *, light: bool = False) -> Slot:
+    def _next_slot(self, *, light: bool) -> tuple[str, float]:
+        """A new slot's name and the cores it reserves: a render slot, or (light) one for
+        image work."""
         self._serial += 1
-        name = f"w{self._serial}" if not light else f"img{self._serial}"
-        cpus = 0.0 if light else float(self.threads)
+        return (f"img{self._serial}", 0.0) if light else (f"w{self._serial}", float(self.threads))
+
+    def _add_slot(self, warm_scene: str | None = None, *, light: bool = False) -> Slot:
+        name, cpus = self._next_slot(light=light)
         from wanhe.engine import cluster
 
         worker = RayWorker(cluster.make_worker(name, cpus=cpus, blender=self.blender))
@@ -234,11 +238,10 @@ class Dispatcher:
 
     def _local_slot(self, *, light: bool = False) -> Slot:
         """A fresh worker of this process: a render slot, or (light) one for image work."""
-        self._serial += 1
-        name = f"img{self._serial}" if light else f"w{self._serial}"
+        name, cpus = self._next_slot(light=light)
         worker = LocalWorker(name, self.blender)
-        return Slot(name=name, worker=worker, cpus=0.0 if light else float(self.threads),
-                    node=worker.worker.node(), light=light, local=True)
+        return Slot(name=name, worker=worker, cpus=cpus, node=worker.worker.node(),
+                    light=light, local=True)
 
     def _replace(self, slot: Slot) -> None:
         if slot in self.slots:
