@@ -30,6 +30,7 @@ from wanhe.jobtypes.blender_render import (
     resolve_spec,
 )
 from wanhe.model import JobState, TaskState
+from wanhe.store.usage import core_seconds
 
 if TYPE_CHECKING:
     from wanhe.blender.runner import BlenderProcess
@@ -68,7 +69,7 @@ class RenderOutcome:
 
     @property
     def core_seconds(self) -> float:
-        return sum((a["cores"] or 0) * (a["wall_s"] or 0) for a in self.attempts)
+        return sum(core_seconds(a) for a in self.attempts)
 
     @property
     def cpu_seconds(self) -> float:
@@ -319,7 +320,7 @@ def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
             "task": a["key"], "kind": a["kind"], "frame": a["frame"], "tile": a["tile"],
             "chunk": a["chunk"], "attempt": a["number"], "node": a["node"],
             "worker": a["worker"], "outcome": a["outcome"], "wall_s": a["wall_s"],
-            "cores": a["cores"], "core_seconds": (a["cores"] or 0) * (a["wall_s"] or 0),
+            "cores": a["cores"], "core_seconds": core_seconds(a),
             "cpu_s": a["cpu_s"], "peak_rss_bytes": a["peak_rss"], "message": a["message"],
             "log": a["log_path"], "started_at": a["started_at"], "ended_at": a["ended_at"],
         }

@@ -11,6 +11,7 @@ from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskO
 from wanhe.model import JobState, TaskState
 from wanhe.storage import StorageUnavailable
 from wanhe.store.store import JobRow, TaskRow
+from wanhe.store.usage import core_seconds
 
 if TYPE_CHECKING:
     from wanhe.api.service import Service
@@ -54,7 +55,7 @@ def job_summaries(service: Service, jobs: list[JobRow]) -> list[JobSummary]:
 def _task_core_seconds(attempts: list[dict[str, Any]]) -> dict[int, float]:
     spent: dict[int, float] = defaultdict(float)
     for a in attempts:
-        spent[a["task_id"]] += (a["cores"] or 0.0) * (a["wall_s"] or 0.0)
+        spent[a["task_id"]] += core_seconds(a)
     return spent
 
 
@@ -122,7 +123,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     ]
     usage: dict[str, float] = defaultdict(float)
     for a in attempts:
-        usage[a["outcome"] or "running"] += (a["cores"] or 0.0) * (a["wall_s"] or 0.0)
+        usage[a["outcome"] or "running"] += core_seconds(a)
     warnings: list[str] = []
     try:
         stored = service.storage.outputs(job.id)

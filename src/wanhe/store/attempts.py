@@ -1,0 +1,196 @@
+"""Attempts: a task starting, finishing or failing, recovery after a crash, and reading them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from wanhe.model import AttemptOutcome, JobState, TaskState
+from wanhe.store import tables as t
+from wanhe.store.base import _StoreBase
+from wanhe.store.rows import StoreError, Usage, _now
+
+
+class AttemptsMixin(_StoreBase):
+    def start_attempt(
+        self, task_id: int, *, node: str, worker: str, cores: float, log_path: str = ""
+    ) -> int:
+        """Mark a ready task running and open an attempt for it; return the attempt id."""
+        now = _now()
+        with self.engine.begin() as conn:
+            task = conn.execute(
+                select(t.tasks.c.job_id, t.tasks.c.attempts, t.tasks.c.kind, t.tasks.c.state)
+                .where(t.tasks.c.id == task_id)
+            ).one()
+            if task.state != TaskState.READY.value:
+                raise StoreError(f"task {task_id} is {task.state}, not ready")
+            project_id = conn.execute(
+                select(t.jobs.c.project_id).where(t.jobs.c.id == task.job_id)
+            ).scalar_one()
+            number = task.attempts + 1
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id == task_id)
+                .values(state=TaskState.RUNNING.value, attempts=number, started_at=now,
+                        progress=0.0)
+            )
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == task.job_id, t.jobs.c.state == JobState.QUEUED.value)
+                .values(state=JobState.RUNNING.value, started_at=now)
+            )
+            attempt_id = conn.execute(
+                insert(t.attempts).values(
+                    task_id=task_id, job_id=task.job_id, project_id=project_id, number=number,
+                    kind=task.kind, node=node, worker=worker, started_at=now, cores=cores,
+                    log_path=log_path,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return int(attempt_id)
+
+    def _close_attempt(
+        self, conn: Connection, attempt_id: int, outcome: AttemptOutcome, usage: Usage | None,
+        message: str,
+    ) -> None:
+        now = _now()
+        row = conn.execute(
+            select(t.attempts.c.started_at, t.attempts.c.cores).where(t.attempts.c.id == attempt_id)
+        ).one()
+        wall = usage.wall_s if usage is not None else max(0.0, now - row.started_at)
+        conn.execute(
+            update(t.attempts)
+            .where(t.attempts.c.id == attempt_id, t.attempts.c.ended_at.is_(None))
+            .values(
+                ended_at=now, wall_s=wall, outcome=outcome.value, message=message[-4000:],
+                cpu_s=usage.cpu_s if usage else None,
+                peak_rss=usage.peak_rss if usage else None,
+                gpu_s=usage.gpu_s if usage else 0.0,
+            )
+        )
+
+    def finish_attempt(
+        self, attempt_id: int, task_id: int, usage: Usage, output: dict[str, Any]
+    ) -> list[int]:
+        """Record a successful attempt; the task is done. Return ids of tasks made ready."""
+        with self.engine.begin() as conn:
+            self._close_attempt(conn, attempt_id, AttemptOutcome.OK, usage, "")
+            state = conn.execute(
+                select(t.tasks.c.state, t.tasks.c.job_id).where(t.tasks.c.id == task_id)
+            ).one()
+            if state.state != TaskState.RUNNING.value:
+                return []  # cancelled meanwhile: keep the usage, not the result
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id == task_id)
+                .values(state=TaskState.DONE.value, output=json.dumps(output), error="",
+                        progress=1.0, finished_at=_now())
+            )
+            dependents = [
+                r.task_id for r in conn.execute(
+                    select(t.task_deps.c.task_id).where(t.task_deps.c.dep_id == task_id)
+                )
+            ]
+            if dependents:
+                conn.execute(
+                    update(t.tasks)
+                    .where(t.tasks.c.id.in_(dependents))
+                    .values(deps_left=t.tasks.c.deps_left - 1)
+                )
+            job_waits = self._job_waits_on_jobs(conn, state.job_id)
+            ready: list[int] = []
+            if dependents and not job_waits:
+                ready = [
+                    r.id for r in conn.execute(
+                        select(t.tasks.c.id).where(
+                            t.tasks.c.id.in_(dependents),
+                            t.tasks.c.deps_left == 0,
+                            t.tasks.c.state == TaskState.WAITING.value,
+                        )
+                    )
+                ]
+                if ready:
+                    conn.execute(
+                        update(t.tasks)
+                        .where(t.tasks.c.id.in_(ready))
+                        .values(state=TaskState.READY.value)
+                    )
+            self._settle_job(conn, state.job_id)
+        return ready
+
+    def fail_attempt(
+        self, attempt_id: int, task_id: int, *, outcome: AttemptOutcome, usage: Usage | None,
+        message: str, retry: bool,
+    ) -> None:
+        """Record a failed, timed-out, lost or cancelled attempt; requeue the task or fail it."""
+        with self.engine.begin() as conn:
+            self._close_attempt(conn, attempt_id, outcome, usage, message)
+            state = conn.execute(
+                select(t.tasks.c.state).where(t.tasks.c.id == task_id)
+            ).scalar_one()
+            if state != TaskState.RUNNING.value:
+                return
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id == task_id)
+                .values(
+                    state=TaskState.READY.value if retry else TaskState.FAILED.value,
+                    error=message[-4000:], progress=0.0,
+                    finished_at=None if retry else _now(),
+                )
+            )
+
+    def recover_interrupted(self, job_ids: Sequence[int] | None = None) -> int:
+        """After a crash: open attempts become LOST and their running tasks ready again."""
+        with self.engine.begin() as conn:
+            query = select(t.attempts.c.id, t.attempts.c.task_id).where(
+                t.attempts.c.ended_at.is_(None)
+            )
+            if job_ids is not None:
+                query = query.where(t.attempts.c.job_id.in_(list(job_ids)))
+            open_attempts = conn.execute(query).all()
+            for attempt in open_attempts:
+                self._close_attempt(
+                    conn, attempt.id, AttemptOutcome.LOST, None,
+                    "the service or worker stopped while this attempt ran",
+                )
+            running = select(t.tasks.c.job_id).where(t.tasks.c.state == TaskState.RUNNING.value)
+            if job_ids is not None:
+                running = running.where(t.tasks.c.job_id.in_(list(job_ids)))
+            requeued_jobs = sorted(set(conn.execute(running).scalars()))
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.state == TaskState.RUNNING.value,
+                       t.tasks.c.job_id.in_(requeued_jobs))
+                .values(state=TaskState.READY.value, progress=0.0)
+            )
+            self._touch_jobs(conn, requeued_jobs, tasks=True)
+        return len(open_attempts)
+
+    def attempts(self, job_id: int) -> list[dict[str, Any]]:
+        query = (
+            select(t.attempts, t.tasks.c.key, t.tasks.c.frame, t.tasks.c.tile, t.tasks.c.chunk)
+            .join(t.tasks, t.tasks.c.id == t.attempts.c.task_id)
+            .where(t.attempts.c.job_id == job_id)
+            .order_by(t.attempts.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def node_failures(self, job_id: int) -> dict[str, int]:
+        """Failed attempts of a job per node (for blocklisting)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.attempts.c.node, func.count())
+                .where(
+                    t.attempts.c.job_id == job_id,
+                    t.attempts.c.outcome.in_(
+                        [AttemptOutcome.FAILED.value, AttemptOutcome.TIMEOUT.value]
+                    ),
+                )
+                .group_by(t.attempts.c.node)
+            ).all()
+        return {node: int(count) for node, count in rows}

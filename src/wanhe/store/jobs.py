@@ -1,0 +1,391 @@
+"""Jobs and their task graphs: creating them, job state, cancel/retry/reset, readiness,
+dependencies between jobs, and reading tasks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from wanhe.model import JobState, TaskSpec, TaskState
+from wanhe.store import tables as t
+from wanhe.store.base import _StoreBase
+from wanhe.store.rows import JobRow, StoreError, TaskRow, _job, _now, _task
+
+
+def _dependencies_done(conn: Connection, depends_on: Iterable[int]) -> bool:
+    """Whether every job in `depends_on` (a job's dependencies on other jobs) exists and is
+    done: the one test of it, for a new job, a finished task and a finished job alike."""
+    wanted = sorted(set(depends_on))
+    if not wanted:
+        return True
+    done = conn.execute(
+        select(func.count())
+        .select_from(t.jobs)
+        .where(t.jobs.c.id.in_(wanted), t.jobs.c.state == JobState.DONE.value)
+    ).scalar_one()
+    return int(done) == len(wanted)
+
+
+class JobsMixin(_StoreBase):
+    def create_job(
+        self,
+        *,
+        project_id: int,
+        name: str,
+        kind: str,
+        spec: dict[str, Any],
+        fingerprint: str,
+        tasks: Sequence[TaskSpec],
+        priority: int = 50,
+        submitter: str = "",
+        depends_on: Sequence[int] = (),
+        work_dir: str = "",
+    ) -> int:
+        """Insert a job and its whole task graph in one transaction; return the job id."""
+        keys = [task.key for task in tasks]
+        if len(set(keys)) != len(keys):
+            raise StoreError("task keys within a job must be unique")
+        now = _now()
+        with self.engine.begin() as conn:
+            job_id = int(
+                conn.execute(
+                    insert(t.jobs).values(
+                        project_id=project_id, name=name, kind=kind, spec=json.dumps(spec),
+                        fingerprint=fingerprint, state=JobState.QUEUED.value, priority=priority,
+                        submitter=submitter, message="", depends_on=json.dumps(list(depends_on)),
+                        work_dir=work_dir, created_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+            self._insert_tasks(conn, job_id, tasks, waiting_on_jobs=bool(depends_on))
+            self._touch_jobs(conn, [job_id], tasks=True)
+        return job_id
+
+    def create_job_with(
+        self,
+        *,
+        project_id: int,
+        name: str,
+        kind: str,
+        build: Callable[[int], tuple[dict[str, Any], str, Sequence[TaskSpec], str]],
+        priority: int = 50,
+        submitter: str = "",
+        depends_on: Sequence[int] = (),
+    ) -> int:
+        """Insert a job whose spec needs its own id (paths under jobs/<id>/), in one transaction.
+
+        `build(job_id)` returns (spec, fingerprint, tasks, work_dir); if it raises, nothing is
+        stored. It must be quick (no Blender): it runs while the transaction is open.
+        """
+        with self.engine.begin() as conn:
+            job_id = int(
+                conn.execute(
+                    insert(t.jobs).values(
+                        project_id=project_id, name=name, kind=kind, spec="{}", fingerprint="",
+                        state=JobState.QUEUED.value, priority=priority, submitter=submitter,
+                        message="", depends_on=json.dumps(list(depends_on)), work_dir="",
+                        created_at=_now(),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+            spec, fingerprint, tasks, work_dir = build(job_id)
+            keys = [task.key for task in tasks]
+            if len(set(keys)) != len(keys):
+                raise StoreError("task keys within a job must be unique")
+            waits = not _dependencies_done(conn, depends_on)
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id)
+                .values(spec=json.dumps(spec), fingerprint=fingerprint, work_dir=work_dir)
+            )
+            self._insert_tasks(conn, job_id, tasks, waiting_on_jobs=waits)
+            self._touch_jobs(conn, [job_id], tasks=True)
+        return job_id
+
+    def _insert_tasks(
+        self, conn: Connection, job_id: int, tasks: Sequence[TaskSpec], *, waiting_on_jobs: bool
+    ) -> None:
+        rows = [
+            {
+                "job_id": job_id, "key": task.key, "seq": seq, "kind": task.kind.value,
+                "frame": task.frame, "tile": task.tile, "chunk": task.chunk,
+                "state": (
+                    TaskState.READY.value if not task.deps and not waiting_on_jobs
+                    else TaskState.WAITING.value
+                ),
+                "payload": json.dumps(task.payload), "deps_left": len(task.deps), "attempts": 0,
+                "cpus": task.resources.cpus, "memory": task.resources.memory,
+                "gpus": task.resources.gpus, "output": "{}", "error": "", "progress": 0.0,
+            }
+            for seq, task in enumerate(tasks)
+        ]
+        if rows:
+            conn.execute(insert(t.tasks), rows)
+        ids = dict(
+            conn.execute(
+                select(t.tasks.c.key, t.tasks.c.id).where(t.tasks.c.job_id == job_id)
+            ).all()
+        )
+        deps = [
+            {"task_id": ids[task.key], "dep_id": ids[dep]} for task in tasks for dep in task.deps
+        ]
+        if deps:
+            conn.execute(insert(t.task_deps), deps)
+
+    def job(self, job_id: int) -> JobRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).first()
+        return _job(row) if row else None
+
+    def jobs(
+        self, *, project_id: int | None = None, states: Iterable[JobState] | None = None,
+        limit: int = 500,
+    ) -> list[JobRow]:
+        query = select(t.jobs)
+        if project_id is not None:
+            query = query.where(t.jobs.c.project_id == project_id)
+        if states is not None:
+            query = query.where(t.jobs.c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.jobs.c.id.desc()).limit(limit)).all()
+        return [_job(r) for r in rows]
+
+    def find_job(self, project_id: int, fingerprint: str) -> JobRow | None:
+        """The newest job of `project_id` made from the same spec (for resuming)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.jobs)
+                .where(t.jobs.c.project_id == project_id, t.jobs.c.fingerprint == fingerprint)
+                .order_by(t.jobs.c.id.desc())
+                .limit(1)
+            ).first()
+        return _job(row) if row else None
+
+    def set_job_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
+        values: dict[str, Any] = {"state": state.value}
+        if message is not None:
+            values["message"] = message
+        if state.is_final:
+            values["finished_at"] = _now()
+        with self.engine.begin() as conn:
+            conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
+            self._touch_jobs(conn, [job_id], tasks=False)
+
+    def set_job_message(self, job_id: int, message: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(message=message))
+
+    def set_priority(self, job_id: int, priority: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(priority=priority))
+            self._touch_jobs(conn, [job_id], tasks=False)
+
+    def cancel_job(self, job_id: int, message: str = "cancelled by user") -> list[int]:
+        """Cancel every unfinished task; return the ids of those that were running."""
+        with self.engine.begin() as conn:
+            running = [
+                r.id for r in conn.execute(
+                    select(t.tasks.c.id).where(
+                        t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.RUNNING.value
+                    )
+                )
+            ]
+            conn.execute(
+                update(t.tasks)
+                .where(
+                    t.tasks.c.job_id == job_id,
+                    t.tasks.c.state.in_(
+                        [TaskState.WAITING.value, TaskState.READY.value, TaskState.RUNNING.value]
+                    ),
+                )
+                .values(state=TaskState.CANCELLED.value, finished_at=_now())
+            )
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id)
+                .values(state=JobState.CANCELLED.value, message=message, finished_at=_now())
+            )
+            self._touch_jobs(conn, [job_id], tasks=True)
+        return running
+
+    def retry_failed(self, job_id: int) -> int:
+        """Put a job's failed and cancelled tasks back in the queue; return how many."""
+        with self.engine.begin() as conn:
+            ids = [
+                r.id for r in conn.execute(
+                    select(t.tasks.c.id).where(
+                        t.tasks.c.job_id == job_id,
+                        t.tasks.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]),
+                    )
+                )
+            ]
+            if not ids:
+                return 0
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id.in_(ids))
+                .values(state=TaskState.WAITING.value, attempts=0, error="", finished_at=None)
+            )
+            self._refresh_readiness(conn, job_id)
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id)
+                .values(state=JobState.QUEUED.value, message="", finished_at=None)
+            )
+            self._touch_jobs(conn, [job_id], tasks=True)
+        return len(ids)
+
+    def reset_tasks(self, job_id: int, task_ids: Sequence[int]) -> None:
+        """Make finished tasks run again (their outputs went missing)."""
+        if not task_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id.in_(list(task_ids)))
+                .values(state=TaskState.WAITING.value, attempts=0, error="", finished_at=None)
+            )
+            self._refresh_readiness(conn, job_id)
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id)
+                .values(state=JobState.QUEUED.value, message="", finished_at=None)
+            )
+            self._touch_jobs(conn, [job_id], tasks=True)
+
+    def _refresh_readiness(self, conn: Connection, job_id: int) -> None:
+        """Recount unfinished dependencies of the job's waiting tasks; free those with none.
+
+        Two set-based statements whatever the job's size (it was two per waiting task: a
+        retry of a film-sized job took minutes)."""
+        dep = t.tasks.alias("dep")
+        unfinished = (
+            select(func.count())
+            .select_from(t.task_deps.join(dep, dep.c.id == t.task_deps.c.dep_id))
+            .where(t.task_deps.c.task_id == t.tasks.c.id, dep.c.state != TaskState.DONE.value)
+            .scalar_subquery()
+        )
+        waiting = (t.tasks.c.job_id == job_id) & (t.tasks.c.state == TaskState.WAITING.value)
+        conn.execute(update(t.tasks).where(waiting).values(deps_left=unfinished))
+        conn.execute(
+            update(t.tasks).where(waiting, t.tasks.c.deps_left == 0)
+            .values(state=TaskState.READY.value)
+        )
+
+    def release_jobs_waiting_on(self, finished_job_id: int) -> list[int]:
+        """Jobs whose dependencies on other jobs are all done now get their first tasks ready."""
+        released: list[int] = []
+        with self.engine.begin() as conn:
+            candidates = conn.execute(
+                select(t.jobs.c.id, t.jobs.c.depends_on).where(
+                    t.jobs.c.state == JobState.QUEUED.value, t.jobs.c.depends_on != "[]"
+                )
+            ).all()
+            for row in candidates:
+                deps = json.loads(row.depends_on)
+                if finished_job_id not in deps:
+                    continue
+                if _dependencies_done(conn, deps):
+                    conn.execute(
+                        update(t.tasks)
+                        .where(
+                            t.tasks.c.job_id == row.id,
+                            t.tasks.c.state == TaskState.WAITING.value,
+                            t.tasks.c.deps_left == 0,
+                        )
+                        .values(state=TaskState.READY.value)
+                    )
+                    released.append(row.id)
+            self._touch_jobs(conn, released, tasks=True)
+        return released
+
+    def _job_waits_on_jobs(self, conn: Connection, job_id: int) -> bool:
+        deps = json.loads(
+            conn.execute(select(t.jobs.c.depends_on).where(t.jobs.c.id == job_id)).scalar_one()
+        )
+        return not _dependencies_done(conn, deps)
+
+    def _settle_job(self, conn: Connection, job_id: int) -> None:
+        """A job whose every task is done is done."""
+        left = conn.execute(
+            select(func.count()).where(
+                t.tasks.c.job_id == job_id, t.tasks.c.state != TaskState.DONE.value
+            )
+        ).scalar_one()
+        if left == 0:
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id, t.jobs.c.state.in_(
+                    [JobState.QUEUED.value, JobState.RUNNING.value]))
+                .values(state=JobState.DONE.value, finished_at=_now(), message="")
+            )
+
+    def tasks(self, job_id: int) -> list[TaskRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks).where(t.tasks.c.job_id == job_id).order_by(t.tasks.c.seq)
+            ).all()
+        return [_task(r) for r in rows]
+
+    def tasks_by_ids(self, task_ids: Sequence[int]) -> list[TaskRow]:
+        if not task_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks).where(t.tasks.c.id.in_(list(task_ids))).order_by(t.tasks.c.seq)
+            ).all()
+        return [_task(r) for r in rows]
+
+    def task(self, task_id: int) -> TaskRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.tasks).where(t.tasks.c.id == task_id)).first()
+        return _task(row) if row else None
+
+    def task_counts(self, job_id: int) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.state, func.count())
+                .where(t.tasks.c.job_id == job_id)
+                .group_by(t.tasks.c.state)
+            ).all()
+        return {state: int(count) for state, count in rows}
+
+    def task_counts_by_job(self, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """{job id: {task state: count}} for many jobs in one query."""
+        if not job_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.job_id, t.tasks.c.state, func.count())
+                .where(t.tasks.c.job_id.in_(list(job_ids)))
+                .group_by(t.tasks.c.job_id, t.tasks.c.state)
+            ).all()
+        counts: dict[int, dict[str, int]] = {}
+        for job_id, state, count in rows:
+            counts.setdefault(int(job_id), {})[state] = int(count)
+        return counts
+
+    def task_times(self, job_id: int) -> dict[int, tuple[float | None, float | None]]:
+        """{task id: (started_at, finished_at)} of a job's tasks."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.id, t.tasks.c.started_at, t.tasks.c.finished_at)
+                .where(t.tasks.c.job_id == job_id)
+            ).all()
+        return {int(r.id): (r.started_at, r.finished_at) for r in rows}
+
+    def farm_task_counts(self) -> dict[str, int]:
+        """Task counts by state over jobs that can still run (queued, running, paused)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks.c.state, func.count())
+                .join(t.jobs, t.jobs.c.id == t.tasks.c.job_id)
+                .where(t.jobs.c.state.in_(
+                    [JobState.QUEUED.value, JobState.RUNNING.value, JobState.PAUSED.value]))
+                .group_by(t.tasks.c.state)
+            ).all()
+        return {state: int(count) for state, count in rows}

@@ -1,0 +1,169 @@
+"""Projects, their API tokens, and which uploaded blobs each project owns."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Insert, Table, insert, select, update
+from sqlalchemy.engine import Connection
+
+from wanhe.store import tables as t
+from wanhe.store.base import _StoreBase
+from wanhe.store.rows import ProjectRow, StoreError, TokenRow, _now, hash_token
+
+_IN_CHUNK = 500  # values per SQL IN (…): well under SQLite's bound-parameter limit
+
+
+class ProjectsMixin(_StoreBase):
+    def create_project(
+        self, name: str, *, weight: float = 1.0, budget_core_hours: float | None = None
+    ) -> ProjectRow:
+        if not name or len(name) > 100:
+            raise StoreError("a project name needs 1 to 100 characters")
+        if weight <= 0:
+            raise StoreError(f"project weight must be positive, not {weight}")
+        if budget_core_hours is not None and budget_core_hours < 0:
+            raise StoreError(f"a budget cannot be negative ({budget_core_hours} core-hours)")
+        with self.engine.begin() as conn:
+            if conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).first():
+                raise StoreError(f"project {name!r} exists already")
+            pid = conn.execute(
+                insert(t.projects).values(
+                    name=name, weight=weight, budget_core_hours=budget_core_hours,
+                    created_at=_now(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            self._touch_project(conn, int(pid))
+        return ProjectRow(int(pid), name, weight, budget_core_hours)
+
+    def ensure_project(self, name: str) -> ProjectRow:
+        found = self.project_by_name(name)
+        return found if found is not None else self.create_project(name)
+
+    def project_by_name(self, name: str) -> ProjectRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.projects).where(t.projects.c.name == name)).first()
+        return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours) if row else None
+
+    def project(self, project_id: int) -> ProjectRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.projects).where(t.projects.c.id == project_id)).first()
+        return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours) if row else None
+
+    def projects(self) -> list[ProjectRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.projects).order_by(t.projects.c.id)).all()
+        return [ProjectRow(r.id, r.name, r.weight, r.budget_core_hours) for r in rows]
+
+    def update_project(
+        self, project_id: int, *, weight: float | None = None,
+        budget_core_hours: float | None = None, clear_budget: bool = False,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if weight is not None:
+            if weight <= 0:
+                raise StoreError(f"project weight must be positive, not {weight}")
+            values["weight"] = weight
+        if budget_core_hours is not None:
+            if budget_core_hours < 0:
+                raise StoreError("a budget cannot be negative")
+            values["budget_core_hours"] = budget_core_hours
+        if clear_budget:
+            values["budget_core_hours"] = None
+        if values:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(t.projects).where(t.projects.c.id == project_id).values(**values)
+                )
+                self._touch_project(conn, project_id)
+
+    def create_token(self, project_id: int | None, name: str = "") -> str:
+        """A new API token (returned once, stored only as a hash); None makes an admin token."""
+        token = "wh_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(t.tokens).values(
+                    project_id=project_id, name=name, token_hash=hash_token(token),
+                    created_at=_now(),
+                )
+            )
+        return token
+
+    def verify_token(self, token: str) -> TokenRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.tokens).where(
+                    t.tokens.c.token_hash == hash_token(token), t.tokens.c.revoked_at.is_(None)
+                )
+            ).first()
+        return TokenRow(row.id, row.project_id, row.name) if row else None
+
+    def tokens(self, project_id: int | None = None) -> list[dict[str, Any]]:
+        query = select(t.tokens, t.projects.c.name.label("project")).outerjoin(
+            t.projects, t.tokens.c.project_id == t.projects.c.id
+        )
+        if project_id is not None:
+            query = query.where(t.tokens.c.project_id == project_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.tokens.c.id)).all()
+        return [
+            {
+                "id": r.id, "project": r.project, "name": r.name, "created_at": r.created_at,
+                "revoked": r.revoked_at is not None,
+            }
+            for r in rows
+        ]
+
+    def revoke_token(self, token_id: int, project_id: int | None = None) -> bool:
+        query = update(t.tokens).where(t.tokens.c.id == token_id, t.tokens.c.revoked_at.is_(None))
+        if project_id is not None:
+            query = query.where(t.tokens.c.project_id == project_id)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(query.values(revoked_at=_now())).rowcount)
+
+    def _owned_blobs(self, conn: Connection, project_id: int, hashes: Sequence[str]) -> set[str]:
+        owned: set[str] = set()
+        for i in range(0, len(hashes), _IN_CHUNK):
+            owned.update(conn.execute(
+                select(t.project_blobs.c.sha256).where(
+                    t.project_blobs.c.project_id == project_id,
+                    t.project_blobs.c.sha256.in_(hashes[i:i + _IN_CHUNK]),
+                )
+            ).scalars())
+        return owned
+
+    def blobs_missing(self, project_id: int, hashes: Iterable[str]) -> list[str]:
+        """The hashes (de-duplicated, in order) this project never uploaded."""
+        wanted = list(dict.fromkeys(hashes))
+        with self.engine.connect() as conn:
+            owned = self._owned_blobs(conn, project_id, wanted)
+        return [sha for sha in wanted if sha not in owned]
+
+    def record_blobs(self, project_id: int, blobs: Iterable[tuple[str, int]]) -> list[str]:
+        """Record that a project uploaded these (sha256, size) blobs, whose bytes were verified;
+        return the hashes it had not uploaded before. Recording one twice is harmless."""
+        sizes = dict(blobs)
+        if not sizes:
+            return []
+        now = _now()
+        with self.engine.begin() as conn:
+            owned = self._owned_blobs(conn, project_id, list(sizes))
+            new = [sha for sha in sizes if sha not in owned]
+            if new:
+                conn.execute(self._insert_ignoring_duplicates(t.project_blobs), [
+                    {"project_id": project_id, "sha256": sha, "size": sizes[sha],
+                     "created_at": now} for sha in new
+                ])
+        return new
+
+    def _insert_ignoring_duplicates(self, table: Table) -> Insert:
+        """INSERT that skips rows whose key exists (two uploads of one file may race)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+            return postgres_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()

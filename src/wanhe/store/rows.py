@@ -1,0 +1,163 @@
+"""The store's rows as the rest of wanhe sees them, and the mappings from database rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from wanhe.model import JobState, Resources, TaskState
+
+
+class StoreError(ValueError):
+    """A request the store cannot satisfy (unknown project, duplicate name, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    id: int
+    name: str
+    weight: float
+    budget_core_hours: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: int
+    project_id: int | None  # None: an admin token
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: int
+    project_id: int
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    fingerprint: str
+    state: JobState
+    priority: int
+    submitter: str
+    message: str
+    depends_on: list[int]
+    work_dir: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: int
+    job_id: int
+    key: str
+    seq: int
+    kind: str
+    frame: int | None
+    tile: int | None
+    chunk: int | None
+    state: TaskState
+    payload: dict[str, Any]
+    attempts: int
+    resources: Resources
+    output: dict[str, Any]
+    error: str
+    progress: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one attempt used: cores allocated × wall seconds, and what the process really used."""
+
+    wall_s: float
+    cores: float
+    cpu_s: float | None = None
+    peak_rss: int | None = None
+    gpu_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyTask:
+    """What the dispatcher queues for a ready task; it reads the whole row when it starts it."""
+
+    id: int
+    job_id: int
+    seq: int
+    resources: Resources
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedJob:
+    """A job as the dispatcher's sync sees it: its row, and the revision at which its ready
+    tasks last changed outside the dispatcher."""
+
+    job: JobRow
+    tasks_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed outside the dispatcher since a revision (see `tables` on change tracking)."""
+
+    revision: int  # the counter as read before the rows: rows stamped later are read next time
+    projects: list[ProjectRow]
+    jobs: list[TrackedJob]
+
+
+def _now() -> float:
+    return time.time()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _job(row: Any) -> JobRow:
+    return JobRow(
+        id=row.id,
+        project_id=row.project_id,
+        name=row.name,
+        kind=row.kind,
+        spec=json.loads(row.spec),
+        fingerprint=row.fingerprint,
+        state=JobState(row.state),
+        priority=row.priority,
+        submitter=row.submitter,
+        message=row.message,
+        depends_on=json.loads(row.depends_on),
+        work_dir=row.work_dir,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _tracked(row: Any) -> TrackedJob:
+    return TrackedJob(_job(row), int(row.tasks_revision))
+
+
+def _project(row: Any) -> ProjectRow:
+    return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours)
+
+
+def _task(row: Any) -> TaskRow:
+    return TaskRow(
+        id=row.id,
+        job_id=row.job_id,
+        key=row.key,
+        seq=row.seq,
+        kind=row.kind,
+        frame=row.frame,
+        tile=row.tile,
+        chunk=row.chunk,
+        state=TaskState(row.state),
+        payload=json.loads(row.payload),
+        attempts=row.attempts,
+        resources=Resources(row.cpus, row.memory, row.gpus),
+        output=json.loads(row.output),
+        error=row.error,
+        progress=row.progress,
+    )
