@@ -3,7 +3,7 @@
 For each scene (built with examples/make_scenes.py) this renders frame 1 at a high-sample
 reference and at a ladder of sample counts, each raw and denoised with OIDN (albedo + normal
 passes, the farm's own ``denoise_frame``), and scores PSNR / SSIM against the reference
-(display-referred sRGB, see ``wanhe.quality.metrics``). It then finds the smallest sample count
+(display-referred sRGB, see ``wanhe.imaging.similarity``). It then finds the smallest sample count
 whose denoised frame is at least as good (PSNR and SSIM) as the raw frame at the scene's own
 sample count, and reports the render time saved (render + OIDN time vs. the raw render).
 
@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from wanhe.blender.runner import BlenderProcess  # noqa: E402
-from wanhe.quality.metrics import Score, score  # noqa: E402
-from wanhe.quality.probe import REFERENCE_SEED_OFFSET, measure  # noqa: E402
+from wanhe.imaging.similarity import Score, score  # noqa: E402
+from wanhe.samplecount.probe import REFERENCE_SEED_OFFSET, measure  # noqa: E402
 
 DEFAULT_LADDER = (4, 8, 16, 24, 32, 48, 64, 128, 256)
 

@@ -208,8 +208,8 @@ def render(
     if report_json is not None:
         _check_report_path(report_json)
     try:
-        from wanhe.quality.levels import parse_quality_target
-        from wanhe.quality.thresholds import parse_threshold_args
+        from wanhe.imaging.qc_thresholds import parse_threshold_args
+        from wanhe.samplecount.levels import parse_quality_target
 
         if quality is not None:
             parse_quality_target(quality)  # its own message, without pydantic's prefix

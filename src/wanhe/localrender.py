@@ -157,7 +157,7 @@ def apply_quality(
     """
     if not options.quality:
         return prepared
-    from wanhe.quality.autoquality import choose_samples, spec_for_probe
+    from wanhe.samplecount.autoquality import choose_samples, spec_for_probe
 
     key = _probe_key(prepared, options.quality)
     cache = None if cache_dir is None else cache_dir / f"{key}.json"

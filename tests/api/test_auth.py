@@ -161,6 +161,17 @@ def test_metrics_and_events(farm: Farm) -> None:
     assert "event: job" in body
 
 
+def test_a_touched_job_sends_its_summary_as_a_job_event(farm: Farm) -> None:
+    """The service's event thread describes a job with what `create_app` wired in (views)."""
+    a = farm.project("a")
+    job = farm.submit(a)
+    with farm.client.stream("GET", "/api/events?timeout=2",
+                            headers={"Last-Event-ID": "0", **farm.auth(a)}) as r:
+        body = "".join(r.iter_text())
+    assert "event: job" in body
+    assert f'"id": {job["id"]}' in body and '"project": "a"' in body
+
+
 def test_a_token_in_the_url_is_refused(farm: Farm) -> None:
     """URLs end up in proxy and server logs: tokens travel only in the Authorization header."""
     a = farm.project("a")

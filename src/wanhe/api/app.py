@@ -12,7 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from wanhe.api import events, metrics, routes_blobs, routes_farm, routes_jobs, routes_projects
+from wanhe.api import (
+    events,
+    metrics,
+    routes_blobs,
+    routes_farm,
+    routes_jobs,
+    routes_projects,
+    views,
+)
 from wanhe.api.schemas import Health
 from wanhe.api.service import Inspector, Service
 from wanhe.config import Settings
@@ -34,9 +42,8 @@ def create_app(
     a background thread for the app's lifetime (FastAPI lifespan)."""
     service = Service(
         settings, start_dispatcher=start_dispatcher, workers=workers, num_cpus=num_cpus,
-        inspector=inspector,
+        inspector=inspector, describe_job=views.job_event,
     )
-    service.metrics = metrics.Metrics(service)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +60,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.metrics = metrics.Metrics(service)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

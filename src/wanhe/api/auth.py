@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wanhe.api.service import Service, get_service
+from wanhe.api.deps import get_service
+from wanhe.api.service import Service
 
 bearer = HTTPBearer(auto_error=False, description="a wanhe API token (wanhe project create)")
 

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from wanhe.api.auth import Principal, principal
-from wanhe.api.service import Service, get_service
+from wanhe.api.deps import get_service
+from wanhe.api.service import Service
 
 HEARTBEAT_S = 15.0
 

@@ -1,20 +1,21 @@
 """Prometheus metrics at `/metrics`: queue depth, running tasks, dispatch latency, core-seconds.
 
 Gauges are read from the database at scrape time (it is the source of truth); the dispatch
-latency histogram takes the dispatcher's new measurements at each scrape.
+latency histogram takes the dispatcher's new measurements at each scrape. `wanhe.api.app` makes
+the app's `Metrics` (kept in `app.state.metrics`); the service itself knows nothing of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from wanhe.api.auth import Principal, principal
-from wanhe.api.service import Service, get_service
+from wanhe.api.service import Service
 
 router = APIRouter(tags=["metrics"])
 
@@ -76,10 +77,13 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def get_metrics(request: Request) -> Metrics:
+    collector: Metrics = request.app.state.metrics
+    return collector
+
+
 @router.get("/metrics", response_class=Response, include_in_schema=True)
 def metrics(
-    _: Principal = Depends(principal), service: Service = Depends(get_service)
+    _: Principal = Depends(principal), collector: Metrics = Depends(get_metrics)
 ) -> Response:
-    collector = service.metrics
-    assert collector is not None
     return Response(collector.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

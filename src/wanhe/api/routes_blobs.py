@@ -23,8 +23,9 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from wanhe.api.auth import Principal, principal
+from wanhe.api.deps import get_service
 from wanhe.api.schemas import BlobMissing, BlobQuery, BlobStored
-from wanhe.api.service import Service, get_service
+from wanhe.api.service import Service
 from wanhe.storage import SHA256_RE, HashMismatch, Storage, StorageError, TooLarge
 
 router = APIRouter(tags=["blobs"])

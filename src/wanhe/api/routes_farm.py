@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from wanhe.api.auth import Principal, principal
-from wanhe.api.service import Service, get_service
+from wanhe.api.deps import get_service
+from wanhe.api.service import Service
 
 router = APIRouter(tags=["farm"])
 

@@ -17,9 +17,10 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from wanhe.api.auth import Principal, principal
+from wanhe.api.deps import get_service
 from wanhe.api.intake import create_job
 from wanhe.api.schemas import JobAction, JobCreate, JobDetail, JobSummary, PriorityPatch, TaskOut
-from wanhe.api.service import Service, get_service
+from wanhe.api.service import Service
 from wanhe.api.views import job_detail, job_summaries, task_list
 from wanhe.model import JobState
 from wanhe.storage import StoredFile, UnsafePath

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException
 
 from wanhe.api.auth import Principal, admin, principal
+from wanhe.api.deps import get_service
 from wanhe.api.schemas import (
     Me,
     ProjectCreate,
@@ -15,7 +16,7 @@ from wanhe.api.schemas import (
     TokenCreated,
     TokenOut,
 )
-from wanhe.api.service import Service, get_service
+from wanhe.api.service import Service
 from wanhe.store.store import ProjectRow, StoreError
 
 router = APIRouter(tags=["projects"])

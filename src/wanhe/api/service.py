@@ -6,6 +6,10 @@ dispatcher `wanhe render` uses, no second copy). Requests that change what shoul
 cancel, pause, resume, retry, priority) write the database and `poke()` the dispatcher. When
 storage is not the work area itself, each task the dispatcher reports done has its outputs
 published to storage by `OutputPublisher` (in this process, so any fsspec URL works).
+
+This module knows nothing of the web layer: the FastAPI dependency that hands routes the
+service is `wanhe.api.deps.get_service`; `wanhe.api.app` wires the Prometheus metrics and
+gives the service its `describe_job` (how a job looks in a `job` event, from `views`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
-
 from wanhe.api.hub import EventHub, watch_jobs
 from wanhe.api.publish import OutputPublisher
 from wanhe.config import Settings
@@ -28,13 +30,15 @@ from wanhe.storage import Storage, WorkArea, is_url
 from wanhe.store.store import Store
 
 if TYPE_CHECKING:
-    from wanhe.api.metrics import Metrics
     from wanhe.engine.dispatcher import Dispatcher, TaskEvent
 
 log = logging.getLogger(__name__)
 
 Inspector = Callable[[Path], tuple[SceneFacts, list[str]]]
 """Reads a .blend: its facts and the external files it misses (paths as text)."""
+
+JobDescriber = Callable[["Service", int], "tuple[int, dict[str, Any]] | None"]
+"""A job as its `job` event shows it: (project id, JSON-able summary), None when it is gone."""
 
 
 def blender_inspector(blender: str | None) -> Inspector:
@@ -65,6 +69,7 @@ class Service:
         workers: int | None = None,
         num_cpus: int | None = None,
         inspector: Inspector | None = None,
+        describe_job: JobDescriber | None = None,
     ) -> None:
         self.settings = settings
         self.work, self.storage = open_storage(settings)
@@ -80,7 +85,7 @@ class Service:
         self.num_cpus = num_cpus
         self.dispatcher: Dispatcher | None = None
         self.dispatcher_error: str | None = None
-        self.metrics: Metrics | None = None
+        self.describe_job = describe_job
         self.stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._job_projects: dict[int, int] = {}
@@ -89,13 +94,15 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Connect Ray (on the calling thread) and start the dispatcher and event threads."""
-        watcher = threading.Thread(
-            target=watch_jobs, args=(self.events, self._describe_job, self.stop),
-            name="wanhe-events", daemon=True,
-        )
-        watcher.start()
-        self._threads.append(watcher)
+        """Connect Ray (on the calling thread) and start the dispatcher and event threads (the
+        `job` event thread only with a `describe_job`)."""
+        if self.describe_job is not None:
+            watcher = threading.Thread(
+                target=watch_jobs, args=(self.events, self._describe_job, self.stop),
+                name="wanhe-events", daemon=True,
+            )
+            watcher.start()
+            self._threads.append(watcher)
         if self.publisher is not None:
             self.publisher.start()
             self.publisher.sweep()
@@ -202,13 +209,8 @@ class Service:
             self.events.touch(event.job_id)
 
     def _describe_job(self, job_id: int) -> tuple[int, dict[str, Any]] | None:
-        from wanhe.api.views import job_summaries
-
-        job = self.store.job(job_id)
-        if job is None:
-            return None
-        summary = job_summaries(self, [job])[0]
-        return job.project_id, summary.model_dump(mode="json")
+        assert self.describe_job is not None
+        return self.describe_job(self, job_id)
 
 
 def open_storage(settings: Settings) -> tuple[WorkArea, Storage]:
@@ -235,7 +237,3 @@ def _keep_signal_handlers(start: Callable[[], None]) -> None:
             if handler is not None:
                 signal.signal(sig, handler)
 
-
-def get_service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service

@@ -52,6 +52,16 @@ def job_summaries(service: Service, jobs: list[JobRow]) -> list[JobSummary]:
     return out
 
 
+def job_event(service: Service, job_id: int) -> tuple[int, dict[str, Any]] | None:
+    """A job as its `job` event shows it: its project and its summary as JSON (the service's
+    `describe_job`); None when the job is gone."""
+    job = service.store.job(job_id)
+    if job is None:
+        return None
+    summary = job_summaries(service, [job])[0]
+    return job.project_id, summary.model_dump(mode="json")
+
+
 def _task_core_seconds(attempts: list[dict[str, Any]]) -> dict[int, float]:
     spent: dict[int, float] = defaultdict(float)
     for a in attempts:

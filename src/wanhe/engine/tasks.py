@@ -79,7 +79,7 @@ def run_render(
     os.replace(temp, final)
     output: dict[str, Any] = {"exr": str(final), "width": reply.width, "height": reply.height}
     if payload.get("partial"):  # a sample chunk: preview the frame at the samples done so far
-        from wanhe.quality.partial import write_partial_preview
+        from wanhe.imaging.partial_preview import write_partial_preview
 
         try:
             output["partial"] = write_partial_preview(payload["partial"])
@@ -176,13 +176,13 @@ def run_task(
     if kind is TaskKind.PREVIEW:
         return run_preview(payload)
     if kind is TaskKind.QC:
-        from wanhe.engine.quality import run_qc
+        from wanhe.engine.frame_checks import run_qc
 
         checked = _measured(lambda: run_qc(payload, blender, log))
         checked.cpu_s += float(checked.output["qc"].get("rerender_cpu_s", 0.0))  # Blender's
         return checked
     if kind is TaskKind.VIDEO:
-        from wanhe.engine.quality import run_video
+        from wanhe.engine.frame_checks import run_video
 
         return _measured(lambda: run_video(payload))
     if kind is TaskKind.NOOP:

@@ -1,4 +1,4 @@
-"""Automatic quality checks on rendered frames, before a person has to look.
+"""QC detectors: automatic checks on rendered frames, before a person has to look.
 
 Pure NumPy/SciPy functions on H×W×3 (or ×4, alpha ignored) linear RGB arrays, row 0 = top.
 Each detector returns a list of :class:`QCIssue`; :func:`check_frame` runs them all and
@@ -8,6 +8,10 @@ has severity ``error``.
 Detectors: wrong resolution, NaN/Inf pixels, black or blank (uniform) frame, fireflies,
 missing or blank tiles, seams at tile borders, and brightness / histogram jumps against
 neighbouring frames (flicker, a light that went missing).
+
+Pure functions only; the QC task that runs them on each finished frame (and re-renders one that
+fails) is :mod:`wanhe.engine.frame_checks`, the ``--qc-threshold`` parsing
+:mod:`wanhe.imaging.qc_thresholds`.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class RenderKnobs(BaseModel):
     @field_validator("qc_thresholds")
     @classmethod
     def _thresholds_in_range(cls, values: dict[str, float]) -> dict[str, float]:
-        from wanhe.quality.thresholds import thresholds_from
+        from wanhe.imaging.qc_thresholds import thresholds_from
 
         thresholds_from(values)
         return values
@@ -277,7 +277,7 @@ class RenderOptions(RenderKnobs):
     @field_validator("quality")
     @classmethod
     def _known_quality(cls, value: str | None) -> str | None:
-        from wanhe.quality.levels import parse_quality_target
+        from wanhe.samplecount.levels import parse_quality_target
 
         if value is not None:
             parse_quality_target(value)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wanhe.imaging.qc import FrameStats, QCResult, QCThresholds, check_exr, frame_stats
-from wanhe.quality.thresholds import thresholds_from
+from wanhe.imaging.qc_thresholds import thresholds_from
 
 __all__ = ["RERENDER_SEED_OFFSET", "neighbour_stats", "run_qc", "run_video", "thresholds_from"]
 

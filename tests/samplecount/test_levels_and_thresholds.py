@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from wanhe.imaging.qc_thresholds import parse_threshold_args, thresholds_from
 from wanhe.jobtypes.blender_render import RenderOptions
-from wanhe.quality.levels import LEVELS, parse_quality_target
-from wanhe.quality.thresholds import parse_threshold_args, thresholds_from
+from wanhe.samplecount.levels import LEVELS, parse_quality_target
 
 
 @pytest.mark.parametrize("name", sorted(LEVELS))

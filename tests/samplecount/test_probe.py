@@ -12,9 +12,9 @@ from tests.conftest import build_scene
 from wanhe.blender.runner import BlenderProcess
 from wanhe.jobtypes.blender_render import RenderOptions
 from wanhe.localrender import prepare
-from wanhe.quality.autoquality import choose_samples, probe_percentage
-from wanhe.quality.levels import LEVELS
-from wanhe.quality.probe import ProbePoint, probe_samples
+from wanhe.samplecount.autoquality import choose_samples, probe_percentage
+from wanhe.samplecount.levels import LEVELS
+from wanhe.samplecount.probe import ProbePoint, probe_samples
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_rerun_reuses_the_probe_instead_of_probing_again(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Resuming a --quality render must not pay for the probe twice; a new target must."""
-    import wanhe.quality.autoquality as autoquality
+    import wanhe.samplecount.autoquality as autoquality
     from wanhe.localrender import apply_quality
 
     real = autoquality.choose_samples

@@ -18,13 +18,13 @@ from PIL import Image
 
 from tests.conftest import build_scene
 from wanhe.blender.runner import BlenderProcess
-from wanhe.engine.quality import run_qc, run_video
+from wanhe.engine.frame_checks import run_qc, run_video
 from wanhe.engine.tasks import TaskFailed, run_task
 from wanhe.imaging.exr import Frame, read_layers, write_layers
+from wanhe.imaging.partial_preview import write_partial_preview
 from wanhe.jobtypes.blender_render import RenderOptions, compile_render_job
 from wanhe.localrender import prepare
 from wanhe.model import TaskKind, TaskSpec
-from wanhe.quality.partial import write_partial_preview
 
 
 def _quiet(_: object) -> None:

@@ -1,4 +1,5 @@
-"""QC thresholds from the command line: ``--qc-threshold NAME=VALUE`` (repeatable)."""
+"""QC thresholds from the command line: ``--qc-threshold NAME=VALUE`` (repeatable), into the
+detectors' :class:`~wanhe.imaging.qc.QCThresholds`."""
 
 from __future__ import annotations
 

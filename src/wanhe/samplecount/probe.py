@@ -26,7 +26,7 @@ from typing import Any
 
 from wanhe.imaging.denoise import denoise_frame
 from wanhe.imaging.exr import FloatImage, read_layers
-from wanhe.quality.metrics import Score, score
+from wanhe.imaging.similarity import Score, score
 
 __all__ = [
     "DEFAULT_LADDER",

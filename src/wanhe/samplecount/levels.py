@@ -1,8 +1,9 @@
 """``--quality TARGET``: a PSNR in dB, or a named level.
 
-PSNR is display-referred (:mod:`wanhe.quality.metrics`) and, in the probe, estimated against a
-noise-free frame (:mod:`wanhe.quality.probe`). The named levels come from ``bench/denoise.py``
-(bench/RESULTS.md, 320x180, 1024-sample reference; estimated noise-free dB in brackets):
+PSNR is display-referred (:mod:`wanhe.imaging.similarity`) and, in the probe, estimated
+against a noise-free frame (:mod:`wanhe.samplecount.probe`). The named levels come from
+``bench/denoise.py`` (bench/RESULTS.md, 320x180, 1024-sample reference; estimated
+noise-free dB in brackets):
 
 * ``draft``   — 30 dB: noise visible on a close look; layout, light and motion read clearly.
   OIDN reaches it from the fewest probed samples on both scenes (4 + OIDN: demo [33.9],

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from wanhe.quality.probe import MAX_CORRECTION_DB, noise_free_psnr
+from wanhe.samplecount.probe import MAX_CORRECTION_DB, noise_free_psnr
 
 
 def test_a_raw_frame_gains_exactly_the_references_share() -> None:

@@ -1,4 +1,4 @@
-"""PSNR and SSIM of a rendered frame against a reference, as a viewer sees them.
+"""Image similarity: PSNR and SSIM of a frame against a reference, as a viewer sees them.
 
 Both are taken on display-referred values: linear RGB through the plain sRGB transfer
 function, clipped to 0..1 (the same transform as wanhe's PNG previews), so a dB figure means

@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 from wanhe.jobtypes.blender_render import RenderSpec, SceneFacts
-from wanhe.quality.levels import parse_quality_target
-from wanhe.quality.probe import DEFAULT_LADDER, ProbeResult, probe_samples
+from wanhe.samplecount.levels import parse_quality_target
+from wanhe.samplecount.probe import DEFAULT_LADDER, ProbeResult, probe_samples
 
 __all__ = ["PROBE_FRACTION", "PROBE_MIN_WIDTH", "choose_samples", "probe_percentage"]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from wanhe.quality.metrics import PSNR_CAP_DB, display, psnr, score, ssim
+from wanhe.imaging.similarity import PSNR_CAP_DB, display, psnr, score, ssim
 
 
 def test_identical_frames_cap_psnr_and_have_ssim_one() -> None:
