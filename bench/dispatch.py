@@ -47,7 +47,6 @@ from typing import Any
 from sqlalchemy import event
 
 from wanhe.engine import cluster
-from wanhe.engine import dispatcher as dispatcher_module
 from wanhe.engine.dispatcher import Dispatcher
 from wanhe.model import JobState, TaskKind, TaskSpec
 from wanhe.store.store import Store
@@ -182,11 +181,13 @@ class StatementCounter:
         self.count += 1
 
 
-def timed_sync(dispatcher: Dispatcher, counter: StatementCounter) -> tuple[float, int]:
+def timed_sync(
+    dispatcher: Dispatcher, counter: StatementCounter, *, full: bool = False
+) -> tuple[float, int]:
     """Seconds one `sync()` took and the statements it sent."""
     before = counter.count
     t0 = time.perf_counter()
-    dispatcher.sync()
+    dispatcher.sync(full=full)
     return time.perf_counter() - t0, counter.count - before
 
 
@@ -201,13 +202,7 @@ def big_job(store: Store, project_id: int, n: int) -> int:
 
 
 def forced_full_sync(dispatcher: Dispatcher, counter: StatementCounter) -> tuple[float, int]:
-    # A baseline tree from before the incremental sync lacks the setting: every sync is full.
-    interval = getattr(dispatcher_module, "FULL_SYNC_INTERVAL_S", 0.0)
-    dispatcher_module.FULL_SYNC_INTERVAL_S = 0.0  # makes this sync a full one
-    try:
-        return timed_sync(dispatcher, counter)
-    finally:
-        dispatcher_module.FULL_SYNC_INTERVAL_S = interval
+    return timed_sync(dispatcher, counter, full=True)
 
 
 def sync_probe(url: str, n: int) -> dict[str, float]:

@@ -226,3 +226,24 @@ def test_report_folder_is_created(tiny: Path, tmp_path: Path) -> None:
                    "--frames", "a-b", home=tmp_path)
     assert_clear_error(result, "malformed frame range")  # got past the report check
     assert (tmp_path / "new").is_dir()
+
+
+@pytest.mark.slow
+def test_a_task_that_always_times_out_fails_the_command_with_the_reason(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """Each attempt passes `--task-timeout`; after three the task is out of attempts and the
+    command ends at once, non-zero, saying which frame, how, how often, where and why —
+    it used to wait forever for a blocklisted node."""
+    started = time.monotonic()
+    result = wanhe("render", str(tiny), "--frames", "1", "--samples", "200000",
+                   "--task-timeout", "2", "--quiet", "--output", str(tmp_path / "o" / "f_####"),
+                   "--report-json", str(tmp_path / "r.json"), home=tmp_path, timeout=120)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert took < 30, f"took {took:.1f} s"
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert "failed: frame 1 tile 0 timed out 3 time(s), last on " in lines[0]
+    assert "timeout_s=2" in lines[0] and "Traceback" not in result.stderr
+    assert not list((tmp_path / "o").glob("*.exr"))  # nothing half-written

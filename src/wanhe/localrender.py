@@ -29,7 +29,7 @@ from wanhe.jobtypes.blender_render import (
     final_outputs,
     resolve_spec,
 )
-from wanhe.model import JobState, TaskState
+from wanhe.model import JobState, TaskKind, TaskState
 from wanhe.store.usage import core_seconds
 
 if TYPE_CHECKING:
@@ -282,7 +282,8 @@ def run_jobs(
                                      on_event=on_event)
     try:
         first = store.job(job_ids[0])
-        dispatcher.run_jobs(job_ids, warm_scene=first.spec.get("scene") if first else None)
+        scene = first.spec.get("scene") if first else None
+        dispatcher.run_jobs(job_ids, warm=(TaskKind.RENDER.value, scene) if scene else None)
     finally:
         dispatcher.close()
 
@@ -321,6 +322,7 @@ def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
             "chunk": a["chunk"], "attempt": a["number"], "node": a["node"],
             "worker": a["worker"], "outcome": a["outcome"], "wall_s": a["wall_s"],
             "cores": a["cores"], "core_seconds": core_seconds(a),
+            "gpu_seconds": float(a["gpu_s"] or 0.0),
             "cpu_s": a["cpu_s"], "peak_rss_bytes": a["peak_rss"], "message": a["message"],
             "log": a["log_path"], "started_at": a["started_at"], "ended_at": a["ended_at"],
         }
@@ -373,6 +375,7 @@ def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
             "core_hours": sum(r["core_seconds"] for r in records) / 3600,
             "cpu_seconds": sum(r["cpu_s"] or 0 for r in records),
             "cpu_hours": sum(r["cpu_s"] or 0 for r in records) / 3600,
+            "gpu_hours": sum(r["gpu_seconds"] for r in records) / 3600,
             "core_hours_by_outcome": {k: v / 3600 for k, v in by_outcome.items()},
         },
     }

@@ -38,6 +38,9 @@ class TaskState(enum.StrEnum):
 
 
 class TaskKind(enum.StrEnum):
+    """The task kinds of the built-in job types. Task kinds are open: a job type may compile
+    tasks of any kind string that an executor registered for (`wanhe.engine.executors`)."""
+
     RENDER = "render"  # Blender renders one tile (or the whole frame) of one frame
     ASSEMBLE = "assemble"  # tiles (and sample chunks) -> one full-frame multilayer EXR
     DENOISE = "denoise"  # OIDN on the assembled frame with albedo + normal
@@ -45,12 +48,15 @@ class TaskKind(enum.StrEnum):
     QC = "qc"  # automatic quality checks of a finished frame
     VIDEO = "video"  # preview MP4 + contact sheet for the whole job
     NOOP = "noop"  # does nothing; used by the dispatch benchmark
+    COMMAND = "command"  # a command line in its own working directory (OpenJD actions, tools)
 
 
 class AttemptOutcome(enum.StrEnum):
     OK = "ok"
     FAILED = "failed"  # the task itself failed (bad scene, Blender crash, QC error)
-    TIMEOUT = "timeout"  # past its wall-clock limit or silent in its log too long
+    TIMEOUT = "timeout"  # past its wall-clock limit
+    SILENT = "silent"  # silent in its log longer than its limit
+    OUT_OF_MEMORY = "out_of_memory"  # ran out of memory (killed by the kernel's OOM killer)
     CANCELLED = "cancelled"  # a user cancelled the job
     LOST = "lost"  # the worker, node or service died mid-attempt
 
@@ -86,7 +92,7 @@ class TaskSpec:
     """
 
     key: str
-    kind: TaskKind
+    kind: str  # a TaskKind, or any kind an executor registered for
     payload: dict[str, Any]
     deps: list[str] = field(default_factory=list)
     frame: int | None = None

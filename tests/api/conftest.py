@@ -36,6 +36,9 @@ def fake_inspector(path: Path) -> tuple[SceneFacts, list[str]]:
     return facts, []
 
 
+FAKE_INSPECTORS = {"blender_render": fake_inspector}
+
+
 @dataclass
 class Farm:
     client: TestClient
@@ -85,6 +88,6 @@ def farm(tmp_path: Path, db_url: str) -> Iterator[Farm]:
     store = Store(settings.db_url)
     admin = store.create_token(None, "admin")
     store.dispose()
-    app = create_app(settings, start_dispatcher=False, inspector=fake_inspector)
+    app = create_app(settings, start_dispatcher=False, inspectors=FAKE_INSPECTORS)
     with TestClient(app) as client:
         yield Farm(client, settings, admin)

@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.api.conftest import FAKE_BLEND, fake_inspector, farm_settings, sha
+from tests.api.conftest import FAKE_BLEND, FAKE_INSPECTORS, farm_settings, sha
 from wanhe.api.app import create_app
 from wanhe.store.store import Store
 
@@ -29,7 +29,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
     project = store.create_project("fuzz")
     TOKENS["project"] = store.create_token(project.id, "fuzzer")
     store.dispose()
-    app = create_app(conf, start_dispatcher=False, inspector=fake_inspector)
+    app = create_app(conf, start_dispatcher=False, inspectors=FAKE_INSPECTORS)
     from fastapi.testclient import TestClient
 
     with TestClient(app) as client:  # one real job, cancelled so log streams end

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests._ftp import ftp_server
-from tests.api.conftest import FAKE_BLEND, fake_inspector, sha
+from tests.api.conftest import FAKE_BLEND, FAKE_INSPECTORS, sha
 from wanhe.api import publish
 from wanhe.api.app import create_app
 from wanhe.api.publish import OutputPublisher, publish_outputs, unpublished_outputs
@@ -184,7 +184,7 @@ def farm_on(url: str, tmp_path: Path) -> Iterator[RemoteFarm]:
     store = Store(settings.db_url)
     token = store.create_token(store.create_project("lionboy").id, "artist")
     store.dispose()
-    app = create_app(settings, start_dispatcher=False, inspector=fake_inspector)
+    app = create_app(settings, start_dispatcher=False, inspectors=FAKE_INSPECTORS)
     with TestClient(app) as client:
         yield RemoteFarm(client, app.state.service, token, url)
 

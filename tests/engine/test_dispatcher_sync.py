@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
-from wanhe.engine import dispatcher as dispatcher_module
-from wanhe.engine.dispatcher import Dispatcher, Running, Slot
+from wanhe.engine import mirror as mirror_module
+from wanhe.engine.dispatcher import SYNC_INTERVAL_S, Dispatcher, Running, Slot
 from wanhe.model import JobState, Resources, TaskKind, TaskSpec, TaskState
 from wanhe.store import tables as t
 from wanhe.store.store import Store, Usage
@@ -46,7 +46,7 @@ class Farm:
     def queued_jobs(self) -> dict[int, int]:
         """{job id: tasks the policy holds for it}, paused jobs included."""
         counts: dict[int, int] = {}
-        for task in self.dispatcher._queued.values():
+        for task in self.dispatcher.mirror.queued.values():
             counts[int(task.job_id)] = counts.get(int(task.job_id), 0) + 1
         return counts
 
@@ -54,7 +54,7 @@ class Farm:
 @pytest.fixture
 def farm(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Farm]:
     # Only the first sync is a full one: the change tracking alone must carry every change.
-    monkeypatch.setattr(dispatcher_module, "FULL_SYNC_INTERVAL_S", math.inf)
+    monkeypatch.setattr(mirror_module, "FULL_SYNC_INTERVAL_S", math.inf)
     store = Store(db_url)
     other = Store(db_url)
     project = other.create_project("lionboy")
@@ -179,7 +179,7 @@ def start_here(farm: Farm, slot: Slot) -> Running:
     """What `Dispatcher.dispatch` does, without Ray: pick a task, record its attempt."""
     queued = farm.dispatcher.policy.pick(Resources(cpus=1, memory=1 << 40))
     assert queued is not None
-    farm.dispatcher._dequeued(queued.task_id)
+    farm.dispatcher.mirror.dequeued(queued.task_id)
     task = farm.store.task(queued.task_id)
     assert task is not None
     attempt = farm.store.start_attempt(task.id, node="n", worker=slot.name, cores=1)
@@ -231,7 +231,7 @@ def test_tasks_requeued_by_another_process_reach_the_policy_in_one_sync(farm: Fa
     assert worker.cancels == 1
     assert farm.queued_jobs() == {job: 1}  # not queued twice while it still runs here
     del farm.dispatcher._running[running.future]
-    farm.dispatcher._failed(running, {"ok": False, "cancelled": True, "error": "cancelled"})
+    farm.dispatcher._ended(running, {"ok": False, "outcome": "cancelled", "error": "cancelled"})
     assert farm.queued_jobs() == {job: 2}
     assert farm.dispatcher.policy.is_queued(running.task.id)
 
@@ -345,12 +345,12 @@ def test_budget_blocks_at_its_core_hours(farm: Farm, ray_local: None) -> None:
     try:
         # 0.5 + 0.25 + 0.25 reaches 1 core-second: two tasks, then nothing
         _wait(lambda: blocked_after(2), 120, "the budget to block the job")
-        time.sleep(4 * dispatcher_module.SYNC_INTERVAL_S)
+        time.sleep(4 * SYNC_INTERVAL_S)
         assert ok_attempts() == 2
         farm.other.update_project(farm.project_id, budget_core_hours=2.0 / 3600)
         # four more reach 2 core-seconds
         _wait(lambda: ok_attempts() >= 6 and blocked_after(6), 60, "the raised budget")
-        time.sleep(4 * dispatcher_module.SYNC_INTERVAL_S)
+        time.sleep(4 * SYNC_INTERVAL_S)
         assert ok_attempts() == 6
         metered = farm.store.used_core_seconds()[farm.project_id]
         assert metered == pytest.approx(2.0)

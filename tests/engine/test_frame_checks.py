@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +20,49 @@ from PIL import Image
 from tests.conftest import build_scene
 from wanhe.blender.runner import BlenderProcess
 from wanhe.engine.frame_checks import run_qc, run_video
-from wanhe.engine.tasks import TaskFailed, run_task
+from wanhe.engine.worker import FarmWorker
 from wanhe.imaging.exr import Frame, read_layers, write_layers
 from wanhe.imaging.partial_preview import write_partial_preview
 from wanhe.jobtypes.blender_render import RenderOptions, compile_render_job
+from wanhe.lifecycle import ERROR_FOR_OUTCOME, TaskFailed
 from wanhe.localrender import prepare
-from wanhe.model import TaskKind, TaskSpec
+from wanhe.model import AttemptOutcome, TaskKind, TaskSpec
 
 
 def _quiet(_: object) -> None:
     return None
 
 
+@dataclass
+class Ran:
+    output: dict[str, Any]
+    cpu_s: float
+
+
 @pytest.fixture(scope="module")
-def blender() -> Iterator[BlenderProcess]:
-    with BlenderProcess() as process:
-        yield process
+def worker() -> Iterator[FarmWorker]:
+    farm_worker = FarmWorker("qc-test", node="test")
+    yield farm_worker
+    farm_worker.shutdown()
+
+
+@pytest.fixture(scope="module")
+def blender(worker: FarmWorker) -> BlenderProcess:
+    process: BlenderProcess = worker.blender_process()
+    return process
+
+
+def run_task(worker: FarmWorker, kind: str, payload: dict[str, Any]) -> Ran:
+    """Run one task the way the farm does (the worker picks the executor for its kind)."""
+    result = worker.run({"kind": kind, "key": "test", "payload": payload})
+    if not result["ok"]:
+        raise ERROR_FOR_OUTCOME[AttemptOutcome(result["outcome"])](result["error"])
+    return Ran(result["output"], result["cpu_s"])
 
 
 @pytest.fixture(scope="module")
 def job(scene_dir: Path, tmp_path_factory: pytest.TempPathFactory,
-        blender: BlenderProcess) -> dict[str, Any]:
+        worker: FarmWorker) -> dict[str, Any]:
     """Three frames of the tiny scene, 2x1 tiles x 2 sample chunks, denoised, QC on: every
     task run in graph order. Partial previews are recorded after each chunk render."""
     scene = build_scene(scene_dir / "tiny.blend", "tiny")
@@ -53,7 +76,7 @@ def job(scene_dir: Path, tmp_path_factory: pytest.TempPathFactory,
     outputs: dict[str, dict[str, Any]] = {}
     partials: dict[str, bool] = {}
     for task in tasks:
-        result = run_task(task.kind, task.payload, blender, _quiet, _quiet)
+        result = run_task(worker, task.kind, task.payload)
         outputs[task.key] = result.output
         if task.kind is TaskKind.RENDER:
             partials[task.key] = Path(spec.partial_path(task.frame or 0)).exists()
@@ -104,14 +127,14 @@ def _plant_missing_tile(master: Path) -> None:
 
 
 def test_failed_frame_is_rerendered_once_and_kept_when_it_passes(
-    job: dict[str, Any], blender: BlenderProcess
+    job: dict[str, Any], worker: FarmWorker
 ) -> None:
     spec = job["spec"]
     master, preview = Path(spec.master_path(2)), Path(spec.preview_path(2))
     good = read_layers(master).rgb()
     _plant_missing_tile(master)
     payload = job["tasks"]["2/qc"].payload
-    result = run_task(TaskKind.QC, payload, blender, _quiet, _quiet)  # the worker's path
+    result = run_task(worker, TaskKind.QC, payload)  # the worker's path
     qc = result.output["qc"]
     assert 0 < qc["rerender_cpu_s"] <= result.cpu_s  # the re-render is metered with QC
     first, second = qc["attempts"]

@@ -63,7 +63,7 @@ def test_ray_workers_join_once_ray_is_up(store: Store, tmp_path: Path) -> None:
         dispatcher.run_jobs([first])
         assert len(dispatcher.slots) == 1 and dispatcher.slots[0].local  # Ray not up yet
         starting.ready.set()  # Ray (the session's, already running) is up now
-        second = noop_job(store, 12)
+        second = noop_job(store, 40)  # ≈ 2 s on the local worker: time for Ray to join
         dispatcher.run_jobs([second])
         render_slots = [s for s in dispatcher.slots if not s.light]
         assert [s.local for s in render_slots] == [True, False]  # workers=2: one local, one Ray

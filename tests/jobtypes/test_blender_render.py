@@ -115,3 +115,25 @@ def test_fingerprint_follows_the_spec() -> None:
 ])
 def test_output_patterns(pattern: str, resolved: str) -> None:
     assert resolve_output_pattern(pattern, "/s/a.blend") == resolved
+
+
+def test_qc_reserves_a_render_slot_because_it_may_re_render() -> None:
+    spec = resolve_spec(RenderOptions(frames="1", qc=True, threads=2), facts())
+    graph = {t.key: t for t in compile_render_job(spec, "/w")}
+    assert graph["1/qc"].resources.cpus == 2.0 == graph["1/render/t000"].resources.cpus
+    assert graph["1/preview"].resources.cpus == 0.0  # image work stays light
+
+
+def test_the_job_type_labels_tasks_for_people() -> None:
+    from wanhe.jobtypes.base import TaskView
+    from wanhe.jobtypes.registry import job_type
+
+    render = job_type("blender_render")
+    assert render.task_label(TaskView("3/render/t001_c02", "render", 3, 1, 2)) == (
+        "frame 3 tile 1 sample chunk 2")
+    assert render.task_label(TaskView("3/denoise", "denoise", 3)) == "frame 3 denoise"
+    assert render.task_label(TaskView("video", "video")) == "the preview video"
+    spec = resolve_spec(RenderOptions(frames="1-2", video=True, output="/o/f_####"), facts())
+    assert render.deliverables(spec.model_dump(mode="json")) == [
+        "/o/f_0001.exr", "/o/f_0001.png", "/o/f_0002.exr", "/o/f_0002.png", "/o/f.mp4",
+        "/o/f_contact.png"]

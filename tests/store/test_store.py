@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from wanhe.lifecycle import IllegalTransition, RetryRules
 from wanhe.model import AttemptOutcome, JobState, TaskKind, TaskSpec, TaskState
 from wanhe.store.store import Changes, Store, StoreError, Usage
 
@@ -64,19 +65,57 @@ def test_a_task_is_never_started_twice(store: Store) -> None:
 
 
 def test_failure_retry_then_fail(store: Store) -> None:
+    """Out of attempts, the task fails and its job with it, in the one transaction that ends
+    the attempt: the reason names the task, how it failed, how often and where."""
     job = chain_job(store)
     task = store.tasks(job)[0]
+    rules = RetryRules(max_attempts=2)
     a1 = store.start_attempt(task.id, node="n1", worker="w", cores=1)
-    store.fail_attempt(a1, task.id, outcome=AttemptOutcome.FAILED, usage=None,
-                       message="boom", retry=True)
+    first = store.fail_attempt(a1, task.id, outcome=AttemptOutcome.FAILED, usage=None,
+                               message="boom", rules=rules)
+    assert first.verdict == "retry" and not first.job_failed
     assert states(store, job)["0/r0"] is TaskState.READY
     a2 = store.start_attempt(task.id, node="n1", worker="w", cores=1)
-    store.fail_attempt(a2, task.id, outcome=AttemptOutcome.TIMEOUT, usage=None,
-                       message="timed out", retry=False)
-    assert states(store, job)["0/r0"] is TaskState.FAILED
+    second = store.fail_attempt(a2, task.id, outcome=AttemptOutcome.TIMEOUT, usage=None,
+                                message="timed out (limit 2 s)", rules=rules, label="frame 0")
+    assert second.job_failed and second.verdict == "give_up"
+    assert second.reason == "frame 0 timed out 2 time(s), last on n1: timed out (limit 2 s)"
+    after = states(store, job)
+    assert after["0/r0"] is TaskState.FAILED
+    assert {s for k, s in after.items() if k != "0/r0"} == {TaskState.CANCELLED}
+    failed = store.job(job)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.message == second.reason
     assert store.node_failures(job) == {"n1": 2}
-    assert store.retry_failed(job) == 1
+    assert store.retry_failed(job) == len(after)
     assert states(store, job)["0/r0"] is TaskState.READY
+    assert store.task(task.id).faults == 0  # type: ignore[union-attr]  # a fresh start
+
+
+def test_lost_attempts_do_not_count_against_max_attempts(store: Store) -> None:
+    job = chain_job(store)
+    task = store.tasks(job)[0]
+    rules = RetryRules(max_attempts=1, max_lost=3)
+    for _ in range(2):
+        attempt = store.start_attempt(task.id, node="n1", worker="w", cores=1)
+        end = store.fail_attempt(attempt, task.id, outcome=AttemptOutcome.LOST, usage=None,
+                                 message="node died", rules=rules)
+        assert end.verdict == "retry"
+    attempt = store.start_attempt(task.id, node="n1", worker="w", cores=1)
+    end = store.fail_attempt(attempt, task.id, outcome=AttemptOutcome.LOST, usage=None,
+                             message="node died", rules=rules)
+    assert end.job_failed and "was lost 3 time(s)" in end.reason
+
+
+def test_illegal_transitions_raise(store: Store) -> None:
+    job = chain_job(store)
+    store.fail_job(job, "nothing may run it")
+    with pytest.raises(IllegalTransition):
+        store.cancel_job(job)  # a failed job stays failed until retried
+    with pytest.raises(IllegalTransition):
+        store.set_job_state(job, JobState.PAUSED)
+    store.retry_failed(job)  # failed -> queued is legal
+    assert store.job(job).state is JobState.QUEUED  # type: ignore[union-attr]
 
 
 def test_retry_and_reset_free_exactly_the_tasks_whose_dependencies_are_done(
@@ -116,7 +155,7 @@ def test_cancel_keeps_usage_of_running_attempt(store: Store) -> None:
     attempt = store.start_attempt(task.id, node="n", worker="w", cores=4)
     assert store.cancel_job(job) == [task.id]
     store.fail_attempt(attempt, task.id, outcome=AttemptOutcome.CANCELLED,
-                       usage=Usage(5.0, 4.0), message="cancelled", retry=False)
+                       usage=Usage(5.0, 4.0), message="cancelled")
     assert store.job(job).state is JobState.CANCELLED  # type: ignore[union-attr]
     assert all(s is TaskState.CANCELLED for s in states(store, job).values())
     rows = store.usage_rows()
@@ -189,7 +228,7 @@ def test_outside_changes_are_stamped_and_the_dispatchers_own_are_not(store: Stor
     task = next(t for t in store.tasks(job) if t.key == "0/r1")
     attempt = store.start_attempt(task.id, node="n", worker="w", cores=1)
     store.fail_attempt(attempt, task.id, outcome=AttemptOutcome.FAILED, usage=None,
-                       message="boom", retry=True)
+                       message="boom")
     store.set_job_message(job, "budget used up")
     assert store.revision() == start
     tasks_revision = store.changes_since(start - 1).jobs[0].tasks_revision

@@ -22,7 +22,7 @@ from wanhe.api import (
     views,
 )
 from wanhe.api.schemas import Health
-from wanhe.api.service import Inspector, Service
+from wanhe.api.service import Inspectors, Service
 from wanhe.config import Settings
 from wanhe.storage import StorageUnavailable
 
@@ -36,13 +36,14 @@ def create_app(
     start_dispatcher: bool = True,
     workers: int | None = None,
     num_cpus: int | None = None,
-    inspector: Inspector | None = None,
+    num_gpus: int | None = None,
+    inspectors: Inspectors | None = None,
 ) -> FastAPI:
     """The farm service. With `start_dispatcher`, Ray connects and the dispatcher loop runs on
     a background thread for the app's lifetime (FastAPI lifespan)."""
     service = Service(
         settings, start_dispatcher=start_dispatcher, workers=workers, num_cpus=num_cpus,
-        inspector=inspector, describe_job=views.job_event,
+        num_gpus=num_gpus, inspectors=inspectors, describe_job=views.job_event,
     )
 
     @asynccontextmanager

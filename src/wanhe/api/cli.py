@@ -111,6 +111,9 @@ def serve(
     max_upload_bytes: Annotated[int | None, typer.Option(help="largest file accepted")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="logical CPUs of the embedded Ray; "
                                                  "default: this machine's cores")] = None,
+    num_gpus: Annotated[int | None, typer.Option(help="GPUs of the embedded Ray, each a GPU "
+                                                 "worker slot; default: as Ray detects them")]
+    = None,
 ) -> None:
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
@@ -134,7 +137,7 @@ def serve(
                         "%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        app = create_app(settings, workers=workers, num_cpus=num_cpus)
+        app = create_app(settings, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus)
     except StorageUnavailable as exc:
         fail(str(exc))
     except Exception as exc:
@@ -156,6 +159,8 @@ def project_create(
     name: str,
     budget_core_hours: Annotated[float | None, typer.Option(help="core-hours it may use")]
     = None,
+    budget_gpu_hours: Annotated[float | None, typer.Option(help="GPU-hours it may use")]
+    = None,
     weight: Annotated[float, typer.Option(help="fair-share weight")] = 1.0,
     db: DbOpt = None,
     server: Annotated[str | None, typer.Option("--server", help="go through this server "
@@ -167,11 +172,13 @@ def project_create(
     if server:
         with client(server, token) as c:
             made = c.json("POST", "/api/projects", json={
-                "name": name, "budget_core_hours": budget_core_hours, "weight": weight})
+                "name": name, "budget_core_hours": budget_core_hours,
+                "budget_gpu_hours": budget_gpu_hours, "weight": weight})
         secret = made["token"]
     else:
         with store(db) as s:
-            project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours)
+            project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours,
+                                       budget_gpu_hours=budget_gpu_hours)
             secret = s.create_token(project.id, f"{name} (wanhe project create)")
     if as_json:
         emit({"project": name, "token": secret}, True)
@@ -181,10 +188,12 @@ def project_create(
 
 
 def _projects_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("project", "weight", "budget core-h", "used core-h")
+    table = Table("project", "weight", "budget core-h", "used core-h", "budget GPU-h",
+                  "used GPU-h")
     for r in rows:
         table.add_row(r["name"], f"{r['weight']:g}", _hours(r["budget_core_hours"]),
-                      _hours(r["used_core_hours"]))
+                      _hours(r["used_core_hours"]), _hours(r.get("budget_gpu_hours")),
+                      _hours(r.get("used_gpu_hours", 0.0)))
     return table
 
 
@@ -193,18 +202,26 @@ def project_list(
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Projects with weight, budget and metered core-hours."""
+    """Projects with weight, budgets and metered core-hours and GPU-hours."""
     if server or token:
         with client(server, token) as c:
             rows = c.json("GET", "/api/projects")
     else:
         with store(db) as s:
             used = s.used_core_seconds()
-            rows = [
-                {"name": p.name, "weight": p.weight, "budget_core_hours": p.budget_core_hours,
-                 "used_core_hours": used.get(p.id, 0.0) / 3600}
-                for p in s.projects()
-            ]
+            used_gpu = s.used_gpu_seconds()
+            rows = []
+            for p in s.projects():
+                core_h, gpu_h = used.get(p.id, 0.0) / 3600, used_gpu.get(p.id, 0.0) / 3600
+                rows.append({
+                    "name": p.name, "weight": p.weight,
+                    "budget_core_hours": p.budget_core_hours, "used_core_hours": core_h,
+                    "budget_gpu_hours": p.budget_gpu_hours, "used_gpu_hours": gpu_h,
+                    "over_budget": (
+                        (p.budget_core_hours is not None and core_h >= p.budget_core_hours)
+                        or (p.budget_gpu_hours is not None and gpu_h >= p.budget_gpu_hours)
+                    ),
+                })
     emit(rows, as_json, _projects_table)
 
 
@@ -215,14 +232,24 @@ def project_set(
     no_budget: Annotated[bool, typer.Option("--no-budget", help="remove the budget")] = False,
     weight: Annotated[float | None, typer.Option(help="new fair-share weight")] = None,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
+    budget_gpu_hours: Annotated[float | None, typer.Option(help="new GPU-hour budget")]
+    = None,
+    no_gpu_budget: Annotated[bool, typer.Option("--no-gpu-budget",
+                                                help="remove the GPU-hour budget")] = False,
 ) -> None:
-    """Change a project's weight or budget (a running service picks it up within a second)."""
+    """Change a project's weight or budgets (a running service picks it up within a second)."""
+    if budget_core_hours is not None and no_budget:
+        fail("give --budget-core-hours or --no-budget, not both")
+    if budget_gpu_hours is not None and no_gpu_budget:
+        fail("give --budget-gpu-hours or --no-gpu-budget, not both")
     if server or token:
         body: dict[str, Any] = {}
         if weight is not None:
             body["weight"] = weight
         if budget_core_hours is not None or no_budget:
             body["budget_core_hours"] = None if no_budget else budget_core_hours
+        if budget_gpu_hours is not None or no_gpu_budget:
+            body["budget_gpu_hours"] = None if no_gpu_budget else budget_gpu_hours
         with client(server, token) as c:
             c.json("PATCH", f"/api/projects/{name}", json=body)
     else:
@@ -231,18 +258,25 @@ def project_set(
             if project is None:
                 fail(f"no project named {name!r}")
             s.update_project(project.id, weight=weight, budget_core_hours=budget_core_hours,
-                             clear_budget=no_budget)
+                             clear_budget=no_budget, budget_gpu_hours=budget_gpu_hours,
+                             clear_gpu_budget=no_gpu_budget)
     err.print(f"project {name} updated", highlight=False)
 
 
 @project_app.command("budget")
 def project_budget(
-    name: str, core_hours: Annotated[float, typer.Argument(help="the new budget")],
+    name: str,
+    core_hours: Annotated[float | None, typer.Argument(
+        help="the new budget in core-hours (leave out to change only --gpu-hours)")] = None,
+    gpu_hours: Annotated[float | None, typer.Option(
+        "--gpu-hours", help="the new budget in GPU-hours")] = None,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
 ) -> None:
-    """Set a project's budget in core-hours."""
+    """Set a project's budget in core-hours and/or (with --gpu-hours) GPU-hours."""
+    if core_hours is None and gpu_hours is None:
+        fail("give the budget in core-hours, --gpu-hours, or both")
     project_set(name, budget_core_hours=core_hours, no_budget=False, weight=None, db=db,
-                server=server, token=token)
+                server=server, token=token, budget_gpu_hours=gpu_hours, no_gpu_budget=False)
 
 
 # ---------------------------------------------------------------------------------- tokens
@@ -535,21 +569,19 @@ def workers(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt =
 
 def _report_table(data: dict[str, Any]) -> Table:
     table = Table("project", "job", "kind", "ok core-h", "failed", "cancelled", "lost",
-                  "total core-h", title="core-hours")
+                  "total core-h", "GPU-h", title="core-hours")
+
+    def cells(r: dict[str, Any]) -> list[str]:
+        return [_hours(r.get("ok", 0)), _hours(r.get("failed", 0) + r.get("timeout", 0)),
+                _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)), _hours(r["total"]),
+                _hours(r.get("gpu_hours", 0.0))]
+
     for r in data["projects"]:
-        table.add_row(r["project"], "", "", _hours(r.get("ok", 0)), _hours(r.get("failed", 0)
-                      + r.get("timeout", 0)), _hours(r.get("cancelled", 0)),
-                      _hours(r.get("lost", 0)), _hours(r["total"]), style="bold")
+        table.add_row(r["project"], "", "", *cells(r), style="bold")
     for r in data["jobs"]:
-        table.add_row(r["project"], str(r["job_id"]), "", _hours(r.get("ok", 0)),
-                      _hours(r.get("failed", 0) + r.get("timeout", 0)),
-                      _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)),
-                      _hours(r["total"]))
+        table.add_row(r["project"], str(r["job_id"]), "", *cells(r))
     for r in data["kinds"]:
-        table.add_row(r["project"], "", r["kind"], _hours(r.get("ok", 0)),
-                      _hours(r.get("failed", 0) + r.get("timeout", 0)),
-                      _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)),
-                      _hours(r["total"]))
+        table.add_row(r["project"], "", r["kind"], *cells(r))
     return table
 
 
@@ -558,7 +590,8 @@ def report(
     since: Annotated[str | None, typer.Option(help="ISO date, e.g. 2025-01-31")] = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Core-hours by project, job and task kind; failed, cancelled and lost apart."""
+    """Core-hours (and GPU-hours) by project, job and task kind; failed, cancelled and lost
+    apart."""
     params = {k: v for k, v in {"project": project, "since": since}.items() if v}
     with client(server, token) as c:
         data = c.json("GET", "/api/report", params=params)

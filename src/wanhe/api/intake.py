@@ -1,15 +1,18 @@
-"""Turning a `POST /api/jobs` body into a stored job.
+"""Turning a `POST /api/jobs` body into a stored job, for any job type.
 
-Check everything cheap first (paths, frames, grid, blobs present, dependencies visible), then
-materialise the files from storage into a staging checkout in the work area, inspect the scene
-there with Blender (scripts never auto-run), and in one short transaction give the job its id,
-move the checkout to the work area's `jobs/<id>/input/`, force outputs into
-`jobs/<id>/output/frame_####` (published to storage as they finish) and store the task graph.
+Check everything cheap first (the job type's options and main file, dependencies visible,
+blobs present), then materialise the files from storage into a staging checkout in the work
+area, let the job type inspect them (a scene, a template; user scripts never run), and in one
+short transaction give the job its id, move the checkout to the work area's
+`jobs/<id>/input/`, let the job type compile its task graph with outputs in
+`jobs/<id>/output/` (published to storage as they finish) and store it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,18 +21,10 @@ from fastapi import HTTPException
 from wanhe.api.auth import Principal
 from wanhe.api.schemas import JobCreate
 from wanhe.api.service import Service
-from wanhe.jobtypes.blender_render import (
-    KIND,
-    RenderOptions,
-    RenderSpec,
-    SceneFacts,
-    compile_render_job,
-    resolve_spec,
-)
+from wanhe.jobtypes.base import InputError, JobFolder
+from wanhe.jobtypes.registry import UnknownJobKind, job_type
 from wanhe.model import TaskSpec
 from wanhe.storage import StorageError, UnsafePath
-
-MAX_JOB_TASKS = 200_000
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -38,50 +33,29 @@ def _unprocessable(field: str, message: str) -> HTTPException:
     )
 
 
-def _cheap_checks(body: JobCreate) -> None:
-    from wanhe.plan.frames import FrameSpecError, parse_frames
-    from wanhe.plan.tiles import TileSpecError, parse_grid
-
-    if body.main not in body.files:
-        raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
-    try:
-        if body.options.frames:
-            parse_frames(body.options.frames)
-    except (FrameSpecError, ValueError) as exc:
-        raise _unprocessable("options.frames", str(exc)) from None
-    try:
-        parse_grid(body.options.tiles)
-    except (TileSpecError, ValueError) as exc:
-        raise _unprocessable("options.tiles", str(exc)) from None
-
-
-def _options(body: JobCreate, output: str) -> RenderOptions:
-    return RenderOptions(**{**body.options.model_dump(), "output": output})
-
-
-def _resolve(body: JobCreate, facts: SceneFacts, scene: Path, output: str) -> RenderSpec:
-    spec = resolve_spec(
-        _options(body, output), facts.model_copy(update={"path": str(scene), "output_path": ""})
-    )
-    per_frame = spec.tiles_x * spec.tiles_y * spec.sample_chunks + 4
-    if len(spec.frames) * per_frame > MAX_JOB_TASKS:
-        raise ValueError(
-            f"{len(spec.frames)} frame(s) × {spec.tiles_x}x{spec.tiles_y} tiles × "
-            f"{spec.sample_chunks} sample chunk(s) make more than {MAX_JOB_TASKS:,} tasks — "
-            "submit fewer frames per job or fewer tiles"
-        )
-    return spec
+def _files_digest(body: JobCreate) -> str:
+    """The submission's inputs, for the fingerprint: same files, same options, same job."""
+    return hashlib.sha256(json.dumps(sorted(body.files.items())).encode()).hexdigest()
 
 
 def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, list[str]]:
     """Store the job; return (job id, warnings). Raises HTTPException with a clear 4xx."""
-    from wanhe.blender.errors import SceneError
-
     if who.project_id is None:
         raise HTTPException(
             403, "an admin token belongs to no project: submit with a project's token"
         )
-    _cheap_checks(body)
+    try:
+        kind = job_type(body.kind)
+    except UnknownJobKind as exc:
+        raise _unprocessable("kind", str(exc)) from None
+    try:
+        kind.check_main(body.main)
+        options = kind.parse_options(body.options)
+        kind.check(options)
+    except InputError as exc:
+        raise _unprocessable(exc.field, exc.message) from None
+    if body.main is not None and body.main not in body.files:
+        raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
     for dep in body.depends_on:
         if service.job_project(dep) != who.project_id:
             raise _unprocessable("depends_on", f"no job {dep} in this project to wait for")
@@ -97,48 +71,42 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     try:
         try:
             service.work.materialise_inputs(staging, body.files, service.storage)
-        except UnsafePath as exc:
+        except (UnsafePath, StorageError) as exc:
             raise _unprocessable("files", str(exc)) from None
-        except StorageError as exc:
-            raise _unprocessable("files", str(exc)) from None
+        staged_main = None if body.main is None else staging / "input" / body.main
         try:
-            facts, missing_deps = service.inspect(staging / "input" / body.main)
-        except SceneError as exc:
-            raise _unprocessable("main", _strip(str(exc), service)) from None
-        try:  # the same checks the transaction will make, before it opens
-            _resolve(body, facts, staging / "input" / body.main, str(staging / "o" / "f_####"))
-        except ValueError as exc:
-            raise _unprocessable("options", str(exc)) from None
-        digest = hashlib.sha256(body.files[body.main].encode()).hexdigest()
+            inspected = kind.inspect(service.intake, staged_main, options)
+        except InputError as exc:
+            raise _unprocessable(exc.field, _strip(exc.message, service)) from None
+        digest = _files_digest(body)
 
         def build(job_id: int) -> tuple[dict[str, Any], str, list[TaskSpec], str]:
             nonlocal adopted
-            folder = service.work.job_dir(job_id)
-            spec = _resolve(
-                body, facts, folder / "input" / body.main, str(folder / "output" / "frame_####")
-            )
-            tasks = compile_render_job(spec, str(folder / "work"))
+            root = service.work.job_dir(job_id)
+            folder = JobFolder(input=root / "input", output=root / "output", work=root / "work")
+            main = None if body.main is None else folder.input / body.main
+            compiled = kind.compile(options, inspected, main, folder)
             adopted = service.work.adopt(staging, job_id)
-            fingerprint = hashlib.sha256(f"{spec.fingerprint()}:{digest}".encode()).hexdigest()
-            return spec.model_dump(mode="json"), fingerprint, tasks, str(folder / "work")
+            fingerprint = hashlib.sha256(f"{compiled.fingerprint}:{digest}".encode()).hexdigest()
+            return compiled.spec, fingerprint, compiled.tasks, str(folder.work)
 
         try:
             job_id = service.store.create_job_with(
-                project_id=who.project_id, name=body.name or PurePosixPath(body.main).name,
-                kind=KIND, build=build, priority=body.priority,
+                project_id=who.project_id,
+                name=body.name or (PurePosixPath(body.main).name if body.main else kind.title),
+                kind=kind.kind, build=build, priority=body.priority,
                 submitter=who.name or f"token {who.token_id}", depends_on=body.depends_on,
             )
+        except InputError as exc:
+            raise _unprocessable(exc.field, _strip(exc.message, service)) from None
         except ValueError as exc:
-            raise _unprocessable("options", str(exc)) from None
+            raise _unprocessable("options", _strip(str(exc), service)) from None
     except BaseException:
         if adopted is not None:
             service.work.discard(adopted)
         service.work.discard(staging)
         raise
-    warnings = [
-        f"missing external file (renders pink or empty): {_strip(p, service)}"
-        for p in missing_deps
-    ]
+    warnings = [_strip(w, service) for w in inspected.warnings]
     service.poke(job_id)
     return job_id, warnings
 
@@ -146,6 +114,4 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
 def _strip(text: str, service: Service) -> str:
     """Server paths in messages become paths relative to the upload."""
     root = str(service.work.root)
-    import re
-
     return re.sub(re.escape(root) + r"/(staging|jobs)/[^/]+/input/", "", text)

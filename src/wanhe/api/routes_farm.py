@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from wanhe.api.auth import Principal, principal
 from wanhe.api.deps import get_service
+from wanhe.api.schemas import JobTypeOut
 from wanhe.api.service import Service
+from wanhe.jobtypes.registry import job_types
 
 router = APIRouter(tags=["farm"])
 
@@ -78,6 +80,17 @@ def workers(
     }
 
 
+@router.get("/api/job-types", response_model=list[JobTypeOut])
+def list_job_types(who: Principal = Depends(principal)) -> list[JobTypeOut]:
+    """The kinds of job this farm runs, with the JSON Schema of each one's options."""
+    return [
+        JobTypeOut(kind=jt.kind, title=jt.title, main_file=jt.main_file,
+                   main_suffixes=list(jt.main_suffixes),
+                   options_schema=jt.options_model.model_json_schema())
+        for jt in job_types()
+    ]
+
+
 @router.get("/api/report")
 def report(
     project: str | None = Query(default=None, max_length=100),
@@ -86,7 +99,8 @@ def report(
     who: Principal = Depends(principal),
     service: Service = Depends(get_service),
 ) -> dict[str, Any]:
-    """Core-hours by project, job and task kind; failed, cancelled and lost attempts apart."""
+    """Core-hours (and GPU-hours) by project, job and task kind; failed, cancelled and lost
+    attempts apart."""
     project_id = _project_filter(service, who, project)
     start = parse_since(since)
     rows = service.store.usage_rows(project_id=project_id, since=start)
@@ -101,6 +115,7 @@ def report(
             bucket[outcome] += hours
             bucket["total"] += hours
             bucket["cpu_hours"] += float(r["cpu_seconds"] or 0.0) / 3600
+            bucket["gpu_hours"] += float(r["gpu_seconds"] or 0.0) / 3600
             bucket["attempts"] += int(r["attempts"])
     return {
         "since": start,
@@ -124,15 +139,18 @@ def timeline(
     start = parse_since(since)
     rows = service.store.attempt_usage(project_id=project_id, since=start)
     series: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    gpu: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for r in rows:
         t0 = int(float(r["ended_at"]) // bucket * bucket)
         series[r["project"]][t0] += float(r["core_seconds"] or 0.0) / 3600
+        gpu[r["project"]][t0] += float(r["gpu_seconds"] or 0.0) / 3600
     times = sorted({t for points in series.values() for t in points})
     return {
         "bucket": bucket,
         "times": times,
         "series": [
-            {"project": p, "core_hours": [points.get(t, 0.0) for t in times]}
+            {"project": p, "core_hours": [points.get(t, 0.0) for t in times],
+             "gpu_hours": [gpu[p].get(t, 0.0) for t in times]}
             for p, points in sorted(series.items())
         ],
     }

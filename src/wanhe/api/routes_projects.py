@@ -22,12 +22,15 @@ from wanhe.store.store import ProjectRow, StoreError
 router = APIRouter(tags=["projects"])
 
 
-def _out(project: ProjectRow, used_seconds: float) -> ProjectOut:
+def _out(project: ProjectRow, used_seconds: float, used_gpu_seconds: float) -> ProjectOut:
     used = used_seconds / 3600
+    used_gpu = used_gpu_seconds / 3600
+    core_spent = project.budget_core_hours is not None and used >= project.budget_core_hours
+    gpu_spent = project.budget_gpu_hours is not None and used_gpu >= project.budget_gpu_hours
     return ProjectOut(
         name=project.name, weight=project.weight, budget_core_hours=project.budget_core_hours,
-        used_core_hours=used,
-        over_budget=project.budget_core_hours is not None and used >= project.budget_core_hours,
+        used_core_hours=used, budget_gpu_hours=project.budget_gpu_hours,
+        used_gpu_hours=used_gpu, over_budget=core_spent or gpu_spent,
     )
 
 
@@ -43,7 +46,8 @@ def create_project(
 ) -> ProjectCreated:
     try:
         project = service.store.create_project(
-            body.name, weight=body.weight, budget_core_hours=body.budget_core_hours
+            body.name, weight=body.weight, budget_core_hours=body.budget_core_hours,
+            budget_gpu_hours=body.budget_gpu_hours,
         )
     except StoreError as exc:
         raise HTTPException(409, str(exc)) from None
@@ -51,7 +55,7 @@ def create_project(
         project.id, f"{body.name} (created by {who.name or 'admin'})"
     )
     service.poke()
-    return ProjectCreated(project=_out(project, 0.0), token=token)
+    return ProjectCreated(project=_out(project, 0.0, 0.0), token=token)
 
 
 @router.get("/api/projects", response_model=list[ProjectOut])
@@ -59,8 +63,9 @@ def list_projects(
     who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> list[ProjectOut]:
     used = service.store.used_core_seconds()
+    used_gpu = service.store.used_gpu_seconds()
     return [
-        _out(p, used.get(p.id, 0.0))
+        _out(p, used.get(p.id, 0.0), used_gpu.get(p.id, 0.0))
         for p in service.store.projects()
         if who.may_see(p.id)
     ]
@@ -74,15 +79,20 @@ def patch_project(
     project = service.store.project_by_name(name)
     if project is None:
         raise HTTPException(404, f"no project named {name!r}")
-    clear = "budget_core_hours" in body.model_fields_set and body.budget_core_hours is None
+    fields = body.model_fields_set
     service.store.update_project(
         project.id, weight=body.weight, budget_core_hours=body.budget_core_hours,
-        clear_budget=clear,
+        clear_budget="budget_core_hours" in fields and body.budget_core_hours is None,
+        budget_gpu_hours=body.budget_gpu_hours,
+        clear_gpu_budget="budget_gpu_hours" in fields and body.budget_gpu_hours is None,
     )
     service.poke()
     fresh = service.store.project(project.id)
     assert fresh is not None
-    return _out(fresh, service.store.used_core_seconds(project.id).get(project.id, 0.0))
+    return _out(
+        fresh, service.store.used_core_seconds(project.id).get(project.id, 0.0),
+        service.store.used_gpu_seconds(project.id).get(project.id, 0.0),
+    )
 
 
 @router.get("/api/tokens", response_model=list[TokenOut])

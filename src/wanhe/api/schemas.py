@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from wanhe.jobtypes.blender_render import RenderOptions
 from wanhe.storage import UnsafePath, safe_relpath
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -31,6 +30,7 @@ class Me(BaseModel):
 class ProjectCreate(_In):
     name: ProjectName
     budget_core_hours: float | None = Field(default=None, ge=0, le=1e12)
+    budget_gpu_hours: float | None = Field(default=None, ge=0, le=1e12)
     weight: float = Field(default=1.0, gt=0, le=1e6)
 
 
@@ -39,6 +39,9 @@ class ProjectPatch(_In):
     budget_core_hours: float | None = Field(
         default=None, ge=0, le=1e12, description="null removes the budget"
     )
+    budget_gpu_hours: float | None = Field(
+        default=None, ge=0, le=1e12, description="null removes the GPU-hour budget"
+    )
 
 
 class ProjectOut(BaseModel):
@@ -46,7 +49,9 @@ class ProjectOut(BaseModel):
     weight: float
     budget_core_hours: float | None
     used_core_hours: float
-    over_budget: bool
+    budget_gpu_hours: float | None
+    used_gpu_hours: float
+    over_budget: bool = Field(description="either budget (core-hours or GPU-hours) is used up")
 
 
 class ProjectCreated(BaseModel):
@@ -90,29 +95,23 @@ class BlobStored(BaseModel):
     bytes: int
 
 
-class JobOptions(RenderOptions):
-    """The render flags of `wanhe render`, except where outputs go: the farm chooses that."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("output")
-    @classmethod
-    def _no_output(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError(
-                "the farm writes outputs to the job's own folder; leave output out and "
-                "download them from /api/jobs/{id}/files"
-            )
-        return value
-
-
 class JobCreate(_In):
-    name: str | None = Field(default=None, max_length=300)
-    main: str = Field(min_length=1, max_length=1024, description="relative path of the .blend")
-    files: dict[str, Sha256] = Field(
-        min_length=1, max_length=MAX_FILES, description="relative path -> SHA-256 of its bytes"
+    kind: str = Field(
+        default="blender_render", min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$",
+        description="the job type (GET /api/job-types lists them with their options)",
     )
-    options: JobOptions = Field(default_factory=JobOptions)
+    name: str | None = Field(default=None, max_length=300)
+    main: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="relative path of the job's main file (a .blend for blender_render)",
+    )
+    files: dict[str, Sha256] = Field(
+        default_factory=dict, max_length=MAX_FILES,
+        description="relative path -> SHA-256 of its bytes",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the job type's options (validated by it)"
+    )
     priority: int = Field(default=50, ge=0, le=100)
     depends_on: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
         default_factory=list, max_length=1000
@@ -120,14 +119,13 @@ class JobCreate(_In):
 
     @field_validator("main")
     @classmethod
-    def _main_is_blend(cls, value: str) -> str:
+    def _main_is_safe(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
-            clean = str(safe_relpath(value))
+            return str(safe_relpath(value))
         except UnsafePath as exc:
             raise ValueError(str(exc)) from None
-        if not clean.lower().endswith(".blend"):
-            raise ValueError(f"main file {value!r} is not a .blend — name the scene file")
-        return clean
 
     @field_validator("files")
     @classmethod
@@ -156,6 +154,7 @@ class JobAction(BaseModel):
 
 class JobSummary(BaseModel):
     id: int
+    kind: str = "blender_render"
     name: str
     project: str
     state: str
@@ -168,6 +167,7 @@ class JobSummary(BaseModel):
     progress: float
     tasks: dict[str, int]
     core_hours: float
+    gpu_hours: float = 0.0
     eta_s: float | None
     depends_on: list[int] = Field(default_factory=list)
 
@@ -210,6 +210,7 @@ class JobDetail(JobSummary):
 class TaskOut(BaseModel):
     id: int
     key: str
+    label: str = Field(default="", description="how the job type names the task for people")
     kind: str
     frame: int | None
     tile: int | None
@@ -221,6 +222,14 @@ class TaskOut(BaseModel):
     core_seconds: float
     started_at: float | None
     finished_at: float | None
+
+
+class JobTypeOut(BaseModel):
+    kind: str
+    title: str
+    main_file: str
+    main_suffixes: list[str]
+    options_schema: dict[str, Any]
 
 
 class Health(BaseModel):

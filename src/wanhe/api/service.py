@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from wanhe.api.hub import EventHub, watch_jobs
 from wanhe.api.publish import OutputPublisher
 from wanhe.config import Settings
-from wanhe.jobtypes.blender_render import SceneFacts
+from wanhe.jobtypes.base import IntakeContext
 from wanhe.storage import Storage, WorkArea, is_url
 from wanhe.store.store import Store
 
@@ -34,30 +34,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Inspector = Callable[[Path], tuple[SceneFacts, list[str]]]
-"""Reads a .blend: its facts and the external files it misses (paths as text)."""
+Inspectors = dict[str, Callable[[Path], Any]]
+"""Inspection overrides by job kind (tests inspect scenes without Blender)."""
 
 JobDescriber = Callable[["Service", int], "tuple[int, dict[str, Any]] | None"]
 """A job as its `job` event shows it: (project id, JSON-able summary), None when it is gone."""
-
-
-def blender_inspector(blender: str | None) -> Inspector:
-    """Inspect with Blender (auto-run scripts off, factory startup), as `wanhe render` does."""
-
-    def inspect(path: Path) -> tuple[SceneFacts, list[str]]:
-        from wanhe.blender.inspect import inspect_scene
-
-        info = inspect_scene(path, blender=blender)
-        facts = SceneFacts(
-            path=str(path), frame_start=info.frame_start, frame_end=info.frame_end,
-            frame_step=info.frame_step, fps=info.fps, resolution_x=info.resolution_x,
-            resolution_y=info.resolution_y, resolution_percentage=info.resolution_percentage,
-            engine=info.engine, camera=info.camera, cameras=list(info.cameras),
-            samples=info.samples, output_path="",
-        )
-        return facts, [str(p) for p in info.missing]
-
-    return inspect
 
 
 class Service:
@@ -68,7 +49,8 @@ class Service:
         start_dispatcher: bool = True,
         workers: int | None = None,
         num_cpus: int | None = None,
-        inspector: Inspector | None = None,
+        num_gpus: int | None = None,
+        inspectors: Inspectors | None = None,
         describe_job: JobDescriber | None = None,
     ) -> None:
         self.settings = settings
@@ -79,10 +61,11 @@ class Service:
         )
         self.store = Store(settings.db_url)
         self.events = EventHub()
-        self.inspect = inspector or blender_inspector(settings.blender)
+        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}))
         self.start_dispatcher = start_dispatcher
         self.workers = workers
         self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
         self.dispatcher: Dispatcher | None = None
         self.dispatcher_error: str | None = None
         self.describe_job = describe_job
@@ -112,11 +95,14 @@ class Service:
         from wanhe.engine.dispatcher import Dispatcher
 
         _keep_signal_handlers(
-            lambda: cluster.connect(self.settings.ray_address, num_cpus=self.num_cpus)
+            lambda: cluster.connect(self.settings.ray_address, num_cpus=self.num_cpus,
+                                    num_gpus=self.num_gpus)
         )
         self.dispatcher = Dispatcher(
             self.store, threads=1, workers=self.workers, blender=self.settings.blender,
             log_root=self.work.logs, on_event=self._on_task_event,
+            # someone else's cluster may grow (an autoscaler): a task nothing can run waits
+            elastic=bool(self.settings.ray_address),
         )
         loop = threading.Thread(target=self._dispatch_loop, name="wanhe-dispatcher", daemon=True)
         loop.start()

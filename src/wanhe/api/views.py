@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
+from wanhe.jobtypes.base import TaskView
+from wanhe.jobtypes.registry import task_label
 from wanhe.model import JobState, TaskState
 from wanhe.storage import StorageUnavailable
 from wanhe.store.store import JobRow, TaskRow
@@ -35,17 +37,20 @@ def job_summaries(service: Service, jobs: list[JobRow]) -> list[JobSummary]:
     ids = [job.id for job in jobs]
     counts = service.store.task_counts_by_job(ids)
     core = service.store.core_seconds_by_job(ids)
+    gpu = service.store.gpu_seconds_by_job(ids)
     out: list[JobSummary] = []
     for job in jobs:
         tasks = counts.get(job.id, {})
         progress = _progress(tasks)
         out.append(
             JobSummary(
-                id=job.id, name=job.name, project=service.project_name(job.project_id) or "?",
+                id=job.id, kind=job.kind, name=job.name,
+                project=service.project_name(job.project_id) or "?",
                 state=job.state.value, priority=job.priority, submitter=job.submitter,
                 created_at=job.created_at, started_at=job.started_at,
                 finished_at=job.finished_at, message=job.message, progress=progress,
-                tasks=tasks, core_hours=core.get(job.id, 0.0) / 3600, eta_s=_eta(job, progress),
+                tasks=tasks, core_hours=core.get(job.id, 0.0) / 3600,
+                gpu_hours=gpu.get(job.id, 0.0) / 3600, eta_s=_eta(job, progress),
                 depends_on=job.depends_on,
             )
         )
@@ -133,7 +138,9 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     ]
     usage: dict[str, float] = defaultdict(float)
     for a in attempts:
-        usage[a["outcome"] or "running"] += core_seconds(a)
+        usage[f"{a['outcome'] or 'running'}_core_seconds"] += core_seconds(a)
+        if a["gpu_s"]:
+            usage[f"{a['outcome'] or 'running'}_gpu_seconds"] += float(a["gpu_s"])
     warnings: list[str] = []
     try:
         stored = service.storage.outputs(job.id)
@@ -144,7 +151,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     ]
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
-        usage={f"{k}_core_seconds": v for k, v in usage.items()}, outputs=outputs,
+        usage=dict(usage), outputs=outputs,
         outputs_listed=not warnings, warnings=warnings,
     )
 
@@ -156,6 +163,7 @@ def task_list(service: Service, job: JobRow) -> list[TaskOut]:
     return [
         TaskOut(
             id=t.id, key=t.key, kind=t.kind, frame=t.frame, tile=t.tile, chunk=t.chunk,
+            label=task_label(job.kind, TaskView(t.key, t.kind, t.frame, t.tile, t.chunk)),
             state=t.state.value, attempts=t.attempts, progress=t.progress, error=t.error,
             core_seconds=spent.get(t.id, 0.0), started_at=times.get(t.id, (None, None))[0],
             finished_at=times.get(t.id, (None, None))[1],

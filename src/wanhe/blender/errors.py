@@ -7,6 +7,8 @@ killed process had accumulated during the task, because failed attempts are mete
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SceneError(Exception):
     """A scene file cannot be used; the message names the file, the problem and the fix."""
@@ -41,7 +43,14 @@ class _KilledOrDied(BlenderError):
 
 
 class BlenderTimeout(_KilledOrDied):
-    """The task passed its wall-clock limit or printed nothing for too long; it was killed."""
+    """The task passed its wall-clock limit or printed nothing for too long; it was killed.
+
+    `silent` says which: True when the log-silence limit ran out, False for the wall clock.
+    """
+
+    def __init__(self, message: str, *, silent: bool = False, **usage: Any) -> None:
+        super().__init__(message, **usage)
+        self.silent = silent
 
 
 class BlenderCrashed(_KilledOrDied):

@@ -329,6 +329,7 @@ class BlenderProcess:
         self._discard()
         raise BlenderTimeout(
             f"Blender {what} passed its {reason} s and was killed (pid {proc.pid})",
+            silent=reason.startswith("log silence"),
             wall_s=time.monotonic() - t0,
             cpu_s=cpu,
             peak_rss_bytes=peak,

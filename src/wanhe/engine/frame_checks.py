@@ -77,7 +77,9 @@ def _rerender(
 ) -> tuple[Path, Path, float]:
     """Render the frame again with ``seed`` under temporary names; return (master, preview,
     Blender's CPU seconds)."""
-    from wanhe.engine.tasks import run_assemble, run_denoise, run_preview, run_render
+    from wanhe.engine.executors.base import TaskContext
+    from wanhe.engine.executors.blender import run_render
+    from wanhe.engine.executors.imaging import run_assemble, run_denoise, run_preview
 
     plan = payload["rerender"]
     retry_dir = Path(plan["work_dir"]) / "qc-retry"
@@ -88,8 +90,8 @@ def _rerender(
         out = str(retry_dir / Path(render["output"]).name)
         renamed[render["output"]] = out
         log(f"[qc] re-rendering {Path(render['output']).name} with seed {seed}")
-        done = run_render({**render, "output": out, "seed": seed, "partial": None}, blender, log,
-                          lambda _: None)
+        done = run_render({**render, "output": out, "seed": seed, "partial": None}, blender,
+                          TaskContext(log=log))
         cpu_s += done.cpu_s
     master, preview = _retry_paths(payload)
     denoise = plan.get("denoise")
@@ -161,9 +163,9 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
 
 def run_video(payload: dict[str, Any]) -> dict[str, Any]:
     """H.264 MP4 of the frames' previews at the scene's rate, and a contact sheet."""
-    from wanhe.engine.tasks import TaskFailed
     from wanhe.imaging.errors import VideoError
     from wanhe.imaging.video import write_contact_sheet, write_preview_video
+    from wanhe.lifecycle import TaskFailed
 
     previews = [str(p) for p in payload["previews"]]
     missing = [p for p in previews if not Path(p).is_file()]

@@ -1,8 +1,9 @@
-"""The farm worker: a long-lived Ray actor that owns one warm Blender process.
+"""The farm worker: a long-lived Ray actor (or a local stand-in) holding one executor per task
+kind it has run, each owning its warm resource (a Blender with the scene loaded, a model, …).
 
-One actor per worker slot. It keeps Blender and the scene loaded between tasks of the same
-scene (the fixed cost of a task is seconds), captures each task's log to a file, and can be
-asked for the running task's progress or told to cancel it while it runs (threaded actor).
+One actor per worker slot. It captures each task's log to a file, runs one task at a time,
+and can be asked for the running task's progress or told to cancel it while it runs
+(threaded actor). How an attempt ended is typed (`wanhe.lifecycle`), never guessed from words.
 """
 
 from __future__ import annotations
@@ -15,22 +16,31 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from wanhe.engine.tasks import TaskFailed, run_task
-from wanhe.model import TaskKind
+from wanhe.engine.executors.base import Executor, TaskContext, WorkerInfo
+from wanhe.engine.executors.registry import executor_class
+from wanhe.lifecycle import AttemptError, TaskCancelled
+from wanhe.model import AttemptOutcome, TaskKind
 
 
 class FarmWorker:
     """Plain class; the engine wraps it with `ray.remote` (see `engine.cluster`)."""
 
-    def __init__(self, name: str, blender: str | None = None, node: str | None = None) -> None:
+    def __init__(
+        self, name: str, blender: str | None = None, node: str | None = None,
+        gpu_ids: tuple[str, ...] | None = None,
+    ) -> None:
         self.name = name
-        self._blender_cmd = blender
-        self._blender: Any = None
+        self._node = node or self._node_name()
+        self.info = WorkerInfo(
+            name=name, node=self._node, blender=blender,
+            gpu_ids=self._gpu_ids() if gpu_ids is None else tuple(gpu_ids),
+        )
+        self._executors: dict[type[Executor], Executor] = {}
+        self._current: Executor | None = None
         self._closed = False
         self._progress = 0.0
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
-        self._node = node or self._node_name()
 
     @staticmethod
     def _node_name() -> str:
@@ -42,31 +52,45 @@ class FarmWorker:
         except Exception:  # not inside Ray (tests run the class directly)
             return socket.gethostname()
 
+    @staticmethod
+    def _gpu_ids() -> tuple[str, ...]:
+        """The GPUs Ray assigned this actor (none outside Ray or for a CPU actor)."""
+        try:
+            import ray
+
+            if not ray.is_initialized():
+                return ()
+            return tuple(str(g) for g in ray.get_gpu_ids())
+        except Exception:
+            return ()
+
     def ready(self) -> dict[str, Any]:
-        return {"name": self.name, "node": self._node, "pid": os.getpid()}
+        return {"name": self.name, "node": self._node, "pid": os.getpid(),
+                "gpu_ids": list(self.info.gpu_ids)}
 
-    def _process(self) -> Any:
+    def executor(self, kind: str) -> Executor:
+        """The executor for `kind`, made on first use and kept (with its warm resource)."""
         if self._closed:
-            raise TaskFailed(f"worker {self.name} was shut down")
-        if self._blender is None:
-            from wanhe.blender.runner import BlenderProcess
+            raise TaskCancelled(f"worker {self.name} was shut down")
+        cls = executor_class(kind)
+        found = self._executors.get(cls)
+        if found is None:
+            found = self._executors[cls] = cls(self.info)
+        return found
 
-            self._blender = BlenderProcess(self._blender_cmd)
-        return self._blender
-
-    def warm(self, scene: str) -> bool:
-        """Start Blender and load `scene` before the first task needs it."""
-        # Same lock as run(): the actor is threaded (progress/cancel answer mid-task), but the
-        # Blender process serves one request at a time.
+    def warm(self, kind: str, key: str) -> bool:
+        """Load what tasks of `kind` with warm key `key` need, before the first one runs."""
+        # Same lock as run(): the actor is threaded (progress/cancel answer mid-task), but an
+        # executor serves one request at a time.
         with self._lock:
             try:
-                self._process().warm(scene)  # opens the scene and keeps it loaded
+                self.executor(kind).warm(key)
                 return True
             except Exception:
                 return False
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
-        """Run one task; return its result, or {"error": ...} when the task itself failed."""
+        """Run one task; return its result, or its typed outcome when it did not succeed."""
         with self._lock:
             self._progress = 0.0
             self._cancelled.clear()
@@ -85,37 +109,45 @@ class FarmWorker:
             def progress(fraction: float) -> None:
                 self._progress = max(0.0, min(1.0, fraction))
 
+            ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
+                              cancelled=self._cancelled)
+            base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
+            outcome, usage = AttemptOutcome.FAILED, {}
             try:
-                result = run_task(
-                    TaskKind(task["kind"]), task["payload"], self._process(), log, progress
-                )
+                executor = self.executor(str(task["kind"]))
+                self._current = executor
+                result = executor.run(str(task["kind"]), task["payload"], ctx)
                 log(f"[wanhe] done in {result.wall_s:.2f} s")
-                return {"ok": True, "node": self._node, "worker": self.name, **result.to_dict()}
-            except TaskFailed as exc:
-                message = str(exc)
+                return {"ok": True, **base, **result.to_dict(),
+                        "warm": executor.warm_key(task["payload"])}
+            except AttemptError as exc:
+                message, outcome = str(exc), exc.outcome
+                usage = {"cpu_s": exc.cpu_s, "peak_rss": exc.peak_rss}
+                if exc.wall_s is not None:
+                    usage["wall_s"] = exc.wall_s
+                log(f"[wanhe] {outcome.value}: {message}")
             except Exception as exc:  # a bug or an unexpected library error: keep the detail
                 message = f"{type(exc).__name__}: {exc}"
                 log(traceback.format_exc())
             finally:
+                self._current = None
                 if log_file is not None:
                     log_file.close()
-            if self._cancelled.is_set():
-                message = "cancelled"
-            log_tail = message
-            return {
-                "ok": False, "node": self._node, "worker": self.name, "error": log_tail,
-                "wall_s": time.monotonic() - started, "cancelled": self._cancelled.is_set(),
-            }
+            if self._cancelled.is_set():  # whatever the executor saw, it was stopped by us
+                outcome, message = AttemptOutcome.CANCELLED, "cancelled"
+            return {"ok": False, **base, "outcome": outcome.value, "error": message,
+                    "wall_s": time.monotonic() - started, **usage}
 
     def progress(self) -> float:
         return self._progress
 
     def cancel(self) -> None:
-        """Stop the running task now (its Blender process tree is killed, a fresh one follows)."""
+        """Stop the running task now (its process tree is killed; a fresh one follows)."""
         self._cancelled.set()
-        if self._blender is not None:
-            self._blender.kill()
+        current = self._current
+        if current is not None:
+            current.cancel()
 
     def node(self) -> str:
         return self._node
@@ -123,10 +155,17 @@ class FarmWorker:
     def blender_process(self) -> Any:
         """This worker's Blender (started on first use), e.g. to inspect a scene with before
         the first task: the scene it loads stays loaded for the renders."""
-        return self._process()
+        from wanhe.engine.executors.blender import BlenderExecutor
+
+        executor = self.executor(TaskKind.RENDER.value)
+        assert isinstance(executor, BlenderExecutor)
+        return executor.process()
 
     def shutdown(self) -> None:
         self._closed = True
-        if self._blender is not None:
-            self._blender.close()
-            self._blender = None
+        for executor in self._executors.values():
+            try:
+                executor.close()
+            except Exception:
+                traceback.print_exc()
+        self._executors.clear()

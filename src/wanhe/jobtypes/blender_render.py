@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wanhe.jobtypes.base import (
+    CompiledJob,
+    InputError,
+    Inspected,
+    IntakeContext,
+    JobFolder,
+    JobType,
+    TaskView,
+)
+from wanhe.jobtypes.registry import register_job_type
 from wanhe.model import Resources, TaskKind, TaskSpec
 from wanhe.plan.frames import expand_output_pattern
 from wanhe.plan.samples import SampleChunk, plan_sample_chunks
@@ -224,7 +234,9 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
                         "assemble": assemble_payload, "denoise": denoise_payload,
                         "preview": preview_payload,
                     }),
-                    deps=[preview_key], frame=frame, resources=light,
+                    # a failing frame is re-rendered inside the QC task: it reserves (and is
+                    # billed) a render slot's cores, not the light slot's none
+                    deps=[preview_key], frame=frame, resources=render_cpus,
                 )
             )
             last = key
@@ -388,3 +400,128 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
 
 class SceneSetupError(ValueError):
     """The options do not fit the scene (no camera, unknown camera, tiles on EEVEE, …)."""
+
+
+# ---------------------------------------------------------------------- the job type
+
+MAX_JOB_TASKS = 200_000
+
+
+class FarmRenderOptions(RenderOptions):
+    """The render flags of `wanhe render` as a farm submission takes them: everything but
+    where outputs go (the farm writes them to the job's own folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("output")
+    @classmethod
+    def _no_output(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "the farm writes outputs to the job's own folder; leave output out and "
+                "download them from /api/jobs/{id}/files"
+            )
+        return value
+
+
+def inspect_blend(path: Path, blender: str | None = None) -> tuple[SceneFacts, list[str]]:
+    """Read a .blend with Blender (auto-run scripts off, factory startup): its facts and the
+    external files it misses (paths as text)."""
+    from wanhe.blender.inspect import inspect_scene
+
+    info = inspect_scene(path, blender=blender)
+    facts = SceneFacts(
+        path=str(path), frame_start=info.frame_start, frame_end=info.frame_end,
+        frame_step=info.frame_step, fps=info.fps, resolution_x=info.resolution_x,
+        resolution_y=info.resolution_y, resolution_percentage=info.resolution_percentage,
+        engine=info.engine, camera=info.camera, cameras=list(info.cameras),
+        samples=info.samples, output_path="",
+    )
+    return facts, [str(p) for p in info.missing]
+
+
+def resolve_within_limits(options: RenderOptions, facts: SceneFacts) -> RenderSpec:
+    """`resolve_spec`, refusing jobs of more tasks than one job may hold."""
+    spec = resolve_spec(options, facts)
+    per_frame = spec.tiles_x * spec.tiles_y * spec.sample_chunks + 4
+    if len(spec.frames) * per_frame > MAX_JOB_TASKS:
+        raise ValueError(
+            f"{len(spec.frames)} frame(s) × {spec.tiles_x}x{spec.tiles_y} tiles × "
+            f"{spec.sample_chunks} sample chunk(s) make more than {MAX_JOB_TASKS:,} tasks — "
+            "submit fewer frames per job or fewer tiles"
+        )
+    return spec
+
+
+@register_job_type
+class BlenderRenderJob(JobType):
+    kind = KIND
+    title = "Blender render"
+    options_model = FarmRenderOptions
+    main_file = "required"
+    main_suffixes = (".blend",)
+
+    def check(self, options: BaseModel) -> None:
+        from wanhe.plan.frames import FrameSpecError, parse_frames
+        from wanhe.plan.tiles import TileSpecError, parse_grid
+
+        assert isinstance(options, RenderOptions)
+        try:
+            if options.frames:
+                parse_frames(options.frames)
+        except (FrameSpecError, ValueError) as exc:
+            raise InputError("options.frames", str(exc)) from None
+        try:
+            parse_grid(options.tiles)
+        except (TileSpecError, ValueError) as exc:
+            raise InputError("options.tiles", str(exc)) from None
+
+    def inspect(self, ctx: IntakeContext, main: Path | None, options: BaseModel) -> Inspected:
+        from wanhe.blender.errors import SceneError
+
+        assert main is not None
+        inspector = ctx.inspectors.get(KIND) or (lambda p: inspect_blend(p, ctx.blender))
+        try:
+            facts, missing = inspector(main)
+        except SceneError as exc:
+            raise InputError("main", str(exc)) from None
+        self._resolve(options, facts, main, main.parent / "o" / "f_####")  # fail before storing
+        return Inspected(
+            facts, [f"missing external file (renders pink or empty): {p}" for p in missing]
+        )
+
+    @staticmethod
+    def _resolve(options: BaseModel, facts: SceneFacts, scene: Path, output: Path) -> RenderSpec:
+        resolved = RenderOptions(**{**options.model_dump(), "output": str(output)})
+        try:
+            return resolve_within_limits(
+                resolved, facts.model_copy(update={"path": str(scene), "output_path": ""})
+            )
+        except ValueError as exc:
+            raise InputError("options", str(exc)) from None
+
+    def compile(
+        self, options: BaseModel, inspected: Inspected, main: Path | None, folder: JobFolder
+    ) -> CompiledJob:
+        assert main is not None
+        spec = self._resolve(options, inspected.facts, main, folder.output / "frame_####")
+        tasks = compile_render_job(spec, str(folder.work))
+        return CompiledJob(spec.model_dump(mode="json"), spec.fingerprint(), tasks)
+
+    def task_label(self, task: TaskView) -> str:
+        if task.kind == TaskKind.VIDEO.value:
+            return "the preview video"
+        if task.frame is None:
+            return f"task {task.key}"
+        if task.kind == TaskKind.RENDER.value:
+            part = f" tile {task.tile}" if task.tile is not None else ""
+            part += f" sample chunk {task.chunk}" if task.chunk is not None else ""
+            return f"frame {task.frame}{part}"
+        return f"frame {task.frame} {task.kind}"
+
+    def deliverables(self, spec: dict[str, Any]) -> list[str]:
+        render = RenderSpec.model_validate(spec)
+        files = [path for frame in render.frames for path in final_outputs(render, frame)]
+        if render.video:
+            files += [render.video_path(), render.contact_sheet_path()]
+        return files

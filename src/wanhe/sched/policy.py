@@ -30,9 +30,11 @@ Rules, in the order they apply:
    gets no other work until enough of it is free, then the starving task runs there (like
    backfilling with a reservation). Without ``capacity`` the policy cannot know whether a task
    will ever fit a node, so it only skips.
-6. **Blocklists**: `blocklist(job_id, node)` (the dispatcher calls it after 3 failures of a
+6. **Devices**: a task that asks for no GPU never runs on a GPU slot (``pick(...,
+   gpu_only=True)``), so GPUs stay free for the work that needs them.
+7. **Blocklists**: `blocklist(job_id, node)` (the dispatcher calls it after 3 failures of a
    job's tasks on a node); ``pick(..., node=node)`` never returns a task of that job there.
-7. **Pause, resume, cancel**: `pause_job` hides a job's ready tasks, `resume_job` shows them
+8. **Pause, resume, cancel**: `pause_job` hides a job's ready tasks, `resume_job` shows them
    again (in their old order), `remove_job` drops them.
 
 Cost: `push`, `discard`, `pick` and `finished` are O(log n) in the number of queued tasks
@@ -107,19 +109,24 @@ class PolicyStats:
 
 
 class _Project:
-    __slots__ = ("budget", "name", "ready", "running_cores", "running_tasks", "used", "weight")
+    __slots__ = ("budget", "gpu_budget", "gpu_used", "name", "ready", "running_cores",
+                 "running_tasks", "used", "weight")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.weight = 1.0
         self.budget: float | None = None
         self.used = 0.0
+        self.gpu_budget: float | None = None  # GPU-seconds
+        self.gpu_used = 0.0
         self.running_cores = 0.0
         self.running_tasks = 0
         self.ready = 0  # queued tasks of non-paused jobs
 
     def blocked(self) -> bool:
-        return self.budget is not None and self.used >= self.budget
+        return (self.budget is not None and self.used >= self.budget) or (
+            self.gpu_budget is not None and self.gpu_used >= self.gpu_budget
+        )
 
 
 class _Lane:
@@ -234,8 +241,11 @@ class SchedulingPolicy:
         weight: float = 1.0,
         budget_core_seconds: float | None = None,
         used_core_seconds: float | None = None,
+        budget_gpu_seconds: float | None = None,
+        used_gpu_seconds: float | None = None,
     ) -> None:
-        """Declare or update a project. ``used_core_seconds=None`` keeps the metered usage."""
+        """Declare or update a project. ``used_*_seconds=None`` keeps the metered usage. A
+        project with both budgets gets no new tasks once either is used up."""
         if not (weight > 0 and math.isfinite(weight)):
             raise ValueError(f"project {name!r}: weight must be a positive number, got {weight}")
         if budget_core_seconds is not None and not budget_core_seconds >= 0:
@@ -251,6 +261,13 @@ class SchedulingPolicy:
         project.budget = None if budget_core_seconds is None else float(budget_core_seconds)
         if used_core_seconds is not None:
             project.used = float(used_core_seconds)
+        if budget_gpu_seconds is not None and not budget_gpu_seconds >= 0:
+            raise ValueError(
+                f"project {name!r}: GPU budget must be ≥ 0 GPU-seconds, got {budget_gpu_seconds}"
+            )
+        project.gpu_budget = None if budget_gpu_seconds is None else float(budget_gpu_seconds)
+        if used_gpu_seconds is not None:
+            project.gpu_used = max(0.0, float(used_gpu_seconds))
 
     def add_usage(self, project: str, core_seconds: float) -> None:
         """Meter core-seconds used outside `finished` (e.g. a lost attempt's partial usage)."""
@@ -261,11 +278,17 @@ class SchedulingPolicy:
     def blocked_reason(self, project: str) -> str | None:
         """Why `project` gets no new tasks, or None if it may get them."""
         p = self._projects.get(project)
-        if p is None or p.budget is None or p.used < p.budget:
+        if p is None or not p.blocked():
             return None
+        if p.budget is not None and p.used >= p.budget:
+            return (
+                f"budget of {p.budget / 3600:.1f} core-hours used up ({p.used / 3600:.1f} "
+                f"core-hours metered) — raise it with `wanhe project budget`"
+            )
+        assert p.gpu_budget is not None
         return (
-            f"budget of {p.budget / 3600:.1f} core-hours used up ({p.used / 3600:.1f} "
-            f"core-hours metered) — raise it with `wanhe project budget`"
+            f"budget of {p.gpu_budget / 3600:.2f} GPU-hours used up ({p.gpu_used / 3600:.2f} "
+            f"GPU-hours metered) — raise it with `wanhe project budget --gpu-hours`"
         )
 
     def running_cores(self, project: str) -> float:
@@ -457,15 +480,18 @@ class SchedulingPolicy:
         node: str | None = None,
         *,
         capacity: Resources | None = None,
+        gpu_only: bool = False,
     ) -> QueuedTask | None:
         """The best ready task that fits `free` on `node`; it is dequeued and counted running.
+
+        ``gpu_only``: the slot is a GPU's, and a task that asks for no GPU never holds one.
 
         ``capacity`` (optional) is everything `node` has, busy or not; with it the policy can
         reserve the node for a task that has been passed over too often (see the module doc).
         Returns None when nothing may run there now.
         """
         self._picks += 1
-        if node is not None and self._reserved_node:
+        if node is not None and self._reserved_node and not gpu_only:
             tid = self._reserved_node.get(node)
             if tid is not None:
                 got = self._pick_reserved(tid, free, node, capacity)
@@ -482,21 +508,23 @@ class SchedulingPolicy:
                 for bucket in level.values():
                     if bucket.project.blocked():
                         continue
-                    got = self._pick_in(bucket, free, node, capacity)
+                    got = self._pick_in(bucket, free, node, capacity, gpu_only)
                     if got is _HOLD:
                         return None
                     if isinstance(got, QueuedTask):
                         return self._start(got)
                 continue
             for bucket in self._fair_order(level):
-                got = self._pick_in(bucket, free, node, capacity)
+                got = self._pick_in(bucket, free, node, capacity, gpu_only)
                 if got is _HOLD:
                     return None
                 if isinstance(got, QueuedTask):
                     return self._start(got)
         return None
 
-    def finished(self, task: QueuedTask, core_seconds: float = 0.0) -> None:
+    def finished(
+        self, task: QueuedTask, core_seconds: float = 0.0, gpu_seconds: float = 0.0
+    ) -> None:
         """A picked task stopped running (done, failed, lost or cancelled); meter its usage.
 
         Push it again afterwards to retry it.
@@ -512,6 +540,7 @@ class SchedulingPolicy:
             project.running_cores = 0.0
         project.running_tasks -= 1
         project.used += core_seconds
+        project.gpu_used += max(0.0, gpu_seconds)
 
     # ------------------------------------------------------------------ internals
 
@@ -630,7 +659,8 @@ class SchedulingPolicy:
         return None
 
     def _pick_in(
-        self, bucket: _Bucket, free: Resources, node: str | None, capacity: Resources | None
+        self, bucket: _Bucket, free: Resources, node: str | None, capacity: Resources | None,
+        gpu_only: bool = False,
     ) -> QueuedTask | _Hold | None:
         """The first task of the bucket's lanes (in order) that fits and may run on node."""
         heap = bucket.heap
@@ -657,6 +687,9 @@ class SchedulingPolicy:
             scanned += 1
             if node is not None and node in lane.job.blocked_nodes:
                 self._skip_block += 1
+                skipped.append(heapq.heappop(heap))
+                continue
+            if gpu_only and lane.resources.gpus <= 0:
                 skipped.append(heapq.heappop(heap))
                 continue
             if not lane.resources.fits_in(free):

@@ -9,10 +9,20 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from wanhe.lifecycle import (
+    OWN_FAULT,
+    AttemptHistory,
+    RetryRules,
+    Verdict,
+    after_attempt,
+    check_job,
+    check_task,
+    give_up_reason,
+)
 from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
-from wanhe.store.rows import StoreError, Usage, _now
+from wanhe.store.rows import AttemptEnd, StoreError, Usage, _now
 
 
 class AttemptsMixin(_StoreBase):
@@ -28,9 +38,12 @@ class AttemptsMixin(_StoreBase):
             ).one()
             if task.state != TaskState.READY.value:
                 raise StoreError(f"task {task_id} is {task.state}, not ready")
-            project_id = conn.execute(
-                select(t.jobs.c.project_id).where(t.jobs.c.id == task.job_id)
-            ).scalar_one()
+            job = conn.execute(
+                select(t.jobs.c.project_id, t.jobs.c.state).where(t.jobs.c.id == task.job_id)
+            ).one()
+            project_id = job.project_id
+            if job.state == JobState.QUEUED.value:
+                check_job(JobState.QUEUED, JobState.RUNNING, job_id=task.job_id)
             number = task.attempts + 1
             conn.execute(
                 update(t.tasks)
@@ -83,6 +96,7 @@ class AttemptsMixin(_StoreBase):
             ).one()
             if state.state != TaskState.RUNNING.value:
                 return []  # cancelled meanwhile: keep the usage, not the result
+            check_task(TaskState.RUNNING, TaskState.DONE, task_id=task_id)
             conn.execute(
                 update(t.tasks)
                 .where(t.tasks.c.id == task_id)
@@ -123,25 +137,42 @@ class AttemptsMixin(_StoreBase):
 
     def fail_attempt(
         self, attempt_id: int, task_id: int, *, outcome: AttemptOutcome, usage: Usage | None,
-        message: str, retry: bool,
-    ) -> None:
-        """Record a failed, timed-out, lost or cancelled attempt; requeue the task or fail it."""
+        message: str, rules: RetryRules | None = None, label: str = "",
+    ) -> AttemptEnd:
+        """Record an attempt that did not succeed and apply the state machine's verdict, all in
+        one transaction: the task is ready again, or failed for good, and then its job fails
+        with it (unfinished tasks cancelled, the job failed with the reason)."""
+        rules = rules or RetryRules()
         with self.engine.begin() as conn:
             self._close_attempt(conn, attempt_id, outcome, usage, message)
-            state = conn.execute(
-                select(t.tasks.c.state).where(t.tasks.c.id == task_id)
+            task = conn.execute(
+                select(t.tasks.c.state, t.tasks.c.job_id, t.tasks.c.key, t.tasks.c.faults,
+                       t.tasks.c.losses).where(t.tasks.c.id == task_id)
+            ).one()
+            if task.state != TaskState.RUNNING.value:  # cancelled (or requeued) meanwhile
+                return AttemptEnd(Verdict.STOPPED.value, [])
+            history = AttemptHistory(task.faults, task.losses)
+            verdict = after_attempt(outcome, history, rules)
+            counted = history.plus(outcome)
+            values: dict[str, Any] = {
+                "faults": counted.own_fault, "losses": counted.lost, "progress": 0.0,
+                "error": message[-4000:],
+            }
+            if verdict is Verdict.GIVE_UP:
+                check_task(TaskState.RUNNING, TaskState.FAILED, task_id=task_id)
+                values.update(state=TaskState.FAILED.value, finished_at=_now())
+            else:  # retry; or an attempt stopped while its task still runs: not its fault
+                check_task(TaskState.RUNNING, TaskState.READY, task_id=task_id)
+                values.update(state=TaskState.READY.value, finished_at=None)
+            conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(**values))
+            if verdict is not Verdict.GIVE_UP:
+                return AttemptEnd(verdict.value, [task_id])
+            node = conn.execute(
+                select(t.attempts.c.node).where(t.attempts.c.id == attempt_id)
             ).scalar_one()
-            if state != TaskState.RUNNING.value:
-                return
-            conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id == task_id)
-                .values(
-                    state=TaskState.READY.value if retry else TaskState.FAILED.value,
-                    error=message[-4000:], progress=0.0,
-                    finished_at=None if retry else _now(),
-                )
-            )
+            reason = give_up_reason(label or f"task {task.key}", outcome, counted, node, message)
+            self._fail_job_in(conn, task.job_id, reason)
+        return AttemptEnd(Verdict.GIVE_UP.value, [], job_failed=True, reason=reason)
 
     def recover_interrupted(self, job_ids: Sequence[int] | None = None) -> int:
         """After a crash: open attempts become LOST and their running tasks ready again."""
@@ -181,15 +212,13 @@ class AttemptsMixin(_StoreBase):
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def node_failures(self, job_id: int) -> dict[str, int]:
-        """Failed attempts of a job per node (for blocklisting)."""
+        """Own-fault failures of a job's attempts per node (for blocklisting)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.attempts.c.node, func.count())
                 .where(
                     t.attempts.c.job_id == job_id,
-                    t.attempts.c.outcome.in_(
-                        [AttemptOutcome.FAILED.value, AttemptOutcome.TIMEOUT.value]
-                    ),
+                    t.attempts.c.outcome.in_(sorted(o.value for o in OWN_FAULT)),
                 )
                 .group_by(t.attempts.c.node)
             ).all()

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from wanhe.lifecycle import check_job, check_task, job_sources_of, sources_of
 from wanhe.model import JobState, TaskSpec, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
@@ -28,6 +29,9 @@ def _dependencies_done(conn: Connection, depends_on: Iterable[int]) -> bool:
         .where(t.jobs.c.id.in_(wanted), t.jobs.c.state == JobState.DONE.value)
     ).scalar_one()
     return int(done) == len(wanted)
+
+
+_UNFINISHED = [TaskState.WAITING.value, TaskState.READY.value, TaskState.RUNNING.value]
 
 
 class JobsMixin(_StoreBase):
@@ -111,7 +115,7 @@ class JobsMixin(_StoreBase):
     ) -> None:
         rows = [
             {
-                "job_id": job_id, "key": task.key, "seq": seq, "kind": task.kind.value,
+                "job_id": job_id, "key": task.key, "seq": seq, "kind": str(task.kind),
                 "frame": task.frame, "tile": task.tile, "chunk": task.chunk,
                 "state": (
                     TaskState.READY.value if not task.deps and not waiting_on_jobs
@@ -165,13 +169,20 @@ class JobsMixin(_StoreBase):
             ).first()
         return _job(row) if row else None
 
+    def _job_state(self, conn: Connection, job_id: int) -> JobState:
+        state = conn.execute(select(t.jobs.c.state).where(t.jobs.c.id == job_id)).scalar()
+        if state is None:
+            raise StoreError(f"no job {job_id}")
+        return JobState(state)
+
     def set_job_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
+        """Pause, resume, or queue a finished job again: a legal change or IllegalTransition."""
         values: dict[str, Any] = {"state": state.value}
         if message is not None:
             values["message"] = message
-        if state.is_final:
-            values["finished_at"] = _now()
+        values["finished_at"] = _now() if state.is_final else None
         with self.engine.begin() as conn:
+            check_job(self._job_state(conn, job_id), state, job_id=job_id)
             conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
             self._touch_jobs(conn, [job_id], tasks=False)
 
@@ -187,6 +198,7 @@ class JobsMixin(_StoreBase):
     def cancel_job(self, job_id: int, message: str = "cancelled by user") -> list[int]:
         """Cancel every unfinished task; return the ids of those that were running."""
         with self.engine.begin() as conn:
+            check_job(self._job_state(conn, job_id), JobState.CANCELLED, job_id=job_id)
             running = [
                 r.id for r in conn.execute(
                     select(t.tasks.c.id).where(
@@ -198,9 +210,7 @@ class JobsMixin(_StoreBase):
                 update(t.tasks)
                 .where(
                     t.tasks.c.job_id == job_id,
-                    t.tasks.c.state.in_(
-                        [TaskState.WAITING.value, TaskState.READY.value, TaskState.RUNNING.value]
-                    ),
+                    t.tasks.c.state.in_(_UNFINISHED),
                 )
                 .values(state=TaskState.CANCELLED.value, finished_at=_now())
             )
@@ -210,6 +220,42 @@ class JobsMixin(_StoreBase):
                 .values(state=JobState.CANCELLED.value, message=message, finished_at=_now())
             )
             self._touch_jobs(conn, [job_id], tasks=True)
+        return running
+
+    def fail_job(self, job_id: int, reason: str, task_id: int | None = None) -> list[int]:
+        """Fail a job that cannot progress (e.g. a task no node may run), in one transaction:
+        `task_id` (if given) failed with `reason`, the other unfinished tasks cancelled, the job
+        failed with `reason`. Returns the ids of tasks that were running."""
+        with self.engine.begin() as conn:
+            if task_id is not None:
+                state = conn.execute(
+                    select(t.tasks.c.state).where(t.tasks.c.id == task_id)
+                ).scalar_one()
+                check_task(TaskState(state), TaskState.FAILED, task_id=task_id)
+                conn.execute(
+                    update(t.tasks).where(t.tasks.c.id == task_id)
+                    .values(state=TaskState.FAILED.value, error=reason[-4000:],
+                            finished_at=_now())
+                )
+            return self._fail_job_in(conn, job_id, reason)
+
+    def _fail_job_in(self, conn: Connection, job_id: int, reason: str) -> list[int]:
+        check_job(self._job_state(conn, job_id), JobState.FAILED, job_id=job_id)
+        running = list(conn.execute(
+            select(t.tasks.c.id).where(
+                t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.RUNNING.value
+            )
+        ).scalars())
+        conn.execute(
+            update(t.tasks)
+            .where(t.tasks.c.job_id == job_id, t.tasks.c.state.in_(_UNFINISHED))
+            .values(state=TaskState.CANCELLED.value, finished_at=_now())
+        )
+        conn.execute(
+            update(t.jobs).where(t.jobs.c.id == job_id)
+            .values(state=JobState.FAILED.value, message=reason, finished_at=_now())
+        )
+        self._touch_jobs(conn, [job_id], tasks=True)
         return running
 
     def retry_failed(self, job_id: int) -> int:
@@ -225,10 +271,12 @@ class JobsMixin(_StoreBase):
             ]
             if not ids:
                 return 0
+            check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
             conn.execute(
                 update(t.tasks)
                 .where(t.tasks.c.id.in_(ids))
-                .values(state=TaskState.WAITING.value, attempts=0, error="", finished_at=None)
+                .values(state=TaskState.WAITING.value, attempts=0, faults=0, losses=0, error="",
+                        finished_at=None)
             )
             self._refresh_readiness(conn, job_id)
             conn.execute(
@@ -244,10 +292,13 @@ class JobsMixin(_StoreBase):
         if not task_ids:
             return
         with self.engine.begin() as conn:
+            check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
             conn.execute(
                 update(t.tasks)
-                .where(t.tasks.c.id.in_(list(task_ids)))
-                .values(state=TaskState.WAITING.value, attempts=0, error="", finished_at=None)
+                .where(t.tasks.c.id.in_(list(task_ids)),
+                       t.tasks.c.state.in_(sources_of(TaskState.WAITING)))
+                .values(state=TaskState.WAITING.value, attempts=0, faults=0, losses=0, error="",
+                        finished_at=None)
             )
             self._refresh_readiness(conn, job_id)
             conn.execute(
@@ -310,7 +361,7 @@ class JobsMixin(_StoreBase):
         return not _dependencies_done(conn, deps)
 
     def _settle_job(self, conn: Connection, job_id: int) -> None:
-        """A job whose every task is done is done."""
+        """A job whose every task is done is done (a paused one too: nothing is left to hold)."""
         left = conn.execute(
             select(func.count()).where(
                 t.tasks.c.job_id == job_id, t.tasks.c.state != TaskState.DONE.value
@@ -319,8 +370,7 @@ class JobsMixin(_StoreBase):
         if left == 0:
             conn.execute(
                 update(t.jobs)
-                .where(t.jobs.c.id == job_id, t.jobs.c.state.in_(
-                    [JobState.QUEUED.value, JobState.RUNNING.value]))
+                .where(t.jobs.c.id == job_id, t.jobs.c.state.in_(job_sources_of(JobState.DONE)))
                 .values(state=JobState.DONE.value, finished_at=_now(), message="")
             )
 

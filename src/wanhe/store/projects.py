@@ -11,14 +11,15 @@ from sqlalchemy.engine import Connection
 
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
-from wanhe.store.rows import ProjectRow, StoreError, TokenRow, _now, hash_token
+from wanhe.store.rows import ProjectRow, StoreError, TokenRow, _now, _project, hash_token
 
 _IN_CHUNK = 500  # values per SQL IN (…): well under SQLite's bound-parameter limit
 
 
 class ProjectsMixin(_StoreBase):
     def create_project(
-        self, name: str, *, weight: float = 1.0, budget_core_hours: float | None = None
+        self, name: str, *, weight: float = 1.0, budget_core_hours: float | None = None,
+        budget_gpu_hours: float | None = None,
     ) -> ProjectRow:
         if not name or len(name) > 100:
             raise StoreError("a project name needs 1 to 100 characters")
@@ -26,17 +27,19 @@ class ProjectsMixin(_StoreBase):
             raise StoreError(f"project weight must be positive, not {weight}")
         if budget_core_hours is not None and budget_core_hours < 0:
             raise StoreError(f"a budget cannot be negative ({budget_core_hours} core-hours)")
+        if budget_gpu_hours is not None and budget_gpu_hours < 0:
+            raise StoreError(f"a budget cannot be negative ({budget_gpu_hours} GPU-hours)")
         with self.engine.begin() as conn:
             if conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).first():
                 raise StoreError(f"project {name!r} exists already")
             pid = conn.execute(
                 insert(t.projects).values(
                     name=name, weight=weight, budget_core_hours=budget_core_hours,
-                    created_at=_now(),
+                    budget_gpu_hours=budget_gpu_hours, created_at=_now(),
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             self._touch_project(conn, int(pid))
-        return ProjectRow(int(pid), name, weight, budget_core_hours)
+        return ProjectRow(int(pid), name, weight, budget_core_hours, budget_gpu_hours)
 
     def ensure_project(self, name: str) -> ProjectRow:
         found = self.project_by_name(name)
@@ -45,22 +48,25 @@ class ProjectsMixin(_StoreBase):
     def project_by_name(self, name: str) -> ProjectRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.projects).where(t.projects.c.name == name)).first()
-        return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours) if row else None
+        return _project(row) if row else None
 
     def project(self, project_id: int) -> ProjectRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.projects).where(t.projects.c.id == project_id)).first()
-        return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours) if row else None
+        return _project(row) if row else None
 
     def projects(self) -> list[ProjectRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.projects).order_by(t.projects.c.id)).all()
-        return [ProjectRow(r.id, r.name, r.weight, r.budget_core_hours) for r in rows]
+        return [_project(r) for r in rows]
 
     def update_project(
         self, project_id: int, *, weight: float | None = None,
         budget_core_hours: float | None = None, clear_budget: bool = False,
+        budget_gpu_hours: float | None = None, clear_gpu_budget: bool = False,
     ) -> None:
+        """Change a project's weight or budgets; `clear_budget` / `clear_gpu_budget` remove
+        the core-hour / GPU-hour budget. The row is stamped so a running dispatcher sees it."""
         values: dict[str, Any] = {}
         if weight is not None:
             if weight <= 0:
@@ -68,10 +74,16 @@ class ProjectsMixin(_StoreBase):
             values["weight"] = weight
         if budget_core_hours is not None:
             if budget_core_hours < 0:
-                raise StoreError("a budget cannot be negative")
+                raise StoreError(f"a budget cannot be negative ({budget_core_hours} core-hours)")
             values["budget_core_hours"] = budget_core_hours
         if clear_budget:
             values["budget_core_hours"] = None
+        if budget_gpu_hours is not None:
+            if budget_gpu_hours < 0:
+                raise StoreError(f"a budget cannot be negative ({budget_gpu_hours} GPU-hours)")
+            values["budget_gpu_hours"] = budget_gpu_hours
+        if clear_gpu_budget:
+            values["budget_gpu_hours"] = None
         if values:
             with self.engine.begin() as conn:
                 conn.execute(

@@ -21,6 +21,7 @@ class ProjectRow:
     name: str
     weight: float
     budget_core_hours: float | None
+    budget_gpu_hours: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,19 @@ class TaskRow:
     output: dict[str, Any]
     error: str
     progress: float
+    faults: int = 0  # own-fault attempts since last (re)queued by a user
+    losses: int = 0  # attempts lost with their node since then
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnd:
+    """What ending an attempt did: the state machine's verdict for the task, the tasks it
+    made ready, and whether (and why) its job failed with it."""
+
+    verdict: str  # a wanhe.lifecycle.Verdict value
+    ready: list[int]
+    job_failed: bool = False
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +154,8 @@ def _tracked(row: Any) -> TrackedJob:
 
 
 def _project(row: Any) -> ProjectRow:
-    return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours)
+    return ProjectRow(row.id, row.name, row.weight, row.budget_core_hours,
+                      row.budget_gpu_hours)
 
 
 def _task(row: Any) -> TaskRow:
@@ -160,4 +175,6 @@ def _task(row: Any) -> TaskRow:
         output=json.loads(row.output),
         error=row.error,
         progress=row.progress,
+        faults=row.faults,
+        losses=row.losses,
     )

@@ -21,6 +21,7 @@ from wanhe.store.attempts import AttemptsMixin
 from wanhe.store.jobs import JobsMixin
 from wanhe.store.projects import ProjectsMixin
 from wanhe.store.rows import (
+    AttemptEnd,
     Changes,
     JobRow,
     ProjectRow,
@@ -36,6 +37,7 @@ from wanhe.store.sync import SyncMixin
 from wanhe.store.usage import UsageMixin, core_seconds
 
 __all__ = [
+    "AttemptEnd",
     "Changes",
     "JobRow",
     "ProjectRow",

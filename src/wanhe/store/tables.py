@@ -37,6 +37,7 @@ projects = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("weight", Float, nullable=False, default=1.0),
     Column("budget_core_hours", Float, nullable=True),
+    Column("budget_gpu_hours", Float, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
     Index("ix_projects_revision", "revision"),
@@ -100,6 +101,9 @@ tasks = Table(
     Column("payload", Text, nullable=False),
     Column("deps_left", Integer, nullable=False, default=0),
     Column("attempts", Integer, nullable=False, default=0),
+    # own-fault and lost attempts since the task was last (re)queued: the retry rules' inputs
+    Column("faults", Integer, nullable=False, default=0, server_default="0"),
+    Column("losses", Integer, nullable=False, default=0, server_default="0"),
     Column("cpus", Float, nullable=False, default=1.0),
     Column("memory", Integer, nullable=False, default=0),
     Column("gpus", Float, nullable=False, default=0.0),

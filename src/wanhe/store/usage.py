@@ -23,12 +23,27 @@ def core_seconds(attempt: Mapping[str, Any]) -> float:
     return float((attempt["cores"] or 0.0) * (attempt["wall_s"] or 0.0))
 
 
+#: GPU-seconds of one attempt (GPUs held × wall seconds, as the dispatcher metered it).
+GPU_SECONDS: ColumnElement[float] = func.coalesce(t.attempts.c.gpu_s, 0.0)
+
+
 class UsageMixin(_StoreBase):
     def used_core_seconds(self, project_id: int | None = None) -> dict[int, float]:
         """Core-seconds (cores × wall) metered per project, every attempt counted."""
         query = select(
             t.attempts.c.project_id, func.sum(CORE_SECONDS)
         ).where(t.attempts.c.wall_s.is_not(None))
+        if project_id is not None:
+            query = query.where(t.attempts.c.project_id == project_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.group_by(t.attempts.c.project_id)).all()
+        return {int(pid): float(total or 0.0) for pid, total in rows}
+
+    def used_gpu_seconds(self, project_id: int | None = None) -> dict[int, float]:
+        """GPU-seconds metered per project, every attempt counted."""
+        query = select(t.attempts.c.project_id, func.sum(GPU_SECONDS)).where(
+            t.attempts.c.wall_s.is_not(None)
+        )
         if project_id is not None:
             query = query.where(t.attempts.c.project_id == project_id)
         with self.engine.connect() as conn:
@@ -48,6 +63,7 @@ class UsageMixin(_StoreBase):
                 t.attempts.c.outcome,
                 func.count().label("attempts"),
                 func.sum(CORE_SECONDS).label("core_seconds"),
+                func.sum(GPU_SECONDS).label("gpu_seconds"),
                 func.sum(t.attempts.c.cpu_s).label("cpu_seconds"),
                 func.sum(t.attempts.c.wall_s).label("wall_seconds"),
                 func.max(t.attempts.c.peak_rss).label("peak_rss"),
@@ -72,11 +88,20 @@ class UsageMixin(_StoreBase):
 
     def core_seconds_by_job(self, job_ids: Sequence[int]) -> dict[int, float]:
         """Metered core-seconds (every closed attempt) of many jobs in one query."""
+        return self._sum_by_job(job_ids, CORE_SECONDS)
+
+    def gpu_seconds_by_job(self, job_ids: Sequence[int]) -> dict[int, float]:
+        """Metered GPU-seconds (every closed attempt) of many jobs in one query."""
+        return self._sum_by_job(job_ids, GPU_SECONDS)
+
+    def _sum_by_job(
+        self, job_ids: Sequence[int], measure: ColumnElement[float]
+    ) -> dict[int, float]:
         if not job_ids:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.attempts.c.job_id, func.sum(CORE_SECONDS))
+                select(t.attempts.c.job_id, func.sum(measure))
                 .where(t.attempts.c.job_id.in_(list(job_ids)), t.attempts.c.wall_s.is_not(None))
                 .group_by(t.attempts.c.job_id)
             ).all()
@@ -90,6 +115,7 @@ class UsageMixin(_StoreBase):
             select(
                 t.projects.c.name.label("project"), t.attempts.c.ended_at,
                 CORE_SECONDS.label("core_seconds"),
+                GPU_SECONDS.label("gpu_seconds"),
                 t.attempts.c.outcome,
             )
             .join(t.projects, t.projects.c.id == t.attempts.c.project_id)

@@ -174,9 +174,10 @@ export async function mount(el, ctx) {
     ].filter(Boolean).join(' · ');
     const cells = [
       ['Progress', `<div style="padding-top:5px">${progressBar(job.progress, job.tasks)}</div>`],
-      ['Frames', `${fdone}<small> / ${frames.length}</small>`],
+      frames.length ? ['Frames', `${fdone}<small> / ${frames.length}</small>`] : ['Kind', esc(job.kind || '—')],
       ['Tasks', `${t.done || 0}<small> / ${tTotal}${t.running ? ` · ${t.running} run` : ''}${t.failed ? ` · ${t.failed} fail` : ''}</small>`],
       ['Core-hours', esc(fmtCoreHours(job.core_hours))],
+      ...(job.gpu_hours ? [['GPU-hours', esc(fmtCoreHours(job.gpu_hours))]] : []),
       ['ETA', esc(FINAL.has(job.state) || job.eta_s == null ? '—' : fmtDuration(job.eta_s))],
       ['Run time', esc(fmtDuration(run))],
       ['Priority', esc(job.priority ?? '—')],
@@ -461,7 +462,7 @@ export async function mount(el, ctx) {
     const scroll = list.scrollTop;
     list.innerHTML = tasks.map((t) => {
       const k = taskKey(t);
-      return `<button type="button" data-task="${esc(k)}" data-state="${esc(t.state)}" class="${k === selectedTask ? 'on' : ''}" title="${esc(t.kind ?? '')} · ${esc(t.state)}${t.attempts ? ` · ${t.attempts} attempt(s)` : ''}">
+      return `<button type="button" data-task="${esc(k)}" data-state="${esc(t.state)}" class="${k === selectedTask ? 'on' : ''}" title="${esc(t.label || t.kind || '')} · ${esc(t.state)}${t.attempts ? ` · ${t.attempts} attempt(s)` : ''}">
         <span style="overflow:hidden;text-overflow:ellipsis">${esc(k)}</span><span class="st" style="background:${stateColor(t.state)}"></span></button>`;
     }).join('') || '<div class="empty">no tasks</div>';
     list.scrollTop = scroll;

@@ -1,4 +1,5 @@
-// Usage: core-hours per project over time, budgets used and left, successful vs failed core-hours.
+// Usage: core-hours per project over time, budgets (core-hours and GPU-hours) used and left,
+// successful vs failed core-hours, GPU-hours beside them wherever the farm metered any.
 import { get, qs } from '../api.js';
 import { stackedBars } from '../chart.js';
 import { $, esc, fmtCoreHours, projectColor, throttle, toMs } from '../util.js';
@@ -23,13 +24,14 @@ const OUTCOMES = [
 
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : Number(v) || 0);
 
-/** `/api/usage/timeline` ({bucket, times, series: [{project, core_hours: []}]}) -> {project: Map(ms -> h)}. */
-export function normalizeTimeline(raw) {
+/** `/api/usage/timeline` ({bucket, times, series: [{project, core_hours: [], gpu_hours: []}]})
+ * -> {project: Map(ms -> h)}, of core-hours or (field 'gpu_hours') GPU-hours. */
+export function normalizeTimeline(raw, field = 'core_hours') {
   const out = {};
   const times = raw?.times ?? [];
   for (const s of raw?.series ?? []) {
     const m = (out[s.project] ||= new Map());
-    (s.core_hours ?? []).forEach((h, i) => {
+    (s[field] ?? []).forEach((h, i) => {
       const ms = toMs(times[i]);
       if (ms != null) m.set(ms, (m.get(ms) || 0) + num(h));
     });
@@ -48,6 +50,41 @@ export function normalizeOutcomes(raw) {
   return out;
 }
 
+/** `/api/report` -> {project: GPU-hours metered in the report's period}. */
+export function gpuHoursOfReport(raw) {
+  const out = {};
+  for (const row of raw?.projects ?? []) out[row.project] = num(row.gpu_hours);
+  return out;
+}
+
+/** Sum of every point of a normalized timeline, per project: {project: h}. */
+function totals(timeline) {
+  const out = {};
+  for (const [name, m] of Object.entries(timeline)) {
+    let h = 0;
+    for (const v of m.values()) h += v;
+    out[name] = h;
+  }
+  return out;
+}
+
+/** A budget row: used against an optional budget, as a bar and numbers ("unit": core-h, GPU-h). */
+function budgetRow(attrs, nameHtml, used, budget, unit) {
+  let bar;
+  let nums;
+  if (budget == null) {
+    bar = '<div class="bar"><span class="b-used" style="width:0"></span></div>';
+    nums = `${fmtCoreHours(used)} ${unit} used · no budget`;
+  } else {
+    const frac = budget > 0 ? used / budget : 1;
+    bar = `<div class="bar" title="${(frac * 100).toFixed(1)}% of the ${unit} budget"><span class="${frac >= 1 ? 'b-over' : 'b-used'}" style="width:${Math.min(100, frac * 100).toFixed(2)}%"></span></div>`;
+    nums = frac >= 1
+      ? `<span style="color:#ff8c84">${fmtCoreHours(used)} / ${fmtCoreHours(budget)} ${unit} · budget spent</span>`
+      : `${fmtCoreHours(used)} / ${fmtCoreHours(budget)} ${unit} · ${fmtCoreHours(budget - used)} left`;
+  }
+  return `<div class="budget" ${attrs}><span class="name">${nameHtml}</span>${bar}<span class="nums">${nums}</span></div>`;
+}
+
 /** Report -> rows of jobs with their core-hours, when the report lists them. */
 function jobsOfReport(raw) {
   const list = raw?.jobs;
@@ -55,6 +92,7 @@ function jobsOfReport(raw) {
   return list.map((j) => ({
     id: j.job_id, name: j.name ?? '', project: j.project ?? '', h: num(j.total),
     failed: num(j.failed) + num(j.timeout) + num(j.lost), cancelled: num(j.cancelled),
+    gpu: num(j.gpu_hours),
   }));
 }
 
@@ -79,7 +117,7 @@ export async function mount(el, ctx) {
     </section>
     <div class="grid-2" style="margin-top:12px">
       <section class="panel" id="budget-panel">
-        <div class="panel-head"><h2>Budgets</h2><span class="spacer"></span><span class="muted" style="font-size:12px">core-hours used · left</span></div>
+        <div class="panel-head"><h2>Budgets</h2><span class="spacer"></span><span class="muted" style="font-size:12px" id="budgets-unit">core-hours used · left</span></div>
         <div class="panel-body" id="budgets"></div>
       </section>
       <section class="panel" id="outcome-panel">
@@ -103,7 +141,7 @@ export async function mount(el, ctx) {
 
   function render() {
     if (!data) return;
-    const { timeline, projects, report } = data;
+    const { timeline, gpuTimeline, projects, report } = data;
     const names = Array.from(new Set([...projects.map((p) => p.name), ...Object.keys(timeline)])).sort();
     const p = PERIODS.find((x) => x[0] === period);
     const bucketMs = p[3] * 1000;
@@ -123,45 +161,50 @@ export async function mount(el, ctx) {
       })
       .sort((a, b) => a.name.localeCompare(b.name));
     const total = series.reduce((a, s) => a + s.values.reduce((x, y) => x + y, 0), 0);
-    $('#usage-sum', el).textContent = `${fmtCoreHours(total)} core-hours in the ${p[1]}`;
+    const gpuInPeriod = totals(gpuTimeline);
+    const gpuTotal = Object.entries(gpuInPeriod)
+      .filter(([name]) => !project || name === project)
+      .reduce((a, [, h]) => a + h, 0);
+    // GPU figures appear once the farm has metered GPU-hours or a project has a GPU budget.
+    const gpu = gpuTotal > 0 || projects.some((x) => x.budget_gpu_hours != null || num(x.used_gpu_hours) > 0);
+    $('#usage-sum', el).textContent = `${fmtCoreHours(total)} core-hours${gpu ? ` · ${fmtCoreHours(gpuTotal)} GPU-hours` : ''} in the ${p[1]}`;
     $('#timeline-legend', el).innerHTML = series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)}</span>`).join('');
     stackedBars($('#timeline', el), {
       buckets, series, bucketMs, fmtX, yLabel: 'core-hours', fmtY: (v) => fmtCoreHours(v),
     });
 
-    // Budgets.
+    // Budgets: core-hours, and beside them GPU-hours for a project that used any or has a GPU budget.
     const shown = projects.filter((x) => !project || x.name === project);
+    $('#budgets-unit', el).textContent = gpu ? 'core-hours · GPU-hours used · left' : 'core-hours used · left';
     $('#budgets', el).innerHTML = shown.length ? shown.map((x) => {
-      const used = num(x.used_core_hours);
-      const budget = x.budget_core_hours == null ? null : num(x.budget_core_hours);
-      let bar;
-      let nums;
-      if (budget == null) {
-        bar = '<div class="bar"><span class="b-used" style="width:0"></span></div>';
-        nums = `${fmtCoreHours(used)} used · no budget`;
-      } else {
-        const frac = budget > 0 ? used / budget : 1;
-        bar = `<div class="bar" title="${(frac * 100).toFixed(1)}% of the budget"><span class="${frac >= 1 ? 'b-over' : 'b-used'}" style="width:${Math.min(100, frac * 100).toFixed(2)}%"></span></div>`;
-        nums = frac >= 1
-          ? `<span style="color:#ff8c84">${fmtCoreHours(used)} / ${fmtCoreHours(budget)} · budget spent</span>`
-          : `${fmtCoreHours(used)} / ${fmtCoreHours(budget)} · ${fmtCoreHours(budget - used)} left`;
-      }
-      return `<div class="budget" data-project="${esc(x.name)}"><span class="name"><span class="swatch" style="background:${projectColor(x.name, names)}"></span>${esc(x.name)}</span>${bar}<span class="nums">${nums}</span></div>`;
+      const swatch = `<span class="swatch" style="background:${projectColor(x.name, names)}"></span>`;
+      const core = budgetRow(
+        `data-project="${esc(x.name)}"`, `${swatch}${esc(x.name)}`, num(x.used_core_hours),
+        x.budget_core_hours == null ? null : num(x.budget_core_hours), 'core-h',
+      );
+      const gpuBudget = x.budget_gpu_hours == null ? null : num(x.budget_gpu_hours);
+      const gpuUsed = num(x.used_gpu_hours);
+      if (gpuBudget == null && !(gpuUsed > 0)) return core;
+      return core + budgetRow(
+        `data-gpu-project="${esc(x.name)}"`, `${swatch}${esc(x.name)} <span class="faint">GPU</span>`,
+        gpuUsed, gpuBudget, 'GPU-h',
+      );
     }).join('') : '<div class="muted">No projects.</div>';
 
     // Outcomes.
     const outcomes = normalizeOutcomes(report);
+    const gpuOfProject = gpuHoursOfReport(report);
     const rows = Object.entries(outcomes).filter(([name]) => !project || name === project || name === 'all').sort(([a], [b]) => a.localeCompare(b));
     $('#outcomes', el).innerHTML = rows.length ? rows.map(([name, o]) => {
       const tot = Object.values(o).reduce((a, b) => a + b, 0);
       const bad = tot - (o.ok || 0) - (o.running || 0);
       const segs = OUTCOMES.filter(([k]) => o[k]).map(([k, label, color]) => `<span style="width:${((o[k] / (tot || 1)) * 100).toFixed(2)}%;background:${color}" title="${label}: ${fmtCoreHours(o[k])} core-h"></span>`).join('');
-      return `<div class="budget" data-project="${esc(name)}"><span class="name">${esc(name)}</span><div class="bar">${segs}</div><span class="nums">${fmtCoreHours(o.ok || 0)} ok · <span style="color:${bad ? '#ff8c84' : 'inherit'}">${fmtCoreHours(bad)} failed/cancelled</span>${tot && bad ? ` (${((bad / tot) * 100).toFixed(0)}%)` : ''}</span></div>`;
+      return `<div class="budget" data-project="${esc(name)}"><span class="name">${esc(name)}</span><div class="bar">${segs}</div><span class="nums">${fmtCoreHours(o.ok || 0)} ok · <span style="color:${bad ? '#ff8c84' : 'inherit'}">${fmtCoreHours(bad)} failed/cancelled</span>${tot && bad ? ` (${((bad / tot) * 100).toFixed(0)}%)` : ''}${gpu ? ` · ${fmtCoreHours(gpuOfProject[name] || 0)} GPU-h` : ''}</span></div>`;
     }).join('') : '<div class="muted">No metered attempts in this period.</div>';
 
     const jobs = jobsOfReport(report).filter((j) => !project || j.project === project).sort((a, b) => b.h - a.h).slice(0, 12);
     $('#jobs-usage-panel', el).hidden = !jobs.length;
-    $('#jobs-usage', el).innerHTML = `<table class="t"><thead><tr><th>Job</th><th>Project</th><th class="num">Core-h</th><th class="num">Failed core-h</th><th class="num">Cancelled core-h</th></tr></thead><tbody>${jobs.map((j) => `<tr><td><a href="#/jobs/${encodeURIComponent(j.id)}">${esc(j.name || `job ${j.id}`)}</a> <span class="faint mono">#${esc(j.id)}</span></td><td>${esc(j.project)}</td><td class="num">${fmtCoreHours(j.h)}</td><td class="num">${fmtCoreHours(j.failed)}</td><td class="num">${fmtCoreHours(j.cancelled)}</td></tr>`).join('')}</tbody></table>`;
+    $('#jobs-usage', el).innerHTML = `<table class="t"><thead><tr><th>Job</th><th>Project</th><th class="num">Core-h</th><th class="num">Failed core-h</th><th class="num">Cancelled core-h</th>${gpu ? '<th class="num">GPU-h</th>' : ''}</tr></thead><tbody>${jobs.map((j) => `<tr><td><a href="#/jobs/${encodeURIComponent(j.id)}">${esc(j.name || `job ${j.id}`)}</a> <span class="faint mono">#${esc(j.id)}</span></td><td>${esc(j.project)}</td><td class="num">${fmtCoreHours(j.h)}</td><td class="num">${fmtCoreHours(j.failed)}</td><td class="num">${fmtCoreHours(j.cancelled)}</td>${gpu ? `<td class="num">${fmtCoreHours(j.gpu)}</td>` : ''}</tr>`).join('')}</tbody></table>`;
   }
 
   async function load() {
@@ -180,7 +223,10 @@ export async function mount(el, ctx) {
       }
       if (!alive) return;
       const plist = Array.isArray(projects) ? projects : projects?.projects ?? [];
-      data = { timeline: normalizeTimeline(tl), projects: plist, report };
+      data = {
+        timeline: normalizeTimeline(tl), gpuTimeline: normalizeTimeline(tl, 'gpu_hours'),
+        projects: plist, report,
+      };
       if (admin) {
         const sel = $('#usage-project', el);
         if (sel.options.length <= 1) {

@@ -1,0 +1,74 @@
+"""The executors registry: which executor class runs which task kind.
+
+Built-in executors register when this module first answers; plugins (`wanhe.plugins`) add
+theirs. A kind has exactly one executor: registering a second one for it is an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TypeVar
+
+from wanhe.engine.executors.base import Executor
+
+_BUILTIN = (
+    "wanhe.engine.executors.blender",
+    "wanhe.engine.executors.imaging",
+    "wanhe.engine.executors.command",
+    "wanhe.engine.executors.noop",
+)
+
+_by_kind: dict[str, type[Executor]] = {}
+_loaded = False
+_lock = threading.Lock()
+
+E = TypeVar("E", bound=type[Executor])
+
+
+class UnknownTaskKind(LookupError):
+    """No executor is registered for a task kind."""
+
+
+def register_executor(cls: E) -> E:
+    """Class decorator: `cls` runs every kind in `cls.kinds`."""
+    if not cls.kinds:
+        raise ValueError(f"{cls.__name__} names no task kinds")
+    for kind in cls.kinds:
+        known = _by_kind.get(kind)
+        if known is not None and known is not cls and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"task kind {kind!r} already runs on {known.__name__}")
+        _by_kind[kind] = cls
+    return cls
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        for name in _BUILTIN:
+            importlib.import_module(name)
+        from wanhe.plugins import load_plugins
+
+        load_plugins()
+        _loaded = True
+
+
+def executor_class(kind: str) -> type[Executor]:
+    _load()
+    try:
+        return _by_kind[kind]
+    except KeyError:
+        known = ", ".join(sorted(_by_kind))
+        raise UnknownTaskKind(
+            f"no executor runs task kind {kind!r} on this worker (known: {known}) — install "
+            "the plugin that provides it on every worker (WANHE_PLUGINS or an entry point)"
+        ) from None
+
+
+def known_kinds() -> list[str]:
+    _load()
+    return sorted(_by_kind)

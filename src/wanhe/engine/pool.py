@@ -1,0 +1,221 @@
+"""The worker pool: the dispatcher's slots — render slots (a worker reserving cores), light
+slots (image work that reserves none), GPU slots (a worker holding one GPU) — on Ray or in
+this process, made as the cluster allows and replaced when they die.
+
+Ray decides where a worker actor lives; the pool decides how many of each kind there are:
+one render slot per `threads` cores of the cluster, one light slot, one GPU slot per GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wanhe.engine.handles import LocalWorker, RayWorker, WorkerHandle
+from wanhe.model import Resources
+from wanhe.sched.placement import SlotShape
+
+if TYPE_CHECKING:
+    # Imported where used, not here: importing Ray costs 0.3-0.5 s, and a `wanhe render`
+    # whose one worker takes every core never starts it.
+    from wanhe.engine import cluster
+    from wanhe.engine.dispatcher import Running
+
+log = logging.getLogger(__name__)
+
+BIG_MEMORY = 1 << 50
+Warm = tuple[str, str]  # (task kind, warm key): what a new render worker loads first
+
+
+class RayStartError(RuntimeError):
+    """The embedded Ray, started in the background, failed to start."""
+
+
+@dataclass(slots=True)
+class Slot:
+    name: str
+    worker: WorkerHandle
+    cpus: float
+    gpus: float = 0.0
+    node: str = ""
+    light: bool = False  # takes only tasks that reserve no cores (assemble, denoise, preview…)
+    local: bool = False  # a worker of this process, not a Ray actor
+    busy: Running | None = None
+    progress: float = 0.0
+    warm_keys: set[str] = field(default_factory=set)
+
+    @property
+    def shape(self) -> SlotShape:
+        return SlotShape(self.node, self.cpus, self.gpus, self.light)
+
+    def offer(self) -> Resources:
+        """What this slot offers a task when idle. A GPU slot reserves no cores of its own
+        (its worker feeds the GPU), so the cores a GPU task asks for are not checked here."""
+        cpus = 1e9 if self.gpus > 0 else self.cpus
+        return Resources(cpus=cpus, memory=BIG_MEMORY, gpus=self.gpus)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        *,
+        threads: int,
+        workers: int | None,
+        blender: str | None,
+        local_workers: list[LocalWorker],
+        ray_start: cluster.EmbeddedStart | None,
+        use_ray: bool,
+    ) -> None:
+        self.threads = threads
+        self.requested_workers = workers
+        self.blender = blender
+        self.slots: list[Slot] = [
+            Slot(name=w.worker.name, worker=w, cpus=float(threads), node=w.worker.node(),
+                 local=True)
+            for w in local_workers
+        ]
+        self.pending: dict[Future[Any], Slot] = {}  # worker ready() -> slot not yet usable
+        self._ray_start = ray_start
+        self._use_ray = use_ray
+        self.started = False
+        self._warm: Warm | None = None
+        self._serial = 0
+        self.revision = 0  # grows whenever slots come or go
+
+    @property
+    def settled(self) -> bool:
+        """Whether the pool is as big as it will get for now (nothing starting)."""
+        return self.started and not self.pending
+
+    def shapes(self) -> list[SlotShape]:
+        return [slot.shape for slot in self.slots]
+
+    def render_pool_size(self) -> int:
+        """Render workers wanted on Ray (beside the local ones)."""
+        local = sum(1 for s in self.slots if s.local and not s.light)
+        if self.requested_workers:
+            return max(0, self.requested_workers - local)
+        from wanhe.engine import cluster
+
+        return max(0 if local else 1, int(cluster.total_cpus() // self.threads))
+
+    def gpu_pool_size(self) -> int:
+        from wanhe.engine import cluster
+
+        return int(cluster.total_gpus())
+
+    def ray_up(self) -> bool:
+        """Whether Ray can take workers now; raises RayStartError if its start failed."""
+        start = self._ray_start
+        if start is None or not start.done():
+            return start is None
+        if start.error is not None:
+            raise RayStartError(f"could not start Ray: {start.error}") from start.error
+        return True
+
+    def start(self, warm: Warm | None = None, *, grow: bool = True) -> None:
+        """Make the workers the pool lacks (none while Ray is still starting). `grow`: also
+        follow a cluster that grew since."""
+        if warm:
+            self._warm = warm
+        if not self._use_ray:
+            if not any(s.light for s in self.slots):
+                self.slots.append(self._local_slot(light=True))
+                self.revision += 1
+            self.started = True
+            return
+        if not self.ray_up() or (self.started and not grow):
+            return
+        self.started = True
+        every = [*self.slots, *self.pending.values()]
+        render = [s for s in every if not s.light and not s.local and s.gpus == 0]
+        for _ in range(self.render_pool_size() - len(render)):
+            self._add_slot(warm=self._warm)
+        gpu = [s for s in every if s.gpus > 0]
+        for _ in range(self.gpu_pool_size() - len(gpu)):
+            self._add_slot(gpu=True)
+        if not any(s.light for s in every):
+            # Frame N assembles, denoises and previews while frame N+1 renders: these short
+            # tasks reserve no cores and get a worker of their own (they are metered as 1 core).
+            self._add_slot(light=True)
+
+    def _next_name(self, prefix: str) -> str:
+        self._serial += 1
+        return f"{prefix}{self._serial}"
+
+    def _add_slot(self, *, warm: Warm | None = None, light: bool = False,
+                  gpu: bool = False) -> Slot:
+        from wanhe.engine import cluster
+
+        if light:
+            name, cpus, gpus = self._next_name("img"), 0.0, 0.0
+        elif gpu:
+            name, cpus, gpus = self._next_name("gpu"), 0.0, 1.0
+        else:
+            name, cpus, gpus = self._next_name("w"), float(self.threads), 0.0
+        worker = RayWorker(cluster.make_worker(name, cpus=cpus, gpus=gpus, blender=self.blender))
+        slot = Slot(name=name, worker=worker, cpus=cpus, gpus=gpus, light=light)
+        self.pending[worker.call("ready")] = slot
+        if warm:
+            worker.call("warm", *warm)  # loads the scene before the first task
+            slot.warm_keys.add(warm[1])
+        return slot
+
+    def admit_pending(self, timeout: float = 0.0) -> None:
+        if not self.pending:
+            return
+        done, _ = wait_for(list(self.pending), timeout=timeout)
+        for future in done:
+            slot = self.pending.pop(future)
+            self.revision += 1
+            try:
+                info = future.result()
+            except Exception as exc:
+                log.warning("worker %s failed to start: %s", slot.name, exc)
+                continue
+            slot.node = info["node"]
+            self.slots.append(slot)
+            log.info("worker %s ready on %s", slot.name, slot.node)
+
+    def _local_slot(self, *, light: bool = False) -> Slot:
+        """A fresh worker of this process: a render slot, or (light) one for image work."""
+        name = self._next_name("img" if light else "w")
+        worker = LocalWorker(name, self.blender)
+        return Slot(name=name, worker=worker, cpus=0.0 if light else float(self.threads),
+                    node=worker.worker.node(), light=light, local=True)
+
+    def replace(self, slot: Slot) -> None:
+        """A slot's worker died: let it go and start a fresh one of the same kind."""
+        if slot in self.slots:
+            self.slots.remove(slot)
+        self.revision += 1
+        slot.worker.kill()
+        if slot.local:
+            fresh = self._local_slot(light=slot.light)
+            fresh.cpus = slot.cpus
+            self.slots.append(fresh)
+        else:
+            self._add_slot(light=slot.light, gpu=slot.gpus > 0)
+
+    def close(self) -> None:
+        # Killing a Ray actor is enough: its Blender process reads EOF on stdin and exits.
+        for slot in [*self.slots, *self.pending.values()]:
+            slot.worker.kill()
+        self.slots.clear()
+        self.pending.clear()
+        self.revision += 1
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": slot.name, "node": slot.node, "cpus": slot.cpus, "gpus": slot.gpus,
+                "light": slot.light,
+                "task": None if slot.busy is None else slot.busy.task.key,
+                "job_id": None if slot.busy is None else slot.busy.task.job_id,
+                "progress": slot.progress,
+            }
+            for slot in self.slots
+        ]

@@ -1,0 +1,133 @@
+"""What a job type is: one kind of farm work (a Blender render, an OpenJD template, AI
+generation, a story reel) behind one interface.
+
+A job type says what options a submission takes (a pydantic model), checks them cheaply,
+inspects the job's input files (the only step that may do I/O: read a scene, a template),
+compiles options + inspection into a task graph (pure), and says how its tasks are labelled
+for people, how often a task may fail, and what the job delivers. The API, the CLI, the
+service, the dashboard and the dispatcher ask `wanhe.jobtypes.registry`; none imports a job
+type. A new kind of job is one module that subclasses `JobType` and registers itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+
+from wanhe.lifecycle import DEFAULT_MAX_ATTEMPTS, RetryRules
+from wanhe.model import TaskSpec
+
+
+class InputError(ValueError):
+    """A user mistake in a submission: `field` names where (e.g. "options.frames", "main"),
+    the message says what is wrong and what to do. The API answers 422 at that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What inspection may use: the farm's Blender, and overrides a service was made with
+    (tests give a scene inspector that needs no Blender), keyed by job kind."""
+
+    blender: str | None = None
+    inspectors: dict[str, Callable[[Path], Any]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Inspected:
+    """What a job type learned from the job's inputs, and warnings for the submitter."""
+
+    facts: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFolder:
+    """Where a job's files live on the workers: its inputs, its deliverables, its scratch."""
+
+    input: Path
+    output: Path
+    work: Path
+
+
+@dataclass(slots=True)
+class CompiledJob:
+    """A job ready to store: its resolved spec (JSON-able), a fingerprint (same submission,
+    same fingerprint: how a rerun finds the job to resume) and its task graph."""
+
+    spec: dict[str, Any]
+    fingerprint: str
+    tasks: list[TaskSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A stored task as a job type sees it to label it."""
+
+    key: str
+    kind: str
+    frame: int | None = None
+    tile: int | None = None
+    chunk: int | None = None
+
+
+class JobType(ABC):
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    options_model: ClassVar[type[BaseModel]]
+    # The job's main input file: "required", "optional" or "none"; and the suffixes it may have.
+    main_file: ClassVar[str] = "required"
+    main_suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def parse_options(self, raw: dict[str, Any]) -> BaseModel:
+        """Validate a submission's options; a bad value raises InputError at its field."""
+        try:
+            return self.options_model.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in ("options", *first.get("loc", ())))
+            raise InputError(where, str(first.get("msg", exc))) from None
+
+    def check_main(self, main: str | None) -> None:
+        """The main file's name fits this job type (before any file is fetched)."""
+        if self.main_file == "required" and not main:
+            raise InputError("main", f"a {self.title} job needs a main file")
+        if self.main_file == "none" and main:
+            raise InputError("main", f"a {self.title} job takes no main file")
+        if main and self.main_suffixes and not main.lower().endswith(self.main_suffixes):
+            wanted = " or ".join(self.main_suffixes)
+            raise InputError("main", f"main file {main!r} is not a {wanted} file")
+
+    def check(self, options: BaseModel) -> None:  # noqa: B027  (a hook)
+        """Cheap checks of the options alone, before the inputs are fetched."""
+
+    def inspect(self, ctx: IntakeContext, main: Path | None, options: BaseModel) -> Inspected:
+        """Read the job's inputs (may do I/O); raise InputError for a user mistake."""
+        return Inspected()
+
+    @abstractmethod
+    def compile(
+        self, options: BaseModel, inspected: Inspected, main: Path | None, folder: JobFolder
+    ) -> CompiledJob:
+        """The job's spec and task graph (pure); raise InputError when they cannot be made."""
+
+    def retry_rules(self, spec: dict[str, Any]) -> RetryRules:
+        """How often a task of this job may fail of its own fault or be lost."""
+        return RetryRules(max_attempts=int(spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
+
+    def task_label(self, task: TaskView) -> str:
+        """How a task is named for people (in a failure reason, the dashboard, the CLI)."""
+        return f"task {task.key}"
+
+    def deliverables(self, spec: dict[str, Any]) -> list[str]:
+        """The files a finished job leaves for the user (absolute paths on the workers)."""
+        return []
