@@ -104,7 +104,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     svc = ServiceProc(
         home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=2, num_cpus=2,
         extra_args=["--num-gpus", "1"],
-        extra_env={"WANHE_PLUGINS": __name__,
+        extra_env={"WANHE_PLUGINS": "tests.jobtypes.test_plugin_job_type",
                    "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
     )
     svc.start()

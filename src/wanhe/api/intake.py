@@ -87,6 +87,8 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             main = None if body.main is None else folder.input / body.main
             compiled = kind.compile(options, inspected, main, folder)
             adopted = service.work.adopt(staging, job_id)
+            for made in (folder.output, folder.work):  # tasks write there from the start
+                made.mkdir(parents=True, exist_ok=True)
             fingerprint = hashlib.sha256(f"{compiled.fingerprint}:{digest}".encode()).hexdigest()
             return compiled.spec, fingerprint, compiled.tasks, str(folder.work)
 

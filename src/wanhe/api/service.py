@@ -26,6 +26,7 @@ from wanhe.api.hub import EventHub, watch_jobs
 from wanhe.api.publish import OutputPublisher
 from wanhe.config import Settings
 from wanhe.jobtypes.base import IntakeContext
+from wanhe.plugins import load_plugins
 from wanhe.storage import Storage, WorkArea, is_url
 from wanhe.store.store import Store
 
@@ -54,6 +55,8 @@ class Service:
         describe_job: JobDescriber | None = None,
     ) -> None:
         self.settings = settings
+        # A plugin that does not import stops the service now, not at the first submission.
+        load_plugins()
         self.work, self.storage = open_storage(settings)
         self.publisher = (
             None if self.storage.writes_in_place(self.work.root)

@@ -470,3 +470,16 @@ def test_failing_log_sink_still_stops_the_tree(executor: CommandExecutor,
         executor.run("command", {"argv": ["sh", "-c", "echo hi; sleep 30"],
                                  "work_root": str(tmp_path)}, ctx)
     assert executor.last_pgid is not None and group_gone(executor.last_pgid)
+
+
+def test_an_exit_status_of_zero_without_the_promised_outputs_is_a_failure(
+    tmp_path: Path,
+) -> None:
+    executor = CommandExecutor(WorkerInfo())
+    made = tmp_path / "made.txt"
+    ok = executor.run("command", {"argv": ["sh", "-c", f"echo hi > {made}"], "cwd": str(tmp_path),
+                                  "outputs": [str(made), "made.txt"]}, TaskContext())
+    assert ok.output["outputs"] == [str(made), "made.txt"]
+    with pytest.raises(TaskFailed, match=r"did not write 1 of its outputs, e\.g\. nope\.txt"):
+        executor.run("command", {"argv": ["true"], "cwd": str(tmp_path),
+                                 "outputs": ["made.txt", "nope.txt"]}, TaskContext())

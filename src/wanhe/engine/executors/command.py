@@ -88,6 +88,10 @@ class CommandPayload(BaseModel):
     """Between SIGTERM and SIGKILL when the command is stopped."""
     stdin: str | None = None
     """Text fed to the command's standard input (closed after it); None: /dev/null."""
+    outputs: list[str] = Field(default_factory=list, max_length=100_000)
+    """Files the command must leave (absolute, or relative to cwd): an exit status of 0
+    without them is a failure, never a silent success. The farm publishes those inside the
+    job's output folder to storage."""
 
     @field_validator("argv")
     @classmethod
@@ -428,8 +432,14 @@ class CommandExecutor(Executor):
                              **usage)
         code = os.waitstatus_to_exitcode(running.status)
         if code == 0:
+            missing = [p for p in spec.outputs if not (cwd / p).exists()]
+            if missing:
+                raise TaskFailed(
+                    f"{what} exited with status 0 but did not write {len(missing)} of its "
+                    f"outputs, e.g. {missing[0]} — check the command's arguments; {last}",
+                    **usage)
             return TaskResult(wall_s, cpu_s or 0.0, peak or 0,
-                              {"exit_code": 0, "cwd": str(cwd)})
+                              {"exit_code": 0, "cwd": str(cwd), "outputs": spec.outputs})
         if code > 0:
             raise TaskFailed(f"{what} exited with status {code}; {last}", **usage)
         sig = -code
