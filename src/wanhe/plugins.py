@@ -18,17 +18,52 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Callable
 from importlib.metadata import entry_points
 
 ENV_VAR = "WANHE_PLUGINS"
 GROUP = "wanhe.plugins"
 
-_loaded = False
-_lock = threading.Lock()
 
 
 class PluginError(RuntimeError):
     """A plugin named by an entry point or WANHE_PLUGINS could not be imported."""
+
+
+class ImportOnce:
+    """Modules to import once per process, the first time something needs them (thread-safe).
+
+    The registries use it for their built-ins, then the plugins; importing at first use
+    rather than at import time keeps `wanhe` quick to start and free of import cycles."""
+
+    def __init__(self, modules: Callable[[], list[str]], *, after: ImportOnce | None = None,
+                 plugins: bool = False) -> None:
+        self._modules = modules
+        self._after = after
+        self._plugins = plugins
+        self._done = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        if self._done:
+            return
+        with self._lock:
+            if self._done:
+                return
+            for name in self._modules():
+                try:
+                    importlib.import_module(name)
+                except Exception as exc:
+                    if not self._plugins:
+                        raise
+                    raise PluginError(
+                        f"wanhe plugin {name!r} could not be imported ({type(exc).__name__}: "
+                        f"{exc}) — fix it, or remove it from {ENV_VAR} / the {GROUP!r} entry "
+                        "points"
+                    ) from exc
+            self._done = True
+        if self._after is not None:
+            self._after.ensure()
 
 
 def plugin_modules() -> list[str]:
@@ -38,20 +73,14 @@ def plugin_modules() -> list[str]:
     return list(dict.fromkeys(names))
 
 
+PLUGINS = ImportOnce(plugin_modules, plugins=True)
+
+
 def load_plugins() -> None:
     """Import every plugin module once per process (thread-safe, idempotent)."""
-    global _loaded
-    if _loaded:
-        return
-    with _lock:
-        if _loaded:
-            return
-        for name in plugin_modules():
-            try:
-                importlib.import_module(name)
-            except Exception as exc:
-                raise PluginError(
-                    f"wanhe plugin {name!r} could not be imported ({type(exc).__name__}: {exc})"
-                    f" — fix it, or remove it from {ENV_VAR} / the {GROUP!r} entry points"
-                ) from exc
-        _loaded = True
+    PLUGINS.ensure()
+
+
+def builtins_then_plugins(*modules: str) -> ImportOnce:
+    """What a registry imports before it answers: its built-in modules, then the plugins."""
+    return ImportOnce(lambda: list(modules), after=PLUGINS)

@@ -108,3 +108,23 @@ def test_fair_share_priority_and_budget(service: ServiceProc) -> None:
             store.cancel_job(job_id)
     finally:
         store.dispose()
+
+
+def test_a_task_that_always_times_out_fails_the_job_with_the_reason(
+    service: ServiceProc, scene_dir: Path
+) -> None:
+    """The farm's side of `wanhe render --task-timeout 2` on a long frame: three timed-out
+    attempts, then the job is failed — one state, with the reason — instead of waiting."""
+    scene = build_scene(scene_dir / "tiny.blend", "tiny")
+    token = make_project(service.db_url, "timeouts")
+    made = json.loads(run_cli(service, token, "submit", str(scene), "--frames", "1",
+                              "--samples", "200000", "--task-timeout", "2", "--json"))
+    with service.client(token) as http:
+        job = wait_for(
+            lambda: (j := http.get(f"/api/jobs/{made['id']}").json())["state"]
+            in ("done", "failed") and j, 120, "the job to fail")
+    assert job["state"] == "failed"
+    assert job["message"].startswith("frame 1 tile 0 timed out 3 time(s), last on ")
+    assert "timeout_s=2" in job["message"]
+    assert [f["outcome"] for f in job["failures"]] == ["timeout"] * 3
+    assert job["tasks"].get("running", 0) == 0 and job["tasks"].get("ready", 0) == 0

@@ -7,18 +7,15 @@ they need) under default rules, and is labelled plainly.
 
 from __future__ import annotations
 
-import importlib
-import threading
 from typing import TypeVar
 
 from wanhe.jobtypes.base import JobType, TaskView
 from wanhe.lifecycle import RetryRules
+from wanhe.plugins import builtins_then_plugins
 
-_BUILTIN = ("wanhe.jobtypes.blender_render",)
+_IMPORTS = builtins_then_plugins("wanhe.jobtypes.blender_render")
 
 _by_kind: dict[str, JobType] = {}
-_loaded = False
-_lock = threading.Lock()
 
 J = TypeVar("J", bound=type[JobType])
 
@@ -37,18 +34,7 @@ def register_job_type(cls: J) -> J:
 
 
 def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    with _lock:
-        if _loaded:
-            return
-        for name in _BUILTIN:
-            importlib.import_module(name)
-        from wanhe.plugins import load_plugins
-
-        load_plugins()
-        _loaded = True
+    _IMPORTS.ensure()
 
 
 def job_type(kind: str) -> JobType:

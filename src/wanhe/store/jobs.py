@@ -271,20 +271,7 @@ class JobsMixin(_StoreBase):
             ]
             if not ids:
                 return 0
-            check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
-            conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id.in_(ids))
-                .values(state=TaskState.WAITING.value, attempts=0, faults=0, losses=0, error="",
-                        finished_at=None)
-            )
-            self._refresh_readiness(conn, job_id)
-            conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.id == job_id)
-                .values(state=JobState.QUEUED.value, message="", finished_at=None)
-            )
-            self._touch_jobs(conn, [job_id], tasks=True)
+            self._requeue(conn, job_id, ids)
         return len(ids)
 
     def reset_tasks(self, job_id: int, task_ids: Sequence[int]) -> None:
@@ -292,21 +279,26 @@ class JobsMixin(_StoreBase):
         if not task_ids:
             return
         with self.engine.begin() as conn:
-            check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
-            conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id.in_(list(task_ids)),
-                       t.tasks.c.state.in_(sources_of(TaskState.WAITING)))
-                .values(state=TaskState.WAITING.value, attempts=0, faults=0, losses=0, error="",
-                        finished_at=None)
-            )
-            self._refresh_readiness(conn, job_id)
-            conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.id == job_id)
-                .values(state=JobState.QUEUED.value, message="", finished_at=None)
-            )
-            self._touch_jobs(conn, [job_id], tasks=True)
+            self._requeue(conn, job_id, task_ids)
+
+    def _requeue(self, conn: Connection, job_id: int, task_ids: Sequence[int]) -> None:
+        """Tasks start a fresh life (no attempts, no faults) waiting for their dependencies;
+        their job is queued again."""
+        check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
+        conn.execute(
+            update(t.tasks)
+            .where(t.tasks.c.id.in_(list(task_ids)),
+                   t.tasks.c.state.in_(sources_of(TaskState.WAITING)))
+            .values(state=TaskState.WAITING.value, attempts=0, faults=0, losses=0, error="",
+                    finished_at=None)
+        )
+        self._refresh_readiness(conn, job_id)
+        conn.execute(
+            update(t.jobs)
+            .where(t.jobs.c.id == job_id)
+            .values(state=JobState.QUEUED.value, message="", finished_at=None)
+        )
+        self._touch_jobs(conn, [job_id], tasks=True)
 
     def _refresh_readiness(self, conn: Connection, job_id: int) -> None:
         """Recount unfinished dependencies of the job's waiting tasks; free those with none.

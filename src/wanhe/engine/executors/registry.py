@@ -6,13 +6,12 @@ theirs. A kind has exactly one executor: registering a second one for it is an e
 
 from __future__ import annotations
 
-import importlib
-import threading
 from typing import TypeVar
 
 from wanhe.engine.executors.base import Executor
+from wanhe.plugins import builtins_then_plugins
 
-_BUILTIN = (
+_IMPORTS = builtins_then_plugins(
     "wanhe.engine.executors.blender",
     "wanhe.engine.executors.imaging",
     "wanhe.engine.executors.command",
@@ -20,8 +19,6 @@ _BUILTIN = (
 )
 
 _by_kind: dict[str, type[Executor]] = {}
-_loaded = False
-_lock = threading.Lock()
 
 E = TypeVar("E", bound=type[Executor])
 
@@ -43,18 +40,7 @@ def register_executor(cls: E) -> E:
 
 
 def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    with _lock:
-        if _loaded:
-            return
-        for name in _BUILTIN:
-            importlib.import_module(name)
-        from wanhe.plugins import load_plugins
-
-        load_plugins()
-        _loaded = True
+    _IMPORTS.ensure()
 
 
 def executor_class(kind: str) -> type[Executor]:

@@ -1,0 +1,47 @@
+"""Plugins (wanhe.plugins): modules named by WANHE_PLUGINS or entry points load once; one
+that cannot be imported stops the process with its name, never a half-working farm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wanhe.plugins import ENV_VAR, ImportOnce, PluginError, plugin_modules
+
+
+def test_plugin_modules_come_from_the_environment_once_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ENV_VAR, " studio.tools , studio.tools,other ")
+    assert plugin_modules()[-2:] == ["studio.tools", "other"]
+
+
+def test_a_plugin_that_does_not_import_names_itself_and_the_fix() -> None:
+    imports = ImportOnce(lambda: ["wanhe_no_such_plugin"], plugins=True)
+    with pytest.raises(PluginError, match="wanhe plugin 'wanhe_no_such_plugin' could not be "
+                                          r"imported \(ModuleNotFoundError"):
+        imports.ensure()
+
+
+def test_imports_happen_once() -> None:
+    seen: list[int] = []
+    imports = ImportOnce(lambda: seen.append(1) or ["json"])  # type: ignore[func-returns-value]
+    imports.ensure()
+    imports.ensure()
+    assert seen == [1]
+
+
+def test_serve_with_a_broken_plugin_stops_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "WANHE_HOME": str(tmp_path), ENV_VAR: "wanhe_no_such_plugin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wanhe.cli", "serve", "--port", "0", "--storage",
+         str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode != 0
+    assert "wanhe plugin 'wanhe_no_such_plugin' could not be imported" in result.stderr
+    assert "Traceback" not in result.stderr
