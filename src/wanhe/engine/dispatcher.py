@@ -123,7 +123,7 @@ class Dispatcher:
         self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
         self._last_sync = 0.0
         self._last_progress = 0.0
-        self._placement_checked: tuple[int, int] = (-1, -1)  # (pool revision, queue size)
+        self._placement_checked = (-1, -1)  # (pool revision, shapes revision) last checked
         self._last_error: dict[int, str] = {}  # job id -> last attempt error (for reasons)
         self.poke_event = threading.Event()
         self.dispatch_latencies: list[float] = []
@@ -173,35 +173,27 @@ class Dispatcher:
 
     def _check_placement(self, *, force: bool = False) -> None:
         """Every queued task must have a slot that may run it: fail (fixed pool) or explain
-        (elastic) the jobs whose tasks have none. Costs O(queued tasks), so it runs only when
-        the pool or the queue changed."""
+        (elastic) the jobs whose tasks have none. Costs O(jobs × resource shapes), and runs
+        only when the pool changed or a job queued a shape it had none of."""
         if not self.pool.settled or not self.pool.slots:
             return
-        stamp = (self.pool.revision, len(self.mirror.queued))
+        stamp = (self.pool.revision, self.mirror.shapes_revision)
         if stamp == self._placement_checked and not force:
             return
         self._placement_checked = stamp
         shapes = self.pool.shapes()
-        for job_id, task_ids in list(self.mirror.queued_by_job.items()):
-            if not task_ids:
-                continue
+        for job_id, needs in list(self.mirror.shapes_by_job.items()):
             blocked = self.policy.blocked_nodes(str(job_id))
-            seen: set[Any] = set()
-            why: str | None = None
-            stuck: int | None = None
-            for task_id in task_ids:
-                resources = self.mirror.queued[task_id].resources
-                if resources in seen:
+            for need in list(needs):
+                why = why_unplaceable(shapes, need, blocked)
+                if why is None:
                     continue
-                seen.add(resources)
-                why = why_unplaceable(shapes, resources, blocked)
-                if why is not None:
-                    stuck = task_id
-                    break
-            if stuck is None or why is None:
+                stuck = self.mirror.queued_of_shape(job_id, need)
+                if stuck is not None:
+                    self._unplaceable(job_id, stuck, why, sorted(blocked))
+                break
+            else:
                 self.mirror.wait_reasons.pop(job_id, None)
-                continue
-            self._unplaceable(job_id, stuck, why, sorted(blocked))
 
     def _unplaceable(self, job_id: int, task_id: int, why: str, blocked: list[str]) -> None:
         job = self.mirror.job(job_id)

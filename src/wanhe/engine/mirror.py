@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from wanhe.model import JobState
+from wanhe.model import JobState, Resources
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
 from wanhe.store.store import JobRow, ProjectRow, ReadyTask, Store, StoreError, TaskRow, TrackedJob
 
@@ -29,6 +29,10 @@ class QueueMirror:
         self.policy = policy
         self.queued: dict[int, QueuedTask] = {}  # task id -> what the policy holds
         self.queued_by_job: dict[int, set[int]] = {}  # job id -> its task ids in queued
+        # job id -> {resource shape: queued tasks of that shape}: what placement checks, in
+        # O(jobs × shapes) rather than O(tasks)
+        self.shapes_by_job: dict[int, dict[Resources, int]] = {}
+        self.shapes_revision = 0  # grows when a job gets a shape it had none of
         self._job_cache: dict[int, JobRow] = {}
         # jobs whose ready tasks the policy mirrors -> the tasks revision that mirror reflects
         self._tasks_revision: dict[int, int] = {}
@@ -67,6 +71,10 @@ class QueueMirror:
         self.policy.push(queued)
         self.queued[task.id] = queued
         self.queued_by_job.setdefault(job.id, set()).add(task.id)
+        shapes = self.shapes_by_job.setdefault(job.id, {})
+        if task.resources not in shapes:
+            self.shapes_revision += 1
+        shapes[task.resources] = shapes.get(task.resources, 0) + 1
         self.ready_since.setdefault(task.id, time.monotonic())
 
     def queue_if_ready(self, task_id: int) -> None:
@@ -82,12 +90,26 @@ class QueueMirror:
         """Forget a task the policy no longer holds (it was picked or discarded)."""
         queued = self.queued.pop(task_id, None)
         if queued is not None:
-            self.queued_by_job[int(queued.job_id)].discard(task_id)
+            job_id = int(queued.job_id)
+            self.queued_by_job[job_id].discard(task_id)
+            shapes = self.shapes_by_job.get(job_id, {})
+            left = shapes.get(queued.resources, 0) - 1
+            if left > 0:
+                shapes[queued.resources] = left
+            else:
+                shapes.pop(queued.resources, None)
 
     def unqueue(self, task_id: int) -> None:
         self.policy.discard(task_id)
         self.dequeued(task_id)
         self.ready_since.pop(task_id, None)
+
+    def queued_of_shape(self, job_id: int, shape: Resources) -> int | None:
+        """One queued task of the job asking for `shape` (to name it in a reason)."""
+        for task_id in self.queued_by_job.get(job_id, set()):
+            if self.queued[task_id].resources == shape:
+                return task_id
+        return None
 
     def project_name(self, project_id: int) -> str:
         if project_id not in self._project_names:
@@ -105,6 +127,7 @@ class QueueMirror:
             self.policy.discard(task_id)
             self.queued.pop(task_id, None)
             self.ready_since.pop(task_id, None)
+        self.shapes_by_job.pop(job_id, None)
         self._job_cache.pop(job_id, None)
         self._tasks_revision.pop(job_id, None)
         self._blocked_messages.pop(job_id, None)
