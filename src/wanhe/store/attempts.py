@@ -94,8 +94,11 @@ class AttemptsMixin(_StoreBase):
             state = conn.execute(
                 select(t.tasks.c.state, t.tasks.c.job_id).where(t.tasks.c.id == task_id)
             ).one()
-            if state.state != TaskState.RUNNING.value:
-                return []  # cancelled meanwhile: keep the usage, not the result
+            if state.state != TaskState.RUNNING.value or not self._newest(conn, attempt_id,
+                                                                         task_id):
+                # cancelled meanwhile, or an attempt of the task's previous life (before a
+                # retry) ending while a newer one runs: keep the usage, not the result
+                return []
             check_task(TaskState.RUNNING, TaskState.DONE, task_id=task_id)
             conn.execute(
                 update(t.tasks)
@@ -135,6 +138,14 @@ class AttemptsMixin(_StoreBase):
             self._settle_job(conn, state.job_id)
         return ready
 
+    @staticmethod
+    def _newest(conn: Connection, attempt_id: int, task_id: int) -> bool:
+        """Whether `attempt_id` is the task's latest attempt (the one its state is about)."""
+        latest = conn.execute(
+            select(func.max(t.attempts.c.id)).where(t.attempts.c.task_id == task_id)
+        ).scalar_one()
+        return bool(latest == attempt_id)
+
     def fail_attempt(
         self, attempt_id: int, task_id: int, *, outcome: AttemptOutcome, usage: Usage | None,
         message: str, rules: RetryRules | None = None, label: str = "",
@@ -149,7 +160,10 @@ class AttemptsMixin(_StoreBase):
                 select(t.tasks.c.state, t.tasks.c.job_id, t.tasks.c.key, t.tasks.c.faults,
                        t.tasks.c.losses).where(t.tasks.c.id == task_id)
             ).one()
-            if task.state != TaskState.RUNNING.value:  # cancelled (or requeued) meanwhile
+            if task.state != TaskState.RUNNING.value or not self._newest(conn, attempt_id,
+                                                                        task_id):
+                # cancelled or requeued meanwhile; or an attempt from before a retry, whose end
+                # says nothing about the attempt that runs now
                 return AttemptEnd(Verdict.STOPPED.value, [])
             history = AttemptHistory(task.faults, task.losses)
             verdict = after_attempt(outcome, history, rules)
