@@ -438,8 +438,10 @@ class CommandExecutor(Executor):
                     f"{what} exited with status 0 but did not write {len(missing)} of its "
                     f"outputs, e.g. {missing[0]} — check the command's arguments; {last}",
                     **usage)
-            return TaskResult(wall_s, cpu_s or 0.0, peak or 0,
-                              {"exit_code": 0, "cwd": str(cwd), "outputs": spec.outputs})
+            output: dict[str, Any] = {"exit_code": 0, "cwd": str(cwd)}
+            if spec.outputs:
+                output["outputs"] = spec.outputs
+            return TaskResult(wall_s, cpu_s or 0.0, peak or 0, output)
         if code > 0:
             raise TaskFailed(f"{what} exited with status {code}; {last}", **usage)
         sig = -code
