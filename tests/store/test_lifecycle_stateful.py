@@ -9,20 +9,23 @@ Store on the same SQLite file, then `recover_interrupted`). After every step it 
 database against an independent model:
 
 * every change of a task's or a job's state is legal per `lifecycle.TASK_TRANSITIONS` /
-  `JOB_TRANSITIONS` (a retry or reset may do failed/cancelled/done -> waiting -> ready);
+  `JOB_TRANSITIONS` (a rule that does several, e.g. retry: failed -> waiting -> ready, may
+  pass only through the states it names);
 * per "life" of a task (since it was last requeued by retry or reset) it has at most
   `max_attempts` own-fault attempts and at most `max_lost` lost ones reported by the
   dispatcher, its `attempts` / `faults` / `losses` counters say exactly that, and ending an
-  attempt gives up exactly when the model says it must;
+  attempt gives up exactly when the model says it must (attempts that `recover_interrupted`
+  closes as LOST count against nothing: the store does not count them);
 * a done task's last attempt is its OK one, and starting an attempt on a task that is not
   ready raises `StoreError` and writes nothing;
 * job and task states agree: all tasks done <=> job done; a failed task => a failed job with
   nothing left unfinished; a queued/running/paused job has no failed or cancelled task; a
-  waiting task has an unfinished dependency (and `deps_left` counts them), a ready one none;
+  waiting task has an unfinished dependency, a ready or running one none;
 * usage is counted once per attempt: one row per started attempt, every closed one with its
   outcome, wall time and cores as reported, `used_core_seconds` = sum of cores x wall;
-* no attempt is open except those the dispatcher holds, a running task has exactly one, and a
-  task with an open attempt is running (or stopped by its job's cancel/failure).
+* no attempt is open except those the dispatcher holds; a running task has exactly one of its
+  current life, its newest; a task not running has none (unless stopped by its job's cancel
+  or failure); attempts of an earlier life may still be out, being stopped.
 
 A user may retry a cancelled or failed job before the dispatcher has reported its stopped
 attempts (the API allows it); such a late end, OK or not, must be metered and change nothing
@@ -434,7 +437,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert self._job_state(job_id) is JobState.CANCELLED
         if report_now:
             for attempt_id in self._open_of_job(job_id):
-                self._report_cancelled(self.model.attempts[attempt_id], wall, running=False)
+                self._stopped_end(self.model.attempts[attempt_id], AttemptOutcome.CANCELLED, wall)
 
     @precondition(lambda self: bool(self._cancellable()))
     @rule(pick=picks, start_again=st.booleans(), cores=cores_st, wall=walls,
