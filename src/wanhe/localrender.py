@@ -29,6 +29,7 @@ from wanhe.jobtypes.blender_render import (
     final_outputs,
     resolve_spec,
 )
+from wanhe.jobtypes.registry import retry_rules
 from wanhe.model import JobState, TaskKind, TaskState
 from wanhe.store.usage import core_seconds
 
@@ -231,7 +232,7 @@ def open_or_resume_job(
         assert job is not None
         return job, False, 0
     job_id = existing.id
-    store.recover_interrupted([job_id])
+    store.recover_interrupted([job_id], rules_for=retry_rules)
     rows = store.tasks(job_id)
     missing_frames = {
         frame

@@ -12,10 +12,11 @@ database against an independent model:
   `JOB_TRANSITIONS` (a rule that does several, e.g. retry: failed -> waiting -> ready, may
   pass only through the states it names);
 * per "life" of a task (since it was last requeued by retry or reset) it has at most
-  `max_attempts` own-fault attempts and at most `max_lost` lost ones reported by the
-  dispatcher, its `attempts` / `faults` / `losses` counters say exactly that, and ending an
-  attempt gives up exactly when the model says it must (attempts that `recover_interrupted`
-  closes as LOST count against nothing: the store does not count them);
+  `max_attempts` own-fault attempts and at most `max_lost` lost ones (reported by the
+  dispatcher or found by a restart's recovery), its `attempts` / `faults` / `losses`
+  counters say exactly that, and ending an attempt gives up exactly when the model says it
+  must (an attempt `recover_interrupted` closes counts as lost when it ended the task's
+  running attempt, not one its job's cancel had already stopped);
 * a done task's last attempt is its OK one, and starting an attempt on a task that is not
   ready raises `StoreError` and writes nothing;
 * job and task states agree: all tasks done <=> job done; a failed task => a failed job with
@@ -223,7 +224,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         """(own-fault, lost) ends the store applied to the task in its current life."""
         ends = [a.closed for a in self._life(task_id) if a.closed and a.closed.counted]
         own = sum(1 for c in ends if c.outcome in OWN_FAULT)
-        lost = sum(1 for c in ends if c.outcome is AttemptOutcome.LOST)
+        # a recovered attempt (outcome None: closed by a restart) was lost too
+        lost = sum(1 for c in ends if c.outcome in (AttemptOutcome.LOST, None))
         return own, lost
 
     def _new_life(self, task_ids: list[int]) -> None:
@@ -410,9 +412,18 @@ class LifecycleMachine(RuleBasedStateMachine):
         """The service dies with attempts running; the next one recovers them as LOST."""
         self.store.dispose()
         self.store = Store(self.url)
-        assert self.store.recover_interrupted() == len(self.model.open)
+        # a loss counts against max_lost when it ended the task's running attempt (not one its
+        # job's cancel had already stopped)
+        counted = {
+            attempt_id for attempt_id in self.model.open
+            if self.view.tasks[(a := self.model.attempts[attempt_id]).task_id].state
+            is TaskState.RUNNING and self._life(a.task_id)[-1].id == attempt_id
+        }
+        assert self.store.recover_interrupted(
+            rules_for=lambda _kind, _spec: self.limits) == len(self.model.open)
         for attempt_id in self.model.open:
-            self.model.attempts[attempt_id].closed = Closed(None, None, counted=False)
+            self.model.attempts[attempt_id].closed = Closed(None, None,
+                                                            counted=attempt_id in counted)
         self.model.open.clear()
         assert not any(t.state is TaskState.RUNNING
                        for j in self.jobs for t in self.store.tasks(j))

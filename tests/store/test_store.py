@@ -295,3 +295,20 @@ def test_a_database_from_before_change_tracking_is_upgraded(db_url: str) -> None
         assert store.revision() == 0 and store.job(job) is not None
     finally:
         store.dispose()
+
+
+def test_a_task_whose_attempts_keep_taking_the_service_down_fails(store: Store) -> None:
+    """Every restart's recovery counts the loss: at max_lost the task fails with its job,
+    rather than being retried for ever."""
+    job = chain_job(store)
+    task = store.tasks(job)[0]
+    rules = RetryRules(max_lost=3)
+    for n in range(1, 4):
+        store.start_attempt(task.id, node="n1", worker="w", cores=1)
+        assert store.recover_interrupted(rules_for=lambda _k, _s: rules) == 1
+        after = store.task(task.id)
+        assert after is not None and after.losses == n
+    failed = store.job(job)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.message.startswith("task 0/r0 was lost 3 time(s)")
+    assert store.task(task.id).state is TaskState.FAILED  # type: ignore[union-attr]

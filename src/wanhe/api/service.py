@@ -26,6 +26,7 @@ from wanhe.api.hub import EventHub, watch_jobs
 from wanhe.api.publish import OutputPublisher
 from wanhe.config import Settings
 from wanhe.jobtypes.base import IntakeContext
+from wanhe.jobtypes.registry import retry_rules
 from wanhe.plugins import load_plugins
 from wanhe.storage import Storage, WorkArea, is_url
 from wanhe.store.store import Store
@@ -119,7 +120,7 @@ class Service:
         while not self.stop.is_set():
             try:
                 if not started:
-                    lost = self.store.recover_interrupted()
+                    lost = self.store.recover_interrupted(rules_for=retry_rules)
                     if lost:
                         log.warning("%d attempt(s) were interrupted by a stop; re-queued", lost)
                     dispatcher.start_pool()

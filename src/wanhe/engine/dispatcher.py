@@ -412,7 +412,7 @@ class Dispatcher:
 
     def run_jobs(self, job_ids: Sequence[int], *, warm: Warm | None = None) -> None:
         """Run until every job in `job_ids` is done, failed or cancelled."""
-        self.store.recover_interrupted(job_ids)
+        self.store.recover_interrupted(job_ids, rules_for=job_types.retry_rules)
         self.pool.start(warm)
         log.info("waiting for %d worker(s) to start", len(self.pool.pending))
         self.pool.admit_pending(timeout=120.0 if not self.pool.slots else 0.0)
@@ -437,7 +437,7 @@ class Dispatcher:
 
     def serve(self, stop: threading.Event) -> None:
         """Run until `stop` is set, serving every project's jobs."""
-        self.store.recover_interrupted()
+        self.store.recover_interrupted(rules_for=job_types.retry_rules)
         self.pool.start()
         self.sync()
         while not stop.is_set():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -188,8 +188,16 @@ class AttemptsMixin(_StoreBase):
             self._fail_job_in(conn, task.job_id, reason)
         return AttemptEnd(Verdict.GIVE_UP.value, [], job_failed=True, reason=reason)
 
-    def recover_interrupted(self, job_ids: Sequence[int] | None = None) -> int:
-        """After a crash: open attempts become LOST and their running tasks ready again."""
+    def recover_interrupted(
+        self, job_ids: Sequence[int] | None = None,
+        rules_for: Callable[[str, dict[str, Any]], RetryRules] | None = None,
+    ) -> int:
+        """After a crash: open attempts become LOST and their running tasks ready again.
+
+        Each such loss counts against the task's `max_lost` (`rules_for(kind, spec)` gives a
+        job's rules; default ones otherwise): a task whose every attempt takes the service
+        down fails, with its job, instead of being retried forever."""
+        message = "the service or worker stopped while this attempt ran"
         with self.engine.begin() as conn:
             query = select(t.attempts.c.id, t.attempts.c.task_id).where(
                 t.attempts.c.ended_at.is_(None)
@@ -198,21 +206,40 @@ class AttemptsMixin(_StoreBase):
                 query = query.where(t.attempts.c.job_id.in_(list(job_ids)))
             open_attempts = conn.execute(query).all()
             for attempt in open_attempts:
-                self._close_attempt(
-                    conn, attempt.id, AttemptOutcome.LOST, None,
-                    "the service or worker stopped while this attempt ran",
-                )
-            running = select(t.tasks.c.job_id).where(t.tasks.c.state == TaskState.RUNNING.value)
+                self._close_attempt(conn, attempt.id, AttemptOutcome.LOST, None, message)
+            running = select(
+                t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.key, t.tasks.c.faults,
+                t.tasks.c.losses, t.jobs.c.kind, t.jobs.c.spec,
+            ).join(t.jobs, t.jobs.c.id == t.tasks.c.job_id).where(
+                t.tasks.c.state == TaskState.RUNNING.value
+            )
             if job_ids is not None:
                 running = running.where(t.tasks.c.job_id.in_(list(job_ids)))
-            requeued_jobs = sorted(set(conn.execute(running).scalars()))
-            conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.state == TaskState.RUNNING.value,
-                       t.tasks.c.job_id.in_(requeued_jobs))
-                .values(state=TaskState.READY.value, progress=0.0)
-            )
-            self._touch_jobs(conn, requeued_jobs, tasks=True)
+            lost_open = {a.task_id for a in open_attempts}
+            requeued_jobs: set[int] = set()
+            failing: dict[int, str] = {}
+            for task in conn.execute(running).all():
+                requeued_jobs.add(task.job_id)
+                history = AttemptHistory(task.faults, task.losses)
+                counted = history.plus(AttemptOutcome.LOST) if task.id in lost_open else history
+                rules = rules_for(task.kind, json.loads(task.spec)) if rules_for else RetryRules()
+                gives_up = (task.id in lost_open and after_attempt(
+                    AttemptOutcome.LOST, history, rules) is Verdict.GIVE_UP)
+                conn.execute(
+                    update(t.tasks).where(t.tasks.c.id == task.id).values(
+                        state=(TaskState.FAILED if gives_up else TaskState.READY).value,
+                        losses=counted.lost, progress=0.0,
+                        finished_at=_now() if gives_up else None,
+                        **({"error": message} if gives_up else {}),
+                    )
+                )
+                if gives_up and task.job_id not in failing:
+                    failing[task.job_id] = give_up_reason(
+                        f"task {task.key}", AttemptOutcome.LOST, counted, "a stopped service",
+                        message)
+            for job_id, reason in failing.items():
+                self._fail_job_in(conn, job_id, reason)
+            self._touch_jobs(conn, sorted(requeued_jobs - set(failing)), tasks=True)
         return len(open_attempts)
 
     def attempts(self, job_id: int) -> list[dict[str, Any]]:
