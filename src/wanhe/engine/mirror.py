@@ -169,12 +169,9 @@ class QueueMirror:
         jobs whose ready-task checksum differs from what the queue holds."""
         job_ids = None if scope is None else sorted(scope)
         revision = self.store.revision()  # read first: what is stamped later is read next time
-        used = self.store.used_core_seconds()
-        used_gpu = self.store.used_gpu_seconds()
+        used = self.store.used_seconds()
         for project in self.store.projects():
-            self._apply_project(
-                project, used=(used.get(project.id, 0.0), used_gpu.get(project.id, 0.0))
-            )
+            self._apply_project(project, used=used.get(project.id, (0.0, 0.0)))
         active = self.store.active_jobs(job_ids)
         still_active = {tracked.job.id for tracked in active}
         for job_id in {*self._tasks_revision, *self.queued_by_job} - still_active:

@@ -39,6 +39,16 @@ class UsageMixin(_StoreBase):
             rows = conn.execute(query.group_by(t.attempts.c.project_id)).all()
         return {int(pid): float(total or 0.0) for pid, total in rows}
 
+    def used_seconds(self) -> dict[int, tuple[float, float]]:
+        """(core-seconds, GPU-seconds) metered per project, every attempt counted: what the
+        dispatcher's full resync reads, in one statement."""
+        query = select(
+            t.attempts.c.project_id, func.sum(CORE_SECONDS), func.sum(GPU_SECONDS)
+        ).where(t.attempts.c.wall_s.is_not(None)).group_by(t.attempts.c.project_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {int(pid): (float(cores or 0.0), float(gpus or 0.0)) for pid, cores, gpus in rows}
+
     def used_gpu_seconds(self, project_id: int | None = None) -> dict[int, float]:
         """GPU-seconds metered per project, every attempt counted."""
         query = select(t.attempts.c.project_id, func.sum(GPU_SECONDS)).where(
