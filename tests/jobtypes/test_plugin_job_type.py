@@ -145,7 +145,8 @@ def test_a_job_type_from_a_plugin_runs_end_to_end_with_gpu_slots(service: Any) -
         assert words.status_code == 200
         # CPU tasks never see a GPU; the GPU task got the embedded Ray's one GPU slot
         assert words.text.splitlines() == ["ten ", "thousand ", "cores ", "render 0"]
-        assert job["gpu_hours"] > 0
+        assert job["gpu_hours"] > 0 and job["gpu_usage"]["ok_gpu_seconds"] > 0
+        assert all(key.endswith("_core_seconds") for key in job["usage"])  # the dashboard's
 
         tasks = {t["key"]: t for t in http.get(f"/api/jobs/{job_id}/tasks").json()}
         assert tasks["gather"]["label"] == "gathering the words"

@@ -199,7 +199,8 @@ class JobDetail(JobSummary):
     frames: list[FrameOut]
     spec: dict[str, Any]
     failures: list[dict[str, Any]]
-    usage: dict[str, float]
+    usage: dict[str, float]  # {outcome}_core_seconds
+    gpu_usage: dict[str, float] = Field(default_factory=dict)  # {outcome}_gpu_seconds
     outputs: list[OutputFile]
     # False when storage could not be asked (a warning says why): `outputs` is then unknown,
     # not empty

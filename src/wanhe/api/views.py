@@ -137,10 +137,11 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
         for a in attempts if a["outcome"] not in (None, "ok")
     ]
     usage: dict[str, float] = defaultdict(float)
+    gpu_usage: dict[str, float] = defaultdict(float)
     for a in attempts:
         usage[f"{a['outcome'] or 'running'}_core_seconds"] += core_seconds(a)
         if a["gpu_s"]:
-            usage[f"{a['outcome'] or 'running'}_gpu_seconds"] += float(a["gpu_s"])
+            gpu_usage[f"{a['outcome'] or 'running'}_gpu_seconds"] += float(a["gpu_s"])
     warnings: list[str] = []
     try:
         stored = service.storage.outputs(job.id)
@@ -151,7 +152,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     ]
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
-        usage=dict(usage), outputs=outputs,
+        usage=dict(usage), gpu_usage=dict(gpu_usage), outputs=outputs,
         outputs_listed=not warnings, warnings=warnings,
     )
 
