@@ -158,3 +158,17 @@ def test_without_ray_a_broken_image_worker_is_replaced_by_another_local_one(
     attempts = store.attempts(job)
     assert [a["outcome"] for a in attempts] == ["lost", "ok"]
     assert attempts[1]["worker"] not in (light.name, "w0")
+
+
+def test_a_local_worker_does_not_import_ray() -> None:
+    """`wanhe render`'s default runs without Ray: its local worker must not pay for
+    importing it (0.3-0.5 s) just to learn it holds no GPU."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom wanhe.engine.handles import LocalWorker\n"
+            "w = LocalWorker('w0')\nassert w.worker.info.gpu_ids == ()\n"
+            "print('ray' in sys.modules)\nw.kill()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "False"

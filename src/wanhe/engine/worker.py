@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -54,10 +55,13 @@ class FarmWorker:
 
     @staticmethod
     def _gpu_ids() -> tuple[str, ...]:
-        """The GPUs Ray assigned this actor (none outside Ray or for a CPU actor)."""
+        """The GPUs Ray assigned this actor (none outside Ray or for a CPU actor). Ray is
+        only asked when this process already has it: a worker of the command's own process
+        (`wanhe render`'s default) must not pay for importing it."""
+        ray = sys.modules.get("ray")
+        if ray is None:
+            return ()
         try:
-            import ray
-
             if not ray.is_initialized():
                 return ()
             return tuple(str(g) for g in ray.get_gpu_ids())
