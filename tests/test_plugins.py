@@ -45,3 +45,11 @@ def test_serve_with_a_broken_plugin_stops_with_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "wanhe plugin 'wanhe_no_such_plugin' could not be imported" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_broken_plugin_fails_every_lookup_not_only_the_first() -> None:
+    plugins = ImportOnce(lambda: ["wanhe_no_such_plugin"], plugins=True)
+    builtins = ImportOnce(lambda: ["json"], after=plugins)
+    for _ in range(2):  # the second lookup must not find a farm silently without the plugin
+        with pytest.raises(PluginError):
+            builtins.ensure()

@@ -25,7 +25,6 @@ ENV_VAR = "WANHE_PLUGINS"
 GROUP = "wanhe.plugins"
 
 
-
 class PluginError(RuntimeError):
     """A plugin named by an entry point or WANHE_PLUGINS could not be imported."""
 
@@ -45,8 +44,13 @@ class ImportOnce:
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
-        if self._done:
-            return
+        if not self._done:
+            self._import()
+        # every time, not only the first: plugins that failed to import fail every caller
+        if self._after is not None:
+            self._after.ensure()
+
+    def _import(self) -> None:
         with self._lock:
             if self._done:
                 return
@@ -62,8 +66,6 @@ class ImportOnce:
                         "points"
                     ) from exc
             self._done = True
-        if self._after is not None:
-            self._after.ensure()
 
 
 def plugin_modules() -> list[str]:
