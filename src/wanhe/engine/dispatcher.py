@@ -338,8 +338,6 @@ class Dispatcher:
             outcome = AttemptOutcome(result.get("outcome") or AttemptOutcome.FAILED.value)
         except ValueError:
             outcome = AttemptOutcome.FAILED
-        if result.get("cancelled"):  # older workers said so with a flag
-            outcome = AttemptOutcome.CANCELLED
         message = str(result.get("error") or outcome.value)
         usage = self._usage(running, result)
         self._metered(running, usage)

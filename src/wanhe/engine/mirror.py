@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 
-from wanhe.model import JobState, Resources
+from wanhe.model import JobState, Resources, TaskState
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
 from wanhe.store.store import JobRow, ProjectRow, ReadyTask, Store, StoreError, TaskRow, TrackedJob
 
@@ -81,7 +81,7 @@ class QueueMirror:
         """Queue a task the database has ready (retried, or re-readied by another process's
         crash recovery), if its job may run."""
         fresh = self.store.task(task_id)
-        if fresh is not None and fresh.state.value == "ready":
+        if fresh is not None and fresh.state is TaskState.READY:
             job = self.refresh_job(fresh.job_id)
             if job.state in MAY_RUN:
                 self.queue(fresh, job)
