@@ -17,7 +17,6 @@ from wanhe.engine.executors.diffusion import DiffusionExecutor
 from wanhe.lifecycle import TaskFailed, TaskOutOfMemory
 
 
-
 def model_record(name: str, path: Path) -> dict[str, Any]:
     facts = inspect_model(path)
     return {"name": name, **{k: v for k, v in facts.to_dict().items()
@@ -72,7 +71,7 @@ def test_a_corrupt_model_fails_cleanly_and_the_worker_goes_on(
     weights = next((models["broken_path"] / "unet").glob("*.safetensors"))
     weights.write_bytes(b"\x00garbage" * 10)
     ex = DiffusionExecutor(WorkerInfo())
-    with pytest.raises(TaskFailed, match="does not load .* copy them again"):
+    with pytest.raises(TaskFailed, match=r"does not load .* copy them again"):
         ex.run("gen", payload(models["broken"], tmp_path, [1]), TaskContext())
     assert ex.loaded_keys() == []
     ok = ex.run("gen", payload(models["a"], tmp_path, [1]), TaskContext())
