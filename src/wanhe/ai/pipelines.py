@@ -95,8 +95,39 @@ def _load_image(path: str, width: int, height: int) -> Any:
         return image.convert("RGB").resize((width, height))
 
 
+def latent_preview(latents: Any, task: str) -> NDArray[np.uint8]:
+    """A cheap look at one candidate's current latents: three channels (of the first frame
+    for videos), each stretched to 0..255, 8× nearest-neighbour. Not a decode: a glance."""
+    x = latents.detach().float().cpu().numpy()
+    if task == IMAGE_TO_VIDEO:  # (frames, channels, h, w)
+        x = x[0]
+    elif task != TEXT_TO_IMAGE and x.ndim == 4:  # (channels, frames, h, w)
+        x = x[:, 0]
+    x = x[:3] if x.shape[0] >= 3 else np.repeat(x[:1], 3, axis=0)
+    lo = x.min(axis=(1, 2), keepdims=True)
+    hi = x.max(axis=(1, 2), keepdims=True)
+    img = ((x - lo) / np.maximum(hi - lo, 1e-6) * 255).astype(np.uint8).transpose(1, 2, 0)
+    return np.ascontiguousarray(img.repeat(8, axis=0).repeat(8, axis=1))
+
+
+def write_preview(path: Path, pixels: NDArray[np.uint8]) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+
+
+def preview_path(output: str) -> Path:
+    """Where a candidate's latent preview is kept while it is made (a hidden name: never
+    published as an output)."""
+    out = Path(output)
+    return out.with_name(f".preview_{out.stem}.png")
+
+
 def call(loaded: Loaded, payload: dict[str, Any], seeds: list[int],
-         on_step: Callable[[int], None]) -> NDArray[np.float32]:
+         on_step: Callable[[int], None],
+         previews: list[str] | None = None) -> NDArray[np.float32]:
     """Run the pipeline for `seeds` (one CPU generator each): an array of shape
     (n, H, W, 3) for images or (n, F, H, W, 3) for videos, floats in 0..1."""
     import torch
@@ -136,12 +167,22 @@ def call(loaded: Loaded, payload: dict[str, Any], seeds: list[int],
             args.pop("width", None)
             args.pop("height", None)
 
+    every = max(1, int(payload["steps"]) // 4)
+
     def step_end(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
         on_step(step + 1)
+        latents = kwargs.get("latents")
+        if previews and latents is not None and (step + 1) % every == 0:
+            try:
+                for i, out in enumerate(previews[: len(latents)]):
+                    write_preview(preview_path(out), latent_preview(latents[i], task))
+            except Exception:  # a preview never fails the candidate
+                pass
         return kwargs
 
     if "callback_on_step_end" in accepted:
         args["callback_on_step_end"] = step_end
+        args["callback_on_step_end_tensor_inputs"] = ["latents"]
     args = {k: v for k, v in args.items() if k in accepted}
     try:
         with torch.inference_mode():

@@ -167,6 +167,27 @@ def gen_file(job_id: int, shot: int, candidate: int, who: Principal = Depends(pr
     return job_file(job_id, cand["file"], who, service)
 
 
+@router.get("/api/gen/{job_id}/preview/{shot}/{candidate}")
+def gen_preview(job_id: int, shot: int, candidate: int, who: Principal = Depends(principal),
+                service: Service = Depends(get_service)) -> Any:
+    """The latest latent preview of a candidate being made (404 when there is none)."""
+    from fastapi.responses import FileResponse
+
+    from wanhe.ai.cli import check_candidate
+    from wanhe.ai.pipelines import preview_path
+
+    results = _results(service, who, job_id)
+    try:
+        check_candidate(results, shot, candidate)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    cand = next(c for c in results["shots"][shot]["candidates"] if c["index"] == candidate)
+    path = preview_path(cand["output"])
+    if cand.get("state") != "running" or not path.is_file():
+        raise HTTPException(404, f"no preview of candidate {candidate} now")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
 @router.post("/api/gen/{job_id}/more", status_code=201)
 def gen_more(job_id: int, body: MoreIn, who: Principal = Depends(principal),
              service: Service = Depends(get_service)) -> dict[str, Any]:

@@ -101,3 +101,21 @@ def test_a_recipe_regenerates_its_candidate_bit_identically(
     other = dict(models["a"], sha256="0" * 64)
     with pytest.raises(ValueError, match="the same result needs the same model files"):
         regenerate(tmp_path / "c0_42.png", model=other)
+
+
+def test_latent_previews_while_a_candidate_is_made(models: dict[str, Any], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from wanhe.ai import pipelines
+
+    seen: list[Path] = []
+    write = pipelines.write_preview
+    monkeypatch.setattr(pipelines, "write_preview",
+                        lambda path, pixels: (seen.append(path), write(path, pixels)))
+    DiffusionExecutor(WorkerInfo()).run("gen", payload(models["a"], tmp_path, [3]),
+                                        TaskContext())
+    assert seen and seen[0].name == ".preview_c0_3.png" and not seen[0].exists()
+    for task, shape in (("text-to-image", (4, 4, 4)), ("image-to-video", (3, 4, 4, 4)),
+                        ("text-to-video", (16, 2, 4, 4))):
+        assert pipelines.latent_preview(torch.randn(shape), task).shape == (32, 32, 3)

@@ -155,7 +155,8 @@ class DiffusionExecutor(Executor):
                 if test_limit is not None and len(group) > int(test_limit):
                     raise pipelines.OutOfMemory(
                         f"test device holds {test_limit} candidate(s) at once")
-                array = pipelines.call(loaded, payload, [c["seed"] for c in group], on_step)
+                array = pipelines.call(loaded, payload, [c["seed"] for c in group], on_step,
+                                       previews=[c["output"] for c in group])
             except _Stop:
                 raise TaskCancelled("cancelled", **spent()) from None
             except pipelines.OutOfMemory as exc:
@@ -176,6 +177,7 @@ class DiffusionExecutor(Executor):
                                      if len(group) == 1 else len(group))
                 pipelines.write_output(Path(cand["output"]), item, payload["model"]["task"],
                                        int(payload.get("fps") or 8), recipe)
+                pipelines.preview_path(cand["output"]).unlink(missing_ok=True)
                 outputs.append({"index": cand["index"], "seed": cand["seed"],
                                 "output": cand["output"], "recipe": recipe})
         ctx.progress(1.0)

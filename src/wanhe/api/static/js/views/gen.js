@@ -24,7 +24,7 @@ export async function mount(el, ctx) {
     const flags = (s.flags || []).join('; ');
     return `<figure class="cand ${c.verdict || ''} ${on ? 'focus' : ''}" tabindex="-1"
         data-shot="${si}" data-pos="${ci}" data-index="${c.index}" data-verdict="${esc(c.verdict || '')}">
-      <div class="thumb">${c.state === 'done' ? `<img alt="candidate ${c.index}" data-key="${si}/${c.index}">` : `<span class="muted">${esc(c.state)}</span>`}</div>
+      <div class="thumb">${c.state === 'done' ? `<img alt="candidate ${c.index}" data-key="${si}/${c.index}">` : c.state === 'running' ? `<img alt="preview" data-preview="${si}/${c.index}"><span class="muted">${Math.round(100 * (c.progress || 0))}%</span>` : `<span class="muted">${esc(c.state)}</span>`}</div>
       <figcaption><b>#${c.index}</b> seed ${esc(c.seed)}
         ${s.rank ? ` · rank ${s.rank} · ${Number(s.score).toFixed(3)}` : ''}
         ${c.verdict ? ` · <b class="verdict">${esc(c.verdict)}</b>` : ''}
@@ -42,6 +42,12 @@ export async function mount(el, ctx) {
           <span class="spacer"></span><span class="muted">chosen: ${shot.chosen ? `#${shot.chosen.index} (${esc(shot.chosen.why)})` : '—'}</span></div>
         <div class="cands">${shot.candidates.map((c, ci) => cell(shot, c, si, ci)).join('')}</div>
       </section>`).join('') || '<div class="empty">No shots.</div>';
+    for (const img of $$('img[data-preview]', el)) { // latents of a candidate being made
+      const [si, index] = img.dataset.preview.split('/');
+      blobUrl(`/api/gen/${id}/preview/${si}/${index}`).then((u) => {
+        if (alive && img.isConnected) img.src = u; else URL.revokeObjectURL(u);
+      }).catch(() => { img.remove(); });
+    }
     for (const img of $$('img[data-key]', el)) {
       const key = img.dataset.key;
       if (urls.has(key)) { img.src = urls.get(key); continue; }
