@@ -100,5 +100,8 @@ def test_a_storyboard_through_the_farm(tmp_path: Path, tiny_models: dict[str, Pa
         with svc.client(admin) as c:
             report = c.get("/api/gen-report").json()
         assert {r["model"] for r in report} == {"sd-a", "sd-b"}
+        bill = json.loads(cli(svc, token, "report", "--json"))
+        assert {(r["project"], r["model"]) for r in bill["models"]} == {("board", "sd-a"),
+                                                                        ("board", "sd-b")}
     finally:
         svc.kill()

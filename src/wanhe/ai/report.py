@@ -19,8 +19,8 @@ def model_of(affinity: str | None) -> str:
     return affinity[len("model:"):].rsplit("@", 1)[0]
 
 
-def by_model(store: Store, project: str | None = None,
-             project_id: int | None = None) -> list[dict[str, Any]]:
+def by_model(store: Store, project: str | None = None, project_id: int | None = None,
+             since: float | None = None) -> list[dict[str, Any]]:
     query = (
         select(t.attempts.c.wall_s, t.attempts.c.cores, t.attempts.c.gpu_s,
                t.attempts.c.outcome, t.tasks.c.affinity, t.tasks.c.gpus, t.tasks.c.state,
@@ -33,6 +33,8 @@ def by_model(store: Store, project: str | None = None,
         query = query.where(t.projects.c.name == project)
     if project_id is not None:
         query = query.where(t.attempts.c.project_id == project_id)
+    if since is not None:
+        query = query.where(t.attempts.c.started_at >= since)
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     with store.engine.connect() as conn:
         for r in conn.execute(query):

@@ -582,6 +582,9 @@ def _report_table(data: dict[str, Any]) -> Table:
         table.add_row(r["project"], str(r["job_id"]), "", *cells(r))
     for r in data["kinds"]:
         table.add_row(r["project"], "", r["kind"], *cells(r))
+    for r in data.get("models", []):  # AI generation, by model
+        table.add_row(r["project"], "", f"gen {r['model']} ({r['device']})", "", "", "", "",
+                      _hours(r["core_hours"]), _hours(r["gpu_hours"]))
     return table
 
 

@@ -122,8 +122,16 @@ def report(
         "projects": [{"project": p, **v} for p, v in sorted(projects.items())],
         "jobs": [{"project": p, "job_id": j, **v} for (p, j), v in sorted(jobs.items())],
         "kinds": [{"project": p, "kind": k, **v} for (p, k), v in sorted(kinds.items())],
+        "models": _models(service, project_id, start),
         "rows": rows,
     }
+
+
+def _models(service: Service, project_id: int | None, since: float | None) -> list[Any]:
+    """AI generation by project and model (wanhe.ai.report)."""
+    from wanhe.ai.report import by_model
+
+    return by_model(service.store, project_id=project_id, since=since)
 
 
 @router.get("/api/usage/timeline")
