@@ -52,6 +52,7 @@ bench: $(VENV)/.installed-test
 	$(PY) bench/retry.py
 	$(PY) bench/denoise.py
 	$(PY) bench/simulate.py
+	$(PY) bench/generate.py
 
 clean:
 	rm -rf $(VENV) out examples/*.blend
