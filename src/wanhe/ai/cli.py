@@ -480,7 +480,7 @@ def gen_pick(
                    json={"shot": shot, "candidate": candidate, "verdict": verdict})
     else:
         from wanhe.ai import catalog
-        from wanhe.ai.results import job_results
+        from wanhe.ai.results import check_candidate, job_results
 
         with _store(db) as store:
             try:
@@ -489,14 +489,6 @@ def gen_pick(
                 fail(str(exc))
             catalog.set_pick(store, job, shot, candidate, verdict)
     err.print(f"job {job} shot {shot} candidate {candidate}: {verdict}", highlight=False)
-
-
-def check_candidate(results: dict[str, Any], shot: int, candidate: int) -> None:
-    if not 0 <= shot < len(results["shots"]):
-        raise LookupError(f"job {results['job']} has no shot {shot} (it has "
-                          f"{len(results['shots'])})")
-    if candidate not in {c["index"] for c in results["shots"][shot]["candidates"]}:
-        raise LookupError(f"shot {shot} of job {results['job']} has no candidate {candidate}")
 
 
 @gen_app.command("more")

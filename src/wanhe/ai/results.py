@@ -56,6 +56,15 @@ def job_results(store: Store, job_id: int) -> dict[str, Any]:
             "note": job.spec.get("device_note", ""), "shots": out}
 
 
+def check_candidate(results: dict[str, Any], shot: int, candidate: int) -> None:
+    """Raise LookupError unless the job's results have that shot and candidate."""
+    if not 0 <= shot < len(results["shots"]):
+        raise LookupError(f"job {results['job']} has no shot {shot} (it has "
+                          f"{len(results['shots'])})")
+    if candidate not in {c["index"] for c in results["shots"][shot]["candidates"]}:
+        raise LookupError(f"shot {shot} of job {results['job']} has no candidate {candidate}")
+
+
 def chosen(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The shot's chosen candidate: the picked one (first by index), else the best ranked
     one not rejected, else the first finished one not rejected."""

@@ -137,7 +137,7 @@ def gen_results(job_id: int, who: Principal = Depends(principal),
 @router.post("/api/gen/{job_id}/picks")
 def gen_pick(job_id: int, body: PickIn, who: Principal = Depends(principal),
              service: Service = Depends(get_service)) -> dict[str, Any]:
-    from wanhe.ai.cli import check_candidate
+    from wanhe.ai.results import check_candidate
 
     results = _results(service, who, job_id)
     try:
@@ -153,7 +153,7 @@ def gen_pick(job_id: int, body: PickIn, who: Principal = Depends(principal),
 @router.get("/api/gen/{job_id}/file/{shot}/{candidate}")
 def gen_file(job_id: int, shot: int, candidate: int, who: Principal = Depends(principal),
              service: Service = Depends(get_service)) -> Any:
-    from wanhe.ai.cli import check_candidate
+    from wanhe.ai.results import check_candidate
     from wanhe.api.routes_jobs import job_file
 
     results = _results(service, who, job_id)
@@ -173,8 +173,8 @@ def gen_preview(job_id: int, shot: int, candidate: int, who: Principal = Depends
     """The latest latent preview of a candidate being made (404 when there is none)."""
     from fastapi.responses import FileResponse
 
-    from wanhe.ai.cli import check_candidate
     from wanhe.ai.pipelines import preview_path
+    from wanhe.ai.results import check_candidate
 
     results = _results(service, who, job_id)
     try:
