@@ -49,6 +49,9 @@ def regenerate(path: Path, *, model: dict[str, Any] | None, output: Path | None 
     if recipe.get("device") != "cpu":
         note = (f"made on {recipe.get('device')}; re-made on the CPU: expect small differences "
                 "(results differ between devices)")
+    if int(recipe.get("batch") or 1) > 1:
+        note = (f"made in a batch of {recipe['batch']}; re-made alone: batched and single "
+                "results can differ by rounding")
     threads = int(recipe.get("torch_threads") or 0)
     if threads:
         torch.set_num_threads(threads)
