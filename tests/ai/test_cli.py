@@ -108,3 +108,21 @@ def test_zero_shots_and_too_much_memory(wanhe, tmp_path: Path,
     wanhe("models", "add", "huge", str(tiny_models["sd"]), "--gpu-memory", "10TB")
     output = wanhe("gen", "image", "-m", "huge", "-p", "x", code=2)
     assert "needs 10.0 TiB of memory; this farm has no GPU and its largest worker has" in output
+
+
+def test_prompt_adherence_with_a_registered_clip_model(wanhe, tmp_path: Path) -> None:
+    from wanhe.ai import tiny
+
+    clip = tiny.build_clip(tmp_path / "clip")
+    listed = json.loads(wanhe("models", "add", "tiny-clip", str(clip), "--json"))
+    assert listed["task"] == "prompt-scoring" and listed["pipeline_class"] == "CLIPModel"
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"clip_model": "tiny-clip", "shots": [
+        {"model": "tiny-sd", "prompt": "a fox", "size": "32x32", "candidates": 2,
+         "steps": 1}]}))
+    results = json.loads(wanhe("gen", "run", str(spec), "--json"))
+    scores = [c["score"] for c in results["shots"][0]["candidates"]]
+    assert all(0.0 <= s["prompt_adherence"] <= 1.0 for s in scores)
+    spec.write_text(json.dumps({"clip_model": "tiny-sd", "shots": [
+        {"model": "tiny-sd", "prompt": "a fox"}]}))
+    assert "not a registered CLIP-type model" in wanhe("gen", "run", str(spec), code=2)

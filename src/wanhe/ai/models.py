@@ -20,6 +20,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TEXT_TO_IMAGE = "text-to-image"
 IMAGE_TO_VIDEO = "image-to-video"
 TEXT_TO_VIDEO = "text-to-video"
+PROMPT_SCORING = "prompt-scoring"  # a CLIP-type model that scores prompt adherence
 
 #: Pipelines wanhe runs and tests (tiny random ones in tests/ai), by what they do.
 TESTED = {
@@ -164,6 +165,15 @@ def _checkpoint_class(keys: list[str]) -> str | None:
     return None
 
 
+def _is_clip(folder: Path) -> bool:
+    """A transformers CLIP folder (config.json with model_type clip, and a processor)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "clip"
+
+
 def inspect_model(path: Path, *, pipeline_class: str | None = None,
                   gpu_memory: int | None = None) -> ModelFacts:
     """Inspect `path`; raise ModelError (one line, with the fix) when it is no model."""
@@ -172,6 +182,13 @@ def inspect_model(path: Path, *, pipeline_class: str | None = None,
         raise ModelError(f"{path} does not exist — pass a diffusers model folder or a "
                          ".safetensors checkpoint")
     path = path.resolve()
+    if path.is_dir() and not (path / "model_index.json").is_file() and _is_clip(path):
+        files = _files(path)
+        weights = sum(p.stat().st_size for p in files if p.suffix in WEIGHT_SUFFIXES)
+        size = sum(p.stat().st_size for p in files)
+        need = gpu_memory if gpu_memory is not None else int(weights * 1.2) + (256 << 20)
+        return ModelFacts(str(path), "transformers", "CLIPModel", PROMPT_SCORING, size,
+                          content_hash(path), need, True)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelError(f"{path} is not a diffusers model folder (no model_index.json) "

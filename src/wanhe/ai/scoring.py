@@ -36,6 +36,7 @@ class CandidateScore:
     noise: float  # 0..1 (estimated sigma, ×10, capped)
     qc: list[str] = field(default_factory=list)  # QC issue codes (errors)
     nsfw: float = 0.0  # the detector's highest score for an exposed class
+    prompt_adherence: float | None = None  # CLIP image-text cosine, 0..1 (a CLIP model given)
     duplicate_of: int | None = None
     score: float = 0.0
     rank: int = 0
@@ -133,6 +134,8 @@ def mark_duplicates(scores: list[CandidateScore], thumbs: list[NDArray[np.float6
 def rank(scores: list[CandidateScore]) -> list[CandidateScore]:
     for s in scores:
         s.score = 0.4 * s.sharpness + 0.3 * s.exposure + 0.3 * (1.0 - s.noise)
+        if s.prompt_adherence is not None:
+            s.score = 0.5 * s.score + 0.5 * s.prompt_adherence
         s.flags = []
         if s.qc:
             s.flags.append("qc: " + ", ".join(s.qc))
@@ -144,6 +147,33 @@ def rank(scores: list[CandidateScore]) -> list[CandidateScore]:
     for position, s in enumerate(order, start=1):
         s.rank = position
     return order
+
+
+class ClipAdherence:
+    """Prompt adherence with a local CLIP-type model (transformers CLIPModel + processor):
+    the cosine of the image's and the prompt's embeddings, floored at 0."""
+
+    def __init__(self, path: str) -> None:
+        import os
+
+        from transformers import CLIPModel, CLIPProcessor
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        model: Any = CLIPModel.from_pretrained(path, local_files_only=True)
+        model.train(False)  # inference mode (eval)
+        self.model = model
+        self.processor = CLIPProcessor.from_pretrained(path, local_files_only=True)
+
+    def score(self, frames: list[NDArray[np.uint8]], prompt: str) -> float:
+        import torch
+
+        inputs = self.processor(text=[prompt], images=list(frames), return_tensors="pt",
+                                padding=True, truncation=True)
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        image = torch.nn.functional.normalize(out.image_embeds, dim=-1)
+        text = torch.nn.functional.normalize(out.text_embeds, dim=-1)
+        return float(max(0.0, float((image @ text.T).mean())))
 
 
 class NsfwCheck:

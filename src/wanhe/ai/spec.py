@@ -106,6 +106,8 @@ class GenSpec(BaseModel):
     device: Literal["auto", "gpu", "cpu"] = "auto"
     threads: int = Field(default=0, ge=0, le=1024, description="CPU threads a CPU task uses")
     score: bool = True
+    clip_model: str | None = Field(default=None, max_length=100, description="a registered "
+                                   "CLIP-type model: scores prompt adherence")
     max_attempts: int = Field(default=2, ge=1, le=10)
 
     @field_validator("shots")

@@ -173,3 +173,34 @@ def build(kind: str, folder: Path) -> Path:
     pipe = builders[kind]()
     pipe.save_pretrained(str(folder))
     return folder
+
+
+def build_clip(folder: Path) -> Path:
+    """A tiny CLIP (text + vision towers) with its processor, for prompt-adherence scoring."""
+    import torch
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTextConfig,
+        CLIPVisionConfig,
+    )
+
+    torch.manual_seed(0)
+    text = CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                          num_attention_heads=4, num_hidden_layers=2, pad_token_id=1,
+                          vocab_size=100, projection_dim=32)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                              num_hidden_layers=2, image_size=224, patch_size=32,
+                              projection_dim=32)
+    model = CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                                 projection_dim=32))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = _clip_tokenizer(Path(tmp))
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer)
+    model.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from wanhe.ai.models import IMAGE_TO_VIDEO, TEXT_TO_IMAGE, human_bytes
+from wanhe.ai.models import IMAGE_TO_VIDEO, PROMPT_SCORING, TEXT_TO_IMAGE, human_bytes
 from wanhe.ai.spec import GenSpec, Shot
 from wanhe.jobtypes.base import (
     CompiledJob,
@@ -99,10 +99,13 @@ def compile_gen_job(resolved: dict[str, Any], output: str) -> list[TaskSpec]:
                                   resources=resources, affinity=payload["warm_key"]))
             keys.append(key)
         if spec.score:
+            clip = resolved["models"].get(spec.clip_model) if spec.clip_model else None
             graph.append(TaskSpec(
                 f"{name}/score", SCORE_TASK,
                 {"shot": si, "shot_name": name, "prompt": shot.prompt, "video": video,
-                 "candidates": entries, "output": f"{output}/{name}/scores.json"},
+                 "candidates": entries, "output": f"{output}/{name}/scores.json",
+                 "clip": None if clip is None else {k: clip[k] for k in ("name", "path",
+                                                                         "sha256")}},
                 deps=keys, resources=Resources(cpus=0.0),
             ))
     return graph
@@ -118,7 +121,16 @@ def check_shots(spec: GenSpec, lookup: Any) -> dict[str, dict[str, Any]]:
             raise InputError(f"{where}.model", f"unknown model {shot.model!r} — register it "
                              "with `wanhe models add NAME PATH` (wanhe models list shows them)")
         models[shot.model] = model
+        if model["task"] == PROMPT_SCORING:
+            raise InputError(f"{where}.model", f"model {shot.model!r} scores prompts; it "
+                             "makes no images — name it in clip_model instead")
         _check_shot(shot, model, where)
+    if spec.clip_model:
+        clip = lookup(spec.clip_model) if lookup else None
+        if clip is None or clip["task"] != PROMPT_SCORING:
+            raise InputError("options.clip_model", f"{spec.clip_model!r} is not a registered "
+                             "CLIP-type model (wanhe models add NAME CLIP_FOLDER)")
+        models[spec.clip_model] = clip
     return models
 
 

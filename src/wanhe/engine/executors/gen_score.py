@@ -23,6 +23,7 @@ class GenScoreExecutor(Executor):
         super().__init__(worker)
         self._nsfw: Any = None
         self._nsfw_error: str | None = None
+        self._clip: dict[str, Any] = {}  # model path -> ClipAdherence
 
     def _detector(self) -> Any:
         if self._nsfw is None and self._nsfw_error is None:
@@ -43,6 +44,17 @@ class GenScoreExecutor(Executor):
             scores: list[scoring.CandidateScore] = []
             thumbs: list[Any] = []
             detector = self._detector()
+            clip = None
+            if payload.get("clip"):
+                path = payload["clip"]["path"]
+                if path not in self._clip:
+                    try:
+                        self._clip = {path: scoring.ClipAdherence(path)}  # keep one
+                    except Exception as exc:
+                        raise TaskFailed(f"CLIP model {payload['clip']['name']!r} at {path} "
+                                         f"does not load ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]})") from None
+                clip = self._clip[path]
             entries = payload["candidates"]
             for n, cand in enumerate(entries):
                 path = Path(cand["output"])
@@ -56,6 +68,8 @@ class GenScoreExecutor(Executor):
                 score = scoring.measure(cand["index"], cand["seed"], cand["output"], frames)
                 if detector is not None:
                     score.nsfw = max(detector.score(f) for f in frames)
+                if clip is not None:
+                    score.prompt_adherence = clip.score(frames, payload["prompt"])
                 scores.append(score)
                 thumbs.append(np.mean([scoring.thumbnail(f) for f in frames], axis=0))
                 ctx.progress((n + 1) / len(entries))

@@ -29,7 +29,7 @@ export async function mount(el, ctx) {
         ${s.rank ? ` · rank ${s.rank} · ${Number(s.score).toFixed(3)}` : ''}
         ${c.verdict ? ` · <b class="verdict">${esc(c.verdict)}</b>` : ''}
         ${flags ? `<div class="flags">${esc(flags)}</div>` : ''}
-        ${s.rank ? `<div class="faint" style="font-size:11px">sharp ${Number(s.sharpness).toFixed(2)} · exp ${Number(s.exposure).toFixed(2)} · noise ${Number(s.noise).toFixed(2)}</div>` : ''}
+        ${s.rank ? `<div class="faint" style="font-size:11px">sharp ${Number(s.sharpness).toFixed(2)} · exp ${Number(s.exposure).toFixed(2)} · noise ${Number(s.noise).toFixed(2)}${s.prompt_adherence != null ? ` · prompt ${Number(s.prompt_adherence).toFixed(2)}` : ''}</div>` : ''}
       </figcaption></figure>`;
   }
 
