@@ -360,6 +360,23 @@ def token_revoke(
 # ---------------------------------------------------------------------------------- submit
 
 
+def _export_submission(scene: Path, dest: Path, threads: int, options: dict[str, Any]) -> None:
+    """`wanhe submit … --export-openjd DIR`: the farm job as a bundle whose frames go to
+    DIR/output/frame_#### (as the farm names them), nothing uploaded."""
+    from pydantic import ValidationError
+
+    from wanhe.cli import _export_openjd
+    from wanhe.jobtypes.blender_render import RenderOptions
+
+    out = dest.expanduser().absolute() / "output"
+    try:
+        render_options = RenderOptions(**options, threads=max(1, threads),
+                                       output=str(out / "frame_####"))
+    except (ValidationError, ValueError) as exc:
+        fail(str(exc))
+    _export_openjd(scene, render_options, dest, Settings().blender, threads, str(out))
+
+
 def submit(
     scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm")],
     frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
@@ -383,6 +400,9 @@ def submit(
     depends_on: Annotated[list[int] | None, typer.Option("--after", help="wait for job ID")]
     = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    export_openjd: Annotated[Path | None, typer.Option(
+        help="write the job as an OpenJD job bundle in this new folder instead of submitting "
+             "(docs/openjd.md)")] = None,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id."""
     from wanhe.api.pack import collect, hash_all, upload
@@ -390,6 +410,12 @@ def submit(
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if export_openjd is not None:
+        _export_submission(scene, export_openjd, threads_per_task, {
+            "frames": frames, "tiles": tiles, "overscan": overscan, "samples": samples,
+            "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
+            "camera": camera, "denoise": denoise, "qc": qc, "video": video})
+        return
     try:
         bundle = collect(scene)
     except SceneError as exc:
