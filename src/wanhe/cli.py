@@ -297,15 +297,13 @@ def render(
 
 
 def _export_openjd(
-    scene: Path, options: Any, dest: Path, blender: str | None, threads: int,
-    output_dir: str | None = None,
+    scene: Path, options: Any, dest: Path, blender: str | None, threads: int
 ) -> None:
-    """`--export-openjd DIR` (render and submit): write the bundle, print how to run it."""
+    """`wanhe render … --export-openjd DIR`: write the bundle, print how to run it."""
     from wanhe.openjd_export import describe, export_render
 
     try:
-        result = export_render(scene, options, dest, blender=blender, threads=threads,
-                               output_dir=output_dir)
+        result = export_render(scene, options, dest, blender=blender, threads=threads)
     except _user_errors() as exc:
         fail(_describe(exc))
     for line in describe(result):

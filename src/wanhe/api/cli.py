@@ -365,16 +365,20 @@ def _export_submission(scene: Path, dest: Path, threads: int, options: dict[str,
     DIR/output/frame_#### (as the farm names them), nothing uploaded."""
     from pydantic import ValidationError
 
-    from wanhe.cli import _export_openjd
+    from wanhe.blender.errors import SceneError
     from wanhe.jobtypes.blender_render import RenderOptions
+    from wanhe.openjd_export import describe, export_render
 
     out = dest.expanduser().absolute() / "output"
     try:
         render_options = RenderOptions(**options, threads=max(1, threads),
                                        output=str(out / "frame_####"))
-    except (ValidationError, ValueError) as exc:
+        result = export_render(scene, render_options, dest, blender=Settings().blender,
+                               threads=threads, output_dir=str(out))
+    except (ValidationError, ValueError, SceneError, FileNotFoundError) as exc:
         fail(str(exc))
-    _export_openjd(scene, render_options, dest, Settings().blender, threads, str(out))
+    for line in describe(result):
+        err.print(line, highlight=False, soft_wrap=True)
 
 
 def submit(
