@@ -83,8 +83,11 @@ def test_arguments_apply_left_to_right(demo: Path, reference: dict[int, Path],
     render the range; a pattern without '#' gets '####' appended."""
     shutil.copy(demo, tmp_path / "demo.blend")
     r = blender("-b", "demo.blend", "-f", "+1", "-o", "//late/x_",
-                "-F", "OPEN_EXR_MULTILAYER", "-s", "2", "-e", "-0", "-a", cwd=tmp_path)
+                "-F", "OPEN_EXR_MULTILAYER", "-s", "2", "-e", "-0", "-a",
+                "-o", "//noext/n_#", "-x", "0", "-f", "1", "--", "--cycles-device", "CPU",
+                cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "noext" / "n_1").is_file()  # -x 0: no extension
     assert (tmp_path / "render" / "demo_0002.png").is_file()  # +1 = start + 1
     assert sorted(p.name for p in (tmp_path / "late").iterdir()) == [
         "x_0002.exr", "x_0003.exr"]

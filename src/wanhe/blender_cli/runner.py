@@ -178,9 +178,35 @@ def _apply_threads(state: _State, r: Any) -> None:
         r.threads = state.threads
 
 
+def _apply_cycles_device(state: _State, scene: Any) -> None:
+    """`-- --cycles-device CPU|CUDA|OPTIX|HIP|ONEAPI|METAL`, as Cycles reads it in Blender."""
+    args = state.parsed.script_args
+    if "--cycles-device" not in args or scene.render.engine != "CYCLES":
+        return
+    at = args.index("--cycles-device")
+    if at + 1 >= len(args):
+        raise CliError("--cycles-device needs a device type (CPU, CUDA, OPTIX, HIP, ONEAPI)")
+    device = args[at + 1].upper().split("+")[0]
+    if device == "CPU":
+        scene.cycles.device = "CPU"
+        return
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    try:
+        prefs.compute_device_type = device
+    except TypeError:
+        raise CliError(f"--cycles-device {device}: not a Cycles device type") from None
+    prefs.refresh_devices()
+    if not any(d.type == device for d in prefs.devices):
+        raise CliError(f"--cycles-device {device}: no such device on this machine")
+    for d in prefs.devices:
+        d.use = d.type == device
+    scene.cycles.device = "GPU"
+
+
 def _render(state: _State, scene: Any, frames: list[int]) -> None:
     r = scene.render
     _apply_threads(state, r)
+    _apply_cycles_device(state, scene)
     if scene.camera is None and not any(o.type == "CAMERA" for o in scene.objects):
         raise CliError(f'No camera found in scene "{scene.name}" — set an active camera')
     if r.image_settings.file_format == "FFMPEG":

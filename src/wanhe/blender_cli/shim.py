@@ -35,7 +35,11 @@ def shim_dir(root: Path | None = None, python: str | None = None) -> Path:
     named after the script's content, so different interpreters or checkouts never share one,
     and it is written atomically, so concurrent sessions never see half a script.
     """
-    text = shim_script(python)
+    return write_script(shim_script(python), root)
+
+
+def write_script(text: str, root: Path | None = None) -> Path:
+    """A folder named after `text` holding it as an executable `blender`; its path."""
     if root is None:
         home = os.environ.get("WANHE_HOME")
         root = (Path(home) if home else Path.home() / ".wanhe") / "bin"
