@@ -92,6 +92,12 @@ def test_what_blender_cannot_express_is_refused(kw: dict[str, object], needle: s
         check_exportable(RenderOptions.model_validate(kw))
 
 
+def test_braces_in_the_output_are_refused() -> None:
+    with pytest.raises(ExportError, match="path template"):
+        plan_bundle(spec(output="/out/{blend_name}_####"), Path("/b"), threads=0,
+                    output_dir="/out")
+
+
 def test_cli_refuses_tiles_before_writing_anything(tmp_path: Path) -> None:
     dest = tmp_path / "bundle"
     r = subprocess.run([*WANHE, "render", str(tmp_path / "x.blend"), "--tiles", "2x2",

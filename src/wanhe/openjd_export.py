@@ -129,6 +129,11 @@ def plan_bundle(
     """
     if spec.tiles_x * spec.tiles_y > 1 or spec.sample_chunks > 1:
         raise ExportError("--export-openjd exports whole frames only (tiles 1x1, one chunk)")
+    if "{" in spec.output or "}" in spec.output:
+        raise ExportError(
+            f"the output pattern {spec.output!r} has {{ }}, which Blender 5.0 expands as a "
+            "path template where wanhe writes the name as it is — pick an output without braces"
+        )
     pattern = PurePath(spec.output).name
     frames = openjd_range(spec.frames)
     notes: list[str] = []
