@@ -167,14 +167,23 @@ def test_round_trip_openjd_run_equals_wanhe_render(demo: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_submit_export_writes_a_runnable_bundle(demo: Path, tmp_path: Path) -> None:
+def test_submit_export_writes_the_farms_naming(demo: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     r = wanhe("submit", str(demo), "--frames", "2", "--samples", "2", "--no-denoise",
               "--export-openjd", str(bundle), home=tmp_path / "home")
     assert "nothing rendered" in r.stderr
     openjd("check", str(bundle / "template.yaml"))
-    openjd("run", str(bundle / "template.yaml"), path_prefix=shim_dir(tmp_path / "bin"))
-    assert (bundle / "output" / "frame_0002.exr").is_file()  # the farm's frame naming
-    again = subprocess.run([*WANHE, "submit", str(demo), "--export-openjd", str(bundle)],
-                           capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    values = yaml.safe_load((bundle / "parameter_values.yaml").read_text())["parameterValues"]
+    assert {"name": "OutputDir", "value": str(bundle / "output")} in values
+    assert {"name": "OutputPattern", "value": "frame_####"} in values  # as the farm names them
+    assert {"name": "Threads", "value": 1} in values
+
+
+def test_a_folder_in_use_is_refused_before_anything(tmp_path: Path) -> None:
+    from wanhe.openjd_export import export_bundle
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not an empty folder"):
+        export_bundle(spec(), tmp_path / "b", threads=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
