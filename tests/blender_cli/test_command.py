@@ -73,6 +73,9 @@ def test_frames_equal_wanhes_render_bit_for_bit(
         assert f"Saved: '{out}'" in r.stdout
         assert_same_pixels(out, reference[frame])
     assert "Fra:1 " in r.stdout and "Sample 4/4" in r.stdout
+    # OpenJD's progress messages, for the session's progress bar (not shown on a terminal)
+    assert "openjd_progress: 50" in r.stdout.splitlines()
+    assert r.stdout.splitlines().count("openjd_progress: 100") == 1
     assert not (tmp_path / "out" / "f_02.exr").exists()
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
@@ -98,6 +101,7 @@ def test_errors_exit_1_with_blenders_message(tmp_path: Path) -> None:
     r = blender("-b", "nope.blend", "-f", "1", cwd=tmp_path)
     assert r.returncode == 1
     assert "Cannot read file" in r.stderr and "nope.blend" in r.stderr
+    assert any(line.startswith("openjd_fail: Cannot read file") for line in r.stdout.splitlines())
     r = blender("-b", "nope.blend", "--python-expr", "print(1)", cwd=tmp_path)
     assert r.returncode == 1 and "WANHE_ALLOW_BLENDER_PYTHON=1" in r.stderr
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import re
 import sys
 import time
 import traceback
@@ -28,6 +29,7 @@ from wanhe.blender_cli.args import (
 )
 
 ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH")
+_SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
 
 
 class ScriptExit(Exception):
@@ -44,6 +46,20 @@ class _State:
         self.scene_name: str | None = None
         self.threads: int | None = None
         self.frame: int | str = "?"
+        self.frames_total = 0  # of the -f / -a in progress
+        self.frames_done = 0
+        self.progress = -1
+        # OpenJD's stdout messages (openjd_progress, openjd_fail) for the session that runs
+        # us; never on a terminal, where they would only be noise.
+        self.openjd = not sys.stdout.isatty()
+
+    def report(self, fraction_of_frame: float) -> None:
+        if not self.openjd or self.frames_total <= 0:
+            return
+        pct = int(100 * (self.frames_done + fraction_of_frame) / self.frames_total)
+        if pct != self.progress:
+            self.progress = pct
+            _say(f"openjd_progress: {min(100, pct)}")
 
     def scene(self) -> Any:
         if self.scene_name is not None:
@@ -79,6 +95,8 @@ def execute(parsed: Parsed, argv: list[str]) -> int:
         return e.code
     except (CliError, RuntimeError, OSError, KeyError, ValueError) as e:
         msg = str(e).strip().removeprefix("Error: ").strip() or type(e).__name__
+        if state.openjd:
+            _say(f"openjd_fail: {' '.join(msg.split())}")
         sys.stdout.flush()
         sys.stderr.write(f"Error: {msg}\n")
         return 1
@@ -209,11 +227,14 @@ def _render(state: _State, scene: Any, frames: list[int]) -> None:
     _apply_cycles_device(state, scene)
     if scene.camera is None and not any(o.type == "CAMERA" for o in scene.objects):
         raise CliError(f'No camera found in scene "{scene.name}" — set an active camera')
+    state.frames_total, state.frames_done, state.progress = len(frames), 0, -1
     if r.image_settings.file_format == "FFMPEG":
         _render_movie(state, scene, frames)
         return
     for frame in frames:
         _render_frame(state, scene, frame)
+        state.frames_done += 1
+        state.report(0.0)
 
 
 def _render_frame(state: _State, scene: Any, frame: int) -> None:
@@ -266,6 +287,9 @@ def _stats_printer(state: _State) -> Any:
         if text and text != last[0]:
             last[0] = text
             _say(f"Fra:{state.frame} {text}")
+            m = _SAMPLE.search(text)
+            if m and int(m.group(2)) > 0:
+                state.report(min(1.0, int(m.group(1)) / int(m.group(2))))
 
     return stats
 
