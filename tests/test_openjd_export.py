@@ -140,7 +140,7 @@ def test_round_trip_openjd_run_equals_wanhe_render(demo: Path, tmp_path: Path) -
     from openjd.model import decode_job_template
 
     home, bundle = tmp_path / "home", tmp_path / "bundle"
-    flags = ["--frames", "1,3", "--samples", "3", "--no-denoise",
+    flags = ["--frames", "1,3", "--samples", "3", "--no-denoise", "--resolution-percentage", "50",
              "-o", str(tmp_path / "wanhe" / "f_####")]
     wanhe("render", str(demo), *flags, "--export-openjd", str(bundle), home=home)
     assert sorted(p.name for p in bundle.iterdir()) == [
@@ -160,6 +160,7 @@ def test_round_trip_openjd_run_equals_wanhe_render(demo: Path, tmp_path: Path) -
     for frame in (1, 3):
         got = read_layers(out / f"f_{frame:04d}.exr")
         want = read_layers(tmp_path / "wanhe" / f"f_{frame:04d}.exr")
+        assert (got.width, got.height) == (want.width, want.height) == (24, 13)
         assert set(got.channels) == set(want.channels)
         for name, pixels in want.channels.items():
             assert np.array_equal(got.channels[name], pixels), f"frame {frame} {name} differs"
