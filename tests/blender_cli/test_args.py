@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import stat
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from wanhe.blender_cli import main, python_allowed, shim_dir
 from wanhe.blender_cli.args import (
     MAX_FRAME,
     Action,
@@ -71,68 +65,3 @@ def test_autoexec_is_never_enabled() -> None:
     p = parse_args(["-y", "s.blend"])
     assert p.actions == [Action("load", "s.blend", "s.blend")]
     assert "never run" in p.warnings[0]
-
-
-def test_python_refused_unless_the_farm_allows(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("WANHE_ALLOW_BLENDER_PYTHON", raising=False)
-    for flag in ("--python-expr", "--python", "-P", "--python-text"):
-        assert main(["-b", "x.blend", flag, "print(1)"]) == 1
-        err = capsys.readouterr().err
-        assert f"{flag} refused" in err and "WANHE_ALLOW_BLENDER_PYTHON=1" in err
-    assert not python_allowed({"WANHE_ALLOW_BLENDER_PYTHON": "0"})
-    assert python_allowed({"WANHE_ALLOW_BLENDER_PYTHON": "1"})
-
-
-def test_bad_argument_exits_1_with_blenders_error_prefix(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main(["-b", "x.blend", "-F", "GIF"]) == 1
-    assert capsys.readouterr().err.startswith("Error: -F 'GIF' is not a format")
-
-
-def test_shim_dir_holds_an_executable_blender(tmp_path: Path) -> None:
-    folder = shim_dir(tmp_path)
-    script = folder / "blender"
-    assert script.stat().st_mode & stat.S_IXUSR
-    assert shim_dir(tmp_path) == folder  # idempotent
-    env = {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run(["blender", "--version"], env=env, capture_output=True, text=True,
-                         timeout=60, check=True)
-    assert out.stdout.startswith("Blender 5.0")
-    assert shim_dir(tmp_path, python="/other/python") != folder
-
-
-def test_session_blender_prefers_a_configured_binary(tmp_path: Path) -> None:
-    from wanhe.blender_cli import session_blender
-
-    fake = tmp_path / "my-blender-5.1"
-    fake.write_text("#!/bin/sh\necho 'Blender 5.1.0'\n")
-    fake.chmod(0o755)
-    chosen = session_blender(str(fake), root=tmp_path / "bin")
-    assert chosen.binary == str(fake) and chosen.path_prefix is not None
-    out = subprocess.run([str(chosen.path_prefix / "blender"), "--version"],
-                         capture_output=True, text=True, timeout=30, check=True)
-    assert out.stdout.strip() == "Blender 5.1.0"
-    with pytest.raises(FileNotFoundError, match="not an executable"):
-        session_blender(str(tmp_path / "missing"), root=tmp_path / "bin")
-
-
-@pytest.mark.parametrize(("reported", "shimmed"), [("Blender 3.4.1", True),
-                                                   ("Blender 5.0.1", False),
-                                                   ("not blender", True)])
-def test_session_blender_on_path_must_be_new_enough(
-    tmp_path: Path, reported: str, shimmed: bool
-) -> None:
-    from wanhe.blender_cli import session_blender
-
-    bindir = tmp_path / "usr-bin"
-    bindir.mkdir()
-    (bindir / "blender").write_text(f"#!/bin/sh\necho '{reported}'\n")
-    (bindir / "blender").chmod(0o755)
-    chosen = session_blender(None, str(bindir), root=tmp_path / "bin")
-    assert (chosen.path_prefix is not None) is shimmed, chosen.reason
-    assert (chosen.binary is None) is shimmed
-    empty = session_blender(None, str(tmp_path / "nowhere"), root=tmp_path / "bin")
-    assert empty.path_prefix == shim_dir(tmp_path / "bin") and "none on PATH" in empty.reason
