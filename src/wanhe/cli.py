@@ -385,6 +385,9 @@ def _mount_subapps() -> None:
         register_service(app)
     except ImportError:
         pass
+    from wanhe.addon.cli import register as register_addon
+
+    register_addon(app)
 
 
 _mount_subapps()
