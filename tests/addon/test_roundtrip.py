@@ -71,6 +71,8 @@ def test_submit_watch_download_in_blender(service: ServiceProc, tmp_path: Path) 
     final = out["final"]
     assert final["state"] == "done", final
     assert final["name"] == "demo.blend" and final["priority"] == 60
+    assert out["plan_lines"][0] == "2 frames × 2x1 tiles = 4 render tasks"
+    assert out["plan_lines"][2].endswith(f"core-hours (scaled from job {out['job_id']})")
     # the downloads are the farm's files, byte for byte
     farm_dir = service.home / "storage" / "jobs" / str(out["job_id"]) / "output"
     farm = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()

@@ -126,6 +126,10 @@ while time.monotonic() < deadline:
         break
     time.sleep(1.0)
 out["final"] = state.job(job_id)
+bpy.ops.wanhe.refresh_jobs()  # a finished job of this file: the panel estimates from it
+wait()
+wait()
+out["plan_lines"] = sys.modules[module + ".ui"]._plan_lines(bpy.context)[0]
 state.reports.clear()
 bpy.ops.wanhe.download_outputs(job_id=job_id)
 wait(120)

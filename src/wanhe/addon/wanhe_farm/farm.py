@@ -8,7 +8,6 @@ show as it is (server unreachable, token refused, not found, refused values, ser
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,7 +58,7 @@ def describe_refusal(status: int, body: bytes) -> str:
     if status == 404:
         return f"not found: {detail}"
     if status == 409:
-        return detail
+        return str(detail)
     if status == 413:
         return f"too large for the farm: {detail}"
     if status == 422:
@@ -108,7 +107,7 @@ class Farm:
             exc.close()
             message = describe_refusal(exc.code, data)
             raise (TokenRefused if exc.code == 401 else FarmError)(message) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise Unreachable(f"the farm at {self.server} did not answer in time") from None
         except urllib.error.URLError as exc:
             reason = exc.reason

@@ -85,7 +85,7 @@ class WANHE_OT_report(bpy.types.Operator):
 
     bl_idname = "wanhe.report"
     bl_label = "wanhe report"
-    bl_options = {"INTERNAL"}
+    bl_options = {"INTERNAL"}  # noqa: RUF012 (Blender reads it as is)
 
     level: EnumProperty(items=[(k, k.title(), "") for k in ("INFO", "WARNING", "ERROR")])
     message: StringProperty()
@@ -159,7 +159,8 @@ class WANHE_OT_submit(bpy.types.Operator):
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if bpy.data.is_dirty or checks.missing_files():
-            return context.window_manager.invoke_props_dialog(self, width=520)
+            shown: set[str] = context.window_manager.invoke_props_dialog(self, width=520)
+            return shown
         return self.execute(context)
 
     def draw(self, context: Any) -> None:
@@ -229,9 +230,36 @@ class WANHE_OT_submit(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _learn_estimate(farm: Farm, jobs: list[dict[str, Any]]) -> None:
+    """Keep the newest finished render job of each file name, for the panel's estimate."""
+    for job in jobs:  # newest first
+        name = job.get("name", "")
+        if job.get("state") != "done" or job.get("kind") != "blender_render":
+            continue
+        known = STATE.estimates.get(name)
+        if known is not None and int(known["id"]) >= int(job["id"]):
+            continue
+        job_id = int(job["id"])
+
+        def keep(detail: dict[str, Any]) -> None:
+            spec = detail.get("spec") or {}
+            STATE.estimates[detail.get("name", "")] = {
+                "id": detail["id"], "core_hours": detail.get("core_hours", 0.0),
+                "spec": {k: spec.get(k) for k in ("frames", "width", "height", "samples")},
+            }
+
+        def fetch(progress: ProgressFn, job_id: int = job_id) -> dict[str, Any]:
+            return farm.job(job_id)
+
+        STATE.runner.start("estimate", fetch, on_done=keep, on_error=lambda text: None)
+        return  # one at a time; the next refresh learns the next
+
+
 def _refresh(farm: Farm) -> None:
     def done(jobs: list[dict[str, Any]]) -> None:
         STATE.jobs, STATE.jobs_error, STATE.jobs_at = jobs, "", time.monotonic()
+        if not STATE.runner.busy("estimate"):
+            _learn_estimate(farm, jobs)
 
     def failed(text: str) -> None:
         first = not STATE.jobs_error

@@ -202,5 +202,5 @@ def estimate_core_hours(plan: Plan, settings: Settings, past: dict[str, Any]) ->
         return None
     past_samples = spec.get("samples") or 1
     samples = plan.samples or past_samples
-    per_unit = spent / (frames * width * height * past_samples)
-    return per_unit * len(plan.frames) * settings.width * settings.height * samples
+    per_unit = spent / (frames * float(width) * float(height) * float(past_samples))
+    return per_unit * len(plan.frames) * settings.width * settings.height * float(samples)
