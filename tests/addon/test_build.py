@@ -53,3 +53,16 @@ def test_cli_writes_the_zip(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()) == tmp_path / "out" / "wanhe_farm-0.1.0.zip"
     assert zipfile.is_zipfile(tmp_path / "out" / "wanhe_farm-0.1.0.zip")
+
+
+def test_blenders_own_validator_accepts_the_zip(tmp_path: Path) -> None:
+    """The extension validator that ships with Blender (in the bpy wheel), run on the zip."""
+    import subprocess
+    import sys
+
+    from tests.addon._blender import SITE
+
+    [validator] = (SITE / "bpy").glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py")
+    proc = subprocess.run([sys.executable, str(validator), "validate", str(build(tmp_path))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
