@@ -446,8 +446,8 @@ def tick() -> float:
             STATE.jobs_at = time.monotonic()  # not set up yet: ask again later
         except Exception:  # no preferences (being disabled)
             STATE.jobs_at = time.monotonic()
-    if applied or STATE.runner.busy():
-        redraw()
+    del applied
+    redraw()  # progress, new results, "listed N s ago"
     return 0.2 if STATE.runner.busy() else 1.0
 
 
