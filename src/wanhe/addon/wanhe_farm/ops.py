@@ -63,12 +63,20 @@ def _fail(op: Any, text: str) -> set[str]:
     return {"CANCELLED"}
 
 
-def redraw() -> None:
+def redraw(status_bar: bool = False) -> None:
+    """Redraw the add-on's panels; with `status_bar`, the status bar too (a global area, not
+    in screen.areas: clearing the workspace's status text is what redraws it)."""
     wm = getattr(bpy.context, "window_manager", None)
     for window in getattr(wm, "windows", []) if wm else []:
         for area in window.screen.areas:
-            if area.type in ("PROPERTIES", "IMAGE_EDITOR", "PREFERENCES", "STATUSBAR"):
+            if area.type in ("PROPERTIES", "IMAGE_EDITOR", "PREFERENCES"):
                 area.tag_redraw()
+        if status_bar and hasattr(bpy.context, "temp_override"):
+            try:
+                with bpy.context.temp_override(window=window):
+                    window.workspace.status_text_set_internal(None)
+            except Exception:  # no status bar to redraw (background mode)
+                pass
 
 
 def output_folder(scene: Any) -> Path:
@@ -438,6 +446,7 @@ CLASSES = (
 
 def tick() -> float:
     """What the timer does: apply finished work, refresh the job list when due, redraw."""
+    was_busy = STATE.runner.busy()
     applied = STATE.runner.pump()
     if STATE.refresh_due() and not STATE.runner.busy("jobs"):
         try:
@@ -446,8 +455,9 @@ def tick() -> float:
             STATE.jobs_at = time.monotonic()  # not set up yet: ask again later
         except Exception:  # no preferences (being disabled)
             STATE.jobs_at = time.monotonic()
-    del applied
-    redraw()  # progress, new results, "listed N s ago"
+    # the panels every tick (progress, new results, "listed N s ago"); the status bar while
+    # the add-on works there, and once more when it is done
+    redraw(status_bar=bool(was_busy or applied or STATE.runner.busy()))
     return 0.2 if STATE.runner.busy() else 1.0
 
 

@@ -151,7 +151,10 @@ def _job_row(layout: Any, job: dict[str, Any]) -> None:
 def draw_jobs_panel(layout: Any, context: Any) -> None:
     row = layout.row()
     age = time.monotonic() - STATE.jobs_at if STATE.jobs_at else None
-    row.label(text="never listed" if age is None else f"listed {age:.0f} s ago")
+    if STATE.runner.busy("jobs"):
+        row.label(text="asking the farm…")
+    else:
+        row.label(text="never listed" if age is None else f"listed {age:.0f} s ago")
     row.operator("wanhe.refresh_jobs", text="", icon="FILE_REFRESH")
     if STATE.jobs_error:
         layout.label(text=STATE.jobs_error, icon="ERROR")
