@@ -65,4 +65,15 @@ def test_installs_enables_and_draws_without_wanhe(addon_zip: Path, tmp_path: Pat
     prefs = out["draw"]["preferences"]
     assert [e[2] for e in prefs if e[1] == "prop"] == ["server_url", "token"]
     assert out["disable"] == ["FINISHED"] and out["unregistered"]
+    checks = out["checks"]
+    assert checks["missing"][0] == ["CANCELLED"]
+    level, text = checks["missing"][1]
+    assert level == "ERROR" and text.startswith("missing file(s): wood (")
+    assert f"wood ({tmp_path / 'tex' / 'wood.png'})" in text
+    assert checks["camera"][1][1].startswith("scene 'Scene' has no active camera")
+    assert checks["output"][1][1].startswith("the output path is empty")
+    # the wrong engine (EEVEE tiles) is caught by the plan; here no token is set at all
+    assert checks["no_token"] == [["CANCELLED"], [
+        "ERROR", "no API token — paste the project's token in the add-on's preferences "
+        "(`wanhe project create` prints one)"]]
     assert not out["scene_has_token"]  # the token is never a scene (.blend) property

@@ -95,3 +95,13 @@ def test_submit_watch_download_in_blender(service: ServiceProc, tmp_path: Path) 
     assert out["last_frame_size"] == [48, 32]
     assert "latest frame loaded" in out["last_frame_report"][1]
     assert not out["blend_has_token"]  # the token never goes into the .blend
+    # a second submit sends only what changed: Show last frame added an image to the scene,
+    # so Submit saved it again (new .blend bytes); the texture the farm has is not re-sent
+    assert "2 frame(s), 2 file(s), 1 uploaded" in out["again_report"][1]
+    again = out["job_id"] + 1
+    assert [a[1] for a in out["actions"][:3]] == [
+        f"job {again}: cancel — now cancelled", f"job {again}: retry — now queued",
+        f"job {again}: cancel — now cancelled"]
+    assert out["actions"][3] == [
+        "ERROR", f"job {again}: job {again} is cancelled; it cannot be resumed (only paused "
+        "jobs can)"]

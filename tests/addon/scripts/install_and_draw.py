@@ -111,6 +111,33 @@ logs["preferences"] = log
 out["panels"] = [cls.__name__ for cls in ui.CLASSES
                  if cls.bl_context == "output" and cls.bl_space_type == "PROPERTIES"]
 out["draw"] = logs
+# Submit's checks, before anything leaves the machine (no farm is set: they come first)
+checks = {}
+
+
+def submit_now():
+    """bpy.ops raises where an operator reports an error in background mode; in the UI the
+    same line is a report in the status bar"""
+    try:
+        return sorted(bpy.ops.wanhe.submit())
+    except RuntimeError:
+        return ["CANCELLED"]
+
+
+image = bpy.data.images.new("wood", 4, 4)
+image.source = "FILE"
+image.filepath = "//tex/wood.png"
+checks["missing"] = (submit_now(), state.last_report)
+bpy.data.images.remove(image)
+camera = scene.camera
+scene.camera = None
+checks["camera"] = (submit_now(), state.last_report)
+scene.camera = camera
+scene.render.filepath = ""
+checks["output"] = (submit_now(), state.last_report)
+scene.render.filepath = "//render/shot_"
+checks["no_token"] = (submit_now(), state.last_report)
+out["checks"] = checks
 out["scene_has_token"] = "token" in {p.identifier for p in scene.wanhe.bl_rna.properties}
 out["disable"] = sorted(bpy.ops.preferences.addon_disable(module=module))
 out["unregistered"] = not hasattr(bpy.types.Scene, "wanhe")

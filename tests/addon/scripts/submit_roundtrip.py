@@ -158,4 +158,19 @@ out["last_frame_report"] = last_report()
 shown = bpy.data.images.get(f"wanhe job {job_id}")
 out["last_frame_size"] = list(shown.size) if shown else None
 out["blend_has_token"] = token.encode() in blend.read_bytes()
+# the same scene again: nothing to upload; cancel it, retry it, cancel it again
+state.reports.clear()
+bpy.ops.wanhe.submit()
+wait(120)
+out["again_report"] = last_report()
+again = int(state.last_job["id"])
+actions = []
+for action in ("cancel", "retry", "cancel"):
+    bpy.ops.wanhe.job_control(job_id=again, action=action)
+    wait()
+    actions.append(last_report())
+bpy.ops.wanhe.job_control(job_id=again, action="resume")  # not paused: the farm says no
+wait()
+actions.append(last_report())
+out["actions"] = actions
 Path(os.environ["WANHE_TEST_RESULT"]).write_text(json.dumps(out))
