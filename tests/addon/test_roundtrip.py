@@ -62,6 +62,9 @@ def test_submit_watch_download_in_blender(service: ServiceProc, tmp_path: Path) 
     assert "free core(s)" in out["connection"][2]
     # submitted paused: nothing runs until Resume
     assert out["submit"] == ["FINISHED"]
+    # the interface is not held: the operator returned while packing and uploading went on
+    assert out["busy_after_operator"] and out["operator_s"] < out["submit_s"]
+    assert out["tick_started_refresh"] and out["tick_listed"] and out["tick"] == 0.2
     assert out["url"] == f"{service.url}/#/jobs/{out['job_id']}"
     info = [t for lvl, t in out["submit_reports"] if lvl == "INFO"]
     assert info and info[-1].startswith(f"job {out['job_id']} paused: 2 frame(s), 2 file(s)")
