@@ -1,8 +1,9 @@
 """In an artist's Blender (see tests/addon/_blender.py): install the built zip into a clean user
 folder with Blender's extension operator, enable it, and record where every module it loaded
 came from; then draw its panels into a recording layout (a bpy module has no UI, so no real
-UILayout can exist here: the stand-in records each call and checks every property it names
-exists on the data it is drawn from).
+UILayout can exist here: the stand-in records each call and holds it to the real UILayout's
+RNA: its keywords, icon names and attributes; every property it names must exist on its data,
+every operator property set must be the operator's).
 
 argv: ZIP WORKDIR
 """
@@ -49,38 +50,76 @@ out["stdlib"] = os.path.dirname(os.__file__)
 out["bpy"] = os.path.realpath(os.path.dirname(bpy.__file__))
 
 
+LAYOUT = bpy.types.UILayout.bl_rna
+ICONS = {i.identifier for i in LAYOUT.functions["label"].parameters["icon"].enum_items}
+
+
+def _check_call(function, kw):
+    """Every keyword is a parameter of the real UILayout function; every icon exists."""
+    params = {p.identifier for p in LAYOUT.functions[function].parameters}
+    unknown = set(kw) - params
+    assert not unknown, f"UILayout.{function} takes no {sorted(unknown)}"
+    assert kw.get("icon", "NONE") in ICONS, f"no icon {kw['icon']!r}"
+
+
+class OperatorProps:
+    """What `layout.operator()` returns: only the operator's own properties may be set."""
+
+    def __init__(self, idname):
+        group, _, name = idname.partition(".")
+        op = getattr(getattr(bpy.ops, group), name)
+        self.__dict__["_names"] = {p.identifier for p in op.get_rna_type().properties}
+        self.__dict__["_idname"] = idname
+
+    def __setattr__(self, name, value):
+        assert name in self._names, f"{self._idname} has no property {name!r}"
+
+
 class Recorder:
-    """A stand-in for bpy.types.UILayout that records what a draw function asks for."""
+    """A stand-in for bpy.types.UILayout that records what a draw function asks for, and
+    holds each call to the real UILayout's signature (its RNA)."""
 
     def __init__(self, log: list, depth: int = 0) -> None:
         self.__dict__["_log"], self.__dict__["_depth"] = log, depth
 
-    def __setattr__(self, name, value):  # layout.enabled, op.job_id, ...
+    def __setattr__(self, name, value):  # layout.enabled, scale_y, use_property_split ...
+        assert name in LAYOUT.properties, f"UILayout has no attribute {name!r}"
         self._log.append((self._depth, "set", name, repr(value)))
 
     def _child(self):
         return Recorder(self._log, self._depth + 1)
 
     def prop(self, data, name, **kw):
+        _check_call("prop", kw)
         assert hasattr(data, name), f"{type(data).__name__} has no property {name!r}"
         self._log.append((self._depth, "prop", name, kw.get("text")))
 
-    def label(self, text="", **kw):
-        self._log.append((self._depth, "label", text, kw.get("icon")))
+    def label(self, **kw):
+        _check_call("label", kw)
+        self._log.append((self._depth, "label", kw.get("text", ""), kw.get("icon")))
 
     def operator(self, idname, **kw):
+        _check_call("operator", kw)
         group, _, name = idname.partition(".")
         assert hasattr(getattr(bpy.ops, group), name), f"no operator {idname}"
         self._log.append((self._depth, "operator", idname, kw.get("text")))
-        return self._child()
+        return OperatorProps(idname)
 
     def progress(self, **kw):
+        _check_call("progress", kw)
         self._log.append((self._depth, "progress", kw.get("text"), kw.get("factor")))
 
     def row(self, **kw):
+        _check_call("row", kw)
         return self._child()
 
-    column = box = split = row
+    def column(self, **kw):
+        _check_call("column", kw)
+        return self._child()
+
+    def box(self, **kw):
+        _check_call("box", kw)
+        return self._child()
 
 
 scene = bpy.context.scene
