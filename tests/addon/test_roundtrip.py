@@ -102,6 +102,7 @@ def test_submit_watch_download_in_blender(service: ServiceProc, tmp_path: Path) 
     # so Submit saved it again (new .blend bytes); the texture the farm has is not re-sent
     assert "2 frame(s), 2 file(s), 1 uploaded" in out["again_report"][1]
     again = out["job_id"] + 1
+    assert out["again_depends_on"] == [out["job_id"]]  # After job
     assert [a[1] for a in out["actions"][:3]] == [
         f"job {again}: cancel — now cancelled", f"job {again}: retry — now queued",
         f"job {again}: cancel — now cancelled"]

@@ -167,12 +167,17 @@ out["last_frame_report"] = last_report()
 shown = bpy.data.images.get(f"wanhe job {job_id}")
 out["last_frame_size"] = list(shown.size) if shown else None
 out["blend_has_token"] = token.encode() in blend.read_bytes()
-# the same scene again: nothing to upload; cancel it, retry it, cancel it again
+# the same scene again, after the first job: only what changed is sent; cancel it, retry
+# it, cancel it again
 state.reports.clear()
+props.after_job = job_id
 bpy.ops.wanhe.submit()
 wait(120)
 out["again_report"] = last_report()
 again = int(state.last_job["id"])
+bpy.ops.wanhe.refresh_jobs()
+wait()
+out["again_depends_on"] = state.job(again)["depends_on"]
 actions = []
 for action in ("cancel", "retry", "cancel"):
     bpy.ops.wanhe.job_control(job_id=again, action=action)
