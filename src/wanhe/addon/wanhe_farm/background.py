@@ -105,11 +105,16 @@ class Runner:
             with self._lock:
                 self._active.pop(finished.name, None)
             applied += 1
-            if finished.error is not None:
-                if finished.on_error is not None:
-                    finished.on_error(one_line(finished.error))
-            elif finished.on_done is not None:
-                finished.on_done(finished.result)
+            try:
+                if finished.error is not None:
+                    if finished.on_error is not None:
+                        finished.on_error(one_line(finished.error))
+                elif finished.on_done is not None:
+                    finished.on_done(finished.result)
+            except Exception as exc:  # a failing callback must not stop the timer calling pump
+                traceback.print_exc()
+                if finished.on_error is not None and finished.error is None:
+                    finished.on_error(one_line(exc))
 
     def wait(self, timeout: float, step: float = 0.05) -> bool:
         """Pump until nothing runs (tests and scripts); False on timeout."""
