@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from wanhe.config import Settings
+from wanhe.sched.devices import DEVICE_HELP, Device
 
 app = typer.Typer(
     name="wanhe",
@@ -167,6 +168,7 @@ def render(
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="preview MP4 + contact sheet")
     ] = False,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.ANY,
     quality: Annotated[
         str | None,
         typer.Option(help="PSNR target in dB (e.g. 35) or draft/preview/final: a probe render "
@@ -211,6 +213,12 @@ def render(
              f"samples in one task), got {sample_chunks}")
     if report_json is not None:
         _check_report_path(report_json)
+    if device is Device.GPU and ray_address is None:
+        from wanhe.localrender import GPU_DEVICE_FILES, gpu_devices_present
+
+        if not gpu_devices_present():
+            fail(f"--device gpu: this machine shows no GPU ({', '.join(GPU_DEVICE_FILES)}); "
+                 "render with --device cpu or any, or join a cluster with GPUs (--ray-address)")
     try:
         from wanhe.imaging.qc_thresholds import parse_threshold_args
         from wanhe.samplecount.levels import parse_quality_target
@@ -227,6 +235,7 @@ def render(
             # threads, and each process pays its own scene sync (bench/RESULTS.md).
             threads=threads_per_task or os.cpu_count() or 1,
             task_timeout_s=task_timeout, silence_timeout_s=silence_timeout, qc=qc, video=video,
+            device=device,
         )
     except _user_errors() as exc:
         fail(_describe(exc))

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from wanhe.api.client import ApiError, Client
 from wanhe.config import Settings
+from wanhe.sched.devices import DEVICE_HELP, Device
 
 err = Console(stderr=True)
 out = Console()
@@ -374,6 +375,7 @@ def submit(
     threads_per_task: Annotated[int, typer.Option(help="Cycles threads per task")] = 1,
     qc: Annotated[bool, typer.Option("--qc/--no-qc")] = False,
     video: Annotated[bool, typer.Option("--video/--no-video")] = False,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.ANY,
     task_timeout: Annotated[float | None, typer.Option(help="seconds per task at most")] = None,
     silence_timeout: Annotated[float | None, typer.Option(help="kill tasks silent this long")]
     = None,
@@ -410,7 +412,7 @@ def submit(
         "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
         "camera": camera, "denoise": denoise, "threads": threads_per_task, "qc": qc,
         "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
-        "max_attempts": max_attempts,
+        "max_attempts": max_attempts, "device": device.value,
     }
     if export_openjd is not None:
         _export_submission(scene, export_openjd, options)

@@ -86,7 +86,8 @@ def metered_cores(slot: Slot, task: TaskRow) -> float:
 
 
 def metered_gpus(slot: Slot, task: TaskRow) -> float:
-    return slot.gpus if task.resources.gpus > 0 else 0.0
+    """GPUs billed: a GPU slot's, for a task that asks for a GPU or may take one (`any`)."""
+    return slot.gpus if task.resources.gpus > 0 or task.resources.cpus > 0 else 0.0
 
 
 class Dispatcher:
