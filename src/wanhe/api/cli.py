@@ -115,6 +115,10 @@ def serve(
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of the embedded Ray, each a GPU "
                                                  "worker slot; default: as Ray detects them")]
     = None,
+    max_cores: Annotated[float | None, typer.Option(
+        help="with --ray-address: the most cores the farm asks the autoscaler for")] = None,
+    max_gpus: Annotated[float | None, typer.Option(
+        help="with --ray-address: the most GPUs the farm asks the autoscaler for")] = None,
 ) -> None:
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
@@ -128,6 +132,10 @@ def serve(
         host=host, port=port, db=db, storage=storage, work=work, ray_address=ray_address,
         max_upload_bytes=max_upload_bytes or None,
     )
+    for flag, value in (("--max-cores", max_cores), ("--max-gpus", max_gpus)):
+        if value is not None and not value >= (1 if flag == "--max-cores" else 0):
+            fail(f"{flag} must be at least {1 if flag == '--max-cores' else 0}, got {value:g}")
+    settings = settings.overridden(max_cores=max_cores, max_gpus=max_gpus)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other "
                   "machines — put it behind TLS", highlight=False)

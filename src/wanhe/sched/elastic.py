@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from wanhe.model import Resources
 
-__all__ = ["Caps", "Demand", "bundle_of", "plan_bundles", "requested"]
+__all__ = ["Bundle", "Caps", "Demand", "bundle_of", "plan_bundles", "requested"]
 
-Bundle = dict[str, float]
+Bundle = dict[str, float]  # a resource shape as Ray writes it: {"CPU": 2, "GPU": 1}
 
 
 @dataclass(frozen=True, slots=True)

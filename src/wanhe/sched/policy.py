@@ -311,6 +311,14 @@ class SchedulingPolicy:
             f"GPU-hours metered) — raise it with `wanhe project budget --gpu-hours`"
         )
 
+    def budget_left(self, project: str) -> tuple[float | None, float | None]:
+        """(core-seconds, GPU-seconds) the project may still use; None where it has no budget."""
+        p = self._projects.get(project)
+        if p is None:
+            return None, None
+        return (None if p.budget is None else max(0.0, p.budget - p.used),
+                None if p.gpu_budget is None else max(0.0, p.gpu_budget - p.gpu_used))
+
     def running_cores(self, project: str) -> float:
         p = self._projects.get(project)
         return 0.0 if p is None else p.running_cores
