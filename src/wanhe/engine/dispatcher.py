@@ -205,8 +205,11 @@ class Dispatcher:
         """Elastic: tell the pool how many slots the queue wants and the autoscaler what to
         make room for; resend only when the request changed."""
         bundles = plan_bundles(self.demands(), self.caps)
+        # GPU slots: the GPU tasks', and the GPUs the cluster already has may take `any`
+        # work too (the request itself asks CPU nodes for that; the pool caps by what is there)
+        either = self.mirror.any_device_queued()
         self.pool.want = (sum(1 for b in bundles if "GPU" not in b),
-                          sum(1 for b in bundles if "GPU" in b))
+                          sum(1 for b in bundles if "GPU" in b) + either)
         if bundles == self.requested:
             return
         ask = self._request_resources

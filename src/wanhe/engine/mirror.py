@@ -88,6 +88,14 @@ class QueueMirror:
             found = self._any_cache[job.id] = job_types.any_device(job.kind, job.spec)
         return found
 
+    def any_device_queued(self) -> int:
+        """Queued tasks that may run on a CPU or a GPU slot (`--device any`), in O(jobs)."""
+        return sum(
+            count
+            for job_id, shapes in self.shapes_by_job.items() if self._any_cache.get(job_id)
+            for shape, count in shapes.items() if shape.cpus > 0 and shape.gpus <= 0
+        )
+
     def queue_if_ready(self, task_id: int) -> None:
         """Queue a task the database has ready (retried, or re-readied by another process's
         crash recovery), if its job may run."""
