@@ -68,3 +68,22 @@ def test_an_emptied_queue_withdraws_the_request_on_close(tmp_path: Path) -> None
     d.close()
     assert asked[-1] == []
     store.dispose()
+
+
+def test_an_attempt_on_a_gpu_slot_is_metered_in_gpu_seconds(tmp_path: Path) -> None:
+    from wanhe.engine.dispatcher import metered_cores, metered_gpus
+    from wanhe.engine.pool import Slot
+
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        job = _job(store, "p", 1, Resources(cpus=2))  # an `any` render task's shape
+        light = _job(store, "q", 1, Resources(cpus=0))
+        (task,) = store.tasks(job)
+        (image,) = store.tasks(light)
+        gpu = Slot(name="gpu1", worker=None, cpus=0.0, gpus=1.0)  # type: ignore[arg-type]
+        cpu = Slot(name="w1", worker=None, cpus=2.0)  # type: ignore[arg-type]
+        assert (metered_cores(gpu, task), metered_gpus(gpu, task)) == (2.0, 1.0)
+        assert (metered_cores(cpu, task), metered_gpus(cpu, task)) == (2.0, 0.0)
+        assert metered_gpus(gpu, image) == 0.0
+    finally:
+        store.dispose()
