@@ -133,6 +133,12 @@ class BlenderExecutor(Executor):
             return run_render(payload, self.process(), ctx, self.worker.gpu_ids)
         from wanhe.engine.frame_checks import run_qc
 
+        plan = payload.get("rerender")
+        if plan and plan.get("renders"):
+            # a re-render renders the whole frame again on this worker's device kind
+            renders = [{**r, "device": render_device(r.get("device"), self.worker.gpu_ids).lower()}
+                       for r in plan["renders"]]
+            payload = {**payload, "rerender": {**plan, "renders": renders}}
         try:
             checked = measured(lambda: run_qc(payload, self.process(), ctx.log))
         except AttemptError:
