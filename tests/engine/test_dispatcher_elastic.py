@@ -87,3 +87,42 @@ def test_an_attempt_on_a_gpu_slot_is_metered_in_gpu_seconds(tmp_path: Path) -> N
         assert metered_gpus(gpu, image) == 0.0
     finally:
         store.dispose()
+
+
+class _Handle:
+    """A stand-in worker handle: trimming only kills, it never calls."""
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_trim_lets_go_of_slots_beyond_what_the_queue_wants() -> None:
+    from concurrent.futures import Future
+
+    from wanhe.engine.pool import Slot, WorkerPool
+
+    pool = WorkerPool(threads=1, workers=None, blender=None, local_workers=[], ray_start=None,
+                      use_ray=True)
+    pool.elastic = True
+
+    def slot(name: str, idle_since: float, *, gpus: float = 0.0, light: bool = False) -> Slot:
+        return Slot(name=name, worker=_Handle(), cpus=0.0 if gpus or light else 1.0,  # type: ignore[arg-type]
+                    gpus=gpus, light=light, idle_since=idle_since)
+
+    old, new, busy, light, gpu = (slot("old", 0.0), slot("new", 99.0), slot("busy", 0.0),
+                                  slot("img", 0.0, light=True), slot("gpu", 0.0, gpus=1.0))
+    busy.busy = object()  # type: ignore[assignment]
+    starting = slot("starting", 0.0)
+    pool.slots = [old, new, busy, light, gpu]
+    pool.pending = {Future(): starting}
+    assert pool.trim(5.0, now=100.0) == 0  # no want yet: the pool is not elastic-sized
+    pool.want = (1, 0)
+    gone = pool.trim(5.0, now=100.0)
+    # the one still starting goes first, then the idle one idle longest; the busy one stays,
+    # the one idle only 1 s stays for now, the light slot always stays
+    assert gone == 3 and starting.worker.killed and old.worker.killed and gpu.worker.killed
+    assert pool.slots == [new, busy, light] and not pool.pending
+    assert pool.trim(5.0, now=200.0) == 1 and pool.slots == [busy, light]
