@@ -31,9 +31,12 @@ def test_caps_bound_the_request_running_first() -> None:
 def test_budgets_stop_growth() -> None:
     used_up = Demand("a", {TILE: 10}, {TILE: 1}, budget_left_core_s=0.0)
     assert plan_bundles([used_up]) == [{"CPU": 2.0}]  # its running task keeps its node
-    # 240 core-seconds left pays for 4 cores for a 60 s rental: 2 tiles of 2 cores
-    small = Demand("b", {TILE: 10}, budget_left_core_s=240.0)
-    assert requested(plan_bundles([small])).cpus == 4
+    # 240 core-seconds left pays for 4 cores for a 60 s rental: 2 tiles of 2 cores, and one
+    # of them runs already
+    small = Demand("b", {TILE: 10}, {TILE: 1}, budget_left_core_s=240.0)
+    assert requested(plan_bundles([small], Caps(min_rental_s=60))).cpus == 4
+    # by default a core is rented for ten minutes: 240 core-seconds pay for none
+    assert requested(plan_bundles([small])).cpus == 2  # only what runs
     no_gpu = Demand("c", {GPU: 3, TILE: 1}, budget_left_gpu_s=0.0)
     assert plan_bundles([no_gpu]) == []
 

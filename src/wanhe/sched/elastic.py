@@ -9,9 +9,9 @@ project in the order given (the dispatcher gives projects by priority), within
 - `Caps.max_cores` / `Caps.max_gpus` (`wanhe serve --max-cores/--max-gpus`): the most the
   farm may rent at once;
 - each project's remaining budget: a project whose core-hours (or GPU-hours) are used up asks
-  for nothing more, and one with budget left asks for at most the cores (GPUs) that budget
-  could keep busy for `Caps.min_rental_s` — there is no point renting a node the project
-  cannot pay to use.
+  for nothing more, and one with budget left asks, running tasks included, for at most the
+  cores (GPUs) that budget keeps busy for `Caps.min_rental_s` (ten minutes by default: about
+  one render task) — there is no point renting a node the project cannot pay to use.
 
 An empty list means "ask for nothing": the autoscaler may release idle nodes. The dispatcher
 (`engine.dispatcher`, elastic mode) sends it to Ray and `wanhe simulate --elastic` grows its
@@ -46,7 +46,7 @@ class Demand:
 class Caps:
     max_cores: float | None = None
     max_gpus: float | None = None
-    min_rental_s: float = 60.0  # a node is rented at least this long (cloud billing minimum)
+    min_rental_s: float = 600.0  # what a rented core is expected to work once it comes
     max_bundles: int = 4096  # keeps the request a message of modest size
 
 
@@ -110,10 +110,16 @@ def plan_bundles(demands: Sequence[Demand], caps: Caps = Caps()) -> list[Bundle]
             if bundle is not None and count > 0:
                 take(bundle, count, math.inf, math.inf)
     for d in demands:
-        cores_cap = _allowance(d.budget_left_core_s, caps.min_rental_s)
-        gpus_cap = _allowance(d.budget_left_gpu_s, caps.min_rental_s)
-        if cores_cap <= 0 or gpus_cap <= 0:
+        if (d.budget_left_core_s is not None and d.budget_left_core_s <= 0) or (
+            d.budget_left_gpu_s is not None and d.budget_left_gpu_s <= 0
+        ):
             continue  # budget used up: its queued work waits for a raise, not for nodes
+        held_cores = sum(n * need.cpus for need, n in d.running.items() if need.gpus <= 0)
+        held_gpus = sum(n * need.gpus for need, n in d.running.items() if need.gpus > 0)
+        cores_cap = _allowance(d.budget_left_core_s, caps.min_rental_s) - held_cores
+        gpus_cap = _allowance(d.budget_left_gpu_s, caps.min_rental_s) - held_gpus
+        if cores_cap <= 0 and gpus_cap <= 0:
+            continue  # what it has left is spoken for by what runs
         for need, count in ordered(d.queued):
             bundle = bundle_of(need)
             if bundle is None or count <= 0:
