@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,6 +150,8 @@ class AutoscalingCluster:
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
+        if not self.log.is_relative_to(self.temp):
+            shutil.rmtree(self.temp, ignore_errors=True)  # Ray's session files and logs
 
 
 def alive_worker_nodes() -> list[str]:
