@@ -55,11 +55,13 @@ def client(server: str | None, token: str | None) -> Iterator[Client]:
 
 @contextmanager
 def store(db: str | None) -> Iterator[Any]:
-    from wanhe.store.store import Store, StoreError
+    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
 
     settings = Settings().overridden(db=db)
     try:
         s = Store(settings.db_url)
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
     except Exception as exc:
         fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
     try:
@@ -122,6 +124,7 @@ def serve(
 
     from wanhe.api.app import create_app
     from wanhe.storage import StorageUnavailable
+    from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(
         host=host, port=port, db=db, storage=storage, work=work, ray_address=ray_address,
@@ -138,7 +141,7 @@ def serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app = create_app(settings, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus)
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, DatabaseUnavailable) as exc:
         fail(str(exc))
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")

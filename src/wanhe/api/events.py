@@ -8,10 +8,11 @@ events. `Last-Event-ID` resumes after a reconnect.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from wanhe.api.auth import Principal, principal
@@ -19,6 +20,21 @@ from wanhe.api.deps import get_service
 from wanhe.api.service import Service
 
 HEARTBEAT_S = 15.0
+_EVENT_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes "²" too
+
+
+def resume_after(header: str, last_seq: int) -> int:
+    """The sequence number a `Last-Event-ID` header resumes after (the newest when empty);
+    anything but our own ids is a 422 naming the header."""
+    if header == "":
+        return last_seq
+    if not _EVENT_ID.fullmatch(header):
+        raise HTTPException(422, [{
+            "loc": ["header", "last-event-id"], "type": "value_error",
+            "msg": f"Last-Event-ID {header[:40]!r} is not an event id (ASCII digits, as this "
+                   "stream's `id:` lines send them); leave it out to start from now",
+        }])
+    return int(header)
 
 router = APIRouter(tags=["events"])
 
@@ -39,7 +55,7 @@ async def events(
 ) -> StreamingResponse:
     hub = service.events
     last_id = request.headers.get("last-event-id", "")
-    start = int(last_id) if last_id.isdigit() else hub.last_seq
+    start = resume_after(last_id, hub.last_seq)
 
     async def stream() -> AsyncIterator[str]:
         seq = start

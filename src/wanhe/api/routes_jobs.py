@@ -144,6 +144,8 @@ def set_priority(
     service: Service = Depends(get_service),
 ) -> JobAction:
     job = visible_job(service, who, job_id)
+    if job.state.is_final:
+        raise _conflict(job, "given a new priority (it is finished)")
     service.store.set_priority(job.id, body.priority)
     return _action(service, job)
 

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from wanhe.storage import UnsafePath, safe_relpath
+from wanhe.store.rows import PROJECT_NAME_PATTERN
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ProjectName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    str, StringConstraints(min_length=1, max_length=100, pattern=PROJECT_NAME_PATTERN)
 ]
 MAX_FILES = 100_000
 
@@ -143,7 +151,8 @@ class JobCreate(_In):
 
 
 class PriorityPatch(_In):
-    priority: int = Field(ge=0, le=100)
+    priority: StrictInt = Field(ge=0, le=100, description="0-100, an integer (not a string or "
+                                "a boolean)")
 
 
 class JobAction(BaseModel):

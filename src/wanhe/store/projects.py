@@ -11,7 +11,15 @@ from sqlalchemy.engine import Connection
 
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
-from wanhe.store.rows import ProjectRow, StoreError, TokenRow, _now, _project, hash_token
+from wanhe.store.rows import (
+    ProjectRow,
+    StoreError,
+    TokenRow,
+    _now,
+    _project,
+    check_project_name,
+    hash_token,
+)
 
 _IN_CHUNK = 500  # values per SQL IN (…): well under SQLite's bound-parameter limit
 
@@ -21,8 +29,7 @@ class ProjectsMixin(_StoreBase):
         self, name: str, *, weight: float = 1.0, budget_core_hours: float | None = None,
         budget_gpu_hours: float | None = None,
     ) -> ProjectRow:
-        if not name or len(name) > 100:
-            raise StoreError("a project name needs 1 to 100 characters")
+        check_project_name(name)
         if weight <= 0:
             raise StoreError(f"project weight must be positive, not {weight}")
         if budget_core_hours is not None and budget_core_hours < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,21 @@ from wanhe.model import JobState, Resources, TaskState
 
 class StoreError(ValueError):
     """A request the store cannot satisfy (unknown project, duplicate name, …)."""
+
+
+PROJECT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""What a project may be called, everywhere (CLI, API, store): it lands in URLs, metric labels
+and file names, so letters, digits and `_ . -`, starting with a letter or digit."""
+_PROJECT_NAME = re.compile(PROJECT_NAME_PATTERN)
+
+
+def check_project_name(name: str) -> None:
+    """StoreError naming the rule unless `name` is a valid project name."""
+    if not name or len(name) > 100 or not _PROJECT_NAME.match(name):
+        raise StoreError(
+            f"project name {name[:120]!r} is not allowed: use 1 to 100 letters, digits, "
+            "'_', '.' or '-', starting with a letter or digit (e.g. lionboy-2)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
