@@ -182,7 +182,9 @@ def project_create(
         with store(db) as s:
             project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours,
                                        budget_gpu_hours=budget_gpu_hours)
-            secret = s.create_token(project.id, f"{name} (wanhe project create)")
+            # the project's first token manages it (mints and revokes its other tokens)
+            secret = s.create_token(project.id, f"{name} (wanhe project create)",
+                                    scope="manage")
     if as_json:
         emit({"project": name, "token": secret}, True)
     else:
@@ -287,23 +289,57 @@ def project_budget(
 token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `90m`, `3600s`, `2w` or plain seconds -> seconds (ValueError if not)."""
+    import math
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: give e.g. 30d, 12h, 90m or 3600s")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 10 * 366 * 86400:
+        raise ValueError(f"{text!r} must be more than 0 and at most ten years")
+    return seconds
+
+
 @token_app.command("create")
 def token_create(
     project: Annotated[str | None, typer.Option(help="the project it acts for")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="an admin token (all projects)")]
     = False,
     name: Annotated[str, typer.Option(help="a label (who or what uses it)")] = "",
+    scope: Annotated[str, typer.Option(
+        help="submit: read and submit; manage: also create and revoke the project's tokens")]
+    = "submit",
+    expires: Annotated[str | None, typer.Option(
+        help="it stops working after this long: 30d, 12h, 90m, 3600s (default: never)")]
+    = None,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a token (printed once). `--admin --db URL` makes the first admin token."""
+    """Create a token (printed once). `--admin --db URL` makes the first admin token.
+
+    Through the server it needs a managing token (the project's first one) or an admin one."""
+    import time
+
     if not admin and not project and not (server or token):
         fail("name --project P, or --admin for an admin token")
+    if scope not in ("submit", "manage"):
+        fail(f"--scope {scope!r}: give submit or manage")
+    try:
+        life = None if expires is None else parse_duration(expires)
+    except ValueError as exc:
+        fail(f"--expires {exc}")
     if server or token:
         with client(server, token) as c:
             made = c.json("POST", "/api/tokens",
-                          json={"project": project, "admin": admin, "name": name})
-        secret = made["token"]
+                          json={"project": project, "admin": admin, "name": name,
+                                "scope": scope, "expires_in_s": life})
+        secret, expires_at = made["token"], made.get("expires_at")
     else:
         with store(db) as s:
             project_id = None
@@ -312,18 +348,26 @@ def token_create(
                 if found is None:
                     fail(f"no project named {project!r} — create it with wanhe project create")
                 project_id = found.id
-            secret = s.create_token(project_id, name or ("admin" if admin else project or ""))
+            expires_at = None if life is None else time.time() + life
+            secret = s.create_token(project_id, name or ("admin" if admin else project or ""),
+                                    scope=scope, expires_at=expires_at)
     if as_json:
-        emit({"project": None if admin else project, "admin": admin, "token": secret}, True)
+        emit({"project": None if admin else project, "admin": admin, "token": secret,
+              "scope": "admin" if admin else scope, "expires_at": expires_at}, True)
     else:
+        if expires_at is not None:
+            err.print(f"expires {_time(expires_at)}", highlight=False)
         out.print(secret, highlight=False)
 
 
 def _tokens_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "project", "name", "created", "revoked")
+    table = Table("id", "project", "name", "scope", "created", "expires", "last used",
+                  "revoked")
     for r in rows:
+        expires = _time(r.get("expires_at")) + (" (expired)" if r.get("expired") else "")
         table.add_row(str(r["id"]), r["project"] or "(admin)", r["name"],
-                      _time(r["created_at"]), "yes" if r["revoked"] else "")
+                      r.get("scope", ""), _time(r["created_at"]), expires,
+                      _time(r.get("last_used_at")) or "never", "yes" if r["revoked"] else "")
     return table
 
 

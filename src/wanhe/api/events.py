@@ -3,6 +3,10 @@
 Auth by the Authorization header like every call (the dashboard reads the stream with fetch,
 not EventSource, so no token sits in a URL); a project token only receives its own project's
 events. `Last-Event-ID` resumes after a reconnect.
+
+A stream lives no longer than its token: every `TOKEN_RECHECK_S` it asks the database whether
+the token still works, and when it was revoked or expired the stream sends one `revoked`
+event and ends (a reconnect then gets 401).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from wanhe.api.deps import get_service
 from wanhe.api.service import Service
 
 HEARTBEAT_S = 15.0
+TOKEN_RECHECK_S = 2.0
 _EVENT_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes "²" too
 
 
@@ -59,7 +64,7 @@ async def events(
 
     async def stream() -> AsyncIterator[str]:
         seq = start
-        began = last_beat = time.monotonic()
+        began = last_beat = last_check = time.monotonic()
         yield "retry: 2000\n\n"
         while True:
             now = time.monotonic()
@@ -67,6 +72,12 @@ async def events(
                 return
             if await request.is_disconnected():
                 return
+            if now - last_check >= TOKEN_RECHECK_S:
+                last_check = now
+                if not await asyncio.to_thread(service.store.token_active, who.token_id):
+                    yield ("event: revoked\ndata: {\"detail\": \"the token was revoked or "
+                           "expired\"}\n\n")
+                    return
             batch = hub.since(seq)
             for event in batch:
                 seq = event.seq

@@ -5,7 +5,7 @@ A value out of range answers 422 with the field's location (FastAPI's validation
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,9 +30,15 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_TOKEN_LIFE_S = 10 * 366 * 86400.0
+
+
 class Me(BaseModel):
     project: str | None
     admin: bool
+    token_id: int = 0
+    scope: str = Field(default="submit", description="submit, manage or admin")
+    expires_at: float | None = None
 
 
 class ProjectCreate(_In):
@@ -73,6 +79,16 @@ class TokenCreate(_In):
     )
     name: str = Field(default="", max_length=200)
     admin: bool = Field(default=False, description="an admin token (admins only)")
+    scope: Literal["submit", "manage"] = Field(
+        default="submit",
+        description="submit: read and submit; manage: also create and revoke the project's "
+                    "tokens (creating a token needs a managing or an admin token)",
+    )
+    expires_in_s: float | None = Field(
+        default=None, gt=0, le=MAX_TOKEN_LIFE_S,
+        description="seconds until the token stops working (default: never; never later "
+                    "than the token that creates it)",
+    )
 
 
 class TokenOut(BaseModel):
@@ -81,6 +97,10 @@ class TokenOut(BaseModel):
     name: str
     created_at: float
     revoked: bool
+    scope: str = "submit"
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    expired: bool = False
 
 
 class TokenCreated(BaseModel):
@@ -88,6 +108,8 @@ class TokenCreated(BaseModel):
     project: str | None
     name: str
     token: str
+    scope: str = "submit"
+    expires_at: float | None = None
 
 
 class BlobQuery(_In):

@@ -40,11 +40,22 @@ class ProjectRow:
     budget_gpu_hours: float | None = None
 
 
+SCOPE_SUBMIT = "submit"  # read the project and submit / control its jobs
+SCOPE_MANAGE = "manage"  # also create and revoke the project's tokens
+TOKEN_SCOPES = (SCOPE_SUBMIT, SCOPE_MANAGE)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenRow:
     id: int
     project_id: int | None  # None: an admin token
     name: str
+    scope: str = SCOPE_SUBMIT
+    expires_at: float | None = None
+    last_used_at: float | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
