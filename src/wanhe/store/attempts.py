@@ -253,14 +253,21 @@ class AttemptsMixin(_StoreBase):
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def node_failures(self, job_id: int) -> dict[str, int]:
-        """Own-fault failures of a job's attempts per node (for blocklisting)."""
+        """Own-fault failures of a job's attempts per node (for blocklisting), counted since
+        the job was last retried or reset (a retry clears the blocklist)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
+            reset_at = conn.execute(
+                select(t.jobs.c.reset_at).where(t.jobs.c.id == job_id)
+            ).scalar_one_or_none()
+            query = (
                 select(t.attempts.c.node, func.count())
                 .where(
                     t.attempts.c.job_id == job_id,
                     t.attempts.c.outcome.in_(sorted(o.value for o in OWN_FAULT)),
                 )
                 .group_by(t.attempts.c.node)
-            ).all()
+            )
+            if reset_at is not None:
+                query = query.where(t.attempts.c.started_at >= reset_at)
+            rows = conn.execute(query).all()
         return {node: int(count) for node, count in rows}

@@ -283,7 +283,8 @@ class JobsMixin(_StoreBase):
 
     def _requeue(self, conn: Connection, job_id: int, task_ids: Sequence[int]) -> None:
         """Tasks start a fresh life (no attempts, no faults) waiting for their dependencies;
-        their job is queued again."""
+        their job is queued again, its node blocklist cleared (`reset_at`: failures before
+        it no longer count, see `node_failures`)."""
         check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
         conn.execute(
             update(t.tasks)
@@ -296,7 +297,8 @@ class JobsMixin(_StoreBase):
         conn.execute(
             update(t.jobs)
             .where(t.jobs.c.id == job_id)
-            .values(state=JobState.QUEUED.value, message="", finished_at=None)
+            .values(state=JobState.QUEUED.value, message="", finished_at=None,
+                    reset_at=_now())
         )
         self._touch_jobs(conn, [job_id], tasks=True)
 
