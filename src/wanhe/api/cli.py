@@ -508,6 +508,9 @@ def _job_table(job: dict[str, Any]) -> Table:
     table.add_row("progress", f"{100 * job['progress']:.0f}% "
                   + ", ".join(f"{k} {v}" for k, v in sorted(job["tasks"].items())))
     table.add_row("core-hours", f"{job['core_hours']:.4f}")
+    if job.get("unbilled_core_seconds"):
+        table.add_row("not billed", f"{job['unbilled_core_seconds'] / 3600:.4f} core-h of "
+                      "outage after lost attempts' last sign of life")
     if job.get("eta_s") is not None:
         table.add_row("eta", f"{job['eta_s']:.0f} s")
     if job["message"]:
@@ -616,12 +619,14 @@ def workers(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt =
 
 def _report_table(data: dict[str, Any]) -> Table:
     table = Table("project", "job", "kind", "ok core-h", "failed", "cancelled", "lost",
-                  "total core-h", "GPU-h", title="core-hours")
+                  "total core-h", "GPU-h", "outage, not billed", title="core-hours",
+                  caption="lost attempts are billed up to their last sign of life (heartbeat "
+                          "or log line); the outage after it is shown apart, not billed")
 
     def cells(r: dict[str, Any]) -> list[str]:
         return [_hours(r.get("ok", 0)), _hours(r.get("failed", 0) + r.get("timeout", 0)),
                 _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)), _hours(r["total"]),
-                _hours(r.get("gpu_hours", 0.0))]
+                _hours(r.get("gpu_hours", 0.0)), _hours(r.get("lost_unbilled_hours", 0.0))]
 
     for r in data["projects"]:
         table.add_row(r["project"], "", "", *cells(r), style="bold")

@@ -130,6 +130,8 @@ def report(
             bucket["cpu_hours"] += float(r["cpu_seconds"] or 0.0) / 3600
             bucket["gpu_hours"] += float(r["gpu_seconds"] or 0.0) / 3600
             bucket["attempts"] += int(r["attempts"])
+            # a lost attempt's outage after its last sign of life: shown, not billed
+            bucket["lost_unbilled_hours"] += float(r.get("unbilled_core_seconds") or 0.0) / 3600
     return {
         "since": start,
         "projects": [{"project": p, **v} for p, v in sorted(projects.items())],

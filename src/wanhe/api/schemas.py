@@ -232,6 +232,8 @@ class JobDetail(JobSummary):
     failures: list[dict[str, Any]]
     usage: dict[str, float]  # {outcome}_core_seconds
     gpu_usage: dict[str, float] = Field(default_factory=dict)  # {outcome}_gpu_seconds
+    # core-seconds of outages after lost attempts' last sign of life: not billed, shown
+    unbilled_core_seconds: float = 0.0
     outputs: list[OutputFile]
     # False when storage could not be asked (a warning says why): `outputs` is then unknown,
     # not empty

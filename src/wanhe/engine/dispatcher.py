@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 0.5
 PROGRESS_INTERVAL_S = 1.0
+HEARTBEAT_FLUSH_S = 2.0  # how often workers' answers are written as attempts' signs of life
 
 
 @dataclass(slots=True)
@@ -121,6 +122,8 @@ class Dispatcher:
         )
         self.mirror = QueueMirror(store, self.policy)
         self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
+        self._alive: dict[int, float] = {}  # attempt id -> its worker's last answer (epoch)
+        self._last_flush = 0.0
         self._last_sync = 0.0
         self._last_progress = 0.0
         self._placement_checked = (-1, -1)  # (pool revision, shapes revision) last checked
@@ -392,8 +395,22 @@ class Dispatcher:
                     slot.progress = float(future.result())
                 except Exception:
                     continue
+                self._alive[slot.busy.attempt_id] = time.time()
                 self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
                                      node=slot.node, result={"progress": slot.progress}))
+
+    def flush_heartbeats(self, *, force: bool = False) -> None:
+        """Write the workers' recent answers as their attempts' last signs of life (an
+        attempt lost with the service is metered up to it), every HEARTBEAT_FLUSH_S."""
+        now = time.monotonic()
+        if not self._alive or (not force and now - self._last_flush < HEARTBEAT_FLUSH_S):
+            return
+        self._last_flush = now
+        seen, self._alive = self._alive, {}
+        try:
+            self.store.note_attempts_alive(seen)
+        except Exception:  # a busy database: the next flush has newer ones
+            log.warning("could not record %d heartbeat(s)", len(seen), exc_info=True)
 
     # ------------------------------------------------------------------ loops
 
@@ -407,6 +424,7 @@ class Dispatcher:
         self.collect(timeout)
         self.dispatch()
         self.poll_progress()
+        self.flush_heartbeats()
 
     def run_jobs(self, job_ids: Sequence[int], *, warm: Warm | None = None) -> None:
         """Run until every job in `job_ids` is done, failed or cancelled."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from wanhe.lifecycle import (
@@ -23,6 +26,16 @@ from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
 from wanhe.store.rows import AttemptEnd, StoreError, Usage, _now
+
+
+def _last_sign_of_life(started_at: float, heartbeat: float | None, log_path: str) -> float:
+    """When an attempt last showed it was alive: its start, its newest heartbeat, or the last
+    write to its log, whichever is latest."""
+    latest = max(started_at, heartbeat or 0.0)
+    if log_path:
+        with contextlib.suppress(OSError):
+            latest = max(latest, os.stat(log_path).st_mtime)
+    return latest
 
 
 class AttemptsMixin(_StoreBase):
@@ -67,23 +80,42 @@ class AttemptsMixin(_StoreBase):
 
     def _close_attempt(
         self, conn: Connection, attempt_id: int, outcome: AttemptOutcome, usage: Usage | None,
-        message: str,
+        message: str, *, last_alive: float | None = None,
     ) -> None:
+        """Close an attempt. `last_alive` (a lost attempt's last sign of life): it is metered
+        up to then and ends then; the time from then to now is `unbilled_s`."""
         now = _now()
         row = conn.execute(
             select(t.attempts.c.started_at, t.attempts.c.cores).where(t.attempts.c.id == attempt_id)
         ).one()
-        wall = usage.wall_s if usage is not None else max(0.0, now - row.started_at)
+        ended, unbilled = now, 0.0
+        if last_alive is not None:
+            ended = min(now, max(row.started_at, last_alive))
+            unbilled = now - ended
+        wall = usage.wall_s if usage is not None else max(0.0, ended - row.started_at)
         conn.execute(
             update(t.attempts)
             .where(t.attempts.c.id == attempt_id, t.attempts.c.ended_at.is_(None))
             .values(
-                ended_at=now, wall_s=wall, outcome=outcome.value, message=message[-4000:],
+                ended_at=ended, wall_s=wall, outcome=outcome.value, message=message[-4000:],
                 cpu_s=usage.cpu_s if usage else None,
                 peak_rss=usage.peak_rss if usage else None,
-                gpu_s=usage.gpu_s if usage else 0.0,
+                gpu_s=usage.gpu_s if usage else 0.0, unbilled_s=unbilled,
             )
         )
+
+    def note_attempts_alive(self, seen: Mapping[int, float]) -> None:
+        """Heartbeats: attempt id -> when its worker last answered (the dispatcher writes
+        them every few seconds). An attempt lost in an outage is metered up to the newest."""
+        if not seen:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.attempts)
+                .where(t.attempts.c.id == bindparam("aid"), t.attempts.c.ended_at.is_(None))
+                .values(last_seen_at=bindparam("seen")),
+                [{"aid": aid, "seen": when} for aid, when in seen.items()],
+            )
 
     def finish_attempt(
         self, attempt_id: int, task_id: int, usage: Usage, output: dict[str, Any]
@@ -199,14 +231,23 @@ class AttemptsMixin(_StoreBase):
         down fails, with its job, instead of being retried forever."""
         message = "the service or worker stopped while this attempt ran"
         with self.engine.begin() as conn:
-            query = select(t.attempts.c.id, t.attempts.c.task_id).where(
-                t.attempts.c.ended_at.is_(None)
-            )
+            query = select(
+                t.attempts.c.id, t.attempts.c.task_id, t.attempts.c.started_at,
+                t.attempts.c.last_seen_at, t.attempts.c.log_path,
+            ).where(t.attempts.c.ended_at.is_(None))
             if job_ids is not None:
                 query = query.where(t.attempts.c.job_id.in_(list(job_ids)))
             open_attempts = conn.execute(query).all()
             for attempt in open_attempts:
-                self._close_attempt(conn, attempt.id, AttemptOutcome.LOST, None, message)
+                alive = _last_sign_of_life(attempt.started_at, attempt.last_seen_at,
+                                           attempt.log_path)
+                self._close_attempt(
+                    conn, attempt.id, AttemptOutcome.LOST, None,
+                    f"{message}; metered up to its last sign of life "
+                    f"({time.strftime('%H:%M:%S', time.localtime(alive))}), the "
+                    f"{max(0.0, _now() - alive):.1f} s after it not billed",
+                    last_alive=alive,
+                )
             running = select(
                 t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.key, t.tasks.c.faults,
                 t.tasks.c.losses, t.jobs.c.kind, t.jobs.c.spec,
