@@ -120,8 +120,6 @@ def serve(
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
 
-    import uvicorn
-
     from wanhe.api.app import create_app
     from wanhe.storage import StorageUnavailable
     from wanhe.store.store import DatabaseUnavailable
@@ -148,7 +146,44 @@ def serve(
     service = app.state.service
     err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
               f"{service.storage.describe()}, work {service.work.root})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    _serve_until_stopped(app, host, port)
+
+
+def _serve_until_stopped(app: Any, host: str, port: int) -> None:
+    """Run uvicorn until SIGINT or SIGTERM, both the same graceful way (uvicorn stops taking
+    requests, the lifespan hands back or finishes running attempts and closes the store),
+    then stop the embedded Ray and end whatever is left of the service's process tree. A
+    watchdog process ends that tree too when the service dies without this (kill -9)."""
+    import signal
+
+    import uvicorn
+
+    from wanhe.api import reaper
+
+    reaper.become_subreaper()
+    watchdog = reaper.start_watchdog()
+    # uvicorn catches both signals while it serves and, once stopped, raises the caught one
+    # again under the handler found before it: for SIGTERM that was "die now" (no Ray
+    # shutdown, orphaned agents); as SIGINT's, it now unwinds through the same path
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if "ray" in sys.modules:
+            from wanhe.engine import cluster
+
+            try:
+                cluster.shutdown()
+            except Exception as exc:
+                err.print(f"[yellow]warning:[/] Ray did not shut down cleanly: {exc}",
+                          highlight=False)
+        reaper.reap_tree(skip=watchdog.pid if watchdog is not None else None)
+    err.print("wanhe stopped", highlight=False)
 
 
 # ---------------------------------------------------------------------------------- projects
