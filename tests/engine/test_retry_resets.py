@@ -81,3 +81,27 @@ def test_cancel_then_retry_counts_failures_anew(store: Store, tmp_path: Path) ->
     finally:
         dispatcher.close()
     assert outcomes(store, job).count("failed") == 2
+
+
+def test_a_graceful_stop_hands_running_attempts_back(store: Store, tmp_path: Path) -> None:
+    """What the service does on SIGTERM/SIGINT before its workers go: the running attempt is
+    closed as cancelled and metered, its task ready again, no retry used up."""
+    job = commands_job(store, [["sleep", "30"]], max_attempts=1)
+    dispatcher = Dispatcher(store, threads=1, workers=1, log_root=tmp_path / "logs",
+                            local_workers=[LocalWorker("w0")], use_ray=False)
+    try:
+        dispatcher.start_pool()
+        dispatcher.sync()
+        deadline = time.monotonic() + 20
+        while not store.attempts(job) and time.monotonic() < deadline:
+            dispatcher.step(0.1)
+        time.sleep(0.5)
+        assert dispatcher.hand_back() == 1
+    finally:
+        dispatcher.close()
+    [attempt] = store.attempts(job)
+    assert attempt["outcome"] == "cancelled" and "handed back" in attempt["message"]
+    assert attempt["wall_s"] >= 0.4
+    [task] = store.tasks(job)
+    assert task.state.value == "ready" and task.faults == 0 and task.losses == 0
+    assert store.recover_interrupted() == 0  # nothing left open for a restart to call lost

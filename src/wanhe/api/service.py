@@ -142,6 +142,12 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=10)
         if self.dispatcher is not None:
+            try:
+                handed = self.dispatcher.hand_back()
+                if handed:
+                    log.info("%d running attempt(s) handed back to the queue", handed)
+            except Exception:  # the next start recovers them as lost instead
+                log.exception("could not hand back the running attempts")
             self.dispatcher.close()
         if self.publisher is not None:
             self.publisher.close()

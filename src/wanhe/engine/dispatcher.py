@@ -459,6 +459,17 @@ class Dispatcher:
         while not stop.is_set():
             self.step(0.2)
 
+    def hand_back(self) -> int:
+        """Stopping gracefully: give the running attempts' tasks back to the queue (closed as
+        cancelled, nothing counted against their retries) before the workers go."""
+        running = [(r.attempt_id, r.task.id) for r in self._running.values()]
+        self._running.clear()
+        if not running:
+            return 0
+        self.store.hand_back(running, "handed back: the service stopped while this attempt "
+                                      "ran; it runs again at the next start")
+        return len(running)
+
     def poke(self) -> None:
         """Something changed in the database (new job, cancel, …): sync on the next step."""
         self.poke_event.set()

@@ -104,6 +104,27 @@ class AttemptsMixin(_StoreBase):
             )
         )
 
+    def hand_back(self, running: Sequence[tuple[int, int]], message: str) -> int:
+        """A graceful stop: the (attempt id, task id) pairs still running are closed as
+        cancelled (metered up to now: the work was done), and their tasks are ready again
+        with nothing counted against their retries. Returns how many tasks went back."""
+        handed: set[int] = set()
+        with self.engine.begin() as conn:
+            for attempt_id, task_id in running:
+                self._close_attempt(conn, attempt_id, AttemptOutcome.CANCELLED, None, message)
+                task = conn.execute(
+                    select(t.tasks.c.state, t.tasks.c.job_id).where(t.tasks.c.id == task_id)
+                ).one()
+                if task.state != TaskState.RUNNING.value or not self._newest(
+                        conn, attempt_id, task_id):
+                    continue
+                check_task(TaskState.RUNNING, TaskState.READY, task_id=task_id)
+                conn.execute(update(t.tasks).where(t.tasks.c.id == task_id)
+                             .values(state=TaskState.READY.value, progress=0.0))
+                handed.add(int(task.job_id))
+            self._touch_jobs(conn, sorted(handed), tasks=True)
+        return len(handed)
+
     def note_attempts_alive(self, seen: Mapping[int, float]) -> None:
         """Heartbeats: attempt id -> when its worker last answered (the dispatcher writes
         them every few seconds). An attempt lost in an outage is metered up to the newest."""
