@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    initialize,
     invariant,
     rule,
     run_state_machine_as_test,
@@ -110,6 +111,27 @@ class FarmSequences(RuleBasedStateMachine):
             self.failures.append(f"{method} {url} {kwargs!r:.200} -> {r.status_code} "
                                  f"{r.text[:300]}")
         return r
+
+    @initialize(target=projects)
+    def the_issue_sequence(self) -> str:
+        """Every sequence starts the way a user does: project -> token -> submit -> cancel ->
+        retry, each answering as it should; the rules then go on at random."""
+        STATE["n"] += 1
+        r = self._call("POST", "/api/projects", TOKENS["admin"],
+                       json={"name": f"seq{STATE['n']}"})
+        assert r.status_code == 201, r.text
+        first = str(r.json()["token"])
+        r = self._call("POST", "/api/tokens", first, json={"name": "ci"})
+        assert r.status_code == 201, r.text
+        ci = str(r.json()["token"])
+        self._call("PUT", f"/api/blobs/{sha(FAKE_BLEND)}", ci, content=FAKE_BLEND)
+        r = self._call("POST", "/api/jobs", ci, json={
+            "main": "s.blend", "files": {"s.blend": sha(FAKE_BLEND)}})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        assert self._call("POST", f"/api/jobs/{job_id}/cancel", ci).status_code == 200
+        assert self._call("POST", f"/api/jobs/{job_id}/retry", ci).status_code == 200
+        return first
 
     @rule(target=projects, name=st.one_of(
         st.from_regex(r"\A[a-z][a-z0-9-]{0,12}\Z"), st.text(max_size=12)))
