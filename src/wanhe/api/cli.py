@@ -56,11 +56,13 @@ def client(server: str | None, token: str | None) -> Iterator[Client]:
 
 @contextmanager
 def store(db: str | None) -> Iterator[Any]:
-    from wanhe.store.store import Store, StoreError
+    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
 
     settings = Settings().overridden(db=db)
     try:
         s = Store(settings.db_url)
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
     except Exception as exc:
         fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
     try:
@@ -123,10 +125,9 @@ def serve(
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
 
-    import uvicorn
-
     from wanhe.api.app import create_app
     from wanhe.storage import StorageUnavailable
+    from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(
         host=host, port=port, db=db, storage=storage, work=work, ray_address=ray_address,
@@ -147,14 +148,51 @@ def serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app = create_app(settings, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus)
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, DatabaseUnavailable) as exc:
         fail(str(exc))
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
     service = app.state.service
     err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
               f"{service.storage.describe()}, work {service.work.root})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    _serve_until_stopped(app, host, port)
+
+
+def _serve_until_stopped(app: Any, host: str, port: int) -> None:
+    """Run uvicorn until SIGINT or SIGTERM, both the same graceful way (uvicorn stops taking
+    requests, the lifespan hands back or finishes running attempts and closes the store),
+    then stop the embedded Ray and end whatever is left of the service's process tree. A
+    watchdog process ends that tree too when the service dies without this (kill -9)."""
+    import signal
+
+    import uvicorn
+
+    from wanhe.api import reaper
+
+    reaper.become_subreaper()
+    watchdog = reaper.start_watchdog()
+    # uvicorn catches both signals while it serves and, once stopped, raises the caught one
+    # again under the handler found before it: for SIGTERM that was "die now" (no Ray
+    # shutdown, orphaned agents); as SIGINT's, it now unwinds through the same path
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if "ray" in sys.modules:
+            from wanhe.engine import cluster
+
+            try:
+                cluster.shutdown()
+            except Exception as exc:
+                err.print(f"[yellow]warning:[/] Ray did not shut down cleanly: {exc}",
+                          highlight=False)
+        reaper.reap_tree(skip=watchdog.pid if watchdog is not None else None)
+    err.print("wanhe stopped", highlight=False)
 
 
 # ---------------------------------------------------------------------------------- projects
@@ -188,7 +226,9 @@ def project_create(
         with store(db) as s:
             project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours,
                                        budget_gpu_hours=budget_gpu_hours)
-            secret = s.create_token(project.id, f"{name} (wanhe project create)")
+            # the project's first token manages it (mints and revokes its other tokens)
+            secret = s.create_token(project.id, f"{name} (wanhe project create)",
+                                    scope="manage")
     if as_json:
         emit({"project": name, "token": secret}, True)
     else:
@@ -293,23 +333,57 @@ def project_budget(
 token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `90m`, `3600s`, `2w` or plain seconds -> seconds (ValueError if not)."""
+    import math
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: give e.g. 30d, 12h, 90m or 3600s")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 10 * 366 * 86400:
+        raise ValueError(f"{text!r} must be more than 0 and at most ten years")
+    return seconds
+
+
 @token_app.command("create")
 def token_create(
     project: Annotated[str | None, typer.Option(help="the project it acts for")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="an admin token (all projects)")]
     = False,
     name: Annotated[str, typer.Option(help="a label (who or what uses it)")] = "",
+    scope: Annotated[str, typer.Option(
+        help="submit: read and submit; manage: also create and revoke the project's tokens")]
+    = "submit",
+    expires: Annotated[str | None, typer.Option(
+        help="it stops working after this long: 30d, 12h, 90m, 3600s (default: never)")]
+    = None,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a token (printed once). `--admin --db URL` makes the first admin token."""
+    """Create a token (printed once). `--admin --db URL` makes the first admin token.
+
+    Through the server it needs a managing token (the project's first one) or an admin one."""
+    import time
+
     if not admin and not project and not (server or token):
         fail("name --project P, or --admin for an admin token")
+    if scope not in ("submit", "manage"):
+        fail(f"--scope {scope!r}: give submit or manage")
+    try:
+        life = None if expires is None else parse_duration(expires)
+    except ValueError as exc:
+        fail(f"--expires {exc}")
     if server or token:
         with client(server, token) as c:
             made = c.json("POST", "/api/tokens",
-                          json={"project": project, "admin": admin, "name": name})
-        secret = made["token"]
+                          json={"project": project, "admin": admin, "name": name,
+                                "scope": scope, "expires_in_s": life})
+        secret, expires_at = made["token"], made.get("expires_at")
     else:
         with store(db) as s:
             project_id = None
@@ -318,18 +392,26 @@ def token_create(
                 if found is None:
                     fail(f"no project named {project!r} — create it with wanhe project create")
                 project_id = found.id
-            secret = s.create_token(project_id, name or ("admin" if admin else project or ""))
+            expires_at = None if life is None else time.time() + life
+            secret = s.create_token(project_id, name or ("admin" if admin else project or ""),
+                                    scope=scope, expires_at=expires_at)
     if as_json:
-        emit({"project": None if admin else project, "admin": admin, "token": secret}, True)
+        emit({"project": None if admin else project, "admin": admin, "token": secret,
+              "scope": "admin" if admin else scope, "expires_at": expires_at}, True)
     else:
+        if expires_at is not None:
+            err.print(f"expires {_time(expires_at)}", highlight=False)
         out.print(secret, highlight=False)
 
 
 def _tokens_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "project", "name", "created", "revoked")
+    table = Table("id", "project", "name", "scope", "created", "expires", "last used",
+                  "revoked")
     for r in rows:
+        expires = _time(r.get("expires_at")) + (" (expired)" if r.get("expired") else "")
         table.add_row(str(r["id"]), r["project"] or "(admin)", r["name"],
-                      _time(r["created_at"]), "yes" if r["revoked"] else "")
+                      r.get("scope", ""), _time(r["created_at"]), expires,
+                      _time(r.get("last_used_at")) or "never", "yes" if r["revoked"] else "")
     return table
 
 
@@ -497,6 +579,9 @@ def _job_table(job: dict[str, Any]) -> Table:
     table.add_row("progress", f"{100 * job['progress']:.0f}% "
                   + ", ".join(f"{k} {v}" for k, v in sorted(job["tasks"].items())))
     table.add_row("core-hours", f"{job['core_hours']:.4f}")
+    if job.get("unbilled_core_seconds"):
+        table.add_row("not billed", f"{job['unbilled_core_seconds'] / 3600:.4f} core-h of "
+                      "outage after lost attempts' last sign of life")
     if job.get("eta_s") is not None:
         table.add_row("eta", f"{job['eta_s']:.0f} s")
     if job["message"]:
@@ -605,12 +690,14 @@ def workers(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt =
 
 def _report_table(data: dict[str, Any]) -> Table:
     table = Table("project", "job", "kind", "ok core-h", "failed", "cancelled", "lost",
-                  "total core-h", "GPU-h", title="core-hours")
+                  "total core-h", "GPU-h", "outage, not billed", title="core-hours",
+                  caption="lost attempts are billed up to their last sign of life (heartbeat "
+                          "or log line); the outage after it is shown apart, not billed")
 
     def cells(r: dict[str, Any]) -> list[str]:
         return [_hours(r.get("ok", 0)), _hours(r.get("failed", 0) + r.get("timeout", 0)),
                 _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)), _hours(r["total"]),
-                _hours(r.get("gpu_hours", 0.0))]
+                _hours(r.get("gpu_hours", 0.0)), _hours(r.get("lost_unbilled_hours", 0.0))]
 
     for r in data["projects"]:
         table.add_row(r["project"], "", "", *cells(r), style="bold")

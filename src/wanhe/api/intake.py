@@ -59,6 +59,10 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     for dep in body.depends_on:
         if service.job_project(dep) != who.project_id:
             raise _unprocessable("depends_on", f"no job {dep} in this project to wait for")
+    for dep, state in service.store.dead_dependencies(body.depends_on):
+        raise _unprocessable(
+            "depends_on", f"job {dep} is {state}: it will never finish, so this job would wait "
+                          f"forever — retry job {dep} first, or leave it out")
     missing = service.store.blobs_missing(who.project_id, body.files.values())
     if missing:  # another project's upload of the same bytes does not count: it is theirs
         raise _unprocessable(

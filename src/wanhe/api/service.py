@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from wanhe.engine.dispatcher import Dispatcher, TaskEvent
 
 log = logging.getLogger(__name__)
+TOKEN_USE_RESOLUTION_S = 60.0
 
 Inspectors = dict[str, Callable[[Path], Any]]
 """Inspection overrides by job kind (tests inspect scenes without Blender)."""
@@ -77,6 +78,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._job_projects: dict[int, int] = {}
         self._project_names: dict[int, str] = {}
+        self._token_used: dict[int, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,6 +144,12 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=10)
         if self.dispatcher is not None:
+            try:
+                handed = self.dispatcher.hand_back()
+                if handed:
+                    log.info("%d running attempt(s) handed back to the queue", handed)
+            except Exception:  # the next start recovers them as lost instead
+                log.exception("could not hand back the running attempts")
             self.dispatcher.close()
         if self.publisher is not None:
             self.publisher.close()
@@ -172,6 +180,18 @@ class Service:
                 return None
             found = self._job_projects[job_id] = job.project_id
         return found
+
+    def note_token_used(self, token_id: int, stored: float | None, now: float) -> None:
+        """Record a token's use, at most once a minute per token (not a write per request)."""
+        last = max(stored or 0.0, self._token_used.get(token_id, 0.0))
+        if now - last < TOKEN_USE_RESOLUTION_S:
+            return
+        self._token_used[token_id] = now
+        try:
+            self.store.note_token_used(token_id, now)
+        except Exception:  # a busy database must not refuse the request: note it next time
+            log.warning("could not note token %d's use", token_id, exc_info=True)
+            self._token_used.pop(token_id, None)
 
     def settle_outputs(self, job_id: int) -> None:
         """Before reading a job's outputs from storage: let what its finished tasks wrote get

@@ -153,6 +153,8 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage=dict(usage), gpu_usage=dict(gpu_usage), outputs=outputs,
+        unbilled_core_seconds=sum(
+            float(a.get("unbilled_s") or 0.0) * float(a["cores"] or 0.0) for a in attempts),
         outputs_listed=not warnings, warnings=warnings,
     )
 

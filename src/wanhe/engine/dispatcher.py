@@ -52,6 +52,7 @@ PROGRESS_INTERVAL_S = 1.0
 # elastic: a Ray worker slot idle this long, beyond what the queue wants, is let go (its node
 # then holds nothing, and the autoscaler's own idle timeout releases it)
 ELASTIC_IDLE_S = 5.0
+HEARTBEAT_FLUSH_S = 2.0  # how often workers' answers are written as attempts' signs of life
 
 
 @dataclass(slots=True)
@@ -131,6 +132,8 @@ class Dispatcher:
         )
         self.mirror = QueueMirror(store, self.policy)
         self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
+        self._alive: dict[int, float] = {}  # attempt id -> its worker's last answer (epoch)
+        self._last_flush = 0.0
         self._last_sync = 0.0
         self._last_progress = 0.0
         self._placement_checked = (-1, -1)  # (pool revision, shapes revision) last checked
@@ -465,8 +468,22 @@ class Dispatcher:
                     slot.progress = float(future.result())
                 except Exception:
                     continue
+                self._alive[slot.busy.attempt_id] = time.time()
                 self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
                                      node=slot.node, result={"progress": slot.progress}))
+
+    def flush_heartbeats(self, *, force: bool = False) -> None:
+        """Write the workers' recent answers as their attempts' last signs of life (an
+        attempt lost with the service is metered up to it), every HEARTBEAT_FLUSH_S."""
+        now = time.monotonic()
+        if not self._alive or (not force and now - self._last_flush < HEARTBEAT_FLUSH_S):
+            return
+        self._last_flush = now
+        seen, self._alive = self._alive, {}
+        try:
+            self.store.note_attempts_alive(seen)
+        except Exception:  # a busy database: the next flush has newer ones
+            log.warning("could not record %d heartbeat(s)", len(seen), exc_info=True)
 
     # ------------------------------------------------------------------ loops
 
@@ -480,6 +497,7 @@ class Dispatcher:
         self.collect(timeout)
         self.dispatch()
         self.poll_progress()
+        self.flush_heartbeats()
 
     def run_jobs(self, job_ids: Sequence[int], *, warm: Warm | None = None) -> None:
         """Run until every job in `job_ids` is done, failed or cancelled."""
@@ -513,6 +531,17 @@ class Dispatcher:
         self.sync()
         while not stop.is_set():
             self.step(0.2)
+
+    def hand_back(self) -> int:
+        """Stopping gracefully: give the running attempts' tasks back to the queue (closed as
+        cancelled, nothing counted against their retries) before the workers go."""
+        running = [(r.attempt_id, r.task.id) for r in self._running.values()]
+        self._running.clear()
+        if not running:
+            return 0
+        self.store.hand_back(running, "handed back: the service stopped while this attempt "
+                                      "ran; it runs again at the next start")
+        return len(running)
 
     def poke(self) -> None:
         """Something changed in the database (new job, cancel, …): sync on the next step."""

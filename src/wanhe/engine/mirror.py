@@ -244,6 +244,11 @@ class QueueMirror:
         was = self._job_cache.get(job.id)
         self._job_cache[job.id] = job
         key = str(job.id)
+        if was is None:
+            # back after being forgotten (finished, then retried): its old blocklist goes, as
+            # the store's failure counts since the retry do (a node that fails it again is
+            # blocklisted again by those)
+            self.policy.clear_blocklist(key)
         self.policy.set_job_priority(key, job.priority)
         if job.state is JobState.PAUSED:
             self.policy.pause_job(key)

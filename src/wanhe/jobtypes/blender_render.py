@@ -33,6 +33,7 @@ from wanhe.plan.tiles import TileGrid, plan_tiles
 from wanhe.sched.devices import Device, render_resources
 
 KIND = "blender_render"
+MAX_TIMEOUT_S = 30 * 86400.0
 
 
 class RenderKnobs(BaseModel):
@@ -44,9 +45,10 @@ class RenderKnobs(BaseModel):
     camera: str | None = None
     denoise: bool = True
     threads: int = Field(default=1, ge=1, le=1024)
-    seed: int | None = None
-    task_timeout_s: float | None = Field(default=None, gt=0)
-    silence_timeout_s: float | None = Field(default=None, gt=0)
+    # Cycles' seed is a 32-bit int; a timeout under a second only ever kills the attempt
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    task_timeout_s: float | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S)
+    silence_timeout_s: float | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S)
     max_attempts: int = Field(default=3, ge=1, le=100)
     qc: bool = False
     qc_thresholds: dict[str, float] = Field(default_factory=dict)

@@ -473,6 +473,12 @@ class SchedulingPolicy:
         if tid is not None and (t := self._queued.get(tid)) is not None and t.job_id == job_id:
             self._drop_reservation(tid)
 
+    def clear_blocklist(self, job_id: str) -> None:
+        """The job starts afresh (a user retried it): every node may run it again."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.blocked_nodes.clear()
+
     def blocked_nodes(self, job_id: str) -> frozenset[str]:
         job = self._jobs.get(job_id)
         return frozenset() if job is None else frozenset(job.blocked_nodes)
