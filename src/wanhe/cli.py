@@ -358,6 +358,9 @@ def _mount_subapps() -> None:
     from wanhe.sim.cli import simulate_command
 
     app.command("simulate")(simulate_command)
+    from wanhe.story.cli import story_app
+
+    app.add_typer(story_app, name="story")
     try:
         from wanhe.api.cli import register as register_service
 

@@ -1,0 +1,211 @@
+"""A storyboard compiled into a farm task graph (pure: no files are read or written).
+
+    voice (line × language) ──► dub (line × other language) ──► track (language) ──┐
+        └──► lipsync (rigged shot) ──► render (shot × frame) ──► clip (shot) ──────┴─► reel
+
+Voices and dubs are named by their content (text, voice, settings) under the cache folder, so
+a re-run finds the ones it made before and re-synthesizes only what changed. Every other
+output is the job's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wanhe.model import Resources, TaskSpec
+from wanhe.story.schema import BUNDLED_VOICE, Shot, Storyboard, line_id
+
+MAX_TASKS = 20_000
+CPU = Resources(cpus=1.0)
+LIGHT = Resources(cpus=0.0)
+
+# task kinds (executors: wanhe.engine.executors.voice and .story; "render" is Blender's)
+VOICE, DUB, LIPSYNC, RENDER, CLIP, TRACK, REEL = (
+    "voice", "dub", "lipsync", "render", "clip", "track", "reel")
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a story job's files go: `output` (deliverables), `work` (the job's scratch),
+    `cache` (content-named voices, shared by every story job of this farm)."""
+
+    output: Path
+    work: Path
+    cache: Path
+
+    def reel(self) -> Path:
+        return self.output / "reel.mp4"
+
+
+def resolve_paths(board: Storyboard, base: Path) -> Storyboard:
+    """The storyboard with every file path absolute (as the workers read them)."""
+    data = board.model_dump(mode="json")
+    for scene in data["scenes"]:
+        for shot in scene["shots"]:
+            if shot.get("image"):
+                shot["image"]["path"] = str((base / shot["image"]["path"]).resolve())
+            if shot.get("blender"):
+                shot["blender"]["file"] = str((base / shot["blender"]["file"]).resolve())
+    for character in data["characters"]:
+        for voice in [character["voice"], *character["voices"].values()]:
+            if voice["engine"] == "piper" and voice["model"] != BUNDLED_VOICE:
+                voice["model"] = str((base / voice["model"]).resolve())
+    return Storyboard.model_validate(data)
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint(board: Storyboard, facts: dict[str, Any]) -> str:
+    return _digest(board.model_dump(mode="json"), facts.get("files"), facts.get("models"))
+
+
+def voice_key(board: Storyboard, facts: dict[str, Any], character: str, text: str,
+              lang: str, base_model: str | None = None) -> str:
+    from wanhe.voice.tts import synthesis_key
+
+    voice = board.voice_for(character, lang)
+    digest = None
+    if voice.engine == "piper":
+        digest = facts["models"].get(base_model or voice.model, voice.model)
+    return synthesis_key(text, voice, lang, digest)
+
+
+def _model_ref(board: Storyboard, original: Storyboard, character: str, lang: str) -> str:
+    """The voice model as the storyboard names it (the facts' digests are keyed by that)."""
+    return original.voice_for(character, lang).model
+
+
+def compile_story(
+    original: Storyboard, base: Path, facts: dict[str, Any], layout: Layout
+) -> list[TaskSpec]:
+    """The job's task graph, in the order its tasks should run."""
+    board = resolve_paths(original, base)
+    film = board.film
+    tasks: list[TaskSpec] = []
+    voices: dict[str, dict[str, str]] = {}  # line id -> lang -> wav
+    voice_keys: dict[str, dict[str, str]] = {}
+    dubs: dict[str, dict[str, str]] = {}
+    for shot in board.shots:
+        for n, line in enumerate(shot.lines):
+            lid = line_id(shot, n)
+            voices[lid], voice_keys[lid] = {}, {}
+            for lang in film.languages:
+                text = line.text if lang == film.original else line.translations[lang]
+                voice = board.voice_for(line.character, lang)
+                ref = _model_ref(board, original, line.character, lang)
+                key = voice_key(original, facts, line.character, text, lang, ref)
+                wav = str(layout.cache / "voice" / key[:2] / f"{key}.wav")
+                voices[lid][lang], voice_keys[lid][lang] = wav, key
+                tasks.append(TaskSpec(f"voice/{lid}/{lang}", VOICE, {
+                    "line": lid, "lang": lang, "character": line.character, "text": text,
+                    "voice": voice.model_dump(mode="json"), "output": wav, "cache_key": key,
+                }, resources=CPU))
+            for lang in film.languages[1:]:
+                key = _digest(voice_keys[lid][lang], voice_keys[lid][film.original],
+                              film.max_stretch)
+                wav = str(layout.cache / "dub" / key[:2] / f"{key}.wav")
+                dubs.setdefault(lid, {})[lang] = wav
+                tasks.append(TaskSpec(f"dub/{lid}/{lang}", DUB, {
+                    "line": lid, "lang": lang, "input": voices[lid][lang],
+                    "original": voices[lid][film.original], "max_stretch": film.max_stretch,
+                    "output": wav,
+                }, deps=[f"voice/{lid}/{lang}", f"voice/{lid}/{film.original}"],
+                    resources=CPU))
+    clips: dict[str, str] = {}
+    thumbs: dict[str, str] = {}
+    clip_keys: list[str] = []
+    for shot in board.shots:
+        lids = [line_id(shot, n) for n in range(len(shot.lines))]
+        originals = [voices[lid][film.original] for lid in lids]
+        voice_deps = [f"voice/{lid}/{film.original}" for lid in lids]
+        clips[shot.id] = str(layout.output / "shots" / f"{shot.id}.mp4")
+        thumbs[shot.id] = str(layout.output / "shots" / f"{shot.id}.png")
+        clip_payload: dict[str, Any] = {
+            "shot": shot.model_dump(mode="json"), "film": film.model_dump(mode="json"),
+            "line_wavs": originals, "output": clips[shot.id], "thumb": thumbs[shot.id],
+        }
+        deps = list(voice_deps)
+        if shot.blender is not None:
+            frames, render_keys, exrs = shot.blender.frame_list, [], []
+            scene = shot.blender.file
+            rigged = _rigged_lines(board, shot)
+            if rigged:
+                scene = str(layout.work / "lipsync" / f"{shot.id}.blend")
+                tasks.append(TaskSpec(f"lipsync/{shot.id}", LIPSYNC, {
+                    "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
+                        mode="json"), "film": film.model_dump(mode="json"),
+                    "line_wavs": originals, "frame_start": frames[0], "frames": len(frames),
+                    "rigs": {name: rig for name, rig in rigged.items()},
+                }, deps=voice_deps, resources=CPU))
+            for frame in frames:
+                exr = str(layout.work / "render" / shot.id / f"f{frame:06d}.exr")
+                key = f"render/{shot.id}/{frame}"
+                tasks.append(TaskSpec(key, RENDER, {
+                    "scene": scene, "frame": frame, "output": exr,
+                    "resolution": [film.width, film.height],
+                    "expected_size": [film.width, film.height],
+                    "samples": shot.blender.samples, "seed": 0,
+                    "camera": facts["scenes"][original_file(original, shot)]["camera"],
+                    "threads": 1, "denoise_passes": False,
+                }, deps=[f"lipsync/{shot.id}"] if rigged else [], resources=CPU))
+                render_keys.append(key)
+                exrs.append(exr)
+            clip_payload["exrs"] = exrs
+            deps += render_keys
+        tasks.append(TaskSpec(f"clip/{shot.id}", CLIP, clip_payload, deps=deps, resources=CPU))
+        clip_keys.append(f"clip/{shot.id}")
+    board_json = board.model_dump(mode="json")
+    track_keys = []
+    tracks: dict[str, str] = {}
+    for lang in film.languages:
+        tracks[lang] = str(layout.work / "tracks" / f"{lang}.wav")
+        deps = [f"voice/{lid}/{lg}" for lid in voices for lg in film.languages]
+        if lang != film.original:
+            deps += [f"dub/{lid}/{lang}" for lid in voices]
+        tasks.append(TaskSpec(f"track/{lang}", TRACK, {
+            "board": board_json, "lang": lang, "voices": voices, "dubs": dubs,
+            "output": tracks[lang],
+        }, deps=deps, resources=LIGHT))
+        track_keys.append(f"track/{lang}")
+    tasks.append(TaskSpec(REEL, REEL, {
+        "board": board_json, "voices": voices, "dubs": dubs, "clips": clips, "thumbs": thumbs,
+        "tracks": tracks, "output": str(layout.output),
+    }, deps=clip_keys + track_keys, resources=CPU))
+    if len(tasks) > MAX_TASKS:
+        raise ValueError(f"the storyboard makes {len(tasks):,} tasks, more than one job may "
+                         f"hold ({MAX_TASKS:,}) — split it")
+    return tasks
+
+
+def original_file(original: Storyboard, shot: Shot) -> str:
+    """The shot's .blend as the storyboard names it (how the facts are keyed)."""
+    found = next(s for s in original.shots if s.id == shot.id)
+    assert found.blender is not None
+    return found.blender.file
+
+
+def _rigged_lines(board: Storyboard, shot: Shot) -> dict[str, dict[str, Any]]:
+    if not shot.lipsync:
+        return {}
+    rigs: dict[str, dict[str, Any]] = {}
+    for line in shot.lines:
+        rig = board.character(line.character).rig
+        if rig is not None:
+            rigs[line.character] = rig.model_dump(mode="json")
+    return rigs
+
+
+def deliverables(layout: Layout, board: Storyboard) -> list[str]:
+    out = layout.output
+    files = [out / "reel.mp4", out / "reel.otio", out / "contact_sheet.png",
+             out / "report.json"]
+    for lang in board.film.languages:
+        files += [out / "subtitles" / f"{lang}.srt", out / "subtitles" / f"{lang}.vtt"]
+    files += [out / "shots" / f"{shot.id}.mp4" for shot in board.shots]
+    return [str(f) for f in files]
