@@ -38,8 +38,16 @@ def _run(op: str, args: dict[str, Any], timeout_s: float = 300.0) -> tuple[dict[
         return result, cpu
 
 
+_inspected: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def inspect_story_scene(scene: Path) -> dict[str, Any]:
-    return _run("inspect", {"scene": str(scene)}, 120.0)[0]
+    """What the scene holds; remembered per file (path, size, modification time)."""
+    stat = scene.stat()
+    key = (str(scene), stat.st_size, stat.st_mtime_ns)
+    if key not in _inspected:
+        _inspected[key] = _run("inspect", {"scene": str(scene)}, 120.0)[0]
+    return dict(_inspected[key])
 
 
 def write_mouth_keys(scene: Path, output: Path, frame_start: int,
