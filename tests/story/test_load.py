@@ -47,7 +47,11 @@ def test_schema_errors_name_the_line_of_the_value(board: dict[str, Any]) -> None
 
 def test_unknown_character(board: dict[str, Any]) -> None:
     board["scenes"][0]["shots"][0]["lines"][0]["character"] = "Zed"
-    assert "unknown character 'Zed'" in _error(board)
+    message = _error(board)
+    assert "unknown character 'Zed'" in message
+    text = yaml.safe_dump(board, allow_unicode=True)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "character: Zed" in row)
+    assert message.startswith(f"story.yaml:{line}:")
 
 
 def test_undeclared_language(board: dict[str, Any]) -> None:

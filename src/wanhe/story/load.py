@@ -6,6 +6,7 @@ path and the line and column of that value in the file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,34 @@ def _where(root: yaml.Node | None, loc: tuple[Any, ...], name: str) -> str:
     return f"{name}:{mark.line + 1}:{mark.column + 1}"
 
 
-def describe_validation(exc: ValidationError, root: yaml.Node | None, name: str) -> str:
+_SHOT_LINE = re.compile(r"^shot '([^']+)'(?: line (\d+))?")
+
+
+def _shot_loc(data: Any, msg: str) -> tuple[Any, ...]:
+    """Where a whole-storyboard check's message points: `shot 'X' line N` → its path."""
+    found = _SHOT_LINE.match(msg)
+    if not found or not isinstance(data, dict):
+        return ()
+    for i, scene in enumerate(data.get("scenes") or []):
+        for j, shot in enumerate((scene or {}).get("shots") or []):
+            if isinstance(shot, dict) and shot.get("id") == found.group(1):
+                loc: tuple[Any, ...] = ("scenes", i, "shots", j)
+                if found.group(2):
+                    loc += ("lines", int(found.group(2)) - 1)
+                return loc
+    return ()
+
+
+def describe_validation(exc: ValidationError, root: yaml.Node | None, name: str,
+                        data: Any = None) -> str:
     first = exc.errors()[0]
     loc = tuple(p for p in first.get("loc", ()) if not isinstance(p, str) or p[:1] != "_")
-    path = ".".join(str(p) for p in loc)
     msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+    if not loc:
+        where = _shot_loc(data, msg)
+        if where:
+            return f"{_where(root, where, name)}: {msg}"
+    path = ".".join(str(p) for p in loc)
     field = f" {path}:" if path else ""
     return f"{_where(root, loc, name)}:{field} {msg}"
 
@@ -75,7 +99,7 @@ def parse_storyboard(text: str, name: str = "story.yaml") -> Storyboard:
     try:
         return Storyboard.model_validate(data)
     except ValidationError as exc:
-        raise StoryError(describe_validation(exc, root, name)) from None
+        raise StoryError(describe_validation(exc, root, name, data)) from None
 
 
 def load_storyboard(path: Path) -> Storyboard:
