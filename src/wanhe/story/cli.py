@@ -166,7 +166,7 @@ def check(storyboard: Annotated[Path, typer.Argument(help="the storyboard YAML")
         fail(str(exc))
     out.print(f"{storyboard}: ok — {len(board.shots)} shot(s), "
               f"{sum(len(s.lines) for s in board.shots)} line(s), languages "
-              f"{', '.join(board.film.languages)}", highlight=False)
+              f"{', '.join(board.film.languages)}", highlight=False, soft_wrap=True)
 
 
 @story_app.command("schema")
