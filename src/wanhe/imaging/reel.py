@@ -199,3 +199,19 @@ def _feed(container: Any, stream: Any, samples: NDArray[np.float32], at: int,
             container.mux(packet)
         at += chunk
     return at
+
+
+def write_audio(samples: NDArray[np.float32], lang: str, out: Path) -> None:
+    """One language's track alone as AAC in an .m4a (what the dashboard's player switches)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as tmp:
+        container: Any = av.open(str(tmp), mode="w", format="mp4")
+        try:
+            stream: Any = container.add_stream("aac", rate=AUDIO_RATE)
+            stream.layout = "mono"
+            stream.metadata["language"] = iso639_2(lang)
+            _feed(container, stream, samples, 0, len(samples) + 1023)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        finally:
+            container.close()

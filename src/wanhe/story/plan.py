@@ -176,6 +176,7 @@ def compile_story(
     tasks.append(TaskSpec(REEL, REEL, {
         "board": board_json, "voices": voices, "dubs": dubs, "clips": clips, "thumbs": thumbs,
         "tracks": tracks, "output": str(layout.output),
+        "files": [f for f in deliverables(layout, original) if "/shots/" not in f],
     }, deps=clip_keys + track_keys, resources=CPU))
     if len(tasks) > MAX_TASKS:
         raise ValueError(f"the storyboard makes {len(tasks):,} tasks, more than one job may "
@@ -206,6 +207,8 @@ def deliverables(layout: Layout, board: Storyboard) -> list[str]:
     files = [out / "reel.mp4", out / "reel.otio", out / "contact_sheet.png",
              out / "report.json"]
     for lang in board.film.languages:
-        files += [out / "subtitles" / f"{lang}.srt", out / "subtitles" / f"{lang}.vtt"]
-    files += [out / "shots" / f"{shot.id}.mp4" for shot in board.shots]
+        files += [out / "subtitles" / f"{lang}.srt", out / "subtitles" / f"{lang}.vtt",
+                  out / "audio" / f"{lang}.m4a"]
+    files += [out / "shots" / f"{shot.id}{suffix}" for shot in board.shots
+              for suffix in (".mp4", ".png")]
     return [str(f) for f in files]

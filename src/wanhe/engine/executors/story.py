@@ -148,7 +148,7 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     import opentimelineio as otio
 
     from wanhe.imaging.atomic import atomic_write
-    from wanhe.imaging.reel import write_reel
+    from wanhe.imaging.reel import write_audio, write_reel
     from wanhe.imaging.video import write_contact_sheet
     from wanhe.story.subtitles import to_srt, to_webvtt
     from wanhe.story.timeline import build_timeline
@@ -162,6 +162,8 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     clips = [Path(payload["clips"][s.id]) for s in board.shots]
     tracks = [(lang, read_wav(Path(payload["tracks"][lang]))[0]) for lang in film.languages]
     write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4")
+    for lang, samples in tracks:  # each language alone, for players without track switching
+        write_audio(samples, lang, out / "audio" / f"{lang}.m4a")
     subs = out / "subtitles"
     subs.mkdir(exist_ok=True)
     for lang in film.languages:
