@@ -29,7 +29,8 @@ def story_view(job: JobRow, tasks: list[TaskRow],
     by_shot: dict[str, list[TaskRow]] = {}
     for task in tasks:
         parts = task.key.split("/")
-        if (task.kind in ("lipsync", "clip") and len(parts) == 2) or (task.kind == "render" and len(parts) == 3):
+        per_shot = len(parts) == (3 if task.kind == "render" else 2)
+        if task.kind in ("lipsync", "clip", "render") and per_shot:
             by_shot.setdefault(parts[1], []).append(task)
     shots = []
     for scene in board.get("scenes") or []:
