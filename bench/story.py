@@ -90,7 +90,7 @@ def cache() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         story = build(root / "src", size=(160, 90), fps=12, samples=1)
-        first, first_s = _render(story, root / "out1", root / "home")
+        _, first_s = _render(story, root / "out1", root / "home")
         board = yaml.safe_load(story.read_text())
         board["scenes"][1]["shots"][0]["lines"][0]["text"] = "Is the little boat ready?"
         story.write_text(yaml.safe_dump(board, allow_unicode=True, sort_keys=False))

@@ -367,6 +367,9 @@ def _mount_subapps() -> None:
         register_service(app)
     except ImportError:
         pass
+    from wanhe.ai.cli import register as register_ai
+
+    register_ai(app)
 
 
 _mount_subapps()

@@ -84,6 +84,9 @@ def create_app(
 
     for module in (routes_projects, routes_blobs, routes_jobs, routes_farm, events, metrics):
         app.include_router(module.router)
+    from wanhe.ai import routes as ai_routes  # AI generation: models, results, picks
+
+    app.include_router(ai_routes.router)
 
     if (STATIC / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

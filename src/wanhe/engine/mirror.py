@@ -67,6 +67,7 @@ class QueueMirror:
         queued = QueuedTask(
             task_id=task.id, job_id=str(job.id), project=project, priority=job.priority,
             job_seq=job.id, task_seq=task.seq, resources=task.resources,
+            affinity=task.affinity,
         )
         self.policy.push(queued)
         self.queued[task.id] = queued

@@ -15,6 +15,7 @@ from wanhe.plugins import builtins_then_plugins
 
 _IMPORTS = builtins_then_plugins(
     "wanhe.jobtypes.blender_render",
+    "wanhe.jobtypes.generate",
     "wanhe.jobtypes.story",
 )
 
