@@ -115,7 +115,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
 
 def _context(service: Service, who: Principal, kind: str) -> IntakeContext:
     """What inspection sees: the service's, plus (AI generation) the submitter's models."""
-    if kind != "gen":
+    if kind not in ("gen", "story"):  # a story's AI shots are generation too
         return service.intake
     from wanhe.ai.routes import intake_context
 

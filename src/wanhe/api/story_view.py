@@ -44,6 +44,8 @@ def story_view(job: JobRow, tasks: list[TaskRow],
                 "state": _state([t.state.value for t in own]),
                 "lines": len(shot.get("lines") or []),
                 "seconds": clip.output.get("seconds") if clip else None,
+                "pick": None if not clip or "candidate" not in clip.output else {
+                    "candidate": clip.output["candidate"], "by": clip.output["picked_by"]},
                 "thumb_url": url_of(clip.payload.get("thumb")) if clip and clip.state.value
                 == "done" else None,
             })

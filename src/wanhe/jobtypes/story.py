@@ -57,7 +57,9 @@ class StoryJob(JobType):
         assert main is not None
         try:
             board = load_storyboard(main)
-            facts = check_storyboard(board, main.parent)
+            capacity = ctx.capacity() if ctx.capacity is not None else None
+            facts = check_storyboard(board, main.parent, models=ctx.models,
+                                     gpus=capacity.gpus if capacity is not None else 0)
         except StoryError as exc:
             raise InputError("main", str(exc)) from None
         return Inspected({"board": board, "facts": facts})

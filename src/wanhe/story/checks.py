@@ -7,6 +7,7 @@ Returns the facts the plan depends on (file digests, what each scene holds), JSO
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,19 @@ from wanhe.story.schema import BUNDLED_VOICE, Storyboard
 from wanhe.story.timing import estimate_reel_s
 
 AI_SHOTS_NEED_GEN = ("AI shots need the gen job type (the generation job type is not on this "
-                     "farm yet) — render the shot as an image or a Blender scene for now")
+                     "farm) — render the shot as an image or a Blender scene for now")
+ModelLookup = Callable[[str], "dict[str, Any] | None"]
+
+
+def gen_available() -> bool:
+    from wanhe.jobtypes.registry import find_job_type
+
+    return find_job_type("gen") is not None
+
+
+def ai_size(width: int, height: int) -> str:
+    """The size an AI shot is generated at: the film's, down to multiples of 8 (latents)."""
+    return f"{max(8, width - width % 8)}x{max(8, height - height % 8)}"
 
 
 def _inside(base: Path, rel: str, what: str) -> Path:
@@ -26,8 +39,13 @@ def _inside(base: Path, rel: str, what: str) -> Path:
     return path
 
 
-def check_storyboard(board: Storyboard, base: Path, *, prompts: bool = False) -> dict[str, Any]:
-    """Raise StoryError naming the first problem; else the facts the plan needs."""
+def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | None = None,
+                     gpus: int = 0, skip_prompts: bool = False) -> dict[str, Any]:
+    """Raise StoryError naming the first problem; else the facts the plan needs.
+
+    `models`: the model catalogue as the submitter sees it (AI-prompt shots need it and the
+    gen job type); `gpus`: GPUs the farm has (AI candidates run on the CPU without);
+    `skip_prompts`: leave AI shots to the farm's own check (a submitter sees no catalogue)."""
     from wanhe.storage import sha256_file
     from wanhe.voice.tts import (
         VoiceError,
@@ -43,7 +61,7 @@ def check_storyboard(board: Storyboard, base: Path, *, prompts: bool = False) ->
                          f"({film.max_reel_s:.0f} s) — split it into several storyboards or "
                          "raise film.max_reel_s (at most 3600)")
     files: dict[str, str] = {}
-    models: dict[str, str] = {}
+    voice_models: dict[str, str] = {}
     for character in board.characters:
         for lang in film.languages:
             used = any(line.character == character.name for shot in board.shots
@@ -57,24 +75,49 @@ def check_storyboard(board: Storyboard, base: Path, *, prompts: bool = False) ->
                     path = bundled_model() if voice.model == BUNDLED_VOICE else (
                         base / voice.model).resolve()
                     check_piper_model(path)
-                    if voice.model not in models:
-                        models[voice.model] = sha256_file(path)
+                    if voice.model not in voice_models:
+                        voice_models[voice.model] = sha256_file(path)
                 else:
                     check_espeak_voice(voice.voice or lang)
             except VoiceError as exc:
                 raise StoryError(f"{where}: {exc}") from None
     scenes: dict[str, Any] = {}
+    ai: dict[str, Any] = {}
     for shot in board.shots:
         where = f"shot {shot.id!r}"
-        if shot.prompt is not None and not prompts:
-            raise StoryError(f"{where}: {AI_SHOTS_NEED_GEN}")
+        if shot.prompt is not None and not skip_prompts:
+            ai[shot.prompt.model] = _check_prompt(shot, board, where, models)
         if shot.image is not None:
             path = _inside(base, shot.image.path, f"{where} image")
             _check_image(path, where)
             files[shot.image.path] = sha256_file(path)
         if shot.blender is not None:
             scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files)
-    return {"files": files, "models": models, "scenes": scenes}
+    return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus}
+
+
+def _check_prompt(shot: Any, board: Storyboard, where: str,
+                  models: ModelLookup | None) -> dict[str, Any]:
+    from wanhe.ai.models import TEXT_TO_IMAGE
+    from wanhe.ai.spec import Shot as GenShot
+
+    if not gen_available():
+        raise StoryError(f"{where}: {AI_SHOTS_NEED_GEN}")
+    prompt = shot.prompt
+    record = models(prompt.model) if models is not None else None
+    if record is None:
+        raise StoryError(f"{where}: unknown model {prompt.model!r} — register it with `wanhe "
+                         "models add NAME PATH` (wanhe models list shows them)")
+    if record["task"] != TEXT_TO_IMAGE:
+        raise StoryError(f"{where}: model {prompt.model!r} makes {record['task']}; a story "
+                         "shot's prompt needs a text-to-image model")
+    try:
+        GenShot(name=shot.id, model=prompt.model, prompt=prompt.prompt,
+                size=ai_size(board.film.width, board.film.height),
+                candidates=prompt.candidates, steps=prompt.steps)
+    except ValueError as exc:
+        raise StoryError(f"{where}: {exc}") from None
+    return record
 
 
 def _check_image(path: Path, where: str) -> None:
@@ -127,3 +170,21 @@ def _check_blender_shot(board: Storyboard, shot: Any, base: Path, where: str,
                         f"{where}: shape key {key!r} is not on {rig.object!r} in "
                         f"{source.file} (it has: {', '.join(obj['shape_keys']) or 'none'})")
     return {**info, "camera": camera}
+
+
+def local_models(db_url: str) -> ModelLookup:
+    """The local catalogue (project `local`, then farm-wide) as a lookup; the database is
+    opened only when an AI shot asks."""
+
+    def lookup(name: str) -> dict[str, Any] | None:
+        from wanhe.ai import catalog
+        from wanhe.store.store import Store
+
+        store = Store(db_url)
+        try:
+            project = store.ensure_project("local")
+            return catalog.find_model(store, name, project.id)
+        finally:
+            store.dispose()
+
+    return lookup

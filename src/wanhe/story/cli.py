@@ -154,14 +154,20 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
 
 
 @story_app.command("check")
-def check(storyboard: Annotated[Path, typer.Argument(help="the storyboard YAML")]) -> None:
+def check(
+    storyboard: Annotated[Path, typer.Argument(help="the storyboard YAML")],
+    db: Annotated[str | None, typer.Option(help="database URL (its model catalogue for AI "
+                                           "shots); default ~/.wanhe/wanhe.db")] = None,
+) -> None:
     """Check STORYBOARD (syntax, schema, files, voices, rigs) without rendering anything."""
-    from wanhe.story.checks import check_storyboard
+    from wanhe.story.checks import check_storyboard, local_models
     from wanhe.story.load import StoryError, load_storyboard
 
+    settings = Settings().overridden(db=db)
     try:
         board = load_storyboard(storyboard)
-        check_storyboard(board, storyboard.expanduser().resolve().parent)
+        check_storyboard(board, storyboard.expanduser().resolve().parent,
+                         models=local_models(settings.db_url))
     except StoryError as exc:
         fail(str(exc))
     out.print(f"{storyboard}: ok — {len(board.shots)} shot(s), "

@@ -131,6 +131,12 @@ def compile_story(
             "line_wavs": originals, "output": clips[shot.id], "thumb": thumbs[shot.id],
         }
         deps = list(voice_deps)
+        if shot.prompt is not None:
+            gen_tasks, entries, score = _ai_tasks(board, shot, facts, layout)
+            tasks += gen_tasks
+            clip_payload["ai"] = {"candidates": entries, "scores": score,
+                                  "pick": shot.prompt.pick}
+            deps += [t.key for t in gen_tasks]
         if shot.blender is not None:
             frames, render_keys, exrs = shot.blender.frame_list, [], []
             scene = shot.blender.file
@@ -182,6 +188,48 @@ def compile_story(
         raise ValueError(f"the storyboard makes {len(tasks):,} tasks, more than one job may "
                          f"hold ({MAX_TASKS:,}) — split it")
     return tasks
+
+
+def _ai_tasks(board: Storyboard, shot: Shot, facts: dict[str, Any],
+              layout: Layout) -> tuple[list[TaskSpec], list[dict[str, Any]], str]:
+    """The generation job type's tasks for an AI shot (its candidates and their scoring),
+    under keys `ai/<shot>/…`: (tasks, the candidates, the scores file)."""
+    from wanhe.ai.spec import GenSpec
+    from wanhe.ai.spec import Shot as GenShot
+    from wanhe.jobtypes.generate import compile_gen_job, resolve
+    from wanhe.story.checks import ai_size
+
+    prompt = shot.prompt
+    assert prompt is not None
+    spec = GenSpec(shots=[GenShot(
+        name=shot.id, model=prompt.model, prompt=prompt.prompt, negative=prompt.negative,
+        size=ai_size(board.film.width, board.film.height), candidates=prompt.candidates,
+        seed=prompt.seed, steps=prompt.steps, guidance=prompt.guidance)])
+    resolved = resolve(spec, {prompt.model: facts["ai"][prompt.model]}, int(facts["gpus"]))
+    made = compile_gen_job(resolved, str(layout.work / "ai"))
+    entries: list[dict[str, Any]] = []
+    score = ""
+    for task in made:
+        task.key = f"ai/{task.key}"
+        task.deps = [f"ai/{d}" for d in task.deps]
+        if task.kind == "gen":
+            entries += task.payload["candidates"]
+        else:
+            score = task.payload["output"]
+    return made, entries, score
+
+
+def choose_candidate(entries: list[dict[str, Any]], ranked: list[dict[str, Any]],
+                     pick: int | None) -> tuple[dict[str, Any], str]:
+    """The candidate an AI shot uses: the storyboard's pick, else the best-ranked one (the
+    scorer ranks unflagged candidates first, by score); (candidate, "pick" or "score")."""
+    by_index = {int(e["index"]): e for e in entries}
+    if pick is not None:
+        return by_index[pick], "pick"
+    for scored in ranked:
+        if int(scored["index"]) in by_index:
+            return by_index[int(scored["index"])], "score"
+    return entries[0], "first"
 
 
 def original_file(original: Storyboard, shot: Shot) -> str:

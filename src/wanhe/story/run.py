@@ -55,14 +55,15 @@ def core_hours_by_kind(attempts: list[dict[str, Any]]) -> dict[str, float]:
     return dict(sorted(hours.items()))
 
 
-def prepare(storyboard: Path, output: Path, cache: Path) -> tuple[Any, dict[str, Any], Any]:
+def prepare(storyboard: Path, output: Path, cache: Path,
+            db_url: str) -> tuple[Any, dict[str, Any], Any]:
     """Load and check the storyboard (raises StoryError); (board, facts, layout)."""
     from wanhe.localrender import ensure_writable_folder
-    from wanhe.story.checks import check_storyboard
+    from wanhe.story.checks import check_storyboard, local_models
     from wanhe.story.plan import Layout
 
     board = load_storyboard(storyboard)
-    facts = check_storyboard(board, storyboard.parent)
+    facts = check_storyboard(board, storyboard.parent, models=local_models(db_url))
     ensure_writable_folder(output)
     return board, facts, Layout(output, output / ".work", cache)
 
@@ -120,7 +121,8 @@ def render_story(
     started = time.monotonic()
     storyboard = storyboard.expanduser().resolve()
     output = output.expanduser().resolve()
-    board, facts, layout = prepare(storyboard, output, settings.home / "cache" / "story")
+    board, facts, layout = prepare(storyboard, output, settings.home / "cache" / "story",
+                                   settings.db_url)
     store = Store(settings.db_url)
     dispatcher = None
     try:

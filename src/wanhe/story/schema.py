@@ -102,11 +102,25 @@ class BlenderSource(_Model):
 
 
 class PromptSource(_Model):
-    prompt: str = Field(min_length=1)
+    """A still made by the generation job type (issue 15): N seeded candidates of a model
+    from the farm's catalogue (`wanhe models add`); the pick, or else the best score, is used."""
+
+    prompt: str = Field(min_length=1, max_length=4000)
+    model: str = Field(min_length=1, max_length=100, description="a model in the catalogue")
     candidates: int = Field(default=4, ge=1, le=64)
-    pick: int | None = Field(default=None, ge=0, description="candidate index; default best")
-    model: str | None = None
-    seed: int = 0
+    pick: int | None = Field(default=None, ge=0, description="candidate index; default: best")
+    seed: int = Field(default=0, ge=0)
+    steps: int = Field(default=20, ge=1, le=1000)
+    guidance: float = Field(default=6.0, ge=0, le=50)
+    negative: str = ""
+    camera: Camera | None = None
+
+    @model_validator(mode="after")
+    def _pick_exists(self) -> PromptSource:
+        if self.pick is not None and self.pick >= self.candidates:
+            raise ValueError(f"pick {self.pick} is not among the {self.candidates} candidates "
+                             f"(0..{self.candidates - 1})")
+        return self
 
 
 class Line(_Model):

@@ -44,7 +44,8 @@ def submit_story(client: Any, storyboard: Path, *, name: str | None, priority: i
 
     storyboard = storyboard.expanduser().resolve()
     board = load_storyboard(storyboard)
-    check_storyboard(board, storyboard.parent)  # every mistake here, before any upload
+    # every mistake here, before any upload (AI shots' models: the farm's catalogue decides)
+    check_storyboard(board, storyboard.parent, skip_prompts=True)
     files = {storyboard.name: storyboard, **story_files(board, storyboard.parent)}
     bundle = Bundle(storyboard.parent, storyboard.name, files)
     hash_all(bundle)

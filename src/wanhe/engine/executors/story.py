@@ -94,9 +94,20 @@ def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                 thumb.append(frame)
             yield frame
 
+    chosen: dict[str, Any] = {}
     if shot.image is not None:
         move = shot.image.camera.model_dump() if shot.image.camera else None
         frames = still_frames(Path(shot.image.path), size, count, move)
+    elif shot.prompt is not None:
+        from wanhe.story.plan import choose_candidate
+
+        ai = payload["ai"]
+        ranked = json.loads(Path(ai["scores"]).read_text())["scores"] if ai["scores"] else []
+        candidate, why = choose_candidate(ai["candidates"], ranked, ai["pick"])
+        chosen = {"candidate": candidate["index"], "seed": candidate["seed"],
+                  "picked_by": why, "candidate_path": candidate["output"]}
+        move = shot.prompt.camera.model_dump() if shot.prompt.camera else None
+        frames = still_frames(Path(candidate["output"]), size, count, move)
     else:
         frames = exr_frames([Path(p) for p in payload["exrs"]], size, count)
     out = Path(payload["output"])
@@ -107,7 +118,7 @@ def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         Image.fromarray(thumb[0]).save(tmp, format="PNG")
     ctx.log(f"[wanhe] clip {shot.id}: {written} frames, {layout.duration:.2f} s")
     return {"mp4": str(out), "frames": written, "seconds": layout.duration,
-            "extended": layout.extended, "needed_s": layout.needed}
+            "extended": layout.extended, "needed_s": layout.needed, **chosen}
 
 
 def _durations(board: Any, voices: dict[str, dict[str, str]]) -> dict[tuple[str, str], float]:

@@ -58,7 +58,7 @@ export function mountStory(el) {
     const thumbs = await Promise.all(story.shots.map((s) => blob(s.thumb_url).catch(() => '')));
     shots.innerHTML = story.shots.map((s, i) => `<li class="story-shot" data-shot="${esc(s.id)}">
       ${thumbs[i] ? `<img src="${thumbs[i]}" alt="shot ${esc(s.id)}">` : '<div class="story-thumb"></div>'}
-      <div><b>${esc(s.id)}</b> ${badge(s.state)}<br><small class="muted">${esc(s.scene || '')} · ${esc(s.source)} · ${s.lines} line(s)${s.seconds ? ` · ${s.seconds.toFixed(1)} s` : ''}</small></div>
+      <div><b>${esc(s.id)}</b> ${badge(s.state)}<br><small class="muted">${esc(s.scene || '')} · ${esc(s.source)} · ${s.lines} line(s)${s.seconds ? ` · ${s.seconds.toFixed(1)} s` : ''}${s.pick ? ` · candidate ${esc(s.pick.candidate)} (${esc(s.pick.by)})` : ''}</small></div>
     </li>`).join('');
     const over = story.overruns || [];
     el.querySelector('#story-overruns').innerHTML = over.length
