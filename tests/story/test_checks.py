@@ -66,13 +66,18 @@ def test_reel_over_the_limit(tmp_path: Path, board: dict[str, Any]) -> None:
     _fails(tmp_path, board, r"over film\.max_reel_s \(60 s\)")
 
 
-def test_ai_shots_are_refused_until_the_gen_job_type_exists(
-    tmp_path: Path, board: dict[str, Any]
+def test_ai_shots_are_refused_without_the_gen_job_type(
+    tmp_path: Path, board: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import wanhe.story.checks as checks
+
     shot = board["scenes"][0]["shots"][0]
     shot.pop("image")
-    shot["prompt"] = {"prompt": "a lantern at night", "candidates": 4}
-    _fails(tmp_path, board, r"AI shots need the gen job type")
+    shot["prompt"] = {"prompt": "a lantern at night", "model": "sd", "candidates": 4}
+    monkeypatch.setattr(checks, "gen_available", lambda: False)  # a farm without it
+    _fails(tmp_path, board, r"shot 's1': AI shots need the gen job type")
+    monkeypatch.undo()
+    _fails(tmp_path, board, r"unknown model 'sd'")  # with it: the catalogue decides
 
 
 @pytest.fixture(scope="module")

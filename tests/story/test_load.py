@@ -69,7 +69,7 @@ def test_no_visual_source_and_two_sources(board: dict[str, Any]) -> None:
     del shot["image"]
     assert "has none as visual source" in _error(board)
     shot["image"] = {"path": "board.png"}
-    shot["prompt"] = {"prompt": "a lantern"}
+    shot["prompt"] = {"prompt": "a lantern", "model": "sd"}
     assert "image and prompt" in _error(board)
 
 
