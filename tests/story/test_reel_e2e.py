@@ -127,7 +127,8 @@ def test_lip_sync_follows_the_loudness_and_shows_in_the_frames(reel: dict[str, A
         if len(part):
             rms = float(np.sqrt(np.mean(part.astype(float) ** 2)))
             loud[n] = max(0.0, 20 * np.log10(max(rms, 1e-9)) + 45)
-    blend = reel["out"] / ".work" / "lipsync" / "s2.blend"
+    tasks = {t.key: t for t in reel["first"].tasks}
+    blend = Path(tasks["lipsync/s2"].payload["output"])
     opened = np.array(read_shape_key(blend, "Mouth", "MouthOpen", list(range(1, frames + 1))))
     print(f"lip sync: r(shape key, loudness) = {_pearson(opened, loud):.3f}")
     assert _pearson(opened, loud) >= 0.7
@@ -136,12 +137,24 @@ def test_lip_sync_follows_the_loudness_and_shows_in_the_frames(reel: dict[str, A
     assert opened.max() > 0.5
     dark = []  # the mouth region's darkness in the rendered frames
     for n in range(frames):
-        exr = reel["out"] / ".work" / "render" / "s2" / f"f{n + 1:06d}.exr"
+        exr = Path(tasks[f"render/s2/{n + 1}"].payload["output"])
         rgb = read_layers(exr).rgba("Combined")[..., :3]
         region = rgb[30:62, 16:80].mean(axis=2)
         dark.append(float((region < 0.3).mean()))
     print(f"lip sync: r(shape key, mouth pixels) = {_pearson(opened, dark):.3f}")
     assert _pearson(opened, dark) >= 0.7
+
+
+def test_the_same_command_again_resumes_and_runs_nothing(reel: dict[str, Any]) -> None:
+    from wanhe.story.run import render_story
+
+    again = render_story(reel["story"], reel["out"], settings=reel["settings"], workers=2)
+    assert again.resumed and again.job.id == reel["first"].job.id
+    assert again.tasks_skipped == again.tasks_total and again.attempts == []
+    (reel["out"] / "reel.mp4").unlink()  # a deleted output: the clips and the reel again
+    third = render_story(reel["story"], reel["out"], settings=reel["settings"], workers=2)
+    assert third.job.state.value == "done" and (reel["out"] / "reel.mp4").is_file()
+    assert {a["kind"] for a in third.attempts} == {"clip", "reel"}
 
 
 def test_rerun_with_one_line_changed_synthesizes_one_voice(reel: dict[str, Any]) -> None:
@@ -157,4 +170,7 @@ def test_rerun_with_one_line_changed_synthesizes_one_voice(reel: dict[str, Any])
     assert again.synthesized() == ["voice/s3.2/cmn"]
     report = json.loads((reel["root"] / "out2" / "report.json").read_text())
     assert report["voice_tasks"] == {"total": 8, "synthesized_this_run": ["voice/s3.2/cmn"]}
-    assert set(report["core_hours_by_kind"]) >= {"voice", "dub", "render", "clip", "reel"}
+    assert set(report["core_hours_by_kind"]) >= {"voice", "dub", "clip", "reel"}
+    # the Blender shot's scene, rig and dialogue did not change: its lip sync and frames
+    # come from the cache (the shot with the changed line is a still)
+    assert not any(t.kind in ("render", "lipsync") for t in again.tasks)

@@ -67,12 +67,12 @@ class StoryJob(JobType):
     def compile(
         self, options: BaseModel, inspected: Inspected, main: Path | None, folder: JobFolder
     ) -> CompiledJob:
-        from wanhe.story.plan import Layout, compile_story, deliverables, fingerprint
+        from wanhe.story.plan import Layout, compile_with_cache, deliverables, fingerprint
 
         assert main is not None and isinstance(options, StoryOptions)
         board, facts = inspected.facts["board"], inspected.facts["facts"]
         layout = Layout(folder.output, folder.work, cache_root(folder))
-        tasks = compile_story(board, main.parent, facts, layout)
+        tasks = compile_with_cache(board, main.parent, facts, layout)
         spec = {
             "storyboard": str(main), "board": board.model_dump(mode="json"), "facts": facts,
             "output": str(folder.output), "work": str(folder.work),

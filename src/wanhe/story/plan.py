@@ -81,10 +81,18 @@ def _model_ref(board: Storyboard, original: Storyboard, character: str, lang: st
     return original.voice_for(character, lang).model
 
 
+MOUTH_VERSION = "1"  # bump when the mouth curves change
+
+
 def compile_story(
-    original: Storyboard, base: Path, facts: dict[str, Any], layout: Layout
+    original: Storyboard, base: Path, facts: dict[str, Any], layout: Layout,
+    present: frozenset[str] = frozenset(),
 ) -> list[TaskSpec]:
-    """The job's task graph, in the order its tasks should run."""
+    """The job's task graph, in the order its tasks should run.
+
+    Lip-synced scenes and rendered frames are named by their content in the cache too;
+    `present`: those of their files that exist already (see `cached_outputs`), whose tasks are
+    left out — a re-run renders only the shots whose scene, rig or dialogue changed."""
     board = resolve_paths(original, base)
     film = board.film
     tasks: list[TaskSpec] = []
@@ -140,28 +148,41 @@ def compile_story(
         if shot.blender is not None:
             frames, render_keys, exrs = shot.blender.frame_list, [], []
             scene = shot.blender.file
+            named = original_file(original, shot)
+            scene_key = _digest("scene", facts["files"].get(named, named))
+            camera = facts["scenes"][named]["camera"]
             rigged = _rigged_lines(board, shot)
+            lipsync_dep: list[str] = []
             if rigged:
-                scene = str(layout.work / "lipsync" / f"{shot.id}.blend")
-                tasks.append(TaskSpec(f"lipsync/{shot.id}", LIPSYNC, {
-                    "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
-                        mode="json"), "film": film.model_dump(mode="json"),
-                    "line_wavs": originals, "frame_start": frames[0], "frames": len(frames),
-                    "rigs": {name: rig for name, rig in rigged.items()},
-                }, deps=voice_deps, resources=CPU))
+                scene_key = _digest("lipsync", MOUTH_VERSION, scene_key, rigged,
+                                    [voice_keys[lid][film.original] for lid in lids],
+                                    [ln.character for ln in shot.lines],
+                                    film.fps, film.padding, film.gap, frames)
+                scene = str(layout.cache / "lipsync" / scene_key[:2] / f"{scene_key}.blend")
+                if scene not in present:
+                    tasks.append(TaskSpec(f"lipsync/{shot.id}", LIPSYNC, {
+                        "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
+                            mode="json"), "film": film.model_dump(mode="json"),
+                        "line_wavs": originals, "frame_start": frames[0],
+                        "frames": len(frames), "rigs": dict(rigged),
+                    }, deps=voice_deps, resources=CPU))
+                    lipsync_dep = [f"lipsync/{shot.id}"]
             for frame in frames:
-                exr = str(layout.work / "render" / shot.id / f"f{frame:06d}.exr")
+                look = _digest("render", scene_key, frame, film.width, film.height,
+                               shot.blender.samples, camera)
+                exr = str(layout.cache / "render" / look[:2] / f"{look}.exr")
+                exrs.append(exr)
+                if exr in present:
+                    continue
                 key = f"render/{shot.id}/{frame}"
                 tasks.append(TaskSpec(key, RENDER, {
                     "scene": scene, "frame": frame, "output": exr,
                     "resolution": [film.width, film.height],
                     "expected_size": [film.width, film.height],
-                    "samples": shot.blender.samples, "seed": 0,
-                    "camera": facts["scenes"][original_file(original, shot)]["camera"],
+                    "samples": shot.blender.samples, "seed": 0, "camera": camera,
                     "threads": 1, "denoise_passes": False,
-                }, deps=[f"lipsync/{shot.id}"] if rigged else [], resources=CPU))
+                }, deps=lipsync_dep, resources=CPU))
                 render_keys.append(key)
-                exrs.append(exr)
             clip_payload["exrs"] = exrs
             deps += render_keys
         tasks.append(TaskSpec(f"clip/{shot.id}", CLIP, clip_payload, deps=deps, resources=CPU))
@@ -232,6 +253,12 @@ def choose_candidate(entries: list[dict[str, Any]], ranked: list[dict[str, Any]]
     return entries[0], "first"
 
 
+def cached_outputs(tasks: list[TaskSpec]) -> list[str]:
+    """The content-named files of lip sync and render tasks: the caller checks which exist
+    and compiles again with them as `present`."""
+    return [str(t.payload["output"]) for t in tasks if t.kind in (LIPSYNC, RENDER)]
+
+
 def original_file(original: Storyboard, shot: Shot) -> str:
     """The shot's .blend as the storyboard names it (how the facts are keyed)."""
     found = next(s for s in original.shots if s.id == shot.id)
@@ -260,3 +287,12 @@ def deliverables(layout: Layout, board: Storyboard) -> list[str]:
     files += [out / "shots" / f"{shot.id}{suffix}" for shot in board.shots
               for suffix in (".mp4", ".png")]
     return [str(f) for f in files]
+
+
+def compile_with_cache(original: Storyboard, base: Path, facts: dict[str, Any],
+                       layout: Layout) -> list[TaskSpec]:
+    """`compile_story`, leaving out the lip sync and renders whose files the cache holds (the
+    one step here that looks at files: which of those exist)."""
+    first = compile_story(original, base, facts, layout)
+    present = frozenset(p for p in cached_outputs(first) if Path(p).is_file())
+    return compile_story(original, base, facts, layout, present) if present else first

@@ -72,13 +72,13 @@ def open_or_resume(store: Store, storyboard: Path, board: Any, facts: dict[str, 
                    layout: Any) -> tuple[JobRow, bool, int]:
     import hashlib
 
-    from wanhe.story.plan import compile_story, deliverables, fingerprint
+    from wanhe.story.plan import compile_with_cache, deliverables, fingerprint
 
     project = store.ensure_project(LOCAL_PROJECT)
     key = hashlib.sha256(f"{fingerprint(board, facts)}:{layout.output}".encode()).hexdigest()
     existing = store.find_job(project.id, key)
     if existing is None:
-        tasks = compile_story(board, storyboard.parent, facts, layout)
+        tasks = compile_with_cache(board, storyboard.parent, facts, layout)
         spec = {"storyboard": str(storyboard), "board": board.model_dump(mode="json"),
                 "facts": facts, "output": str(layout.output), "work": str(layout.work),
                 "cache": str(layout.cache), "deliverables": deliverables(layout, board)}
