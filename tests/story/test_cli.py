@@ -37,3 +37,19 @@ def test_check_and_schema(tmp_path: Path, board: dict[str, Any]) -> None:
     schema = runner.invoke(app, ["story", "schema"])
     assert schema.exit_code == 0
     assert "Storyboard" in json.loads(schema.output)["title"]
+
+
+def test_render_quiet_with_a_report(tmp_path: Path, board: dict[str, Any],
+                                    monkeypatch: Any) -> None:
+    monkeypatch.setenv("WANHE_HOME", str(tmp_path / "home"))
+    story = write(tmp_path / "film", board)
+    result = CliRunner().invoke(app, [
+        "story", "render", str(story), "--output", str(tmp_path / "out"), "--quiet",
+        "--workers", "1", "--report-json", str(tmp_path / "report.json")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "done" and summary["reel"].endswith("reel.mp4")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {a["kind"] for a in report["attempts"]} == {"voice", "dub", "clip", "track", "reel"}
+    assert report["core_hours_by_kind"]["voice"] > 0
+    assert report["lines"]["cmn"][0]["text"] == "你好。"
