@@ -58,6 +58,7 @@ def test_a_story_reel_on_the_farm(service: ServiceProc, tmp_path: Path) -> None:
         assert {s["state"] for s in view["shots"]} == {"done"}
         assert view["languages"] == ["en", "cmn"]
         assert "s1.2" in [o["line"] for o in view["overruns"]]
+        assert view["core_hours_by_kind"]["voice"] > 0
         reel = http.get(view["reel_url"])
         assert reel.status_code == 200
         (tmp_path / "reel.mp4").write_bytes(reel.content)

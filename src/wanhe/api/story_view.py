@@ -3,7 +3,7 @@ the reel with one audio file and subtitles per language, and the lines that over
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,12 @@ def _state(states: list[str]) -> str:
     return "waiting"
 
 
-def story_view(job: JobRow, tasks: list[TaskRow],
-               url_of: Callable[[str | None], str | None]) -> dict[str, Any]:
-    """`url_of(path)`: the URL of a file the job wrote, None if it is not an output."""
+def story_view(job: JobRow, tasks: list[TaskRow], url_of: Callable[[str | None], str | None],
+               attempts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """`url_of(path)`: the URL of a file the job wrote, None if it is not an output;
+    `attempts`: the job's attempts (core-hours per task kind)."""
+    from wanhe.story.run import core_hours_by_kind
+
     board = job.spec.get("board") or {}
     languages: list[str] = list((board.get("film") or {}).get("languages") or [])
     by_shot: dict[str, list[TaskRow]] = {}
@@ -65,4 +68,5 @@ def story_view(job: JobRow, tasks: list[TaskRow],
         "contact_sheet_url": file("contact_sheet.png"),
         "seconds": reel.output.get("seconds") if done and reel else None,
         "overruns": list(reel.output.get("overruns", [])) if done and reel else [],
+        "core_hours_by_kind": core_hours_by_kind(list(attempts)),
     }

@@ -158,7 +158,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
             rel = _relative_output(service, job.id, path)
             return output_url(job.id, rel) if rel else None
 
-        story = story_view(job, tasks, url_of)
+        story = story_view(job, tasks, url_of, attempts)
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage=dict(usage), gpu_usage=dict(gpu_usage), outputs=outputs,
