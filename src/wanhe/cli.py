@@ -193,6 +193,10 @@ def render(
     blender: Annotated[
         str | None, typer.Option(help="a blender binary to use instead of the bpy module")
     ] = None,
+    export_openjd: Annotated[
+        Path | None, typer.Option(help="write the job as an OpenJD job bundle in this new "
+                                  "folder instead of rendering (docs/openjd.md)")
+    ] = None,
 ) -> None:
     """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
     from wanhe.jobtypes.blender_render import RenderOptions
@@ -226,6 +230,9 @@ def render(
         )
     except _user_errors() as exc:
         fail(_describe(exc))
+    if export_openjd is not None:
+        _export_openjd(scene, options, export_openjd, settings.blender, threads_per_task or 0)
+        return
     bars = _RenderProgress(quiet)
 
     def on_prepared(
@@ -287,6 +294,20 @@ def render(
     _print_qc(settings, outcome)
     if outcome.job.state.value != "done":
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
+
+
+def _export_openjd(
+    scene: Path, options: Any, dest: Path, blender: str | None, threads: int
+) -> None:
+    """`wanhe render … --export-openjd DIR`: write the bundle, print how to run it."""
+    from wanhe.openjd_export import describe, export_render
+
+    try:
+        result = export_render(scene, options, dest, blender=blender, threads=threads)
+    except _user_errors() as exc:
+        fail(_describe(exc))
+    for line in describe(result):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _check_report_path(path: Path) -> None:

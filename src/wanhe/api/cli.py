@@ -381,6 +381,9 @@ def submit(
     max_attempts: Annotated[int, typer.Option(help="tries per task")] = 3,
     priority: Annotated[int, typer.Option(help="0-100, higher first")] = 50,
     name: Annotated[str | None, typer.Option(help="job name; default the file name")] = None,
+    export_openjd: Annotated[Path | None, typer.Option(
+        help="write the job as an OpenJD job bundle in this new folder instead of submitting "
+             "(docs/openjd.md)")] = None,
     depends_on: Annotated[list[int] | None, typer.Option("--after", help="wait for job ID")]
     = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
@@ -414,6 +417,9 @@ def submit(
         "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
         "max_attempts": max_attempts,
     }
+    if export_openjd is not None:
+        _export_submission(scene, export_openjd, options)
+        return
     with client(server, token) as c:
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
@@ -429,6 +435,26 @@ def submit(
     err.print(f"{len(bundle.files)} file(s), {sent} uploaded ({size:,} bytes); job "
               f"{job['id']} {job['state']}: {len(job['frames'])} frame(s)", highlight=False)
     out.print(job["id"])
+
+
+def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None:
+    """`wanhe submit … --export-openjd DIR`: the farm job as a bundle whose frames go to
+    DIR/output/frame_#### (as the farm names them), nothing uploaded."""
+    from pydantic import ValidationError
+
+    from wanhe.blender.errors import SceneError
+    from wanhe.jobtypes.blender_render import RenderOptions
+    from wanhe.openjd_export import describe, export_render
+
+    out = dest.expanduser().absolute() / "output"
+    try:
+        render_options = RenderOptions(**options, output=str(out / "frame_####"))
+        result = export_render(scene, render_options, dest, blender=Settings().blender,
+                               threads=render_options.threads, output_dir=str(out))
+    except (ValidationError, ValueError, SceneError, FileNotFoundError) as exc:
+        fail(str(exc))
+    for line in describe(result):
+        err.print(line, highlight=False, soft_wrap=True)
 
 
 def _submit_story(storyboard: Path, name: str | None, priority: int, depends_on: list[int],
