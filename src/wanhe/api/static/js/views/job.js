@@ -162,6 +162,9 @@ export async function mount(el, ctx) {
   // ── header, numbers, actions ────────────────────────────────────────────
   function renderHead() {
     $('#job-title', el).textContent = job.name || `job ${job.id}`;
+    if (job.kind === 'gen' && !$('#sheet-link', el)) {
+      $('#job-badge', el).insertAdjacentHTML('afterend', `<a id="sheet-link" class="btn btn-sm" href="#/gen/${esc(job.id)}">Contact sheet</a>`);
+    }
     $('#job-title', el).title = `job ${job.id}`;
     $('#job-badge', el).innerHTML = `${badge(job.state)} <span class="faint mono">#${esc(job.id)}</span>`;
     const frames = job.frames || [];
