@@ -85,3 +85,13 @@ def test_zero_durations(board: dict[str, Any]) -> None:
 def test_schema_is_published() -> None:
     schema = Storyboard.model_json_schema()
     assert {"film", "characters", "scenes"} <= set(schema["properties"])
+
+
+def test_lipsync_languages_must_be_dubbed_languages_of_a_blender_shot(
+    board: dict[str, Any]
+) -> None:
+    shot = board["scenes"][0]["shots"][0]
+    shot["lipsync_languages"] = ["cmn"]
+    assert "lipsync_languages needs a blender shot" in _error(board)
+    shot["lipsync_languages"] = ["en"]
+    assert "'en', which is not a dubbed language of the film (cmn)" in _error(board)

@@ -157,6 +157,38 @@ def test_the_same_command_again_resumes_and_runs_nothing(reel: dict[str, Any]) -
     assert {a["kind"] for a in third.attempts} == {"clip", "reel"}
 
 
+def test_a_shot_lip_synced_in_the_dubbed_language(reel: dict[str, Any]) -> None:
+    import av
+
+    from wanhe.blender.shapekeys import read_shape_key
+    from wanhe.voice.audio import read_wav
+
+    with av.open(str(reel["out"] / "reel.cmn.mp4")) as mp4:
+        streams = list(mp4.streams)
+        assert [s.type for s in streams] == ["video", "audio", "audio"]
+        assert [s.metadata.get("language") for s in streams[1:]] == ["cmn", "eng"]
+    tasks = {t.key: t for t in reel["first"].tasks}
+    report = reel["report"]
+    shot = next(s for s in report["shots"] if s["id"] == "s2")
+    line = next(p for p in report["lines"]["cmn"] if p["line"] == "s2.1")
+    samples, rate = read_wav(Path(tasks["dub/s2.1/cmn"].output["wav"]))
+    frames = 2 * FPS
+    offset = line["start"] - shot["start_s"]
+    loud = np.zeros(frames)
+    for n in range(frames):
+        a = round((n / FPS - offset) * rate)
+        part = samples[max(0, a):max(0, round(a + rate / FPS))]
+        if len(part):
+            rms = float(np.sqrt(np.mean(part.astype(float) ** 2)))
+            loud[n] = max(0.0, 20 * np.log10(max(rms, 1e-9)) + 45)
+    blend = Path(tasks["lipsync/s2.cmn"].payload["output"])
+    opened = np.array(read_shape_key(blend, "Mouth", "MouthOpen", list(range(1, frames + 1))))
+    print(f"lip sync (cmn): r(shape key, loudness) = {_pearson(opened, loud):.3f}")
+    assert _pearson(opened, loud) >= 0.7
+    english = np.array(tasks["lipsync/s2"].output["curves"]["Mei"]["open"])
+    assert not np.allclose(opened, english, atol=0.05)  # another language, other mouths
+
+
 def test_rerun_with_one_line_changed_synthesizes_one_voice(reel: dict[str, Any]) -> None:
     from wanhe.story.run import render_story
 

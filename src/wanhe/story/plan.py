@@ -128,6 +128,7 @@ def compile_story(
     clips: dict[str, str] = {}
     thumbs: dict[str, str] = {}
     clip_keys: list[str] = []
+    lang_clips: dict[str, dict[str, str]] = {}  # lang -> shot -> its clip lip-synced in lang
     for shot in board.shots:
         lids = [line_id(shot, n) for n in range(len(shot.lines))]
         originals = [voices[lid][film.original] for lid in lids]
@@ -146,45 +147,29 @@ def compile_story(
                                   "pick": shot.prompt.pick}
             deps += [t.key for t in gen_tasks]
         if shot.blender is not None:
-            frames, render_keys, exrs = shot.blender.frame_list, [], []
-            scene = shot.blender.file
-            named = original_file(original, shot)
-            scene_key = _digest("scene", facts["files"].get(named, named))
-            camera = facts["scenes"][named]["camera"]
-            rigged = _rigged_lines(board, shot)
-            lipsync_dep: list[str] = []
-            if rigged:
-                scene_key = _digest("lipsync", MOUTH_VERSION, scene_key, rigged,
-                                    [voice_keys[lid][film.original] for lid in lids],
-                                    [ln.character for ln in shot.lines],
-                                    film.fps, film.padding, film.gap, frames)
-                scene = str(layout.cache / "lipsync" / scene_key[:2] / f"{scene_key}.blend")
-                if scene not in present:
-                    tasks.append(TaskSpec(f"lipsync/{shot.id}", LIPSYNC, {
-                        "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
-                            mode="json"), "film": film.model_dump(mode="json"),
-                        "line_wavs": originals, "frame_start": frames[0],
-                        "frames": len(frames), "rigs": dict(rigged),
-                    }, deps=voice_deps, resources=CPU))
-                    lipsync_dep = [f"lipsync/{shot.id}"]
-            for frame in frames:
-                look = _digest("render", scene_key, frame, film.width, film.height,
-                               shot.blender.samples, camera)
-                exr = str(layout.cache / "render" / look[:2] / f"{look}.exr")
-                exrs.append(exr)
-                if exr in present:
-                    continue
-                key = f"render/{shot.id}/{frame}"
-                tasks.append(TaskSpec(key, RENDER, {
-                    "scene": scene, "frame": frame, "output": exr,
-                    "resolution": [film.width, film.height],
-                    "expected_size": [film.width, film.height],
-                    "samples": shot.blender.samples, "seed": 0, "camera": camera,
-                    "threads": 1, "denoise_passes": False,
-                }, deps=lipsync_dep, resources=CPU))
-                render_keys.append(key)
+            made, exrs = _blender_tasks(
+                board, original, shot, facts, layout, present, film.original,
+                [voice_keys[lid][film.original] for lid in lids], originals, voice_deps,
+                originals)
+            tasks += made
             clip_payload["exrs"] = exrs
-            deps += render_keys
+            deps += [t.key for t in made if t.kind == RENDER]
+            for lang in shot.lipsync_languages:  # the shot again, its mouths in `lang`
+                dub_deps = [f"dub/{lid}/{lang}" for lid in lids]
+                made, exrs = _blender_tasks(
+                    board, original, shot, facts, layout, present, lang,
+                    [voice_keys[lid][lang] for lid in lids], [dubs[lid][lang] for lid in lids],
+                    voice_deps + dub_deps, originals)
+                tasks += made
+                dubbed = f"{shot.id}.{lang}"
+                lang_clips.setdefault(lang, {})[shot.id] = str(
+                    layout.output / "shots" / f"{dubbed}.mp4")
+                tasks.append(TaskSpec(f"clip/{dubbed}", CLIP, {
+                    **clip_payload, "exrs": exrs, "output": lang_clips[lang][shot.id],
+                    "thumb": str(layout.output / "shots" / f"{dubbed}.png"),
+                }, deps=voice_deps + [t.key for t in made if t.kind == RENDER],
+                    resources=CPU))
+                clip_keys.append(f"clip/{dubbed}")
         tasks.append(TaskSpec(f"clip/{shot.id}", CLIP, clip_payload, deps=deps, resources=CPU))
         clip_keys.append(f"clip/{shot.id}")
     board_json = board.model_dump(mode="json")
@@ -202,7 +187,7 @@ def compile_story(
         track_keys.append(f"track/{lang}")
     tasks.append(TaskSpec(REEL, REEL, {
         "board": board_json, "voices": voices, "dubs": dubs, "clips": clips, "thumbs": thumbs,
-        "tracks": tracks, "output": str(layout.output),
+        "tracks": tracks, "output": str(layout.output), "lang_clips": lang_clips,
         "files": [f for f in deliverables(layout, original) if "/shots/" not in f],
     }, deps=clip_keys + track_keys, resources=CPU))
     if len(tasks) > MAX_TASKS:
@@ -253,6 +238,53 @@ def choose_candidate(entries: list[dict[str, Any]], ranked: list[dict[str, Any]]
     return entries[0], "first"
 
 
+def _blender_tasks(
+    board: Storyboard, original: Storyboard, shot: Shot, facts: dict[str, Any], layout: Layout,
+    present: frozenset[str], lang: str, keys: list[str], audio: list[str], audio_deps: list[str],
+    timing: list[str],
+) -> tuple[list[TaskSpec], list[str]]:
+    """A Blender shot's lip sync (when a rigged character speaks: the mouths follow the lines'
+    `audio` in `lang`, placed by the original's `timing`) and frame renders, content-named;
+    (its tasks, every frame's EXR)."""
+    assert shot.blender is not None
+    film = board.film
+    tag = shot.id if lang == film.original else f"{shot.id}.{lang}"
+    frames, exrs, tasks = shot.blender.frame_list, [], []
+    scene = shot.blender.file
+    named = original_file(original, shot)
+    scene_key = _digest("scene", facts["files"].get(named, named))
+    camera = facts["scenes"][named]["camera"]
+    rigged = _rigged_lines(board, shot)
+    lipsync_dep: list[str] = []
+    if rigged:
+        scene_key = _digest("lipsync", MOUTH_VERSION, scene_key, rigged, keys,
+                            [ln.character for ln in shot.lines], film.fps, film.padding,
+                            film.gap, frames, film.max_stretch if lang != film.original else 0)
+        scene = str(layout.cache / "lipsync" / scene_key[:2] / f"{scene_key}.blend")
+        if scene not in present:
+            tasks.append(TaskSpec(f"lipsync/{tag}", LIPSYNC, {
+                "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
+                    mode="json"), "film": film.model_dump(mode="json"), "lang": lang,
+                "line_wavs": timing, "audio_wavs": audio,
+                "frame_start": frames[0], "frames": len(frames), "rigs": dict(rigged),
+            }, deps=audio_deps, resources=CPU))
+            lipsync_dep = [f"lipsync/{tag}"]
+    for frame in frames:
+        look = _digest("render", scene_key, frame, film.width, film.height,
+                       shot.blender.samples, camera)
+        exr = str(layout.cache / "render" / look[:2] / f"{look}.exr")
+        exrs.append(exr)
+        if exr in present:
+            continue
+        tasks.append(TaskSpec(f"render/{tag}/{frame}", RENDER, {
+            "scene": scene, "frame": frame, "output": exr,
+            "resolution": [film.width, film.height], "expected_size": [film.width, film.height],
+            "samples": shot.blender.samples, "seed": 0, "camera": camera, "threads": 1,
+            "denoise_passes": False,
+        }, deps=lipsync_dep, resources=CPU))
+    return tasks, exrs
+
+
 def cached_outputs(tasks: list[TaskSpec]) -> list[str]:
     """The content-named files of lip sync and render tasks: the caller checks which exist
     and compiles again with them as `present`."""
@@ -286,6 +318,10 @@ def deliverables(layout: Layout, board: Storyboard) -> list[str]:
                   out / "audio" / f"{lang}.m4a"]
     files += [out / "shots" / f"{shot.id}{suffix}" for shot in board.shots
               for suffix in (".mp4", ".png")]
+    for shot in board.shots:
+        for lang in shot.lipsync_languages:
+            files += [out / f"reel.{lang}.mp4", out / "shots" / f"{shot.id}.{lang}.mp4"]
+    files = list(dict.fromkeys(files))
     return [str(f) for f in files]
 
 

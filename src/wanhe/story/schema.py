@@ -149,6 +149,9 @@ class Shot(_Model):
     lines: list[Line] = Field(default_factory=list, max_length=200)
     lipsync: bool = Field(default=True, description="blender shots: keyframe the mouths of "
                           "rigged characters who speak (false: they are off screen)")
+    lipsync_languages: list[str] = Field(
+        default_factory=list, description="blender shots: also render the shot lip-synced to "
+        "these dubbed languages (its clip shots/<id>.<lang>.mp4, and reel.<lang>.mp4)")
 
     @field_validator("id")
     @classmethod
@@ -240,6 +243,13 @@ class Storyboard(_Model):
             if shot.id in ids:
                 raise ValueError(f"two shots have the id {shot.id!r}")
             ids.add(shot.id)
+            for lang in shot.lipsync_languages:
+                if lang not in others:
+                    raise ValueError(
+                        f"shot {shot.id!r}: lipsync_languages names {lang!r}, which is not a "
+                        f"dubbed language of the film ({', '.join(langs[1:]) or 'none'})")
+            if shot.lipsync_languages and shot.blender is None:
+                raise ValueError(f"shot {shot.id!r}: lipsync_languages needs a blender shot")
             for n, line in enumerate(shot.lines):
                 where = f"shot {shot.id!r} line {n + 1}"
                 if line.character not in known:

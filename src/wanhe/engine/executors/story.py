@@ -46,8 +46,8 @@ def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
 
     shot = Shot.model_validate(payload["shot"])
     film = Film.model_validate(payload["film"])
-    wavs = list(payload["line_wavs"])
-    layout = layout_shot(shot, film, _seconds(wavs))
+    wavs = list(payload.get("audio_wavs") or payload["line_wavs"])  # what the mouths say
+    layout = layout_shot(shot, film, _seconds(list(payload["line_wavs"])))  # where
     frames = int(payload["frames"])
     keys: dict[str, dict[str, list[float]]] = {}
     curves: dict[str, Any] = {}
@@ -173,6 +173,11 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     clips = [Path(payload["clips"][s.id]) for s in board.shots]
     tracks = [(lang, read_wav(Path(payload["tracks"][lang]))[0]) for lang in film.languages]
     write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4")
+    for lang, own in (payload.get("lang_clips") or {}).items():  # lip-synced in `lang` too
+        picture = [Path(own.get(s.id, payload["clips"][s.id])) for s in board.shots]
+        first = [t for t in tracks if t[0] == lang] + [t for t in tracks if t[0] != lang]
+        write_reel(picture, first, film.fps, frames, (film.width, film.height),
+                   out / f"reel.{lang}.mp4")
     for lang, samples in tracks:  # each language alone, for players without track switching
         write_audio(samples, lang, out / "audio" / f"{lang}.m4a")
     subs = out / "subtitles"
