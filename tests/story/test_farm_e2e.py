@@ -7,6 +7,7 @@ the reel with a language switch and the line that overran."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,5 +101,9 @@ def _dashboard(service: ServiceProc, token: str, job_id: int) -> None:
                                    " === 'cmn'")
             assert "s1.2" in page.inner_text("#story-overruns")
             assert not errors, errors
+            shots_dir = os.environ.get("WANHE_SCREENSHOTS")  # docs/screenshots to refresh
+            if shots_dir:
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.locator("#story-panel").screenshot(path=f"{shots_dir}/story.png")
         finally:
             browser.close()
