@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -183,6 +182,3 @@ def schema() -> None:
 
     out.print_json(json.dumps(Storyboard.model_json_schema()))
 
-
-def cpu_count() -> int:
-    return os.cpu_count() or 1
