@@ -56,3 +56,8 @@ bench: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) out examples/*.blend
+
+# the Blender add-on's extension zip (install: Preferences › Get Extensions › Install from Disk)
+.PHONY: addon
+addon: $(VENV)/.installed
+	$(WANHE) addon build --output dist

@@ -388,6 +388,9 @@ def _mount_subapps() -> None:
         register_service(app)
     except ImportError:
         pass
+    from wanhe.addon.cli import register as register_addon
+
+    register_addon(app)
     from wanhe.ai.cli import register as register_ai
 
     register_ai(app)
