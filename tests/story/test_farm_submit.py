@@ -71,3 +71,27 @@ def test_files_outside_the_storyboard_folder_are_refused(tmp_path: Path,
     with pytest.raises(StoryError, match="outside the storyboard's folder"):
         story_files(load_storyboard(path), path.parent)
     assert yaml.safe_load(path.read_text())  # the file itself is fine
+
+
+def test_a_scene_brings_the_files_it_uses(tmp_path: Path, board: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("bpy")
+    root = Path(__file__).resolve().parents[2]
+    scene = tmp_path / "film" / "shots" / "tex.blend"
+    marker = tmp_path / "marker"
+    subprocess.run([sys.executable, str(root / "examples" / "make_scenes.py"),
+                    "missing-texture", str(scene), "--marker", str(marker)], check=True,
+                   capture_output=True, timeout=120)
+    texture = scene.parent / "textures" / "missing_wood.png"  # the scene's // path
+    texture.parent.mkdir(parents=True)
+    texture.write_bytes(b"\x89PNG not really")
+    shot = board["scenes"][0]["shots"][0]
+    shot.pop("image")
+    shot["blender"] = {"file": "shots/tex.blend", "frames": "1-2"}
+    path = write(tmp_path / "film", board)
+    files = story_files(load_storyboard(path), path.parent)
+    assert set(files) == {"shots/tex.blend", "shots/textures/missing_wood.png"}

@@ -32,7 +32,23 @@ def story_files(board: Storyboard, base: Path) -> dict[str, Path]:
             raise StoryError(f"{name!r} lies outside the storyboard's folder {root}; the farm "
                              "gets files by their path under it — move the file there")
         files[path.relative_to(root).as_posix()] = path
+        if path.suffix == ".blend" and path.is_file():
+            files.update(_scene_files(path, root, name))
     return files
+
+
+def _scene_files(scene: Path, root: Path, name: str) -> dict[str, Path]:
+    """The files a .blend uses (textures, libraries: blender-asset-tracer), under `root`."""
+    from wanhe.api.pack import collect
+
+    found: dict[str, Path] = {}
+    for path in collect(scene).files.values():
+        path = path.resolve()
+        if not path.is_relative_to(root):
+            raise StoryError(f"{name} uses {path}, outside the storyboard's folder {root} — "
+                             "keep the scene's files under it (relative // paths)")
+        found[path.relative_to(root).as_posix()] = path
+    return found
 
 
 def submit_story(client: Any, storyboard: Path, *, name: str | None, priority: int,
