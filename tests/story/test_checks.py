@@ -108,3 +108,24 @@ def test_rig_object_and_shape_key_must_be_in_the_scene(
     _check(tmp_path, board)
     shot["blender"]["camera"] = "Cam9"
     _fails(tmp_path, board, r"camera 'Cam9' is not in rig\.blend \(cameras: Camera\)")
+
+
+def test_a_piper_voice_file_by_path_is_named_by_its_bytes(tmp_path: Path,
+                                                          board: dict[str, Any]) -> None:
+    import shutil
+
+    from wanhe.story.plan import voice_key
+    from wanhe.voice.tts import bundled_model
+
+    (tmp_path / "voices").mkdir()
+    for suffix in (".onnx", ".onnx.json"):
+        shutil.copyfile(bundled_model().with_suffix(suffix),
+                        tmp_path / "voices" / f"joe{suffix}")
+    board["characters"][0]["voice"] = {"engine": "piper", "model": "voices/joe.onnx"}
+    facts = _check(tmp_path, board)
+    story = load_storyboard(tmp_path / "story.yaml")
+    by_path = voice_key(story, facts, "Joe", "Hi.", "en")
+    board["characters"][0]["voice"]["model"] = "bundled"
+    bundled = load_storyboard(write(tmp_path, board))
+    same = voice_key(bundled, _check(tmp_path, board), "Joe", "Hi.", "en")
+    assert by_path == same  # the same voice bytes: the same cached synthesis
