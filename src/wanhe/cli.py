@@ -388,6 +388,9 @@ def _mount_subapps() -> None:
     from wanhe.sim.cli import simulate_command
 
     app.command("simulate")(simulate_command)
+    from wanhe.story.cli import story_app
+
+    app.add_typer(story_app, name="story")
     try:
         from wanhe.api.cli import register as register_service
 
@@ -397,6 +400,9 @@ def _mount_subapps() -> None:
     from wanhe.addon.cli import register as register_addon
 
     register_addon(app)
+    from wanhe.ai.cli import register as register_ai
+
+    register_ai(app)
 
 
 _mount_subapps()

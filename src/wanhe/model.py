@@ -99,3 +99,4 @@ class TaskSpec:
     tile: int | None = None
     chunk: int | None = None
     resources: Resources = field(default_factory=Resources)
+    affinity: str | None = None  # a warm key (a model): prefer workers that hold it

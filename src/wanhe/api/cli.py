@@ -452,7 +452,8 @@ def token_revoke(
 
 
 def submit(
-    scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm")],
+    scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm (or a "
+                                          "storyboard .yaml: a story reel job)")],
     frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
     overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
@@ -479,12 +480,16 @@ def submit(
     = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id."""
+    """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
+    A storyboard (.yaml) is queued as a story reel job."""
     from wanhe.api.pack import collect, hash_all, upload
     from wanhe.blender.errors import SceneError
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if scene.suffix.lower() in (".yaml", ".yml"):
+        _submit_story(scene, name, priority, depends_on or [], server, token, as_json)
+        return
     try:
         bundle = collect(scene)
     except SceneError as exc:
@@ -542,6 +547,26 @@ def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None
         fail(str(exc))
     for line in describe(result):
         err.print(line, highlight=False, soft_wrap=True)
+
+
+def _submit_story(storyboard: Path, name: str | None, priority: int, depends_on: list[int],
+                  server: str | None, token: str | None, as_json: bool) -> None:
+    from wanhe.story.load import StoryError
+    from wanhe.story.submit import submit_story
+
+    try:
+        with client(server, token) as c:
+            job, files, sent, size = submit_story(c, storyboard, name=name, priority=priority,
+                                                  depends_on=depends_on)
+    except StoryError as exc:
+        fail(str(exc))
+    if as_json:
+        emit({"id": job["id"], "state": job["state"], "files": files, "uploaded_files": sent,
+              "uploaded_bytes": size}, True)
+        return
+    err.print(f"{files} file(s), {sent} uploaded ({size:,} bytes); story job {job['id']} "
+              f"{job['state']}", highlight=False)
+    out.print(job["id"])
 
 
 # ---------------------------------------------------------------------------------- jobs

@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from wanhe.api.auth import Principal
 from wanhe.api.schemas import JobCreate
 from wanhe.api.service import Service
-from wanhe.jobtypes.base import InputError, JobFolder
+from wanhe.jobtypes.base import InputError, IntakeContext, JobFolder
 from wanhe.jobtypes.registry import UnknownJobKind, job_type
 from wanhe.model import TaskSpec
 from wanhe.storage import StorageError, UnsafePath
@@ -79,7 +79,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             raise _unprocessable("files", str(exc)) from None
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
-            inspected = kind.inspect(service.intake, staged_main, options)
+            inspected = kind.inspect(_context(service, who, kind.kind), staged_main, options)
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
         digest = _files_digest(body)
@@ -116,6 +116,15 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     warnings = [_strip(w, service) for w in inspected.warnings]
     service.poke(job_id)
     return job_id, warnings
+
+
+def _context(service: Service, who: Principal, kind: str) -> IntakeContext:
+    """What inspection sees: the service's, plus (AI generation) the submitter's models."""
+    if kind not in ("gen", "story"):  # a story's AI shots are generation too
+        return service.intake
+    from wanhe.ai.routes import intake_context
+
+    return intake_context(service, who)
 
 
 def _strip(text: str, service: Service) -> str:

@@ -242,6 +242,8 @@ class JobDetail(JobSummary):
     # not empty
     outputs_listed: bool = True
     warnings: list[str] = Field(default_factory=list)
+    story: dict[str, Any] | None = Field(
+        default=None, description="a story job: shots in order, the reel, overrunning lines")
 
 
 class TaskOut(BaseModel):

@@ -150,12 +150,21 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     outputs = [
         OutputFile(path=f.path, bytes=f.size, url=output_url(job.id, f.path)) for f in stored
     ]
+    story = None
+    if job.kind == "story":
+        from wanhe.api.story_view import story_view
+
+        def url_of(path: str | None) -> str | None:
+            rel = _relative_output(service, job.id, path)
+            return output_url(job.id, rel) if rel else None
+
+        story = story_view(job, tasks, url_of, attempts)
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage=dict(usage), gpu_usage=dict(gpu_usage), outputs=outputs,
         unbilled_core_seconds=sum(
             float(a.get("unbilled_s") or 0.0) * float(a["cores"] or 0.0) for a in attempts),
-        outputs_listed=not warnings, warnings=warnings,
+        outputs_listed=not warnings, warnings=warnings, story=story,
     )
 
 

@@ -302,7 +302,8 @@ class Dispatcher:
         for slot in sorted(self.pool.slots, key=lambda s: not s.light):
             if slot.busy is not None:
                 continue
-            queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0)
+            queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
+                                      warm=slot.warm_keys)
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
@@ -325,7 +326,7 @@ class Dispatcher:
             future = slot.worker.call(
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
-                 "log_path": str(log_path)},
+                 "log_path": str(log_path), "attempt": task.attempts + 1},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
             slot.busy = running
@@ -391,7 +392,9 @@ class Dispatcher:
         ready = self.store.finish_attempt(
             running.attempt_id, running.task.id, usage, result.get("output", {})
         )
-        if result.get("warm"):
+        if result.get("warm_keys") is not None:  # an executor that evicts says what it holds
+            running.slot.warm_keys = {str(k) for k in result["warm_keys"]}
+        elif result.get("warm"):
             running.slot.warm_keys.add(str(result["warm"]))
         job = self.mirror.refresh_job(running.task.job_id)
         # Only the tasks this one freed: re-reading every ready task of a big job after each

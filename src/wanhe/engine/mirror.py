@@ -72,6 +72,7 @@ class QueueMirror:
             task_id=task.id, job_id=str(job.id), project=project, priority=job.priority,
             job_seq=job.id, task_seq=task.seq, resources=res,
             any_device=any_device, group=task.frame if any_device else None,
+            affinity=task.affinity,
         )
         self.policy.push(queued)
         self.queued[task.id] = queued

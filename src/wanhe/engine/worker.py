@@ -116,7 +116,7 @@ class FarmWorker:
                 self._progress = max(0.0, min(1.0, fraction))
 
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
-                              cancelled=self._cancelled)
+                              cancelled=self._cancelled, attempt=int(task.get("attempt") or 1))
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}
@@ -126,7 +126,8 @@ class FarmWorker:
                 result = executor.run(str(task["kind"]), task["payload"], ctx)
                 log(f"[wanhe] done in {result.wall_s:.2f} s")
                 return {"ok": True, **base, **result.to_dict(),
-                        "warm": executor.warm_key(task["payload"])}
+                        "warm": executor.warm_key(task["payload"]),
+                        "warm_keys": executor.loaded_keys()}
             except AttemptError as exc:
                 message, outcome = str(exc), exc.outcome
                 usage = {"cpu_s": exc.cpu_s, "peak_rss": exc.peak_rss}

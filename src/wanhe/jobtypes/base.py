@@ -40,6 +40,11 @@ class IntakeContext:
 
     blender: str | None = None
     inspectors: dict[str, Callable[[Path], Any]] = field(default_factory=dict)
+    # AI generation: the submitting project's view of the model catalogue (name -> record or
+    # None), and what the farm's largest worker offers (wanhe.ai.capacity.Capacity)
+    models: Callable[[str], dict[str, Any] | None] | None = None
+    capacity: Callable[[], Any] | None = None
+    local_paths: bool = False  # inputs may be named by absolute path (a local run, not a farm)
 
 
 @dataclass(slots=True)

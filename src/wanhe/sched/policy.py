@@ -37,9 +37,15 @@ Rules, in the order they apply:
    frame of such a job is a lane of its own, bound to the kind of device (`sched.devices`)
    of the first slot that takes one of its tasks; its other tasks and retries then run only
    on that kind.
-7. **Blocklists**: `blocklist(job_id, node)` (the dispatcher calls it after 3 failures of a
+7. **Affinity**: a task may name what it needs loaded (``affinity``, e.g. a model); such
+   tasks keep a lane per (resources, affinity). ``pick(..., warm=keys)`` names what the slot
+   holds: inside the bucket it would take a task from (same priority and project, so priority
+   and fair share are unchanged), a lane whose affinity the slot holds goes before the
+   submission order (looking at up to ``max_scan`` lanes). A slot holding nothing takes the
+   usual order.
+8. **Blocklists**: `blocklist(job_id, node)` (the dispatcher calls it after 3 failures of a
    job's tasks on a node); ``pick(..., node=node)`` never returns a task of that job there.
-8. **Pause, resume, cancel**: `pause_job` hides a job's ready tasks, `resume_job` shows them
+9. **Pause, resume, cancel**: `pause_job` hides a job's ready tasks, `resume_job` shows them
    again (in their old order), `remove_job` drops them.
 
 Cost: `push`, `discard`, `pick` and `finished` are O(log n) in the number of queued tasks
@@ -90,13 +96,15 @@ class QueuedTask:
     # may run on a CPU or a GPU slot; all tasks of one `group` (a frame) on the same kind
     any_device: bool = False
     group: int | None = None
+    affinity: str | None = None  # what a worker keeps warm for it (a model)
 
     @property
     def lane_key(self) -> LaneKey:
-        return (self.resources, self.group if self.any_device else None, self.any_device)
+        return (self.resources, self.group if self.any_device else None, self.any_device,
+                self.affinity)
 
 
-LaneKey = tuple[Resources, int | None, bool]
+LaneKey = tuple[Resources, int | None, bool, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +157,16 @@ class _Project:
 class _Lane:
     """The queued tasks of one job that ask for the same resources, by task_seq."""
 
-    __slots__ = ("any_device", "bound", "gen", "heap", "job", "live", "resources", "skips", "uid")
+    __slots__ = ("affinity", "any_device", "bound", "gen", "heap", "job", "live", "resources",
+                 "skips", "uid")
 
-    def __init__(self, job: _Job, resources: Resources, uid: int, any_device: bool = False) -> None:
+    def __init__(self, job: _Job, resources: Resources, uid: int, any_device: bool = False,
+                 affinity: str | None = None) -> None:
         self.job = job
         self.resources = resources
         self.any_device = any_device
         self.bound: SlotKind | None = None  # the device kind its frame renders on, once picked
+        self.affinity = affinity
         self.uid = uid
         self.heap: list[tuple[int, int, QueuedTask]] = []  # (task_seq, serial, task)
         self.live = 0
@@ -364,7 +375,8 @@ class SchedulingPolicy:
             task = replace(task, priority=job.priority, job_seq=job.job_seq)
         lane = job.lanes.get(task.lane_key)
         if lane is None:
-            lane = _Lane(job, task.resources, next(self._lane_uid), task.any_device)
+            lane = _Lane(job, task.resources, next(self._lane_uid), task.any_device,
+                         task.affinity)
             job.lanes[task.lane_key] = lane
         serial = next(self._serial)
         self._live[tid] = serial
@@ -516,10 +528,12 @@ class SchedulingPolicy:
         *,
         capacity: Resources | None = None,
         gpu_only: bool = False,
+        warm: set[str] | frozenset[str] | None = None,
     ) -> QueuedTask | None:
         """The best ready task that fits `free` on `node`; it is dequeued and counted running.
 
         ``gpu_only``: the slot is a GPU's, and a task that asks for no GPU never holds one.
+        ``warm``: what the slot holds loaded; tasks with that affinity go first (rule 7).
 
         ``capacity`` (optional) is everything `node` has, busy or not; with it the policy can
         reserve the node for a task that has been passed over too often (see the module doc).
@@ -543,14 +557,14 @@ class SchedulingPolicy:
                 for bucket in level.values():
                     if bucket.project.blocked():
                         continue
-                    got = self._pick_in(bucket, free, node, capacity, gpu_only)
+                    got = self._pick_in(bucket, free, node, capacity, gpu_only, warm)
                     if got is _HOLD:
                         return None
                     if isinstance(got, QueuedTask):
                         return self._start(got)
                 continue
             for bucket in self._fair_order(level):
-                got = self._pick_in(bucket, free, node, capacity, gpu_only)
+                got = self._pick_in(bucket, free, node, capacity, gpu_only, warm)
                 if got is _HOLD:
                     return None
                 if isinstance(got, QueuedTask):
@@ -695,13 +709,15 @@ class SchedulingPolicy:
 
     def _pick_in(
         self, bucket: _Bucket, free: Resources, node: str | None, capacity: Resources | None,
-        gpu_only: bool = False,
+        gpu_only: bool = False, warm: set[str] | frozenset[str] | None = None,
     ) -> QueuedTask | _Hold | None:
-        """The first task of the bucket's lanes (in order) that fits and may run on node."""
+        """The first task of the bucket's lanes (in order) that fits and may run on node;
+        with `warm`, the first such lane whose affinity the slot holds goes first."""
         heap = bucket.heap
         skipped: list[_Entry] = []
         result: QueuedTask | _Hold | None = None
         scanned = 0
+        cold: _Entry | None = None  # the first fitting lane the slot holds nothing for
         while heap:
             entry = heap[0]
             lane = entry[4]
@@ -752,6 +768,13 @@ class SchedulingPolicy:
                     break
                 skipped.append(heapq.heappop(heap))
                 continue
+            if warm and lane.affinity is not None and lane.affinity not in warm:
+                # fits, but the slot holds another model: look on for a lane it holds warm
+                if cold is None:
+                    cold = heapq.heappop(heap)
+                else:
+                    skipped.append(heapq.heappop(heap))
+                continue
             # take it
             heapq.heappop(lane.heap)
             lane.skips = 0
@@ -764,6 +787,19 @@ class SchedulingPolicy:
                 heapq.heappop(heap)
             result = task
             break
+        if cold is not None:
+            if result is None:  # nothing warm fits: take the first cold lane
+                lane = cold[4]
+                _, _, task = heapq.heappop(lane.heap)
+                lane.skips = 0
+                if lane.any_device and lane.bound is None:
+                    lane.bound = kind_of_slot(gpu_only)
+                self._clean_head(lane)
+                if lane.heap:
+                    skipped.append((cold[0], lane.heap[0][0], cold[2], cold[3], lane))
+                result = task
+            else:
+                skipped.append(cold)
         for e in skipped:
             heapq.heappush(heap, e)
         return result

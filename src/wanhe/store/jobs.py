@@ -142,6 +142,7 @@ class JobsMixin(_StoreBase):
                 "payload": json.dumps(task.payload), "deps_left": len(task.deps), "attempts": 0,
                 "cpus": task.resources.cpus, "memory": task.resources.memory,
                 "gpus": task.resources.gpus, "output": "{}", "error": "", "progress": 0.0,
+                "affinity": task.affinity,
             }
             for seq, task in enumerate(tasks)
         ]

@@ -96,6 +96,7 @@ class TaskRow:
     progress: float
     faults: int = 0  # own-fault attempts since last (re)queued by a user
     losses: int = 0  # attempts lost with their node since then
+    affinity: str | None = None  # a warm key: prefer workers that hold it
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class ReadyTask:
     seq: int
     resources: Resources
     frame: int | None = None
+    affinity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,4 +207,5 @@ def _task(row: Any) -> TaskRow:
         progress=row.progress,
         faults=row.faults,
         losses=row.losses,
+        affinity=getattr(row, "affinity", None),
     )

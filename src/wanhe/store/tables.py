@@ -112,6 +112,7 @@ tasks = Table(
     Column("cpus", Float, nullable=False, default=1.0),
     Column("memory", Integer, nullable=False, default=0),
     Column("gpus", Float, nullable=False, default=0.0),
+    Column("affinity", String(200), nullable=True),  # what a worker that ran it keeps warm
     Column("output", Text, nullable=False, default="{}"),
     Column("error", Text, nullable=False, default=""),
     Column("progress", Float, nullable=False, default=0.0),
@@ -169,4 +170,35 @@ project_blobs = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# AI generation (wanhe.ai): models a studio registered (a diffusers folder or a single
+# checkpoint), farm-wide (project_id NULL) or for one project; and people's picks among a
+# generation job's candidates.
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=True),  # NULL: farm-wide
+    Column("name", String(100), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("format", String(20), nullable=False),  # "diffusers" or "checkpoint"
+    Column("pipeline_class", String(100), nullable=False),
+    Column("task", String(30), nullable=False),  # text-to-image, image-to-video, text-to-video
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("gpu_memory", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_models_project_name"),
+)
+
+gen_picks = Table(
+    "gen_picks",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id"), primary_key=True),
+    Column("shot", Integer, primary_key=True),
+    Column("candidate", Integer, primary_key=True),
+    Column("verdict", String(20), nullable=False),  # "picked" or "rejected"
+    Column("by", String(200), nullable=False, default=""),
+    Column("at", Float, nullable=False),
 )

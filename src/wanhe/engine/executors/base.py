@@ -59,6 +59,7 @@ class TaskContext:
     progress: ProgressSink = _quiet
     key: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    attempt: int = 1  # this attempt's number (a retry after running out of memory may shrink)
 
 
 class Executor(ABC):
@@ -73,6 +74,11 @@ class Executor(ABC):
     def warm_key(self, payload: dict[str, Any]) -> str | None:
         """What this task needs loaded (a scene, a model): a worker that has run a task with
         the same key holds it warm. None when nothing is kept."""
+        return None
+
+    def loaded_keys(self) -> list[str] | None:
+        """Every warm key this executor holds now (one that evicts reports what is left);
+        None: only the last task's key is known (`warm_key`)."""
         return None
 
     def warm(self, key: str) -> None:  # noqa: B027  (a hook: most executors keep nothing)

@@ -16,6 +16,10 @@ _IMPORTS = builtins_then_plugins(
     "wanhe.engine.executors.imaging",
     "wanhe.engine.executors.command",
     "wanhe.engine.executors.noop",
+    "wanhe.engine.executors.diffusion",
+    "wanhe.engine.executors.gen_score",
+    "wanhe.engine.executors.voice",
+    "wanhe.engine.executors.story",
 )
 
 _by_kind: dict[str, type[Executor]] = {}

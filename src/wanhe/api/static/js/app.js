@@ -9,6 +9,7 @@ import * as jobsView from './views/jobs.js';
 import * as jobView from './views/job.js';
 import * as usageView from './views/usage.js';
 import * as workersView from './views/workers.js';
+import * as genView from './views/gen.js';
 
 const ROUTES = [
   [/^\/login$/, loginView, 'login'],
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^\/jobs\/([^/]+)$/, jobView, 'jobs'],
   [/^\/usage$/, usageView, 'usage'],
   [/^\/workers$/, workersView, 'workers'],
+  [/^\/gen\/([^/]+)$/, genView, 'jobs'],
 ];
 
 const state = {

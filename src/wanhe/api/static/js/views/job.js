@@ -5,6 +5,7 @@ import {
   $, $$, FINAL, badge, esc, fmtBytes, fmtCoreHours, fmtCoreSeconds, fmtDateTime, fmtDuration, fmtNum,
   fmtTime, heatColor, heatGradientCss, progressBar, stateColor, throttle, toMs,
 } from '../util.js';
+import { mountStory, storyPanel } from './story.js';
 
 const TILE_STATES = ['waiting', 'ready', 'running', 'done', 'failed', 'cancelled'];
 
@@ -128,6 +129,7 @@ export async function mount(el, ctx) {
         </section>
       </div>
       <div class="stack">
+        ${storyPanel()}
         <section class="panel" id="latest-panel">
           <div class="panel-head"><h2 id="latest-title">Last finished frame</h2><span class="spacer"></span><button class="btn btn-sm btn-ghost" type="button" id="latest-unpin" hidden>back to latest</button></div>
           <div class="panel-body"><div class="latest" id="latest"><span class="muted">no finished frame yet</span></div></div>
@@ -155,9 +157,14 @@ export async function mount(el, ctx) {
       </div>
     </div>`;
 
+  const story = mountStory(el);
+
   // ── header, numbers, actions ────────────────────────────────────────────
   function renderHead() {
     $('#job-title', el).textContent = job.name || `job ${job.id}`;
+    if (job.kind === 'gen' && !$('#sheet-link', el)) {
+      $('#job-badge', el).insertAdjacentHTML('afterend', `<a id="sheet-link" class="btn btn-sm" href="#/gen/${esc(job.id)}">Contact sheet</a>`);
+    }
     $('#job-title', el).title = `job ${job.id}`;
     $('#job-badge', el).innerHTML = `${badge(job.state)} <span class="faint mono">#${esc(job.id)}</span>`;
     const frames = job.frames || [];
@@ -548,6 +555,7 @@ export async function mount(el, ctx) {
       renderSpec();
       refreshLatest();
       refreshVideo();
+      if (job.story) story.render(job.story).catch(() => {});
     } catch (err) {
       if (!alive || err.name === 'AuthError') return;
       if (err instanceof ApiError && err.status === 404) {
@@ -589,6 +597,7 @@ export async function mount(el, ctx) {
       clearTimeout(confirmTimer);
       if (latest.url) URL.revokeObjectURL(latest.url);
       if (video.url) URL.revokeObjectURL(video.url);
+      story.unmount();
     },
   };
 }

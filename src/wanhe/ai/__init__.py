@@ -1,0 +1,1 @@
+"""AI generation: diffusion pipelines from local folders, seeds and recipes, scoring."""

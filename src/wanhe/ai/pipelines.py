@@ -1,0 +1,221 @@
+# mypy: disable-error-code="no-untyped-call"
+"""Running diffusion pipelines from local folders: load (offline), call with seeded CPU
+generators, write PNG/MP4 outputs with their recipe.
+
+Only the arguments a pipeline's `__call__` accepts are passed, so text-to-image (Stable
+Diffusion, SDXL, …), image-to-video (Stable Video Diffusion) and text-to-video (Wan, …)
+pipelines share one path. Everything here imports torch lazily.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wanhe.ai.models import IMAGE_TO_VIDEO, TEXT_TO_IMAGE
+from wanhe.ai.recipe import RECIPE_KEY, parameters_text
+from wanhe.imaging.atomic import atomic_write
+
+
+class ModelLoadError(RuntimeError):
+    """A registered model's files do not load (corrupt, truncated, wrong format)."""
+
+
+class OutOfMemory(RuntimeError):
+    """The device ran out of memory for this batch."""
+
+
+def offline() -> None:
+    """Nothing may reach a model hub at run time."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@dataclass(slots=True)
+class Loaded:
+    key: str
+    pipe: Any
+    device: str
+    need: int
+    variants: dict[str, Any] = field(default_factory=dict)
+
+    def img2img(self) -> Any:
+        if "img2img" not in self.variants:
+            from diffusers import AutoPipelineForImage2Image
+
+            self.variants["img2img"] = AutoPipelineForImage2Image.from_pipe(self.pipe)
+        return self.variants["img2img"]
+
+
+def load(model: dict[str, Any], device: str) -> Any:
+    """The pipeline of a registered model, on `device` ("cuda" or "cpu"), offline."""
+    offline()
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+    try:
+        if model["format"] == "checkpoint":
+            cls = getattr(diffusers, model["pipeline_class"])
+            pipe = cls.from_single_file(model["path"], local_files_only=True)
+        else:
+            pipe = diffusers.DiffusionPipeline.from_pretrained(model["path"],
+                                                               local_files_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"model {model['name']!r} at {model['path']} does not load ({type(exc).__name__}: "
+            f"{first[:300]}) — its files may be corrupt or incomplete: copy them again and "
+            "re-register it (wanhe models add --replace)") from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _accepts(fn: Callable[..., Any]) -> set[str]:
+    return set(inspect.signature(fn).parameters)
+
+
+def _load_image(path: str, width: int, height: int) -> Any:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB").resize((width, height))
+
+
+def call(loaded: Loaded, payload: dict[str, Any], seeds: list[int],
+         on_step: Callable[[int], None]) -> NDArray[np.float32]:
+    """Run the pipeline for `seeds` (one CPU generator each): an array of shape
+    (n, H, W, 3) for images or (n, F, H, W, 3) for videos, floats in 0..1."""
+    import torch
+
+    task = payload["model"]["task"]
+    pipe = loaded.pipe
+    image = None
+    if payload.get("image"):
+        image = _load_image(payload["image"], payload["width"], payload["height"])
+        if task == TEXT_TO_IMAGE:
+            pipe = loaded.img2img()
+    n = len(seeds)
+    generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+    accepted = _accepts(pipe.__call__)
+    args: dict[str, Any] = {
+        "width": payload["width"], "height": payload["height"],
+        "num_inference_steps": payload["steps"], "generator": generators,
+        "output_type": "np",
+    }
+    if task == IMAGE_TO_VIDEO:
+        args["image"] = [image] * n if n > 1 else image
+        args["max_guidance_scale"] = max(1.0, float(payload["guidance"]))
+        args["num_frames"] = payload["frames"]
+        args["fps"] = payload["fps"]
+        args["decode_chunk_size"] = payload["frames"]
+        args["num_videos_per_prompt"] = 1
+    else:
+        args["prompt"] = [payload["prompt"]] * n
+        if payload.get("negative") or "negative_prompt" in accepted:
+            args["negative_prompt"] = [payload["negative"]] * n
+        args["guidance_scale"] = float(payload["guidance"])
+        if task != TEXT_TO_IMAGE:
+            args["num_frames"] = payload["frames"]
+        if image is not None:
+            args["image"] = image
+            args["strength"] = payload["strength"]
+            args.pop("width", None)
+            args.pop("height", None)
+
+    def step_end(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+        on_step(step + 1)
+        return kwargs
+
+    if "callback_on_step_end" in accepted:
+        args["callback_on_step_end"] = step_end
+    args = {k: v for k, v in args.items() if k in accepted}
+    try:
+        with torch.inference_mode():
+            result = pipe(**args)
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemory(str(exc).splitlines()[0]) from None
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            raise OutOfMemory(str(exc).splitlines()[0]) from None
+        raise
+    out = result.images if task == TEXT_TO_IMAGE else result.frames
+    return np.asarray(out, dtype=np.float32)
+
+
+def to_uint8(array: NDArray[Any]) -> NDArray[np.uint8]:
+    """As diffusers' numpy_to_pil: round(x × 255)."""
+    return (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def write_png(path: Path, pixels: NDArray[np.uint8], recipe: dict[str, Any]) -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(RECIPE_KEY, json.dumps(recipe, sort_keys=True))
+    info.add_text("parameters", parameters_text(recipe))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG", pnginfo=info)
+
+
+def write_mp4(path: Path, frames: NDArray[np.uint8], fps: int, recipe: dict[str, Any]) -> None:
+    """H.264 (lossless, crf 0, yuv444p) with the recipe in the container's metadata."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frames.shape[1:3]
+    with atomic_write(path) as tmp:
+        container: Any = av.open(str(tmp), mode="w", format="mp4")
+        try:
+            container.metadata["comment"] = json.dumps(recipe, sort_keys=True)
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv444p"
+            stream.options = {"crf": "0", "preset": "veryfast"}
+            for i, frame in enumerate(frames):
+                if width % 2 or height % 2:
+                    frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), "rgb24")
+                vf.pts = i
+                for packet in stream.encode(vf):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()
+
+
+def read_pixels(path: Path) -> NDArray[np.uint8]:
+    """Decoded pixels of a PNG (H, W, 3) or an MP4 (F, H, W, 3)."""
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def write_output(path: Path, array: NDArray[Any], task: str, fps: int,
+                 recipe: dict[str, Any]) -> None:
+    pixels = to_uint8(array)
+    if task == TEXT_TO_IMAGE:
+        write_png(path, pixels, recipe)
+    else:
+        write_mp4(path, pixels, fps, recipe)

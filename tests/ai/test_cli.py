@@ -1,0 +1,110 @@
+"""`wanhe models` and `wanhe gen` run locally (the local database, a worker of this process)
+on tiny random pipelines: images, image-to-video, text-to-video, regeneration, picks; and the
+issue's bad input, each one clear line with exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from wanhe.cli import app
+
+
+@pytest.fixture
+def wanhe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models: dict[str, Path]):
+    monkeypatch.setenv("WANHE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, [*args, "--db", db])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    for name, kind in (("tiny-sd", "sd"), ("tiny-svd", "svd"), ("tiny-wan", "wan")):
+        run("models", "add", name, str(tiny_models[kind]), "--json")
+    return run
+
+
+def test_images_are_made_scored_picked_and_made_again(wanhe, tmp_path: Path) -> None:
+    listed = json.loads(wanhe("models", "list", "--json"))
+    assert {m["name"] for m in listed} == {"tiny-sd", "tiny-svd", "tiny-wan"}
+    results = json.loads(wanhe("gen", "image", "-m", "tiny-sd", "-p", "a red fox", "-n", "3",
+                               "--seed", "7", "--steps", "2", "--size", "32x32", "-o", "img",
+                               "--json"))
+    cands = results["shots"][0]["candidates"]
+    assert [c["seed"] for c in cands] == [7, 8, 9] and results["device"] == "cpu"
+    assert sorted(c["score"]["rank"] for c in cands) == [1, 2, 3]
+    again = json.loads(wanhe("gen", "again", cands[1]["output"], "--json"))
+    assert again["bit_identical"] is True
+    wanhe("gen", "pick", str(results["job"]), "0", "2")
+    picks = json.loads(wanhe("gen", "picks", str(results["job"]), "--json", "--copy-to",
+                             "chosen"))
+    assert picks["shots"][0]["chosen"] == {"index": 2, "output": cands[2]["output"],
+                                           "why": "picked"}
+    assert len(list((tmp_path / "chosen").glob("*.png"))) == 1
+    report = json.loads(wanhe("gen", "report", "--json"))
+    assert report[0]["model"] == "tiny-sd" and report[0]["candidates"] == 3
+    assert report[0]["core_hours"] > 0 and report[0]["gpu_hours"] == 0
+
+
+def test_videos_from_an_image_and_from_text(wanhe, tmp_path: Path) -> None:
+    still = tmp_path / "still.png"
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype("uint8")) \
+        .save(still)
+    svd = json.loads(wanhe("gen", "video", "-m", "tiny-svd", "--image", str(still),
+                           "--frames", "3", "--steps", "2", "--size", "32x32", "-o", "svd",
+                           "--json"))
+    wan = json.loads(wanhe("gen", "video", "-m", "tiny-wan", "-p", "a cat", "--frames", "5",
+                           "--steps", "2", "--size", "16x16", "-o", "wan", "--json"))
+    for made in (svd, wan):
+        out = Path(made["shots"][0]["candidates"][0]["output"])
+        assert out.suffix == ".mp4" and out.stat().st_size > 0
+    from wanhe.ai.pipelines import read_pixels
+
+    assert read_pixels(Path(svd["shots"][0]["candidates"][0]["output"])).shape == (3, 32, 32, 3)
+    again = json.loads(wanhe("gen", "again", wan["shots"][0]["candidates"][0]["output"],
+                             "--json"))
+    assert again["bit_identical"] is True
+
+
+def test_a_spec_file_of_shots(wanhe, tmp_path: Path) -> None:
+    spec = tmp_path / "board.yaml"
+    spec.write_text("seed: 100\nshots:\n"
+                    "  - {name: a, model: tiny-sd, prompt: fox, size: 32x32, candidates: 2,"
+                    " steps: 2}\n"
+                    "  - {name: b, model: tiny-sd, prompt: owl, size: 32x32, candidates: 1,"
+                    " steps: 2, seed: 5}\n")
+    results = json.loads(wanhe("gen", "run", str(spec), "--json"))
+    assert [[c["seed"] for c in s["candidates"]] for s in results["shots"]] == [[100, 101], [5]]
+    assert all(s["scored"] for s in results["shots"])
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["gen", "image", "-m", "nope", "-p", "x"], "unknown model 'nope'"),
+    (["gen", "image", "-m", "tiny-sd", "-p", "x", "--size", "30x32"], "not a multiple of 8"),
+    (["gen", "image", "-m", "tiny-sd", "-p", "x", "-n", "0"], "candidates 0 must be between"),
+    (["gen", "image", "-m", "tiny-sd", "-p", "x", "-n", "100000"], "between 1 and 1000"),
+    (["gen", "video", "-m", "tiny-svd"], "give the first frame"),
+    (["gen", "image", "-m", "tiny-sd", "-p", ""], "needs a prompt"),
+    (["models", "add", "bad", "."], "is not a diffusers model folder"),
+    (["gen", "again", "nothing.png"], "does not exist"),
+])
+def test_bad_input_is_one_clear_line(wanhe, args: list[str], needle: str) -> None:
+    output = wanhe(*args, code=2)
+    assert needle in output and "Traceback" not in output
+
+
+def test_zero_shots_and_too_much_memory(wanhe, tmp_path: Path,
+                                        tiny_models: dict[str, Path]) -> None:
+    (tmp_path / "empty.yaml").write_text("shots: []\n")
+    assert "0 prompts" in wanhe("gen", "run", str(tmp_path / "empty.yaml"), code=2)
+    wanhe("models", "add", "huge", str(tiny_models["sd"]), "--gpu-memory", "10TB")
+    output = wanhe("gen", "image", "-m", "huge", "-p", "x", code=2)
+    assert "needs 10.0 TiB of memory; this farm has no GPU and its largest worker has" in output
