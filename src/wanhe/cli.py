@@ -358,6 +358,9 @@ def _mount_subapps() -> None:
     from wanhe.sim.cli import simulate_command
 
     app.command("simulate")(simulate_command)
+    from wanhe.openjd.cli import register as register_openjd
+
+    register_openjd(app)
     try:
         from wanhe.api.cli import register as register_service
 

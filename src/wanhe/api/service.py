@@ -192,6 +192,8 @@ class Service:
         }
         if event.kind == "progress" and event.result:
             data["progress"] = event.result.get("progress", 0.0)
+            if event.result.get("status"):
+                data["status"] = event.result["status"]
         if event.message:
             data["message"] = event.message[-500:]
         self.events.publish("task", project_id, data)

@@ -13,7 +13,7 @@ from wanhe.jobtypes.base import JobType, TaskView
 from wanhe.lifecycle import RetryRules
 from wanhe.plugins import builtins_then_plugins
 
-_IMPORTS = builtins_then_plugins("wanhe.jobtypes.blender_render")
+_IMPORTS = builtins_then_plugins("wanhe.jobtypes.blender_render", "wanhe.jobtypes.openjd")
 
 _by_kind: dict[str, JobType] = {}
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 LogSink = Callable[[str], None]
 ProgressSink = Callable[[float], None]
+StatusSink = Callable[[str], None]
 
 
 def _quiet(_: Any) -> None:
@@ -59,6 +60,10 @@ class TaskContext:
     progress: ProgressSink = _quiet
     key: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    status: StatusSink = _quiet
+    """The task's status line (e.g. OpenJD's `openjd_status`), shown beside its progress."""
+    project: str = ""
+    """The project whose job this task belongs to (who the work runs as may depend on it)."""
 
 
 class Executor(ABC):
@@ -66,6 +71,9 @@ class Executor(ABC):
     `wanhe.engine.executors.registry.register_executor`."""
 
     kinds: ClassVar[frozenset[str]] = frozenset()
+    warm_scope: ClassVar[str | None] = None
+    """"job": what a warm key holds belongs to one job, and is let go (`release`) when that
+    job ends; None: it may serve later jobs too (a scene, a model)."""
 
     def __init__(self, worker: WorkerInfo) -> None:
         self.worker = worker
@@ -85,6 +93,9 @@ class Executor(ABC):
     def cancel(self) -> None:  # noqa: B027
         """Stop the running attempt now (called from another thread); its `run` then raises
         `TaskCancelled` (or any AttemptError: the worker records it as cancelled)."""
+
+    def release(self, key: str) -> None:  # noqa: B027
+        """Let go of what warm key `key` holds (its job ended; see `warm_scope`)."""
 
     def close(self) -> None:  # noqa: B027
         """Release the warm resource (the worker is stopping)."""

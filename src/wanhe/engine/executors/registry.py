@@ -16,6 +16,7 @@ _IMPORTS = builtins_then_plugins(
     "wanhe.engine.executors.imaging",
     "wanhe.engine.executors.command",
     "wanhe.engine.executors.noop",
+    "wanhe.engine.executors.openjd",
 )
 
 _by_kind: dict[str, type[Executor]] = {}
