@@ -66,6 +66,9 @@ class Service:
         self.store = Store(settings.db_url)
         self.events = EventHub()
         self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}))
+        from wanhe.openjd.serve import farm_facts
+
+        self.intake.inspectors.setdefault("openjd.farm", lambda _: farm_facts(self))
         self.start_dispatcher = start_dispatcher
         self.workers = workers
         self.num_cpus = num_cpus

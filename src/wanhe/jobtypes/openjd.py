@@ -35,7 +35,6 @@ from wanhe.model import Resources, TaskKind, TaskSpec
 
 KIND = "openjd"
 TASK_KIND = "openjd"
-JOB_FILE = "openjd-job.json"
 _KEY_MAX = 200
 
 
@@ -83,9 +82,10 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
 
     job_file = plan.job_file()
     digest = hashlib.sha256(json.dumps(job_file, sort_keys=True).encode()).hexdigest()
-    job_key = digest[:16]
     root = folder.input.parent
-    base = {"job": job_key, "job_file": str(folder.work / JOB_FILE), "job_root": str(root),
+    # one session per job: the same template submitted twice makes two jobs, two folders
+    job_key = hashlib.sha256(f"{digest}:{root}".encode()).hexdigest()[:16]
+    base = {"job": job_key, "job_file": str(job_file_path(folder, digest)), "job_root": str(root),
             "sessions": str(sessions or root.parent.parent / "sessions"),
             "path_mapping": rules}
     graph: list[TaskSpec] = []
@@ -110,13 +110,25 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
     return graph, job_key
 
 
+def job_file_path(folder: JobFolder, digest: str) -> Path:
+    """Where the job file lives: content-addressed beside the work area's jobs (not in the
+    job's folder, which the service moves into place after compiling), read by the workers
+    only (the sessions get the template from them)."""
+    return folder.input.parent.parent.parent / "openjd-jobs" / f"{digest}.json"
+
+
 def write_job_file(plan: Any, folder: JobFolder) -> Path:
-    """The job file the workers read (written once, atomically)."""
-    path = folder.work / JOB_FILE
-    folder.work.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{JOB_FILE}.{os.getpid()}")
-    tmp.write_text(json.dumps(plan.job_file()))
-    os.chmod(tmp, 0o644)
+    """The job file the workers read (written once, atomically; the same content always has
+    the same name)."""
+    text = json.dumps(plan.job_file(), sort_keys=True)
+    path = job_file_path(folder, hashlib.sha256(text.encode()).hexdigest())
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     return path
 

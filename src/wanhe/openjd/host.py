@@ -192,9 +192,54 @@ class _Forward(logging.Handler):
             self.host.send(ev="log", line=line)
 
 
+def _preload() -> None:
+    """Import what a session will need, while this process may still read the interpreter's
+    own folders (which a project's user may not: the farm's Python can live anywhere)."""
+    import importlib
+    import pkgutil
+
+    import openjd.model
+    import openjd.sessions
+
+    for package in (openjd.model, openjd.sessions):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if "win" in info.name.rsplit(".", 1)[-1]:
+                continue
+            with contextlib.suppress(Exception):
+                importlib.import_module(info.name)
+    for name in ("wanhe.openjd.template", "yaml", "shlex", "tempfile", "shutil", "signal",
+                 "subprocess", "datetime", "uuid", "hashlib", "stat", "glob", "fnmatch",
+                 "locale", "encodings.idna", "encodings.utf_8", "encodings.latin_1",
+                 "decimal", "fractions", "pwd", "grp", "ctypes", "ctypes.util", "selectors",
+                 "concurrent.futures", "concurrent.futures.thread", "string", "textwrap",
+                 "traceback", "weakref", "copy", "dataclasses", "enum", "typing", "pathlib"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+def _drop_privileges() -> None:
+    """Become the session's user (WANHE_HOST_USER=uid:gid), never to return to root."""
+    target = os.environ.pop("WANHE_HOST_USER", "")
+    if not target:
+        return
+    uid, gid = (int(x) for x in target.split(":"))
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.geteuid() != uid or os.getegid() != gid:
+        raise SystemExit("the session host could not become its user")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise SystemExit("the session host could return to root: refusing to run")
+
+
 def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints never reach the protocol
+    _preload()
+    _drop_privileges()
     host = Host(out)
     from openjd.sessions import LOG
 

@@ -131,6 +131,7 @@ def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any
             for private in ("staging", "cache", "logs", "tmp", "blobs"):
                 if (work_root / private).exists():
                     _chmod(work_root / private, 0o700)
+            _close_others(work_root / "jobs", job_root)
             _chmod(job_root, 0o750, 0, account.gid)
             inputs = job_root / "input"
             inputs.mkdir(exist_ok=True)
@@ -143,6 +144,15 @@ def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any
                 _chmod(job_root / sub, 0o2770, account.uid, account.gid)
             _prepared.add(str(job_root))
         _check_reachable(session_root)
+
+
+def _close_others(jobs: Path, mine: Path) -> None:
+    """Job folders made before the service kept its files private: others may not enter."""
+    for entry in os.scandir(jobs):
+        if entry.path != str(mine) and entry.is_dir(follow_symlinks=False):
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if mode & 0o007:
+                os.chmod(entry.path, stat.S_IMODE(mode) & ~0o007)
 
 
 def start_host(account: Account, session_root: Path) -> subprocess.Popen[str]:
@@ -159,15 +169,17 @@ def start_host(account: Account, session_root: Path) -> subprocess.Popen[str]:
             env[name] = os.environ[name]
     if not account.isolated:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if account.isolated:
+        # The host starts as root (the farm's Python may live where the project user cannot
+        # read, e.g. under /root), imports what it needs, then drops to the project user for
+        # good before it reads a template or starts an action.
+        env["WANHE_HOST_USER"] = f"{account.uid}:{account.gid}"
     err = open(session_root / "host.log", "ab")  # noqa: SIM115  (the child keeps it)
     try:
-        extra: dict[str, Any] = {}
-        if account.isolated:
-            extra = {"user": account.uid, "group": account.gid, "extra_groups": []}
         return subprocess.Popen(
             host_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
             text=True, encoding="utf-8", cwd=session_root, env=env, start_new_session=True,
-            close_fds=True, **extra,
+            close_fds=True,
         )
     except OSError as exc:
         raise TaskFailed(f"cannot start the OpenJD session host ({sys.executable}) as "
