@@ -205,7 +205,7 @@ class OpenJDJob(JobType):
         step, _, rest = task.key.partition("/")
         if task.kind == TaskKind.NOOP.value:
             return f"step {step!r} (all its tasks done)"
-        return f"step {step!r} task {rest}"
+        return f"step {step!r}" if rest == "task" else f"step {step!r} task {rest}"
 
     def deliverables(self, spec: dict[str, Any]) -> list[str]:
         return []

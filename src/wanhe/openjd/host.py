@@ -238,7 +238,8 @@ def _drop_privileges() -> None:
 def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints never reach the protocol
-    _preload()
+    if os.environ.get("WANHE_HOST_USER"):
+        _preload()
     _drop_privileges()
     host = Host(out)
     from openjd.sessions import LOG

@@ -266,7 +266,8 @@ class OpenJDExecutor(Executor):
                                f"stopped{last}", **usage)
         if done.get("fail"):
             raise TaskFailed(f"openjd_fail: {done['fail']}", **usage)
-        missing = _command_not_found(list(session.env_log))
+        missing = _command_not_found(list(session.env_log)) \
+            if done.get("exit_code") in (127, None, 2) else None
         if missing:
             raise TaskFailed(f"command not found: {missing} on {self._where()}", **usage)
         raise TaskFailed(f"the OpenJD task's onRun exited with status {done.get('exit_code')}"
@@ -342,7 +343,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def _command_not_found(lines: list[str]) -> str | None:
     """The program named by a "not found" launch error in an action's log, if any."""
     for line in reversed(lines):
-        if "No such file or directory" in line or "command not found" in line.lower():
+        if "No such file or directory" in line or "not found" in line.lower():
             m = re.search(r"No such file or directory:? '([^']+)'", line)
             if m:
                 return os.path.basename(m.group(1))
