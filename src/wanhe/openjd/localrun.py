@@ -71,8 +71,9 @@ def load_source(target: Path | None, template: Path | None, params: dict[str, st
     assets: dict[str, Any] = {}
     if bundle is not None:
         found_values = find_in_bundle(bundle, PARAMETER_NAMES)
-        if found_values is not None:
-            values.update(bundle_parameter_values(found_values))
+        if found_values is not None:  # Deadline's own (deadline:priority …) are not the job's
+            values.update({k: v for k, v in bundle_parameter_values(found_values).items()
+                           if ":" not in k})
         found_assets = find_in_bundle(bundle, ASSET_NAMES)
         if found_assets is not None:
             assets = read_document(found_assets, "asset references file", "assets") or {}

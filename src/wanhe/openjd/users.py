@@ -122,10 +122,11 @@ def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any
     with _lock:
         sessions.mkdir(parents=True, exist_ok=True)
         session_root.mkdir(parents=True, exist_ok=True)
+        _chmod(work_root, 0o711)
         _chmod(sessions, 0o711)
         _chmod(session_root, 0o700, account.uid, account.gid)
         if str(job_root) not in _prepared:
-            _check_reachable(job_root)
+            _check_reachable(work_root)  # the folders above the work area are not ours
             _chmod(work_root, 0o711)
             _chmod(work_root / "jobs", 0o711)
             for private in ("staging", "cache", "logs", "tmp", "blobs"):
@@ -143,7 +144,6 @@ def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any
                 (job_root / sub).mkdir(exist_ok=True)
                 _chmod(job_root / sub, 0o2770, account.uid, account.gid)
             _prepared.add(str(job_root))
-        _check_reachable(session_root)
 
 
 def _close_others(jobs: Path, mine: Path) -> None:
