@@ -494,7 +494,8 @@ def _job_table(job: dict[str, Any]) -> Table:
     if job["message"]:
         table.add_row("message", job["message"])
     done = sum(1 for f in job["frames"] if f["state"] == "done")
-    table.add_row("frames", f"{done}/{len(job['frames'])} done")
+    if job["frames"] or job.get("kind", "blender_render") == "blender_render":
+        table.add_row("frames", f"{done}/{len(job['frames'])} done")
     for failure in job["failures"][-5:]:
         table.add_row("failure", f"{failure['task']} #{failure['attempt']} "
                       f"{failure['outcome']}: {failure['message'][:80]}")
