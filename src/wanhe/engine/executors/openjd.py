@@ -161,6 +161,7 @@ class OpenJDExecutor(Executor):
     def _ready(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
         """The open session for this task's job and step (opened, or switched, as needed)."""
         job = str(payload["job"])
+        self._check_attributes(payload)
         session = self._session
         if session is not None and (session.job != job or session.broken
                                     or session.proc.poll() is not None):
@@ -187,7 +188,6 @@ class OpenJDExecutor(Executor):
         from wanhe.openjd import users
 
         job_file = self._job_file(payload)
-        self._check_attributes(payload)
         account = users.session_account(ctx.project or users.LOCAL_PROJECT)
         root = Path(payload["sessions"]) / users.user_name(ctx.project or users.LOCAL_PROJECT)
         users.prepare_folders(account, root, payload)
