@@ -183,3 +183,31 @@ def test_a_projects_template_cannot_read_another_projects_files(farm: ServicePro
     with farm.client(alpha) as http:
         whoami = http.get(f"/api/jobs/{victim['id']}/files/out0/whoami.txt").text
     assert whoami == "wanhe-p-alpha\n"
+
+
+def test_cancel_notifies_then_terminates_and_the_status_line_shows(farm: ServiceProc) -> None:
+    token = make_project(farm.db_url, "cancels")
+    marks = "{{Param.OutDir}}/marks.txt"
+    doc = template(params=[out_param()], steps=[step(
+        "Long", f"mkdir -p {{{{Param.OutDir}}}}; trap 'echo notified >> {marks}; sleep 0.5; "
+                f"echo tidied >> {marks}; exit 0' TERM; echo started >> {marks}; "
+                "echo 'openjd_progress: 25'; echo 'openjd_status: simulating frame 12'; "
+                "for i in $(seq 1200); do sleep 0.1; done",
+        action={"cancelation": {"mode": "NOTIFY_THEN_TERMINATE",
+                                "notifyPeriodInSeconds": 20}})])
+    with farm.client(token) as http:
+        made = http.post("/api/jobs", json={"kind": "openjd", "options": {
+            "template": doc, "template_dir": "/submitter", "outputs": ["/submitter/out"]}})
+        assert made.status_code == 201, made.text
+        job_id = made.json()["id"]
+        running = wait_for(lambda: next((t for t in http.get(f"/api/jobs/{job_id}/tasks").json()
+                                         if t["status"]), None), 90, "the status line")
+        assert running["status"] == "simulating frame 12"
+        assert running["progress"] == pytest.approx(0.25)
+        assert http.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    job = done(farm, token, job_id, timeout=60)
+    assert job["state"] == "cancelled"
+    with farm.client(token) as http:
+        text = wait_for(lambda: "tidied" in (t := http.get(
+            f"/api/jobs/{job_id}/files/out0/marks.txt").text) and t, 30, "the tidy-up")
+    assert text.split() == ["started", "notified", "tidied"]
