@@ -204,3 +204,4 @@ def test_a_worker_without_the_attribute_refuses_the_step(worker: FarmWorker,
 
 def test_bash_helper_is_plain() -> None:
     assert bash("true") == {"command": "bash", "args": ["-c", "true"]}
+
