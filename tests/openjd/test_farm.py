@@ -72,7 +72,8 @@ def test_a_bundle_runs_with_its_inputs_and_environments_kept(farm: ServiceProc,
                 {"name": "Plate", "type": "PATH", "objectType": "FILE", "dataFlow": "IN",
                  "default": "plates/plate.txt"}, out_param()],
         job_envs=[env("Warm", "mkdir -p {{Param.OutDir}}; "
-                              "echo $$ >> {{Param.OutDir}}/enter-$$.log")],
+                              "echo $$ >> {{Param.OutDir}}/enter-$$.log",
+                      "echo exit >> {{Param.OutDir}}/exits.log")],
         steps=[step("Comp", "(cat {{Param.Plate}}; echo {{Param.Shot}} {{Task.Param.F}}) "
                             "> {{Param.OutDir}}/f{{Task.Param.F}}.txt",
                     params=[{"name": "F", "type": "INT", "range": "1-6"}])]))
@@ -92,6 +93,9 @@ def test_a_bundle_runs_with_its_inputs_and_environments_kept(farm: ServiceProc,
         tasks = http.get(f"/api/jobs/{sent['id']}/tasks").json()
     enters = [f for f in files if f.startswith("out0/enter-")]
     assert 1 <= len(enters) <= 2  # once per session (two CPU workers), not once per task
+    with farm.client(token) as http:  # the job ended: each worker exits its session
+        wait_for(lambda: http.get(f"/api/jobs/{sent['id']}/files/out0/exits.log").text.split()
+                 == ["exit"] * len(enters), 30, "the sessions' onExit")
     labels = {t["key"]: t["label"] for t in tasks}
     assert labels["Comp/F=1"] == "step 'Comp' task F=1"
     shown = json.loads(run_cli(farm, token, "job", str(sent["id"]), "--json"))
