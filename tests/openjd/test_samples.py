@@ -149,12 +149,22 @@ def ffmpeg() -> dict[str, Any]:
     ])
 
 
+def task_chunking() -> dict[str, Any]:
+    """Not a public sample: the TASK_CHUNKING extension wanhe accepts (default chunk size)."""
+    doc = template(name="Chunks", params=OUT, steps=[step(
+        "R", _write("chunks.txt", "{{Task.Param.Frame}}"),
+        params=[{"name": "Frame", "type": "CHUNK[INT]", "range": "1-10",
+                 "chunks": {"defaultTaskCount": 3, "rangeConstraint": "CONTIGUOUS"}}])])
+    return {**doc, "extensions": ["TASK_CHUNKING"]}
+
+
 SAMPLES = {"stdout-messages": (stdout_messages, {}),
            "task-parameter-definition-showcase": (showcase,
                                                   {"PathValue": "/mnt/drive/dir/path_file"}),
            "path-mapping": (path_mapping, {}),
            "host-requirements": (host_requirements, {}),
-           "ffmpeg": (ffmpeg, {})}
+           "ffmpeg": (ffmpeg, {}),
+           "task-chunking": (task_chunking, {})}
 
 
 def tree(root: Path) -> dict[str, bytes]:
