@@ -65,7 +65,7 @@ def showcase() -> dict[str, Any]:
     foo = "{{Task.Param.Foo}}"
     return template(
         name="Showcase of value definitions for task parameters",
-        params=[*OUT, {"name": "IntRange", "type": "STRING", "default": "1-20"},
+        params=[*OUT, {"name": "IntRange", "type": "STRING", "default": "1-5"},
                 {"name": "IntValue", "type": "INT", "default": 10},
                 {"name": "FloatValue", "type": "FLOAT", "default": 10.4},
                 {"name": "PathValueAsString", "type": "STRING",
