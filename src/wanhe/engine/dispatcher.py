@@ -242,7 +242,14 @@ class Dispatcher:
         for slot in sorted(self.pool.slots, key=lambda s: not s.light):
             if slot.busy is not None:
                 continue
-            queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0)
+            queued = None
+            for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
+                queued = self.policy.pick_from_job(str(warm_job), slot.offer(), node=slot.node,
+                                                   gpu_only=slot.gpus > 0)
+                if queued is not None:
+                    break
+            if queued is None:
+                queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0)
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
