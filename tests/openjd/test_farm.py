@@ -215,3 +215,43 @@ def test_cancel_notifies_then_terminates_and_the_status_line_shows(farm: Service
         text = wait_for(lambda: "tidied" in (t := http.get(
             f"/api/jobs/{job_id}/files/out0/marks.txt").text) and t, 30, "the tidy-up")
     assert text.split() == ["started", "notified", "tidied"]
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_steps_by_tasks_with_status_lines(farm: ServiceProc) -> None:
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is missing")
+    token = make_project(farm.db_url, "dashboard")
+    doc = template(steps=[
+        step("Sim", "echo 'openjd_status: cached frame {{Task.Param.F}}'",
+             params=[{"name": "F", "type": "INT", "range": "1-2"}]),
+        step("Encode", "echo 'openjd_status: muxed'", dependencies=[{"dependsOn": "Sim"}])])
+    with farm.client(token) as http:
+        made = http.post("/api/jobs", json={"kind": "openjd", "name": "steps",
+                                            "options": {"template": doc}})
+        assert made.status_code == 201, made.text
+    job = done(farm, token, made.json()["id"])
+    assert job["state"] == "done", job["message"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{farm.url}/#/login")
+            page.fill("#token", token)
+            page.click("#sign-in")
+            page.wait_for_selector("#jobs-table")
+            page.goto(f"{farm.url}/#/jobs/{job['id']}")
+            page.wait_for_selector("#task-list .step-head")
+            heads = page.locator("#task-list .step-head").all_inner_texts()
+            buttons = page.locator("#task-list button").all_inner_texts()
+        finally:
+            browser.close()
+    assert [h.strip() for h in heads] == ["step Sim", "step Encode"]
+    assert "F=1 · cached frame 1" in [b.strip() for b in buttons]
+    assert "task · muxed" in [b.strip() for b in buttons]
+    assert not errors, errors
