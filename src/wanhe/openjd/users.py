@@ -200,6 +200,9 @@ def describe_mode() -> str:
     if is_root():
         return ("OpenJD sessions run as each project's own OS user (wanhe-p-<project>, "
                 "created on first use)")
-    me = pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        me = f"uid {os.geteuid()}"
     return (f"not running as root: OpenJD sessions run as the service's user {me}, and a "
             "project's template can read what that user can read")
