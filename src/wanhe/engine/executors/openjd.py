@@ -192,6 +192,7 @@ class OpenJDExecutor(Executor):
         root = Path(payload["sessions"]) / users.user_name(ctx.project or users.LOCAL_PROJECT)
         users.prepare_folders(account, root, payload)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
+        env.update(self._blender_path(ctx))
         try:
             rules = list(payload.get("path_mapping") or []) + path_mapping_file_rules()
         except (OSError, ValueError) as exc:
@@ -213,6 +214,20 @@ class OpenJDExecutor(Executor):
         session.send(op="enter", scope="job")
         self._entered(session, session.wait_done("enter", ctx), ctx, "job")
         return session
+
+    def _blender_path(self, ctx: TaskContext) -> dict[str, str]:
+        """The session's PATH with the right `blender` first: the worker's own Blender, a new
+        enough one on PATH, or wanhe's bpy-backed command (`wanhe.blender_cli`)."""
+        from wanhe.blender_cli.select import session_blender
+
+        try:
+            chosen = session_blender(self.worker.blender)
+        except FileNotFoundError as exc:
+            raise TaskFailed(f"{exc} (worker {self._where()})") from None
+        ctx.log(f"[wanhe] {chosen.reason}")
+        if chosen.path_prefix is None:
+            return {}
+        return {"PATH": f"{chosen.path_prefix}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
 
     def _check_attributes(self, payload: dict[str, Any]) -> None:
         """This worker has the attributes the step asks for (the farm checked at submit; a
