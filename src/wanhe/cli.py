@@ -391,6 +391,9 @@ def _mount_subapps() -> None:
     from wanhe.story.cli import story_app
 
     app.add_typer(story_app, name="story")
+    from wanhe.openjd.cli import register as register_openjd
+
+    register_openjd(app)
     try:
         from wanhe.api.cli import register as register_service
 

@@ -117,6 +117,12 @@ def serve(
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of the embedded Ray, each a GPU "
                                                  "worker slot; default: as Ray detects them")]
     = None,
+    worker_attr: Annotated[list[str] | None, typer.Option(
+        "--worker-attr", help="an OpenJD worker attribute NAME=VALUE[,VALUE] its workers have "
+        "(repeatable), e.g. license=houdini")] = None,
+    path_mapping: Annotated[Path | None, typer.Option(
+        help="OpenJD path mapping rules (a pathmapping-1.0 JSON file) for its workers")]
+    = None,
     max_cores: Annotated[float | None, typer.Option(
         help="with --ray-address: the most cores the farm asks the autoscaler for")] = None,
     max_gpus: Annotated[float | None, typer.Option(
@@ -143,6 +149,13 @@ def serve(
     if settings.storage_location.startswith("memory://"):
         err.print("[yellow]warning:[/] memory:// storage lives only as long as this process — "
                   "uploads and outputs are gone when it stops", highlight=False)
+    from wanhe.openjd.serve import configure_workers
+
+    try:
+        for line in configure_workers(worker_attr or [], path_mapping):
+            err.print(line, highlight=False)
+    except ValueError as exc:
+        fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -452,8 +465,9 @@ def token_revoke(
 
 
 def submit(
-    scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm (or a "
-                                          "storyboard .yaml: a story reel job)")],
+    scene: Annotated[Path | None, typer.Argument(
+        help="the .blend to render on the farm, a storyboard .yaml (a story reel job), or an "
+             "OpenJD job bundle folder")] = None,
     frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
     overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
@@ -479,14 +493,28 @@ def submit(
     depends_on: Annotated[list[int] | None, typer.Option("--after", help="wait for job ID")]
     = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    template: Annotated[Path | None, typer.Option(
+        "--template", help="an OpenJD job template to run instead of a scene")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="OpenJD job parameter NAME=VALUE (repeatable)")] = None,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
-    A storyboard (.yaml) is queued as a story reel job."""
+    A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
+    folder), an OpenJD job."""
     from wanhe.api.pack import collect, hash_all, upload
     from wanhe.blender.errors import SceneError
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if template is not None or (scene is not None and scene.is_dir()):
+        from wanhe.openjd.cli import submit_template
+
+        submit_template(scene, template, param or [], priority=priority, name=name,
+                        depends_on=depends_on or [], server=server, token=token,
+                        as_json=as_json)
+        return
+    if scene is None:
+        fail("give the .blend to render, an OpenJD bundle folder, or --template FILE")
     if scene.suffix.lower() in (".yaml", ".yml"):
         _submit_story(scene, name, priority, depends_on or [], server, token, as_json)
         return
@@ -612,7 +640,8 @@ def _job_table(job: dict[str, Any]) -> Table:
     if job["message"]:
         table.add_row("message", job["message"])
     done = sum(1 for f in job["frames"] if f["state"] == "done")
-    table.add_row("frames", f"{done}/{len(job['frames'])} done")
+    if job["frames"] or job.get("kind", "blender_render") == "blender_render":
+        table.add_row("frames", f"{done}/{len(job['frames'])} done")
     for failure in job["failures"][-5:]:
         table.add_row("failure", f"{failure['task']} #{failure['attempt']} "
                       f"{failure['outcome']}: {failure['message'][:80]}")

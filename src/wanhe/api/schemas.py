@@ -261,6 +261,8 @@ class TaskOut(BaseModel):
     core_seconds: float
     started_at: float | None
     finished_at: float | None
+    status: str = Field(default="", description="the task's status line (e.g. openjd_status): "
+                        "live while it runs, the last one after")
 
 
 class JobTypeOut(BaseModel):

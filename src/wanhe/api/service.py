@@ -67,6 +67,9 @@ class Service:
         self.store = Store(settings.db_url)
         self.events = EventHub()
         self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}))
+        from wanhe.openjd.serve import farm_facts
+
+        self.intake.inspectors.setdefault("openjd.farm", lambda _: farm_facts(self))
         self.start_dispatcher = start_dispatcher
         self.workers = workers
         self.num_cpus = num_cpus
@@ -214,6 +217,8 @@ class Service:
         }
         if event.kind == "progress" and event.result:
             data["progress"] = event.result.get("progress", 0.0)
+            if event.result.get("status"):
+                data["status"] = event.result["status"]
         if event.message:
             data["message"] = event.message[-500:]
         self.events.publish("task", project_id, data)

@@ -172,13 +172,21 @@ def task_list(service: Service, job: JobRow) -> list[TaskOut]:
     attempts = service.store.attempts(job.id)
     spent = _task_core_seconds(attempts)
     times = service.store.task_times(job.id)
+    live: dict[str, dict[str, Any]] = {}  # running tasks' progress and status lines
+    if service.dispatcher is not None:
+        live = {str(w["task"]): w for w in service.dispatcher.workers()
+                if w.get("job_id") == job.id and w.get("task")}
     return [
         TaskOut(
             id=t.id, key=t.key, kind=t.kind, frame=t.frame, tile=t.tile, chunk=t.chunk,
             label=task_label(job.kind, TaskView(t.key, t.kind, t.frame, t.tile, t.chunk)),
-            state=t.state.value, attempts=t.attempts, progress=t.progress, error=t.error,
+            state=t.state.value, attempts=t.attempts,
+            progress=float(live[t.key]["progress"]) if t.key in live else t.progress,
+            error=t.error,
             core_seconds=spent.get(t.id, 0.0), started_at=times.get(t.id, (None, None))[0],
             finished_at=times.get(t.id, (None, None))[1],
+            status=str(live[t.key].get("status") or "") if t.key in live
+            else str(t.output.get("status") or ""),
         )
         for t in service.store.tasks(job.id)
     ]

@@ -175,6 +175,21 @@ class Dispatcher:
         if self.elastic:
             self.pool.trim(self.elastic_idle_s)
         self._check_placement()
+        self._release_ended()
+
+    def _release_ended(self) -> None:
+        """Workers let go of what they hold warm for jobs that have ended (an OpenJD session
+        exits its environments)."""
+        held = {job_id for slot in self.pool.slots for job_id in slot.warm_jobs.values()}
+        if not held:
+            return
+        ended = {j for j in held if (job := self.store.job(j)) is None or job.state.is_final}
+        for slot in self.pool.slots:
+            for key, job_id in list(slot.warm_jobs.items()):
+                if job_id in ended and (slot.busy is None or slot.busy.task.job_id != job_id):
+                    del slot.warm_jobs[key]
+                    slot.warm_keys.discard(key)
+                    slot.worker.call("release", key)
 
     # ------------------------------------------------------------------ elastic
 
@@ -302,8 +317,15 @@ class Dispatcher:
         for slot in sorted(self.pool.slots, key=lambda s: not s.light):
             if slot.busy is not None:
                 continue
-            queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
-                                      warm=slot.warm_keys)
+            queued = None
+            for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
+                queued = self.policy.pick_from_job(str(warm_job), slot.offer(), node=slot.node,
+                                                   gpu_only=slot.gpus > 0)
+                if queued is not None:
+                    break
+            if queued is None:
+                queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
+                                          warm=slot.warm_keys)
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
@@ -326,11 +348,13 @@ class Dispatcher:
             future = slot.worker.call(
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
-                 "log_path": str(log_path), "attempt": task.attempts + 1},
+                 "log_path": str(log_path), "attempt": task.attempts + 1,
+                 "project": queued.project},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
             slot.busy = running
             slot.progress = 0.0
+            slot.status = ""
             self._running[future] = running
             started += 1
             log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
@@ -396,6 +420,8 @@ class Dispatcher:
             running.slot.warm_keys = {str(k) for k in result["warm_keys"]}
         elif result.get("warm"):
             running.slot.warm_keys.add(str(result["warm"]))
+        if result.get("warm") and result.get("warm_scope") == "job":  # let go when the job ends
+            running.slot.warm_jobs[str(result["warm"])] = running.task.job_id
         job = self.mirror.refresh_job(running.task.job_id)
         # Only the tasks this one freed: re-reading every ready task of a big job after each
         # finish made dispatch cost grow with the job's size.
@@ -463,17 +489,20 @@ class Dispatcher:
         busy = [slot for slot in self.pool.slots if slot.busy is not None]
         if not busy:
             return
-        futures = [slot.worker.call("progress") for slot in busy]
+        futures = [slot.worker.call("activity") for slot in busy]
         done, _ = wait_for(futures, timeout=0.2)
         for slot, future in zip(busy, futures, strict=True):
             if future in done and slot.busy is not None:
                 try:
-                    slot.progress = float(future.result())
+                    activity = future.result()
+                    slot.progress = float(activity["progress"])
+                    slot.status = str(activity.get("status") or "")
                 except Exception:
                     continue
                 self._alive[slot.busy.attempt_id] = time.time()
                 self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
-                                     node=slot.node, result={"progress": slot.progress}))
+                                     node=slot.node, result={"progress": slot.progress,
+                                                             "status": slot.status}))
 
     def flush_heartbeats(self, *, force: bool = False) -> None:
         """Write the workers' recent answers as their attempts' last signs of life (an

@@ -52,7 +52,9 @@ class Slot:
     local: bool = False  # a worker of this process, not a Ray actor
     busy: Running | None = None
     progress: float = 0.0
+    status: str = ""  # the running task's status line
     warm_keys: set[str] = field(default_factory=set)
+    warm_jobs: dict[str, int] = field(default_factory=dict)  # job-scoped warm key -> job id
     idle_since: float = field(default_factory=time.monotonic)
 
     @property
@@ -264,6 +266,7 @@ class WorkerPool:
                 "task": None if slot.busy is None else slot.busy.task.key,
                 "job_id": None if slot.busy is None else slot.busy.task.job_id,
                 "progress": slot.progress,
+                "status": slot.status if slot.busy is not None else "",
             }
             for slot in self.slots
         ]

@@ -17,6 +17,7 @@ _IMPORTS = builtins_then_plugins(
     "wanhe.jobtypes.blender_render",
     "wanhe.jobtypes.generate",
     "wanhe.jobtypes.story",
+    "wanhe.jobtypes.openjd",
 )
 
 _by_kind: dict[str, JobType] = {}

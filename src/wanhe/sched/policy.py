@@ -804,6 +804,35 @@ class SchedulingPolicy:
             heapq.heappush(heap, e)
         return result
 
+    def pick_from_job(
+        self, job_id: str, free: Resources, node: str | None = None, *, gpu_only: bool = False,
+    ) -> QueuedTask | None:
+        """A ready task of `job_id` for a slot that holds what the job's tasks share (an
+        OpenJD session with its environments entered), dequeued and counted running — only
+        when the job is at the highest priority that has ready work, not paused, its project
+        not over budget, and the node neither blocklisted for it nor reserved for another
+        task. None otherwise: then `pick` as usual. Within that priority it may pass over
+        another project's turn (a warm session is worth more than one fair-share step)."""
+        job = self._jobs.get(job_id)
+        if job is None or job.paused or not job.live or job.project.blocked():
+            return None
+        if not self._levels or job.priority < max(self._levels):
+            return None
+        if node is not None and (node in job.blocked_nodes or node in self._reserved_node):
+            return None
+        for lane in job.lanes.values():
+            if gpu_only and lane.resources.gpus <= 0:
+                continue
+            if not lane.resources.fits_in(free):
+                continue
+            self._clean_head(lane)
+            if not lane.heap:
+                continue
+            _, _, task = heapq.heappop(lane.heap)  # its bucket entry is re-keyed when next seen
+            self._picks += 1
+            return self._start(task)
+        return None
+
     def _pick_reserved(
         self, tid: int, free: Resources, node: str, capacity: Resources | None
     ) -> QueuedTask | _Hold | None:

@@ -483,3 +483,15 @@ def test_an_exit_status_of_zero_without_the_promised_outputs_is_a_failure(
     with pytest.raises(TaskFailed, match=r"did not write 1 of its outputs, e\.g\. nope\.txt"):
         executor.run("command", {"argv": ["true"], "cwd": str(tmp_path),
                                  "outputs": ["made.txt", "nope.txt"]}, TaskContext())
+
+
+def test_the_command_executor_reports_status_lines_too(tmp_path: Path) -> None:
+    seen: list[str] = []
+    ctx = TaskContext(status=seen.append, key="c1")
+    ex = CommandExecutor(WorkerInfo(name="w1", node="n1"))
+    try:
+        ex.run("command", {"argv": ["sh", "-c", "echo 'openjd_status: encoding pass 2'"],
+                           "cwd": str(tmp_path)}, ctx)
+    finally:
+        ex.close()
+    assert seen == ["encoding pass 2"]

@@ -467,10 +467,23 @@ export async function mount(el, ctx) {
     for (const t of tasks) counts[t.state] = (counts[t.state] || 0) + 1;
     $('#task-count', el).textContent = `${tasks.length} tasks${counts.running ? ` · ${counts.running} running` : ''}${counts.failed ? ` · ${counts.failed} failed` : ''}`;
     const scroll = list.scrollTop;
+    // OpenJD jobs: steps × tasks — a heading per step, each task with its parameters,
+    // progress and status line (openjd_progress / openjd_status).
+    const steps = job?.kind === 'openjd';
+    let step = null;
     list.innerHTML = tasks.map((t) => {
       const k = taskKey(t);
-      return `<button type="button" data-task="${esc(k)}" data-state="${esc(t.state)}" class="${k === selectedTask ? 'on' : ''}" title="${esc(t.label || t.kind || '')} · ${esc(t.state)}${t.attempts ? ` · ${t.attempts} attempt(s)` : ''}">
-        <span style="overflow:hidden;text-overflow:ellipsis">${esc(k)}</span><span class="st" style="background:${stateColor(t.state)}"></span></button>`;
+      let head = '';
+      let text = k;
+      if (steps) {
+        const [s, ...rest] = k.split('/');
+        if (s !== step) { step = s; head = `<div class="step-head">step ${esc(s)}</div>`; }
+        text = rest.join('/');
+        if (t.state === 'running' && t.progress) text += ` · ${Math.round(t.progress * 100)}%`;
+        if (t.status) text += ` · ${t.status}`;
+      }
+      return `${head}<button type="button" data-task="${esc(k)}" data-state="${esc(t.state)}" class="${k === selectedTask ? 'on' : ''}" title="${esc(t.label || t.kind || '')} · ${esc(t.state)}${t.attempts ? ` · ${t.attempts} attempt(s)` : ''}${t.status ? ` · ${esc(t.status)}` : ''}">
+        <span style="overflow:hidden;text-overflow:ellipsis">${esc(text)}</span><span class="st" style="background:${stateColor(t.state)}"></span></button>`;
     }).join('') || '<div class="empty">no tasks</div>';
     list.scrollTop = scroll;
   }
