@@ -447,10 +447,10 @@ def render(
             store = Store(settings.db_url)
             prepared = inspection.result()
         else:
-            prepared = _prepare_while_joining(scene, options, settings)
             from wanhe.store.store import Store
 
-            store = Store(settings.db_url)
+            store = Store(settings.db_url)  # a bad --db is told before the scene is read
+            prepared = _prepare_while_joining(scene, options, settings)
         prepared = apply_quality(prepared, options, settings.blender,
                                  cache_dir=settings.home / "probes")
         job, resumed, done_before = open_or_resume_job(
