@@ -364,7 +364,10 @@ def submit(
     scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm")],
     frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
-    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    overscan: Annotated[int | None, typer.Option(
+        help="pixels each tile renders past its edges; default: the least that is exact")] = None,
+    split: Annotated[int | None, typer.Option(
+        help="spread each frame over N workers (tiles, sample chunks or both)")] = None,
     samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
     sample_chunks: Annotated[int, typer.Option(help="split samples over this many tasks")] = 1,
     resolution_percentage: Annotated[int | None, typer.Option(help="override resolution %")]
@@ -394,9 +397,10 @@ def submit(
         bundle = collect(scene)
     except SceneError as exc:
         fail(str(exc))
-    for path in bundle.missing_local:
-        err.print(f"[yellow]warning:[/] missing external file {path} (renders pink/empty)",
-                  highlight=False)
+    from wanhe.jobtypes.blender_render import missing_messages
+
+    for message in missing_messages(bundle.missing_local, bundle.missing_caches):
+        err.print(f"[yellow]warning:[/] {message}", highlight=False)
     for ref in bundle.absolute_refs:
         err.print(f"[yellow]warning:[/] the scene names {ref!r} by absolute path; the farm "
                   "resolves only relative (//) paths — File › External Data › Make Paths "
@@ -404,6 +408,7 @@ def submit(
     hash_all(bundle)
     options = {
         "frames": frames, "tiles": tiles, "overscan": overscan, "samples": samples,
+        "split": split,
         "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
         "camera": camera, "denoise": denoise, "threads": threads_per_task, "qc": qc,
         "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
@@ -416,6 +421,8 @@ def submit(
             "priority": priority, "depends_on": depends_on or [],
         })
     for warning in job.get("warnings", []):
+        if warning.startswith("missing external file"):
+            continue  # printed above, with the path as the user knows it
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if as_json:
         emit({"id": job["id"], "state": job["state"], "files": len(bundle.files),

@@ -65,7 +65,8 @@ class Service:
         )
         self.store = Store(settings.db_url)
         self.events = EventHub()
-        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}))
+        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}),
+                                    cache_dir=settings.home / "probes")
         self.start_dispatcher = start_dispatcher
         self.workers = workers
         self.num_cpus = num_cpus

@@ -40,6 +40,7 @@ class IntakeContext:
 
     blender: str | None = None
     inspectors: dict[str, Callable[[Path], Any]] = field(default_factory=dict)
+    cache_dir: Path | None = None  # where probes keep their answers per scene
 
 
 @dataclass(slots=True)
