@@ -36,7 +36,7 @@ class BorderProbe:
         """Why tiles would not be exact, in a clause ('' when they are)."""
         if self.exact:
             return ""
-        found = f"; the scene has {', '.join(self.hints)}" if self.hints else ""
+        found = f" — the scene has {', '.join(self.hints)}" if self.hints else ""
         return (f"a {self.size[0]}x{self.size[1]} probe's tiles differ from its whole frame by "
                 f"up to {self.max_diff:.3g}{found}")
 

@@ -141,10 +141,10 @@ def trace_dependencies(path: Path) -> tuple[list[Path], list[Path], list[Path]]:
     caches: dict[Path, None] = {}
     try:
         for usage in trace.deps(path):
-            if getattr(usage.block, "dna_type_name", "") == "PointCache":
-                if not list(usage.files()):
-                    caches[usage.abspath] = None
-                    missing[usage.abspath] = None
+            if (getattr(usage.block, "dna_type_name", "") == "PointCache"
+                    and not list(usage.files())):
+                caches[usage.abspath] = None
+                missing[usage.abspath] = None
                 continue
             if usage.is_sequence:
                 # abspath is a pattern (frame '#'s, <UDIM>); files() expands what exists.

@@ -270,7 +270,14 @@ def _qc_payload(
     when they are finished), thresholds, and the plan to re-render it once if it fails."""
     at = spec.frames.index(frame)
     near = spec.frames[max(0, at - 2) : at] + spec.frames[at + 1 : at + 3]
+    seams = None
+    if len(tiles) > 1 and spec.sample_chunks == 1:  # tiles vs a whole render at the seams
+        from wanhe.engine.seam_check import seam_plan
+
+        seams = seam_plan(rerender["renders"][0], rerender["assemble"]["output"], spec.width,
+                          spec.height, [tile.core_box for tile in tiles], spec.overscan)
     return {
+        "seams": seams,
         "input": master, "frame": frame, "width": spec.width, "height": spec.height,
         "tiles": [list(tile.core_box) for tile in tiles] if len(tiles) > 1 else None,
         "neighbours": [spec.master_path(f) for f in near],
@@ -515,8 +522,8 @@ def scene_notes(options: RenderOptions, facts: SceneFacts) -> list[str]:
     if drivers:
         shown = "; ".join(drivers[:5]) + (" …" if len(drivers) > 5 else "")
         notes.append(
-            f"{len(drivers)} Python driver(s) will not run (scripts never auto-run on "
-            f"the farm) and render frozen at their saved values: {shown}"
+            f"{len(drivers)} Python driver(s) will not run (wanhe never auto-runs a "
+            f"scene's scripts) and render frozen at their saved values: {shown}"
         )
     return notes
 

@@ -28,7 +28,7 @@ def adaptive_min_samples(samples: int, threshold: float, min_samples: int) -> in
         threshold = max(0.001, 1.0 / max(1, samples))
     if min_samples > 0:
         return max(MIN_MIN_SAMPLES, min_samples)
-    return max(MIN_MIN_SAMPLES, int(math.ceil(16.0 / float(threshold) ** 0.3)))
+    return max(MIN_MIN_SAMPLES, math.ceil(16.0 / math.pow(threshold, 0.3)))
 
 
 def adaptive_filter_passes(samples: int, threshold: float, min_samples: int) -> int:
