@@ -61,7 +61,7 @@ def test_split_uses_sample_chunks_on_an_inexact_scene() -> None:
 def test_explicit_tiles_on_an_inexact_scene_warn_and_flag() -> None:
     spec = resolve_spec(RenderOptions(tiles="2x2", qc=True), facts(**INEXACT))
     assert spec.tiles_x == 2 and spec.tile_note is not None and "NOT exact" in spec.tile_note
-    qc = [t for t in compile_render_job(spec, "/w") if t.kind.value == "qc"][0]
+    qc = next(t for t in compile_render_job(spec, "/w") if t.kind.value == "qc")
     assert spec.tile_note in qc.payload["notes"]  # the frames are flagged
     assert qc.payload["seams"]["strips"]  # and QC compares the seams with a whole render
 
