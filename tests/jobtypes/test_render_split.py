@@ -99,3 +99,12 @@ def test_missing_point_cache_is_resimulated_not_pink() -> None:
                            ["/s/blendcache_x/y_*.bphys"])
     assert "pink" in out[0]
     assert "re-run" in out[1] and "pink" not in out[1]
+
+
+def test_submit_prints_each_missing_file_once() -> None:
+    from wanhe.api.cli import server_warnings
+
+    farm = ["missing external file (renders pink or empty): tex/wood.png",
+            "missing point cache //blendcache_x/y_*.bphys: the simulation is re-run …",
+            "--split 4: 4 sample chunks …"]
+    assert server_warnings(farm) == ["--split 4: 4 sample chunks …"]

@@ -420,9 +420,7 @@ def submit(
             "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
             "priority": priority, "depends_on": depends_on or [],
         })
-    for warning in job.get("warnings", []):
-        if warning.startswith("missing external file"):
-            continue  # printed above, with the path as the user knows it
+    for warning in server_warnings(job.get("warnings", [])):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if as_json:
         emit({"id": job["id"], "state": job["state"], "files": len(bundle.files),
@@ -431,6 +429,12 @@ def submit(
     err.print(f"{len(bundle.files)} file(s), {sent} uploaded ({size:,} bytes); job "
               f"{job['id']} {job['state']}: {len(job['frames'])} frame(s)", highlight=False)
     out.print(job["id"])
+
+
+def server_warnings(warnings: list[str]) -> list[str]:
+    """The farm's warnings minus its missing-file ones: submit printed those already, with
+    the paths as they are on this machine (the farm's are relative to the upload)."""
+    return [w for w in warnings if not w.startswith(("missing external file", "missing point"))]
 
 
 # ---------------------------------------------------------------------------------- jobs
