@@ -652,10 +652,12 @@ class BlenderRenderJob(JobType):
         except SceneError as exc:
             raise InputError("main", str(exc)) from None
         assert isinstance(options, RenderOptions)
-        if needs_border_probe(options, facts):
-            prober = ctx.inspectors.get(KIND + ".borders") or (
-                lambda p: probe_facts(p, facts, options, ctx.blender, ctx.cache_dir)
-            )
+        prober = ctx.inspectors.get(KIND + ".borders")
+        if prober is None and KIND not in ctx.inspectors:  # the real Blender inspects: probe
+            def prober(p: Path) -> dict[str, Any]:
+                assert isinstance(options, RenderOptions)
+                return probe_facts(p, facts, options, ctx.blender, ctx.cache_dir)
+        if prober is not None and needs_border_probe(options, facts):
             facts = facts.model_copy(update=prober(main))
         spec = self._resolve(options, facts, main, main.parent / "o" / "f_####")  # fail early
         notes = [n for n in (spec.split_note, spec.tile_note) if n] + scene_notes(options, facts)
