@@ -248,7 +248,7 @@ def render(
                 f"{spec.tiles_x}x{spec.tiles_y}"
                 + (f" ({spec.overscan} px overscan)" if spec.tiles_x * spec.tiles_y > 1 else "")
                 + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else "")
-                + f", samples {spec.samples or 'scene'}"
+                + f", samples {spec.samples or _scene_samples(prepared.facts.samples)}"
                 f"{', denoise' if spec.denoise else ''}; {prepared.external_files} "
                 f"external file(s)" + (f", {len(prepared.missing)} missing"
                                        if prepared.missing else ""),
@@ -304,6 +304,10 @@ def render(
     _print_qc(settings, outcome)
     if outcome.job.state.value != "done":
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
+
+
+def _scene_samples(samples: int | None) -> str:
+    return "scene" if samples is None else f"{samples} (the scene's)"
 
 
 def _check_report_path(path: Path) -> None:

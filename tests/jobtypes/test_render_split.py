@@ -108,3 +108,12 @@ def test_submit_prints_each_missing_file_once() -> None:
             "missing point cache //blendcache_x/y_*.bphys: the simulation is re-run …",
             "--split 4: 4 sample chunks …"]
     assert server_warnings(farm) == ["--split 4: 4 sample chunks …"]
+
+
+def test_a_render_time_limit_is_never_tiled() -> None:
+    from pathlib import Path
+
+    from wanhe.jobtypes.blender_render import probe_facts
+
+    update = probe_facts(Path("/nowhere.blend"), facts(time_limit=30.0), RenderOptions(split=4))
+    assert update["border_exact"] is False and "time limit" in update["border_why_not"]

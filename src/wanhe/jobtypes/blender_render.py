@@ -342,6 +342,7 @@ class SceneFacts(BaseModel):
     border_hints: list[str] = Field(default_factory=list)  # features that make borders inexact
     python_drivers: list[str] = Field(default_factory=list)  # drivers that will not run
     missing_caches: list[str] = Field(default_factory=list)  # missing point caches
+    time_limit: float = 0.0  # Cycles' render time limit (s); > 0 makes every split inexact
 
 
 def resolve_output_pattern(pattern: str, blend_path: str) -> str:
@@ -582,6 +583,7 @@ def facts_from_report(report: Any, output_path: str | None = None) -> SceneFacts
                                        time_limit=report.time_limit)),
         python_drivers=list(report.python_drivers),
         missing_caches=[str(c) for c in getattr(report, "missing_caches", [])],
+        time_limit=report.time_limit,
     )
 
 
@@ -589,7 +591,13 @@ def probe_facts(
     path: Path, facts: SceneFacts, options: RenderOptions, blender: str | None = None,
     cache_dir: Path | None = None, process: Any = None, digest: str | None = None,
 ) -> dict[str, Any]:
-    """Run (or reuse) the border probe on the job's middle frame: SceneFacts fields to update."""
+    """Run (or reuse) the border probe on the job's middle frame: SceneFacts fields to update.
+
+    A render time limit makes each tile stop after its own time: no probe can vouch for it."""
+    if facts.time_limit > 0:
+        return {"border_exact": False, "border_why_not": (
+            f"the scene has a {facts.time_limit:g} s render time limit, so each tile renders "
+            "as many samples as its time allows")}
     from wanhe.blender.border_probe import check_scene_borders
     from wanhe.plan.frames import parse_frames, scene_frames
     from wanhe.storage import sha256_file
