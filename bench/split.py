@@ -50,7 +50,7 @@ def overscan_table() -> list[dict[str, Any]]:
 def render_split(
     blender: Any, scene: Path, options: Any, work: Path
 ) -> tuple[float, float, int, int, str | None]:
-    """Render one frame as `options` split it: (CPU s, max diff vs whole, tasks, overscan)."""
+    """Render one frame as `options` split it: (CPU s, unused, tasks, overscan, output)."""
     from wanhe.engine.executors.base import TaskContext
     from wanhe.engine.executors.blender import run_render
     from wanhe.engine.executors.imaging import run_assemble
@@ -88,7 +88,7 @@ def main() -> None:
     from wanhe.jobtypes.blender_render import RenderOptions
 
     results: dict[str, list[float]] = {}
-    diffs: dict[str, float] = {}
+    diffs: dict[str, tuple[float, float]] = {}
     info: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="wanhe-bench-split-") as tmp:
         root = Path(tmp)
@@ -117,13 +117,15 @@ def main() -> None:
                     cpu, _, tasks, overscan, assembled = render_split(
                         blender, scene, options, root / "work" / f"{name}_{rep}")
                     results.setdefault(name, []).append(cpu)
-                    info[name] = f"{tasks} task(s), overscan {overscan} px"
+                    info[name] = f"{tasks} task(s)" + (
+                        f", {overscan} px overscan" if name.startswith("tiles") else "")
                     if name == "whole":
                         whole_path = Path(str(assembled))
                     elif whole_path is not None and rep == 0:
                         a = read_layers(Path(str(assembled))).rgb("Combined")
                         b = read_layers(whole_path).rgb("Combined")
-                        diffs[name] = float(np.abs(a.astype(np.float64) - b).max())
+                        delta = np.abs(a.astype(np.float64) - b)
+                        diffs[name] = (float(delta.max()), float(delta.mean()))
                     print(f"  rep {rep} {name:<10} CPU {cpu:7.2f} s", flush=True)
     whole = statistics.median(results["whole"])
     print(f"\none demo frame at {args.percentage}% ({args.threads} threads), Blender CPU s, "
@@ -134,10 +136,11 @@ def main() -> None:
         if name == "whole":
             continue
         med = statistics.median(values)
+        worst, mean = diffs.get(name, (float("nan"), float("nan")))
         rows.append({"split": name, "cpu_s": med, "ratio": med / whole, "info": info[name],
-                     "max_diff": diffs.get(name)})
-        print(f"  {name:<10} {med:7.2f} s  {med / whole:.2f}×  ({info[name]}; max |Δ| vs "
-              f"whole {diffs.get(name, float('nan')):.3g})")
+                     "max_diff": worst, "mean_diff": mean})
+        print(f"  {name:<10} {med:7.2f} s  {med / whole:.2f}×  ({info[name]}; vs whole: max "
+              f"|Δ| {worst:.3g}, mean |Δ| {mean:.3g})")
     print(json.dumps({"overscan": table, "whole_cpu_s": whole, "splits": rows}))
 
 

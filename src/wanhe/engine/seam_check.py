@@ -51,7 +51,7 @@ def check_seams_by_render(plan: dict[str, Any], blender: Any, log: Any) -> dict[
     from wanhe.engine.executors.base import TaskContext
     from wanhe.engine.executors.blender import run_render
     from wanhe.imaging.exr import read_layers
-    from wanhe.plan.tiles import _fraction
+    from wanhe.plan.tiles import box_border
 
     assembled_path = Path(plan["assembled"])
     if not assembled_path.is_file():
@@ -65,8 +65,7 @@ def check_seams_by_render(plan: dict[str, Any], blender: Any, log: Any) -> dict[
     with tempfile.TemporaryDirectory(prefix="wanhe-seams-") as tmp:
         for i, strip in enumerate(plan["strips"]):
             x0, y0, x1, y1 = (int(v) for v in strip["box"])
-            border = [_fraction(x0, width), _fraction(x1, width),
-                      _fraction(height - y1, height), _fraction(height - y0, height)]
+            border = list(box_border((x0, y0, x1, y1), width, height))
             out = Path(tmp) / f"strip{i}.exr"
             done = run_render({**plan["render"], "output": str(out), "border": border,
                                "expected_size": [x1 - x0, y1 - y0], "partial": None},
