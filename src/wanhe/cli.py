@@ -330,6 +330,10 @@ def _print_summary(outcome: Any, quiet: bool) -> None:
     table.add_row("frames", f"{len(spec.frames)} ({_frames_text(spec.frames)})")
     table.add_row("tiles", f"{spec.tiles_x}x{spec.tiles_y} per frame, {spec.overscan} px overscan"
                   + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else ""))
+    if spec.split_note:
+        table.add_row("split", spec.split_note)
+    if spec.tile_note:
+        table.add_row("tiles warning", spec.tile_note)
     table.add_row("tasks", f"{outcome.tasks_total} ({outcome.tasks_skipped} done before this run, "
                   f"{len(rendered)} render attempt(s) now)")
     table.add_row("wall time", f"{outcome.wall_s:.1f} s")
