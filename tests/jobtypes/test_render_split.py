@@ -3,6 +3,8 @@ answer, the exact-overscan default, and the scene notes. Pure: no Blender."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from wanhe.jobtypes.blender_render import (
@@ -117,3 +119,16 @@ def test_a_render_time_limit_is_never_tiled() -> None:
 
     update = probe_facts(Path("/nowhere.blend"), facts(time_limit=30.0), RenderOptions(split=4))
     assert update["border_exact"] is False and "time limit" in update["border_why_not"]
+
+
+def test_a_probe_that_cannot_render_counts_as_inexact(tmp_path: Path) -> None:
+    from wanhe.jobtypes.blender_render import probe_facts
+
+    class Broken:
+        def render(self, request: object) -> object:
+            raise RuntimeError("Blender is gone")
+
+    scene = tmp_path / "s.blend"
+    scene.write_bytes(b"BLENDER")
+    update = probe_facts(scene, facts(), RenderOptions(split=4), process=Broken())
+    assert update["border_exact"] is False and "could not check" in update["border_why_not"]

@@ -604,13 +604,21 @@ def probe_facts(
 
     frames = (parse_frames(options.frames) if options.frames
               else scene_frames(facts.frame_start, facts.frame_end, facts.frame_step))
-    probe = check_scene_borders(
-        scene=path, frame=sorted(frames)[len(frames) // 2],
-        resolution=(facts.resolution_x, facts.resolution_y),
-        camera=options.camera or facts.camera, hints=tuple(facts.border_hints),
-        blender=blender, process=process,
-        cache_dir=cache_dir, digest=digest or sha256_file(path),
-    )
+    from wanhe.blender.errors import BlenderError
+    from wanhe.imaging.errors import ImagingError
+
+    try:
+        probe = check_scene_borders(
+            scene=path, frame=sorted(frames)[len(frames) // 2],
+            resolution=(facts.resolution_x, facts.resolution_y),
+            camera=options.camera or facts.camera, hints=tuple(facts.border_hints),
+            blender=blender, process=process,
+            cache_dir=cache_dir, digest=digest or sha256_file(path),
+        )
+    except (RuntimeError, BlenderError, ImagingError, OSError, ValueError) as exc:
+        # unknown is not exact: --split uses chunks, --tiles warns
+        return {"border_exact": False,
+                "border_why_not": f"the border probe could not check it: {exc}"}
     return {"border_exact": probe.exact, "border_why_not": probe.why_not()}
 
 
