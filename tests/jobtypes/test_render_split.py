@@ -113,8 +113,6 @@ def test_submit_prints_each_missing_file_once() -> None:
 
 
 def test_a_render_time_limit_is_never_tiled() -> None:
-    from pathlib import Path
-
     from wanhe.jobtypes.blender_render import probe_facts
 
     update = probe_facts(Path("/nowhere.blend"), facts(time_limit=30.0), RenderOptions(split=4))
