@@ -23,7 +23,7 @@ from wanhe.imaging.exr import read_layers
 from wanhe.jobtypes.blender_render import RenderOptions
 from wanhe.localrender import prepare, qc_records, render
 from wanhe.plan.overscan import exact_overscan
-from wanhe.plan.tiles import TileGrid, plan_tiles
+from wanhe.plan.tiles import TileGrid, box_border, plan_tiles
 from wanhe.store.store import Store
 
 pytestmark = pytest.mark.slow
@@ -150,3 +150,29 @@ def test_qc_flags_tiles_that_disagree_at_their_seams(
     assert flagged["volume"]["flagged"] and flagged["volume"]["seams"]["disagree"]
     assert any("disagree" in r for r in flagged["volume"]["reasons"])
     assert not flagged["instanced"]["seams"]["disagree"] and not flagged["instanced"]["flagged"]
+
+
+def test_one_pixel_of_overscan_is_not_always_enough(
+    tmp_path: Path, blender: BlenderProcess
+) -> None:
+    """The 3×3 filter reaches 1 px per pass, but passes chain: here a 1 px overscan still
+    differs from the whole frame while the rule's value (31 px) is exact."""
+    scene = build(tmp_path / "a.blend", "instanced", "--size", "97x61", "--samples", "512",
+                  "--adaptive", "--threshold", "0.005", "--min-samples", "4")
+    width, height, cut = 97, 61, 48
+    rule = exact_overscan(adaptive=True, samples=512, threshold=0.005, min_samples=4)
+    assert rule == 31
+    reply = blender.render(RenderRequest(scene=str(scene), frame=1, threads=2,
+                                         output=str(tmp_path / "whole.exr")))
+    assert reply.ok, reply.error
+    whole = read_layers(tmp_path / "whole.exr").rgb("Combined")[:, :cut]
+    differs = {}
+    for pad in (1, rule):
+        out = tmp_path / f"left{pad}.exr"
+        reply = blender.render(RenderRequest(
+            scene=str(scene), frame=1, threads=2, output=str(out),
+            border=box_border((0, 0, cut + pad, height), width, height),
+            expected_size=(cut + pad, height)))
+        assert reply.ok, reply.error
+        differs[pad] = not np.array_equal(read_layers(out).rgb("Combined")[:, :cut], whole)
+    assert differs == {1: True, rule: False}
