@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from wanhe.config import Settings
+from wanhe.sched.devices import DEVICE_HELP, Device
 
 app = typer.Typer(
     name="wanhe",
@@ -176,6 +177,7 @@ def render(
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="preview MP4 + contact sheet")
     ] = False,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.ANY,
     quality: Annotated[
         str | None,
         typer.Option(help="PSNR target in dB (e.g. 35) or draft/preview/final: a probe render "
@@ -202,6 +204,10 @@ def render(
     blender: Annotated[
         str | None, typer.Option(help="a blender binary to use instead of the bpy module")
     ] = None,
+    export_openjd: Annotated[
+        Path | None, typer.Option(help="write the job as an OpenJD job bundle in this new "
+                                  "folder instead of rendering (docs/openjd.md)")
+    ] = None,
 ) -> None:
     """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
     from wanhe.jobtypes.blender_render import RenderOptions
@@ -216,6 +222,12 @@ def render(
              f"samples in one task), got {sample_chunks}")
     if report_json is not None:
         _check_report_path(report_json)
+    if device is Device.GPU and ray_address is None:
+        from wanhe.localrender import GPU_DEVICE_FILES, gpu_devices_present
+
+        if not gpu_devices_present():
+            fail(f"--device gpu: this machine shows no GPU ({', '.join(GPU_DEVICE_FILES)}); "
+                 "render with --device cpu or any, or join a cluster with GPUs (--ray-address)")
     try:
         from wanhe.imaging.qc_thresholds import parse_threshold_args
         from wanhe.samplecount.levels import parse_quality_target
@@ -232,9 +244,13 @@ def render(
             # threads, and each process pays its own scene sync (bench/RESULTS.md).
             threads=threads_per_task or os.cpu_count() or 1,
             task_timeout_s=task_timeout, silence_timeout_s=silence_timeout, qc=qc, video=video,
+            device=device,
         )
     except _user_errors() as exc:
         fail(_describe(exc))
+    if export_openjd is not None:
+        _export_openjd(scene, options, export_openjd, settings.blender, threads_per_task or 0)
+        return
     bars = _RenderProgress(quiet)
 
     def on_prepared(
@@ -304,6 +320,20 @@ def render(
     _print_qc(settings, outcome)
     if outcome.job.state.value != "done":
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
+
+
+def _export_openjd(
+    scene: Path, options: Any, dest: Path, blender: str | None, threads: int
+) -> None:
+    """`wanhe render … --export-openjd DIR`: write the bundle, print how to run it."""
+    from wanhe.openjd_export import describe, export_render
+
+    try:
+        result = export_render(scene, options, dest, blender=blender, threads=threads)
+    except _user_errors() as exc:
+        fail(_describe(exc))
+    for line in describe(result):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _scene_samples(samples: int | None) -> str:
@@ -389,6 +419,9 @@ def _mount_subapps() -> None:
         register_service(app)
     except ImportError:
         pass
+    from wanhe.addon.cli import register as register_addon
+
+    register_addon(app)
 
 
 _mount_subapps()

@@ -445,7 +445,9 @@ def render(
                 lambda: prepare(scene, options, settings.blender, process=blender,
                                 cache_dir=settings.home / "probes")
             )
-            if ray_needed(options.threads, workers):
+            if ray_needed(options.threads, workers) or (
+                options.device != "cpu" and gpu_devices_present()
+            ):  # Ray finds the GPUs and each becomes a GPU slot
                 ray_start = _start_ray_beside(options.threads)
             else:
                 logging.getLogger("wanhe").info(
@@ -510,6 +512,15 @@ def render(
             local.kill()
         if store is not None:
             store.dispose()
+
+
+GPU_DEVICE_FILES = ("/dev/nvidia0", "/dev/kfd")  # NVIDIA's driver, AMD's ROCm
+
+
+def gpu_devices_present(files: Sequence[str] = GPU_DEVICE_FILES) -> bool:
+    """Whether this machine shows a GPU driver's device file: cheap, without Ray or Blender
+    (Ray and then Cycles find the GPUs themselves once started)."""
+    return any(os.path.exists(f) for f in files)
 
 
 def ray_needed(threads: int, workers: int | None, cores: int | None = None) -> bool:

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from wanhe.api.client import ApiError, Client
 from wanhe.config import Settings
+from wanhe.sched.devices import DEVICE_HELP, Device
 
 err = Console(stderr=True)
 out = Console()
@@ -114,6 +115,10 @@ def serve(
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of the embedded Ray, each a GPU "
                                                  "worker slot; default: as Ray detects them")]
     = None,
+    max_cores: Annotated[float | None, typer.Option(
+        help="with --ray-address: the most cores the farm asks the autoscaler for")] = None,
+    max_gpus: Annotated[float | None, typer.Option(
+        help="with --ray-address: the most GPUs the farm asks the autoscaler for")] = None,
 ) -> None:
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
@@ -127,6 +132,10 @@ def serve(
         host=host, port=port, db=db, storage=storage, work=work, ray_address=ray_address,
         max_upload_bytes=max_upload_bytes or None,
     )
+    for flag, value in (("--max-cores", max_cores), ("--max-gpus", max_gpus)):
+        if value is not None and not value >= (1 if flag == "--max-cores" else 0):
+            fail(f"{flag} must be at least {1 if flag == '--max-cores' else 0}, got {value:g}")
+    settings = settings.overridden(max_cores=max_cores, max_gpus=max_gpus)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other "
                   "machines — put it behind TLS", highlight=False)
@@ -377,12 +386,16 @@ def submit(
     threads_per_task: Annotated[int, typer.Option(help="Cycles threads per task")] = 1,
     qc: Annotated[bool, typer.Option("--qc/--no-qc")] = False,
     video: Annotated[bool, typer.Option("--video/--no-video")] = False,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.ANY,
     task_timeout: Annotated[float | None, typer.Option(help="seconds per task at most")] = None,
     silence_timeout: Annotated[float | None, typer.Option(help="kill tasks silent this long")]
     = None,
     max_attempts: Annotated[int, typer.Option(help="tries per task")] = 3,
     priority: Annotated[int, typer.Option(help="0-100, higher first")] = 50,
     name: Annotated[str | None, typer.Option(help="job name; default the file name")] = None,
+    export_openjd: Annotated[Path | None, typer.Option(
+        help="write the job as an OpenJD job bundle in this new folder instead of submitting "
+             "(docs/openjd.md)")] = None,
     depends_on: Annotated[list[int] | None, typer.Option("--after", help="wait for job ID")]
     = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
@@ -412,8 +425,11 @@ def submit(
         "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
         "camera": camera, "denoise": denoise, "threads": threads_per_task, "qc": qc,
         "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
-        "max_attempts": max_attempts,
+        "max_attempts": max_attempts, "device": device.value,
     }
+    if export_openjd is not None:
+        _export_submission(scene, export_openjd, options)
+        return
     with client(server, token) as c:
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
@@ -429,6 +445,26 @@ def submit(
     err.print(f"{len(bundle.files)} file(s), {sent} uploaded ({size:,} bytes); job "
               f"{job['id']} {job['state']}: {len(job['frames'])} frame(s)", highlight=False)
     out.print(job["id"])
+
+
+def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None:
+    """`wanhe submit … --export-openjd DIR`: the farm job as a bundle whose frames go to
+    DIR/output/frame_#### (as the farm names them), nothing uploaded."""
+    from pydantic import ValidationError
+
+    from wanhe.blender.errors import SceneError
+    from wanhe.jobtypes.blender_render import RenderOptions
+    from wanhe.openjd_export import describe, export_render
+
+    out = dest.expanduser().absolute() / "output"
+    try:
+        render_options = RenderOptions(**options, output=str(out / "frame_####"))
+        result = export_render(scene, render_options, dest, blender=Settings().blender,
+                               threads=render_options.threads, output_dir=str(out))
+    except (ValidationError, ValueError, SceneError, FileNotFoundError) as exc:
+        fail(str(exc))
+    for line in describe(result):
+        err.print(line, highlight=False, soft_wrap=True)
 
 
 def server_warnings(warnings: list[str]) -> list[str]:

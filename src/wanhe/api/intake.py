@@ -98,6 +98,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
                 name=body.name or (PurePosixPath(body.main).name if body.main else kind.title),
                 kind=kind.kind, build=build, priority=body.priority,
                 submitter=who.name or f"token {who.token_id}", depends_on=body.depends_on,
+                paused=body.paused,
             )
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None

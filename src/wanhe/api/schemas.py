@@ -116,6 +116,9 @@ class JobCreate(_In):
     depends_on: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
         default_factory=list, max_length=1000
     )
+    paused: bool = Field(
+        default=False, description="store the job paused: nothing runs until it is resumed"
+    )
 
     @field_validator("main")
     @classmethod

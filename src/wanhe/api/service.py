@@ -98,6 +98,7 @@ class Service:
             return
         from wanhe.engine import cluster
         from wanhe.engine.dispatcher import Dispatcher
+        from wanhe.sched.elastic import Caps
 
         _keep_signal_handlers(
             lambda: cluster.connect(self.settings.ray_address, num_cpus=self.num_cpus,
@@ -108,6 +109,7 @@ class Service:
             log_root=self.work.logs, on_event=self._on_task_event,
             # someone else's cluster may grow (an autoscaler): a task nothing can run waits
             elastic=bool(self.settings.ray_address),
+            caps=Caps(max_cores=self.settings.max_cores, max_gpus=self.settings.max_gpus),
         )
         loop = threading.Thread(target=self._dispatch_loop, name="wanhe-dispatcher", daemon=True)
         loop.start()

@@ -44,6 +44,9 @@ class RenderRequest(_Msg):
     sample_offset: int | None = Field(default=None, ge=0)
     sample_subset_length: int | None = Field(default=None, ge=1)
     adaptive_sampling: bool | None = None
+    # CPU, or GPU: Cycles on the first backend Blender finds (OptiX, CUDA, HIP, oneAPI, Metal);
+    # a GPU asked for and none found is an error, never a silent CPU render
+    device: Literal["CPU", "GPU"] = "CPU"
 
     @field_validator("scene", "output")
     @classmethod
@@ -91,6 +94,9 @@ class RenderReply(_Msg):
     error: str | None = None
     engine: str = ""
     samples: int | None = None
+    device: str = "CPU"  # what Cycles rendered on
+    backend: str = "NONE"  # OPTIX, CUDA, HIP, ONEAPI, METAL for a GPU render
+    gpus: list[str] = Field(default_factory=list)  # the GPUs' names
 
 
 class InspectRequest(_Msg):

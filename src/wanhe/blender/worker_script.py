@@ -61,7 +61,36 @@ _CYCLES_ATTRS = (
     "use_sample_subset",
     "sample_offset",
     "sample_subset_length",
+    "device",
 )
+
+
+def _load_sibling(name: str) -> Any:
+    """A standard-library module of this folder, loaded by path (wanhe may not be importable
+    here, and this folder is kept off sys.path)."""
+    import importlib.util
+
+    path = os.path.join(_HERE, name + ".py")
+    spec = importlib.util.spec_from_file_location(f"_wanhe_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    return module
+
+
+_devices = _load_sibling("cycles_devices")
+
+
+def _use_device(scene: bpy.types.Scene, want: str) -> dict[str, Any]:
+    """Render on the CPU, or on the GPUs Blender finds (the first backend that has one)."""
+    if want == "CPU":
+        _set(scene.cycles, "device", "CPU")
+        return {"device": "CPU", "backend": "NONE"}
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    choice = _devices.choose(_devices.found_devices(prefs), want)
+    _devices.apply(choice, prefs, scene)
+    return {"device": "GPU", "backend": choice.backend, "gpus": list(choice.names)}
 
 
 class _State:
@@ -288,6 +317,9 @@ def _render(req: dict[str, Any]) -> dict[str, Any]:
             for vl in scene.view_layers:
                 _set(vl.cycles, "denoising_store_passes", bool(req.get("denoise_passes")))
             reply["samples"] = c.samples
+            reply.update(_use_device(scene, req.get("device") or "CPU"))
+        elif (req.get("device") or "CPU") != "CPU":
+            raise ValueError(f"GPU renders need Cycles; this scene uses {engine}")
         elif engine.startswith("BLENDER_EEVEE") and req.get("samples") is not None:
             _set(scene.eevee, "taa_render_samples", req["samples"])  # EEVEE's own setting
             reply["samples"] = scene.eevee.taa_render_samples

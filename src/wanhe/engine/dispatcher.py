@@ -34,7 +34,8 @@ from wanhe.engine.pool import RayStartError, Slot, Warm, WorkerPool
 from wanhe.jobtypes import registry as job_types
 from wanhe.jobtypes.base import TaskView
 from wanhe.lifecycle import RetryRules, Verdict, should_blocklist, stranded_reason
-from wanhe.model import AttemptOutcome, JobState, TaskState
+from wanhe.model import AttemptOutcome, JobState, Resources, TaskState
+from wanhe.sched.elastic import Bundle, Caps, Demand, plan_bundles
 from wanhe.sched.placement import why_unplaceable
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
 from wanhe.store.store import AttemptEnd, JobRow, Store, StoreError, TaskRow, Usage
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 0.5
 PROGRESS_INTERVAL_S = 1.0
+# elastic: a Ray worker slot idle this long, beyond what the queue wants, is let go (its node
+# then holds nothing, and the autoscaler's own idle timeout releases it)
+ELASTIC_IDLE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -86,7 +90,8 @@ def metered_cores(slot: Slot, task: TaskRow) -> float:
 
 
 def metered_gpus(slot: Slot, task: TaskRow) -> float:
-    return slot.gpus if task.resources.gpus > 0 else 0.0
+    """GPUs billed: a GPU slot's, for a task that asks for a GPU or may take one (`any`)."""
+    return slot.gpus if task.resources.gpus > 0 or task.resources.cpus > 0 else 0.0
 
 
 class Dispatcher:
@@ -103,13 +108,18 @@ class Dispatcher:
         ray_start: cluster.EmbeddedStart | None = None,
         use_ray: bool = True,
         elastic: bool = False,
+        caps: Caps | None = None,
+        elastic_idle_s: float = ELASTIC_IDLE_S,
+        request_resources: Callable[[list[Bundle]], None] | None = None,
     ) -> None:
         """`local_workers`: render workers of this process, usable at once, each reserving
         `threads` cores beside Ray's. `ray_start`: Ray starting in the background; Ray's
         workers are made once it is up (without it, Ray must be up already). `use_ray=False`:
         no Ray at all; the local workers render and a local image worker does the rest.
         `elastic`: the cluster may grow (an autoscaler): a task no slot can run waits, and its
-        job says why, instead of failing."""
+        job says why, instead of failing; the dispatcher asks the autoscaler for what the queue
+        needs (`sched.elastic.plan_bundles` within `caps`), through `request_resources`
+        (default: Ray's autoscaler SDK)."""
         self.store = store
         self.log_root = log_root
         self.on_event = on_event
@@ -127,6 +137,11 @@ class Dispatcher:
         self._last_error: dict[int, str] = {}  # job id -> last attempt error (for reasons)
         self.poke_event = threading.Event()
         self.dispatch_latencies: list[float] = []
+        self.caps = caps or Caps()
+        self.elastic_idle_s = elastic_idle_s
+        self._request_resources = request_resources
+        self.requested: list[Bundle] | None = None  # the standing autoscaler request
+        self.pool.elastic = elastic
 
     # ------------------------------------------------------------------ the pool
 
@@ -150,9 +165,66 @@ class Dispatcher:
         scope = None if job_ids is None else frozenset(job_ids)
         if self.mirror.sync(scope, full=full):
             self._cancel_stale_running()
-        if self.pool.requested_workers is None and not job_ids:
+        if self.elastic:
+            self._ask_autoscaler()
+        if self.pool.requested_workers is None and (not job_ids or self.elastic):
             self.pool.start()  # the cluster may have grown
+        if self.elastic:
+            self.pool.trim(self.elastic_idle_s)
         self._check_placement()
+
+    # ------------------------------------------------------------------ elastic
+
+    def demands(self) -> list[Demand]:
+        """Every project's queued and running tasks by shape, with its budget left, the
+        projects of the highest job priority first: what `plan_bundles` turns into a request."""
+        queued: dict[str, dict[Resources, int]] = {}
+        running: dict[str, dict[Resources, int]] = {}
+        priority: dict[str, int] = {}
+        for job_id, shapes in self.mirror.shapes_by_job.items():
+            if not shapes or self.policy.is_paused(str(job_id)):
+                continue
+            job = self.mirror.job(job_id)
+            name = self.mirror.project_name(job.project_id)
+            mine = queued.setdefault(name, {})
+            for shape, count in shapes.items():
+                mine[shape] = mine.get(shape, 0) + count
+            priority[name] = max(priority.get(name, 0), job.priority)
+        for run in self._running.values():
+            mine = running.setdefault(run.queued.project, {})
+            mine[run.queued.resources] = mine.get(run.queued.resources, 0) + 1
+            priority.setdefault(run.queued.project, run.queued.priority)
+        out = []
+        for name in sorted(priority, key=lambda n: (-priority[n], n)):
+            cores_left, gpus_left = self.policy.budget_left(name)
+            out.append(Demand(name, queued.get(name, {}), running.get(name, {}),
+                              cores_left, gpus_left))
+        return out
+
+    def _ask_autoscaler(self) -> None:
+        """Elastic: tell the pool how many slots the queue wants and the autoscaler what to
+        make room for; resend only when the request changed."""
+        bundles = plan_bundles(self.demands(), self.caps)
+        # GPU slots: the GPU tasks', and the GPUs the cluster already has may take `any`
+        # work too (the request itself asks CPU nodes for that; the pool caps by what is there)
+        either = self.mirror.any_device_queued()
+        self.pool.want = (sum(1 for b in bundles if "GPU" not in b),
+                          sum(1 for b in bundles if "GPU" in b) + either)
+        if bundles == self.requested:
+            return
+        ask = self._request_resources
+        if ask is None:
+            from wanhe.engine import cluster
+
+            ask = cluster.request_resources
+        try:
+            ask(bundles)
+        except Exception as exc:  # the farm goes on with the nodes it has
+            log.warning("could not ask the autoscaler for %d bundle(s): %s", len(bundles), exc)
+            return
+        log.info("asked the autoscaler for %d bundle(s)%s", len(bundles),
+                 "" if bundles else ": the queue is empty")
+        self.requested = bundles
 
     def _cancel_stale_running(self) -> None:
         """Running attempts whose task the database no longer wants (job cancelled) stop now."""
@@ -273,6 +345,7 @@ class Dispatcher:
         for future in done:
             running = self._running.pop(future)
             running.slot.busy = None
+            running.slot.idle_since = time.monotonic()
             log.info("answer for %s from %s", running.task.key, running.slot.name)
             try:
                 result = future.result()
@@ -446,4 +519,15 @@ class Dispatcher:
         self.poke_event.set()
 
     def close(self) -> None:
+        if self.elastic and self.requested:
+            try:  # nothing left to ask for: the autoscaler may let the nodes go
+                (self._request_resources or _default_request)([])
+            except Exception as exc:
+                log.warning("could not withdraw the autoscaler request: %s", exc)
         self.pool.close()
+
+
+def _default_request(bundles: list[Bundle]) -> None:
+    from wanhe.engine import cluster
+
+    cluster.request_resources(bundles)

@@ -49,7 +49,9 @@ class FarmWorker:
             import ray
 
             node_id = ray.get_runtime_context().get_node_id()
-            return f"{socket.gethostname()}:{node_id[:8]}"
+            # the id's end: Ray's ids are random throughout, and the simulated nodes of Ray's
+            # autoscaler tests differ only there (their ids start with 51 f's)
+            return f"{socket.gethostname()}:{node_id[-8:]}"
         except Exception:  # not inside Ray (tests run the class directly)
             return socket.gethostname()
 

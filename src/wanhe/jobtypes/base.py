@@ -125,6 +125,11 @@ class JobType(ABC):
         """How often a task of this job may fail of its own fault or be lost."""
         return RetryRules(max_attempts=int(spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
 
+    def any_device(self, spec: dict[str, Any]) -> bool:
+        """Whether this job's tasks that reserve cores (and no GPU) may also run on a GPU slot;
+        the tasks of one frame then all run on one kind of device (`wanhe.sched.devices`)."""
+        return False
+
     def task_label(self, task: TaskView) -> str:
         """How a task is named for people (in a failure reason, the dashboard, the CLI)."""
         return f"task {task.key}"

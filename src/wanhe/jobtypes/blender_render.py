@@ -30,6 +30,7 @@ from wanhe.model import Resources, TaskKind, TaskSpec
 from wanhe.plan.frames import expand_output_pattern
 from wanhe.plan.samples import SampleChunk, plan_sample_chunks
 from wanhe.plan.tiles import TileGrid, plan_tiles
+from wanhe.sched.devices import Device, render_resources
 
 KIND = "blender_render"
 
@@ -53,6 +54,11 @@ class RenderKnobs(BaseModel):
     qc: bool = False
     qc_thresholds: dict[str, float] = Field(default_factory=dict)
     video: bool = False
+    device: Device = Field(
+        default=Device.ANY,
+        description="what render tasks run on: cpu, gpu (Cycles on CUDA/OptiX/HIP/oneAPI/Metal, "
+        "as Blender finds them), or any (either; one frame never mixes them)",
+    )
 
     @field_validator("qc_thresholds")
     @classmethod
@@ -143,7 +149,7 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
         if spec.samples is not None and spec.sample_chunks > 1
         else []
     )
-    render_cpus = Resources(cpus=float(spec.threads))
+    render_cpus = render_resources(spec.device, spec.threads)
     light = Resources(cpus=0.0)  # short image work runs beside the renders (metered as 1 core)
     graph: list[TaskSpec] = []
     last_of_frame: list[str] = []
@@ -177,6 +183,7 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
                     "sample_subset_length": None if chunk is None else chunk.length,
                     "timeout_s": spec.task_timeout_s,
                     "silence_s": spec.silence_timeout_s,
+                    "device": spec.device.value,
                 }
                 graph.append(
                     TaskSpec(
@@ -696,6 +703,9 @@ class BlenderRenderJob(JobType):
         spec = self._resolve(options, inspected.facts, main, folder.output / "frame_####")
         tasks = compile_render_job(spec, str(folder.work))
         return CompiledJob(spec.model_dump(mode="json"), spec.fingerprint(), tasks)
+
+    def any_device(self, spec: dict[str, Any]) -> bool:
+        return bool(spec.get("device", Device.ANY.value) == Device.ANY.value)
 
     def task_label(self, task: TaskView) -> str:
         if task.kind == TaskKind.VIDEO.value:

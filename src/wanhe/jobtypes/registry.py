@@ -66,6 +66,11 @@ def retry_rules(kind: str, spec: dict[str, object]) -> RetryRules:
     return found.retry_rules(dict(spec))
 
 
+def any_device(kind: str, spec: dict[str, object]) -> bool:
+    found = find_job_type(kind)
+    return False if found is None else found.any_device(dict(spec))
+
+
 def task_label(kind: str, task: TaskView) -> str:
     found = find_job_type(kind)
     return f"task {task.key}" if found is None else found.task_label(task)

@@ -31,7 +31,12 @@ Rules, in the order they apply:
    backfilling with a reservation). Without ``capacity`` the policy cannot know whether a task
    will ever fit a node, so it only skips.
 6. **Devices**: a task that asks for no GPU never runs on a GPU slot (``pick(...,
-   gpu_only=True)``), so GPUs stay free for the work that needs them.
+   gpu_only=True)``), so GPUs stay free for the work that needs them — except a task that
+   may run on either (``any_device``, `wanhe render --device any`). CPU and GPU Cycles do
+   not give identical pixels, so the tasks of one frame (``group``) never mix them: each
+   frame of such a job is a lane of its own, bound to the kind of device (`sched.devices`)
+   of the first slot that takes one of its tasks; its other tasks and retries then run only
+   on that kind.
 7. **Blocklists**: `blocklist(job_id, node)` (the dispatcher calls it after 3 failures of a
    job's tasks on a node); ``pick(..., node=node)`` never returns a task of that job there.
 8. **Pause, resume, cancel**: `pause_job` hides a job's ready tasks, `resume_job` shows them
@@ -52,6 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from wanhe.model import Resources
+from wanhe.sched.devices import SlotKind, kind_of_slot, may_take
 
 __all__ = [
     "PolicyStats",
@@ -81,6 +87,16 @@ class QueuedTask:
     job_seq: int
     task_seq: int
     resources: Resources = ONE_CPU
+    # may run on a CPU or a GPU slot; all tasks of one `group` (a frame) on the same kind
+    any_device: bool = False
+    group: int | None = None
+
+    @property
+    def lane_key(self) -> LaneKey:
+        return (self.resources, self.group if self.any_device else None, self.any_device)
+
+
+LaneKey = tuple[Resources, int | None, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +122,7 @@ class PolicyStats:
     skipped_no_fit: int  # lane heads passed over because they did not fit
     skipped_blocklist: int  # lane heads passed over because of a node blocklist
     reservations: int  # nodes reserved for starving tasks
+    skipped_device: int = 0  # lane heads passed over: their frame is bound to the other kind
 
 
 class _Project:
@@ -132,11 +149,13 @@ class _Project:
 class _Lane:
     """The queued tasks of one job that ask for the same resources, by task_seq."""
 
-    __slots__ = ("gen", "heap", "job", "live", "resources", "skips", "uid")
+    __slots__ = ("any_device", "bound", "gen", "heap", "job", "live", "resources", "skips", "uid")
 
-    def __init__(self, job: _Job, resources: Resources, uid: int) -> None:
+    def __init__(self, job: _Job, resources: Resources, uid: int, any_device: bool = False) -> None:
         self.job = job
         self.resources = resources
+        self.any_device = any_device
+        self.bound: SlotKind | None = None  # the device kind its frame renders on, once picked
         self.uid = uid
         self.heap: list[tuple[int, int, QueuedTask]] = []  # (task_seq, serial, task)
         self.live = 0
@@ -163,7 +182,7 @@ class _Job:
         self.job_seq = job_seq
         self.paused = False
         self.live = 0
-        self.lanes: dict[Resources, _Lane] = {}
+        self.lanes: dict[LaneKey, _Lane] = {}
         self.blocked_nodes: set[str] = set()
 
 
@@ -231,6 +250,7 @@ class SchedulingPolicy:
         self._skip_fit = 0
         self._skip_block = 0
         self._reservations = 0
+        self._skip_device = 0
 
     # ------------------------------------------------------------------ projects and usage
 
@@ -291,6 +311,14 @@ class SchedulingPolicy:
             f"GPU-hours metered) — raise it with `wanhe project budget --gpu-hours`"
         )
 
+    def budget_left(self, project: str) -> tuple[float | None, float | None]:
+        """(core-seconds, GPU-seconds) the project may still use; None where it has no budget."""
+        p = self._projects.get(project)
+        if p is None:
+            return None, None
+        return (None if p.budget is None else max(0.0, p.budget - p.used),
+                None if p.gpu_budget is None else max(0.0, p.gpu_budget - p.gpu_used))
+
     def running_cores(self, project: str) -> float:
         p = self._projects.get(project)
         return 0.0 if p is None else p.running_cores
@@ -334,10 +362,10 @@ class SchedulingPolicy:
             )
         if task.priority != job.priority or task.job_seq != job.job_seq:
             task = replace(task, priority=job.priority, job_seq=job.job_seq)
-        lane = job.lanes.get(task.resources)
+        lane = job.lanes.get(task.lane_key)
         if lane is None:
-            lane = _Lane(job, task.resources, next(self._lane_uid))
-            job.lanes[task.resources] = lane
+            lane = _Lane(job, task.resources, next(self._lane_uid), task.any_device)
+            job.lanes[task.lane_key] = lane
         serial = next(self._serial)
         self._live[tid] = serial
         self._queued[tid] = task
@@ -367,7 +395,7 @@ class SchedulingPolicy:
             return False
         task = self._queued.pop(task_id)
         job = self._jobs[task.job_id]
-        lane = job.lanes[task.resources]
+        lane = job.lanes[task.lane_key]
         lane.live -= 1
         job.live -= 1
         if not job.paused:
@@ -470,6 +498,7 @@ class SchedulingPolicy:
             self._skip_fit,
             self._skip_block,
             self._reservations,
+            self._skip_device,
         )
 
     # ------------------------------------------------------------------ decisions
@@ -689,9 +718,16 @@ class SchedulingPolicy:
                 self._skip_block += 1
                 skipped.append(heapq.heappop(heap))
                 continue
-            if gpu_only and lane.resources.gpus <= 0:
-                skipped.append(heapq.heappop(heap))
-                continue
+            if not may_take(lane.any_device, lane.bound, kind_of_slot(gpu_only),
+                            lane.resources.gpus > 0):
+                if lane.any_device:
+                    self._skip_device += 1
+                    skipped.append(heapq.heappop(heap))
+                    continue
+                if gpu_only:
+                    skipped.append(heapq.heappop(heap))
+                    continue
+                # a GPU task offered a CPU slot: it does not fit (counted below)
             if not lane.resources.fits_in(free):
                 self._skip_fit += 1
                 lane.skips += 1
@@ -713,6 +749,8 @@ class SchedulingPolicy:
             # take it
             heapq.heappop(lane.heap)
             lane.skips = 0
+            if lane.any_device and lane.bound is None:
+                lane.bound = kind_of_slot(gpu_only)  # the frame renders on this kind from now
             self._clean_head(lane)
             if lane.heap:
                 heapq.heapreplace(heap, (entry[0], lane.heap[0][0], entry[2], entry[3], lane))
@@ -737,6 +775,7 @@ class SchedulingPolicy:
             or job.project.blocked()
             or node in job.blocked_nodes
             or (capacity is not None and not task.resources.fits_in(capacity))
+            or job.lanes[task.lane_key].bound is SlotKind.GPU
         ):
             self._drop_reservation(tid)
             return None
@@ -746,9 +785,11 @@ class SchedulingPolicy:
         self._drop_reservation(tid)
         del self._live[tid]
         del self._queued[tid]
-        lane = job.lanes[task.resources]
+        lane = job.lanes[task.lane_key]
         lane.live -= 1
         lane.skips = 0
+        if lane.any_device and lane.bound is None:
+            lane.bound = SlotKind.CPU  # reservations are made on CPU slots only
         job.live -= 1
         self._unready(job.priority, job.project, 1)
         self._queued[tid] = task  # _start removes it again
@@ -765,7 +806,7 @@ class SchedulingPolicy:
             # dequeued from its lane by _pick_in
             del self._live[tid]
             job = self._jobs[task.job_id]
-            job.lanes[task.resources].live -= 1
+            job.lanes[task.lane_key].live -= 1
             job.live -= 1
             self._unready(job.priority, job.project, 1)
             self._drop_reservation(tid)

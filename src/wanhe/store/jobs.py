@@ -79,8 +79,10 @@ class JobsMixin(_StoreBase):
         priority: int = 50,
         submitter: str = "",
         depends_on: Sequence[int] = (),
+        paused: bool = False,
     ) -> int:
         """Insert a job whose spec needs its own id (paths under jobs/<id>/), in one transaction.
+        `paused` stores it paused: no task starts until it is resumed.
 
         `build(job_id)` returns (spec, fingerprint, tasks, work_dir); if it raises, nothing is
         stored. It must be quick (no Blender): it runs while the transaction is open.
@@ -90,8 +92,10 @@ class JobsMixin(_StoreBase):
                 conn.execute(
                     insert(t.jobs).values(
                         project_id=project_id, name=name, kind=kind, spec="{}", fingerprint="",
-                        state=JobState.QUEUED.value, priority=priority, submitter=submitter,
-                        message="", depends_on=json.dumps(list(depends_on)), work_dir="",
+                        state=(JobState.PAUSED if paused else JobState.QUEUED).value,
+                        priority=priority, submitter=submitter,
+                        message="submitted paused: resume it to start" if paused else "",
+                        depends_on=json.dumps(list(depends_on)), work_dir="",
                         created_at=_now(),
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]

@@ -101,6 +101,7 @@ class ReadyTask:
     job_id: int
     seq: int
     resources: Resources
+    frame: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

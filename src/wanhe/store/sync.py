@@ -91,13 +91,14 @@ class SyncMixin(_StoreBase):
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(tasks.c.id, tasks.c.job_id, tasks.c.seq, tasks.c.cpus, tasks.c.memory,
-                       tasks.c.gpus)
+                       tasks.c.gpus, tasks.c.frame)
                 .where(tasks.c.job_id.in_(list(job_ids)),
                        tasks.c.state == TaskState.READY.value)
                 .order_by(tasks.c.job_id, tasks.c.seq)
             ).all()
         return [
-            ReadyTask(r.id, r.job_id, r.seq, Resources(r.cpus, r.memory, r.gpus)) for r in rows
+            ReadyTask(r.id, r.job_id, r.seq, Resources(r.cpus, r.memory, r.gpus), r.frame)
+            for r in rows
         ]
 
     def ready_checksums(self, job_ids: Sequence[int] | None = None) -> dict[int, tuple[int, int]]:
