@@ -141,7 +141,16 @@ def render(
         typer.Option("--frames", "-f", help="e.g. 1-48, 1,5,10-20, 1-100x5; default: the scene's"),
     ] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
-    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    overscan: Annotated[
+        int | None,
+        typer.Option(help="pixels each tile renders past its edges; default: the least that "
+                     "is exact (0 without adaptive sampling)"),
+    ] = None,
+    split: Annotated[
+        int | None,
+        typer.Option(help="spread each frame over N workers: wanhe picks tiles, sample chunks "
+                     "or both, and says why"),
+    ] = None,
     samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
     sample_chunks: Annotated[
         int, typer.Option(help="split each frame's samples over this many tasks")
@@ -228,7 +237,7 @@ def render(
         thresholds = parse_threshold_args(qc_threshold or [])
         options = RenderOptions(
             quality=quality, qc_thresholds=thresholds,
-            frames=frames, tiles=tiles, overscan=overscan, samples=samples,
+            frames=frames, tiles=tiles, overscan=overscan, samples=samples, split=split,
             sample_chunks=sample_chunks, resolution_percentage=resolution_percentage,
             camera=camera, denoise=denoise, output=output,
             # One warm process with every core beats one process per core: Cycles scales with
@@ -252,22 +261,30 @@ def render(
             console.print(
                 f"[bold]{Path(spec.scene).name}[/]: {prepared.facts.engine}, "
                 f"{spec.width}x{spec.height}, {len(spec.frames)} frame(s), tiles "
-                f"{spec.tiles_x}x{spec.tiles_y}, samples {spec.samples or 'scene'}"
-                f"{', denoise' if spec.denoise else ''}; {len(prepared.dependencies)} "
-                f"external file(s)",
+                f"{spec.tiles_x}x{spec.tiles_y}"
+                + (f" ({spec.overscan} px overscan)" if spec.tiles_x * spec.tiles_y > 1 else "")
+                + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else "")
+                + f", samples {spec.samples or _scene_samples(prepared.facts.samples)}"
+                f"{', denoise' if spec.denoise else ''}; {prepared.external_files} "
+                f"external file(s)" + (f", {len(prepared.missing)} missing"
+                                       if prepared.missing else ""),
                 highlight=False,
             )
+        if spec.split_note:
+            console.print(spec.split_note, highlight=False)
+        if spec.tile_note:
+            console.print(f"[bold red]WARNING:[/] {spec.tile_note}", highlight=False)
+        for note in prepared.notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
         if prepared.quality is not None:
             reached = prepared.quality["reached"]
             if not quiet or not reached:
                 console.print(("" if reached else "[yellow]warning:[/] ")
                               + prepared.quality["explanation"], highlight=False)
-        if prepared.missing:
-            console.print(
-                f"[yellow]warning:[/] {len(prepared.missing)} external file(s) are missing "
-                "and will render as pink/empty:\n  " + "\n  ".join(prepared.missing),
-                highlight=False,
-            )
+        from wanhe.jobtypes.blender_render import missing_messages
+
+        for message in missing_messages(prepared.missing, prepared.missing_caches):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False)
         if resumed and not quiet:
             console.print(
                 f"resuming job {job.id}: {done_before} task(s) already done", highlight=False
@@ -319,6 +336,10 @@ def _export_openjd(
         console.print(line, highlight=False, soft_wrap=True)
 
 
+def _scene_samples(samples: int | None) -> str:
+    return "scene" if samples is None else f"{samples} (the scene's)"
+
+
 def _check_report_path(path: Path) -> None:
     folder = path.expanduser().parent
     try:
@@ -339,6 +360,10 @@ def _print_summary(outcome: Any, quiet: bool) -> None:
     table.add_row("frames", f"{len(spec.frames)} ({_frames_text(spec.frames)})")
     table.add_row("tiles", f"{spec.tiles_x}x{spec.tiles_y} per frame, {spec.overscan} px overscan"
                   + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else ""))
+    if spec.split_note:
+        table.add_row("split", spec.split_note)
+    if spec.tile_note:
+        table.add_row("tiles warning", spec.tile_note)
     table.add_row("tasks", f"{outcome.tasks_total} ({outcome.tasks_skipped} done before this run, "
                   f"{len(rendered)} render attempt(s) now)")
     table.add_row("wall time", f"{outcome.wall_s:.1f} s")

@@ -77,6 +77,11 @@ def check_exportable(options: RenderOptions) -> None:
             "render plus an assembly step, which Blender's command line has no form for — "
             "export whole frames (--tiles 1x1)"
         )
+    if (options.split or 1) > 1:
+        raise ExportError(
+            f"--export-openjd cannot express --split {options.split} (tiles or sample chunks "
+            "need wanhe's assembly) — export whole frames"
+        )
     if options.sample_chunks > 1:
         raise ExportError(
             f"--export-openjd cannot express sample chunks ({options.sample_chunks}): merging "
@@ -374,20 +379,14 @@ def export_render(
     Nothing is rendered and no output folder is made: the bundle's job writes the frames.
     """
     from wanhe.blender.inspect import check_blend_file, inspect_scene
-    from wanhe.jobtypes.blender_render import SceneFacts, resolve_spec
+    from wanhe.jobtypes.blender_render import SceneFacts, facts_from_report, resolve_spec
 
     check_exportable(options)
     scene = scene.expanduser().resolve()
     check_blend_file(scene)
     _check_dest(dest)
     report = inspect_scene(scene, blender=blender)
-    facts = SceneFacts(
-        path=str(scene), frame_start=report.frame_start, frame_end=report.frame_end,
-        frame_step=report.frame_step, fps=report.fps, resolution_x=report.resolution_x,
-        resolution_y=report.resolution_y, resolution_percentage=report.resolution_percentage,
-        engine=report.engine, camera=report.camera, cameras=list(report.cameras),
-        samples=report.samples, output_path=report.output_path,
-    )
+    facts: SceneFacts = facts_from_report(report).model_copy(update={"path": str(scene)})
     spec = resolve_spec(options, facts)
     return export_bundle(
         spec, dest, threads=threads, output_dir=output_dir,

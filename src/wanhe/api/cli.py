@@ -470,7 +470,10 @@ def submit(
              "OpenJD job bundle folder")] = None,
     frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
-    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    overscan: Annotated[int | None, typer.Option(
+        help="pixels each tile renders past its edges; default: the least that is exact")] = None,
+    split: Annotated[int | None, typer.Option(
+        help="spread each frame over N workers (tiles, sample chunks or both)")] = None,
     samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
     sample_chunks: Annotated[int, typer.Option(help="split samples over this many tasks")] = 1,
     resolution_percentage: Annotated[int | None, typer.Option(help="override resolution %")]
@@ -522,9 +525,10 @@ def submit(
         bundle = collect(scene)
     except SceneError as exc:
         fail(str(exc))
-    for path in bundle.missing_local:
-        err.print(f"[yellow]warning:[/] missing external file {path} (renders pink/empty)",
-                  highlight=False)
+    from wanhe.jobtypes.blender_render import missing_messages
+
+    for message in missing_messages(bundle.missing_local, bundle.missing_caches):
+        err.print(f"[yellow]warning:[/] {message}", highlight=False)
     for ref in bundle.absolute_refs:
         err.print(f"[yellow]warning:[/] the scene names {ref!r} by absolute path; the farm "
                   "resolves only relative (//) paths — File › External Data › Make Paths "
@@ -532,6 +536,7 @@ def submit(
     hash_all(bundle)
     options = {
         "frames": frames, "tiles": tiles, "overscan": overscan, "samples": samples,
+        "split": split,
         "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
         "camera": camera, "denoise": denoise, "threads": threads_per_task, "qc": qc,
         "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
@@ -546,7 +551,7 @@ def submit(
             "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
             "priority": priority, "depends_on": depends_on or [],
         })
-    for warning in job.get("warnings", []):
+    for warning in server_warnings(job.get("warnings", [])):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if as_json:
         emit({"id": job["id"], "state": job["state"], "files": len(bundle.files),
@@ -595,6 +600,12 @@ def _submit_story(storyboard: Path, name: str | None, priority: int, depends_on:
     err.print(f"{files} file(s), {sent} uploaded ({size:,} bytes); story job {job['id']} "
               f"{job['state']}", highlight=False)
     out.print(job["id"])
+
+
+def server_warnings(warnings: list[str]) -> list[str]:
+    """The farm's warnings minus its missing-file ones: submit printed those already, with
+    the paths as they are on this machine (the farm's are relative to the upload)."""
+    return [w for w in warnings if not w.startswith(("missing external file", "missing point"))]
 
 
 # ---------------------------------------------------------------------------------- jobs

@@ -66,7 +66,8 @@ class Service:
         )
         self.store = Store(settings.db_url)
         self.events = EventHub()
-        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}))
+        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}),
+                                    cache_dir=settings.home / "probes")
         from wanhe.openjd.serve import farm_facts
 
         self.intake.inspectors.setdefault("openjd.farm", lambda _: farm_facts(self))

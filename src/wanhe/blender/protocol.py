@@ -123,6 +123,13 @@ class SceneInfo(BaseModel):
     adaptive_sampling: bool | None
     output_path: str  # scene.render.filepath as stored, e.g. '//render/demo_####'
     blender_version: str
+    # Cycles settings that decide whether border tiles are exact (docs/tiles.md)
+    adaptive_threshold: float = 0.01
+    adaptive_min_samples: int = 0
+    time_limit: float = 0.0
+    path_guiding: bool = False
+    volumes: list[str] = Field(default_factory=list)  # what renders a volume (world, materials)
+    python_drivers: list[str] = Field(default_factory=list)  # drivers that need Python
 
     @property
     def width(self) -> int:

@@ -45,6 +45,7 @@ class IntakeContext:
     models: Callable[[str], dict[str, Any] | None] | None = None
     capacity: Callable[[], Any] | None = None
     local_paths: bool = False  # inputs may be named by absolute path (a local run, not a farm)
+    cache_dir: Path | None = None  # where probes keep their answers per scene
 
 
 @dataclass(slots=True)
