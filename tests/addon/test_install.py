@@ -47,7 +47,7 @@ def test_installs_enables_and_draws_without_wanhe(addon_zip: Path, tmp_path: Pat
     assert out["panels"] == ["WANHE_PT_farm", "WANHE_PT_jobs"]
     farm = out["draw"]["farm"]
     props = [entry[2] for entry in farm if entry[1] == "prop"]
-    assert props == ["job_name", "use_frames", "frames", "tiles", "sample_chunks",
+    assert props == ["job_name", "use_frames", "frames", "split", "tiles", "sample_chunks",
                      "quality_mode", "samples", "denoise", "qc", "video", "priority",
                      "submit_paused", "after_job"]
     labels = _labels(farm)

@@ -94,3 +94,19 @@ def test_estimate_scales_a_past_job() -> None:
     # 4x the frames, 2x the pixels, 2x the samples
     assert plan.estimate_core_hours(p, s, past) == pytest.approx(16.0)
     assert plan.estimate_core_hours(p, s, {"core_hours": 0.0, "spec": {}}) is None
+
+
+def test_split_goes_to_the_farm_in_place_of_tiles_and_chunks() -> None:
+    """--split N: the farm picks tiles × chunks = N parts per frame; the panel counts N per
+    frame and sends `split` alone (the farm refuses it beside explicit tiles or chunks)."""
+    s = plan.Settings(scene_start=1, scene_end=4, tiles="2x2", sample_chunks=3, split=8,
+                      quality_mode="SAMPLES", samples=64)
+    p = plan.make_plan(s)
+    assert p.render_tasks == 4 * 8 and not p.problems
+    assert "split 8" in plan.describe(p)[0]
+    body = plan.options_body(s)
+    assert body["split"] == 8 and "tiles" not in body and "sample_chunks" not in body
+    FarmRenderOptions.model_validate(body)
+    eevee = plan.make_plan(plan.Settings(scene_start=1, scene_end=1, split=4,
+                                         engine="BLENDER_EEVEE_NEXT"))
+    assert eevee.problems and "split needs Cycles" in eevee.problems[0]

@@ -142,7 +142,7 @@ def _plan_settings(context: Any) -> Any:
     return Settings(
         scene_start=scene.frame_start, scene_end=scene.frame_end, scene_step=scene.frame_step,
         frames=props.frames if props.use_frames else "", tiles=props.tiles,
-        sample_chunks=props.sample_chunks, quality_mode=props.quality_mode,
+        sample_chunks=props.sample_chunks, split=props.split, quality_mode=props.quality_mode,
         samples=props.samples, quality=props.quality, scene_samples=scene_samples,
         denoise=props.denoise, qc=props.qc, video=props.video,
         width=max(1, int(render.resolution_x * scale)),

@@ -71,6 +71,7 @@ class Settings:
     frames: str = ""  # empty: the scene's range
     tiles: str = "1x1"
     sample_chunks: int = 1
+    split: int = 0  # > 0: spread each frame over this many workers (the farm picks how)
     quality_mode: str = "SCENE"  # SCENE, SAMPLES, PRESET
     samples: int = 64
     quality: str = "preview"
@@ -93,6 +94,7 @@ class Plan:
     render_tasks: int
     total_tasks: int
     problems: list[str] = field(default_factory=list)
+    split: int = 0
 
     @property
     def tiles(self) -> int:
@@ -119,10 +121,15 @@ def make_plan(settings: Settings) -> Plan:
                else settings.scene_samples)
     chunks = max(1, settings.sample_chunks)
     problems: list[str] = []
-    if settings.engine != "CYCLES" and (columns * rows > 1 or chunks > 1):
+    if settings.split > 0:  # the farm picks tiles × chunks = split parts per frame
+        columns, rows, chunks = 1, 1, settings.split
+        if settings.engine != "CYCLES" and settings.split > 1:
+            problems.append(f"split needs Cycles; this scene uses {settings.engine} — set "
+                            "split to 0")
+    if settings.split <= 0 and settings.engine != "CYCLES" and (columns * rows > 1 or chunks > 1):
         problems.append(f"tiles and sample chunks need Cycles; this scene uses "
                         f"{settings.engine} — set tiles to 1x1 and sample chunks to 1")
-    if chunks > 1 and samples is not None and chunks > samples:
+    if settings.split <= 0 and chunks > 1 and samples is not None and chunks > samples:
         problems.append(f"{chunks} sample chunks need at least {chunks} samples")
     if columns > settings.width or rows > settings.height:
         problems.append(f"a {columns}x{rows} grid does not fit {settings.width}x"
@@ -131,7 +138,8 @@ def make_plan(settings: Settings) -> Plan:
     per_frame = 1 + (1 if settings.denoise and settings.engine == "CYCLES" else 0) + 1
     per_frame += 1 if settings.qc else 0
     total = render + len(frames) * per_frame + (1 if settings.video else 0)
-    return Plan(frames, columns, rows, chunks, samples, render, total, problems)
+    return Plan(frames, columns, rows, chunks, samples, render, total, problems,
+                max(0, settings.split))
 
 
 def format_frames(frames: list[int]) -> str:
@@ -152,9 +160,11 @@ def describe(plan: Plan) -> list[str]:
     """Lines for the panel: what Submit will ask of the farm."""
     n = len(plan.frames)
     parts = [f"{n} frame{'s' if n != 1 else ''}"]
-    if plan.tiles > 1:
+    if plan.split > 0:
+        parts.append(f"split {plan.split} (the farm picks tiles or sample chunks)")
+    elif plan.tiles > 1:
         parts.append(f"{plan.columns}x{plan.rows} tiles")
-    if plan.chunks > 1:
+    if plan.chunks > 1 and plan.split <= 0:
         parts.append(f"{plan.chunks} sample chunks")
     lines = [" × ".join(parts) + f" = {plan.render_tasks} render task"
              + ("s" if plan.render_tasks != 1 else "")]
@@ -172,6 +182,9 @@ def options_body(settings: Settings) -> dict[str, Any]:
         "qc": settings.qc,
         "video": settings.video,
     }
+    if settings.split > 0:  # the farm refuses --split beside explicit tiles or chunks
+        del options["tiles"], options["sample_chunks"]
+        options["split"] = settings.split
     if settings.quality_mode == "SAMPLES":
         options["samples"] = settings.samples
     elif settings.quality_mode == "PRESET":

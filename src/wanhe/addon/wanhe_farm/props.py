@@ -54,6 +54,9 @@ class WanheJobSettings(bpy.types.PropertyGroup):
                           description="tiles per frame, COLUMNSxROWS (1x1: whole frames)")
     sample_chunks: IntProperty(name="Sample chunks", default=1, min=1, max=4096,
                                description="split each frame's samples over this many tasks")
+    split: IntProperty(name="Split", default=0, min=0, max=4096,
+                       description="spread each frame over N workers: the farm picks tiles, "
+                       "sample chunks or both (0: use Tiles and Sample chunks as set)")
     quality_mode: EnumProperty(name="Quality", items=QUALITY_MODES, default="SCENE")
     samples: IntProperty(name="Samples", default=64, min=1, max=1_000_000)
     quality: EnumProperty(name="Preset", items=QUALITY_PRESETS, default="preview")

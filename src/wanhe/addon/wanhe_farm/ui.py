@@ -71,8 +71,11 @@ def draw_settings(props: Any, layout: Any, context: Any) -> None:
     scene = context.scene
     sub.prop(props, "frames", text="" if props.use_frames else
              f"{scene.frame_start}-{scene.frame_end}")
-    layout.prop(props, "tiles")
-    layout.prop(props, "sample_chunks")
+    layout.prop(props, "split")
+    col = layout.column()
+    col.active = props.split == 0  # the farm picks tiles and chunks for --split
+    col.prop(props, "tiles")
+    col.prop(props, "sample_chunks")
     layout.prop(props, "quality_mode")
     if props.quality_mode == "SAMPLES":
         layout.prop(props, "samples")
