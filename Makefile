@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps 'openjd-cli>=0.8'  # pins openjd-model<0.14; runs with 0.14
 	touch $@
 
 setup: $(VENV)/.installed
@@ -56,3 +57,8 @@ bench: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) out examples/*.blend
+
+# the Blender add-on's extension zip (install: Preferences › Get Extensions › Install from Disk)
+.PHONY: addon
+addon: $(VENV)/.installed
+	$(WANHE) addon build --output dist

@@ -6,7 +6,9 @@ Run with a Python that has the ``bpy`` module (the project venv does)::
         [--resolution WxH] [--samples N] [--frames A-B] [--percentage P] \\
         [--adaptive | --no-adaptive] [--marker PATH]
 
-KIND is one of: demo, tiny, no-camera, eevee, missing-texture, interior, embedded-script.
+KIND is one of: demo, tiny, no-camera, eevee, missing-texture, interior, embedded-script,
+story-rig (a talking head for story reels: object ``Mouth`` with shape keys ``MouthOpen`` and
+``MouthWide``).
 
 Every scene starts from an empty factory scene, is built entirely in code (no textures or other
 external files; ``missing-texture`` only *references* a file that does not exist) and is saved
@@ -35,6 +37,7 @@ KINDS: tuple[str, ...] = (
     "missing-texture",
     "interior",
     "embedded-script",
+    "story-rig",
 )
 DEFAULT_MARKER = Path("/tmp/wanhe_autoexec_marker")
 MISSING_TEXTURE_PATH = "//textures/missing_wood.png"
@@ -58,6 +61,7 @@ DEFAULTS: dict[str, Defaults] = {
     "missing-texture": _TINY,
     "interior": Defaults(resolution=(480, 270), samples=128, frames=(1, 2), adaptive=False),
     "embedded-script": _TINY,
+    "story-rig": Defaults(resolution=(96, 64), samples=2, frames=(1, 48), adaptive=False),
 }
 
 Vec3 = tuple[float, float, float]
@@ -499,6 +503,40 @@ def _add_embedded_script(marker: Path) -> None:
     text.use_module = True  # 'Register': runs on load when auto-exec of scripts is allowed
 
 
+STORY_RIG_OBJECT = "Mouth"
+STORY_RIG_KEYS = ("MouthOpen", "MouthWide")
+
+
+def _build_story_rig() -> None:
+    """A talking head for story reels, seen face-on by an orthographic camera: a pale face, two
+    eyes, and a dark mouth (object ``Mouth``) whose shape keys ``MouthOpen`` (taller) and
+    ``MouthWide`` (wider) a lip-sync task keyframes. Closed, the mouth is a thin line."""
+    bpy = _bpy()
+    _world((0.35, 0.4, 0.5), 1.0)
+    face = _cube("Face", (2.4, 0.2, 2.4), (0.0, 0.0, 0.0))
+    _assign(face, _principled("Skin", (0.85, 0.7, 0.55), emission=(0.85, 0.7, 0.55),
+                              emission_strength=0.6))
+    eye_mat = _principled("Eye", (0.02, 0.02, 0.05))
+    for name, x in (("EyeL", -0.45), ("EyeR", 0.45)):
+        eye = _cube(name, (0.25, 0.05, 0.25), (x, -0.13, 0.45))
+        _assign(eye, eye_mat)
+    mouth = _cube(STORY_RIG_OBJECT, (0.9, 0.05, 0.06), (0.0, -0.13, -0.55))
+    _assign(mouth, _principled("Lips", (0.25, 0.0, 0.02), emission=(0.2, 0.0, 0.02),
+                               emission_strength=0.3))
+    mouth.shape_key_add(name="Basis", from_mix=False)
+    opened = mouth.shape_key_add(name=STORY_RIG_KEYS[0], from_mix=False)
+    for point in opened.data:
+        point.co.z *= 10.0  # 0.06 -> 0.6 tall
+    wide = mouth.shape_key_add(name=STORY_RIG_KEYS[1], from_mix=False)
+    for point in wide.data:
+        point.co.x *= 1.5
+    _light("Key", "SUN", (0.0, -5.0, 5.0), (math.radians(45), 0.0, 0.0), 2.0)
+    cam = _static_camera((0.0, -8.0, 0.0), (0.0, 0.0, 0.0), 50.0)
+    cam.data.type = "ORTHO"
+    cam.data.ortho_scale = 3.0
+    bpy.context.view_layer.update()
+
+
 def _render_settings(
     kind: str,
     *,
@@ -582,6 +620,8 @@ def build_scene(
 
     if kind == "interior":
         _build_interior(frames)
+    elif kind == "story-rig":
+        _build_story_rig()
     else:
         materials = _build_objects(cheap=kind != "demo")
         if kind != "no-camera":

@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from wanhe.config import Settings
+from wanhe.sched.devices import DEVICE_HELP, Device
 
 app = typer.Typer(
     name="wanhe",
@@ -140,7 +141,16 @@ def render(
         typer.Option("--frames", "-f", help="e.g. 1-48, 1,5,10-20, 1-100x5; default: the scene's"),
     ] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
-    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    overscan: Annotated[
+        int | None,
+        typer.Option(help="pixels each tile renders past its edges; default: the least that "
+                     "is exact (0 without adaptive sampling)"),
+    ] = None,
+    split: Annotated[
+        int | None,
+        typer.Option(help="spread each frame over N workers: wanhe picks tiles, sample chunks "
+                     "or both, and says why"),
+    ] = None,
     samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
     sample_chunks: Annotated[
         int, typer.Option(help="split each frame's samples over this many tasks")
@@ -167,6 +177,7 @@ def render(
     video: Annotated[
         bool, typer.Option("--video/--no-video", help="preview MP4 + contact sheet")
     ] = False,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.ANY,
     quality: Annotated[
         str | None,
         typer.Option(help="PSNR target in dB (e.g. 35) or draft/preview/final: a probe render "
@@ -193,6 +204,10 @@ def render(
     blender: Annotated[
         str | None, typer.Option(help="a blender binary to use instead of the bpy module")
     ] = None,
+    export_openjd: Annotated[
+        Path | None, typer.Option(help="write the job as an OpenJD job bundle in this new "
+                                  "folder instead of rendering (docs/openjd.md)")
+    ] = None,
 ) -> None:
     """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
     from wanhe.jobtypes.blender_render import RenderOptions
@@ -207,6 +222,12 @@ def render(
              f"samples in one task), got {sample_chunks}")
     if report_json is not None:
         _check_report_path(report_json)
+    if device is Device.GPU and ray_address is None:
+        from wanhe.localrender import GPU_DEVICE_FILES, gpu_devices_present
+
+        if not gpu_devices_present():
+            fail(f"--device gpu: this machine shows no GPU ({', '.join(GPU_DEVICE_FILES)}); "
+                 "render with --device cpu or any, or join a cluster with GPUs (--ray-address)")
     try:
         from wanhe.imaging.qc_thresholds import parse_threshold_args
         from wanhe.samplecount.levels import parse_quality_target
@@ -216,16 +237,20 @@ def render(
         thresholds = parse_threshold_args(qc_threshold or [])
         options = RenderOptions(
             quality=quality, qc_thresholds=thresholds,
-            frames=frames, tiles=tiles, overscan=overscan, samples=samples,
+            frames=frames, tiles=tiles, overscan=overscan, samples=samples, split=split,
             sample_chunks=sample_chunks, resolution_percentage=resolution_percentage,
             camera=camera, denoise=denoise, output=output,
             # One warm process with every core beats one process per core: Cycles scales with
             # threads, and each process pays its own scene sync (bench/RESULTS.md).
             threads=threads_per_task or os.cpu_count() or 1,
             task_timeout_s=task_timeout, silence_timeout_s=silence_timeout, qc=qc, video=video,
+            device=device,
         )
     except _user_errors() as exc:
         fail(_describe(exc))
+    if export_openjd is not None:
+        _export_openjd(scene, options, export_openjd, settings.blender, threads_per_task or 0)
+        return
     bars = _RenderProgress(quiet)
 
     def on_prepared(
@@ -236,22 +261,30 @@ def render(
             console.print(
                 f"[bold]{Path(spec.scene).name}[/]: {prepared.facts.engine}, "
                 f"{spec.width}x{spec.height}, {len(spec.frames)} frame(s), tiles "
-                f"{spec.tiles_x}x{spec.tiles_y}, samples {spec.samples or 'scene'}"
-                f"{', denoise' if spec.denoise else ''}; {len(prepared.dependencies)} "
-                f"external file(s)",
+                f"{spec.tiles_x}x{spec.tiles_y}"
+                + (f" ({spec.overscan} px overscan)" if spec.tiles_x * spec.tiles_y > 1 else "")
+                + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else "")
+                + f", samples {spec.samples or _scene_samples(prepared.facts.samples)}"
+                f"{', denoise' if spec.denoise else ''}; {prepared.external_files} "
+                f"external file(s)" + (f", {len(prepared.missing)} missing"
+                                       if prepared.missing else ""),
                 highlight=False,
             )
+        if spec.split_note:
+            console.print(spec.split_note, highlight=False)
+        if spec.tile_note:
+            console.print(f"[bold red]WARNING:[/] {spec.tile_note}", highlight=False)
+        for note in prepared.notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
         if prepared.quality is not None:
             reached = prepared.quality["reached"]
             if not quiet or not reached:
                 console.print(("" if reached else "[yellow]warning:[/] ")
                               + prepared.quality["explanation"], highlight=False)
-        if prepared.missing:
-            console.print(
-                f"[yellow]warning:[/] {len(prepared.missing)} external file(s) are missing "
-                "and will render as pink/empty:\n  " + "\n  ".join(prepared.missing),
-                highlight=False,
-            )
+        from wanhe.jobtypes.blender_render import missing_messages
+
+        for message in missing_messages(prepared.missing, prepared.missing_caches):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False)
         if resumed and not quiet:
             console.print(
                 f"resuming job {job.id}: {done_before} task(s) already done", highlight=False
@@ -289,6 +322,24 @@ def render(
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
 
 
+def _export_openjd(
+    scene: Path, options: Any, dest: Path, blender: str | None, threads: int
+) -> None:
+    """`wanhe render … --export-openjd DIR`: write the bundle, print how to run it."""
+    from wanhe.openjd_export import describe, export_render
+
+    try:
+        result = export_render(scene, options, dest, blender=blender, threads=threads)
+    except _user_errors() as exc:
+        fail(_describe(exc))
+    for line in describe(result):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _scene_samples(samples: int | None) -> str:
+    return "scene" if samples is None else f"{samples} (the scene's)"
+
+
 def _check_report_path(path: Path) -> None:
     folder = path.expanduser().parent
     try:
@@ -309,6 +360,10 @@ def _print_summary(outcome: Any, quiet: bool) -> None:
     table.add_row("frames", f"{len(spec.frames)} ({_frames_text(spec.frames)})")
     table.add_row("tiles", f"{spec.tiles_x}x{spec.tiles_y} per frame, {spec.overscan} px overscan"
                   + (f", {spec.sample_chunks} sample chunks" if spec.sample_chunks > 1 else ""))
+    if spec.split_note:
+        table.add_row("split", spec.split_note)
+    if spec.tile_note:
+        table.add_row("tiles warning", spec.tile_note)
     table.add_row("tasks", f"{outcome.tasks_total} ({outcome.tasks_skipped} done before this run, "
                   f"{len(rendered)} render attempt(s) now)")
     table.add_row("wall time", f"{outcome.wall_s:.1f} s")
@@ -358,12 +413,21 @@ def _mount_subapps() -> None:
     from wanhe.sim.cli import simulate_command
 
     app.command("simulate")(simulate_command)
+    from wanhe.story.cli import story_app
+
+    app.add_typer(story_app, name="story")
+    from wanhe.openjd.cli import register as register_openjd
+
+    register_openjd(app)
     try:
         from wanhe.api.cli import register as register_service
 
         register_service(app)
     except ImportError:
         pass
+    from wanhe.addon.cli import register as register_addon
+
+    register_addon(app)
     from wanhe.ai.cli import register as register_ai
 
     register_ai(app)

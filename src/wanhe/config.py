@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     token: str | None = None
     blender: str | None = None  # a user's own `blender` binary; default: the bpy wheel
     max_upload_bytes: int = 20 * 1024**3
+    # elastic mode (--ray-address with an autoscaler): the most the farm asks Ray for at once
+    max_cores: float | None = Field(default=None, gt=0)
+    max_gpus: float | None = Field(default=None, ge=0)
 
     def overridden(self, **flags: object) -> Settings:
         """These settings with the command-line flags that were given (None or "": not given)."""

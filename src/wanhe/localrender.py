@@ -55,6 +55,9 @@ class Prepared:
     dependencies: list[str]
     scene_digest: str
     quality: dict[str, Any] | None = None  # the --quality probe's result, when one ran
+    notes: list[str] = field(default_factory=list)  # scene notes (drivers, --samples, …)
+    missing_caches: list[str] = field(default_factory=list)  # missing point caches
+    external_files: int = 0  # every external file the scene names, found or missing
 
 
 @dataclass(slots=True)
@@ -109,32 +112,31 @@ def precheck(scene: Path, options: RenderOptions) -> None:
 
 def prepare(
     scene: Path, options: RenderOptions, blender: str | None = None,
-    process: BlenderProcess | None = None,
+    process: BlenderProcess | None = None, cache_dir: Path | None = None,
 ) -> Prepared:
     """Inspect the scene and meet it with the options. Raises SceneError / ValueError subtypes.
 
     `process`: a worker's Blender to inspect with; it keeps the scene loaded for the renders.
+    When the job would tile a Cycles scene, the border probe checks that tiles are exact
+    (cached in `cache_dir` per scene).
     """
     from wanhe.blender.inspect import inspect_scene
+    from wanhe.jobtypes.blender_render import (
+        facts_from_report,
+        needs_border_probe,
+        probe_facts,
+        scene_notes,
+    )
     from wanhe.storage import sha256_file
 
     scene = scene.expanduser().resolve()
     report = inspect_scene(scene, blender=blender, process=process)
-    facts = SceneFacts(
-        path=str(scene),
-        frame_start=report.frame_start,
-        frame_end=report.frame_end,
-        frame_step=report.frame_step,
-        fps=report.fps,
-        resolution_x=report.resolution_x,
-        resolution_y=report.resolution_y,
-        resolution_percentage=report.resolution_percentage,
-        engine=report.engine,
-        camera=report.camera,
-        cameras=list(report.cameras),
-        samples=report.samples,
-        output_path=report.output_path,
-    )
+    digest = sha256_file(scene)
+    facts = facts_from_report(report).model_copy(update={"path": str(scene)})
+    if needs_border_probe(options, facts):
+        resolve_spec(options, facts)  # a bad option fails before the probe renders
+        facts = facts.model_copy(update=probe_facts(
+            scene, facts, options, blender, cache_dir, process=process, digest=digest))
     spec = resolve_spec(options, facts)
     ensure_writable_folder(Path(spec.master_path(spec.frames[0])).parent)
     return Prepared(
@@ -142,7 +144,10 @@ def prepare(
         facts=facts,
         missing=[str(p) for p in report.missing],
         dependencies=[str(p) for p in report.dependencies],
-        scene_digest=sha256_file(scene),
+        scene_digest=digest,
+        notes=scene_notes(options, facts),
+        missing_caches=[str(p) for p in report.missing_caches],
+        external_files=report.external_files,
     )
 
 
@@ -356,6 +361,10 @@ def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
         "resumed": outcome.resumed,
         "frames": outcome.spec.frames,
         "tiles": f"{outcome.spec.tiles_x}x{outcome.spec.tiles_y}",
+        "sample_chunks": outcome.spec.sample_chunks,
+        "overscan": outcome.spec.overscan,
+        "split": outcome.spec.split_note,
+        "tile_warning": outcome.spec.tile_note,
         "outputs": {
             str(f): {"exr": outcome.spec.master_path(f), "png": outcome.spec.preview_path(f)}
             for f in outcome.spec.frames
@@ -367,7 +376,8 @@ def write_report(path: Path, outcome: RenderOutcome, store: Store) -> None:
         "quality": outcome.quality,
         "flagged_frames": sorted(
             {int(q["frame"]) for q in qc if q.get("flagged") or q.get("passed") is False}
-            | (set(outcome.spec.frames) if outcome.spec.quality_note else set())
+            | (set(outcome.spec.frames)
+               if outcome.spec.quality_note or outcome.spec.tile_note else set())
         ),
         "totals": {
             "wall_s": outcome.wall_s,
@@ -432,9 +442,12 @@ def render(
             # thread starts Ray in the background and opens the database.
             blender = local.worker.blender_process()
             inspection = _in_thread(
-                lambda: prepare(scene, options, settings.blender, process=blender)
+                lambda: prepare(scene, options, settings.blender, process=blender,
+                                cache_dir=settings.home / "probes")
             )
-            if ray_needed(options.threads, workers):
+            if ray_needed(options.threads, workers) or (
+                options.device != "cpu" and gpu_devices_present()
+            ):  # Ray finds the GPUs and each becomes a GPU slot
                 ray_start = _start_ray_beside(options.threads)
             else:
                 logging.getLogger("wanhe").info(
@@ -445,12 +458,16 @@ def render(
             store = Store(settings.db_url)
             prepared = inspection.result()
         else:
-            prepared = _prepare_while_joining(scene, options, settings)
             from wanhe.store.store import Store
 
-            store = Store(settings.db_url)
+            store = Store(settings.db_url)  # a bad --db is told before the scene is read
+            prepared = _prepare_while_joining(scene, options, settings)
         prepared = apply_quality(prepared, options, settings.blender,
                                  cache_dir=settings.home / "probes")
+        if prepared.quality is not None:  # new samples: fit tiles, chunks and overscan again
+            from wanhe.jobtypes.blender_render import refit_split
+
+            prepared.spec = refit_split(prepared.spec, options, prepared.facts)
         job, resumed, done_before = open_or_resume_job(
             store, prepared, settings.storage_root / "work"
         )
@@ -468,8 +485,9 @@ def render(
             run_jobs(store, [job.id], settings=settings, threads=options.threads,
                      workers=workers, on_event=on_event, dispatcher=dispatcher)
             dispatcher = None  # run_jobs closed it
-        if prepared.spec.quality_note:  # the job keeps the note (a finished job's is cleared)
-            store.set_job_message(job.id, prepared.spec.quality_note)
+        note = "; ".join(n for n in (prepared.spec.quality_note, prepared.spec.tile_note) if n)
+        if note:  # the job keeps the note (a finished job's is cleared)
+            store.set_job_message(job.id, note)
         final = store.job(job.id)
         assert final is not None
         return RenderOutcome(
@@ -494,6 +512,15 @@ def render(
             local.kill()
         if store is not None:
             store.dispose()
+
+
+GPU_DEVICE_FILES = ("/dev/nvidia0", "/dev/kfd")  # NVIDIA's driver, AMD's ROCm
+
+
+def gpu_devices_present(files: Sequence[str] = GPU_DEVICE_FILES) -> bool:
+    """Whether this machine shows a GPU driver's device file: cheap, without Ray or Blender
+    (Ray and then Cycles find the GPUs themselves once started)."""
+    return any(os.path.exists(f) for f in files)
 
 
 def ray_needed(threads: int, workers: int | None, cores: int | None = None) -> bool:
@@ -550,7 +577,8 @@ def _prepare_while_joining(scene: Path, options: RenderOptions, settings: Settin
     """Inspect the scene in a thread while this (main) thread joins or starts Ray."""
     from wanhe.engine import cluster
 
-    inspection = _in_thread(lambda: prepare(scene, options, settings.blender))
+    inspection = _in_thread(lambda: prepare(scene, options, settings.blender,
+                                            cache_dir=settings.home / "probes"))
     try:
         logging.getLogger("wanhe").info("starting or joining Ray (%s)", settings.ray_address)
         cluster.connect(settings.ray_address)

@@ -57,8 +57,8 @@ def test_admin_only_operations(farm: Farm) -> None:
     r = farm.client.patch("/api/projects/a", json={"budget_core_hours": None},
                           headers=farm.auth(farm.admin))
     assert r.json()["budget_core_hours"] is None and r.json()["weight"] == 3
-    assert farm.client.get("/api/me", headers=farm.auth(farm.admin)).json() == {
-        "project": None, "admin": True}
+    me = farm.client.get("/api/me", headers=farm.auth(farm.admin)).json()
+    assert me["project"] is None and me["admin"] is True and me["scope"] == "admin"
     r = farm.client.post("/api/projects", json={"name": "a"}, headers=farm.auth(farm.admin))
     assert r.status_code == 409
 
@@ -145,7 +145,9 @@ def test_token_management(farm: Farm) -> None:
 def test_metrics_and_events(farm: Farm) -> None:
     a = farm.project("a")
     farm.submit(a)
-    text = farm.client.get("/metrics", headers=farm.auth(a)).text
+    # metrics hold every project's usage: the operators' (admin) tokens read them
+    assert farm.client.get("/metrics", headers=farm.auth(a)).status_code == 403
+    text = farm.client.get("/metrics", headers=farm.auth(farm.admin)).text
     assert "wanhe_queue_depth 2.0" in text
     assert "wanhe_dispatch_latency_seconds_bucket" in text
     assert 'wanhe_core_seconds_total{project="a"}' in text

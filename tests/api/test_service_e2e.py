@@ -56,6 +56,13 @@ def test_submit_renders_to_done(service: ServiceProc, scene_dir: Path) -> None:
         assert "render task 1/render/t000" in log
         report = http.get("/api/report").json()
         assert report["projects"][0]["ok"] > 0
+        assert http.get("/metrics").status_code == 403  # every project's usage: admins'
+    store = Store(service.db_url)
+    try:
+        admin = store.create_token(None, "ops")
+    finally:
+        store.dispose()
+    with service.client(admin) as http:
         assert "wanhe_dispatch_latency_seconds_count" in http.get("/metrics").text
     listed = json.loads(run_cli(service, token, "job", str(first["id"]), "--json"))
     assert listed["state"] == "done"

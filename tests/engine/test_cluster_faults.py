@@ -124,7 +124,7 @@ def test_worker_node_killed_mid_render(
     try:
         job_id = submit_job(svc, token, scene, "--frames", f"1-{FRAMES}", "--tiles", "2x2",
                             "--no-denoise")
-        workers = {n.node_id()[:8]: n for n in nodes[1:]}  # type: ignore[index]
+        workers = {n.node_id()[-8:]: n for n in nodes[1:]}  # type: ignore[index]
 
         def victim() -> Node | None:
             for a in store.attempts(job_id):
@@ -137,7 +137,7 @@ def test_worker_node_killed_mid_render(
         node = wait_for(victim, 180, "a render running on a worker node", interval=0.1)
         raylet = node.raylet()
         assert raylet is not None
-        killed_prefix = node.node_id()[:8]  # type: ignore[index]
+        killed_prefix = node.node_id()[-8:]  # type: ignore[index]
         raylet.send_signal(signal.SIGKILL)
         wait_for(lambda: (j := store.job(job_id)) is not None and j.state.is_final, 400,
                  "the job to finish without the dead node")

@@ -13,7 +13,7 @@ from wanhe.jobtypes.blender_render import (
     resolve_output_pattern,
     resolve_spec,
 )
-from wanhe.model import TaskKind
+from wanhe.model import Resources, TaskKind
 from wanhe.plan.frames import FrameSpecError
 from wanhe.plan.tiles import TileSpecError
 
@@ -137,3 +137,26 @@ def test_the_job_type_labels_tasks_for_people() -> None:
     assert render.deliverables(spec.model_dump(mode="json")) == [
         "/o/f_0001.exr", "/o/f_0001.png", "/o/f_0002.exr", "/o/f_0002.png", "/o/f.mp4",
         "/o/f_contact.png"]
+
+
+@pytest.mark.parametrize(
+    ("device", "render", "any_device"),
+    [("cpu", Resources(cpus=4), False), ("gpu", Resources(cpus=1, gpus=1), False),
+     ("any", Resources(cpus=4), True)],
+)
+def test_the_device_sets_what_render_tasks_reserve(
+    device: str, render: Resources, any_device: bool
+) -> None:
+    from wanhe.jobtypes.registry import any_device as job_any_device
+
+    spec = resolve_spec(RenderOptions(frames="1", tiles="2x1", threads=4, qc=True,
+                                      device=device), facts())  # type: ignore[arg-type]
+    graph = compile_render_job(spec, "/work")
+    heavy = [t for t in graph if t.kind in (TaskKind.RENDER, TaskKind.QC)]
+    assert heavy and all(t.resources == render for t in heavy)
+    assert all(t.payload["device"] == device for t in graph if t.kind == TaskKind.RENDER)
+    assert all(t.resources.cpus == 0 for t in graph if t not in heavy)  # image work: light
+    assert job_any_device("blender_render", spec.model_dump(mode="json")) is any_device
+    assert RenderOptions().device == "any"
+    with pytest.raises(ValueError, match="device"):
+        RenderOptions(device="tpu")  # type: ignore[arg-type]

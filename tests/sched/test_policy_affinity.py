@@ -11,7 +11,7 @@ GPU = Resources(cpus=1.0, gpus=1.0)
 
 def task(tid: int, affinity: str | None, *, job: str = "1", priority: int = 50,
          project: str = "p") -> QueuedTask:
-    return QueuedTask(tid, job, project, priority, int(job), tid, GPU, affinity)
+    return QueuedTask(tid, job, project, priority, int(job), tid, GPU, affinity=affinity)
 
 
 def test_a_warm_slot_takes_its_models_tasks_first() -> None:

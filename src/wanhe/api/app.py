@@ -18,6 +18,7 @@ from wanhe.api import (
     routes_blobs,
     routes_farm,
     routes_jobs,
+    routes_outputs,
     routes_projects,
     views,
 )
@@ -84,6 +85,7 @@ def create_app(
 
     for module in (routes_projects, routes_blobs, routes_jobs, routes_farm, events, metrics):
         app.include_router(module.router)
+    app.include_router(routes_outputs.router)  # output checksums (the Blender add-on's downloads)
     from wanhe.ai import routes as ai_routes  # AI generation: models, results, picks
 
     app.include_router(ai_routes.router)

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from wanhe.api.client import ApiError, Client
 from wanhe.config import Settings
+from wanhe.sched.devices import DEVICE_HELP, Device
 
 err = Console(stderr=True)
 out = Console()
@@ -55,11 +56,13 @@ def client(server: str | None, token: str | None) -> Iterator[Client]:
 
 @contextmanager
 def store(db: str | None) -> Iterator[Any]:
-    from wanhe.store.store import Store, StoreError
+    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
 
     settings = Settings().overridden(db=db)
     try:
         s = Store(settings.db_url)
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
     except Exception as exc:
         fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
     try:
@@ -114,38 +117,95 @@ def serve(
     num_gpus: Annotated[int | None, typer.Option(help="GPUs of the embedded Ray, each a GPU "
                                                  "worker slot; default: as Ray detects them")]
     = None,
+    worker_attr: Annotated[list[str] | None, typer.Option(
+        "--worker-attr", help="an OpenJD worker attribute NAME=VALUE[,VALUE] its workers have "
+        "(repeatable), e.g. license=houdini")] = None,
+    path_mapping: Annotated[Path | None, typer.Option(
+        help="OpenJD path mapping rules (a pathmapping-1.0 JSON file) for its workers")]
+    = None,
+    max_cores: Annotated[float | None, typer.Option(
+        help="with --ray-address: the most cores the farm asks the autoscaler for")] = None,
+    max_gpus: Annotated[float | None, typer.Option(
+        help="with --ray-address: the most GPUs the farm asks the autoscaler for")] = None,
 ) -> None:
     """Run the farm: REST API, dashboard and dispatcher in one process."""
     import logging
 
-    import uvicorn
-
     from wanhe.api.app import create_app
     from wanhe.storage import StorageUnavailable
+    from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(
         host=host, port=port, db=db, storage=storage, work=work, ray_address=ray_address,
         max_upload_bytes=max_upload_bytes or None,
     )
+    for flag, value in (("--max-cores", max_cores), ("--max-gpus", max_gpus)):
+        if value is not None and not value >= (1 if flag == "--max-cores" else 0):
+            fail(f"{flag} must be at least {1 if flag == '--max-cores' else 0}, got {value:g}")
+    settings = settings.overridden(max_cores=max_cores, max_gpus=max_gpus)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {host}: the API is reachable from other "
                   "machines — put it behind TLS", highlight=False)
     if settings.storage_location.startswith("memory://"):
         err.print("[yellow]warning:[/] memory:// storage lives only as long as this process — "
                   "uploads and outputs are gone when it stops", highlight=False)
+    from wanhe.openjd.serve import configure_workers
+
+    try:
+        for line in configure_workers(worker_attr or [], path_mapping):
+            err.print(line, highlight=False)
+    except ValueError as exc:
+        fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app = create_app(settings, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus)
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, DatabaseUnavailable) as exc:
         fail(str(exc))
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
     service = app.state.service
     err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
               f"{service.storage.describe()}, work {service.work.root})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    _serve_until_stopped(app, host, port)
+
+
+def _serve_until_stopped(app: Any, host: str, port: int) -> None:
+    """Run uvicorn until SIGINT or SIGTERM, both the same graceful way (uvicorn stops taking
+    requests, the lifespan hands back or finishes running attempts and closes the store),
+    then stop the embedded Ray and end whatever is left of the service's process tree. A
+    watchdog process ends that tree too when the service dies without this (kill -9)."""
+    import signal
+
+    import uvicorn
+
+    from wanhe.api import reaper
+
+    reaper.become_subreaper()
+    watchdog = reaper.start_watchdog()
+    # uvicorn catches both signals while it serves and, once stopped, raises the caught one
+    # again under the handler found before it: for SIGTERM that was "die now" (no Ray
+    # shutdown, orphaned agents); as SIGINT's, it now unwinds through the same path
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut this short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if "ray" in sys.modules:
+            from wanhe.engine import cluster
+
+            try:
+                cluster.shutdown()
+            except Exception as exc:
+                err.print(f"[yellow]warning:[/] Ray did not shut down cleanly: {exc}",
+                          highlight=False)
+        reaper.reap_tree(skip=watchdog.pid if watchdog is not None else None)
+    err.print("wanhe stopped", highlight=False)
 
 
 # ---------------------------------------------------------------------------------- projects
@@ -179,7 +239,9 @@ def project_create(
         with store(db) as s:
             project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours,
                                        budget_gpu_hours=budget_gpu_hours)
-            secret = s.create_token(project.id, f"{name} (wanhe project create)")
+            # the project's first token manages it (mints and revokes its other tokens)
+            secret = s.create_token(project.id, f"{name} (wanhe project create)",
+                                    scope="manage")
     if as_json:
         emit({"project": name, "token": secret}, True)
     else:
@@ -284,23 +346,57 @@ def project_budget(
 token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `90m`, `3600s`, `2w` or plain seconds -> seconds (ValueError if not)."""
+    import math
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: give e.g. 30d, 12h, 90m or 3600s")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 10 * 366 * 86400:
+        raise ValueError(f"{text!r} must be more than 0 and at most ten years")
+    return seconds
+
+
 @token_app.command("create")
 def token_create(
     project: Annotated[str | None, typer.Option(help="the project it acts for")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="an admin token (all projects)")]
     = False,
     name: Annotated[str, typer.Option(help="a label (who or what uses it)")] = "",
+    scope: Annotated[str, typer.Option(
+        help="submit: read and submit; manage: also create and revoke the project's tokens")]
+    = "submit",
+    expires: Annotated[str | None, typer.Option(
+        help="it stops working after this long: 30d, 12h, 90m, 3600s (default: never)")]
+    = None,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a token (printed once). `--admin --db URL` makes the first admin token."""
+    """Create a token (printed once). `--admin --db URL` makes the first admin token.
+
+    Through the server it needs a managing token (the project's first one) or an admin one."""
+    import time
+
     if not admin and not project and not (server or token):
         fail("name --project P, or --admin for an admin token")
+    if scope not in ("submit", "manage"):
+        fail(f"--scope {scope!r}: give submit or manage")
+    try:
+        life = None if expires is None else parse_duration(expires)
+    except ValueError as exc:
+        fail(f"--expires {exc}")
     if server or token:
         with client(server, token) as c:
             made = c.json("POST", "/api/tokens",
-                          json={"project": project, "admin": admin, "name": name})
-        secret = made["token"]
+                          json={"project": project, "admin": admin, "name": name,
+                                "scope": scope, "expires_in_s": life})
+        secret, expires_at = made["token"], made.get("expires_at")
     else:
         with store(db) as s:
             project_id = None
@@ -309,18 +405,26 @@ def token_create(
                 if found is None:
                     fail(f"no project named {project!r} — create it with wanhe project create")
                 project_id = found.id
-            secret = s.create_token(project_id, name or ("admin" if admin else project or ""))
+            expires_at = None if life is None else time.time() + life
+            secret = s.create_token(project_id, name or ("admin" if admin else project or ""),
+                                    scope=scope, expires_at=expires_at)
     if as_json:
-        emit({"project": None if admin else project, "admin": admin, "token": secret}, True)
+        emit({"project": None if admin else project, "admin": admin, "token": secret,
+              "scope": "admin" if admin else scope, "expires_at": expires_at}, True)
     else:
+        if expires_at is not None:
+            err.print(f"expires {_time(expires_at)}", highlight=False)
         out.print(secret, highlight=False)
 
 
 def _tokens_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "project", "name", "created", "revoked")
+    table = Table("id", "project", "name", "scope", "created", "expires", "last used",
+                  "revoked")
     for r in rows:
+        expires = _time(r.get("expires_at")) + (" (expired)" if r.get("expired") else "")
         table.add_row(str(r["id"]), r["project"] or "(admin)", r["name"],
-                      _time(r["created_at"]), "yes" if r["revoked"] else "")
+                      r.get("scope", ""), _time(r["created_at"]), expires,
+                      _time(r.get("last_used_at")) or "never", "yes" if r["revoked"] else "")
     return table
 
 
@@ -361,10 +465,15 @@ def token_revoke(
 
 
 def submit(
-    scene: Annotated[Path, typer.Argument(help="the .blend to render on the farm")],
+    scene: Annotated[Path | None, typer.Argument(
+        help="the .blend to render on the farm, a storyboard .yaml (a story reel job), or an "
+             "OpenJD job bundle folder")] = None,
     frames: Annotated[str | None, typer.Option("--frames", "-f", help="e.g. 1-240")] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
-    overscan: Annotated[int, typer.Option(help="pixels each tile renders past its edges")] = 16,
+    overscan: Annotated[int | None, typer.Option(
+        help="pixels each tile renders past its edges; default: the least that is exact")] = None,
+    split: Annotated[int | None, typer.Option(
+        help="spread each frame over N workers (tiles, sample chunks or both)")] = None,
     samples: Annotated[int | None, typer.Option(help="override the scene's samples")] = None,
     sample_chunks: Annotated[int, typer.Option(help="split samples over this many tasks")] = 1,
     resolution_percentage: Annotated[int | None, typer.Option(help="override resolution %")]
@@ -374,29 +483,52 @@ def submit(
     threads_per_task: Annotated[int, typer.Option(help="Cycles threads per task")] = 1,
     qc: Annotated[bool, typer.Option("--qc/--no-qc")] = False,
     video: Annotated[bool, typer.Option("--video/--no-video")] = False,
+    device: Annotated[Device, typer.Option(help=DEVICE_HELP)] = Device.ANY,
     task_timeout: Annotated[float | None, typer.Option(help="seconds per task at most")] = None,
     silence_timeout: Annotated[float | None, typer.Option(help="kill tasks silent this long")]
     = None,
     max_attempts: Annotated[int, typer.Option(help="tries per task")] = 3,
     priority: Annotated[int, typer.Option(help="0-100, higher first")] = 50,
     name: Annotated[str | None, typer.Option(help="job name; default the file name")] = None,
+    export_openjd: Annotated[Path | None, typer.Option(
+        help="write the job as an OpenJD job bundle in this new folder instead of submitting "
+             "(docs/openjd.md)")] = None,
     depends_on: Annotated[list[int] | None, typer.Option("--after", help="wait for job ID")]
     = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    template: Annotated[Path | None, typer.Option(
+        "--template", help="an OpenJD job template to run instead of a scene")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="OpenJD job parameter NAME=VALUE (repeatable)")] = None,
 ) -> None:
-    """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id."""
+    """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
+    A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
+    folder), an OpenJD job."""
     from wanhe.api.pack import collect, hash_all, upload
     from wanhe.blender.errors import SceneError
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if template is not None or (scene is not None and scene.is_dir()):
+        from wanhe.openjd.cli import submit_template
+
+        submit_template(scene, template, param or [], priority=priority, name=name,
+                        depends_on=depends_on or [], server=server, token=token,
+                        as_json=as_json)
+        return
+    if scene is None:
+        fail("give the .blend to render, an OpenJD bundle folder, or --template FILE")
+    if scene.suffix.lower() in (".yaml", ".yml"):
+        _submit_story(scene, name, priority, depends_on or [], server, token, as_json)
+        return
     try:
         bundle = collect(scene)
     except SceneError as exc:
         fail(str(exc))
-    for path in bundle.missing_local:
-        err.print(f"[yellow]warning:[/] missing external file {path} (renders pink/empty)",
-                  highlight=False)
+    from wanhe.jobtypes.blender_render import missing_messages
+
+    for message in missing_messages(bundle.missing_local, bundle.missing_caches):
+        err.print(f"[yellow]warning:[/] {message}", highlight=False)
     for ref in bundle.absolute_refs:
         err.print(f"[yellow]warning:[/] the scene names {ref!r} by absolute path; the farm "
                   "resolves only relative (//) paths — File › External Data › Make Paths "
@@ -404,18 +536,22 @@ def submit(
     hash_all(bundle)
     options = {
         "frames": frames, "tiles": tiles, "overscan": overscan, "samples": samples,
+        "split": split,
         "sample_chunks": sample_chunks, "resolution_percentage": resolution_percentage,
         "camera": camera, "denoise": denoise, "threads": threads_per_task, "qc": qc,
         "video": video, "task_timeout_s": task_timeout, "silence_timeout_s": silence_timeout,
-        "max_attempts": max_attempts,
+        "max_attempts": max_attempts, "device": device.value,
     }
+    if export_openjd is not None:
+        _export_submission(scene, export_openjd, options)
+        return
     with client(server, token) as c:
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
             "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
             "priority": priority, "depends_on": depends_on or [],
         })
-    for warning in job.get("warnings", []):
+    for warning in server_warnings(job.get("warnings", [])):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if as_json:
         emit({"id": job["id"], "state": job["state"], "files": len(bundle.files),
@@ -424,6 +560,52 @@ def submit(
     err.print(f"{len(bundle.files)} file(s), {sent} uploaded ({size:,} bytes); job "
               f"{job['id']} {job['state']}: {len(job['frames'])} frame(s)", highlight=False)
     out.print(job["id"])
+
+
+def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None:
+    """`wanhe submit … --export-openjd DIR`: the farm job as a bundle whose frames go to
+    DIR/output/frame_#### (as the farm names them), nothing uploaded."""
+    from pydantic import ValidationError
+
+    from wanhe.blender.errors import SceneError
+    from wanhe.jobtypes.blender_render import RenderOptions
+    from wanhe.openjd_export import describe, export_render
+
+    out = dest.expanduser().absolute() / "output"
+    try:
+        render_options = RenderOptions(**options, output=str(out / "frame_####"))
+        result = export_render(scene, render_options, dest, blender=Settings().blender,
+                               threads=render_options.threads, output_dir=str(out))
+    except (ValidationError, ValueError, SceneError, FileNotFoundError) as exc:
+        fail(str(exc))
+    for line in describe(result):
+        err.print(line, highlight=False, soft_wrap=True)
+
+
+def _submit_story(storyboard: Path, name: str | None, priority: int, depends_on: list[int],
+                  server: str | None, token: str | None, as_json: bool) -> None:
+    from wanhe.story.load import StoryError
+    from wanhe.story.submit import submit_story
+
+    try:
+        with client(server, token) as c:
+            job, files, sent, size = submit_story(c, storyboard, name=name, priority=priority,
+                                                  depends_on=depends_on)
+    except StoryError as exc:
+        fail(str(exc))
+    if as_json:
+        emit({"id": job["id"], "state": job["state"], "files": files, "uploaded_files": sent,
+              "uploaded_bytes": size}, True)
+        return
+    err.print(f"{files} file(s), {sent} uploaded ({size:,} bytes); story job {job['id']} "
+              f"{job['state']}", highlight=False)
+    out.print(job["id"])
+
+
+def server_warnings(warnings: list[str]) -> list[str]:
+    """The farm's warnings minus its missing-file ones: submit printed those already, with
+    the paths as they are on this machine (the farm's are relative to the upload)."""
+    return [w for w in warnings if not w.startswith(("missing external file", "missing point"))]
 
 
 # ---------------------------------------------------------------------------------- jobs
@@ -461,12 +643,16 @@ def _job_table(job: dict[str, Any]) -> Table:
     table.add_row("progress", f"{100 * job['progress']:.0f}% "
                   + ", ".join(f"{k} {v}" for k, v in sorted(job["tasks"].items())))
     table.add_row("core-hours", f"{job['core_hours']:.4f}")
+    if job.get("unbilled_core_seconds"):
+        table.add_row("not billed", f"{job['unbilled_core_seconds'] / 3600:.4f} core-h of "
+                      "outage after lost attempts' last sign of life")
     if job.get("eta_s") is not None:
         table.add_row("eta", f"{job['eta_s']:.0f} s")
     if job["message"]:
         table.add_row("message", job["message"])
     done = sum(1 for f in job["frames"] if f["state"] == "done")
-    table.add_row("frames", f"{done}/{len(job['frames'])} done")
+    if job["frames"] or job.get("kind", "blender_render") == "blender_render":
+        table.add_row("frames", f"{done}/{len(job['frames'])} done")
     for failure in job["failures"][-5:]:
         table.add_row("failure", f"{failure['task']} #{failure['attempt']} "
                       f"{failure['outcome']}: {failure['message'][:80]}")
@@ -569,12 +755,14 @@ def workers(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt =
 
 def _report_table(data: dict[str, Any]) -> Table:
     table = Table("project", "job", "kind", "ok core-h", "failed", "cancelled", "lost",
-                  "total core-h", "GPU-h", title="core-hours")
+                  "total core-h", "GPU-h", "outage, not billed", title="core-hours",
+                  caption="lost attempts are billed up to their last sign of life (heartbeat "
+                          "or log line); the outage after it is shown apart, not billed")
 
     def cells(r: dict[str, Any]) -> list[str]:
         return [_hours(r.get("ok", 0)), _hours(r.get("failed", 0) + r.get("timeout", 0)),
                 _hours(r.get("cancelled", 0)), _hours(r.get("lost", 0)), _hours(r["total"]),
-                _hours(r.get("gpu_hours", 0.0))]
+                _hours(r.get("gpu_hours", 0.0)), _hours(r.get("lost_unbilled_hours", 0.0))]
 
     for r in data["projects"]:
         table.add_row(r["project"], "", "", *cells(r), style="bold")

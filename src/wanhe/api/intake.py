@@ -59,6 +59,10 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     for dep in body.depends_on:
         if service.job_project(dep) != who.project_id:
             raise _unprocessable("depends_on", f"no job {dep} in this project to wait for")
+    for dep, state in service.store.dead_dependencies(body.depends_on):
+        raise _unprocessable(
+            "depends_on", f"job {dep} is {state}: it will never finish, so this job would wait "
+                          f"forever — retry job {dep} first, or leave it out")
     missing = service.store.blobs_missing(who.project_id, body.files.values())
     if missing:  # another project's upload of the same bytes does not count: it is theirs
         raise _unprocessable(
@@ -98,6 +102,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
                 name=body.name or (PurePosixPath(body.main).name if body.main else kind.title),
                 kind=kind.kind, build=build, priority=body.priority,
                 submitter=who.name or f"token {who.token_id}", depends_on=body.depends_on,
+                paused=body.paused,
             )
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
@@ -115,7 +120,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
 
 def _context(service: Service, who: Principal, kind: str) -> IntakeContext:
     """What inspection sees: the service's, plus (AI generation) the submitter's models."""
-    if kind != "gen":
+    if kind not in ("gen", "story"):  # a story's AI shots are generation too
         return service.intake
     from wanhe.ai.routes import intake_context
 

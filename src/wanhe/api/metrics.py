@@ -1,5 +1,8 @@
 """Prometheus metrics at `/metrics`: queue depth, running tasks, dispatch latency, core-seconds.
 
+They are the farm operators': every project's usage is in them, so only an admin token may
+scrape them (a project token gets 403; it reads its own usage from `/api/report`).
+
 Gauges are read from the database at scrape time (it is the source of truth); the dispatch
 latency histogram takes the dispatcher's new measurements at each scrape. `wanhe.api.app` makes
 the app's `Metrics` (kept in `app.state.metrics`); the service itself knows nothing of it.
@@ -14,7 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wanhe.api.auth import Principal, principal
+from wanhe.api.auth import Principal, admin
 from wanhe.api.service import Service
 
 router = APIRouter(tags=["metrics"])
@@ -84,6 +87,7 @@ def get_metrics(request: Request) -> Metrics:
 
 @router.get("/metrics", response_class=Response, include_in_schema=True)
 def metrics(
-    _: Principal = Depends(principal), collector: Metrics = Depends(get_metrics)
+    _: Principal = Depends(admin), collector: Metrics = Depends(get_metrics)
 ) -> Response:
+    """Prometheus metrics of the whole farm (every project's usage): admin tokens only."""
     return Response(collector.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -33,6 +33,7 @@ class Bundle:
     hashes: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     missing_local: list[str] = field(default_factory=list)
     absolute_refs: list[str] = field(default_factory=list)
+    missing_caches: list[str] = field(default_factory=list)  # missing point caches (re-simulated)
 
 
 def _norm(path: Path) -> Path:
@@ -50,11 +51,14 @@ def collect(scene: Path) -> Bundle:
     found: dict[Path, None] = {scene: None}
     missing: list[str] = []
     absolute: list[str] = []
+    caches: list[str] = []
     for usage in trace.deps(scene):
         raw = bytes(usage.asset_path)
         if not raw.startswith(b"//"):
             absolute.append(raw.decode("utf-8", "replace"))
         paths = list(usage.files()) if usage.is_sequence else [usage.abspath]
+        if not paths and getattr(usage.block, "dna_type_name", "") == "PointCache":
+            caches.append(str(usage.abspath))
         if not paths:
             missing.append(str(usage.abspath))
         for path in paths:
@@ -65,7 +69,8 @@ def collect(scene: Path) -> Bundle:
                 missing.append(str(path))
     root = Path(os.path.commonpath([str(p.parent) for p in found]))
     files = {p.relative_to(root).as_posix(): p for p in found}
-    return Bundle(root, scene.relative_to(root).as_posix(), files, {}, missing, absolute)
+    return Bundle(root, scene.relative_to(root).as_posix(), files, {},
+                  list(dict.fromkeys(missing)), absolute, caches)
 
 
 def hash_all(bundle: Bundle, threads: int = 8) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -19,26 +20,38 @@ router = APIRouter(tags=["farm"])
 OK_OUTCOMES = ("ok",)
 
 
+LATEST_SINCE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC).timestamp()
+
+
+def _bad_since(value: str, why: str) -> HTTPException:
+    return HTTPException(
+        422, [{"loc": ["query", "since"], "type": "value_error",
+               "msg": f"since={value[:40]!r} {why}"}],
+    )
+
+
 def parse_since(value: str | None) -> float | None:
-    """Seconds since the epoch, or an ISO date / date-time (UTC unless it says otherwise)."""
+    """Seconds since the epoch, or an ISO date / date-time (UTC unless it says otherwise);
+    a 422 naming `since` for anything else (nan, inf, a negative time, past the year 9999)."""
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        seconds: float | None = float(value)
     except ValueError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(
-            422,
-            [{"loc": ["query", "since"], "type": "value_error",
-              "msg": f"since={value[:40]!r} is neither a date (2025-01-31), a date-time nor "
-                     "seconds since 1970"}],
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+        seconds = None
+    if seconds is None:
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _bad_since(value, "is neither a date (2025-01-31), a date-time nor seconds "
+                                    "since 1970") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = when.timestamp()
+    if not math.isfinite(seconds) or not 0 <= seconds <= LATEST_SINCE:
+        raise _bad_since(value, "is not a time: give a date (2025-01-31) or seconds since 1970 "
+                                "(0 or more, before the year 10000)")
+    return seconds
 
 
 def _project_filter(service: Service, who: Principal, project: str | None) -> int | None:
@@ -117,6 +130,8 @@ def report(
             bucket["cpu_hours"] += float(r["cpu_seconds"] or 0.0) / 3600
             bucket["gpu_hours"] += float(r["gpu_seconds"] or 0.0) / 3600
             bucket["attempts"] += int(r["attempts"])
+            # a lost attempt's outage after its last sign of life: shown, not billed
+            bucket["lost_unbilled_hours"] += float(r.get("unbilled_core_seconds") or 0.0) / 3600
     return {
         "since": start,
         "projects": [{"project": p, **v} for p, v in sorted(projects.items())],

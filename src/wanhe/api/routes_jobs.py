@@ -134,6 +134,9 @@ def retry(
     job = visible_job(service, who, job_id)
     if job.state not in (JobState.FAILED, JobState.CANCELLED):
         raise _conflict(job, "retried (only failed or cancelled jobs can)")
+    for dep, state in service.store.dead_dependencies(job.depends_on):
+        raise HTTPException(409, f"job {job.id} waits on job {dep}, which is {state}: retry "
+                                 f"job {dep} first")
     service.store.retry_failed(job.id)
     return _action(service, job)
 
@@ -144,6 +147,8 @@ def set_priority(
     service: Service = Depends(get_service),
 ) -> JobAction:
     job = visible_job(service, who, job_id)
+    if job.state.is_final:
+        raise _conflict(job, "given a new priority (it is finished)")
     service.store.set_priority(job.id, body.priority)
     return _action(service, job)
 

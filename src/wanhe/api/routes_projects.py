@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Depends, HTTPException
 
-from wanhe.api.auth import Principal, admin, principal
+from wanhe.api.auth import Principal, admin, manager, principal
 from wanhe.api.deps import get_service
 from wanhe.api.schemas import (
     Me,
@@ -17,6 +19,7 @@ from wanhe.api.schemas import (
     TokenOut,
 )
 from wanhe.api.service import Service
+from wanhe.store.rows import SCOPE_MANAGE
 from wanhe.store.store import ProjectRow, StoreError
 
 router = APIRouter(tags=["projects"])
@@ -36,7 +39,8 @@ def _out(project: ProjectRow, used_seconds: float, used_gpu_seconds: float) -> P
 
 @router.get("/api/me", response_model=Me)
 def me(who: Principal = Depends(principal)) -> Me:
-    return Me(project=who.project, admin=who.admin)
+    return Me(project=who.project, admin=who.admin, token_id=who.token_id,
+              scope="admin" if who.admin else who.scope, expires_at=who.expires_at)
 
 
 @router.post("/api/projects", response_model=ProjectCreated, status_code=201)
@@ -51,8 +55,8 @@ def create_project(
         )
     except StoreError as exc:
         raise HTTPException(409, str(exc)) from None
-    token = service.store.create_token(
-        project.id, f"{body.name} (created by {who.name or 'admin'})"
+    token = service.store.create_token(  # the project's first token manages it
+        project.id, f"{body.name} (created by {who.name or 'admin'})", scope=SCOPE_MANAGE
     )
     service.poke()
     return ProjectCreated(project=_out(project, 0.0, 0.0), token=token)
@@ -105,9 +109,11 @@ def list_tokens(
 
 @router.post("/api/tokens", response_model=TokenCreated, status_code=201)
 def create_token(
-    body: TokenCreate, who: Principal = Depends(principal),
+    body: TokenCreate, who: Principal = Depends(manager),
     service: Service = Depends(get_service),
 ) -> TokenCreated:
+    """A new token for the caller's project (admins: any project, or an admin token). Needs a
+    managing or an admin token; the new one expires no later than the caller's."""
     if body.admin:
         if not who.admin:
             raise HTTPException(403, "only an admin token can create admin tokens")
@@ -123,18 +129,31 @@ def create_token(
         if found is None or not who.may_see(found.id):
             raise HTTPException(404, f"no project named {body.project!r}")
         project_id, project_name = found.id, found.name
-    token = service.store.create_token(project_id, body.name)
+    expires = None if body.expires_in_s is None else time.time() + body.expires_in_s
+    if who.expires_at is not None:  # a leaked short-lived token cannot mint a lasting one
+        expires = who.expires_at if expires is None else min(expires, who.expires_at)
+    token = service.store.create_token(project_id, body.name, scope=body.scope,
+                                       expires_at=expires)
     row = service.store.verify_token(token)
     assert row is not None
-    return TokenCreated(id=row.id, project=project_name, name=body.name, token=token)
+    return TokenCreated(id=row.id, project=project_name, name=body.name, token=token,
+                        scope="admin" if project_id is None else row.scope,
+                        expires_at=row.expires_at)
 
 
 @router.delete("/api/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(
     token_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> TokenOut:
+    """Revoke a token: a managing or admin token may revoke any of its project's (an admin:
+    any); a submit token only itself."""
     rows = {r["id"]: r for r in service.store.tokens(who.project_id)}
     if token_id not in rows:
         raise HTTPException(404, f"no token {token_id}")
+    if token_id != who.token_id and not who.manages:
+        raise HTTPException(
+            403, "only a token that manages the project (scope manage) or an admin token "
+                 "may revoke other tokens"
+        )
     service.store.revoke_token(token_id, who.project_id)
     return TokenOut(**{**rows[token_id], "revoked": True})

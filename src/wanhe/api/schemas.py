@@ -5,15 +5,23 @@ A value out of range answers 422 with the field's location (FastAPI's validation
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from wanhe.storage import UnsafePath, safe_relpath
+from wanhe.store.rows import PROJECT_NAME_PATTERN
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ProjectName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    str, StringConstraints(min_length=1, max_length=100, pattern=PROJECT_NAME_PATTERN)
 ]
 MAX_FILES = 100_000
 
@@ -22,9 +30,15 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_TOKEN_LIFE_S = 10 * 366 * 86400.0
+
+
 class Me(BaseModel):
     project: str | None
     admin: bool
+    token_id: int = 0
+    scope: str = Field(default="submit", description="submit, manage or admin")
+    expires_at: float | None = None
 
 
 class ProjectCreate(_In):
@@ -65,6 +79,16 @@ class TokenCreate(_In):
     )
     name: str = Field(default="", max_length=200)
     admin: bool = Field(default=False, description="an admin token (admins only)")
+    scope: Literal["submit", "manage"] = Field(
+        default="submit",
+        description="submit: read and submit; manage: also create and revoke the project's "
+                    "tokens (creating a token needs a managing or an admin token)",
+    )
+    expires_in_s: float | None = Field(
+        default=None, gt=0, le=MAX_TOKEN_LIFE_S,
+        description="seconds until the token stops working (default: never; never later "
+                    "than the token that creates it)",
+    )
 
 
 class TokenOut(BaseModel):
@@ -73,6 +97,10 @@ class TokenOut(BaseModel):
     name: str
     created_at: float
     revoked: bool
+    scope: str = "submit"
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    expired: bool = False
 
 
 class TokenCreated(BaseModel):
@@ -80,6 +108,8 @@ class TokenCreated(BaseModel):
     project: str | None
     name: str
     token: str
+    scope: str = "submit"
+    expires_at: float | None = None
 
 
 class BlobQuery(_In):
@@ -116,6 +146,9 @@ class JobCreate(_In):
     depends_on: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
         default_factory=list, max_length=1000
     )
+    paused: bool = Field(
+        default=False, description="store the job paused: nothing runs until it is resumed"
+    )
 
     @field_validator("main")
     @classmethod
@@ -143,7 +176,8 @@ class JobCreate(_In):
 
 
 class PriorityPatch(_In):
-    priority: int = Field(ge=0, le=100)
+    priority: StrictInt = Field(ge=0, le=100, description="0-100, an integer (not a string or "
+                                "a boolean)")
 
 
 class JobAction(BaseModel):
@@ -201,11 +235,15 @@ class JobDetail(JobSummary):
     failures: list[dict[str, Any]]
     usage: dict[str, float]  # {outcome}_core_seconds
     gpu_usage: dict[str, float] = Field(default_factory=dict)  # {outcome}_gpu_seconds
+    # core-seconds of outages after lost attempts' last sign of life: not billed, shown
+    unbilled_core_seconds: float = 0.0
     outputs: list[OutputFile]
     # False when storage could not be asked (a warning says why): `outputs` is then unknown,
     # not empty
     outputs_listed: bool = True
     warnings: list[str] = Field(default_factory=list)
+    story: dict[str, Any] | None = Field(
+        default=None, description="a story job: shots in order, the reel, overrunning lines")
 
 
 class TaskOut(BaseModel):
@@ -223,6 +261,8 @@ class TaskOut(BaseModel):
     core_seconds: float
     started_at: float | None
     finished_at: float | None
+    status: str = Field(default="", description="the task's status line (e.g. openjd_status): "
+                        "live while it runs, the last one after")
 
 
 class JobTypeOut(BaseModel):

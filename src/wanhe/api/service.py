@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from wanhe.engine.dispatcher import Dispatcher, TaskEvent
 
 log = logging.getLogger(__name__)
+TOKEN_USE_RESOLUTION_S = 60.0
 
 Inspectors = dict[str, Callable[[Path], Any]]
 """Inspection overrides by job kind (tests inspect scenes without Blender)."""
@@ -65,7 +66,11 @@ class Service:
         )
         self.store = Store(settings.db_url)
         self.events = EventHub()
-        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}))
+        self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}),
+                                    cache_dir=settings.home / "probes")
+        from wanhe.openjd.serve import farm_facts
+
+        self.intake.inspectors.setdefault("openjd.farm", lambda _: farm_facts(self))
         self.start_dispatcher = start_dispatcher
         self.workers = workers
         self.num_cpus = num_cpus
@@ -77,6 +82,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._job_projects: dict[int, int] = {}
         self._project_names: dict[int, str] = {}
+        self._token_used: dict[int, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -97,6 +103,7 @@ class Service:
             return
         from wanhe.engine import cluster
         from wanhe.engine.dispatcher import Dispatcher
+        from wanhe.sched.elastic import Caps
 
         _keep_signal_handlers(
             lambda: cluster.connect(self.settings.ray_address, num_cpus=self.num_cpus,
@@ -107,6 +114,7 @@ class Service:
             log_root=self.work.logs, on_event=self._on_task_event,
             # someone else's cluster may grow (an autoscaler): a task nothing can run waits
             elastic=bool(self.settings.ray_address),
+            caps=Caps(max_cores=self.settings.max_cores, max_gpus=self.settings.max_gpus),
         )
         loop = threading.Thread(target=self._dispatch_loop, name="wanhe-dispatcher", daemon=True)
         loop.start()
@@ -140,6 +148,12 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=10)
         if self.dispatcher is not None:
+            try:
+                handed = self.dispatcher.hand_back()
+                if handed:
+                    log.info("%d running attempt(s) handed back to the queue", handed)
+            except Exception:  # the next start recovers them as lost instead
+                log.exception("could not hand back the running attempts")
             self.dispatcher.close()
         if self.publisher is not None:
             self.publisher.close()
@@ -171,6 +185,18 @@ class Service:
             found = self._job_projects[job_id] = job.project_id
         return found
 
+    def note_token_used(self, token_id: int, stored: float | None, now: float) -> None:
+        """Record a token's use, at most once a minute per token (not a write per request)."""
+        last = max(stored or 0.0, self._token_used.get(token_id, 0.0))
+        if now - last < TOKEN_USE_RESOLUTION_S:
+            return
+        self._token_used[token_id] = now
+        try:
+            self.store.note_token_used(token_id, now)
+        except Exception:  # a busy database must not refuse the request: note it next time
+            log.warning("could not note token %d's use", token_id, exc_info=True)
+            self._token_used.pop(token_id, None)
+
     def settle_outputs(self, job_id: int) -> None:
         """Before reading a job's outputs from storage: let what its finished tasks wrote get
         there (a task is done in the database a moment before its files are published)."""
@@ -192,6 +218,8 @@ class Service:
         }
         if event.kind == "progress" and event.result:
             data["progress"] = event.result.get("progress", 0.0)
+            if event.result.get("status"):
+                data["status"] = event.result["status"]
         if event.message:
             data["message"] = event.message[-500:]
         self.events.publish("task", project_id, data)

@@ -150,10 +150,21 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     outputs = [
         OutputFile(path=f.path, bytes=f.size, url=output_url(job.id, f.path)) for f in stored
     ]
+    story = None
+    if job.kind == "story":
+        from wanhe.api.story_view import story_view
+
+        def url_of(path: str | None) -> str | None:
+            rel = _relative_output(service, job.id, path)
+            return output_url(job.id, rel) if rel else None
+
+        story = story_view(job, tasks, url_of, attempts)
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage=dict(usage), gpu_usage=dict(gpu_usage), outputs=outputs,
-        outputs_listed=not warnings, warnings=warnings,
+        unbilled_core_seconds=sum(
+            float(a.get("unbilled_s") or 0.0) * float(a["cores"] or 0.0) for a in attempts),
+        outputs_listed=not warnings, warnings=warnings, story=story,
     )
 
 
@@ -161,13 +172,21 @@ def task_list(service: Service, job: JobRow) -> list[TaskOut]:
     attempts = service.store.attempts(job.id)
     spent = _task_core_seconds(attempts)
     times = service.store.task_times(job.id)
+    live: dict[str, dict[str, Any]] = {}  # running tasks' progress and status lines
+    if service.dispatcher is not None:
+        live = {str(w["task"]): w for w in service.dispatcher.workers()
+                if w.get("job_id") == job.id and w.get("task")}
     return [
         TaskOut(
             id=t.id, key=t.key, kind=t.kind, frame=t.frame, tile=t.tile, chunk=t.chunk,
             label=task_label(job.kind, TaskView(t.key, t.kind, t.frame, t.tile, t.chunk)),
-            state=t.state.value, attempts=t.attempts, progress=t.progress, error=t.error,
+            state=t.state.value, attempts=t.attempts,
+            progress=float(live[t.key]["progress"]) if t.key in live else t.progress,
+            error=t.error,
             core_seconds=spent.get(t.id, 0.0), started_at=times.get(t.id, (None, None))[0],
             finished_at=times.get(t.id, (None, None))[1],
+            status=str(live[t.key].get("status") or "") if t.key in live
+            else str(t.output.get("status") or ""),
         )
         for t in service.store.tasks(job.id)
     ]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from wanhe.blender.errors import BlenderCrashed, BlenderTaskError, BlenderTimeout, SceneError
 from wanhe.blender.protocol import SceneInfo
@@ -33,6 +33,12 @@ class SceneReport(SceneInfo):
     path: Path
     dependencies: list[Path]
     missing: list[Path]
+    missing_caches: list[Path] = Field(default_factory=list)  # missing point caches
+
+    @property
+    def external_files(self) -> int:
+        """Every external file the scene names, found or missing."""
+        return len(set(self.dependencies) | set(self.missing))
 
 
 def inspect_scene(
@@ -49,7 +55,7 @@ def inspect_scene(
     """
     path = Path(path).expanduser().absolute()
     check_blend_file(path)
-    deps, missing = trace_dependencies(path)
+    deps, missing, caches = trace_dependencies(path)
     own = process is None
     bp = BlenderProcess(blender) if process is None else process
     try:
@@ -68,7 +74,8 @@ def inspect_scene(
     finally:
         if own:
             bp.close()
-    return SceneReport(**info.model_dump(), path=path, dependencies=deps, missing=missing)
+    return SceneReport(**info.model_dump(), path=path, dependencies=deps, missing=missing,
+                       missing_caches=caches)
 
 
 def check_blend_file(path: Path) -> None:
@@ -124,14 +131,21 @@ def check_blend_file(path: Path) -> None:
         )
 
 
-def trace_dependencies(path: Path) -> tuple[list[Path], list[Path]]:
-    """External files the scene uses (via BAT), and which of them do not exist."""
+def trace_dependencies(path: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """External files the scene uses (via BAT), which of them do not exist, and which of the
+    missing ones are point caches (Blender simulates those again instead)."""
     from blender_asset_tracer import trace
 
     deps: dict[Path, None] = {}
     missing: dict[Path, None] = {}
+    caches: dict[Path, None] = {}
     try:
         for usage in trace.deps(path):
+            if (getattr(usage.block, "dna_type_name", "") == "PointCache"
+                    and not list(usage.files())):
+                caches[usage.abspath] = None
+                missing[usage.abspath] = None
+                continue
             if usage.is_sequence:
                 # abspath is a pattern (frame '#'s, <UDIM>); files() expands what exists.
                 files = list(usage.files())
@@ -148,7 +162,7 @@ def trace_dependencies(path: Path) -> tuple[list[Path], list[Path]]:
             f"{path} is truncated or corrupt (cannot parse it: {type(e).__name__}: {e}) — "
             "re-save it from Blender or copy it again"
         ) from None
-    return list(deps), list(missing)
+    return list(deps), list(missing), list(caches)
 
 
 def _describe_head(head: bytes) -> str:

@@ -44,6 +44,9 @@ class RenderRequest(_Msg):
     sample_offset: int | None = Field(default=None, ge=0)
     sample_subset_length: int | None = Field(default=None, ge=1)
     adaptive_sampling: bool | None = None
+    # CPU, or GPU: Cycles on the first backend Blender finds (OptiX, CUDA, HIP, oneAPI, Metal);
+    # a GPU asked for and none found is an error, never a silent CPU render
+    device: Literal["CPU", "GPU"] = "CPU"
 
     @field_validator("scene", "output")
     @classmethod
@@ -91,6 +94,9 @@ class RenderReply(_Msg):
     error: str | None = None
     engine: str = ""
     samples: int | None = None
+    device: str = "CPU"  # what Cycles rendered on
+    backend: str = "NONE"  # OPTIX, CUDA, HIP, ONEAPI, METAL for a GPU render
+    gpus: list[str] = Field(default_factory=list)  # the GPUs' names
 
 
 class InspectRequest(_Msg):
@@ -117,6 +123,13 @@ class SceneInfo(BaseModel):
     adaptive_sampling: bool | None
     output_path: str  # scene.render.filepath as stored, e.g. '//render/demo_####'
     blender_version: str
+    # Cycles settings that decide whether border tiles are exact (docs/tiles.md)
+    adaptive_threshold: float = 0.01
+    adaptive_min_samples: int = 0
+    time_limit: float = 0.0
+    path_guiding: bool = False
+    volumes: list[str] = Field(default_factory=list)  # what renders a volume (world, materials)
+    python_drivers: list[str] = Field(default_factory=list)  # drivers that need Python
 
     @property
     def width(self) -> int:

@@ -61,7 +61,36 @@ _CYCLES_ATTRS = (
     "use_sample_subset",
     "sample_offset",
     "sample_subset_length",
+    "device",
 )
+
+
+def _load_sibling(name: str) -> Any:
+    """A standard-library module of this folder, loaded by path (wanhe may not be importable
+    here, and this folder is kept off sys.path)."""
+    import importlib.util
+
+    path = os.path.join(_HERE, name + ".py")
+    spec = importlib.util.spec_from_file_location(f"_wanhe_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    return module
+
+
+_devices = _load_sibling("cycles_devices")
+
+
+def _use_device(scene: bpy.types.Scene, want: str) -> dict[str, Any]:
+    """Render on the CPU, or on the GPUs Blender finds (the first backend that has one)."""
+    if want == "CPU":
+        _set(scene.cycles, "device", "CPU")
+        return {"device": "CPU", "backend": "NONE"}
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    choice = _devices.choose(_devices.found_devices(prefs), want)
+    _devices.apply(choice, prefs, scene)
+    return {"device": "GPU", "backend": choice.backend, "gpus": list(choice.names)}
 
 
 class _State:
@@ -124,6 +153,8 @@ def _snapshot(scene: bpy.types.Scene) -> dict[str, Any]:
     }
     if scene.render.engine == "CYCLES":
         saved["cycles"] = {a: getattr(scene.cycles, a) for a in _CYCLES_ATTRS}
+    if hasattr(scene, "eevee"):
+        saved["eevee"] = {"taa_render_samples": scene.eevee.taa_render_samples}
     return saved
 
 
@@ -140,6 +171,8 @@ def _restore(scene: bpy.types.Scene) -> None:
         _set(scene.render, a, v)
     for a, v in s.get("cycles", {}).items():
         _set(scene.cycles, a, v)
+    for a, v in s.get("eevee", {}).items():
+        _set(scene.eevee, a, v)
     _set(scene, "camera", s["camera"])
     for vl in scene.view_layers:
         if vl.name in s["layers"]:
@@ -284,6 +317,12 @@ def _render(req: dict[str, Any]) -> dict[str, Any]:
             for vl in scene.view_layers:
                 _set(vl.cycles, "denoising_store_passes", bool(req.get("denoise_passes")))
             reply["samples"] = c.samples
+            reply.update(_use_device(scene, req.get("device") or "CPU"))
+        elif (req.get("device") or "CPU") != "CPU":
+            raise ValueError(f"GPU renders need Cycles; this scene uses {engine}")
+        elif engine.startswith("BLENDER_EEVEE") and req.get("samples") is not None:
+            _set(scene.eevee, "taa_render_samples", req["samples"])  # EEVEE's own setting
+            reply["samples"] = scene.eevee.taa_render_samples
         _set_exr_output(scene)
 
         os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
@@ -328,9 +367,19 @@ def _inspect(req: dict[str, Any]) -> dict[str, Any]:
         engine = r.engine
         samples: int | None = None
         adaptive: bool | None = None
+        cycles: dict[str, Any] = {}
         if engine == "CYCLES":
             samples = scene.cycles.samples
             adaptive = scene.cycles.use_adaptive_sampling
+            c = scene.cycles
+            cycles = {
+                "adaptive_threshold": float(c.adaptive_threshold),
+                "adaptive_min_samples": int(c.adaptive_min_samples),
+                "time_limit": float(getattr(c, "time_limit", 0.0)),
+                "path_guiding": bool(getattr(c, "use_guiding", False))
+                and bool(getattr(c, "use_surface_guiding", True)
+                         or getattr(c, "use_volume_guiding", True)),
+            }
         elif engine.startswith("BLENDER_EEVEE"):
             samples = scene.eevee.taa_render_samples
         info = {
@@ -348,10 +397,57 @@ def _inspect(req: dict[str, Any]) -> dict[str, Any]:
             "adaptive_sampling": adaptive,
             "output_path": r.filepath,
             "blender_version": bpy.app.version_string,
+            "volumes": _volume_users(scene),
+            "python_drivers": _python_drivers(),
+            **cycles,
         }
         return {"ok": True, "info": info}
     except Exception as e:
         return {"ok": False, "error": _describe(e)}
+
+
+def _has_volume(tree: Any) -> bool:
+    """Whether a material or world node tree feeds its output's Volume socket."""
+    if tree is None:
+        return False
+    for node in tree.nodes:
+        if node.bl_idname in ("ShaderNodeOutputMaterial", "ShaderNodeOutputWorld"):
+            socket = node.inputs.get("Volume")
+            if socket is not None and socket.is_linked:
+                return True
+    return False
+
+
+def _volume_users(scene: bpy.types.Scene) -> list[str]:
+    """Names of what renders a volume: the world, volume objects, materials with a volume."""
+    found: list[str] = []
+    if scene.world is not None and _has_volume(getattr(scene.world, "node_tree", None)):
+        found.append(f"world {scene.world.name!r}")
+    for ob in scene.objects:
+        if ob.type == "VOLUME":
+            found.append(f"volume object {ob.name!r}")
+    for mat in bpy.data.materials:
+        if mat.users and _has_volume(getattr(mat, "node_tree", None)):
+            found.append(f"material {mat.name!r}")
+    return found[:20]
+
+
+def _python_drivers() -> list[str]:
+    """Drivers that need Python (auto-run is off, so they keep their saved values)."""
+    found: list[str] = []
+    for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.scenes,
+                       bpy.data.cameras, bpy.data.lights, bpy.data.shape_keys,
+                       bpy.data.node_groups, bpy.data.worlds):
+        for idb in collection:
+            anim = getattr(idb, "animation_data", None)
+            if anim is None:
+                continue
+            for fc in anim.drivers:
+                drv = fc.driver
+                if drv.type == "SCRIPTED" and not getattr(drv, "is_simple_expression", False):
+                    found.append(f"{idb.name}: {fc.data_path}[{fc.array_index}] = "
+                                 f"{drv.expression!r}")
+    return found[:50]
 
 
 _REQUIRED: dict[str, dict[str, type]] = {

@@ -174,6 +174,14 @@ def total_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))  # type: ignore[no-untyped-call]
 
 
+def request_resources(bundles: list[dict[str, float]]) -> None:
+    """Ask the cluster's autoscaler to make room for these bundles at once (what runs
+    included); an empty list withdraws the request, so idle nodes may go."""
+    from ray.autoscaler.sdk import request_resources as ask
+
+    ask(bundles=bundles)
+
+
 def make_worker(name: str, *, cpus: float, gpus: float = 0.0, blender: str | None = None) -> Any:
     """A FarmWorker actor reserving `cpus` cores; Ray picks the node."""
     actor_class = ray.remote(FarmWorker)

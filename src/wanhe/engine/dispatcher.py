@@ -34,7 +34,8 @@ from wanhe.engine.pool import RayStartError, Slot, Warm, WorkerPool
 from wanhe.jobtypes import registry as job_types
 from wanhe.jobtypes.base import TaskView
 from wanhe.lifecycle import RetryRules, Verdict, should_blocklist, stranded_reason
-from wanhe.model import AttemptOutcome, JobState, TaskState
+from wanhe.model import AttemptOutcome, JobState, Resources, TaskState
+from wanhe.sched.elastic import Bundle, Caps, Demand, plan_bundles
 from wanhe.sched.placement import why_unplaceable
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
 from wanhe.store.store import AttemptEnd, JobRow, Store, StoreError, TaskRow, Usage
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 0.5
 PROGRESS_INTERVAL_S = 1.0
+# elastic: a Ray worker slot idle this long, beyond what the queue wants, is let go (its node
+# then holds nothing, and the autoscaler's own idle timeout releases it)
+ELASTIC_IDLE_S = 5.0
+HEARTBEAT_FLUSH_S = 2.0  # how often workers' answers are written as attempts' signs of life
 
 
 @dataclass(slots=True)
@@ -86,7 +91,8 @@ def metered_cores(slot: Slot, task: TaskRow) -> float:
 
 
 def metered_gpus(slot: Slot, task: TaskRow) -> float:
-    return slot.gpus if task.resources.gpus > 0 else 0.0
+    """GPUs billed: a GPU slot's, for a task that asks for a GPU or may take one (`any`)."""
+    return slot.gpus if task.resources.gpus > 0 or task.resources.cpus > 0 else 0.0
 
 
 class Dispatcher:
@@ -103,13 +109,18 @@ class Dispatcher:
         ray_start: cluster.EmbeddedStart | None = None,
         use_ray: bool = True,
         elastic: bool = False,
+        caps: Caps | None = None,
+        elastic_idle_s: float = ELASTIC_IDLE_S,
+        request_resources: Callable[[list[Bundle]], None] | None = None,
     ) -> None:
         """`local_workers`: render workers of this process, usable at once, each reserving
         `threads` cores beside Ray's. `ray_start`: Ray starting in the background; Ray's
         workers are made once it is up (without it, Ray must be up already). `use_ray=False`:
         no Ray at all; the local workers render and a local image worker does the rest.
         `elastic`: the cluster may grow (an autoscaler): a task no slot can run waits, and its
-        job says why, instead of failing."""
+        job says why, instead of failing; the dispatcher asks the autoscaler for what the queue
+        needs (`sched.elastic.plan_bundles` within `caps`), through `request_resources`
+        (default: Ray's autoscaler SDK)."""
         self.store = store
         self.log_root = log_root
         self.on_event = on_event
@@ -121,12 +132,19 @@ class Dispatcher:
         )
         self.mirror = QueueMirror(store, self.policy)
         self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
+        self._alive: dict[int, float] = {}  # attempt id -> its worker's last answer (epoch)
+        self._last_flush = 0.0
         self._last_sync = 0.0
         self._last_progress = 0.0
         self._placement_checked = (-1, -1)  # (pool revision, shapes revision) last checked
         self._last_error: dict[int, str] = {}  # job id -> last attempt error (for reasons)
         self.poke_event = threading.Event()
         self.dispatch_latencies: list[float] = []
+        self.caps = caps or Caps()
+        self.elastic_idle_s = elastic_idle_s
+        self._request_resources = request_resources
+        self.requested: list[Bundle] | None = None  # the standing autoscaler request
+        self.pool.elastic = elastic
 
     # ------------------------------------------------------------------ the pool
 
@@ -150,9 +168,81 @@ class Dispatcher:
         scope = None if job_ids is None else frozenset(job_ids)
         if self.mirror.sync(scope, full=full):
             self._cancel_stale_running()
-        if self.pool.requested_workers is None and not job_ids:
+        if self.elastic:
+            self._ask_autoscaler()
+        if self.pool.requested_workers is None and (not job_ids or self.elastic):
             self.pool.start()  # the cluster may have grown
+        if self.elastic:
+            self.pool.trim(self.elastic_idle_s)
         self._check_placement()
+        self._release_ended()
+
+    def _release_ended(self) -> None:
+        """Workers let go of what they hold warm for jobs that have ended (an OpenJD session
+        exits its environments)."""
+        held = {job_id for slot in self.pool.slots for job_id in slot.warm_jobs.values()}
+        if not held:
+            return
+        ended = {j for j in held if (job := self.store.job(j)) is None or job.state.is_final}
+        for slot in self.pool.slots:
+            for key, job_id in list(slot.warm_jobs.items()):
+                if job_id in ended and (slot.busy is None or slot.busy.task.job_id != job_id):
+                    del slot.warm_jobs[key]
+                    slot.warm_keys.discard(key)
+                    slot.worker.call("release", key)
+
+    # ------------------------------------------------------------------ elastic
+
+    def demands(self) -> list[Demand]:
+        """Every project's queued and running tasks by shape, with its budget left, the
+        projects of the highest job priority first: what `plan_bundles` turns into a request."""
+        queued: dict[str, dict[Resources, int]] = {}
+        running: dict[str, dict[Resources, int]] = {}
+        priority: dict[str, int] = {}
+        for job_id, shapes in self.mirror.shapes_by_job.items():
+            if not shapes or self.policy.is_paused(str(job_id)):
+                continue
+            job = self.mirror.job(job_id)
+            name = self.mirror.project_name(job.project_id)
+            mine = queued.setdefault(name, {})
+            for shape, count in shapes.items():
+                mine[shape] = mine.get(shape, 0) + count
+            priority[name] = max(priority.get(name, 0), job.priority)
+        for run in self._running.values():
+            mine = running.setdefault(run.queued.project, {})
+            mine[run.queued.resources] = mine.get(run.queued.resources, 0) + 1
+            priority.setdefault(run.queued.project, run.queued.priority)
+        out = []
+        for name in sorted(priority, key=lambda n: (-priority[n], n)):
+            cores_left, gpus_left = self.policy.budget_left(name)
+            out.append(Demand(name, queued.get(name, {}), running.get(name, {}),
+                              cores_left, gpus_left))
+        return out
+
+    def _ask_autoscaler(self) -> None:
+        """Elastic: tell the pool how many slots the queue wants and the autoscaler what to
+        make room for; resend only when the request changed."""
+        bundles = plan_bundles(self.demands(), self.caps)
+        # GPU slots: the GPU tasks', and the GPUs the cluster already has may take `any`
+        # work too (the request itself asks CPU nodes for that; the pool caps by what is there)
+        either = self.mirror.any_device_queued()
+        self.pool.want = (sum(1 for b in bundles if "GPU" not in b),
+                          sum(1 for b in bundles if "GPU" in b) + either)
+        if bundles == self.requested:
+            return
+        ask = self._request_resources
+        if ask is None:
+            from wanhe.engine import cluster
+
+            ask = cluster.request_resources
+        try:
+            ask(bundles)
+        except Exception as exc:  # the farm goes on with the nodes it has
+            log.warning("could not ask the autoscaler for %d bundle(s): %s", len(bundles), exc)
+            return
+        log.info("asked the autoscaler for %d bundle(s)%s", len(bundles),
+                 "" if bundles else ": the queue is empty")
+        self.requested = bundles
 
     def _cancel_stale_running(self) -> None:
         """Running attempts whose task the database no longer wants (job cancelled) stop now."""
@@ -227,8 +317,15 @@ class Dispatcher:
         for slot in sorted(self.pool.slots, key=lambda s: not s.light):
             if slot.busy is not None:
                 continue
-            queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
-                                      warm=slot.warm_keys)
+            queued = None
+            for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
+                queued = self.policy.pick_from_job(str(warm_job), slot.offer(), node=slot.node,
+                                                   gpu_only=slot.gpus > 0)
+                if queued is not None:
+                    break
+            if queued is None:
+                queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
+                                          warm=slot.warm_keys)
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
@@ -251,11 +348,13 @@ class Dispatcher:
             future = slot.worker.call(
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
-                 "log_path": str(log_path), "attempt": task.attempts + 1},
+                 "log_path": str(log_path), "attempt": task.attempts + 1,
+                 "project": queued.project},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
             slot.busy = running
             slot.progress = 0.0
+            slot.status = ""
             self._running[future] = running
             started += 1
             log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
@@ -274,6 +373,7 @@ class Dispatcher:
         for future in done:
             running = self._running.pop(future)
             running.slot.busy = None
+            running.slot.idle_since = time.monotonic()
             log.info("answer for %s from %s", running.task.key, running.slot.name)
             try:
                 result = future.result()
@@ -320,6 +420,8 @@ class Dispatcher:
             running.slot.warm_keys = {str(k) for k in result["warm_keys"]}
         elif result.get("warm"):
             running.slot.warm_keys.add(str(result["warm"]))
+        if result.get("warm") and result.get("warm_scope") == "job":  # let go when the job ends
+            running.slot.warm_jobs[str(result["warm"])] = running.task.job_id
         job = self.mirror.refresh_job(running.task.job_id)
         # Only the tasks this one freed: re-reading every ready task of a big job after each
         # finish made dispatch cost grow with the job's size.
@@ -387,16 +489,33 @@ class Dispatcher:
         busy = [slot for slot in self.pool.slots if slot.busy is not None]
         if not busy:
             return
-        futures = [slot.worker.call("progress") for slot in busy]
+        futures = [slot.worker.call("activity") for slot in busy]
         done, _ = wait_for(futures, timeout=0.2)
         for slot, future in zip(busy, futures, strict=True):
             if future in done and slot.busy is not None:
                 try:
-                    slot.progress = float(future.result())
+                    activity = future.result()
+                    slot.progress = float(activity["progress"])
+                    slot.status = str(activity.get("status") or "")
                 except Exception:
                     continue
+                self._alive[slot.busy.attempt_id] = time.time()
                 self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
-                                     node=slot.node, result={"progress": slot.progress}))
+                                     node=slot.node, result={"progress": slot.progress,
+                                                             "status": slot.status}))
+
+    def flush_heartbeats(self, *, force: bool = False) -> None:
+        """Write the workers' recent answers as their attempts' last signs of life (an
+        attempt lost with the service is metered up to it), every HEARTBEAT_FLUSH_S."""
+        now = time.monotonic()
+        if not self._alive or (not force and now - self._last_flush < HEARTBEAT_FLUSH_S):
+            return
+        self._last_flush = now
+        seen, self._alive = self._alive, {}
+        try:
+            self.store.note_attempts_alive(seen)
+        except Exception:  # a busy database: the next flush has newer ones
+            log.warning("could not record %d heartbeat(s)", len(seen), exc_info=True)
 
     # ------------------------------------------------------------------ loops
 
@@ -410,6 +529,7 @@ class Dispatcher:
         self.collect(timeout)
         self.dispatch()
         self.poll_progress()
+        self.flush_heartbeats()
 
     def run_jobs(self, job_ids: Sequence[int], *, warm: Warm | None = None) -> None:
         """Run until every job in `job_ids` is done, failed or cancelled."""
@@ -444,9 +564,31 @@ class Dispatcher:
         while not stop.is_set():
             self.step(0.2)
 
+    def hand_back(self) -> int:
+        """Stopping gracefully: give the running attempts' tasks back to the queue (closed as
+        cancelled, nothing counted against their retries) before the workers go."""
+        running = [(r.attempt_id, r.task.id) for r in self._running.values()]
+        self._running.clear()
+        if not running:
+            return 0
+        self.store.hand_back(running, "handed back: the service stopped while this attempt "
+                                      "ran; it runs again at the next start")
+        return len(running)
+
     def poke(self) -> None:
         """Something changed in the database (new job, cancel, …): sync on the next step."""
         self.poke_event.set()
 
     def close(self) -> None:
+        if self.elastic and self.requested:
+            try:  # nothing left to ask for: the autoscaler may let the nodes go
+                (self._request_resources or _default_request)([])
+            except Exception as exc:
+                log.warning("could not withdraw the autoscaler request: %s", exc)
         self.pool.close()
+
+
+def _default_request(bundles: list[Bundle]) -> None:
+    from wanhe.engine import cluster
+
+    cluster.request_resources(bundles)

@@ -145,6 +145,18 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
                 leftover.unlink(missing_ok=True)
         say(f"[qc] {rerender}")
     notes = list(payload.get("notes") or [])
+    seams: dict[str, Any] | None = None
+    if payload.get("seams") and blender is not None:
+        from wanhe.engine.seam_check import check_seams_by_render, seam_reason
+
+        try:
+            seams = check_seams_by_render(payload["seams"], blender, say)
+        except Exception as exc:  # the check must not lose the frame; say it did not run
+            seams = {"checked": 0, "disagree": [], "skipped": f"seam renders failed: {exc}"}
+        reason = seam_reason(seams)
+        if reason:
+            say(f"[qc] frame {payload['frame']}: {reason}")
+            notes.append(reason)
     flagged = not final.passed or bool(notes)
     result = {
         **final.to_dict(),
@@ -156,6 +168,7 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
         "attempts": attempts,
         "neighbours_compared": len(neighbours),
         "rerender_cpu_s": rerender_cpu_s,  # Blender's, metered with the QC task
+        "seams": seams,
         "thresholds": limits.to_dict(),
     }
     return {"qc": result}

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 
+from wanhe.jobtypes import registry as job_types
 from wanhe.model import JobState, Resources, TaskState
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
 from wanhe.store.store import JobRow, ProjectRow, ReadyTask, Store, StoreError, TaskRow, TrackedJob
@@ -44,6 +45,7 @@ class QueueMirror:
         # job id -> why it cannot progress although it has ready tasks (set by the dispatcher)
         self.wait_reasons: dict[int, str] = {}
         self._project_names: dict[int, str] = {}
+        self._any_cache: dict[int, bool] = {}  # job id -> its core tasks may take a GPU slot
 
     # ------------------------------------------------------------------ jobs and tasks
 
@@ -64,9 +66,12 @@ class QueueMirror:
         if task.id in self.queued:
             return
         project = self.project_name(job.project_id)
+        res = task.resources
+        any_device = res.cpus > 0 and res.gpus <= 0 and self._any_device(job)
         queued = QueuedTask(
             task_id=task.id, job_id=str(job.id), project=project, priority=job.priority,
-            job_seq=job.id, task_seq=task.seq, resources=task.resources,
+            job_seq=job.id, task_seq=task.seq, resources=res,
+            any_device=any_device, group=task.frame if any_device else None,
             affinity=task.affinity,
         )
         self.policy.push(queued)
@@ -77,6 +82,20 @@ class QueueMirror:
             self.shapes_revision += 1
         shapes[task.resources] = shapes.get(task.resources, 0) + 1
         self.ready_since.setdefault(task.id, time.monotonic())
+
+    def _any_device(self, job: JobRow) -> bool:
+        found = self._any_cache.get(job.id)
+        if found is None:
+            found = self._any_cache[job.id] = job_types.any_device(job.kind, job.spec)
+        return found
+
+    def any_device_queued(self) -> int:
+        """Queued tasks that may run on a CPU or a GPU slot (`--device any`), in O(jobs)."""
+        return sum(
+            count
+            for job_id, shapes in self.shapes_by_job.items() if self._any_cache.get(job_id)
+            for shape, count in shapes.items() if shape.cpus > 0 and shape.gpus <= 0
+        )
 
     def queue_if_ready(self, task_id: int) -> None:
         """Queue a task the database has ready (retried, or re-readied by another process's
@@ -226,6 +245,11 @@ class QueueMirror:
         was = self._job_cache.get(job.id)
         self._job_cache[job.id] = job
         key = str(job.id)
+        if was is None:
+            # back after being forgotten (finished, then retried): its old blocklist goes, as
+            # the store's failure counts since the retry do (a node that fails it again is
+            # blocklisted again by those)
+            self.policy.clear_blocklist(key)
         self.policy.set_job_priority(key, job.priority)
         if job.state is JobState.PAUSED:
             self.policy.pause_job(key)

@@ -4,11 +4,18 @@ this process, made as the cluster allows and replaced when they die.
 
 Ray decides where a worker actor lives; the pool decides how many of each kind there are:
 one render slot per `threads` cores of the cluster, one light slot, one GPU slot per GPU.
+
+Elastic (a cluster with an autoscaler): the pool follows the cluster as nodes join (each
+sync), but holds no more render and GPU slots than the queue wants (`want`, from the
+autoscaler request), and lets go of slots idle beyond that (`trim`), so a node with nothing
+to do holds nothing and the autoscaler may release it. A slot whose node left is dropped, not
+replaced in place: the next sync makes what the cluster and the queue then allow.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
@@ -45,7 +52,10 @@ class Slot:
     local: bool = False  # a worker of this process, not a Ray actor
     busy: Running | None = None
     progress: float = 0.0
+    status: str = ""  # the running task's status line
     warm_keys: set[str] = field(default_factory=set)
+    warm_jobs: dict[str, int] = field(default_factory=dict)  # job-scoped warm key -> job id
+    idle_since: float = field(default_factory=time.monotonic)
 
     @property
     def shape(self) -> SlotShape:
@@ -84,6 +94,9 @@ class WorkerPool:
         self._warm: Warm | None = None
         self._serial = 0
         self.revision = 0  # grows whenever slots come or go
+        self.elastic = False
+        # elastic: (render slots, GPU slots) the queue wants on Ray; None: as many as fit
+        self.want: tuple[int, int] | None = None
 
     @property
     def settled(self) -> bool:
@@ -132,10 +145,13 @@ class WorkerPool:
         self.started = True
         every = [*self.slots, *self.pending.values()]
         render = [s for s in every if not s.light and not s.local and s.gpus == 0]
-        for _ in range(self.render_pool_size() - len(render)):
+        render_size, gpu_size = self.render_pool_size(), self.gpu_pool_size()
+        if self.want is not None:
+            render_size, gpu_size = min(render_size, self.want[0]), min(gpu_size, self.want[1])
+        for _ in range(render_size - len(render)):
             self._add_slot(warm=self._warm)
         gpu = [s for s in every if s.gpus > 0]
-        for _ in range(self.gpu_pool_size() - len(gpu)):
+        for _ in range(gpu_size - len(gpu)):
             self._add_slot(gpu=True)
         if not any(s.light for s in every):
             # Frame N assembles, denoises and previews while frame N+1 renders: these short
@@ -177,6 +193,7 @@ class WorkerPool:
                 log.warning("worker %s failed to start: %s", slot.name, exc)
                 continue
             slot.node = info["node"]
+            slot.idle_since = time.monotonic()
             self.slots.append(slot)
             log.info("worker %s ready on %s", slot.name, slot.node)
 
@@ -197,8 +214,41 @@ class WorkerPool:
             fresh = self._local_slot(light=slot.light)
             fresh.cpus = slot.cpus
             self.slots.append(fresh)
-        else:
+        elif not self.elastic or slot.light:
             self._add_slot(light=slot.light, gpu=slot.gpus > 0)
+        # elastic: its node may be gone; the next sync makes what the cluster then allows
+
+    def trim(self, idle_s: float, now: float | None = None) -> int:
+        """Elastic: let go of Ray render and GPU slots beyond `want` — those still starting
+        first, then those idle at least `idle_s` — so their nodes hold nothing and the
+        autoscaler may release them. Returns how many went."""
+        if self.want is None:
+            return 0
+        now = time.monotonic() if now is None else now
+        gone = 0
+        for gpu, wanted in ((False, self.want[0]), (True, self.want[1])):
+            def mine(s: Slot, gpu: bool = gpu) -> bool:
+                return not s.light and not s.local and (s.gpus > 0) == gpu
+
+            pending = [(f, s) for f, s in self.pending.items() if mine(s)]
+            slots = [s for s in self.slots if mine(s)]
+            surplus = len(pending) + len(slots) - wanted
+            for future, slot in pending[:max(0, surplus)]:
+                del self.pending[future]
+                slot.worker.kill()
+                surplus -= 1
+                gone += 1
+            idle = sorted((s for s in slots if s.busy is None and now - s.idle_since >= idle_s),
+                          key=lambda s: s.idle_since)
+            for slot in idle[:max(0, surplus)]:
+                self.slots.remove(slot)
+                slot.worker.kill()
+                gone += 1
+                log.info("worker %s on %s let go: the queue does not need it", slot.name,
+                         slot.node)
+        if gone:
+            self.revision += 1
+        return gone
 
     def close(self) -> None:
         # Killing a Ray actor is enough: its Blender process reads EOF on stdin and exits.
@@ -216,6 +266,7 @@ class WorkerPool:
                 "task": None if slot.busy is None else slot.busy.task.key,
                 "job_id": None if slot.busy is None else slot.busy.task.job_id,
                 "progress": slot.progress,
+                "status": slot.status if slot.busy is not None else "",
             }
             for slot in self.slots
         ]

@@ -40,6 +40,7 @@ class FarmWorker:
         self._current: Executor | None = None
         self._closed = False
         self._progress = 0.0
+        self._status = ""
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
 
@@ -49,7 +50,9 @@ class FarmWorker:
             import ray
 
             node_id = ray.get_runtime_context().get_node_id()
-            return f"{socket.gethostname()}:{node_id[:8]}"
+            # the id's end: Ray's ids are random throughout, and the simulated nodes of Ray's
+            # autoscaler tests differ only there (their ids start with 51 f's)
+            return f"{socket.gethostname()}:{node_id[-8:]}"
         except Exception:  # not inside Ray (tests run the class directly)
             return socket.gethostname()
 
@@ -97,6 +100,7 @@ class FarmWorker:
         """Run one task; return its result, or its typed outcome when it did not succeed."""
         with self._lock:
             self._progress = 0.0
+            self._status = ""
             self._cancelled.clear()
             log_path = Path(task["log_path"]) if task.get("log_path") else None
             log_file = None
@@ -113,8 +117,12 @@ class FarmWorker:
             def progress(fraction: float) -> None:
                 self._progress = max(0.0, min(1.0, fraction))
 
+            def status(text: str) -> None:
+                self._status = text[:500]
+
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
-                              cancelled=self._cancelled, attempt=int(task.get("attempt") or 1))
+                              cancelled=self._cancelled, attempt=int(task.get("attempt") or 1),
+                              status=status, project=str(task.get("project") or ""))
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}
@@ -123,9 +131,12 @@ class FarmWorker:
                 self._current = executor
                 result = executor.run(str(task["kind"]), task["payload"], ctx)
                 log(f"[wanhe] done in {result.wall_s:.2f} s")
+                if self._status and "status" not in result.output:
+                    result.output["status"] = self._status
                 return {"ok": True, **base, **result.to_dict(),
                         "warm": executor.warm_key(task["payload"]),
-                        "warm_keys": executor.loaded_keys()}
+                        "warm_keys": executor.loaded_keys(),
+                        "warm_scope": executor.warm_scope}
             except AttemptError as exc:
                 message, outcome = str(exc), exc.outcome
                 usage = {"cpu_s": exc.cpu_s, "peak_rss": exc.peak_rss}
@@ -146,6 +157,19 @@ class FarmWorker:
 
     def progress(self) -> float:
         return self._progress
+
+    def activity(self) -> dict[str, Any]:
+        """The running task's progress (0..1) and status line."""
+        return {"progress": self._progress, "status": self._status}
+
+    def release(self, key: str) -> None:
+        """The job that warm key `key` belongs to has ended: executors let go of it."""
+        with self._lock:
+            for executor in list(self._executors.values()):
+                try:
+                    executor.release(key)
+                except Exception:
+                    traceback.print_exc()
 
     def cancel(self) -> None:
         """Stop the running task now (its process tree is killed; a fresh one follows)."""

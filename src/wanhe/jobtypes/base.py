@@ -45,6 +45,7 @@ class IntakeContext:
     models: Callable[[str], dict[str, Any] | None] | None = None
     capacity: Callable[[], Any] | None = None
     local_paths: bool = False  # inputs may be named by absolute path (a local run, not a farm)
+    cache_dir: Path | None = None  # where probes keep their answers per scene
 
 
 @dataclass(slots=True)
@@ -128,6 +129,11 @@ class JobType(ABC):
     def retry_rules(self, spec: dict[str, Any]) -> RetryRules:
         """How often a task of this job may fail of its own fault or be lost."""
         return RetryRules(max_attempts=int(spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
+
+    def any_device(self, spec: dict[str, Any]) -> bool:
+        """Whether this job's tasks that reserve cores (and no GPU) may also run on a GPU slot;
+        the tasks of one frame then all run on one kind of device (`wanhe.sched.devices`)."""
+        return False
 
     def task_label(self, task: TaskView) -> str:
         """How a task is named for people (in a failure reason, the dashboard, the CLI)."""

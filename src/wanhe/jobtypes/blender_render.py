@@ -30,26 +30,37 @@ from wanhe.model import Resources, TaskKind, TaskSpec
 from wanhe.plan.frames import expand_output_pattern
 from wanhe.plan.samples import SampleChunk, plan_sample_chunks
 from wanhe.plan.tiles import TileGrid, plan_tiles
+from wanhe.sched.devices import Device, render_resources
 
 KIND = "blender_render"
+MAX_TIMEOUT_S = 30 * 86400.0
 
 
 class RenderKnobs(BaseModel):
     """Settings a user asks for that the spec keeps as they are (shared by options and spec)."""
 
-    overscan: int = Field(default=16, ge=0, le=4096)
+    overscan: int | None = Field(
+        default=None, ge=0, le=4096,
+        description="pixels each tile renders past its edges; default: the least that is exact",
+    )
     samples: int | None = Field(default=None, ge=1, le=1_000_000)
     sample_chunks: int = Field(default=1, ge=1, le=4096)
     camera: str | None = None
     denoise: bool = True
     threads: int = Field(default=1, ge=1, le=1024)
-    seed: int | None = None
-    task_timeout_s: float | None = Field(default=None, gt=0)
-    silence_timeout_s: float | None = Field(default=None, gt=0)
+    # Cycles' seed is a 32-bit int; a timeout under a second only ever kills the attempt
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    task_timeout_s: float | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S)
+    silence_timeout_s: float | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S)
     max_attempts: int = Field(default=3, ge=1, le=100)
     qc: bool = False
     qc_thresholds: dict[str, float] = Field(default_factory=dict)
     video: bool = False
+    device: Device = Field(
+        default=Device.ANY,
+        description="what render tasks run on: cpu, gpu (Cycles on CUDA/OptiX/HIP/oneAPI/Metal, "
+        "as Blender finds them), or any (either; one frame never mixes them)",
+    )
 
     @field_validator("qc_thresholds")
     @classmethod
@@ -75,6 +86,12 @@ class RenderSpec(RenderKnobs):
     fps: float = Field(default=24.0, gt=0)
     quality_note: str | None = Field(
         default=None, description="set when --quality was not reached: frames are flagged"
+    )
+    overscan: int = Field(default=0, ge=0, le=4096)
+    split_note: str | None = Field(default=None, description="what --split chose and why")
+    tile_note: str | None = Field(
+        default=None, description="set when tiles were asked for on a scene whose border "
+        "renders are not exact: frames are flagged"
     )
 
     @field_validator("frames")
@@ -134,7 +151,7 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
         if spec.samples is not None and spec.sample_chunks > 1
         else []
     )
-    render_cpus = Resources(cpus=float(spec.threads))
+    render_cpus = render_resources(spec.device, spec.threads)
     light = Resources(cpus=0.0)  # short image work runs beside the renders (metered as 1 core)
     graph: list[TaskSpec] = []
     last_of_frame: list[str] = []
@@ -168,6 +185,7 @@ def compile_render_job(spec: RenderSpec, work_dir: str) -> list[TaskSpec]:
                     "sample_subset_length": None if chunk is None else chunk.length,
                     "timeout_s": spec.task_timeout_s,
                     "silence_s": spec.silence_timeout_s,
+                    "device": spec.device.value,
                 }
                 graph.append(
                     TaskSpec(
@@ -261,13 +279,20 @@ def _qc_payload(
     when they are finished), thresholds, and the plan to re-render it once if it fails."""
     at = spec.frames.index(frame)
     near = spec.frames[max(0, at - 2) : at] + spec.frames[at + 1 : at + 3]
+    seams = None
+    if len(tiles) > 1 and spec.sample_chunks == 1:  # tiles vs a whole render at the seams
+        from wanhe.engine.seam_check import seam_plan
+
+        seams = seam_plan(rerender["renders"][0], rerender["assemble"]["output"], spec.width,
+                          spec.height, [tile.core_box for tile in tiles], spec.overscan)
     return {
+        "seams": seams,
         "input": master, "frame": frame, "width": spec.width, "height": spec.height,
         "tiles": [list(tile.core_box) for tile in tiles] if len(tiles) > 1 else None,
         "neighbours": [spec.master_path(f) for f in near],
         "thresholds": dict(spec.qc_thresholds),
         "seed": spec.seed,
-        "notes": [spec.quality_note] if spec.quality_note else [],
+        "notes": [n for n in (spec.quality_note, spec.tile_note) if n],
         "rerender": rerender,
     }
 
@@ -282,6 +307,10 @@ class RenderOptions(RenderKnobs):
 
     frames: str | None = None
     tiles: str = "1x1"
+    split: int | None = Field(
+        default=None, ge=1, le=4096,
+        description="spread each frame over N workers: wanhe picks tiles, sample chunks or both",
+    )
     resolution_percentage: int | None = Field(default=None, ge=1, le=10000)
     output: str | None = None
     quality: str | None = Field(default=None, description="--quality: dB or draft/preview/final")
@@ -312,6 +341,17 @@ class SceneFacts(BaseModel):
     cameras: list[str] = Field(default_factory=list)
     samples: int | None = None
     output_path: str = ""
+    adaptive_sampling: bool = False
+    adaptive_threshold: float = 0.01
+    adaptive_min_samples: int = 0
+    border_exact: bool | None = Field(
+        default=None, description="the border probe's answer; None when it did not run"
+    )
+    border_why_not: str = ""
+    border_hints: list[str] = Field(default_factory=list)  # features that make borders inexact
+    python_drivers: list[str] = Field(default_factory=list)  # drivers that will not run
+    missing_caches: list[str] = Field(default_factory=list)  # missing point caches
+    time_limit: float = 0.0  # Cycles' render time limit (s); > 0 makes every split inexact
 
 
 def resolve_output_pattern(pattern: str, blend_path: str) -> str:
@@ -360,7 +400,7 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
             "pixel — raise --resolution-percentage"
         )
     grid = parse_grid(options.tiles)
-    plan_tiles(width, height, grid, options.overscan)  # raises a clear error if it cannot fit
+    plan_tiles(width, height, grid, options.overscan or 0)  # a clear error if it cannot fit
     samples = options.samples or scene.samples
     if options.sample_chunks > 1:
         if scene.engine != "CYCLES":
@@ -379,10 +419,13 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
     output = resolve_output_pattern(options.output or scene.output_path, scene.path)
     kept = options.model_dump(include=set(RenderKnobs.model_fields))
     kept.update(
-        samples=samples if scene.engine == "CYCLES" else None,
+        # EEVEE: --samples sets its own sample count; without it the scene's are used
+        samples=samples if scene.engine == "CYCLES" else (
+            options.samples if _eevee(scene.engine) else None),
         camera=camera,
         denoise=options.denoise and scene.engine == "CYCLES",
     )
+    kept.update(fit_split(options, scene, width, height, kept["samples"], grid))
     return RenderSpec(
         scene=scene.path,
         frames=frames,
@@ -390,12 +433,109 @@ def resolve_spec(options: RenderOptions, scene: SceneFacts) -> RenderSpec:
         height=height,
         resolution_percentage=percentage,
         engine=scene.engine,
-        tiles_x=grid.columns,
-        tiles_y=grid.rows,
         output=output,
         fps=scene.fps,
         **kept,
     )
+
+
+def _eevee(engine: str) -> bool:
+    return engine.startswith("BLENDER_EEVEE")
+
+
+def needs_border_probe(options: RenderOptions, facts: SceneFacts) -> bool:
+    """Whether the job would tile a Cycles scene, so border exactness must be checked."""
+    from wanhe.plan.tiles import parse_grid
+
+    return facts.engine == "CYCLES" and (
+        (options.split or 1) > 1 or parse_grid(options.tiles).count > 1
+    )
+
+
+def fit_split(
+    options: RenderOptions, scene: SceneFacts, width: int, height: int, samples: int | None,
+    grid: TileGrid,
+) -> dict[str, Any]:
+    """Tiles, sample chunks, overscan and the notes about them, for these samples.
+
+    Overscan defaults to the least that is exact (wanhe.plan.overscan). `--split N` picks
+    tiles and/or chunks (wanhe.plan.split); explicit `--tiles` on a scene whose border renders
+    the probe found inexact is kept but noted loudly, and its frames are flagged."""
+    from wanhe.plan.overscan import exact_overscan
+    from wanhe.plan.split import SplitError, plan_split
+
+    cycles = scene.engine == "CYCLES"
+    adaptive = cycles and scene.adaptive_sampling
+    if options.overscan is not None:
+        overscan = options.overscan
+    else:
+        overscan = exact_overscan(adaptive=adaptive, samples=samples or 1,
+                                  threshold=scene.adaptive_threshold,
+                                  min_samples=scene.adaptive_min_samples)
+    exact = scene.border_exact is not False
+    chunks = options.sample_chunks
+    fields: dict[str, Any] = {"overscan": overscan, "split_note": None, "tile_note": None}
+    if options.split is not None:
+        if grid.count > 1 or chunks > 1:
+            raise SceneSetupError(
+                "--split picks tiles and sample chunks itself — give --split N, or --tiles / "
+                "--sample-chunks, not both"
+            )
+        try:
+            plan = plan_split(
+                options.split, width=width, height=height, samples=samples, overscan=overscan,
+                tiles_exact=exact, tiles_why_not=scene.border_why_not, cycles=cycles,
+            )
+        except SplitError as exc:
+            raise SceneSetupError(str(exc)) from exc
+        grid, chunks = plan.grid, plan.chunks
+        fields["split_note"] = plan.describe(options.split)
+    elif grid.count > 1 and not exact:
+        fields["tile_note"] = (
+            f"--tiles {grid} on a scene whose border renders are NOT exact "
+            f"({scene.border_why_not}): the tiled frames may differ from whole frames and are "
+            "flagged — use --split N or --sample-chunks K instead"
+        )
+    fields.update(tiles_x=grid.columns, tiles_y=grid.rows, sample_chunks=chunks)
+    return fields
+
+
+def refit_split(spec: RenderSpec, options: RenderOptions, facts: SceneFacts) -> RenderSpec:
+    """`spec` with its tiles, chunks and overscan fitted again (after --quality changed the
+    samples)."""
+    from wanhe.plan.tiles import parse_grid
+
+    fields = fit_split(options, facts, spec.width, spec.height, spec.samples,
+                       parse_grid(options.tiles))
+    return RenderSpec.model_validate({**spec.model_dump(), **fields})
+
+
+def missing_messages(missing: list[str], caches: list[str]) -> list[str]:
+    """One warning per missing external file; a point cache is simulated again, not pink."""
+    out = []
+    for path in missing:
+        if path in caches:
+            out.append(f"missing point cache {path}: the simulation is re-run on each worker "
+                       "(slower, and it may differ from the cached result)")
+        else:
+            out.append(f"missing external file (renders pink or empty): {path}")
+    return out
+
+
+def scene_notes(options: RenderOptions, facts: SceneFacts) -> list[str]:
+    """What the user should know about how the scene will render (one line each)."""
+    notes: list[str] = []
+    if options.samples is not None and not (facts.engine == "CYCLES" or _eevee(facts.engine)):
+        notes.append(f"--samples does not apply to {facts.engine} (it has no sample count); "
+                     "ignored")
+    drivers = facts.python_drivers
+    if drivers:
+        shown = "; ".join(drivers[:5]) + (" …" if len(drivers) > 5 else "")
+        notes.append(
+            f"{len(drivers)} Python driver(s) will not run (wanhe never auto-runs a "
+            f"scene's scripts) and render frozen at their saved values: {shown}"
+        )
+    return notes
 
 
 class SceneSetupError(ValueError):
@@ -430,14 +570,65 @@ def inspect_blend(path: Path, blender: str | None = None) -> tuple[SceneFacts, l
     from wanhe.blender.inspect import inspect_scene
 
     info = inspect_scene(path, blender=blender)
-    facts = SceneFacts(
-        path=str(path), frame_start=info.frame_start, frame_end=info.frame_end,
-        frame_step=info.frame_step, fps=info.fps, resolution_x=info.resolution_x,
-        resolution_y=info.resolution_y, resolution_percentage=info.resolution_percentage,
-        engine=info.engine, camera=info.camera, cameras=list(info.cameras),
-        samples=info.samples, output_path="",
-    )
+    facts = facts_from_report(info, output_path="")
     return facts, [str(p) for p in info.missing]
+
+
+def facts_from_report(report: Any, output_path: str | None = None) -> SceneFacts:
+    """SceneFacts from a wanhe.blender.inspect.SceneReport."""
+    from wanhe.blender.border_probe import border_hints
+
+    return SceneFacts(
+        path=str(report.path), frame_start=report.frame_start, frame_end=report.frame_end,
+        frame_step=report.frame_step, fps=report.fps, resolution_x=report.resolution_x,
+        resolution_y=report.resolution_y, resolution_percentage=report.resolution_percentage,
+        engine=report.engine, camera=report.camera, cameras=list(report.cameras),
+        samples=report.samples,
+        output_path=report.output_path if output_path is None else output_path,
+        adaptive_sampling=bool(report.adaptive_sampling),
+        adaptive_threshold=report.adaptive_threshold,
+        adaptive_min_samples=report.adaptive_min_samples,
+        border_hints=list(border_hints(volumes=report.volumes, path_guiding=report.path_guiding,
+                                       time_limit=report.time_limit)),
+        python_drivers=list(report.python_drivers),
+        missing_caches=[str(c) for c in getattr(report, "missing_caches", [])],
+        time_limit=report.time_limit,
+    )
+
+
+def probe_facts(
+    path: Path, facts: SceneFacts, options: RenderOptions, blender: str | None = None,
+    cache_dir: Path | None = None, process: Any = None, digest: str | None = None,
+) -> dict[str, Any]:
+    """Run (or reuse) the border probe on the job's middle frame: SceneFacts fields to update.
+
+    A render time limit makes each tile stop after its own time: no probe can vouch for it."""
+    if facts.time_limit > 0:
+        return {"border_exact": False, "border_why_not": (
+            f"the scene has a {facts.time_limit:g} s render time limit, so each tile renders "
+            "as many samples as its time allows")}
+    from wanhe.blender.border_probe import check_scene_borders
+    from wanhe.plan.frames import parse_frames, scene_frames
+    from wanhe.storage import sha256_file
+
+    frames = (parse_frames(options.frames) if options.frames
+              else scene_frames(facts.frame_start, facts.frame_end, facts.frame_step))
+    from wanhe.blender.errors import BlenderError
+    from wanhe.imaging.errors import ImagingError
+
+    try:
+        probe = check_scene_borders(
+            scene=path, frame=sorted(frames)[len(frames) // 2],
+            resolution=(facts.resolution_x, facts.resolution_y),
+            camera=options.camera or facts.camera, hints=tuple(facts.border_hints),
+            blender=blender, process=process,
+            cache_dir=cache_dir, digest=digest or sha256_file(path),
+        )
+    except (RuntimeError, BlenderError, ImagingError, OSError, ValueError) as exc:
+        # unknown is not exact: --split uses chunks, --tiles warns
+        return {"border_exact": False,
+                "border_why_not": f"the border probe could not check it: {exc}"}
+    return {"border_exact": probe.exact, "border_why_not": probe.why_not()}
 
 
 def resolve_within_limits(options: RenderOptions, facts: SceneFacts) -> RenderSpec:
@@ -485,10 +676,17 @@ class BlenderRenderJob(JobType):
             facts, missing = inspector(main)
         except SceneError as exc:
             raise InputError("main", str(exc)) from None
-        self._resolve(options, facts, main, main.parent / "o" / "f_####")  # fail before storing
-        return Inspected(
-            facts, [f"missing external file (renders pink or empty): {p}" for p in missing]
-        )
+        assert isinstance(options, RenderOptions)
+        prober = ctx.inspectors.get(KIND + ".borders")
+        if prober is None and KIND not in ctx.inspectors:  # the real Blender inspects: probe
+            def prober(p: Path) -> dict[str, Any]:
+                assert isinstance(options, RenderOptions)
+                return probe_facts(p, facts, options, ctx.blender, ctx.cache_dir)
+        if prober is not None and needs_border_probe(options, facts):
+            facts = facts.model_copy(update=prober(main))
+        spec = self._resolve(options, facts, main, main.parent / "o" / "f_####")  # fail early
+        notes = [n for n in (spec.split_note, spec.tile_note) if n] + scene_notes(options, facts)
+        return Inspected(facts, notes + missing_messages(missing, facts.missing_caches))
 
     @staticmethod
     def _resolve(options: BaseModel, facts: SceneFacts, scene: Path, output: Path) -> RenderSpec:
@@ -507,6 +705,9 @@ class BlenderRenderJob(JobType):
         spec = self._resolve(options, inspected.facts, main, folder.output / "frame_####")
         tasks = compile_render_job(spec, str(folder.work))
         return CompiledJob(spec.model_dump(mode="json"), spec.fingerprint(), tasks)
+
+    def any_device(self, spec: dict[str, Any]) -> bool:
+        return bool(spec.get("device", Device.ANY.value) == Device.ANY.value)
 
     def task_label(self, task: TaskView) -> str:
         if task.kind == TaskKind.VIDEO.value:

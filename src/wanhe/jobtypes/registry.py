@@ -13,7 +13,12 @@ from wanhe.jobtypes.base import JobType, TaskView
 from wanhe.lifecycle import RetryRules
 from wanhe.plugins import builtins_then_plugins
 
-_IMPORTS = builtins_then_plugins("wanhe.jobtypes.blender_render", "wanhe.jobtypes.generate")
+_IMPORTS = builtins_then_plugins(
+    "wanhe.jobtypes.blender_render",
+    "wanhe.jobtypes.generate",
+    "wanhe.jobtypes.story",
+    "wanhe.jobtypes.openjd",
+)
 
 _by_kind: dict[str, JobType] = {}
 
@@ -64,6 +69,11 @@ def retry_rules(kind: str, spec: dict[str, object]) -> RetryRules:
     if found is None:
         return RetryRules()
     return found.retry_rules(dict(spec))
+
+
+def any_device(kind: str, spec: dict[str, object]) -> bool:
+    found = find_job_type(kind)
+    return False if found is None else found.any_device(dict(spec))
 
 
 def task_label(kind: str, task: TaskView) -> str:

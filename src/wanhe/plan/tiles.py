@@ -59,13 +59,19 @@ class Tile:
 
     def border(self, width: int, height: int) -> tuple[float, float, float, float]:
         """Blender's (min_x, max_x, min_y, max_y) fractions for `render_box`, y from the bottom."""
-        x0, y0, x1, y1 = self.render_box
-        return (
-            _fraction(x0, width),
-            _fraction(x1, width),
-            _fraction(height - y1, height),
-            _fraction(height - y0, height),
-        )
+        return box_border(self.render_box, width, height)
+
+
+def box_border(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
+    """Blender's (min_x, max_x, min_y, max_y) border fractions for a pixel box (top-left
+    origin, exclusive ends), y counted from the bottom."""
+    x0, y0, x1, y1 = box
+    return (
+        _fraction(x0, width),
+        _fraction(x1, width),
+        _fraction(height - y1, height),
+        _fraction(height - y0, height),
+    )
 
 
 def _fraction(pixel: int, size: int) -> float:

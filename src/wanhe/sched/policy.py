@@ -31,7 +31,12 @@ Rules, in the order they apply:
    backfilling with a reservation). Without ``capacity`` the policy cannot know whether a task
    will ever fit a node, so it only skips.
 6. **Devices**: a task that asks for no GPU never runs on a GPU slot (``pick(...,
-   gpu_only=True)``), so GPUs stay free for the work that needs them.
+   gpu_only=True)``), so GPUs stay free for the work that needs them — except a task that
+   may run on either (``any_device``, `wanhe render --device any`). CPU and GPU Cycles do
+   not give identical pixels, so the tasks of one frame (``group``) never mix them: each
+   frame of such a job is a lane of its own, bound to the kind of device (`sched.devices`)
+   of the first slot that takes one of its tasks; its other tasks and retries then run only
+   on that kind.
 7. **Affinity**: a task may name what it needs loaded (``affinity``, e.g. a model); such
    tasks keep a lane per (resources, affinity). ``pick(..., warm=keys)`` names what the slot
    holds: inside the bucket it would take a task from (same priority and project, so priority
@@ -58,6 +63,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from wanhe.model import Resources
+from wanhe.sched.devices import SlotKind, kind_of_slot, may_take
 
 __all__ = [
     "PolicyStats",
@@ -87,14 +93,18 @@ class QueuedTask:
     job_seq: int
     task_seq: int
     resources: Resources = ONE_CPU
+    # may run on a CPU or a GPU slot; all tasks of one `group` (a frame) on the same kind
+    any_device: bool = False
+    group: int | None = None
     affinity: str | None = None  # what a worker keeps warm for it (a model)
 
     @property
-    def lane(self) -> LaneKey:
-        return (self.resources, self.affinity)
+    def lane_key(self) -> LaneKey:
+        return (self.resources, self.group if self.any_device else None, self.any_device,
+                self.affinity)
 
 
-LaneKey = tuple[Resources, str | None]
+LaneKey = tuple[Resources, int | None, bool, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,7 @@ class PolicyStats:
     skipped_no_fit: int  # lane heads passed over because they did not fit
     skipped_blocklist: int  # lane heads passed over because of a node blocklist
     reservations: int  # nodes reserved for starving tasks
+    skipped_device: int = 0  # lane heads passed over: their frame is bound to the other kind
 
 
 class _Project:
@@ -146,12 +157,15 @@ class _Project:
 class _Lane:
     """The queued tasks of one job that ask for the same resources, by task_seq."""
 
-    __slots__ = ("affinity", "gen", "heap", "job", "live", "resources", "skips", "uid")
+    __slots__ = ("affinity", "any_device", "bound", "gen", "heap", "job", "live", "resources",
+                 "skips", "uid")
 
-    def __init__(self, job: _Job, resources: Resources, uid: int,
+    def __init__(self, job: _Job, resources: Resources, uid: int, any_device: bool = False,
                  affinity: str | None = None) -> None:
         self.job = job
         self.resources = resources
+        self.any_device = any_device
+        self.bound: SlotKind | None = None  # the device kind its frame renders on, once picked
         self.affinity = affinity
         self.uid = uid
         self.heap: list[tuple[int, int, QueuedTask]] = []  # (task_seq, serial, task)
@@ -247,6 +261,7 @@ class SchedulingPolicy:
         self._skip_fit = 0
         self._skip_block = 0
         self._reservations = 0
+        self._skip_device = 0
 
     # ------------------------------------------------------------------ projects and usage
 
@@ -307,6 +322,14 @@ class SchedulingPolicy:
             f"GPU-hours metered) — raise it with `wanhe project budget --gpu-hours`"
         )
 
+    def budget_left(self, project: str) -> tuple[float | None, float | None]:
+        """(core-seconds, GPU-seconds) the project may still use; None where it has no budget."""
+        p = self._projects.get(project)
+        if p is None:
+            return None, None
+        return (None if p.budget is None else max(0.0, p.budget - p.used),
+                None if p.gpu_budget is None else max(0.0, p.gpu_budget - p.gpu_used))
+
     def running_cores(self, project: str) -> float:
         p = self._projects.get(project)
         return 0.0 if p is None else p.running_cores
@@ -350,10 +373,11 @@ class SchedulingPolicy:
             )
         if task.priority != job.priority or task.job_seq != job.job_seq:
             task = replace(task, priority=job.priority, job_seq=job.job_seq)
-        lane = job.lanes.get(task.lane)
+        lane = job.lanes.get(task.lane_key)
         if lane is None:
-            lane = _Lane(job, task.resources, next(self._lane_uid), task.affinity)
-            job.lanes[task.lane] = lane
+            lane = _Lane(job, task.resources, next(self._lane_uid), task.any_device,
+                         task.affinity)
+            job.lanes[task.lane_key] = lane
         serial = next(self._serial)
         self._live[tid] = serial
         self._queued[tid] = task
@@ -383,7 +407,7 @@ class SchedulingPolicy:
             return False
         task = self._queued.pop(task_id)
         job = self._jobs[task.job_id]
-        lane = job.lanes[task.lane]
+        lane = job.lanes[task.lane_key]
         lane.live -= 1
         job.live -= 1
         if not job.paused:
@@ -461,6 +485,12 @@ class SchedulingPolicy:
         if tid is not None and (t := self._queued.get(tid)) is not None and t.job_id == job_id:
             self._drop_reservation(tid)
 
+    def clear_blocklist(self, job_id: str) -> None:
+        """The job starts afresh (a user retried it): every node may run it again."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.blocked_nodes.clear()
+
     def blocked_nodes(self, job_id: str) -> frozenset[str]:
         job = self._jobs.get(job_id)
         return frozenset() if job is None else frozenset(job.blocked_nodes)
@@ -486,6 +516,7 @@ class SchedulingPolicy:
             self._skip_fit,
             self._skip_block,
             self._reservations,
+            self._skip_device,
         )
 
     # ------------------------------------------------------------------ decisions
@@ -709,9 +740,16 @@ class SchedulingPolicy:
                 self._skip_block += 1
                 skipped.append(heapq.heappop(heap))
                 continue
-            if gpu_only and lane.resources.gpus <= 0:
-                skipped.append(heapq.heappop(heap))
-                continue
+            if not may_take(lane.any_device, lane.bound, kind_of_slot(gpu_only),
+                            lane.resources.gpus > 0):
+                if lane.any_device:
+                    self._skip_device += 1
+                    skipped.append(heapq.heappop(heap))
+                    continue
+                if gpu_only:
+                    skipped.append(heapq.heappop(heap))
+                    continue
+                # a GPU task offered a CPU slot: it does not fit (counted below)
             if not lane.resources.fits_in(free):
                 self._skip_fit += 1
                 lane.skips += 1
@@ -740,6 +778,8 @@ class SchedulingPolicy:
             # take it
             heapq.heappop(lane.heap)
             lane.skips = 0
+            if lane.any_device and lane.bound is None:
+                lane.bound = kind_of_slot(gpu_only)  # the frame renders on this kind from now
             self._clean_head(lane)
             if lane.heap:
                 heapq.heapreplace(heap, (entry[0], lane.heap[0][0], entry[2], entry[3], lane))
@@ -752,6 +792,8 @@ class SchedulingPolicy:
                 lane = cold[4]
                 _, _, task = heapq.heappop(lane.heap)
                 lane.skips = 0
+                if lane.any_device and lane.bound is None:
+                    lane.bound = kind_of_slot(gpu_only)
                 self._clean_head(lane)
                 if lane.heap:
                     skipped.append((cold[0], lane.heap[0][0], cold[2], cold[3], lane))
@@ -761,6 +803,35 @@ class SchedulingPolicy:
         for e in skipped:
             heapq.heappush(heap, e)
         return result
+
+    def pick_from_job(
+        self, job_id: str, free: Resources, node: str | None = None, *, gpu_only: bool = False,
+    ) -> QueuedTask | None:
+        """A ready task of `job_id` for a slot that holds what the job's tasks share (an
+        OpenJD session with its environments entered), dequeued and counted running — only
+        when the job is at the highest priority that has ready work, not paused, its project
+        not over budget, and the node neither blocklisted for it nor reserved for another
+        task. None otherwise: then `pick` as usual. Within that priority it may pass over
+        another project's turn (a warm session is worth more than one fair-share step)."""
+        job = self._jobs.get(job_id)
+        if job is None or job.paused or not job.live or job.project.blocked():
+            return None
+        if not self._levels or job.priority < max(self._levels):
+            return None
+        if node is not None and (node in job.blocked_nodes or node in self._reserved_node):
+            return None
+        for lane in job.lanes.values():
+            if gpu_only and lane.resources.gpus <= 0:
+                continue
+            if not lane.resources.fits_in(free):
+                continue
+            self._clean_head(lane)
+            if not lane.heap:
+                continue
+            _, _, task = heapq.heappop(lane.heap)  # its bucket entry is re-keyed when next seen
+            self._picks += 1
+            return self._start(task)
+        return None
 
     def _pick_reserved(
         self, tid: int, free: Resources, node: str, capacity: Resources | None
@@ -775,6 +846,7 @@ class SchedulingPolicy:
             or job.project.blocked()
             or node in job.blocked_nodes
             or (capacity is not None and not task.resources.fits_in(capacity))
+            or job.lanes[task.lane_key].bound is SlotKind.GPU
         ):
             self._drop_reservation(tid)
             return None
@@ -784,9 +856,11 @@ class SchedulingPolicy:
         self._drop_reservation(tid)
         del self._live[tid]
         del self._queued[tid]
-        lane = job.lanes[task.lane]
+        lane = job.lanes[task.lane_key]
         lane.live -= 1
         lane.skips = 0
+        if lane.any_device and lane.bound is None:
+            lane.bound = SlotKind.CPU  # reservations are made on CPU slots only
         job.live -= 1
         self._unready(job.priority, job.project, 1)
         self._queued[tid] = task  # _start removes it again
@@ -803,7 +877,7 @@ class SchedulingPolicy:
             # dequeued from its lane by _pick_in
             del self._live[tid]
             job = self._jobs[task.job_id]
-            job.lanes[task.lane].live -= 1
+            job.lanes[task.lane_key].live -= 1
             job.live -= 1
             self._unready(job.priority, job.project, 1)
             self._drop_reservation(tid)

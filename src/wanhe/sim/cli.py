@@ -86,9 +86,20 @@ def simulate_command(
         Path | None, typer.Option("--json", help="write the full report as JSON")
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    gpus: Annotated[
+        int,
+        typer.Option(help="GPUs beside the CPU machines: run the film's frames as `--device any` "
+                     "jobs on the mixed pool (a frame never mixes CPU and GPU)"),
+    ] = 0,
+    gpu_speedup: Annotated[float, typer.Option(help="a GPU renders a tile this much faster "
+                                                    "than a CPU machine")] = 4.0,
+    tiles: Annotated[int, typer.Option(help="tiles per frame on the mixed pool (--gpus)")] = 16,
 ) -> None:
     """Run a film on a simulated farm with the real scheduling policy and report makespan vs
     the lower bound, utilisation, fair share, retries and the scheduler's own cost."""
+    if gpus > 0:
+        _mixed(machines, cores, gpus, gpu_speedup, frames, tiles, tile_core_hours, seed, json_out)
+        return
     try:
         cfg = SimConfig(
             machines=machines,
@@ -154,6 +165,45 @@ def simulate_command(
             f"[yellow]{report.tasks - report.tasks_done:,} tasks never ran[/yellow] "
             "(a project's budget ran out; see the project table)"
         )
+
+
+def _mixed(machines: int, cores: int, gpus: int, speedup: float, frames: int, tiles: int,
+           tile_core_hours: float, seed: int, json_out: Path | None) -> None:
+    from pydantic import ValidationError
+
+    from wanhe.sim.mixed import MixedConfig, simulate_mixed
+
+    try:
+        cfg = MixedConfig(cpu_machines=machines, cores=cores, gpus=gpus, gpu_speedup=speedup,
+                          frames=frames, tiles=tiles, tile_core_hours=tile_core_hours, seed=seed)
+    except ValidationError as e:
+        raise _fail(f"invalid simulation settings: {config_error_message(e)}") from None
+    console = Console()
+    with console.status("simulating the mixed pool…"):
+        r = simulate_mixed(cfg)
+    t = Table(title="wanhe simulate --gpus (device any)", show_header=False, title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    t.add_row("pool", f"{machines:,} CPU machines × {cores} cores + {gpus:,} GPUs "
+                      f"({speedup:g}× a CPU machine per tile)")
+    t.add_row("film", f"{r.frames:,} frames × {tiles} tiles = {r.tiles:,} tasks")
+    t.add_row("makespan", f"{_h(r.makespan_s)} (lower bound {_h(r.lower_bound_s)}, "
+                          f"ratio {r.ratio:.4f})")
+    t.add_row("frames", f"{r.frames_on_cpu:,} on CPUs, {r.frames_on_gpu:,} on GPUs, "
+                        f"{r.mixed_frames} mixed")
+    t.add_row("tiles", f"{r.tiles_on_cpu:,} on CPUs, {r.tiles_on_gpu:,} on GPUs")
+    t.add_row("utilisation", f"CPU {r.cpu_utilisation:.2%}, GPU {r.gpu_utilisation:.2%}")
+    t.add_row("scheduler", f"{r.decisions:,} decisions, {r.device_skips:,} device skips, "
+                           f"{r.sim_wall_s:.1f} s wall")
+    console.print(t)
+    if json_out is not None:
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps({"mixed": r.model_dump(mode="json")}, indent=1))
+        except OSError as e:
+            raise _fail(f"cannot write {json_out}: {e}") from None
+    if r.mixed_frames:
+        raise _fail(f"{r.mixed_frames} frame(s) mixed CPU and GPU tiles")
 
 
 def _h(seconds: float) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from wanhe.model import Resources
 from wanhe.sched import QueuedTask, SchedulingPolicy
+from wanhe.sched.elastic import Caps, Demand, plan_bundles, requested
 from wanhe.sim.config import SimConfig
 from wanhe.sim.metrics import (
     ProjectReport,
@@ -167,6 +168,17 @@ def simulate(
         t_push += pc() - t0
         n_push += 1
         ready_p[p] += 1
+
+    elastic_caps = Caps(max_cores=float(cfg.machines * cores), max_bundles=10**9)
+
+    def elastic_demands() -> list[Demand]:
+        out = []
+        for p in sorted(range(n_proj), key=lambda p: -prio_of[p]):
+            name = proj_names[p]
+            budget = cfg.projects[p].budget_core_hours
+            left = None if budget is None else budget * 3600 - policy.used_core_seconds(name)
+            out.append(Demand(name, {res: ready_p[p]}, {res: run_p[p] // tc}, left))
+        return out
 
     def waiting() -> int:
         """Ready tasks of projects that may still get work."""
@@ -346,8 +358,10 @@ def simulate(
         elif kind == GROW:
             serial += 1
             heapq.heappush(events, (now + cfg.elastic_interval_s, serial, GROW, 0, 0))
-            slots_per_machine = cores // tc
-            want = math.ceil(waiting() / slots_per_machine) - sum(1 for m in avail if in_avail[m])
+            # the dispatcher's own request policy: bundles for what runs and what waits,
+            # within the farm's size and the projects' budgets; grow towards it
+            bundles = plan_bundles(elastic_demands(), elastic_caps)
+            want = math.ceil(requested(bundles).cpus / cores - 1e-9) - up_machines
             add = min(cfg.elastic_step, len(absent), want)
             for _ in range(max(0, add)):
                 m = absent.pop()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from wanhe.lifecycle import (
@@ -23,6 +26,16 @@ from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
 from wanhe.store.rows import AttemptEnd, StoreError, Usage, _now
+
+
+def _last_sign_of_life(started_at: float, heartbeat: float | None, log_path: str) -> float:
+    """When an attempt last showed it was alive: its start, its newest heartbeat, or the last
+    write to its log, whichever is latest."""
+    latest = max(started_at, heartbeat or 0.0)
+    if log_path:
+        with contextlib.suppress(OSError):
+            latest = max(latest, os.stat(log_path).st_mtime)
+    return latest
 
 
 class AttemptsMixin(_StoreBase):
@@ -67,23 +80,63 @@ class AttemptsMixin(_StoreBase):
 
     def _close_attempt(
         self, conn: Connection, attempt_id: int, outcome: AttemptOutcome, usage: Usage | None,
-        message: str,
+        message: str, *, last_alive: float | None = None,
     ) -> None:
+        """Close an attempt. `last_alive` (a lost attempt's last sign of life): it is metered
+        up to then and ends then; the time from then to now is `unbilled_s`."""
         now = _now()
         row = conn.execute(
             select(t.attempts.c.started_at, t.attempts.c.cores).where(t.attempts.c.id == attempt_id)
         ).one()
-        wall = usage.wall_s if usage is not None else max(0.0, now - row.started_at)
+        ended, unbilled = now, 0.0
+        if last_alive is not None:
+            ended = min(now, max(row.started_at, last_alive))
+            unbilled = now - ended
+        wall = usage.wall_s if usage is not None else max(0.0, ended - row.started_at)
         conn.execute(
             update(t.attempts)
             .where(t.attempts.c.id == attempt_id, t.attempts.c.ended_at.is_(None))
             .values(
-                ended_at=now, wall_s=wall, outcome=outcome.value, message=message[-4000:],
+                ended_at=ended, wall_s=wall, outcome=outcome.value, message=message[-4000:],
                 cpu_s=usage.cpu_s if usage else None,
                 peak_rss=usage.peak_rss if usage else None,
-                gpu_s=usage.gpu_s if usage else 0.0,
+                gpu_s=usage.gpu_s if usage else 0.0, unbilled_s=unbilled,
             )
         )
+
+    def hand_back(self, running: Sequence[tuple[int, int]], message: str) -> int:
+        """A graceful stop: the (attempt id, task id) pairs still running are closed as
+        cancelled (metered up to now: the work was done), and their tasks are ready again
+        with nothing counted against their retries. Returns how many tasks went back."""
+        handed: set[int] = set()
+        with self.engine.begin() as conn:
+            for attempt_id, task_id in running:
+                self._close_attempt(conn, attempt_id, AttemptOutcome.CANCELLED, None, message)
+                task = conn.execute(
+                    select(t.tasks.c.state, t.tasks.c.job_id).where(t.tasks.c.id == task_id)
+                ).one()
+                if task.state != TaskState.RUNNING.value or not self._newest(
+                        conn, attempt_id, task_id):
+                    continue
+                check_task(TaskState.RUNNING, TaskState.READY, task_id=task_id)
+                conn.execute(update(t.tasks).where(t.tasks.c.id == task_id)
+                             .values(state=TaskState.READY.value, progress=0.0))
+                handed.add(int(task.job_id))
+            self._touch_jobs(conn, sorted(handed), tasks=True)
+        return len(handed)
+
+    def note_attempts_alive(self, seen: Mapping[int, float]) -> None:
+        """Heartbeats: attempt id -> when its worker last answered (the dispatcher writes
+        them every few seconds). An attempt lost in an outage is metered up to the newest."""
+        if not seen:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.attempts)
+                .where(t.attempts.c.id == bindparam("aid"), t.attempts.c.ended_at.is_(None))
+                .values(last_seen_at=bindparam("seen")),
+                [{"aid": aid, "seen": when} for aid, when in seen.items()],
+            )
 
     def finish_attempt(
         self, attempt_id: int, task_id: int, usage: Usage, output: dict[str, Any]
@@ -199,14 +252,23 @@ class AttemptsMixin(_StoreBase):
         down fails, with its job, instead of being retried forever."""
         message = "the service or worker stopped while this attempt ran"
         with self.engine.begin() as conn:
-            query = select(t.attempts.c.id, t.attempts.c.task_id).where(
-                t.attempts.c.ended_at.is_(None)
-            )
+            query = select(
+                t.attempts.c.id, t.attempts.c.task_id, t.attempts.c.started_at,
+                t.attempts.c.last_seen_at, t.attempts.c.log_path,
+            ).where(t.attempts.c.ended_at.is_(None))
             if job_ids is not None:
                 query = query.where(t.attempts.c.job_id.in_(list(job_ids)))
             open_attempts = conn.execute(query).all()
             for attempt in open_attempts:
-                self._close_attempt(conn, attempt.id, AttemptOutcome.LOST, None, message)
+                alive = _last_sign_of_life(attempt.started_at, attempt.last_seen_at,
+                                           attempt.log_path)
+                self._close_attempt(
+                    conn, attempt.id, AttemptOutcome.LOST, None,
+                    f"{message}; metered up to its last sign of life "
+                    f"({time.strftime('%H:%M:%S', time.localtime(alive))}), the "
+                    f"{max(0.0, _now() - alive):.1f} s after it not billed",
+                    last_alive=alive,
+                )
             running = select(
                 t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.key, t.tasks.c.faults,
                 t.tasks.c.losses, t.jobs.c.kind, t.jobs.c.spec,
@@ -253,14 +315,21 @@ class AttemptsMixin(_StoreBase):
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def node_failures(self, job_id: int) -> dict[str, int]:
-        """Own-fault failures of a job's attempts per node (for blocklisting)."""
+        """Own-fault failures of a job's attempts per node (for blocklisting), counted since
+        the job was last retried or reset (a retry clears the blocklist)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
+            reset_at = conn.execute(
+                select(t.jobs.c.reset_at).where(t.jobs.c.id == job_id)
+            ).scalar_one_or_none()
+            query = (
                 select(t.attempts.c.node, func.count())
                 .where(
                     t.attempts.c.job_id == job_id,
                     t.attempts.c.outcome.in_(sorted(o.value for o in OWN_FAULT)),
                 )
                 .group_by(t.attempts.c.node)
-            ).all()
+            )
+            if reset_at is not None:
+                query = query.where(t.attempts.c.started_at >= reset_at)
+            rows = conn.execute(query).all()
         return {node: int(count) for node, count in rows}

@@ -32,6 +32,20 @@ def _dependencies_done(conn: Connection, depends_on: Iterable[int]) -> bool:
 
 
 _UNFINISHED = [TaskState.WAITING.value, TaskState.READY.value, TaskState.RUNNING.value]
+_DEAD_ENDS = (JobState.CANCELLED.value, JobState.FAILED.value)  # a job waiting on one waits on
+
+
+def _dead_dependencies(conn: Connection, depends_on: Iterable[int]) -> list[tuple[int, str]]:
+    """(id, state) of the jobs in `depends_on` that were cancelled or failed."""
+    wanted = sorted(set(depends_on))
+    if not wanted:
+        return []
+    rows = conn.execute(
+        select(t.jobs.c.id, t.jobs.c.state)
+        .where(t.jobs.c.id.in_(wanted), t.jobs.c.state.in_(_DEAD_ENDS))
+        .order_by(t.jobs.c.id)
+    ).all()
+    return [(int(r.id), str(r.state)) for r in rows]
 
 
 class JobsMixin(_StoreBase):
@@ -79,8 +93,10 @@ class JobsMixin(_StoreBase):
         priority: int = 50,
         submitter: str = "",
         depends_on: Sequence[int] = (),
+        paused: bool = False,
     ) -> int:
         """Insert a job whose spec needs its own id (paths under jobs/<id>/), in one transaction.
+        `paused` stores it paused: no task starts until it is resumed.
 
         `build(job_id)` returns (spec, fingerprint, tasks, work_dir); if it raises, nothing is
         stored. It must be quick (no Blender): it runs while the transaction is open.
@@ -90,8 +106,10 @@ class JobsMixin(_StoreBase):
                 conn.execute(
                     insert(t.jobs).values(
                         project_id=project_id, name=name, kind=kind, spec="{}", fingerprint="",
-                        state=JobState.QUEUED.value, priority=priority, submitter=submitter,
-                        message="", depends_on=json.dumps(list(depends_on)), work_dir="",
+                        state=(JobState.PAUSED if paused else JobState.QUEUED).value,
+                        priority=priority, submitter=submitter,
+                        message="submitted paused: resume it to start" if paused else "",
+                        depends_on=json.dumps(list(depends_on)), work_dir="",
                         created_at=_now(),
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
@@ -221,7 +239,34 @@ class JobsMixin(_StoreBase):
                 .values(state=JobState.CANCELLED.value, message=message, finished_at=_now())
             )
             self._touch_jobs(conn, [job_id], tasks=True)
+            self._fail_dependents(conn, job_id, JobState.CANCELLED)
         return running
+
+    def dead_dependencies(self, depends_on: Iterable[int]) -> list[tuple[int, str]]:
+        """(id, state) of the jobs in `depends_on` that were cancelled or failed: a job
+        waiting on one of them would wait forever."""
+        with self.engine.connect() as conn:
+            return _dead_dependencies(conn, depends_on)
+
+    def _fail_dependents(self, conn: Connection, job_id: int, state: JobState) -> None:
+        """Jobs still waiting on `job_id`, which was just cancelled or failed, fail saying so
+        ("waiting on job 44 (cancelled)", as Deadline does), and so do the jobs waiting on
+        those, in the same transaction."""
+        pending = [(job_id, state)]
+        while pending:
+            dead_id, dead_state = pending.pop()
+            candidates = conn.execute(
+                select(t.jobs.c.id, t.jobs.c.depends_on).where(
+                    t.jobs.c.state.in_([JobState.QUEUED.value, JobState.PAUSED.value]),
+                    t.jobs.c.started_at.is_(None), t.jobs.c.depends_on != "[]",
+                )
+            ).all()
+            for row in candidates:
+                if dead_id in json.loads(row.depends_on):
+                    self._fail_job_in(conn, int(row.id),
+                                      f"waiting on job {dead_id} ({dead_state.value})",
+                                      dependents=False)
+                    pending.append((int(row.id), JobState.FAILED))
 
     def fail_job(self, job_id: int, reason: str, task_id: int | None = None) -> list[int]:
         """Fail a job that cannot progress (e.g. a task no node may run), in one transaction:
@@ -240,7 +285,9 @@ class JobsMixin(_StoreBase):
                 )
             return self._fail_job_in(conn, job_id, reason)
 
-    def _fail_job_in(self, conn: Connection, job_id: int, reason: str) -> list[int]:
+    def _fail_job_in(
+        self, conn: Connection, job_id: int, reason: str, *, dependents: bool = True
+    ) -> list[int]:
         check_job(self._job_state(conn, job_id), JobState.FAILED, job_id=job_id)
         running = list(conn.execute(
             select(t.tasks.c.id).where(
@@ -257,6 +304,8 @@ class JobsMixin(_StoreBase):
             .values(state=JobState.FAILED.value, message=reason, finished_at=_now())
         )
         self._touch_jobs(conn, [job_id], tasks=True)
+        if dependents:
+            self._fail_dependents(conn, job_id, JobState.FAILED)
         return running
 
     def retry_failed(self, job_id: int) -> int:
@@ -284,7 +333,8 @@ class JobsMixin(_StoreBase):
 
     def _requeue(self, conn: Connection, job_id: int, task_ids: Sequence[int]) -> None:
         """Tasks start a fresh life (no attempts, no faults) waiting for their dependencies;
-        their job is queued again."""
+        their job is queued again, its node blocklist cleared (`reset_at`: failures before
+        it no longer count, see `node_failures`)."""
         check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
         conn.execute(
             update(t.tasks)
@@ -297,7 +347,8 @@ class JobsMixin(_StoreBase):
         conn.execute(
             update(t.jobs)
             .where(t.jobs.c.id == job_id)
-            .values(state=JobState.QUEUED.value, message="", finished_at=None)
+            .values(state=JobState.QUEUED.value, message="", finished_at=None,
+                    reset_at=_now())
         )
         self._touch_jobs(conn, [job_id], tasks=True)
 
@@ -315,6 +366,8 @@ class JobsMixin(_StoreBase):
         )
         waiting = (t.tasks.c.job_id == job_id) & (t.tasks.c.state == TaskState.WAITING.value)
         conn.execute(update(t.tasks).where(waiting).values(deps_left=unfinished))
+        if self._job_waits_on_jobs(conn, job_id):
+            return  # a job it depends on is not done: `release_jobs_waiting_on` frees them
         conn.execute(
             update(t.tasks).where(waiting, t.tasks.c.deps_left == 0)
             .values(state=TaskState.READY.value)

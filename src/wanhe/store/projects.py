@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Insert, Table, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
-from wanhe.store.rows import ProjectRow, StoreError, TokenRow, _now, _project, hash_token
+from wanhe.store.rows import (
+    SCOPE_SUBMIT,
+    TOKEN_SCOPES,
+    ProjectRow,
+    StoreError,
+    TokenRow,
+    _now,
+    _project,
+    check_project_name,
+    hash_token,
+)
 
 _IN_CHUNK = 500  # values per SQL IN (…): well under SQLite's bound-parameter limit
+
+
+def _token(row: Row[Any]) -> TokenRow:
+    return TokenRow(row.id, row.project_id, row.name, row.scope, row.expires_at,
+                    row.last_used_at)
 
 
 class ProjectsMixin(_StoreBase):
@@ -21,8 +37,7 @@ class ProjectsMixin(_StoreBase):
         self, name: str, *, weight: float = 1.0, budget_core_hours: float | None = None,
         budget_gpu_hours: float | None = None,
     ) -> ProjectRow:
-        if not name or len(name) > 100:
-            raise StoreError("a project name needs 1 to 100 characters")
+        check_project_name(name)
         if weight <= 0:
             raise StoreError(f"project weight must be positive, not {weight}")
         if budget_core_hours is not None and budget_core_hours < 0:
@@ -91,26 +106,50 @@ class ProjectsMixin(_StoreBase):
                 )
                 self._touch_project(conn, project_id)
 
-    def create_token(self, project_id: int | None, name: str = "") -> str:
-        """A new API token (returned once, stored only as a hash); None makes an admin token."""
+    def create_token(
+        self, project_id: int | None, name: str = "", *, scope: str = SCOPE_SUBMIT,
+        expires_at: float | None = None,
+    ) -> str:
+        """A new API token (returned once, stored only as a hash); None makes an admin token.
+
+        `scope`: `submit` (read and submit) or `manage` (also create and revoke the project's
+        tokens); an admin token can do everything whatever its scope. `expires_at`: when it
+        stops working (None: never)."""
+        if scope not in TOKEN_SCOPES:
+            raise StoreError(f"token scope {scope!r} is not one of {', '.join(TOKEN_SCOPES)}")
+        if expires_at is not None and not math.isfinite(expires_at):
+            raise StoreError(f"a token cannot expire at {expires_at}")
         token = "wh_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(t.tokens).values(
                     project_id=project_id, name=name, token_hash=hash_token(token),
-                    created_at=_now(),
+                    created_at=_now(), scope=scope, expires_at=expires_at,
                 )
             )
         return token
 
     def verify_token(self, token: str) -> TokenRow | None:
+        """The token's row unless it is unknown or revoked (an expired one is returned: the
+        caller says it expired)."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.tokens).where(
                     t.tokens.c.token_hash == hash_token(token), t.tokens.c.revoked_at.is_(None)
                 )
             ).first()
-        return TokenRow(row.id, row.project_id, row.name) if row else None
+        return _token(row) if row else None
+
+    def token_active(self, token_id: int) -> bool:
+        """Whether a token still works: not revoked, not expired (an open stream asks)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.tokens).where(t.tokens.c.id == token_id)).first()
+        return row is not None and row.revoked_at is None and not _token(row).expired()
+
+    def note_token_used(self, token_id: int, when: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.tokens).where(t.tokens.c.id == token_id)
+                         .values(last_used_at=when or _now()))
 
     def tokens(self, project_id: int | None = None) -> list[dict[str, Any]]:
         query = select(t.tokens, t.projects.c.name.label("project")).outerjoin(
@@ -120,10 +159,14 @@ class ProjectsMixin(_StoreBase):
             query = query.where(t.tokens.c.project_id == project_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.tokens.c.id)).all()
+        now = _now()
         return [
             {
                 "id": r.id, "project": r.project, "name": r.name, "created_at": r.created_at,
                 "revoked": r.revoked_at is not None,
+                "scope": "admin" if r.project_id is None else r.scope,
+                "expires_at": r.expires_at, "last_used_at": r.last_used_at,
+                "expired": r.expires_at is not None and now >= r.expires_at,
             }
             for r in rows
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,21 @@ class StoreError(ValueError):
     """A request the store cannot satisfy (unknown project, duplicate name, …)."""
 
 
+PROJECT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""What a project may be called, everywhere (CLI, API, store): it lands in URLs, metric labels
+and file names, so letters, digits and `_ . -`, starting with a letter or digit."""
+_PROJECT_NAME = re.compile(PROJECT_NAME_PATTERN)
+
+
+def check_project_name(name: str) -> None:
+    """StoreError naming the rule unless `name` is a valid project name."""
+    if not name or len(name) > 100 or not _PROJECT_NAME.match(name):
+        raise StoreError(
+            f"project name {name[:120]!r} is not allowed: use 1 to 100 letters, digits, "
+            "'_', '.' or '-', starting with a letter or digit (e.g. lionboy-2)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectRow:
     id: int
@@ -24,11 +40,22 @@ class ProjectRow:
     budget_gpu_hours: float | None = None
 
 
+SCOPE_SUBMIT = "submit"  # read the project and submit / control its jobs
+SCOPE_MANAGE = "manage"  # also create and revoke the project's tokens
+TOKEN_SCOPES = (SCOPE_SUBMIT, SCOPE_MANAGE)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenRow:
     id: int
     project_id: int | None  # None: an admin token
     name: str
+    scope: str = SCOPE_SUBMIT
+    expires_at: float | None = None
+    last_used_at: float | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +129,7 @@ class ReadyTask:
     job_id: int
     seq: int
     resources: Resources
+    frame: int | None = None
     affinity: str | None = None
 
 

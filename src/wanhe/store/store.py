@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from wanhe.store.attempts import AttemptsMixin
@@ -39,6 +40,7 @@ from wanhe.store.usage import UsageMixin, core_seconds
 __all__ = [
     "AttemptEnd",
     "Changes",
+    "DatabaseUnavailable",
     "JobRow",
     "ProjectRow",
     "ReadyTask",
@@ -54,12 +56,59 @@ __all__ = [
 ]
 
 
+class DatabaseUnavailable(StoreError):
+    """The database URL is malformed or the database cannot be opened: one line saying which
+    (never SQLAlchemy's traceback), naming `--db`."""
+
+
+_URL_HELP = "sqlite:////path/to/wanhe.db or postgresql://user@host/dbname"
+
+
+def check_db_url(url: str) -> None:
+    """DatabaseUnavailable unless `url` is a database URL SQLAlchemy can open a driver for."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise DatabaseUnavailable(
+            f"--db {url[:200]!r} is not a database URL ({_first_line(exc)}) — give "
+            f"{_URL_HELP}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The cause's own words, without SQLAlchemy's SQL echo and 'Background on this error'."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
+
+
+def _sqlite_folder(path: str) -> None:
+    """A SQLite file's folder: made when its parent exists (~/.wanhe on a first run); a path
+    under folders that do not exist is a mistake, not something to create."""
+    folder = Path(path).expanduser().parent
+    if folder.is_dir():
+        return
+    if not folder.parent.is_dir():
+        raise DatabaseUnavailable(
+            f"--db: the folder {folder} does not exist (nor does {folder.parent}) — create it, "
+            "or give another sqlite:////path/to/wanhe.db"
+        )
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"--db: cannot create the folder {folder}: {exc.strerror or exc}"
+        ) from None
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and its folder created."""
+    check_db_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_folder(path)
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -81,7 +130,14 @@ class Store(ProjectsMixin, JobsMixin, SyncMixin, AttemptsMixin, UsageMixin):
         if migrate:
             from wanhe.store.migrate import upgrade
 
-            upgrade(self.engine)
+            try:
+                upgrade(self.engine)
+            except (OperationalError, InterfaceError) as exc:
+                self.engine.dispose()
+                raise DatabaseUnavailable(
+                    f"--db: cannot open the database {make_url(url).render_as_string()}: "
+                    f"{_first_line(exc)} — check that the server runs and the URL is right"
+                ) from None
 
     def dispose(self) -> None:
         self.engine.dispose()

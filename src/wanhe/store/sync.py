@@ -91,13 +91,14 @@ class SyncMixin(_StoreBase):
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(tasks.c.id, tasks.c.job_id, tasks.c.seq, tasks.c.cpus, tasks.c.memory,
-                       tasks.c.gpus, tasks.c.affinity)
+                       tasks.c.gpus, tasks.c.frame, tasks.c.affinity)
                 .where(tasks.c.job_id.in_(list(job_ids)),
                        tasks.c.state == TaskState.READY.value)
                 .order_by(tasks.c.job_id, tasks.c.seq)
             ).all()
         return [
-            ReadyTask(r.id, r.job_id, r.seq, Resources(r.cpus, r.memory, r.gpus), r.affinity)
+            ReadyTask(r.id, r.job_id, r.seq, Resources(r.cpus, r.memory, r.gpus), r.frame,
+                      r.affinity)
             for r in rows
         ]
 

@@ -59,6 +59,10 @@ tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # submit (read + submit) or manage (also mint and revoke the project's tokens)
+    Column("scope", String(20), nullable=False, default="submit", server_default="manage"),
+    Column("expires_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
 )
 
 jobs = Table(
@@ -81,6 +85,7 @@ jobs = Table(
     Column("finished_at", Float, nullable=True),
     Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
     Column("tasks_revision", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("reset_at", Float, nullable=True),  # last retried by a user: blocklist counts anew
     Index("ix_jobs_project_state", "project_id", "state"),
     Index("ix_jobs_fingerprint", "fingerprint"),
     Index("ix_jobs_revision", "revision"),
@@ -147,6 +152,9 @@ attempts = Table(
     Column("outcome", String(20), nullable=True),  # NULL while running
     Column("message", Text, nullable=False, default=""),
     Column("log_path", Text, nullable=False, default=""),
+    # last sign of life (heartbeat); a lost attempt is metered up to it, the rest is unbilled
+    Column("last_seen_at", Float, nullable=True),
+    Column("unbilled_s", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_attempts_job", "job_id"),
     Index("ix_attempts_project_ended", "project_id", "ended_at"),
     Index("ix_attempts_open", "ended_at"),

@@ -23,6 +23,11 @@ def core_seconds(attempt: Mapping[str, Any]) -> float:
     return float((attempt["cores"] or 0.0) * (attempt["wall_s"] or 0.0))
 
 
+#: Core-seconds of a lost attempt's outage not billed (after its last sign of life).
+UNBILLED_CORE_SECONDS: ColumnElement[float] = (
+    func.coalesce(t.attempts.c.cores, 0.0) * func.coalesce(t.attempts.c.unbilled_s, 0.0)
+)
+
 #: GPU-seconds of one attempt (GPUs held × wall seconds, as the dispatcher metered it).
 GPU_SECONDS: ColumnElement[float] = func.coalesce(t.attempts.c.gpu_s, 0.0)
 
@@ -77,6 +82,7 @@ class UsageMixin(_StoreBase):
                 func.sum(t.attempts.c.cpu_s).label("cpu_seconds"),
                 func.sum(t.attempts.c.wall_s).label("wall_seconds"),
                 func.max(t.attempts.c.peak_rss).label("peak_rss"),
+                func.sum(UNBILLED_CORE_SECONDS).label("unbilled_core_seconds"),
             )
             .join(t.projects, t.projects.c.id == t.attempts.c.project_id)
             .where(t.attempts.c.ended_at.is_not(None))

@@ -261,7 +261,7 @@ def test_output_keeps_silence_limit_away(executor: CommandExecutor, tmp_path: Pa
 
 
 BURN_THEN_SLEEP = ("import time\nt = time.process_time()\n"
-                   "while time.process_time() - t < 0.5: pass\n"
+                   "while time.process_time() - t < 0.2: pass\n"
                    "print('burnt', flush=True)\ntime.sleep(30)")
 
 
@@ -272,10 +272,10 @@ def test_killed_attempt_keeps_its_cpu_seconds(executor: CommandExecutor, tmp_pat
     if through_shell:  # the burner is a grandchild; sh dies on SIGTERM first or with it
         argv = ["sh", "-c", f'"{PY}" -c "$0"; echo never', BURN_THEN_SLEEP]
     rec = Recorder()
-    err, _ = fails(executor, {"argv": argv, "timeout_s": 2.0, "grace_s": 1,
+    err, _ = fails(executor, {"argv": argv, "timeout_s": 4.0, "grace_s": 1,
                               "work_root": str(tmp_path)}, TaskTimedOut, rec)
-    assert rec.lines == ["burnt"]
-    assert err.cpu_s is not None and err.cpu_s > 0.3
+    assert rec.lines == ["burnt"]  # 4 s of wall time leaves room on a loaded machine
+    assert err.cpu_s is not None and err.cpu_s > 0.15
 
 
 def test_cancel_from_another_thread(executor: CommandExecutor, tmp_path: Path) -> None:
@@ -483,3 +483,15 @@ def test_an_exit_status_of_zero_without_the_promised_outputs_is_a_failure(
     with pytest.raises(TaskFailed, match=r"did not write 1 of its outputs, e\.g\. nope\.txt"):
         executor.run("command", {"argv": ["true"], "cwd": str(tmp_path),
                                  "outputs": ["made.txt", "nope.txt"]}, TaskContext())
+
+
+def test_the_command_executor_reports_status_lines_too(tmp_path: Path) -> None:
+    seen: list[str] = []
+    ctx = TaskContext(status=seen.append, key="c1")
+    ex = CommandExecutor(WorkerInfo(name="w1", node="n1"))
+    try:
+        ex.run("command", {"argv": ["sh", "-c", "echo 'openjd_status: encoding pass 2'"],
+                           "cwd": str(tmp_path)}, ctx)
+    finally:
+        ex.close()
+    assert seen == ["encoding pass 2"]

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 LogSink = Callable[[str], None]
 ProgressSink = Callable[[float], None]
+StatusSink = Callable[[str], None]
 
 
 def _quiet(_: Any) -> None:
@@ -60,6 +61,10 @@ class TaskContext:
     key: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
     attempt: int = 1  # this attempt's number (a retry after running out of memory may shrink)
+    status: StatusSink = _quiet
+    """The task's status line (e.g. OpenJD's `openjd_status`), shown beside its progress."""
+    project: str = ""
+    """The project whose job this task belongs to (who the work runs as may depend on it)."""
 
 
 class Executor(ABC):
@@ -67,6 +72,9 @@ class Executor(ABC):
     `wanhe.engine.executors.registry.register_executor`."""
 
     kinds: ClassVar[frozenset[str]] = frozenset()
+    warm_scope: ClassVar[str | None] = None
+    """"job": what a warm key holds belongs to one job, and is let go (`release`) when that
+    job ends; None: it may serve later jobs too (a scene, a model)."""
 
     def __init__(self, worker: WorkerInfo) -> None:
         self.worker = worker
@@ -91,6 +99,9 @@ class Executor(ABC):
     def cancel(self) -> None:  # noqa: B027
         """Stop the running attempt now (called from another thread); its `run` then raises
         `TaskCancelled` (or any AttemptError: the worker records it as cancelled)."""
+
+    def release(self, key: str) -> None:  # noqa: B027
+        """Let go of what warm key `key` holds (its job ended; see `warm_scope`)."""
 
     def close(self) -> None:  # noqa: B027
         """Release the warm resource (the worker is stopping)."""

@@ -43,8 +43,16 @@ def attempt_error(exc: Exception) -> AttemptError:
     return TaskFailed(str(exc), **usage)
 
 
+def render_device(asked: str | None, gpu_ids: tuple[str, ...]) -> str:
+    """The Cycles device of an attempt: a task asking for a GPU renders on one, one asking
+    for `any` renders on the GPU its worker holds (a GPU slot) or else the CPU."""
+    if asked == "gpu" or (asked == "any" and gpu_ids):
+        return "GPU"
+    return "CPU"
+
+
 def run_render(
-    payload: dict[str, Any], blender: Any, ctx: TaskContext
+    payload: dict[str, Any], blender: Any, ctx: TaskContext, gpu_ids: tuple[str, ...] = ()
 ) -> TaskResult:
     """Render one tile / chunk / frame in the warm Blender process; rename the EXR into place."""
     from wanhe.blender.errors import BlenderCrashed, BlenderTimeout
@@ -54,8 +62,10 @@ def run_render(
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.exr")
     fields = {
-        k: v for k, v in payload.items() if k not in ("timeout_s", "silence_s", "output", "partial")
+        k: v for k, v in payload.items()
+        if k not in ("timeout_s", "silence_s", "output", "partial", "device")
     }
+    fields["device"] = render_device(payload.get("device"), gpu_ids)
     request = RenderRequest(output=str(temp), **fields)
     started = time.monotonic()
     try:
@@ -76,7 +86,8 @@ def run_render(
     if not temp.exists():
         raise TaskFailed(f"Blender said it rendered frame {payload['frame']} but wrote no file")
     os.replace(temp, final)
-    output: dict[str, Any] = {"exr": str(final), "width": reply.width, "height": reply.height}
+    output: dict[str, Any] = {"exr": str(final), "width": reply.width, "height": reply.height,
+                              "device": reply.device, "backend": reply.backend}
     if payload.get("partial"):  # a sample chunk: preview the frame at the samples done so far
         from wanhe.imaging.partial_preview import write_partial_preview
 
@@ -119,9 +130,15 @@ class BlenderExecutor(Executor):
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
         if kind == TaskKind.RENDER.value:
-            return run_render(payload, self.process(), ctx)
+            return run_render(payload, self.process(), ctx, self.worker.gpu_ids)
         from wanhe.engine.frame_checks import run_qc
 
+        plan = payload.get("rerender")
+        if plan and plan.get("renders"):
+            # a re-render renders the whole frame again on this worker's device kind
+            renders = [{**r, "device": render_device(r.get("device"), self.worker.gpu_ids).lower()}
+                       for r in plan["renders"]]
+            payload = {**payload, "rerender": {**plan, "renders": renders}}
         try:
             checked = measured(lambda: run_qc(payload, self.process(), ctx.log))
         except AttemptError:

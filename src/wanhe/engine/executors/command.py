@@ -4,7 +4,8 @@ Used for OpenJD actions and any tool a job type wants to run (a converter, a sim
 user's script). The command runs in its own session and process group, so a timeout, a log
 silence, a cancel or the worker's shutdown stops the whole tree: SIGTERM to the group, then
 SIGKILL to the group after `grace_s`. Its stdout and stderr are merged and logged line by line;
-`openjd_progress: <percent>` lines report progress (and stay in the log).
+`openjd_progress: <percent>` lines report progress and `openjd_status: <text>` lines the
+task's status line (both stay in the log).
 
 Metering comes from `os.wait4`: user + system CPU of every process of the tree that was waited
 for, so a killed attempt keeps the CPU seconds it burnt. Its peak RSS is wait4's too where that
@@ -619,6 +620,8 @@ def _handle(line: str, ctx: TaskContext, tail: collections.deque[str]) -> None:
     fraction = parse_progress(line)
     if fraction is not None:
         ctx.progress(fraction)
+    elif line.startswith("openjd_status:"):
+        ctx.status(line[len("openjd_status:"):].strip())
 
 
 def _drain(lines: queue.Queue[str | None], ctx: TaskContext, tail: collections.deque[str],

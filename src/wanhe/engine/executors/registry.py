@@ -18,6 +18,9 @@ _IMPORTS = builtins_then_plugins(
     "wanhe.engine.executors.noop",
     "wanhe.engine.executors.diffusion",
     "wanhe.engine.executors.gen_score",
+    "wanhe.engine.executors.voice",
+    "wanhe.engine.executors.story",
+    "wanhe.engine.executors.openjd",
 )
 
 _by_kind: dict[str, type[Executor]] = {}

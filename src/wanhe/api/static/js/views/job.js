@@ -5,6 +5,7 @@ import {
   $, $$, FINAL, badge, esc, fmtBytes, fmtCoreHours, fmtCoreSeconds, fmtDateTime, fmtDuration, fmtNum,
   fmtTime, heatColor, heatGradientCss, progressBar, stateColor, throttle, toMs,
 } from '../util.js';
+import { mountStory, storyPanel } from './story.js';
 
 const TILE_STATES = ['waiting', 'ready', 'running', 'done', 'failed', 'cancelled'];
 
@@ -128,6 +129,7 @@ export async function mount(el, ctx) {
         </section>
       </div>
       <div class="stack">
+        ${storyPanel()}
         <section class="panel" id="latest-panel">
           <div class="panel-head"><h2 id="latest-title">Last finished frame</h2><span class="spacer"></span><button class="btn btn-sm btn-ghost" type="button" id="latest-unpin" hidden>back to latest</button></div>
           <div class="panel-body"><div class="latest" id="latest"><span class="muted">no finished frame yet</span></div></div>
@@ -154,6 +156,8 @@ export async function mount(el, ctx) {
         </section>
       </div>
     </div>`;
+
+  const story = mountStory(el);
 
   // ── header, numbers, actions ────────────────────────────────────────────
   function renderHead() {
@@ -463,10 +467,23 @@ export async function mount(el, ctx) {
     for (const t of tasks) counts[t.state] = (counts[t.state] || 0) + 1;
     $('#task-count', el).textContent = `${tasks.length} tasks${counts.running ? ` · ${counts.running} running` : ''}${counts.failed ? ` · ${counts.failed} failed` : ''}`;
     const scroll = list.scrollTop;
+    // OpenJD jobs: steps × tasks — a heading per step, each task with its parameters,
+    // progress and status line (openjd_progress / openjd_status).
+    const steps = job?.kind === 'openjd';
+    let step = null;
     list.innerHTML = tasks.map((t) => {
       const k = taskKey(t);
-      return `<button type="button" data-task="${esc(k)}" data-state="${esc(t.state)}" class="${k === selectedTask ? 'on' : ''}" title="${esc(t.label || t.kind || '')} · ${esc(t.state)}${t.attempts ? ` · ${t.attempts} attempt(s)` : ''}">
-        <span style="overflow:hidden;text-overflow:ellipsis">${esc(k)}</span><span class="st" style="background:${stateColor(t.state)}"></span></button>`;
+      let head = '';
+      let text = k;
+      if (steps) {
+        const [s, ...rest] = k.split('/');
+        if (s !== step) { step = s; head = `<div class="step-head">step ${esc(s)}</div>`; }
+        text = rest.join('/');
+        if (t.state === 'running' && t.progress) text += ` · ${Math.round(t.progress * 100)}%`;
+        if (t.status) text += ` · ${t.status}`;
+      }
+      return `${head}<button type="button" data-task="${esc(k)}" data-state="${esc(t.state)}" class="${k === selectedTask ? 'on' : ''}" title="${esc(t.label || t.kind || '')} · ${esc(t.state)}${t.attempts ? ` · ${t.attempts} attempt(s)` : ''}${t.status ? ` · ${esc(t.status)}` : ''}">
+        <span style="overflow:hidden;text-overflow:ellipsis">${esc(text)}</span><span class="st" style="background:${stateColor(t.state)}"></span></button>`;
     }).join('') || '<div class="empty">no tasks</div>';
     list.scrollTop = scroll;
   }
@@ -551,6 +568,7 @@ export async function mount(el, ctx) {
       renderSpec();
       refreshLatest();
       refreshVideo();
+      if (job.story) story.render(job.story).catch(() => {});
     } catch (err) {
       if (!alive || err.name === 'AuthError') return;
       if (err instanceof ApiError && err.status === 404) {
@@ -592,6 +610,7 @@ export async function mount(el, ctx) {
       clearTimeout(confirmTimer);
       if (latest.url) URL.revokeObjectURL(latest.url);
       if (video.url) URL.revokeObjectURL(video.url);
+      story.unmount();
     },
   };
 }

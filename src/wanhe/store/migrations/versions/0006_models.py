@@ -1,7 +1,7 @@
 """AI models and generation picks
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 `models` holds the diffusion models a studio registered (`wanhe models add`): a diffusers
 folder or a single checkpoint, its pipeline class, size, content hash and the GPU memory it
@@ -13,8 +13,8 @@ ran the task keeps warm (a model), so the scheduler prefers workers that hold it
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,32 @@
+"""`wanhe addon build`: write the Blender add-on's extension zip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+addon_app = typer.Typer(help="The Blender add-on: submit, watch and download from Blender.",
+                        no_args_is_help=True)
+
+
+@addon_app.command("build")
+def build_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder to write the zip to")]
+    = Path("dist"),
+) -> None:
+    """Write wanhe_farm-VERSION.zip: install it in Blender (Preferences › Get Extensions ›
+    Install from Disk, or `blender --command extension install-file -r user_default ZIP`)."""
+    from wanhe.addon.build import BuildError, build
+
+    try:
+        path = build(output)
+    except (BuildError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(addon_app, name="addon")

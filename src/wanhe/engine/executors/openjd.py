@@ -1,0 +1,372 @@
+"""The OpenJD executor: runs `openjd` tasks in Open Job Description sessions
+(`openjd.sessions.Session`), keeping a session open on the worker across the tasks of a job.
+
+A session lives in a session host process (`wanhe.openjd.host`) that runs as the session's OS
+user: the project's own unprivileged user when the worker runs as root (created on first
+use, `wanhe.openjd.users`), else the worker's own user. The job's environments are entered
+when the session opens, a step's environments when the first task of that step arrives; both
+stay entered for the following tasks that land here (warm key: job + step), so a DCC loaded
+in `onEnter` stays loaded. They are exited newest first when a task of another job arrives,
+when the job ends (`release`), after a failed task (OpenJD then allows only exits), and when
+the worker closes.
+
+Stdout messages: `openjd_progress` → the task's progress, `openjd_status` → its status line,
+`openjd_fail` → its failure reason; `openjd_env` / `openjd_unset_env` change the session's
+environment (openjd-sessions). CPU seconds are the host's children's rusage per action.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, WorkerInfo
+from wanhe.engine.executors.registry import register_executor
+from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskTimedOut
+
+KIND = "openjd"
+_TAIL = 40
+_HOST_START_S = 60.0
+_CLOSE_S = 120.0
+
+
+def path_mapping_file_rules() -> list[dict[str, Any]]:
+    """This worker's own path mapping rules: the file named by WANHE_PATH_MAPPING (the
+    OpenJD `pathmapping-1.0` document `wanhe serve --path-mapping` was given)."""
+    name = os.environ.get("WANHE_PATH_MAPPING")
+    if not name:
+        return []
+    doc = json.loads(Path(name).read_text())
+    rules = doc.get("path_mapping_rules", []) if isinstance(doc, dict) else doc
+    return list(rules)
+
+
+class _HostDied(RuntimeError):
+    pass
+
+
+@dataclass(slots=True)
+class _Session:
+    """One session host process and what it has entered."""
+
+    job: str
+    proc: subprocess.Popen[str]
+    events: queue.Queue[dict[str, Any] | None]
+    user: str
+    step: str | None = None
+    workdir: str = ""
+    env_log: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=_TAIL))
+    sink: TaskContext | None = None
+    broken: bool = False
+
+    def send(self, **cmd: Any) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError) as exc:
+            raise _HostDied(f"the session host stopped ({exc})") from None
+
+    def wait_done(self, op: str, ctx: TaskContext | None, limit_s: float | None = None,
+                  cancelled: threading.Event | None = None) -> dict[str, Any]:
+        """Forward log/progress/status events to `ctx` until the `op` is done."""
+        deadline = None if limit_s is None else time.monotonic() + limit_s
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                event = self.events.get(timeout=0.2 if left is None else min(0.2, left))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _HostDied(f"the session host did not answer {op!r} in "
+                                    f"{limit_s:g} s") from None
+                if self.proc.poll() is not None:
+                    raise _HostDied(f"the session host exited with status "
+                                    f"{self.proc.returncode}") from None
+                continue
+            if event is None:
+                raise _HostDied("the session host closed its output")
+            kind = event.get("ev")
+            if kind == "log":
+                line = str(event.get("line", ""))
+                self.env_log.append(line)
+                if ctx is not None:
+                    ctx.log(line)
+            elif kind == "progress" and ctx is not None:
+                ctx.progress(float(event.get("value", 0.0)) / 100.0)
+            elif kind == "status" and ctx is not None:
+                ctx.status(str(event.get("text", "")))
+            elif kind == "error":
+                raise _HostDied(str(event.get("message")))
+            elif kind == "done" and event.get("op") == op:
+                return event
+
+
+@register_executor
+class OpenJDExecutor(Executor):
+    """Runs `openjd` tasks (see `wanhe.jobtypes.openjd` for the payload)."""
+
+    kinds = frozenset({KIND})
+    warm_scope = "job"
+
+    def __init__(self, worker: WorkerInfo) -> None:
+        super().__init__(worker)
+        self._session: _Session | None = None
+        self._cancel = threading.Event()
+        self._jobs: dict[str, dict[str, Any]] = {}
+
+    def warm_key(self, payload: dict[str, Any]) -> str | None:
+        return f"openjd:{payload.get('job')}:{payload.get('step')}"
+
+    # -- running a task -------------------------------------------------------------------------
+
+    def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        self._cancel.clear()
+        if ctx.cancelled.is_set():
+            raise TaskCancelled("the OpenJD task was cancelled before it started")
+        try:
+            session = self._ready(payload, ctx)
+            return self._task(session, payload, ctx)
+        except _HostDied as exc:
+            self._drop()
+            raise TaskFailed(f"the OpenJD session on {self._where()} broke: {exc}") from None
+
+    def _where(self) -> str:
+        return self.worker.node or self.worker.name
+
+    def _job_file(self, payload: dict[str, Any]) -> dict[str, Any]:
+        key = str(payload["job"])
+        found = self._jobs.get(key)
+        if found is None:
+            try:
+                found = json.loads(Path(payload["job_file"]).read_text())
+            except (OSError, ValueError) as exc:
+                raise TaskFailed(f"cannot read the OpenJD job file {payload['job_file']} on "
+                                 f"{self._where()}: {exc}") from None
+            self._jobs = {key: found}  # one job's template at a time
+        return found
+
+    def _ready(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
+        """The open session for this task's job and step (opened, or switched, as needed)."""
+        job = str(payload["job"])
+        self._check_attributes(payload)
+        session = self._session
+        if session is not None and (session.job != job or session.broken
+                                    or session.proc.poll() is not None):
+            self._end(session, ctx)
+            session = None
+        if session is None:
+            session = self._open(payload, ctx)
+        if session.step != payload["step"]:
+            if session.step is not None:
+                ctx.log(f"[wanhe] leaving step {session.step!r}: exiting its environments")
+                session.send(op="exit", scope="step")
+                session.wait_done("exit", ctx)
+            session.step = None
+            ctx.log(f"[wanhe] entering the environments of step {payload['step']!r}")
+            session.send(op="enter", scope="step", step=payload["step"])
+            self._entered(session, session.wait_done("enter", ctx), ctx, "step")
+            session.step = str(payload["step"])
+        else:
+            ctx.log(f"[wanhe] session kept from the previous task: environments of job and "
+                    f"step {payload['step']!r} still entered")
+        return session
+
+    def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
+        from wanhe.openjd import users
+
+        job_file = self._job_file(payload)
+        account = users.session_account(ctx.project or users.LOCAL_PROJECT)
+        root = Path(payload["sessions"]) / users.user_name(ctx.project or users.LOCAL_PROJECT)
+        users.prepare_folders(account, root, payload)
+        env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
+        env.update(self._blender_path(ctx))
+        try:
+            rules = list(payload.get("path_mapping") or []) + path_mapping_file_rules()
+        except (OSError, ValueError) as exc:
+            raise TaskFailed(f"the path mapping rules of {self._where()} "
+                             f"(WANHE_PATH_MAPPING) cannot be read: {exc}") from None
+        proc = users.start_host(account, root)
+        events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(proc, events), daemon=True,
+                         name=f"openjd-host-{proc.pid}").start()
+        session = _Session(job=str(payload["job"]), proc=proc, events=events,
+                           user=account.name)
+        self._session = session
+        ctx.log(f"[wanhe] OpenJD session for job {payload['job']} on {self._where()} as user "
+                f"{account.name}{'' if account.isolated else ' (the service user)'}")
+        session.send(op="open", session_id=f"{payload['job']}-{self.worker.name}",
+                     job_file=job_file, path_mapping=rules, session_root=str(root), env=env)
+        opened = session.wait_done("open", ctx, _HOST_START_S)
+        session.workdir = str(opened.get("workdir", ""))
+        session.send(op="enter", scope="job")
+        self._entered(session, session.wait_done("enter", ctx), ctx, "job")
+        return session
+
+    def _blender_path(self, ctx: TaskContext) -> dict[str, str]:
+        """The session's PATH with the right `blender` first: the worker's own Blender, a new
+        enough one on PATH, or wanhe's bpy-backed command (`wanhe.blender_cli`)."""
+        from wanhe.blender_cli.select import session_blender
+
+        try:
+            chosen = session_blender(self.worker.blender)
+        except FileNotFoundError as exc:
+            raise TaskFailed(f"{exc} (worker {self._where()})") from None
+        ctx.log(f"[wanhe] {chosen.reason}")
+        if chosen.path_prefix is None:
+            return {}
+        return {"PATH": f"{chosen.path_prefix}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+
+    def _check_attributes(self, payload: dict[str, Any]) -> None:
+        """This worker has the attributes the step asks for (the farm checked at submit; a
+        worker started with other attributes than its farm's refuses here)."""
+        from wanhe.openjd.hostreq import FarmFacts, unmet
+        from wanhe.openjd.template import HostRequirements
+
+        host = HostRequirements.from_json(payload.get("host") or {})
+        why = unmet(HostRequirements((), host.attributes), FarmFacts())
+        if why is not None:
+            raise TaskFailed(f"worker {self._where()} cannot run step {payload['step']!r}: "
+                             f"its host requirement {why}")
+
+    def _entered(self, session: _Session, done: dict[str, Any], ctx: TaskContext,
+                 scope: str) -> None:
+        if done.get("ok"):
+            return
+        session.broken = True
+        log = "\n".join(session.env_log)
+        what = f"{scope} environment {done.get('env')!r}"
+        missing = _command_not_found(list(session.env_log))
+        reason = (f"command not found: {missing} on {self._where()}" if missing
+                  else f"the {what} failed to enter")
+        self._end(session, ctx)
+        raise TaskFailed(f"{reason} — onEnter of the {what} failed; its log:\n{log}")
+
+    def _task(self, session: _Session, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        session.env_log.clear()
+        session.send(op="task", step=payload["step"], params=payload["params"])
+        done: dict[str, Any] | None = None
+        while done is None:
+            try:
+                done = session.wait_done("task", ctx, None, self._cancel)
+            except _HostDied:
+                raise
+        state = str(done.get("state"))
+        usage: dict[str, Any] = {"cpu_s": done.get("cpu_s"), "peak_rss": done.get("peak_rss"),
+                                 "wall_s": done.get("wall_s")}
+        if state == "success":
+            return TaskResult(float(done.get("wall_s") or 0.0), float(done.get("cpu_s") or 0),
+                              int(done.get("peak_rss") or 0),
+                              {"exit_code": done.get("exit_code"), "session": session.workdir,
+                               "user": session.user})
+        session.broken = True  # OpenJD allows only environment exits after this
+        tail = [line for line in session.env_log if line.strip()][-10:]
+        last = "; last output: " + " | ".join(tail[-3:]) if tail else ""
+        if state == "canceled" or self._cancel.is_set() or ctx.cancelled.is_set():
+            raise TaskCancelled(f"the OpenJD task was cancelled{last}", **usage)
+        if state == "timeout":
+            raise TaskTimedOut(f"the OpenJD task's onRun passed its timeout and was "
+                               f"stopped{last}", **usage)
+        if done.get("fail"):
+            raise TaskFailed(f"openjd_fail: {done['fail']}", **usage)
+        missing = _command_not_found(list(session.env_log)) \
+            if done.get("exit_code") in (127, None, 2) else None
+        if missing:
+            raise TaskFailed(f"command not found: {missing} on {self._where()}", **usage)
+        raise TaskFailed(f"the OpenJD task's onRun exited with status {done.get('exit_code')}"
+                         f"{last}", **usage)
+
+    # -- ending sessions ------------------------------------------------------------------------
+
+    def _end(self, session: _Session, ctx: TaskContext | None) -> None:
+        """Exit every environment (newest first) and end the host."""
+        if self._session is session:
+            self._session = None
+        if session.proc.poll() is None:
+            try:
+                session.send(op="close")
+                session.wait_done("close", ctx, _CLOSE_S)
+            except _HostDied:
+                pass
+        _stop(session.proc)
+
+    def _drop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            _stop(session.proc)
+
+    def release(self, key: str) -> None:
+        """The job of warm key `key` has ended: end its session here."""
+        session = self._session
+        if session is not None and key.startswith(f"openjd:{session.job}:"):
+            self._end(session, None)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        session = self._session
+        if session is not None:
+            with contextlib.suppress(_HostDied):
+                session.send(op="cancel")
+
+    def close(self) -> None:
+        session = self._session
+        if session is not None:
+            with contextlib.suppress(_HostDied):
+                session.send(op="cancel", seconds=0)
+            self._end(session, None)
+
+
+def _pump(proc: subprocess.Popen[str], events: queue.Queue[dict[str, Any] | None]) -> None:
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            try:
+                events.put(json.loads(line))
+            except ValueError:
+                events.put({"ev": "log", "line": line.rstrip("\n")})
+    except (OSError, ValueError):
+        pass
+    finally:
+        events.put(None)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.stdin and proc.stdin.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+
+
+def _command_not_found(lines: list[str]) -> str | None:
+    """The program named by a "not found" launch error in an action's log, if any."""
+    for line in reversed(lines):
+        if "No such file or directory" in line or "not found" in line.lower():
+            m = re.search(r"No such file or directory:? '([^']+)'", line)
+            if m:
+                return os.path.basename(m.group(1))
+            m = re.search(r"([\w./+-]+): (?:command )?not found", line)
+            if m:
+                return os.path.basename(m.group(1))
+    return None
+
+
+def host_command() -> list[str]:
+    return [sys.executable, "-m", "wanhe.openjd.host"]

