@@ -12,7 +12,7 @@ import pytest
 from wanhe.engine.executors.base import TaskContext, WorkerInfo
 from wanhe.engine.executors.voice import VoiceExecutor
 from wanhe.story.schema import Voice
-from wanhe.voice.stretch import time_stretch
+from wanhe.voice.stretch import pitch_shift, time_stretch
 from wanhe.voice.tts import synthesis_key, wav_seconds
 
 
@@ -44,12 +44,20 @@ def test_mandarin_and_cantonese_speak_with_espeak(tmp_path: Path) -> None:
 
 
 def test_piper_pitch_keeps_the_timing(tmp_path: Path) -> None:
+    """A pitched voice is the same line, as long. Piper's durations are stochastic (its
+    duration predictor samples noise), so two syntheses of one line differ in length by tens
+    of ms: the shift is checked on one synthesis, and the pitched task for a length that
+    Piper gives."""
     pytest.importorskip("piper")
     executor = VoiceExecutor(WorkerInfo())
-    plain = executor.run("voice", _voice(tmp_path, "Then we go.", Voice()), TaskContext())
+    payload = _voice(tmp_path, "Then we go.", Voice())
+    plain = executor.run("voice", payload, TaskContext())
+    shifted = tmp_path / "shifted.wav"
+    pitch_shift(Path(payload["output"]), shifted, 4)
+    assert wav_seconds(shifted) == pytest.approx(plain.output["seconds"], abs=0.01)
     higher = executor.run("voice", _voice(tmp_path, "Then we go.", Voice(pitch=4)),
                           TaskContext())
-    assert higher.output["seconds"] == pytest.approx(plain.output["seconds"], abs=0.05)
+    assert higher.output["seconds"] == pytest.approx(plain.output["seconds"], rel=0.25)
     assert executor.warm_key({"voice": Voice().model_dump()}) == "piper:bundled"
 
 
