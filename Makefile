@@ -20,7 +20,6 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --no-deps 'openjd-cli>=0.8'  # pins openjd-model<0.14; runs with 0.14
 	touch $@
 
 setup: $(VENV)/.installed

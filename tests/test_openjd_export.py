@@ -33,8 +33,7 @@ WANHE = [sys.executable, "-m", "wanhe.cli"]
 def openjd_cli() -> list[str]:
     exe = shutil.which("openjd") or str(Path(sys.executable).with_name("openjd"))
     if not Path(exe).is_file():
-        pytest.skip("the openjd CLI (openjd-cli) is not installed: pip install --no-deps "
-                    "openjd-cli (the extra wanhe[openjd-cli])")
+        pytest.skip("the openjd CLI (openjd-cli) is not installed: pip install -e '.[test]'")
     return [exe]
 
 
