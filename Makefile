@@ -37,7 +37,7 @@ demo: $(DEMO)
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=30
 
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q -m "not slow and not browser"
