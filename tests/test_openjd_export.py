@@ -164,6 +164,16 @@ def test_round_trip_openjd_run_equals_wanhe_render(demo: Path, tmp_path: Path) -
         for name, pixels in want.channels.items():
             assert np.array_equal(got.channels[name], pixels), f"frame {frame} {name} differs"
     assert not (out / "f_0002.exr").exists()
+    # and wanhe's own OpenJD runner (the embedded default: no Blender binary of 5.0 here, so
+    # the session's `blender` is the bpy-backed command) renders the same bundle, bit for bit
+    ours = tmp_path / "wanhe-run"
+    wanhe("run", str(bundle), "-p", f"OutputDir={ours}", "-q", "--db",
+          f"sqlite:///{tmp_path / 'run.db'}", home=home)
+    for frame in (1, 3):
+        got = read_layers(ours / f"f_{frame:04d}.exr")
+        want = read_layers(tmp_path / "wanhe" / f"f_{frame:04d}.exr")
+        for name, pixels in want.channels.items():
+            assert np.array_equal(got.channels[name], pixels), f"wanhe run: frame {frame} {name}"
 
 
 @pytest.mark.slow
