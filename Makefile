@@ -37,7 +37,8 @@ demo: $(DEMO)
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q --durations=30
+	$(VENV)/bin/pytest -q --durations=30 -m "not isolated"
+	$(VENV)/bin/pytest -q -m isolated
 
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q -m "not slow and not browser"

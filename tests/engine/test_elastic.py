@@ -31,7 +31,9 @@ from wanhe.model import JobState, Resources, TaskKind, TaskSpec
 from wanhe.sched.elastic import Caps
 from wanhe.store.store import Store
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+# `isolated`: its own pytest process (make test runs it after the rest) — the fake multi-node
+# cluster and the session's embedded Ray of the other engine tests do not share a process well
+pytestmark = [pytest.mark.slow, pytest.mark.isolated, pytest.mark.timeout(600)]
 
 KIND = "test_elastic"
 
