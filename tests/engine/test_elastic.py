@@ -70,15 +70,8 @@ def autoscaling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Autoscalin
     os.environ.update(RAY_ENV)
     cluster = AutoscalingCluster(max_nodes=3, idle_timeout_s=4.0,
                                  log=tmp_path_factory.mktemp("ray") / "head.log")
-    import ray
-
     from wanhe.engine import cluster as wanhe_cluster
 
-    # The session's embedded Ray (tests/conftest.py ray_local), when an earlier test started
-    # it: leave it for the autoscaling cluster, and start it again for the tests after these.
-    had_session_ray = ray.is_initialized()
-    if had_session_ray:
-        wanhe_cluster.shutdown()
     try:
         cluster.start()
         wanhe_cluster.connect(cluster.address)
@@ -91,8 +84,6 @@ def autoscaling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Autoscalin
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        if had_session_ray:
-            wanhe_cluster.connect(None, num_cpus=2)
 
 
 class Farm:
