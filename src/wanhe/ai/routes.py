@@ -150,18 +150,27 @@ def gen_pick(job_id: int, body: PickIn, who: Principal = Depends(principal),
             "verdict": body.verdict}
 
 
-@router.get("/api/gen/{job_id}/file/{shot}/{candidate}")
-def gen_file(job_id: int, shot: int, candidate: int, who: Principal = Depends(principal),
-             service: Service = Depends(get_service)) -> Any:
+def _candidate(service: Service, who: Principal, job_id: int, shot: int,
+               candidate: int) -> dict[str, Any]:
+    """One candidate of a job the caller may see, or 404 naming what is missing."""
     from wanhe.ai.results import check_candidate
-    from wanhe.api.routes_jobs import job_file
 
     results = _results(service, who, job_id)
     try:
         check_candidate(results, shot, candidate)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
-    cand = next(c for c in results["shots"][shot]["candidates"] if c["index"] == candidate)
+    cand: dict[str, Any] = next(c for c in results["shots"][shot]["candidates"]
+                                if c["index"] == candidate)
+    return cand
+
+
+@router.get("/api/gen/{job_id}/file/{shot}/{candidate}")
+def gen_file(job_id: int, shot: int, candidate: int, who: Principal = Depends(principal),
+             service: Service = Depends(get_service)) -> Any:
+    from wanhe.api.routes_jobs import job_file
+
+    cand = _candidate(service, who, job_id, shot, candidate)
     if not cand.get("file") or cand.get("state") != "done":
         raise HTTPException(404, f"candidate {candidate} of shot {shot} is not made yet")
     return job_file(job_id, cand["file"], who, service)
@@ -174,14 +183,8 @@ def gen_preview(job_id: int, shot: int, candidate: int, who: Principal = Depends
     from fastapi.responses import FileResponse
 
     from wanhe.ai.pipelines import preview_path
-    from wanhe.ai.results import check_candidate
 
-    results = _results(service, who, job_id)
-    try:
-        check_candidate(results, shot, candidate)
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from None
-    cand = next(c for c in results["shots"][shot]["candidates"] if c["index"] == candidate)
+    cand = _candidate(service, who, job_id, shot, candidate)
     path = preview_path(cand["output"])
     if cand.get("state") != "running" or not path.is_file():
         raise HTTPException(404, f"no preview of candidate {candidate} now")
