@@ -1,6 +1,7 @@
 # wanhe — the two commands a new user needs first:
 #   make demo   set everything up, build the demo scene, render it (tiles, denoise, previews)
-#   make test   set up with test extras and run the whole suite (what .ci/run calls)
+#   make test   install the Debian packages the suite needs (scripts/system-packages.sh), set up
+#               with test extras and run the whole suite (what .ci/run calls)
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -9,7 +10,7 @@ WANHE  := $(VENV)/bin/wanhe
 DEMO   := examples/demo.blend
 OUT    ?= out/demo
 
-.PHONY: demo test test-fast lint bench setup setup-test clean
+.PHONY: demo test test-fast lint bench setup setup-test system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "wanhe needs Python 3.11 (the bpy wheel is built for it): set PYTHON=/path/to/python3.11"; exit 2; }
@@ -26,6 +27,11 @@ setup: $(VENV)/.installed
 
 setup-test: $(VENV)/.installed-test
 
+# espeak-ng, rubberband-cli, ffmpeg, chromium, PostgreSQL, bubblewrap: installed when missing
+# (as root or with sudo -n), else one line naming the apt-get command; instant when present
+system-packages:
+	scripts/system-packages.sh
+
 $(DEMO): examples/make_scenes.py $(VENV)/.installed
 	$(PY) examples/make_scenes.py demo $(DEMO)
 
@@ -34,7 +40,7 @@ demo: $(DEMO)
 		--output $(OUT)/frame_#### --report-json $(OUT)/report.json
 	@echo "frames, previews, preview video and report: $(OUT)/"
 
-test: $(VENV)/.installed-test
+test: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q --durations=30 -m "not isolated"

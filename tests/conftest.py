@@ -1,4 +1,5 @@
-"""Shared fixtures: databases (SQLite always, PostgreSQL when WANHE_TEST_POSTGRES_URL is set)."""
+"""Shared fixtures: databases (SQLite always; PostgreSQL at WANHE_TEST_POSTGRES_URL, else a
+throwaway server this session starts), scenes, the session's Ray, tiny AI models."""
 
 from __future__ import annotations
 
@@ -11,24 +12,31 @@ import pytest
 
 from wanhe.store.store import Store
 
-POSTGRES_URL = os.environ.get("WANHE_TEST_POSTGRES_URL")
-
 
 def _db_params() -> list[object]:
-    params: list[object] = ["sqlite"]
-    params.append(
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(
-                    not POSTGRES_URL and not os.environ.get("CI"),
-                    reason="set WANHE_TEST_POSTGRES_URL (`.ci/run` starts a real server)",
-                ),
-            ],
-        )
-    )
-    return params
+    return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the session: WANHE_TEST_POSTGRES_URL when given, else one this
+    session starts (tests/_postgres.py) and removes at its end, Ctrl-C included."""
+    given = os.environ.get("WANHE_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    from tests._postgres import PostgresMissing, ThrowawayPostgres
+
+    try:
+        server = ThrowawayPostgres()
+    except PostgresMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=_db_params())
@@ -37,15 +45,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'wanhe.db'}"
         return
-    if not POSTGRES_URL:
-        pytest.fail("CI must provide WANHE_TEST_POSTGRES_URL (a real PostgreSQL server)")
     import sqlalchemy as sa
 
+    server: str = request.getfixturevalue("postgres_url")
     name = f"wanhe_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = server.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
     finally:
