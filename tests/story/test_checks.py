@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.story.conftest import write
+from tests.story.conftest import hide_commands, write
 from wanhe.story.checks import check_storyboard
 from wanhe.story.load import StoryError, load_storyboard
 
@@ -53,6 +53,60 @@ def test_espeak_voice_not_installed(tmp_path: Path, board: dict[str, Any]) -> No
     board["scenes"][0]["shots"][0]["lines"].append(
         {"character": "Mei", "text": "Yes.", "translations": {"cmn": "是。"}})
     _fails(tmp_path, board, r"espeak-ng voice 'klingon' is not installed")
+
+
+def _piper_only(board: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Both characters speak English with the bundled Piper voice and Mandarin with a Piper
+    voice file of their own (the bundled one's bytes: a check reads the file, not the tongue)."""
+    import shutil
+
+    from wanhe.voice.tts import bundled_model
+
+    model = bundled_model()
+    (folder / "voices").mkdir(parents=True)
+    shutil.copyfile(model, folder / "voices" / "cmn.onnx")
+    shutil.copyfile(model.with_name(model.name + ".json"), folder / "voices" / "cmn.onnx.json")
+    for character in board["characters"]:
+        character["voice"] = {"engine": "piper", "model": "bundled"}
+        character["voices"] = {"cmn": {"engine": "piper", "model": "voices/cmn.onnx"}}
+    board["scenes"][0]["shots"][0]["lines"].append(
+        {"character": "Mei", "text": "Yes.", "translations": {"cmn": "是。"}})
+    return board
+
+
+def test_a_piper_only_storyboard_needs_no_espeak_ng(
+    tmp_path: Path, board: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_commands(monkeypatch, tmp_path / "sys", "espeak-ng")
+    facts = _check(tmp_path / "film", _piper_only(board, tmp_path / "film"))
+    assert set(facts["models"]) == {"bundled", "voices/cmn.onnx"}
+
+
+def test_espeak_ng_is_demanded_for_the_lines_it_speaks(
+    tmp_path: Path, board: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_commands(monkeypatch, tmp_path / "sys", "espeak-ng")
+    board = _piper_only(board, tmp_path / "film")
+    del board["characters"][1]["voices"]  # Mei's Mandarin falls back to espeak-ng
+    message = _fails(tmp_path / "film", board, r"^character 'Mei' \(cmn\): espeak-ng is not "
+                     r"installed — apt-get install espeak-ng")
+    assert "give voices.cmn a Piper voice" in message
+
+
+def test_rubberband_is_demanded_only_for_pitch_and_dubs(
+    tmp_path: Path, board: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_commands(monkeypatch, tmp_path / "sys", "rubberband")
+    board = _piper_only(board, tmp_path / "film")
+    board["film"]["max_stretch"] = 0  # dubs are never sped up: no rubberband needed
+    _check(tmp_path / "film", board)
+    board["characters"][1]["voice"]["pitch"] = 3
+    _fails(tmp_path / "film", board, r"^character 'Mei' \(en\): a pitch of \+3 semitones "
+           r"needs rubberband, which is not installed — apt-get install rubberband-cli")
+    board["characters"][1]["voice"]["pitch"] = 0
+    board["film"]["max_stretch"] = 0.15
+    _fails(tmp_path / "film", board, r"^character 'Joe' \(cmn\): a dub sped up to fit "
+           r"\(film\.max_stretch 0\.15; 0 turns that off\) needs rubberband")
 
 
 def test_missing_image(tmp_path: Path, board: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tests.story.conftest import write
+from tests.story.conftest import hide_commands, write
 from wanhe.cli import app
 
 
@@ -53,3 +53,24 @@ def test_render_quiet_with_a_report(tmp_path: Path, board: dict[str, Any],
     assert {a["kind"] for a in report["attempts"]} == {"voice", "dub", "clip", "track", "reel"}
     assert report["core_hours_by_kind"]["voice"] > 0
     assert report["lines"]["cmn"][0]["text"] == "你好。"
+
+
+def test_a_piper_only_reel_renders_without_espeak_ng_or_rubberband(
+    tmp_path: Path, board: dict[str, Any], monkeypatch: Any
+) -> None:
+    """A machine with neither Debian package: a storyboard whose every line Piper speaks,
+    with no pitch shift and no dub, still checks and renders."""
+    hide_commands(monkeypatch, tmp_path / "sys", "espeak-ng", "rubberband")
+    monkeypatch.setenv("WANHE_HOME", str(tmp_path / "home"))
+    board["film"]["languages"] = ["en"]
+    board["characters"] = [{"name": "Joe", "voice": {"engine": "piper", "model": "bundled"}}]
+    board["scenes"][0]["shots"][0]["lines"] = [{"character": "Joe", "text": "Hi there."}]
+    story = write(tmp_path / "film", board)
+    result = CliRunner().invoke(app, [
+        "story", "render", str(story), "--output", str(tmp_path / "out"), "--quiet",
+        "--workers", "1", "--report-json", str(tmp_path / "report.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {a["kind"] for a in report["attempts"]} >= {"voice", "reel"}
+    assert report["lines"]["en"][0]["text"] == "Hi there."
+    assert (tmp_path / "out" / "reel.mp4").stat().st_size > 0

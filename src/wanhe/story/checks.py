@@ -47,12 +47,6 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
     gen job type); `gpus`: GPUs the farm has (AI candidates run on the CPU without);
     `skip_prompts`: leave AI shots to the farm's own check (a submitter sees no catalogue)."""
     from wanhe.storage import sha256_file
-    from wanhe.voice.tts import (
-        VoiceError,
-        bundled_model,
-        check_espeak_voice,
-        check_piper_model,
-    )
 
     film = board.film
     estimate = estimate_reel_s(board)
@@ -61,26 +55,7 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
                          f"({film.max_reel_s:.0f} s) — split it into several storyboards or "
                          "raise film.max_reel_s (at most 3600)")
     files: dict[str, str] = {}
-    voice_models: dict[str, str] = {}
-    for character in board.characters:
-        for lang in film.languages:
-            used = any(line.character == character.name for shot in board.shots
-                       for line in shot.lines)
-            if not used:
-                continue
-            voice = board.voice_for(character.name, lang)
-            where = f"character {character.name!r} ({lang})"
-            try:
-                if voice.engine == "piper":
-                    path = bundled_model() if voice.model == BUNDLED_VOICE else (
-                        base / voice.model).resolve()
-                    check_piper_model(path)
-                    if voice.model not in voice_models:
-                        voice_models[voice.model] = sha256_file(path)
-                else:
-                    check_espeak_voice(voice.voice or lang)
-            except VoiceError as exc:
-                raise StoryError(f"{where}: {exc}") from None
+    voice_models = _check_voices(board, base)
     scenes: dict[str, Any] = {}
     ai: dict[str, Any] = {}
     for shot in board.shots:
@@ -94,6 +69,54 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
         if shot.blender is not None:
             scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files)
     return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus}
+
+
+def _check_voices(board: Storyboard, base: Path) -> dict[str, str]:
+    """Each voice that speaks a line, with the tools it needs: espeak-ng only for lines an
+    espeak voice speaks, rubberband only for a pitch shift or a dub that may be sped up.
+    Returns the digest of each Piper voice file by its name in the storyboard."""
+    from wanhe.storage import sha256_file
+    from wanhe.voice.stretch import StretchError, check_rubberband
+    from wanhe.voice.tts import VoiceError, bundled_model, check_espeak_voice, check_piper_model
+
+    film = board.film
+    speakers = {line.character for shot in board.shots for line in shot.lines}
+    voice_models: dict[str, str] = {}
+    for character in board.characters:
+        if character.name not in speakers:
+            continue
+        for lang in film.languages:
+            voice = board.voice_for(character.name, lang)
+            where = f"character {character.name!r} ({lang})"
+            try:
+                if voice.engine == "piper":
+                    path = bundled_model() if voice.model == BUNDLED_VOICE else (
+                        base / voice.model).resolve()
+                    check_piper_model(path)
+                    if voice.model not in voice_models:
+                        voice_models[voice.model] = sha256_file(path)
+                else:
+                    check_espeak_voice(voice.voice or lang)
+                if voice.pitch:
+                    check_rubberband(f"a pitch of {voice.pitch:+g} semitones")
+                if lang != film.original and film.max_stretch > 0:
+                    check_rubberband(f"a dub sped up to fit (film.max_stretch "
+                                     f"{film.max_stretch:g}; 0 turns that off)")
+            except VoiceError as exc:
+                why = _defaulted(board, character.name, lang) if voice.engine == "espeak" else ""
+                raise StoryError(f"{where}: {exc}{why}") from None
+            except StretchError as exc:
+                raise StoryError(f"{where}: {exc}") from None
+    return voice_models
+
+
+def _defaulted(board: Storyboard, name: str, lang: str) -> str:
+    """Why a line speaks with espeak-ng when the storyboard did not say so."""
+    character = board.character(name)
+    if lang == board.film.original or lang in character.voices:
+        return ""
+    return (f" (a language without a voice under {name}'s voices speaks with espeak-ng: "
+            f"give voices.{lang} a Piper voice to need none)")
 
 
 def _check_prompt(shot: Any, board: Storyboard, where: str,

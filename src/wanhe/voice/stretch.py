@@ -14,9 +14,15 @@ class StretchError(RuntimeError):
     pass
 
 
-def _run(args: list[str], src: Path, dst: Path) -> None:
+def check_rubberband(why: str) -> None:
+    """Raise StretchError naming `why` rubberband is needed when it is not installed."""
     if shutil.which(RUBBERBAND) is None:
-        raise StretchError("rubberband is not installed — apt-get install rubberband-cli")
+        raise StretchError(f"{why} needs rubberband, which is not installed — apt-get install "
+                           "rubberband-cli")
+
+
+def _run(args: list[str], src: Path, dst: Path) -> None:
+    check_rubberband("rubberband " + " ".join(args))
     tmp = dst.with_name(f".{dst.stem}.rb.wav")
     try:
         done = subprocess.run([RUBBERBAND, "-q", *args, str(src), str(tmp)],
