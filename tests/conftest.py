@@ -70,6 +70,32 @@ def store(db_url: str) -> Iterator[Store]:
         s.dispose()
 
 
+def path_without(folder: Path, *names: str) -> str:
+    """PATH as it is, less the commands `names`: one folder of links to every other command
+    on it — how a machine without, say, espeak-ng looks to wanhe and the children it runs."""
+    import shutil
+
+    bin_dir = folder / "path-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        if not entry or not Path(entry).is_dir():
+            continue
+        for tool in Path(entry).iterdir():
+            link = bin_dir / tool.name
+            if tool.name in names or link.is_symlink():
+                continue
+            if tool.is_file() and os.access(tool, os.X_OK):
+                link.symlink_to(tool)
+    for name in names:
+        assert shutil.which(name, path=str(bin_dir)) is None, name
+    return str(bin_dir)
+
+
+def hide_commands(monkeypatch: pytest.MonkeyPatch, folder: Path, *names: str) -> None:
+    """This test sees (and runs) no command called one of `names`."""
+    monkeypatch.setenv("PATH", path_without(folder, *names))
+
+
 REPO = Path(__file__).resolve().parents[1]
 MAKE_SCENES = REPO / "examples" / "make_scenes.py"
 

@@ -37,24 +37,3 @@ def write(folder: Path, data: dict[str, Any], name: str = "story.yaml") -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
-
-def hide_commands(monkeypatch: pytest.MonkeyPatch, folder: Path, *names: str) -> None:
-    """PATH as it is, less `names`: one folder of links to every other command on it — how a
-    machine without espeak-ng or rubberband looks to wanhe (and to the children it runs)."""
-    import os
-    import shutil
-
-    bin_dir = folder / "path-bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        if not entry or not Path(entry).is_dir():
-            continue
-        for tool in Path(entry).iterdir():
-            link = bin_dir / tool.name
-            if tool.name in names or link.exists() or link.is_symlink():
-                continue
-            if tool.is_file() and os.access(tool, os.X_OK):
-                link.symlink_to(tool)
-    monkeypatch.setenv("PATH", str(bin_dir))
-    for name in names:
-        assert shutil.which(name) is None, name

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.story.conftest import hide_commands, write
+from tests.conftest import hide_commands
+from tests.story.conftest import write
 from wanhe.story.checks import check_storyboard
 from wanhe.story.load import StoryError, load_storyboard
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tests.story.conftest import hide_commands, write
+from tests.conftest import hide_commands
+from tests.story.conftest import write
 from wanhe.cli import app
 
 
