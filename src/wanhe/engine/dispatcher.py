@@ -5,9 +5,11 @@ each idle worker slot (`engine.pool`), chosen by `sched.SchedulingPolicy` from t
 (`engine.mirror`), records the attempt in the database first, and records the outcome when the
 worker answers. How an attempt ended is typed by the executor; what follows (retry, blocklist,
 give up, fail the job) is the state machine's (`wanhe.lifecycle`), applied by the store in one
-transaction. A worker that dies (node lost, process killed) loses its attempt, which is
-retried elsewhere, and is replaced. A ready task that no slot may ever run fails its job at
-once on a fixed pool, with the reason; nothing waits silently.
+transaction. A worker lost to anything (Ray's out-of-memory killer, node loss, its process
+killed, any actor death) loses its attempt, which is retried elsewhere, and is replaced; what
+took it stays on the pool for the jobs' reasons. Each task's memory request is reserved on its
+worker's node while it runs (`WorkerPool.offer`), like its cores. A ready task that no slot
+may ever run fails its job at once on a fixed pool, with the reason; nothing waits silently.
 
 The same dispatcher serves `wanhe render` (run until given jobs finish) and `wanhe serve`
 (run until stopped, picking up jobs other processes put in the database). `wanhe render` may
@@ -265,8 +267,8 @@ class Dispatcher:
         """Every queued task must have a slot that may run it: fail (fixed pool) or explain
         (elastic) the jobs whose tasks have none. Costs O(jobs × resource shapes), and runs
         only when the pool changed or a job queued a shape it had none of."""
-        if not self.pool.settled or not self.pool.slots:
-            return
+        if not self.pool.settled or (not self.pool.slots and not self.pool.trouble):
+            return  # still starting; no slot at all with no loss behind it: not ours to say
         stamp = (self.pool.revision, self.mirror.shapes_revision)
         if stamp == self._placement_checked and not force:
             return
@@ -295,6 +297,8 @@ class Dispatcher:
             reason = stranded_reason(label, blocked, self._last_error.get(job_id, ""))
         else:
             reason = f"{label} cannot run on this farm: {why}"
+            if self.pool.trouble:  # the farm shrank: say what took its workers
+                reason += f" ({self.pool.trouble})"
         if self.elastic and why != "blocklisted":
             self.mirror.wait_reasons[job_id] = f"waiting: {reason}"
             self.mirror.note_job_message(job_id, f"waiting: {reason}")
@@ -318,14 +322,15 @@ class Dispatcher:
             if slot.busy is not None:
                 continue
             queued = None
+            offer = self.pool.offer(slot)  # its node's memory less what running tasks hold
             for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
-                queued = self.policy.pick_from_job(str(warm_job), slot.offer(), node=slot.node,
+                queued = self.policy.pick_from_job(str(warm_job), offer, node=slot.node,
                                                    gpu_only=slot.gpus > 0)
                 if queued is not None:
                     break
             if queued is None:
-                queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
-                                          warm=slot.warm_keys)
+                queued = self.policy.pick(offer, node=slot.node, gpu_only=slot.gpus > 0,
+                                          warm=slot.warm_keys, capacity=slot.capacity())
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
@@ -349,9 +354,10 @@ class Dispatcher:
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
                  "log_path": str(log_path), "attempt": task.attempts + 1,
-                 "project": queued.project},
+                 "project": queued.project, "memory_bytes": task.resources.memory},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
+            self.pool.reserve(slot, task.resources.memory)
             slot.busy = running
             slot.progress = 0.0
             slot.status = ""
@@ -374,6 +380,7 @@ class Dispatcher:
             running = self._running.pop(future)
             running.slot.busy = None
             running.slot.idle_since = time.monotonic()
+            self.pool.release(running.slot, running.task.resources.memory)
             log.info("answer for %s from %s", running.task.key, running.slot.name)
             try:
                 result = future.result()
@@ -383,11 +390,16 @@ class Dispatcher:
                     self._ended(running, {"outcome": AttemptOutcome.LOST.value,
                                           "error": f"the attempt was lost: {exc}"})
                     continue
+                log.warning("worker %s on %s lost: %s", running.slot.name, running.slot.node,
+                            died)
+                # replaced first: the verdict below may fail the job, and the next job must
+                # find a full pool either way
+                self.pool.replace(running.slot, died)
                 self._ended(running, {
                     "outcome": AttemptOutcome.LOST.value,
-                    "error": f"worker {running.slot.name} on {running.slot.node} died: {died}",
+                    "error": f"worker {running.slot.name} on {running.slot.node} was lost: "
+                             f"{died}",
                 })
-                self.pool.replace(running.slot)
                 continue
             if result.get("ok"):
                 self._succeeded(running, result)

@@ -73,7 +73,24 @@ class FarmWorker:
 
     def ready(self) -> dict[str, Any]:
         return {"name": self.name, "node": self._node, "pid": os.getpid(),
-                "gpu_ids": list(self.info.gpu_ids)}
+                "gpu_ids": list(self.info.gpu_ids), "memory": self._node_memory()}
+
+    @staticmethod
+    def _node_memory() -> int:
+        """Bytes of memory this worker's node offers tasks: its Ray node's `memory` resource
+        (what Ray itself would schedule against), or the machine's RAM outside Ray."""
+        ray = sys.modules.get("ray")
+        try:
+            if ray is not None and ray.is_initialized():
+                me = ray.get_runtime_context().get_node_id()
+                for node in ray.nodes():
+                    if node.get("NodeID") == me:
+                        return int(node.get("Resources", {}).get("memory", 0))
+        except Exception:  # not inside a Ray worker: the machine's
+            pass
+        import psutil
+
+        return int(psutil.virtual_memory().total)
 
     def executor(self, kind: str) -> Executor:
         """The executor for `kind`, made on first use and kept (with its warm resource)."""
@@ -122,7 +139,8 @@ class FarmWorker:
 
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
                               cancelled=self._cancelled, attempt=int(task.get("attempt") or 1),
-                              status=status, project=str(task.get("project") or ""))
+                              status=status, project=str(task.get("project") or ""),
+                              memory_bytes=int(task.get("memory_bytes") or 0))
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}
