@@ -34,6 +34,11 @@ OOM_TEXT = ("Task was killed due to the node running low on memory. Memory on th
             "19.70GB / 20.00GB (0.985), which exceeds the memory usage threshold of 0.95.")
 
 
+def ray_oom() -> BaseException:
+    """What Ray raises for a call whose worker its memory monitor killed."""
+    return OutOfMemoryError(OOM_TEXT)  # type: ignore[no-untyped-call]
+
+
 def noop_job(store: Store, n: int = 1, sleep_s: float = 0.0) -> int:
     project = store.ensure_project("local")
     tasks = [TaskSpec(f"n{i}", TaskKind.NOOP, {"sleep_s": sleep_s}) for i in range(n)]
@@ -114,7 +119,7 @@ def test_rays_out_of_memory_kill_replaces_the_worker_and_the_task_runs_again(
         if method == "run":
             calls["run"] += 1
             if calls["run"] == 1:
-                return failed_future(OutOfMemoryError(OOM_TEXT))
+                return failed_future(ray_oom())
         return real_call(self, method, *args)
 
     monkeypatch.setattr(RayWorker, "call", call)
@@ -135,7 +140,7 @@ def test_a_task_that_keeps_losing_workers_fails_with_why_and_the_farm_still_serv
 
     def call(self: RayWorker, method: str, *args: Any) -> Future[Any]:
         if method == "run":
-            return failed_future(OutOfMemoryError(OOM_TEXT))
+            return failed_future(ray_oom())
         return real_call(self, method, *args)
 
     monkeypatch.setattr(RayWorker, "call", call)
@@ -160,7 +165,7 @@ def test_workers_that_cannot_be_replaced_fail_the_job_saying_why(
 
     def call(self: RayWorker, method: str, *args: Any) -> Future[Any]:
         if method == "run":
-            return failed_future(OutOfMemoryError(OOM_TEXT))
+            return failed_future(ray_oom())
         if method == "ready":  # every replacement fails to start (its node is gone)
             return failed_future(RuntimeError("the node has no memory left for a worker"))
         return real_call(self, method, *args)
