@@ -180,3 +180,28 @@ def test_workers_that_cannot_be_replaced_fail_the_job_saying_why(
     assert "cannot run on this farm" in failed.message
     assert "worker start(s) in a row failed" in failed.message
     assert "no memory left for a worker" in failed.message
+
+
+def test_a_cancelled_task_that_ignores_its_cancel_is_stopped_by_replacing_its_worker(
+    store: Store, dispatcher: Dispatcher
+) -> None:
+    dispatcher.cancel_grace_s = 1.0
+    project = store.ensure_project("local")
+    job = store.create_job(project_id=project.id, name="hang", kind="noop", spec={},
+                           fingerprint=f"hang-{time.monotonic_ns()}",
+                           tasks=[TaskSpec("h", TaskKind.NOOP, {"hang_s": 120})])
+    runner = run_in_thread(dispatcher, job)
+    wait_until(lambda: any(s.busy for s in dispatcher.slots), 30, "the task starts")
+    hung = next(s for s in dispatcher.slots if s.busy).name
+    store.cancel_job(job)
+    cancelled = time.monotonic()
+    dispatcher.poke()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert time.monotonic() - cancelled < 15  # not the task's 120 s
+    (attempt,) = store.attempts(job)
+    assert attempt["outcome"] == "cancelled" and "did not stop within 1 s" in attempt["message"]
+    assert hung not in render_slots(dispatcher) and len(render_slots(dispatcher)) == 1
+    after = noop_job(store, n=2)
+    dispatcher.run_jobs([after])
+    assert store.job(after).state is JobState.DONE  # type: ignore[union-attr]

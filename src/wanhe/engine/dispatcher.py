@@ -55,6 +55,10 @@ PROGRESS_INTERVAL_S = 1.0
 # then holds nothing, and the autoscaler's own idle timeout releases it)
 ELASTIC_IDLE_S = 5.0
 HEARTBEAT_FLUSH_S = 2.0  # how often workers' answers are written as attempts' signs of life
+# a Ray worker told to cancel that has not answered after this long is killed and replaced:
+# work inside the worker's own process (a diffusion step at a huge size, a C call) may not look
+# at the cancel flag for minutes
+CANCEL_GRACE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ class Running:
     slot: Slot
     future: Future[Any]
     started: float
+    cancel_at: float | None = None  # when it was told to stop (its job no longer wants it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,7 @@ class Dispatcher:
         self.dispatch_latencies: list[float] = []
         self.caps = caps or Caps()
         self.elastic_idle_s = elastic_idle_s
+        self.cancel_grace_s = CANCEL_GRACE_S
         self._request_resources = request_resources
         self.requested: list[Bundle] | None = None  # the standing autoscaler request
         self.pool.elastic = elastic
@@ -252,8 +258,21 @@ class Dispatcher:
             return
         stale = self.store.not_running([running.task.id for running in self._running.values()])
         for running in self._running.values():
-            if running.task.id in stale:
+            if running.task.id in stale and running.cancel_at is None:
+                running.cancel_at = time.monotonic()
                 running.slot.worker.call("cancel")
+
+    def _stop_unanswered_cancels(self) -> None:
+        """A Ray worker that has not stopped within `cancel_grace_s` of its cancel is killed
+        (and replaced when its answer comes): a cancelled task never runs on."""
+        now = time.monotonic()
+        for running in self._running.values():
+            if running.cancel_at is not None and not running.slot.local \
+                    and now - running.cancel_at > self.cancel_grace_s:
+                log.warning("worker %s did not stop %s within %.0f s of its cancel: killing it",
+                            running.slot.name, running.task.key, self.cancel_grace_s)
+                running.cancel_at = float("inf")  # once
+                running.slot.worker.kill()
 
     def _label(self, job: JobRow, task: TaskRow) -> str:
         return job_types.task_label(
@@ -386,6 +405,13 @@ class Dispatcher:
                 result = future.result()
             except Exception as exc:
                 died = running.slot.worker.lost(exc)
+                if running.cancel_at is not None:  # killed by us after its cancel, or died
+                    self.pool.replace(running.slot)
+                    self._ended(running, {
+                        "outcome": AttemptOutcome.CANCELLED.value,
+                        "error": f"cancelled: worker {running.slot.name} did not stop within "
+                                 f"{self.cancel_grace_s:g} s and was replaced"})
+                    continue
                 if died is None:
                     self._ended(running, {"outcome": AttemptOutcome.LOST.value,
                                           "error": f"the attempt was lost: {exc}"})
@@ -540,6 +566,7 @@ class Dispatcher:
         self.dispatch()
         self.collect(timeout)
         self.dispatch()
+        self._stop_unanswered_cancels()
         self.poll_progress()
         self.flush_heartbeats()
 
