@@ -22,6 +22,7 @@ from wanhe.api.intake import create_job
 from wanhe.api.schemas import JobAction, JobCreate, JobDetail, JobSummary, PriorityPatch, TaskOut
 from wanhe.api.service import Service
 from wanhe.api.views import job_detail, job_summaries, task_list
+from wanhe.engine.outputs import stale_done_tasks
 from wanhe.model import JobState
 from wanhe.storage import StoredFile, UnsafePath
 from wanhe.store.store import JobRow
@@ -132,12 +133,18 @@ def retry(
     job_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> JobAction:
     job = visible_job(service, who, job_id)
-    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+    if job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.DONE):
         raise _conflict(job, "retried (only failed or cancelled jobs can)")
+    # a done task whose files are gone is not done: it runs again (a done job too)
+    stale = stale_done_tasks(service.store.tasks(job.id))
+    if job.state is JobState.DONE and not stale:
+        raise _conflict(job, "retried (it is done and every file it made is there)")
     for dep, state in service.store.dead_dependencies(job.depends_on):
         raise HTTPException(409, f"job {job.id} waits on job {dep}, which is {state}: retry "
                                  f"job {dep} first")
-    service.store.retry_failed(job.id)
+    service.store.reset_tasks(job.id, stale)
+    if job.state is not JobState.DONE:
+        service.store.retry_failed(job.id)
     return _action(service, job)
 
 

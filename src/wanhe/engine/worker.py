@@ -19,7 +19,8 @@ from typing import Any
 
 from wanhe.engine.executors.base import Executor, TaskContext, WorkerInfo
 from wanhe.engine.executors.registry import executor_class
-from wanhe.lifecycle import AttemptError, TaskCancelled
+from wanhe.engine.outputs import missing_outputs
+from wanhe.lifecycle import AttemptError, TaskCancelled, TaskFailed
 from wanhe.model import AttemptOutcome, TaskKind
 
 
@@ -148,6 +149,12 @@ class FarmWorker:
                 executor = self.executor(str(task["kind"]))
                 self._current = executor
                 result = executor.run(str(task["kind"]), task["payload"], ctx)
+                gone = missing_outputs(task["payload"])
+                if gone:  # a done task's files exist, or it is not done
+                    raise TaskFailed(
+                        f"finished, but {len(gone)} of its output file(s) are not on disk "
+                        f"(e.g. {gone[0]}) — is the disk full?", wall_s=result.wall_s,
+                        cpu_s=result.cpu_s, peak_rss=result.peak_rss)
                 log(f"[wanhe] done in {result.wall_s:.2f} s")
                 if self._status and "status" not in result.output:
                     result.output["status"] = self._status
