@@ -100,3 +100,11 @@ class TaskSpec:
     chunk: int | None = None
     resources: Resources = field(default_factory=Resources)
     affinity: str | None = None  # a warm key (a model): prefer workers that hold it
+
+
+def human_bytes(n: int) -> str:
+    """Bytes for people: `19.7 GiB`, `263.0 MiB`."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

@@ -96,3 +96,31 @@ def test_labels() -> None:
     assert kind.task_label(TaskView("car/c003", "gen")) == "car candidate 3"
     assert kind.task_label(TaskView("car/score", "gen_score")) == "car scoring"
     assert GenSpec.model_validate({"shots": [{"model": "m", "prompt": "p"}]}).batch == 1
+
+
+def test_a_shot_too_big_for_every_worker_is_refused_naming_the_number() -> None:
+    small_farm = IntakeContext(models=MODELS.get,
+                               capacity=lambda: Capacity(0, None, 8 * GIB))
+    with pytest.raises(InputError) as refused:
+        compile_spec({"shots": [{"model": "sd", "prompt": "fox", "size": "8192x8192"}]},
+                     small_farm)
+    assert refused.value.field == "options.shots.0.size"
+    message = refused.value.message
+    assert message.startswith("shot 0 (model 'sd' at 8192x8192, 1 image(s) at once) needs ")
+    assert "GiB of memory; the largest worker has 8.0 GiB — lower the size" in message
+    # a GPU farm checks the GPU's memory, with the model's need included
+    with pytest.raises(InputError, match=r"of GPU memory; the largest GPU worker has 80\.0"):
+        compile_spec({"shots": [{"model": "sd", "prompt": "fox", "size": "8192x8192"}]},
+                     ctx())
+
+
+def test_gen_tasks_reserve_memory_by_size_and_batch() -> None:
+    def memory(size: str, batch: int) -> int:
+        compiled, _ = compile_spec({"batch": batch, "shots": [
+            {"model": "sd", "prompt": "fox", "size": size, "candidates": batch}]}, ctx(gpus=0))
+        gen = [t for t in compiled.tasks if t.kind == "gen"]
+        return int(gen[0].resources.memory)
+
+    assert memory("512x512", 1) > 8 * GIB  # the model's need and more
+    assert memory("1024x1024", 1) > memory("512x512", 1)
+    assert memory("512x512", 4) > memory("512x512", 2) > memory("512x512", 1)

@@ -38,3 +38,12 @@ def test_what_keeps_a_task_from_every_slot_is_said() -> None:
         "it needs 1 GPU(s) and no worker of this farm has one")
     assert why_unplaceable([RENDER, LIGHT], Resources(cpus=8)) == (
         "it needs 8 core(s) and the largest worker has 2")
+
+
+def test_a_task_bigger_than_every_nodes_memory_is_unplaceable_with_the_numbers() -> None:
+    gib = 1 << 30
+    slots = [SlotShape("a", 4.0, memory=8 * gib), SlotShape("b", 4.0, memory=16 * gib)]
+    assert why_unplaceable(slots, Resources(cpus=1, memory=12 * gib)) is None
+    assert eligible_nodes(slots, Resources(cpus=1, memory=12 * gib)) == {"b"}
+    why = why_unplaceable(slots, Resources(cpus=1, memory=int(19.7 * gib)))
+    assert why == "it needs 19.7 GiB of memory and the largest worker has 16.0 GiB"

@@ -36,6 +36,18 @@ class Capacity:
                 "worker with enough memory")
 
 
+    def refuse_size(self, need: int, what: str, device: str) -> str | None:
+        """Why a task needing `need` bytes of its device's memory (`what` it is, e.g. "shot
+        0 (model 'sd' at 8192x8192, 1 image(s))") cannot run here (None: it can)."""
+        have = self.gpu_memory if device == "gpu" else self.cpu_memory
+        if have is None or need <= have:
+            return None
+        kind = "GPU memory" if device == "gpu" else "memory"
+        largest = "the largest GPU worker" if device == "gpu" else "the largest worker"
+        return (f"{what} needs {human_bytes(need)} of {kind}; {largest} has "
+                f"{human_bytes(have)} — lower the size or the batch, or add a bigger machine")
+
+
 def _ray_gpu_memory() -> int | None:
     ray = sys.modules.get("ray")
     if ray is None or not ray.is_initialized():

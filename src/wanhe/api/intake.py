@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from wanhe.api.auth import Principal
+from wanhe.api.memory_check import check_task_memory, largest_worker_memory
 from wanhe.api.schemas import JobCreate
 from wanhe.api.service import Service
 from wanhe.jobtypes.base import InputError, IntakeContext, JobFolder
@@ -83,6 +84,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
         digest = _files_digest(body)
+        largest = largest_worker_memory(service)
 
         def build(job_id: int) -> tuple[dict[str, Any], str, list[TaskSpec], str]:
             nonlocal adopted
@@ -90,6 +92,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             folder = JobFolder(input=root / "input", output=root / "output", work=root / "work")
             main = None if body.main is None else folder.input / body.main
             compiled = kind.compile(options, inspected, main, folder)
+            check_task_memory(kind.kind, compiled.tasks, largest)
             adopted = service.work.adopt(staging, job_id)
             for made in (folder.output, folder.work):  # tasks write there from the start
                 made.mkdir(parents=True, exist_ok=True)

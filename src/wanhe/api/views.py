@@ -168,15 +168,26 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     )
 
 
-def task_list(service: Service, job: JobRow) -> list[TaskOut]:
-    attempts = service.store.attempts(job.id)
+def task_list(service: Service, job: JobRow, *, after: int = -1,
+              limit: int | None = None) -> tuple[list[TaskOut], int | None]:
+    """One page of a job's tasks (all of them without `limit`), and the cursor of the next
+    page (the last task's position; None when this page is the last)."""
+    if limit is None:
+        rows = service.store.tasks(job.id)
+        more = False
+    else:
+        rows = service.store.tasks_page(job.id, after=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+    ids = [t.id for t in rows]
+    attempts = service.store.attempts(job.id, ids if limit is not None else None)
     spent = _task_core_seconds(attempts)
-    times = service.store.task_times(job.id)
+    times = service.store.task_times(job.id, ids if limit is not None else None)
     live: dict[str, dict[str, Any]] = {}  # running tasks' progress and status lines
     if service.dispatcher is not None:
         live = {str(w["task"]): w for w in service.dispatcher.workers()
                 if w.get("job_id") == job.id and w.get("task")}
-    return [
+    page = [
         TaskOut(
             id=t.id, key=t.key, kind=t.kind, frame=t.frame, tile=t.tile, chunk=t.chunk,
             label=task_label(job.kind, TaskView(t.key, t.kind, t.frame, t.tile, t.chunk)),
@@ -188,5 +199,6 @@ def task_list(service: Service, job: JobRow) -> list[TaskOut]:
             status=str(live[t.key].get("status") or "") if t.key in live
             else str(t.output.get("status") or ""),
         )
-        for t in service.store.tasks(job.id)
+        for t in rows
     ]
+    return page, (rows[-1].seq if more and rows else None)

@@ -36,6 +36,27 @@ class SceneReport(SceneInfo):
     missing_caches: list[Path] = Field(default_factory=list)  # missing point caches
 
     @property
+    def texture_bytes(self) -> int:
+        """Bytes on disk of the image files the scene uses (for the memory estimate)."""
+        from wanhe.blender.memory import TEXTURE_SUFFIXES
+
+        total = 0
+        for dep in set(self.dependencies):
+            if dep.suffix.lower() in TEXTURE_SUFFIXES:
+                try:
+                    total += dep.stat().st_size
+                except OSError:
+                    continue
+        return total
+
+    @property
+    def blend_bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    @property
     def external_files(self) -> int:
         """Every external file the scene names, found or missing."""
         return len(set(self.dependencies) | set(self.missing))

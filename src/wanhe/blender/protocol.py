@@ -130,6 +130,7 @@ class SceneInfo(BaseModel):
     path_guiding: bool = False
     volumes: list[str] = Field(default_factory=list)  # what renders a volume (world, materials)
     python_drivers: list[str] = Field(default_factory=list)  # drivers that need Python
+    polygons: int = 0  # of the scene's meshes, before modifiers (the memory estimate's)
 
     @property
     def width(self) -> int:

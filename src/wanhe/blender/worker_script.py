@@ -399,6 +399,9 @@ def _inspect(req: dict[str, Any]) -> dict[str, Any]:
             "blender_version": bpy.app.version_string,
             "volumes": _volume_users(scene),
             "python_drivers": _python_drivers(),
+            # meshes as stored (before modifiers): what the farm's memory estimate weighs
+            "polygons": sum(len(o.data.polygons) for o in scene.objects
+                            if o.type == "MESH" and o.data is not None),
             **cycles,
         }
         return {"ok": True, "info": info}

@@ -5,9 +5,11 @@ each idle worker slot (`engine.pool`), chosen by `sched.SchedulingPolicy` from t
 (`engine.mirror`), records the attempt in the database first, and records the outcome when the
 worker answers. How an attempt ended is typed by the executor; what follows (retry, blocklist,
 give up, fail the job) is the state machine's (`wanhe.lifecycle`), applied by the store in one
-transaction. A worker that dies (node lost, process killed) loses its attempt, which is
-retried elsewhere, and is replaced. A ready task that no slot may ever run fails its job at
-once on a fixed pool, with the reason; nothing waits silently.
+transaction. A worker lost to anything (Ray's out-of-memory killer, node loss, its process
+killed, any actor death) loses its attempt, which is retried elsewhere, and is replaced; what
+took it stays on the pool for the jobs' reasons. Each task's memory request is reserved on its
+worker's node while it runs (`WorkerPool.offer`), like its cores. A ready task that no slot
+may ever run fails its job at once on a fixed pool, with the reason; nothing waits silently.
 
 The same dispatcher serves `wanhe render` (run until given jobs finish) and `wanhe serve`
 (run until stopped, picking up jobs other processes put in the database). `wanhe render` may
@@ -53,6 +55,10 @@ PROGRESS_INTERVAL_S = 1.0
 # then holds nothing, and the autoscaler's own idle timeout releases it)
 ELASTIC_IDLE_S = 5.0
 HEARTBEAT_FLUSH_S = 2.0  # how often workers' answers are written as attempts' signs of life
+# a Ray worker told to cancel that has not answered after this long is killed and replaced:
+# work inside the worker's own process (a diffusion step at a huge size, a C call) may not look
+# at the cancel flag for minutes
+CANCEL_GRACE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -63,6 +69,7 @@ class Running:
     slot: Slot
     future: Future[Any]
     started: float
+    cancel_at: float | None = None  # when it was told to stop (its job no longer wants it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,7 @@ class Dispatcher:
         self.dispatch_latencies: list[float] = []
         self.caps = caps or Caps()
         self.elastic_idle_s = elastic_idle_s
+        self.cancel_grace_s = CANCEL_GRACE_S
         self._request_resources = request_resources
         self.requested: list[Bundle] | None = None  # the standing autoscaler request
         self.pool.elastic = elastic
@@ -250,8 +258,21 @@ class Dispatcher:
             return
         stale = self.store.not_running([running.task.id for running in self._running.values()])
         for running in self._running.values():
-            if running.task.id in stale:
+            if running.task.id in stale and running.cancel_at is None:
+                running.cancel_at = time.monotonic()
                 running.slot.worker.call("cancel")
+
+    def _stop_unanswered_cancels(self) -> None:
+        """A Ray worker that has not stopped within `cancel_grace_s` of its cancel is killed
+        (and replaced when its answer comes): a cancelled task never runs on."""
+        now = time.monotonic()
+        for running in self._running.values():
+            if running.cancel_at is not None and not running.slot.local \
+                    and now - running.cancel_at > self.cancel_grace_s:
+                log.warning("worker %s did not stop %s within %.0f s of its cancel: killing it",
+                            running.slot.name, running.task.key, self.cancel_grace_s)
+                running.cancel_at = float("inf")  # once
+                running.slot.worker.kill()
 
     def _label(self, job: JobRow, task: TaskRow) -> str:
         return job_types.task_label(
@@ -265,8 +286,8 @@ class Dispatcher:
         """Every queued task must have a slot that may run it: fail (fixed pool) or explain
         (elastic) the jobs whose tasks have none. Costs O(jobs × resource shapes), and runs
         only when the pool changed or a job queued a shape it had none of."""
-        if not self.pool.settled or not self.pool.slots:
-            return
+        if not self.pool.settled or (not self.pool.slots and not self.pool.trouble):
+            return  # still starting; no slot at all with no loss behind it: not ours to say
         stamp = (self.pool.revision, self.mirror.shapes_revision)
         if stamp == self._placement_checked and not force:
             return
@@ -295,6 +316,8 @@ class Dispatcher:
             reason = stranded_reason(label, blocked, self._last_error.get(job_id, ""))
         else:
             reason = f"{label} cannot run on this farm: {why}"
+            if self.pool.trouble:  # the farm shrank: say what took its workers
+                reason += f" ({self.pool.trouble})"
         if self.elastic and why != "blocklisted":
             self.mirror.wait_reasons[job_id] = f"waiting: {reason}"
             self.mirror.note_job_message(job_id, f"waiting: {reason}")
@@ -318,14 +341,15 @@ class Dispatcher:
             if slot.busy is not None:
                 continue
             queued = None
+            offer = self.pool.offer(slot)  # its node's memory less what running tasks hold
             for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
-                queued = self.policy.pick_from_job(str(warm_job), slot.offer(), node=slot.node,
+                queued = self.policy.pick_from_job(str(warm_job), offer, node=slot.node,
                                                    gpu_only=slot.gpus > 0)
                 if queued is not None:
                     break
             if queued is None:
-                queued = self.policy.pick(slot.offer(), node=slot.node, gpu_only=slot.gpus > 0,
-                                          warm=slot.warm_keys)
+                queued = self.policy.pick(offer, node=slot.node, gpu_only=slot.gpus > 0,
+                                          warm=slot.warm_keys, capacity=slot.capacity())
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
@@ -349,9 +373,10 @@ class Dispatcher:
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
                  "log_path": str(log_path), "attempt": task.attempts + 1,
-                 "project": queued.project},
+                 "project": queued.project, "memory_bytes": task.resources.memory},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
+            self.pool.reserve(slot, task.resources.memory)
             slot.busy = running
             slot.progress = 0.0
             slot.status = ""
@@ -374,20 +399,33 @@ class Dispatcher:
             running = self._running.pop(future)
             running.slot.busy = None
             running.slot.idle_since = time.monotonic()
+            self.pool.release(running.slot, running.task.resources.memory)
             log.info("answer for %s from %s", running.task.key, running.slot.name)
             try:
                 result = future.result()
             except Exception as exc:
                 died = running.slot.worker.lost(exc)
+                if running.cancel_at is not None:  # killed by us after its cancel, or died
+                    self.pool.replace(running.slot)
+                    self._ended(running, {
+                        "outcome": AttemptOutcome.CANCELLED.value,
+                        "error": f"cancelled: worker {running.slot.name} did not stop within "
+                                 f"{self.cancel_grace_s:g} s and was replaced"})
+                    continue
                 if died is None:
                     self._ended(running, {"outcome": AttemptOutcome.LOST.value,
                                           "error": f"the attempt was lost: {exc}"})
                     continue
+                log.warning("worker %s on %s lost: %s", running.slot.name, running.slot.node,
+                            died)
+                # replaced first: the verdict below may fail the job, and the next job must
+                # find a full pool either way
+                self.pool.replace(running.slot, died)
                 self._ended(running, {
                     "outcome": AttemptOutcome.LOST.value,
-                    "error": f"worker {running.slot.name} on {running.slot.node} died: {died}",
+                    "error": f"worker {running.slot.name} on {running.slot.node} was lost: "
+                             f"{died}",
                 })
-                self.pool.replace(running.slot)
                 continue
             if result.get("ok"):
                 self._succeeded(running, result)
@@ -528,6 +566,7 @@ class Dispatcher:
         self.dispatch()
         self.collect(timeout)
         self.dispatch()
+        self._stop_unanswered_cancels()
         self.poll_progress()
         self.flush_heartbeats()
 

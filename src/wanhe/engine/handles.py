@@ -51,9 +51,10 @@ class RayWorker:
             ray.kill(self.actor)
 
     def lost(self, exc: BaseException) -> str | None:
-        from ray.exceptions import RayActorError
-
-        return type(exc).__name__ if isinstance(exc, RayActorError) else None
+        # FarmWorker.run answers every failure of a task itself, so whatever a call's future
+        # raises means the worker (or its node, or Ray's record of it) is gone or unusable:
+        # Ray's out-of-memory kill, node loss, actor death of any kind, a lost result.
+        return ray_loss_reason(exc)
 
 
 class LocalWorker:
@@ -80,6 +81,37 @@ class LocalWorker:
         # FarmWorker.run answers a task's own failure; what escapes it is a bug in this
         # process, after which its Blender is in an unknown state: start a fresh worker.
         return f"{type(exc).__name__}: {exc}"
+
+
+def ray_loss_reason(exc: BaseException) -> str:
+    """Why a Ray actor call failed, in words for a job's reason (what Ray says first).
+
+    Ray's out-of-memory killer, a dead node and a dead actor raise different exceptions
+    (`OutOfMemoryError`, `NodeDiedError`, `ActorDiedError`, `ActorUnavailableError`,
+    `WorkerCrashedError`, `ObjectLostError`, `OwnerDiedError`, ...), not all of them
+    `RayActorError`: every one of them loses the worker."""
+    from ray import exceptions as rx
+
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (rx.OutOfMemoryError, "Ray's out-of-memory killer stopped it (its node ran out of "
+                              "memory)"),
+        ((rx.NodeDiedError, rx.LocalRayletDiedError), "its node died"),
+        (rx.WorkerCrashedError, "its process crashed"),
+        (rx.ActorUnavailableError, "it stopped answering (actor unavailable)"),
+        (rx.RayActorError, "its process died"),
+        (rx.ObjectLostError, "its answer was lost with the node that held it"),
+    ]
+    text = str(exc).lower()
+    if isinstance(exc, rx.RayActorError) and ("low on memory" in text
+                                              or "memory usage threshold" in text):
+        # an actor's process taken by Ray's memory monitor dies as ActorDiedError saying so
+        # (a plain SIGKILL's message only lists the OOM killer among possible causes)
+        return f"{kinds[0][1]} [{type(exc).__name__}]"
+    for types, words in kinds:
+        if isinstance(exc, types):
+            return f"{words} [{type(exc).__name__}]"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _hostname() -> str:

@@ -2,6 +2,17 @@
 slots (image work that reserves none), GPU slots (a worker holding one GPU) — on Ray or in
 this process, made as the cluster allows and replaced when they die.
 
+Memory is reserved like cores: each slot knows its node's memory (what Ray's node offers as
+its `memory` resource, or the machine's RAM for a worker of this process), the pool keeps
+what the running tasks of each node reserved, and a slot offers the policy only what is left
+(`offer`). Ray cannot reserve resources per call of a long-lived actor, so this reservation is
+the dispatcher's, and no node is given more tasks than its memory holds.
+
+A worker lost to anything is replaced (`replace`, with the reason kept in `trouble`); a
+replacement that fails to start is tried again up to `START_RETRIES` times in a row, and
+what happened stays in `trouble` for the jobs' reasons, so a farm left without workers says
+why instead of waiting silently.
+
 Ray decides where a worker actor lives; the pool decides how many of each kind there are:
 one render slot per `threads` cores of the cluster, one light slot, one GPU slot per GPU.
 
@@ -34,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BIG_MEMORY = 1 << 50
+START_RETRIES = 3  # a worker that fails to start this often in a row is not tried again
 Warm = tuple[str, str]  # (task kind, warm key): what a new render worker loads first
 
 
@@ -56,16 +68,27 @@ class Slot:
     warm_keys: set[str] = field(default_factory=set)
     warm_jobs: dict[str, int] = field(default_factory=dict)  # job-scoped warm key -> job id
     idle_since: float = field(default_factory=time.monotonic)
+    memory: int = 0  # bytes its node offers the farm's tasks (0: unknown, not limited)
 
     @property
     def shape(self) -> SlotShape:
-        return SlotShape(self.node, self.cpus, self.gpus, self.light)
+        return SlotShape(self.node, self.cpus, self.gpus, self.light,
+                         self.memory or BIG_MEMORY)
 
-    def offer(self) -> Resources:
-        """What this slot offers a task when idle. A GPU slot reserves no cores of its own
-        (its worker feeds the GPU), so the cores a GPU task asks for are not checked here."""
+    def offer(self, reserved: int = 0) -> Resources:
+        """What this slot offers a task when idle, `reserved` bytes of its node's memory being
+        held by running tasks. A GPU slot reserves no cores of its own (its worker feeds the
+        GPU), so the cores a GPU task asks for are not checked here."""
         cpus = 1e9 if self.gpus > 0 else self.cpus
-        return Resources(cpus=cpus, memory=BIG_MEMORY, gpus=self.gpus)
+        memory = max(0, self.memory - reserved) if self.memory else BIG_MEMORY
+        return Resources(cpus=cpus, memory=memory, gpus=self.gpus)
+
+    def capacity(self) -> Resources | None:
+        """Everything the slot could ever offer (its node's memory known), so the policy may
+        hold the node for a task that waits for memory; None when that is unknown."""
+        if not self.memory or self.gpus > 0:
+            return None
+        return Resources(cpus=self.cpus, memory=self.memory, gpus=0.0)
 
 
 class WorkerPool:
@@ -84,7 +107,7 @@ class WorkerPool:
         self.blender = blender
         self.slots: list[Slot] = [
             Slot(name=w.worker.name, worker=w, cpus=float(threads), node=w.worker.node(),
-                 local=True)
+                 local=True, memory=local_memory())
             for w in local_workers
         ]
         self.pending: dict[Future[Any], Slot] = {}  # worker ready() -> slot not yet usable
@@ -97,6 +120,9 @@ class WorkerPool:
         self.elastic = False
         # elastic: (render slots, GPU slots) the queue wants on Ray; None: as many as fit
         self.want: tuple[int, int] | None = None
+        self.reserved: dict[str, int] = {}  # node -> memory bytes its running tasks reserved
+        self.trouble = ""  # the last loss or failed start of a worker, for jobs' reasons
+        self._start_failures = 0  # failed starts in a row (reset when a worker starts)
 
     @property
     def settled(self) -> bool:
@@ -105,6 +131,22 @@ class WorkerPool:
 
     def shapes(self) -> list[SlotShape]:
         return [slot.shape for slot in self.slots]
+
+    def offer(self, slot: Slot) -> Resources:
+        return slot.offer(self.reserved.get(slot.node, 0))
+
+    def reserve(self, slot: Slot, memory: int) -> None:
+        """A task needing `memory` bytes starts on `slot`: its node has that much less."""
+        if memory:
+            self.reserved[slot.node] = self.reserved.get(slot.node, 0) + memory
+
+    def release(self, slot: Slot, memory: int) -> None:
+        if memory:
+            left = self.reserved.get(slot.node, 0) - memory
+            if left > 0:
+                self.reserved[slot.node] = left
+            else:
+                self.reserved.pop(slot.node, None)
 
     def render_pool_size(self) -> int:
         """Render workers wanted on Ray (beside the local ones)."""
@@ -190,25 +232,48 @@ class WorkerPool:
             try:
                 info = future.result()
             except Exception as exc:
-                log.warning("worker %s failed to start: %s", slot.name, exc)
+                self._start_failed(slot, exc)
                 continue
+            self._start_failures = 0
+            self.trouble = ""  # the pool is whole again: past losses explain nothing now
             slot.node = info["node"]
+            slot.memory = int(info.get("memory") or 0)
             slot.idle_since = time.monotonic()
             self.slots.append(slot)
             log.info("worker %s ready on %s", slot.name, slot.node)
+
+    def _start_failed(self, slot: Slot, exc: BaseException) -> None:
+        """A worker did not start: say so, and try again a few times in a row (a replacement
+        that never comes would leave the farm short, or empty, silently)."""
+        from wanhe.engine.handles import ray_loss_reason
+
+        self._start_failures += 1
+        why = ray_loss_reason(exc)
+        log.warning("worker %s failed to start (%d in a row): %s", slot.name,
+                    self._start_failures, why)
+        slot.worker.kill()
+        if self._start_failures < START_RETRIES:
+            self._add_slot(light=slot.light, gpu=slot.gpus > 0)
+            return
+        self.trouble = (f"{self._start_failures} worker start(s) in a row failed, the last "
+                        f"with: {why}" + (f"; before that {self.trouble}" if self.trouble
+                                          and "start(s) in a row" not in self.trouble else ""))
 
     def _local_slot(self, *, light: bool = False) -> Slot:
         """A fresh worker of this process: a render slot, or (light) one for image work."""
         name = self._next_name("img" if light else "w")
         worker = LocalWorker(name, self.blender)
         return Slot(name=name, worker=worker, cpus=0.0 if light else float(self.threads),
-                    node=worker.worker.node(), light=light, local=True)
+                    node=worker.worker.node(), light=light, local=True,
+                    memory=local_memory())
 
-    def replace(self, slot: Slot) -> None:
-        """A slot's worker died: let it go and start a fresh one of the same kind."""
+    def replace(self, slot: Slot, why: str = "") -> None:
+        """A slot's worker died (`why`): let it go and start a fresh one of the same kind."""
         if slot in self.slots:
             self.slots.remove(slot)
         self.revision += 1
+        if why:
+            self.trouble = f"worker {slot.name} on {slot.node} was lost: {why}"
         slot.worker.kill()
         if slot.local:
             fresh = self._local_slot(light=slot.light)
@@ -251,6 +316,7 @@ class WorkerPool:
         return gone
 
     def close(self) -> None:
+        self.reserved.clear()
         # Killing a Ray actor is enough: its Blender process reads EOF on stdin and exits.
         for slot in [*self.slots, *self.pending.values()]:
             slot.worker.kill()
@@ -270,3 +336,10 @@ class WorkerPool:
             }
             for slot in self.slots
         ]
+
+
+def local_memory() -> int:
+    """Memory a worker of this process may give tasks: the machine's RAM."""
+    import psutil
+
+    return int(psutil.virtual_memory().total)

@@ -19,7 +19,8 @@ from typing import Any
 
 from wanhe.engine.executors.base import Executor, TaskContext, WorkerInfo
 from wanhe.engine.executors.registry import executor_class
-from wanhe.lifecycle import AttemptError, TaskCancelled
+from wanhe.engine.outputs import missing_outputs
+from wanhe.lifecycle import AttemptError, TaskCancelled, TaskFailed
 from wanhe.model import AttemptOutcome, TaskKind
 
 
@@ -73,7 +74,24 @@ class FarmWorker:
 
     def ready(self) -> dict[str, Any]:
         return {"name": self.name, "node": self._node, "pid": os.getpid(),
-                "gpu_ids": list(self.info.gpu_ids)}
+                "gpu_ids": list(self.info.gpu_ids), "memory": self._node_memory()}
+
+    @staticmethod
+    def _node_memory() -> int:
+        """Bytes of memory this worker's node offers tasks: its Ray node's `memory` resource
+        (what Ray itself would schedule against), or the machine's RAM outside Ray."""
+        ray = sys.modules.get("ray")
+        try:
+            if ray is not None and ray.is_initialized():
+                me = ray.get_runtime_context().get_node_id()
+                for node in ray.nodes():
+                    if node.get("NodeID") == me:
+                        return int(node.get("Resources", {}).get("memory", 0))
+        except Exception:  # not inside a Ray worker: the machine's
+            pass
+        import psutil
+
+        return int(psutil.virtual_memory().total)
 
     def executor(self, kind: str) -> Executor:
         """The executor for `kind`, made on first use and kept (with its warm resource)."""
@@ -122,7 +140,8 @@ class FarmWorker:
 
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
                               cancelled=self._cancelled, attempt=int(task.get("attempt") or 1),
-                              status=status, project=str(task.get("project") or ""))
+                              status=status, project=str(task.get("project") or ""),
+                              memory_bytes=int(task.get("memory_bytes") or 0))
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}
@@ -130,6 +149,12 @@ class FarmWorker:
                 executor = self.executor(str(task["kind"]))
                 self._current = executor
                 result = executor.run(str(task["kind"]), task["payload"], ctx)
+                gone = missing_outputs(task["payload"])
+                if gone:  # a done task's files exist, or it is not done
+                    raise TaskFailed(
+                        f"finished, but {len(gone)} of its output file(s) are not on disk "
+                        f"(e.g. {gone[0]}) — is the disk full?", wall_s=result.wall_s,
+                        cpu_s=result.cpu_s, peak_rss=result.peak_rss)
                 log(f"[wanhe] done in {result.wall_s:.2f} s")
                 if self._status and "status" not in result.output:
                     result.output["status"] = self._status

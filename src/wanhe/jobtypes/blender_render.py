@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -352,6 +353,26 @@ class SceneFacts(BaseModel):
     python_drivers: list[str] = Field(default_factory=list)  # drivers that will not run
     missing_caches: list[str] = Field(default_factory=list)  # missing point caches
     time_limit: float = 0.0  # Cycles' render time limit (s); > 0 makes every split inexact
+    # what the memory estimate weighs (wanhe.blender.memory)
+    polygons: int = 0
+    blend_bytes: int = 0
+    texture_bytes: int = 0
+
+
+def reserve_render_memory(tasks: list[TaskSpec], spec: RenderSpec, facts: SceneFacts) -> None:
+    """Give each render task the memory its scene and tile need (`wanhe.blender.memory`);
+    the image tasks that follow hold a frame's passes: the whole frame's pixels."""
+    from wanhe.blender.memory import render_memory
+
+    tiles = {t.index: t for t in plan_tiles(spec.width, spec.height, spec.grid, spec.overscan)}
+    for task in tasks:
+        if task.kind == TaskKind.RENDER.value:
+            tile = tiles.get(task.tile or 0)
+            width, height = tile.render_size if tile is not None else (spec.width, spec.height)
+            pixels = width * height
+            need = render_memory(polygons=facts.polygons, blend_bytes=facts.blend_bytes,
+                                 texture_bytes=facts.texture_bytes, pixels=pixels)
+            task.resources = replace(task.resources, memory=need)
 
 
 def resolve_output_pattern(pattern: str, blend_path: str) -> str:
@@ -593,6 +614,9 @@ def facts_from_report(report: Any, output_path: str | None = None) -> SceneFacts
         python_drivers=list(report.python_drivers),
         missing_caches=[str(c) for c in getattr(report, "missing_caches", [])],
         time_limit=report.time_limit,
+        polygons=int(getattr(report, "polygons", 0) or 0),
+        blend_bytes=int(getattr(report, "blend_bytes", 0) or 0),
+        texture_bytes=int(getattr(report, "texture_bytes", 0) or 0),
     )
 
 
@@ -704,6 +728,7 @@ class BlenderRenderJob(JobType):
         assert main is not None
         spec = self._resolve(options, inspected.facts, main, folder.output / "frame_####")
         tasks = compile_render_job(spec, str(folder.work))
+        reserve_render_memory(tasks, spec, inspected.facts)
         return CompiledJob(spec.model_dump(mode="json"), spec.fingerprint(), tasks)
 
     def any_device(self, spec: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from wanhe.ai.memory import device_need, host_need, images_per_task
 from wanhe.ai.models import IMAGE_TO_VIDEO, PROMPT_SCORING, TEXT_TO_IMAGE, human_bytes
 from wanhe.ai.spec import GenSpec, Shot
 from wanhe.jobtypes.base import (
@@ -93,8 +94,10 @@ def compile_gen_job(resolved: dict[str, Any], output: str) -> list[TaskSpec]:
                 "frames": shot.frames, "fps": shot.fps,
                 "candidates": batch,
             }
-            resources = (Resources(cpus=1.0, gpus=1.0) if device == "gpu"
-                         else Resources(cpus=float(spec.threads or 1)))
+            memory = host_need(model, device, model["task"], shot.width, shot.height,
+                               len(batch), shot.frames)
+            resources = (Resources(cpus=1.0, memory=memory, gpus=1.0) if device == "gpu"
+                         else Resources(cpus=float(spec.threads or 1), memory=memory))
             graph.append(TaskSpec(key, GEN_TASK, payload, chunk=batch[0]["index"],
                                   resources=resources, affinity=payload["warm_key"]))
             keys.append(key)
@@ -174,6 +177,15 @@ class GenerateJob(JobType):
                 int(model["gpu_memory"]), shot.model, device)
             if why:
                 raise InputError(f"options.shots.{si}.model", why)
+            batch = min(options.batch, shot.candidates)
+            need = device_need(int(model["gpu_memory"]), model["task"], shot.width,
+                               shot.height, batch, shot.frames)
+            why = None if capacity is None else capacity.refuse_size(
+                need, f"shot {si} (model {shot.model!r} at {shot.size}, "
+                      f"{images_per_task(model['task'], batch, shot.frames)} "
+                      "image(s) at once)", device)
+            if why:
+                raise InputError(f"options.shots.{si}.size", why)
             if shot.image and Path(shot.image).is_absolute() and not ctx.local_paths:
                 raise InputError(f"options.shots.{si}.image", "name the image by its path "
                                  "among the job's uploaded files, not an absolute path")

@@ -19,6 +19,9 @@ from wanhe.model import Resources
 from wanhe.openjd.template import HostRequirements
 
 MIB = 1 << 20
+# what a step that asks for no memory reserves on its worker's node (and may use: the sandbox
+# limits a task to its request): a command line's usual working set, with room
+DEFAULT_MEMORY = 1 << 30
 ATTRS_ENV = "WANHE_WORKER_ATTRS"
 
 
@@ -80,8 +83,9 @@ class FarmFacts:
 
 
 def resources(host: HostRequirements) -> Resources:
-    """A step's task resources from its amounts (the minimum asked for)."""
-    cpus, memory, gpus = 1.0, 0, 0.0
+    """A step's task resources from its amounts (the minimum asked for); a step that names no
+    `amount.worker.memory` reserves DEFAULT_MEMORY."""
+    cpus, memory, gpus = 1.0, DEFAULT_MEMORY, 0.0
     for name, lo, _hi in host.amounts:
         if lo is None:
             continue

@@ -304,13 +304,18 @@ class AttemptsMixin(_StoreBase):
             self._touch_jobs(conn, sorted(requeued_jobs - set(failing)), tasks=True)
         return len(open_attempts)
 
-    def attempts(self, job_id: int) -> list[dict[str, Any]]:
+    def attempts(
+        self, job_id: int, task_ids: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """A job's attempts in order (of `task_ids` only, e.g. one page of its tasks)."""
         query = (
             select(t.attempts, t.tasks.c.key, t.tasks.c.frame, t.tasks.c.tile, t.tasks.c.chunk)
             .join(t.tasks, t.tasks.c.id == t.attempts.c.task_id)
             .where(t.attempts.c.job_id == job_id)
             .order_by(t.attempts.c.id)
         )
+        if task_ids is not None:
+            query = query.where(t.attempts.c.task_id.in_(list(task_ids)))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 

@@ -427,6 +427,16 @@ class JobsMixin(_StoreBase):
             ).all()
         return [_task(r) for r in rows]
 
+    def tasks_page(self, job_id: int, *, after: int = -1, limit: int = 1000) -> list[TaskRow]:
+        """Up to `limit` of a job's tasks in order, those after task position `after` (a
+        task's `seq`): one page of a list that may hold 100,000 tasks."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.tasks).where(t.tasks.c.job_id == job_id, t.tasks.c.seq > after)
+                .order_by(t.tasks.c.seq).limit(limit)
+            ).all()
+        return [_task(r) for r in rows]
+
     def tasks_by_ids(self, task_ids: Sequence[int]) -> list[TaskRow]:
         if not task_ids:
             return []
@@ -465,13 +475,16 @@ class JobsMixin(_StoreBase):
             counts.setdefault(int(job_id), {})[state] = int(count)
         return counts
 
-    def task_times(self, job_id: int) -> dict[int, tuple[float | None, float | None]]:
-        """{task id: (started_at, finished_at)} of a job's tasks."""
+    def task_times(
+        self, job_id: int, task_ids: Sequence[int] | None = None
+    ) -> dict[int, tuple[float | None, float | None]]:
+        """{task id: (started_at, finished_at)} of a job's tasks (of `task_ids` only)."""
+        query = select(t.tasks.c.id, t.tasks.c.started_at, t.tasks.c.finished_at).where(
+            t.tasks.c.job_id == job_id)
+        if task_ids is not None:
+            query = query.where(t.tasks.c.id.in_(list(task_ids)))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.tasks.c.id, t.tasks.c.started_at, t.tasks.c.finished_at)
-                .where(t.tasks.c.job_id == job_id)
-            ).all()
+            rows = conn.execute(query).all()
         return {int(r.id): (r.started_at, r.finished_at) for r in rows}
 
     def farm_task_counts(self) -> dict[str, int]:

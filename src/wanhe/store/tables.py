@@ -30,6 +30,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# byte counts pass 2 GiB: 64-bit (SQLite's INTEGER already is; migration 0007)
+BYTES = BigInteger().with_variant(Integer(), "sqlite")
+
 projects = Table(
     "projects",
     metadata,
@@ -110,7 +113,7 @@ tasks = Table(
     Column("faults", Integer, nullable=False, default=0, server_default="0"),
     Column("losses", Integer, nullable=False, default=0, server_default="0"),
     Column("cpus", Float, nullable=False, default=1.0),
-    Column("memory", Integer, nullable=False, default=0),
+    Column("memory", BYTES, nullable=False, default=0),  # bytes the task reserves
     Column("gpus", Float, nullable=False, default=0.0),
     Column("affinity", String(200), nullable=True),  # what a worker that ran it keeps warm
     Column("output", Text, nullable=False, default="{}"),
@@ -147,7 +150,7 @@ attempts = Table(
     Column("wall_s", Float, nullable=True),
     Column("cores", Float, nullable=False, default=1.0),
     Column("cpu_s", Float, nullable=True),
-    Column("peak_rss", Integer, nullable=True),
+    Column("peak_rss", BYTES, nullable=True),
     Column("gpu_s", Float, nullable=False, default=0.0),
     Column("outcome", String(20), nullable=True),  # NULL while running
     Column("message", Text, nullable=False, default=""),

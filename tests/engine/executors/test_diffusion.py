@@ -119,3 +119,23 @@ def test_latent_previews_while_a_candidate_is_made(models: dict[str, Any], tmp_p
     for task, shape in (("text-to-image", (4, 4, 4)), ("image-to-video", (3, 4, 4, 4)),
                         ("text-to-video", (16, 2, 4, 4))):
         assert pipelines.latent_preview(torch.randn(shape), task).shape == (32, 32, 3)
+
+
+def test_cancel_stops_generation_at_the_next_step(
+    models: dict[str, Any], tmp_path: Path
+) -> None:
+    from wanhe.lifecycle import TaskCancelled
+
+    ex = DiffusionExecutor(WorkerInfo())
+    progress: list[float] = []
+
+    def report(fraction: float) -> None:  # the user cancels as soon as the first step is done
+        progress.append(fraction)
+        ex.cancel()
+
+    ctx = TaskContext(progress=report)
+    with pytest.raises(TaskCancelled):
+        ex.run("gen", payload(models["a"], tmp_path, [1], steps=500), ctx)
+    assert len(progress) == 1 and progress[0] < 0.01  # one step of 500, then it stopped
+    assert not list(tmp_path.glob("c0_1.png"))  # no output from a cancelled attempt
+    ex.close()

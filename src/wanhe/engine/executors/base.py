@@ -65,6 +65,9 @@ class TaskContext:
     """The task's status line (e.g. OpenJD's `openjd_status`), shown beside its progress."""
     project: str = ""
     """The project whose job this task belongs to (who the work runs as may depend on it)."""
+    memory_bytes: int = 0
+    """Memory the task asked for and the dispatcher reserved for it on this node (bytes; 0:
+    none asked). The sandbox limits the task's cgroup to it."""
 
 
 class Executor(ABC):

@@ -1,4 +1,5 @@
-"""The no-op executor: sleeps for `sleep_s` and succeeds (dispatch benchmarks and tests)."""
+"""The no-op executor: sleeps for `sleep_s` and succeeds (dispatch benchmarks and tests);
+`hang_s` sleeps without looking at cancel, as a long step inside a worker's own process."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class NoopExecutor(Executor):
         started = time.monotonic()
         if seconds and self._stop.wait(seconds):
             raise TaskCancelled("cancelled", wall_s=time.monotonic() - started)
+        if payload.get("hang_s"):  # tests: work that never looks at its cancel flag
+            time.sleep(float(payload["hang_s"]))
         if payload.get("fail"):  # tests: an attempt that fails of its own fault
             raise TaskFailed(str(payload["fail"]), wall_s=seconds)
         return TaskResult(seconds, 0.0, 0, {})

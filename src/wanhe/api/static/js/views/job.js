@@ -7,6 +7,8 @@ import {
 } from '../util.js';
 import { mountStory, storyPanel } from './story.js';
 
+const TASK_PAGE = 1000; // GET …/tasks page size
+const TASKS_SHOWN = 5000; // the task list shows at most this many (it counts them all)
 const TILE_STATES = ['waiting', 'ready', 'running', 'done', 'failed', 'cancelled'];
 
 function frameLabel(n) { return `f${String(n).padStart(4, '0')}`; }
@@ -73,6 +75,7 @@ export async function mount(el, ctx) {
   const id = ctx.params[0];
   let job = null;
   let tasks = [];
+  let tasksTotal = 0; // the job's tasks, of which `tasks` holds the first TASKS_SHOWN at most
   let alive = true;
   let latest = { doneKey: '', url: '', frame: null, pinned: null };
   let video = { src: '', url: '' };
@@ -465,7 +468,8 @@ export async function mount(el, ctx) {
     const list = $('#task-list', el);
     const counts = {};
     for (const t of tasks) counts[t.state] = (counts[t.state] || 0) + 1;
-    $('#task-count', el).textContent = `${tasks.length} tasks${counts.running ? ` · ${counts.running} running` : ''}${counts.failed ? ` · ${counts.failed} failed` : ''}`;
+    const shown = tasksTotal > tasks.length ? `first ${tasks.length} of ${tasksTotal}` : `${tasks.length}`;
+    $('#task-count', el).textContent = `${shown} tasks${counts.running ? ` · ${counts.running} running` : ''}${counts.failed ? ` · ${counts.failed} failed` : ''}`;
     const scroll = list.scrollTop;
     // OpenJD jobs: steps × tasks — a heading per step, each task with its parameters,
     // progress and status line (openjd_progress / openjd_status).
@@ -541,9 +545,20 @@ export async function mount(el, ctx) {
   // ── loading ────────────────────────────────────────────────────────────
   async function loadTasks() {
     try {
-      const res = await get(`/api/jobs/${encodeURIComponent(id)}/tasks`);
+      // the task list is paged (a job may hold 100,000 tasks): the first TASKS_SHOWN, a page
+      // at a time, following the X-Next-After cursor
+      const base = `/api/jobs/${encodeURIComponent(id)}/tasks?limit=${TASK_PAGE}`;
+      let res = await get(base, { as: 'response' });
+      let list = await res.json();
+      tasksTotal = Number(res.headers.get('X-Total-Count')) || list.length;
+      let next = res.headers.get('X-Next-After');
+      while (next && list.length < TASKS_SHOWN && alive) {
+        res = await get(`${base}&after=${encodeURIComponent(next)}`, { as: 'response' });
+        list = list.concat(await res.json());
+        next = res.headers.get('X-Next-After');
+      }
       if (!alive) return;
-      tasks = Array.isArray(res) ? res : res?.tasks ?? [];
+      tasks = list;
       renderTasks();
       const current = tasks.find((t) => taskKey(t) === selectedTask);
       if ((!selectedTask || !current) && tasks.length) {
