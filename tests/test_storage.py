@@ -342,3 +342,24 @@ def test_modified_time_reads_every_driver_s_field() -> None:
     assert modified_time({"modify": "20250102030405"}) == stamp
     assert modified_time({"created": when.replace(tzinfo=None)}) == stamp
     assert modified_time({"size": 3}) == 0.0
+
+
+def test_outputs_stay_in_their_jobs_folder_local_and_fsspec(tmp_path: Path) -> None:
+    """A link in a job's output folder that points at the storage root or another job is
+    refused, though its target lies inside the storage: for a plain path and `file://` alike."""
+    for location in (tmp_path / "plain", f"file://{tmp_path}/url"):
+        storage = Storage(location)
+        root = Path(str(location).removeprefix("file://"))
+        alpha = root / "jobs" / "1" / "output"
+        beta = root / "jobs" / "2" / "output"
+        alpha.mkdir(parents=True)
+        beta.mkdir(parents=True)
+        (alpha / "frame_0001.png").write_bytes(b"alpha")
+        (beta / "store").symlink_to(root)
+        (beta / "frame.png").symlink_to(alpha / "frame_0001.png")
+        for stolen in ("store/jobs/1/output/frame_0001.png", "frame.png"):
+            with pytest.raises(UnsafePath):
+                storage.output(2, stolen)
+            with pytest.raises(UnsafePath):
+                storage.fetch_output(2, stolen, tmp_path / "dl")
+        assert storage.output(1, "frame_0001.png").size == 5

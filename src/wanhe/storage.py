@@ -221,6 +221,15 @@ def inside(folder: Path, relative: str) -> Path:
     return target
 
 
+def confined(folder: Path, relative: str) -> Path:
+    """`folder/relative` resolved, refused (UnsafePath) unless it stays inside `folder` and
+    `folder` itself is no link: what the files routes use, so a link a task left in its output
+    folder never serves a file from outside that folder (another job's, the storage's)."""
+    if folder.is_symlink():
+        raise UnsafePath(f"folder {folder.name!r} is a link")
+    return inside(folder, relative)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -284,6 +293,8 @@ class _Backend(Protocol):
 
     def check_writable(self) -> None: ...
 
+    def confine(self, key: str, folder: str) -> None: ...
+
 
 class _LocalBackend:
     """A plain folder: renames and hard links, no fsspec in between."""
@@ -329,6 +340,9 @@ class _LocalBackend:
 
     def fetch(self, key: str, target: Path) -> None:
         _link_or_copy(self.root / key, target)
+
+    def confine(self, key: str, folder: str) -> None:
+        confined(self.root / folder, PurePosixPath(key).relative_to(folder).as_posix())
 
     def remove(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
@@ -420,6 +434,14 @@ class _FsspecBackend:
 
     def local_path(self, key: str) -> None:
         return None
+
+    def confine(self, key: str, folder: str) -> None:
+        """Object stores have no links; a `file://` storage has, so resolve those."""
+        protocol = self.fs.protocol
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        if not {"file", "local"} & set(protocols):
+            return
+        confined(Path(self._path(folder)), PurePosixPath(key).relative_to(folder).as_posix())
 
     def exists(self, key: str) -> bool:
         return self._call(f"looking for {key}", lambda fs: bool(fs.isfile(self._path(key))))
@@ -642,9 +664,16 @@ class Storage:
     def unpublish(self, job_id: int, relative: str) -> None:
         self._backend.remove(output_key(job_id, relative))
 
+    def _confined_output_key(self, job_id: int, relative: str) -> str:
+        """The output's key, refused (UnsafePath) unless the file, links resolved, lies inside
+        this job's own output folder — not merely somewhere in storage."""
+        key = output_key(job_id, relative)
+        self._backend.confine(key, f"jobs/{int(job_id)}/output")
+        return key
+
     def output(self, job_id: int, relative: str) -> StoredFile:
         """A stored output of a job (UnsafePath, FileNotFoundError)."""
-        found = self._backend.stat(output_key(job_id, relative))
+        found = self._backend.stat(self._confined_output_key(job_id, relative))
         if found is None:
             raise FileNotFoundError(relative)
         return StoredFile(str(safe_relpath(relative)), found.size, found.modified)
@@ -652,7 +681,7 @@ class Storage:
     def local_output(self, job_id: int, relative: str) -> Path | None:
         """The output's own file in a plain-path storage (symlinks out refused), None for a
         URL storage (read it with `fetch_output`). UnsafePath, FileNotFoundError."""
-        path = self._backend.local_path(output_key(job_id, relative))
+        path = self._backend.local_path(self._confined_output_key(job_id, relative))
         if path is not None and not path.is_file():
             raise FileNotFoundError(relative)
         return path
@@ -666,7 +695,7 @@ class Storage:
         os.close(fd)
         target = Path(name)
         try:
-            self._backend.fetch(output_key(job_id, relative), target)
+            self._backend.fetch(self._confined_output_key(job_id, relative), target)
         except BaseException:
             target.unlink(missing_ok=True)
             raise

@@ -21,6 +21,7 @@ from rich.table import Table
 from wanhe.api.client import ApiError, Client
 from wanhe.config import Settings
 from wanhe.sched.devices import DEVICE_HELP, Device
+from wanhe.store.rows import normalise_project_name
 
 err = Console(stderr=True)
 out = Console()
@@ -242,6 +243,7 @@ def project_create(
             # the project's first token manages it (mints and revokes its other tokens)
             secret = s.create_token(project.id, f"{name} (wanhe project create)",
                                     scope="manage")
+    name = normalise_project_name(name)
     if as_json:
         emit({"project": name, "token": secret}, True)
     else:

@@ -23,6 +23,11 @@ from wanhe.lifecycle import AttemptError, TaskCancelled
 from wanhe.model import AttemptOutcome, TaskKind
 
 
+def _project_id(value: Any) -> int | None:
+    """The task's project id as sent by the dispatcher (none from older callers)."""
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
 class FarmWorker:
     """Plain class; the engine wraps it with `ray.remote` (see `engine.cluster`)."""
 
@@ -122,7 +127,8 @@ class FarmWorker:
 
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
                               cancelled=self._cancelled, attempt=int(task.get("attempt") or 1),
-                              status=status, project=str(task.get("project") or ""))
+                              status=status, project=str(task.get("project") or ""),
+                              project_id=_project_id(task.get("project_id")))
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}

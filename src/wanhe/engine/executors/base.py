@@ -65,6 +65,8 @@ class TaskContext:
     """The task's status line (e.g. OpenJD's `openjd_status`), shown beside its progress."""
     project: str = ""
     """The project whose job this task belongs to (who the work runs as may depend on it)."""
+    project_id: int | None = None
+    """Its id: a project's OS user carries it, so two projects are never one user."""
 
 
 class Executor(ABC):
