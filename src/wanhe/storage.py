@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, TypeVar
 
+from wanhe.private import private_folder
+
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024
 MAX_PART_LENGTH = 255
@@ -251,9 +253,10 @@ def _local_files(base: Path) -> Iterator[StoredFile]:
 
 
 def _make_folders(folders: Iterable[Path], option: str) -> None:
+    """The farm's own folders, private to its user (0700; see wanhe.private)."""
     for folder in folders:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_folder(folder)
         except OSError as exc:
             raise StorageUnavailable(
                 f"cannot create the folder {folder}: {exc.strerror or exc} — make it writable "
@@ -301,7 +304,7 @@ class _LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        _make_folders((root / sub for sub in ("blobs", "jobs", "tmp")), "--storage")
+        _make_folders([root, *(root / sub for sub in ("blobs", "jobs", "tmp"))], "--storage")
 
     def describe(self) -> str:
         return str(self.root)
@@ -715,7 +718,8 @@ class WorkArea:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
-        _make_folders((self.root / sub for sub in ("jobs", "staging", "tmp")), "--work")
+        _make_folders([self.root, *(self.root / sub for sub in ("jobs", "staging", "tmp"))],
+                      "--work")
 
     @property
     def logs(self) -> Path:

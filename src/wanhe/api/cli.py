@@ -167,7 +167,9 @@ def serve(
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
     service = app.state.service
-    err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
+    from wanhe.storage import redact
+
+    err.print(f"wanhe serving on http://{host}:{port} (db {redact(settings.db_url)}, storage "
               f"{service.storage.describe()}, work {service.work.root})", highlight=False)
     _serve_until_stopped(app, host, port)
 
