@@ -232,6 +232,40 @@ def confined(folder: Path, relative: str) -> Path:
     return inside(folder, relative)
 
 
+class OutsideJob(UnsafePath):
+    """A file a farm job names that is not among its own files."""
+
+
+def job_input(base: Path, named: str, inputs: Path, what: str, fix: str) -> Path:
+    """The file `named` (relative to `base`, a folder among the job's inputs) resolved, links
+    followed, and refused (OutsideJob: "<what> '<named>' is outside this job's files — <fix>")
+    unless it lies inside `inputs`, the job's own input folder. Absolute paths and `..` out
+    are refused before anything is opened: on the farm a job names only what it carries."""
+    refused = OutsideJob(f"{what} {named[:200]!r} is outside this job's files — {fix}")
+    if not named or "\0" in named or os.path.isabs(named):
+        raise refused
+    root = inputs.resolve()
+    target = (base / named).resolve()
+    if target != root and root not in target.parents:
+        raise refused
+    return target
+
+
+def within_job(path: str | Path, job_root: str | None) -> Path:
+    """A path a task's payload names, checked again when the task runs (resolve, then check):
+    inside the job's own folder (its inputs, or what an earlier task of the job wrote), else
+    OutsideJob before the file is opened. `job_root` None: a local run, whose user may name
+    any file of their own."""
+    if job_root is None:
+        return Path(path)
+    root = Path(job_root).resolve()
+    target = Path(path).resolve()
+    if target != root and root not in target.parents:
+        raise OutsideJob(f"{str(path)[:200]!r} is outside this job's files — the farm opens "
+                         "only the job's own inputs and what its tasks wrote")
+    return target
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
