@@ -65,7 +65,10 @@ def store(db: str | None) -> Iterator[Any]:
     except DatabaseUnavailable as exc:
         fail(str(exc))
     except Exception as exc:
-        fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
+        from wanhe.storage import redact
+
+        fail(f"cannot open the database {redact(settings.db_url)}: "
+             f"{type(exc).__name__}: {exc}")
     try:
         yield s
     except StoreError as exc:
