@@ -127,9 +127,13 @@ def _init_embedded(num_cpus: int, num_gpus: int | None = None) -> None:
 
 
 def ray_temp_dir() -> Path:
-    """The embedded Ray's session folder: this user's own (0700), short enough for Ray's
-    socket paths."""
-    return private_folder(Path(tempfile.gettempdir()) / f"wanhe-ray-{os.geteuid()}")
+    """The embedded Ray's session folder, inside a folder that is this user's own (0700):
+    Ray makes its own folders 0777 whatever their parent, so the parent is the lock. Short,
+    for Ray's socket paths."""
+    parent = private_folder(Path(tempfile.gettempdir()) / f"wanhe-{os.geteuid()}")
+    if parent.stat().st_uid == os.geteuid():
+        os.chmod(parent, 0o700)  # ours by name: private even if made looser before
+    return parent / "ray"
 
 
 def _private_ray_token() -> None:
