@@ -7,6 +7,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from wanhe.engine.cluster import ray_temp_dir
 from wanhe.storage import Storage, WorkArea
 from wanhe.store.store import Store
@@ -58,3 +60,17 @@ def test_rays_session_folder_is_private() -> None:
     folder = ray_temp_dir()
     assert _mode(folder.parent) == 0o700
     assert folder.parent.stat().st_uid == Path("/proc/self").stat().st_uid
+
+
+def test_rays_token_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray writes its token 0644 in a 0755 ~/.ray; the farm tightens both after Ray starts."""
+    from wanhe.engine import cluster
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir(mode=0o755)
+    token.parent.chmod(0o755)
+    token.write_text("secret")
+    token.chmod(0o644)
+    cluster._private_ray_token()
+    assert (_mode(token.parent), _mode(token)) == (0o700, 0o600)
