@@ -342,3 +342,52 @@ def test_modified_time_reads_every_driver_s_field() -> None:
     assert modified_time({"modify": "20250102030405"}) == stamp
     assert modified_time({"created": when.replace(tzinfo=None)}) == stamp
     assert modified_time({"size": 3}) == 0.0
+
+
+def test_outputs_stay_in_their_jobs_folder_local_and_fsspec(tmp_path: Path) -> None:
+    """A link in a job's output folder that points at the storage root or another job is
+    refused, though its target lies inside the storage: for a plain path and `file://` alike."""
+    for location in (tmp_path / "plain", f"file://{tmp_path}/url"):
+        storage = Storage(location)
+        root = Path(str(location).removeprefix("file://"))
+        alpha = root / "jobs" / "1" / "output"
+        beta = root / "jobs" / "2" / "output"
+        alpha.mkdir(parents=True)
+        beta.mkdir(parents=True)
+        (alpha / "frame_0001.png").write_bytes(b"alpha")
+        (beta / "store").symlink_to(root)
+        (beta / "frame.png").symlink_to(alpha / "frame_0001.png")
+        for stolen in ("store/jobs/1/output/frame_0001.png", "frame.png"):
+            with pytest.raises(UnsafePath):
+                storage.output(2, stolen)
+            with pytest.raises(UnsafePath):
+                storage.fetch_output(2, stolen, tmp_path / "dl")
+        assert storage.output(1, "frame_0001.png").size == 5
+
+
+def test_a_job_names_only_its_own_inputs(tmp_path: Path) -> None:
+    """Resolve, then check: a name that climbs out, an absolute path, and a link inside the
+    inputs that points out are refused before anything is opened; a name that stays in is
+    the file."""
+    from wanhe.storage import OutsideJob, job_input, within_job
+
+    inputs = tmp_path / "staging" / "input"
+    (inputs / "board").mkdir(parents=True)
+    (inputs / "board" / "a.png").write_bytes(b"png")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"secret")
+    (inputs / "board" / "link.png").symlink_to(secret)
+    board = inputs / "board"
+    assert job_input(board, "a.png", inputs, "shot 's1' image", "fix") == board / "a.png"
+    assert job_input(board, "../board/a.png", inputs, "x", "fix") == board / "a.png"
+    for name in ("link.png", "../../../secret.png", str(secret), "/root/.ray/auth_token"):
+        with pytest.raises(OutsideJob, match=r"^shot 's1' image .* is outside this job's files "
+                                             r"— add it to the storyboard's folder$"):
+            job_input(board, name, inputs, "shot 's1' image", "add it to the storyboard's folder")
+    job = tmp_path / "jobs" / "2"
+    (job / "output").mkdir(parents=True)
+    (job / "output" / "c000.png").write_bytes(b"made by an earlier task")
+    assert within_job(job / "output" / "c000.png", str(job)) == (job / "output" / "c000.png")
+    with pytest.raises(OutsideJob):
+        within_job("/root/.ray/auth_token", str(job))
+    assert within_job("/anything/of/mine.png", None) == Path("/anything/of/mine.png")  # local

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, TypeVar
 
+from wanhe.private import private_folder
+
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024
 MAX_PART_LENGTH = 255
@@ -221,6 +223,49 @@ def inside(folder: Path, relative: str) -> Path:
     return target
 
 
+def confined(folder: Path, relative: str) -> Path:
+    """`folder/relative` resolved, refused (UnsafePath) unless it stays inside `folder` and
+    `folder` itself is no link: what the files routes use, so a link a task left in its output
+    folder never serves a file from outside that folder (another job's, the storage's)."""
+    if folder.is_symlink():
+        raise UnsafePath(f"folder {folder.name!r} is a link")
+    return inside(folder, relative)
+
+
+class OutsideJob(UnsafePath):
+    """A file a farm job names that is not among its own files."""
+
+
+def job_input(base: Path, named: str, inputs: Path, what: str, fix: str) -> Path:
+    """The file `named` (relative to `base`, a folder among the job's inputs) resolved, links
+    followed, and refused (OutsideJob: "<what> '<named>' is outside this job's files — <fix>")
+    unless it lies inside `inputs`, the job's own input folder. Absolute paths and `..` out
+    are refused before anything is opened: on the farm a job names only what it carries."""
+    refused = OutsideJob(f"{what} {named[:200]!r} is outside this job's files — {fix}")
+    if not named or "\0" in named or os.path.isabs(named):
+        raise refused
+    root = inputs.resolve()
+    target = (base / named).resolve()
+    if target != root and root not in target.parents:
+        raise refused
+    return target
+
+
+def within_job(path: str | Path, job_root: str | None) -> Path:
+    """A path a task's payload names, checked again when the task runs (resolve, then check):
+    inside the job's own folder (its inputs, or what an earlier task of the job wrote), else
+    OutsideJob before the file is opened. `job_root` None: a local run, whose user may name
+    any file of their own."""
+    if job_root is None:
+        return Path(path)
+    root = Path(job_root).resolve()
+    target = Path(path).resolve()
+    if target != root and root not in target.parents:
+        raise OutsideJob(f"{str(path)[:200]!r} is outside this job's files — the farm opens "
+                         "only the job's own inputs and what its tasks wrote")
+    return target
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -242,9 +287,10 @@ def _local_files(base: Path) -> Iterator[StoredFile]:
 
 
 def _make_folders(folders: Iterable[Path], option: str) -> None:
+    """The farm's own folders, private to its user (0700; see wanhe.private)."""
     for folder in folders:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_folder(folder)
         except OSError as exc:
             raise StorageUnavailable(
                 f"cannot create the folder {folder}: {exc.strerror or exc} — make it writable "
@@ -284,13 +330,15 @@ class _Backend(Protocol):
 
     def check_writable(self) -> None: ...
 
+    def confine(self, key: str, folder: str) -> None: ...
+
 
 class _LocalBackend:
     """A plain folder: renames and hard links, no fsspec in between."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        _make_folders((root / sub for sub in ("blobs", "jobs", "tmp")), "--storage")
+        _make_folders([root, *(root / sub for sub in ("blobs", "jobs", "tmp"))], "--storage")
 
     def describe(self) -> str:
         return str(self.root)
@@ -329,6 +377,9 @@ class _LocalBackend:
 
     def fetch(self, key: str, target: Path) -> None:
         _link_or_copy(self.root / key, target)
+
+    def confine(self, key: str, folder: str) -> None:
+        confined(self.root / folder, PurePosixPath(key).relative_to(folder).as_posix())
 
     def remove(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
@@ -420,6 +471,14 @@ class _FsspecBackend:
 
     def local_path(self, key: str) -> None:
         return None
+
+    def confine(self, key: str, folder: str) -> None:
+        """Object stores have no links; a `file://` storage has, so resolve those."""
+        protocol = self.fs.protocol
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        if not {"file", "local"} & set(protocols):
+            return
+        confined(Path(self._path(folder)), PurePosixPath(key).relative_to(folder).as_posix())
 
     def exists(self, key: str) -> bool:
         return self._call(f"looking for {key}", lambda fs: bool(fs.isfile(self._path(key))))
@@ -642,9 +701,16 @@ class Storage:
     def unpublish(self, job_id: int, relative: str) -> None:
         self._backend.remove(output_key(job_id, relative))
 
+    def _confined_output_key(self, job_id: int, relative: str) -> str:
+        """The output's key, refused (UnsafePath) unless the file, links resolved, lies inside
+        this job's own output folder — not merely somewhere in storage."""
+        key = output_key(job_id, relative)
+        self._backend.confine(key, f"jobs/{int(job_id)}/output")
+        return key
+
     def output(self, job_id: int, relative: str) -> StoredFile:
         """A stored output of a job (UnsafePath, FileNotFoundError)."""
-        found = self._backend.stat(output_key(job_id, relative))
+        found = self._backend.stat(self._confined_output_key(job_id, relative))
         if found is None:
             raise FileNotFoundError(relative)
         return StoredFile(str(safe_relpath(relative)), found.size, found.modified)
@@ -652,7 +718,7 @@ class Storage:
     def local_output(self, job_id: int, relative: str) -> Path | None:
         """The output's own file in a plain-path storage (symlinks out refused), None for a
         URL storage (read it with `fetch_output`). UnsafePath, FileNotFoundError."""
-        path = self._backend.local_path(output_key(job_id, relative))
+        path = self._backend.local_path(self._confined_output_key(job_id, relative))
         if path is not None and not path.is_file():
             raise FileNotFoundError(relative)
         return path
@@ -666,7 +732,7 @@ class Storage:
         os.close(fd)
         target = Path(name)
         try:
-            self._backend.fetch(output_key(job_id, relative), target)
+            self._backend.fetch(self._confined_output_key(job_id, relative), target)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -686,7 +752,8 @@ class WorkArea:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
-        _make_folders((self.root / sub for sub in ("jobs", "staging", "tmp")), "--work")
+        _make_folders([self.root, *(self.root / sub for sub in ("jobs", "staging", "tmp"))],
+                      "--work")
 
     @property
     def logs(self) -> Path:

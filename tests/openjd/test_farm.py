@@ -23,6 +23,8 @@ import pytest
 
 from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
 from tests.openjd._util import env, step, template, write_yaml
+from wanhe.openjd.users import user_name
+from wanhe.store.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -146,10 +148,23 @@ def test_host_requirements_are_refused_at_submit_and_placed(farm: ServiceProc) -
         assert job["gpu_hours"] > 0  # the GPU slot's worker ran it: CUDA_VISIBLE_DEVICES=0
 
 
+def _os_user(db_url: str, project: str) -> str:
+    """The OS user a project's sessions run as: `wanhe-p<id>-<name>`."""
+    store = Store(db_url)
+    try:
+        found = store.project_by_name(project)
+        assert found is not None
+        return user_name(found.name, found.id)
+    finally:
+        store.dispose()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="project users need a farm running as root")
 def test_a_projects_template_cannot_read_another_projects_files(farm: ServiceProc) -> None:
     alpha = make_project(farm.db_url, "alpha")
     beta = make_project(farm.db_url, "beta")
+    alpha_user, beta_user = _os_user(farm.db_url, "alpha"), _os_user(farm.db_url, "beta")
+    assert alpha_user != beta_user and alpha_user.endswith("-alpha")
     secret = template(params=[out_param()], job_envs=[env("E", "true")], steps=[
         step("Write", "mkdir -p {{Param.OutDir}}; echo alpha-secret > "
                       "{{Param.OutDir}}/secret.txt; id -un > {{Param.OutDir}}/whoami.txt")])
@@ -163,7 +178,7 @@ def test_a_projects_template_cannot_read_another_projects_files(farm: ServicePro
     targets = [work / "jobs" / str(victim["id"]) / "output" / "out0" / "secret.txt",
                work / "jobs" / str(victim["id"]) / "input",
                work / "jobs" / str(victim["id"]) / "work",
-               work / "sessions" / "wanhe-p-alpha", work / "openjd-jobs", work / "blobs",
+               work / "sessions" / alpha_user, work / "openjd-jobs", work / "blobs",
                work / "jobs", work / "logs"]
     probe = " ".join(f"{t}" for t in targets)
     spy = template(params=[out_param()], steps=[step("Spy", (
@@ -182,11 +197,11 @@ def test_a_projects_template_cannot_read_another_projects_files(farm: ServicePro
         # and beta's token cannot fetch alpha's outputs through the API either
         other = http.get(f"/api/jobs/{victim['id']}/files/out0/secret.txt")
         assert other.status_code == 404
-    assert report[-1] == "wanhe-p-beta"
+    assert report[-1] == beta_user
     assert report[:-1] == [f"DENIED {t}" for t in targets]
     with farm.client(alpha) as http:
         whoami = http.get(f"/api/jobs/{victim['id']}/files/out0/whoami.txt").text
-    assert whoami == "wanhe-p-alpha\n"
+    assert whoami == f"{alpha_user}\n"
 
 
 def test_cancel_notifies_then_terminates_and_the_status_line_shows(farm: ServiceProc) -> None:

@@ -50,13 +50,17 @@ def _settings(db: str | None) -> Any:
 
 @contextmanager
 def _store(db: str | None) -> Iterator[Any]:
-    from wanhe.store.store import Store, StoreError
+    from wanhe.storage import redact
+    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
 
     settings = _settings(db)
     try:
         store = Store(settings.db_url)
+    except DatabaseUnavailable as exc:  # its own line names --db, password hidden
+        fail(str(exc))
     except Exception as exc:
-        fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
+        fail(f"cannot open the database {redact(settings.db_url)}: "
+             f"{type(exc).__name__}: {exc}")
     try:
         yield store
     except StoreError as exc:
@@ -282,6 +286,7 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
         return
     from wanhe.ai.local import run_local
     from wanhe.jobtypes.base import InputError
+    from wanhe.store.store import DatabaseUnavailable
 
     for shot in spec_raw.get("shots", []):
         if shot.get("image"):
@@ -296,6 +301,9 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
     except InputError as exc:
         bars.stop()
         fail(f"{exc.field.removeprefix('options.')}: {exc.message}")
+    except DatabaseUnavailable as exc:  # --db: one line naming it, as `wanhe render` says
+        bars.stop()
+        fail(str(exc))
     except KeyboardInterrupt:
         bars.stop()
         err.print("interrupted — run the same command again to resume")

@@ -88,6 +88,18 @@ def _accepts(fn: Callable[..., Any]) -> set[str]:
     return set(inspect.signature(fn).parameters)
 
 
+def _own_file(path: str, payload: dict[str, Any]) -> str:
+    """The init image checked again as the task runs (resolve, then check): on the farm it
+    must be the job's own (`job_root`), refused by rule before it is opened."""
+    from wanhe.lifecycle import TaskFailed
+    from wanhe.storage import OutsideJob, within_job
+
+    try:
+        return str(within_job(path, payload.get("job_root")))
+    except OutsideJob as exc:
+        raise TaskFailed(str(exc)) from None
+
+
 def _load_image(path: str, width: int, height: int) -> Any:
     from PIL import Image
 
@@ -136,7 +148,8 @@ def call(loaded: Loaded, payload: dict[str, Any], seeds: list[int],
     pipe = loaded.pipe
     image = None
     if payload.get("image"):
-        image = _load_image(payload["image"], payload["width"], payload["height"])
+        image = _load_image(_own_file(payload["image"], payload), payload["width"],
+                            payload["height"])
         if task == TEXT_TO_IMAGE:
             pipe = loaded.img2img()
     n = len(seeds)

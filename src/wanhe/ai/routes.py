@@ -21,6 +21,7 @@ from wanhe.api.auth import Principal, admin, principal
 from wanhe.api.deps import get_service
 from wanhe.api.service import Service
 from wanhe.jobtypes.base import IntakeContext
+from wanhe.storage import UnsafePath, confined
 from wanhe.store.store import StoreError
 
 router = APIRouter(tags=["generation"])
@@ -185,9 +186,15 @@ def gen_preview(job_id: int, shot: int, candidate: int, who: Principal = Depends
     from wanhe.ai.pipelines import preview_path
 
     cand = _candidate(service, who, job_id, shot, candidate)
-    path = preview_path(cand["output"])
+    none_now = HTTPException(404, f"no preview of candidate {candidate} now")
+    output_dir = service.work.output_dir(job_id)
+    try:  # served only from this job's own output folder, links resolved
+        relative = preview_path(cand["output"]).relative_to(output_dir).as_posix()
+        path = confined(output_dir, relative)
+    except (ValueError, UnsafePath):
+        raise none_now from None
     if cand.get("state") != "running" or not path.is_file():
-        raise HTTPException(404, f"no preview of candidate {candidate} now")
+        raise none_now
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_CANDIDATES = 1000  # per shot: seeds of one shot never reach the next shot's
+MAX_SEED = 2**63 - 1  # what the database's integers and torch's generators take
+MAX_FIRST_INDEX = 10**9  # candidate numbers name files (c000…) and rows
 MAX_CANDIDATES_PER_JOB = 20_000
 MAX_SIDE = 8192
 SEED_STRIDE = 1000
@@ -49,7 +51,8 @@ class Shot(BaseModel):
     candidates: int = Field(default=4, ge=1, le=MAX_CANDIDATES)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     seeds: list[int] | None = Field(default=None, description="explicit seeds, one per take")
-    first_index: int = Field(default=0, ge=0, description="index of the first take (more)")
+    first_index: int = Field(default=0, ge=0, le=MAX_FIRST_INDEX,
+                             description="index of the first take (more)")
     image: str | None = Field(default=None, description="init / reference image (a path)")
     strength: float = Field(default=0.75, gt=0, le=1)
     steps: int = Field(default=30, ge=1, le=1000)
@@ -76,6 +79,9 @@ class Shot(BaseModel):
         if self.seeds is not None and len(self.seeds) != self.candidates:
             raise ValueError(f"seeds lists {len(self.seeds)} seed(s) for {self.candidates} "
                              "candidate(s) — give one seed per candidate, or leave seeds out")
+        for seed in self.seeds or []:
+            if not 0 <= seed <= MAX_SEED:
+                raise ValueError(f"seed {seed} is out of range — seeds are 0 to {MAX_SEED}")
         return self
 
     @property
@@ -124,6 +130,16 @@ class GenSpec(BaseModel):
         if len(names) != len(set(names)):
             raise ValueError("two shots have the same name — shot names must be unique")
         return shots
+
+    @model_validator(mode="after")
+    def _seeds_in_range(self) -> GenSpec:
+        """Every take's seed (its own, or counted from the job's and the shot's) fits."""
+        for si, shot in enumerate(self.shots):
+            last = shot.seed_of(self.seed, si, shot.candidates - 1)
+            if last > MAX_SEED:
+                raise ValueError(f"shot {self.shot_name(si)!r}: its last take's seed would be "
+                                 f"{last}, over {MAX_SEED} — use a smaller seed or first_index")
+        return self
 
     def shot_name(self, index: int) -> str:
         return self.shots[index].name or f"shot{index:03d}"

@@ -21,6 +21,7 @@ from rich.table import Table
 from wanhe.api.client import ApiError, Client
 from wanhe.config import Settings
 from wanhe.sched.devices import DEVICE_HELP, Device
+from wanhe.store.rows import normalise_project_name
 
 err = Console(stderr=True)
 out = Console()
@@ -64,7 +65,10 @@ def store(db: str | None) -> Iterator[Any]:
     except DatabaseUnavailable as exc:
         fail(str(exc))
     except Exception as exc:
-        fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
+        from wanhe.storage import redact
+
+        fail(f"cannot open the database {redact(settings.db_url)}: "
+             f"{type(exc).__name__}: {exc}")
     try:
         yield s
     except StoreError as exc:
@@ -166,7 +170,9 @@ def serve(
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
     service = app.state.service
-    err.print(f"wanhe serving on http://{host}:{port} (db {settings.db_url}, storage "
+    from wanhe.storage import redact
+
+    err.print(f"wanhe serving on http://{host}:{port} (db {redact(settings.db_url)}, storage "
               f"{service.storage.describe()}, work {service.work.root})", highlight=False)
     _serve_until_stopped(app, host, port)
 
@@ -242,6 +248,7 @@ def project_create(
             # the project's first token manages it (mints and revokes its other tokens)
             secret = s.create_token(project.id, f"{name} (wanhe project create)",
                                     scope="manage")
+    name = normalise_project_name(name)
     if as_json:
         emit({"project": name, "token": secret}, True)
     else:

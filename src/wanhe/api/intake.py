@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -80,9 +81,12 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             raise _unprocessable("files", str(exc)) from None
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
-            inspected = kind.inspect(_context(service, who, kind.kind), staged_main, options)
+            context = replace(_context(service, who, kind.kind), inputs=staging / "input")
+            inspected = kind.inspect(context, staged_main, options)
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
+        except UnsafePath as exc:  # a file named outside the job's own
+            raise _unprocessable("options", _strip(str(exc), service)) from None
         digest = _files_digest(body)
         largest = largest_worker_memory(service)
 

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wanhe.storage import Storage, StoredFile, WorkArea, is_transient_output, named_outputs
+from wanhe.storage import (
+    Storage,
+    StoredFile,
+    UnsafePath,
+    WorkArea,
+    confined,
+    is_transient_output,
+    named_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +63,11 @@ def publish_outputs(
     read (QC reads the frame) is not copied again."""
     copied = 0
     for relative in relatives:
-        local = work.output_dir(job_id) / relative
-        signature = _signature(local)
+        try:  # a link the task left pointing out of its output folder is never published
+            local: Path | None = confined(work.output_dir(job_id), relative)
+        except UnsafePath:
+            local = None
+        signature = _signature(local) if local is not None else None
         if signature is None:
             published.pop(relative, None)
             if is_transient_output(relative):
@@ -64,6 +75,7 @@ def publish_outputs(
             continue
         if published.get(relative) == signature:
             continue
+        assert local is not None
         storage.publish(local, job_id, relative)
         published[relative] = signature
         copied += 1

@@ -19,7 +19,7 @@ from wanhe.api.schemas import (
     TokenOut,
 )
 from wanhe.api.service import Service
-from wanhe.store.rows import SCOPE_MANAGE
+from wanhe.store.rows import SCOPE_MANAGE, ProjectNameTaken
 from wanhe.store.store import ProjectRow, StoreError
 
 router = APIRouter(tags=["projects"])
@@ -53,6 +53,9 @@ def create_project(
             body.name, weight=body.weight, budget_core_hours=body.budget_core_hours,
             budget_gpu_hours=body.budget_gpu_hours,
         )
+    except ProjectNameTaken as exc:  # a bad name for a new project, not a clash of requests
+        raise HTTPException(422, [{"loc": ["body", "name"], "msg": str(exc),
+                                   "type": "value_error"}]) from None
     except StoreError as exc:
         raise HTTPException(409, str(exc)) from None
     token = service.store.create_token(  # the project's first token manages it

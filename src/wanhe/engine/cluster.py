@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from wanhe.engine.worker import FarmWorker
+from wanhe.private import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,30 @@ def _init_embedded(num_cpus: int, num_gpus: int | None = None) -> None:
         # Ray starts its workers at nice 15, which Blender inherits: every other process on
         # the machine then outranks the render. Plain `blender -b` runs at 0; so does ours.
         _system_config={"worker_niceness": 0},
+        # Ray's default /tmp/ray is 0777: any session user could rename the farm's files
+        _temp_dir=str(ray_temp_dir()),
     )
+    _private_ray_token()
+
+
+def ray_temp_dir() -> Path:
+    """The embedded Ray's session folder, inside a folder that is this user's own (0700):
+    Ray makes its own folders 0777 whatever their parent, so the parent is the lock. Short,
+    for Ray's socket paths."""
+    parent = private_folder(Path(tempfile.gettempdir()) / f"wanhe-{os.geteuid()}")
+    if parent.stat().st_uid == os.geteuid():
+        os.chmod(parent, 0o700)  # ours by name: private even if made looser before
+    return parent / "ray"
+
+
+def _private_ray_token() -> None:
+    """Ray's token file (its token authentication) readable by this user only."""
+    for path in (Path.home() / ".ray", Path.home() / ".ray" / "auth_token"):
+        try:
+            if path.exists() and path.stat().st_uid == os.geteuid():
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+        except OSError:  # a home we may not change: Ray's own choice stands
+            pass
 
 
 def shutdown() -> None:

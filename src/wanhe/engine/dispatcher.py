@@ -373,7 +373,8 @@ class Dispatcher:
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
                  "log_path": str(log_path), "attempt": task.attempts + 1,
-                 "project": queued.project, "memory_bytes": task.resources.memory},
+                 "project": queued.project, "memory_bytes": task.resources.memory,
+                 "project_id": self.mirror.job(task.job_id).project_id},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
             self.pool.reserve(slot, task.resources.memory)

@@ -24,6 +24,11 @@ from wanhe.lifecycle import AttemptError, TaskCancelled, TaskFailed
 from wanhe.model import AttemptOutcome, TaskKind
 
 
+def _project_id(value: Any) -> int | None:
+    """The task's project id as sent by the dispatcher (none from older callers)."""
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
 class FarmWorker:
     """Plain class; the engine wraps it with `ray.remote` (see `engine.cluster`)."""
 
@@ -141,7 +146,8 @@ class FarmWorker:
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
                               cancelled=self._cancelled, attempt=int(task.get("attempt") or 1),
                               status=status, project=str(task.get("project") or ""),
-                              memory_bytes=int(task.get("memory_bytes") or 0))
+                              memory_bytes=int(task.get("memory_bytes") or 0),
+                              project_id=_project_id(task.get("project_id")))
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}

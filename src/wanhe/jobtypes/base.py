@@ -45,6 +45,9 @@ class IntakeContext:
     models: Callable[[str], dict[str, Any] | None] | None = None
     capacity: Callable[[], Any] | None = None
     local_paths: bool = False  # inputs may be named by absolute path (a local run, not a farm)
+    # On the farm: the job's own input folder (its uploaded files, as checked out). Every file
+    # the job names must resolve inside it (`wanhe.storage.job_input`); None: a local run.
+    inputs: Path | None = None
     cache_dir: Path | None = None  # where probes keep their answers per scene
 
 
@@ -142,3 +145,10 @@ class JobType(ABC):
     def deliverables(self, spec: dict[str, Any]) -> list[str]:
         """The files a finished job leaves for the user (absolute paths on the workers)."""
         return []
+
+
+def confine_tasks(tasks: list[TaskSpec], folder: JobFolder) -> None:
+    """Name the job's own folder in each task's payload (`job_root`): the executors check
+    every file they are about to open against it (`wanhe.storage.within_job`)."""
+    for task in tasks:
+        task.payload.setdefault("job_root", str(folder.input.parent))

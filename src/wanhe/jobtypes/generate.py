@@ -28,6 +28,7 @@ from wanhe.jobtypes.base import (
     JobFolder,
     JobType,
     TaskView,
+    confine_tasks,
 )
 from wanhe.jobtypes.registry import register_job_type
 from wanhe.lifecycle import RetryRules
@@ -146,6 +147,21 @@ def _check_shot(shot: Shot, model: dict[str, Any], where: str) -> None:
                          "give the first frame (--image still.png)")
 
 
+def _check_own_image(inputs: Path, image: str, field: str, shot: str) -> None:
+    """A farm job's init image is one of its uploaded files: resolved inside its inputs."""
+    from wanhe.storage import OutsideJob, job_input
+
+    try:
+        found = job_input(inputs, image, inputs, f"shot {shot!r} image",
+                          "name it by its path among the job's uploaded files (wanhe gen "
+                          "--image uploads it)")
+    except OutsideJob as exc:
+        raise InputError(field, str(exc)) from None
+    if not found.is_file():
+        raise InputError(field, f"shot {shot!r} image {image!r} is not among the job's "
+                         "uploaded files — send it with the job")
+
+
 @register_job_type
 class GenerateJob(JobType):
     kind = KIND
@@ -186,7 +202,10 @@ class GenerateJob(JobType):
                       "image(s) at once)", device)
             if why:
                 raise InputError(f"options.shots.{si}.size", why)
-            if shot.image and Path(shot.image).is_absolute() and not ctx.local_paths:
+            if shot.image and ctx.inputs is not None and not ctx.local_paths:
+                _check_own_image(ctx.inputs, shot.image, f"options.shots.{si}.image",
+                                 options.shot_name(si))
+            elif shot.image and Path(shot.image).is_absolute() and not ctx.local_paths:
                 raise InputError(f"options.shots.{si}.image", "name the image by its path "
                                  "among the job's uploaded files, not an absolute path")
             if shot.image and ctx.local_paths and not Path(shot.image).is_file():
@@ -194,6 +213,8 @@ class GenerateJob(JobType):
                                  f"image {shot.image} does not exist")
         resolved = resolve(options, models, gpus)
         warnings = [resolved["device_note"]] if resolved["device_note"] else []
+        if ctx.inputs is not None and not ctx.local_paths:
+            resolved["confined"] = True  # a farm job: its tasks open only its own files
         return Inspected(resolved, warnings)
 
     def compile(
@@ -207,6 +228,8 @@ class GenerateJob(JobType):
                 shot.image = str(folder.input / shot.image)
         resolved["gen"] = gen.model_dump(mode="json")
         tasks = compile_gen_job(resolved, str(folder.output))
+        if resolved.pop("confined", False):
+            confine_tasks(tasks, folder)
         fingerprint = hashlib.sha256(
             json.dumps({k: resolved[k] for k in ("gen", "models", "device")},
                        sort_keys=True).encode()).hexdigest()

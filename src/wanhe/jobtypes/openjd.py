@@ -32,6 +32,7 @@ from wanhe.jobtypes.base import (
 )
 from wanhe.jobtypes.registry import register_job_type
 from wanhe.model import Resources, TaskKind, TaskSpec
+from wanhe.storage import UnsafePath, safe_relpath
 
 KIND = "openjd"
 TASK_KIND = "openjd"
@@ -133,6 +134,58 @@ def write_job_file(plan: Any, folder: JobFolder) -> Path:
     return path
 
 
+def _mapped(value: str, sources: list[str]) -> bool:
+    """Whether a submitter path lies under one the path mapping sends to the job's folders."""
+    path = os.path.normpath(value)
+    return any(path == s or path.startswith(s.rstrip("/") + "/")
+               for s in (os.path.normpath(x) for x in sources))
+
+
+def check_own_paths(plan: Any, options: OpenJDOptions, field: str) -> None:
+    """On the farm a job names only its own files: every PATH parameter must map (through the
+    job's path mapping: its template folder, its inputs, its outputs) into the job's folder,
+    and every embedded file must be a plain file name. InputError naming the first that
+    does not."""
+    sources = [*options.inputs, *options.outputs,
+               *([options.template_dir] if options.template_dir else [])]
+    for name, value in sorted(plan.parameters.items()):
+        if value.get("type") == "PATH" and not _mapped(str(value["value"]), sources):
+            raise InputError("options.parameters", (
+                f"parameter {name!r} path {str(value['value'])[:200]!r} is outside this job's "
+                "files — send it with the job (wanhe submit uploads the PATH parameters that "
+                "exist on your machine) or give a path inside the job's bundle"))
+    for where, filename in embedded_file_names(plan.template):
+        if filename in ("", ".", "..") or "/" in filename or "\\" in filename \
+                or "\0" in filename:
+            raise InputError(field, f"{where} embedded file name {filename[:100]!r} is not a "
+                             "plain file name — name it like script.sh")
+
+
+def embedded_file_names(template: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, filename) of every embedded file of a raw template: in its job environments,
+    its steps' scripts and its steps' environments."""
+    found: list[tuple[str, str]] = []
+
+    def files(where: str, script: Any) -> None:
+        if isinstance(script, dict):
+            for item in script.get("embeddedFiles") or []:
+                if isinstance(item, dict) and "filename" in item:
+                    found.append((where, str(item["filename"])))
+
+    for env in template.get("jobEnvironments") or []:
+        if isinstance(env, dict):
+            files(f"environment {env.get('name')!r}", env.get("script"))
+    for step in template.get("steps") or []:
+        if not isinstance(step, dict):
+            continue
+        files(f"step {step.get('name')!r}", step.get("script"))
+        for env in step.get("stepEnvironments") or []:
+            if isinstance(env, dict):
+                files(f"step {step.get('name')!r} environment {env.get('name')!r}",
+                      env.get("script"))
+    return found
+
+
 def farm_facts(ctx: IntakeContext) -> Any:
     from wanhe.openjd.hostreq import FarmFacts
 
@@ -154,6 +207,13 @@ class OpenJDJob(JobType):
                        *([options.template_dir] if options.template_dir else [])]:
             if not source.startswith("/"):
                 raise InputError("options.inputs", f"{source!r} is not an absolute path")
+        for source, name in options.inputs.items():
+            try:  # where it maps to: a path among the job's own files
+                safe_relpath(name)
+            except UnsafePath as exc:
+                raise InputError("options.inputs", f"input {source!r} maps to {name!r}, which "
+                                 f"is outside this job's files ({exc}) — name a path among "
+                                 "the job's uploaded files") from None
 
     def inspect(self, ctx: IntakeContext, main: Path | None, options: BaseModel) -> Inspected:
         from wanhe.openjd.hostreq import unmet
@@ -179,6 +239,9 @@ class OpenJDJob(JobType):
             elif field.startswith("template"):
                 field = "options." + field if options.template is not None else "main"
             raise InputError(field, exc.message) from None
+        if ctx.inputs is not None and not ctx.local_paths:
+            check_own_paths(made, options, "main" if options.template is None
+                            else "options.template")
         farm = farm_facts(ctx)
         for step in made.steps:
             why = unmet(step.host, farm)

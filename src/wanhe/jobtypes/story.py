@@ -22,6 +22,7 @@ from wanhe.jobtypes.base import (
     JobFolder,
     JobType,
     TaskView,
+    confine_tasks,
 )
 from wanhe.jobtypes.registry import register_job_type
 from wanhe.lifecycle import RetryRules
@@ -58,11 +59,13 @@ class StoryJob(JobType):
         try:
             board = load_storyboard(main)
             capacity = ctx.capacity() if ctx.capacity is not None else None
+            inputs = None if ctx.local_paths else ctx.inputs
             facts = check_storyboard(board, main.parent, models=ctx.models,
-                                     gpus=capacity.gpus if capacity is not None else 0)
+                                     gpus=capacity.gpus if capacity is not None else 0,
+                                     inputs=inputs)
         except StoryError as exc:
             raise InputError("main", str(exc)) from None
-        return Inspected({"board": board, "facts": facts})
+        return Inspected({"board": board, "facts": facts, "confined": inputs is not None})
 
     def compile(
         self, options: BaseModel, inspected: Inspected, main: Path | None, folder: JobFolder
@@ -73,6 +76,8 @@ class StoryJob(JobType):
         board, facts = inspected.facts["board"], inspected.facts["facts"]
         layout = Layout(folder.output, folder.work, cache_root(folder))
         tasks = compile_with_cache(board, main.parent, facts, layout)
+        if inspected.facts.get("confined"):  # a farm job: its tasks open only its own files
+            confine_tasks(tasks, folder)
         spec = {
             "storyboard": str(main), "board": board.model_dump(mode="json"), "facts": facts,
             "output": str(folder.output), "work": str(folder.work),

@@ -94,6 +94,7 @@ def run_command(
     from wanhe.openjd.localrun import load_source, write_report
     from wanhe.openjd.localrun import run as run_local
     from wanhe.openjd.template import TemplateError, parse_param_args
+    from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(db=db)
     if workers is not None and workers < 1:
@@ -124,6 +125,9 @@ def run_command(
     except TemplateError as exc:
         bars.stop()
         fail(exc.message)
+    except DatabaseUnavailable as exc:  # --db: one line naming it, as `wanhe render` says
+        bars.stop()
+        fail(str(exc))
     bars.stop()
     if report_json is not None:
         write_report(report_json, outcome, settings)
@@ -194,6 +198,13 @@ def _inputs(source: Any, made: Any) -> tuple[dict[str, Path], dict[str, str], li
     return files, mapping, list(dict.fromkeys(outputs))
 
 
+def outside_bundle(files: dict[str, Path], base: Path) -> list[Path]:
+    """The files to send that lie outside the bundle folder (links resolved), sorted."""
+    root = base.resolve()
+    found = {path.resolve() for path in files.values()}
+    return sorted(p for p in found if root not in p.parents)
+
+
 def submit_template(
     target: Path | None, template: Path | None, params: list[str], *, priority: int,
     name: str | None, depends_on: list[int], server: str | None, token: str | None,
@@ -214,6 +225,12 @@ def submit_template(
     main = source.template_path.name
     files.setdefault(main, source.template_path)
     base = source.template_path.parent
+    outside = outside_bundle(files, base)
+    if outside:  # a wrangler sees every file that leaves the bundle for the farm
+        shown = ", ".join(str(p) for p in outside[:5])
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        err.print(f"sending {len(outside)} file(s) from outside the bundle {base} (named by "
+                  f"PATH parameters or asset references): {shown}{more}", highlight=False)
     bundle = Bundle(root=base, main=main, files=files)
     hash_all(bundle)
     options = {"parameters": source.values, "template_dir": str(base), "inputs": mapping,
@@ -227,7 +244,8 @@ def submit_template(
         })
     if as_json:
         emit({"id": job["id"], "state": job["state"], "files": len(files),
-              "uploaded_files": sent, "uploaded_bytes": size}, True)
+              "uploaded_files": sent, "uploaded_bytes": size,
+              "outside_bundle": [str(p) for p in outside]}, True)
         return
     err.print(f"{len(files)} file(s), {sent} uploaded ({size:,} bytes); OpenJD job "
               f"{job['id']} {job['state']}: {made.task_count} task(s) in {len(made.steps)} "

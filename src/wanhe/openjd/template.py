@@ -95,6 +95,9 @@ def read_document(path: Path, what: str, field_name: str) -> Any:
     except OSError as exc:
         raise TemplateError(field_name, f"cannot read the {what} {path}: "
                             f"{exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise TemplateError(field_name, f"the {what} {path} is not text (not UTF-8) — give "
+                            "a YAML or JSON file") from None
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
@@ -166,12 +169,79 @@ def decode(template: Any) -> Any:
             raise TemplateError("template.extensions",
                                 f"extension(s) {', '.join(unknown)} not supported by wanhe "
                                 f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    _check_no_cycle(template)
+    _check_timeouts(template)
     try:
         return decode_job_template(template=template,
                                    supported_extensions=list(SUPPORTED_EXTENSIONS))
     except DecodeValidationError as exc:
         text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise TemplateError("template", f"invalid job template: {text}") from None
+    except (IndexError, KeyError, TypeError, AttributeError) as exc:
+        # openjd-model failing while it words its own error: say what we can, in one line
+        raise TemplateError("template", f"invalid job template (openjd-model could not "
+                            f"describe the fault: {type(exc).__name__}) — check the steps' "
+                            "names, dependencies and parameters") from None
+
+
+MAX_ACTION_TIMEOUT_S = 365 * 24 * 3600  # a year: past it the sessions' clock overflows
+
+
+def _check_timeouts(template: dict[str, Any]) -> None:
+    """TemplateError for an action timeout no clock can count (10**20 s passes openjd-model
+    and fails every attempt at run time)."""
+
+    def actions(where: str, script: Any) -> None:
+        if not isinstance(script, dict) or not isinstance(script.get("actions"), dict):
+            return
+        for name, action in script["actions"].items():
+            value = action.get("timeout") if isinstance(action, dict) else None
+            if isinstance(value, int) and value > MAX_ACTION_TIMEOUT_S:
+                raise TemplateError("template", f"{where} action {name} has timeout {value} s, "
+                                    f"more than a year ({MAX_ACTION_TIMEOUT_S} s) — give a "
+                                    "timeout in seconds up to that, or none")
+
+    for env in template.get("jobEnvironments") or []:
+        if isinstance(env, dict):
+            actions(f"environment {env.get('name')!r}", env.get("script"))
+    for step in template.get("steps") or []:
+        if isinstance(step, dict):
+            actions(f"step {step.get('name')!r}", step.get("script"))
+            for env in step.get("stepEnvironments") or []:
+                if isinstance(env, dict):
+                    actions(f"step {step.get('name')!r} environment {env.get('name')!r}",
+                            env.get("script"))
+
+
+def _check_no_cycle(template: dict[str, Any]) -> None:
+    """TemplateError naming the steps when they depend on each other in a cycle (openjd-model
+    fails with an IndexError while it words this one)."""
+    steps = template.get("steps")
+    if not isinstance(steps, list):
+        return
+    needs: dict[str, list[str]] = {}
+    for step in steps:
+        if isinstance(step, dict) and isinstance(step.get("name"), str):
+            deps = step.get("dependencies") or []
+            needs[step["name"]] = [str(d.get("dependsOn")) for d in deps
+                                   if isinstance(d, dict)] if isinstance(deps, list) else []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2 or name not in needs:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name):], name]
+            raise TemplateError("template", "steps depend on each other in a cycle: "
+                                f"{' -> '.join(repr(n) for n in cycle)} — remove one of "
+                                "these dependencies")
+        state[name] = 1
+        for dep in needs[name]:
+            visit(dep, [*path, name])
+        state[name] = 2
+
+    for name in needs:
+        visit(name, [])
 
 
 def typed_values(values: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -1,8 +1,8 @@
 """Who an OpenJD session runs as, and the folders it may reach.
 
 When the worker runs as root, each project's sessions run as that project's own unprivileged
-OS user, `wanhe-p-<project>` (created with `useradd` on first use, no login shell, no home),
-as Deadline Cloud runs a queue's jobs as its queue user:
+OS user, `wanhe-p<project id>-<name>` (created with `useradd` on first use, no login shell,
+no home), as Deadline Cloud runs a queue's jobs as its queue user:
 
 - its session folders (`<work>/sessions/<project>/`) belong to it alone (0700);
 - a job's folder is `root:<its group>`: inputs readable, `output/` and `work/` writable by the
@@ -21,7 +21,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import re
 import shutil
 import stat
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from wanhe.lifecycle import TaskFailed
+from wanhe.store.rows import project_slug
 
 LOCAL_PROJECT = "local"
 _lock = threading.Lock()
@@ -50,9 +50,15 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def user_name(project: str) -> str:
-    safe = re.sub(r"[^a-z0-9_-]+", "-", project.lower()).strip("-") or "p"
-    name = f"wanhe-p-{safe}"
+def user_name(project: str, project_id: int | None = None) -> str:
+    """The OS user a project's sessions run as: `wanhe-p<id>-<name>`. The id makes it one user
+    per project whatever the names look like; the name (the shared slug rule, cut to fit
+    useradd's 32 characters) tells a person whose it is. Without an id (a caller that has
+    none) the name alone, with a digest when it is too long."""
+    slug = project_slug(project)
+    if project_id is not None:
+        return f"wanhe-p{int(project_id)}-{slug}"[:32].rstrip("-")
+    name = f"wanhe-p-{slug}"
     if len(name) > 32:  # useradd's limit: keep it unique with a digest
         import hashlib
 
@@ -60,13 +66,13 @@ def user_name(project: str) -> str:
     return name
 
 
-def session_account(project: str) -> Account:
+def session_account(project: str, project_id: int | None = None) -> Account:
     """The account a project's sessions run as (created on first use when running as root).
     `wanhe run`'s sessions (project "local") run as the user who ran it."""
     if not is_root() or project == LOCAL_PROJECT:
         me = pwd.getpwuid(os.geteuid())
         return Account(me.pw_name, me.pw_uid, me.pw_gid, False)
-    name = user_name(project)
+    name = user_name(project, project_id)
     with _lock:
         try:
             found = pwd.getpwnam(name)

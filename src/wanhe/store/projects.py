@@ -15,6 +15,7 @@ from wanhe.store.base import _StoreBase
 from wanhe.store.rows import (
     SCOPE_SUBMIT,
     TOKEN_SCOPES,
+    ProjectNameTaken,
     ProjectRow,
     StoreError,
     TokenRow,
@@ -22,6 +23,8 @@ from wanhe.store.rows import (
     _project,
     check_project_name,
     hash_token,
+    normalise_project_name,
+    project_slug,
 )
 
 _IN_CHUNK = 500  # values per SQL IN (…): well under SQLite's bound-parameter limit
@@ -32,11 +35,30 @@ def _token(row: Row[Any]) -> TokenRow:
                     row.last_used_at)
 
 
+def _check_distinct(given: str, name: str, existing: Iterable[str]) -> None:
+    """ProjectNameTaken, naming the other project, when `name` is an existing project's name
+    but for case or punctuation: one OS user per project, and one name a person can say."""
+    for other in existing:
+        if other == given:  # the same project asked for twice: "exists already"
+            continue
+        if normalise_project_name(other) == name:
+            raise ProjectNameTaken(
+                f"project name {given!r} is taken: it is project {other!r} in other letters "
+                "(names are compared lowercase) — choose another name")
+        if project_slug(other) == project_slug(name):
+            raise ProjectNameTaken(
+                f"project name {given!r} is too close to project {other!r}: both would run "
+                f"as the OS user wanhe-p<id>-{project_slug(name)} — choose a name that "
+                "differs in letters or digits, not only in '.', '_' or '-'")
+
+
 class ProjectsMixin(_StoreBase):
     def create_project(
         self, name: str, *, weight: float = 1.0, budget_core_hours: float | None = None,
         budget_gpu_hours: float | None = None,
     ) -> ProjectRow:
+        given = name
+        name = normalise_project_name(name)
         check_project_name(name)
         if weight <= 0:
             raise StoreError(f"project weight must be positive, not {weight}")
@@ -45,6 +67,7 @@ class ProjectsMixin(_StoreBase):
         if budget_gpu_hours is not None and budget_gpu_hours < 0:
             raise StoreError(f"a budget cannot be negative ({budget_gpu_hours} GPU-hours)")
         with self.engine.begin() as conn:
+            _check_distinct(given, name, conn.execute(select(t.projects.c.name)).scalars())
             if conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).first():
                 raise StoreError(f"project {name!r} exists already")
             pid = conn.execute(
@@ -61,8 +84,13 @@ class ProjectsMixin(_StoreBase):
         return found if found is not None else self.create_project(name)
 
     def project_by_name(self, name: str) -> ProjectRow | None:
+        """The project of this name: spelled as stored, or as the normalised name (a project
+        made before names were normalised keeps its spelling)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.projects).where(t.projects.c.name == name)).first()
+            if row is None and normalise_project_name(name) != name:
+                row = conn.execute(select(t.projects).where(
+                    t.projects.c.name == normalise_project_name(name))).first()
         return _project(row) if row else None
 
     def project(self, project_id: int) -> ProjectRow | None:

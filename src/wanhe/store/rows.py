@@ -22,6 +22,24 @@ and file names, so letters, digits and `_ . -`, starting with a letter or digit.
 _PROJECT_NAME = re.compile(PROJECT_NAME_PATTERN)
 
 
+class ProjectNameTaken(StoreError):
+    """A new project's name that would be another project's in all but spelling (its
+    normalised name or its OS user's name is the other's)."""
+
+
+def normalise_project_name(name: str) -> str:
+    """The one spelling a project is stored under, for the CLI and the API alike: trimmed and
+    lowercase, so `Alpha` and `alpha` are one name."""
+    return name.strip().lower()
+
+
+def project_slug(name: str) -> str:
+    """The part of a project's OS user name taken from its name: lowercase, and every run of
+    other characters (`.`, spaces) one `-`. Two projects with one slug would read as one user
+    in `ps` and `ls -l`, so a new project's slug must be its own."""
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).replace("_", "-").strip("-") or "p"
+
+
 def check_project_name(name: str) -> None:
     """StoreError naming the rule unless `name` is a valid project name."""
     if not name or len(name) > 100 or not _PROJECT_NAME.match(name):

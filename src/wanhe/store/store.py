@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from wanhe.private import private_file, private_folder
 from wanhe.store.attempts import AttemptsMixin
 from wanhe.store.jobs import JobsMixin
 from wanhe.store.projects import ProjectsMixin
@@ -95,11 +96,24 @@ def _sqlite_folder(path: str) -> None:
             "or give another sqlite:////path/to/wanhe.db"
         )
     try:
-        folder.mkdir(exist_ok=True)
+        private_folder(folder)
     except OSError as exc:
         raise DatabaseUnavailable(
             f"--db: cannot create the folder {folder}: {exc.strerror or exc}"
         ) from None
+
+
+def _private_database(path: Path) -> None:
+    """The database file made 0600 before SQLite opens it: SQLite gives its -wal and -shm the
+    database's mode, so every project's jobs and token hashes stay the farm's alone."""
+    try:
+        private_file(path)
+        for side in ("-wal", "-shm", "-journal"):
+            companion = path.with_name(path.name + side)
+            if companion.exists():  # left by an earlier, looser version
+                private_file(companion)
+    except OSError:  # a read-only or foreign file: SQLite says what is wrong when it opens
+        pass
 
 
 def make_engine(url: str) -> Engine:
@@ -109,6 +123,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             _sqlite_folder(path)
+            _private_database(Path(path).expanduser())
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -31,8 +31,22 @@ def ai_size(width: int, height: int) -> str:
     return f"{max(8, width - width % 8)}x{max(8, height - height % 8)}"
 
 
-def _inside(base: Path, rel: str, what: str) -> Path:
-    path = (base / rel).resolve()
+def _contained(base: Path, rel: str, what: str, inputs: Path | None) -> Path:
+    """A file the storyboard names, relative to its folder, resolved. On the farm (`inputs`:
+    the job's own input folder) it must lie inside the job's files: checked before it is
+    opened, so no path on the farm can be probed."""
+    if inputs is not None:
+        from wanhe.storage import OutsideJob, job_input
+
+        try:
+            return job_input(base, rel, inputs, what, "add it to the storyboard's folder")
+        except OutsideJob as exc:
+            raise StoryError(str(exc)) from None
+    return (base / rel).resolve()
+
+
+def _inside(base: Path, rel: str, what: str, inputs: Path | None = None) -> Path:
+    path = _contained(base, rel, what, inputs)
     if not path.is_file():
         raise StoryError(f"{what}: {rel!r} does not exist (paths are relative to the "
                          f"storyboard's folder {base})")
@@ -40,12 +54,14 @@ def _inside(base: Path, rel: str, what: str) -> Path:
 
 
 def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | None = None,
-                     gpus: int = 0, skip_prompts: bool = False) -> dict[str, Any]:
+                     gpus: int = 0, skip_prompts: bool = False,
+                     inputs: Path | None = None) -> dict[str, Any]:
     """Raise StoryError naming the first problem; else the facts the plan needs.
 
     `models`: the model catalogue as the submitter sees it (AI-prompt shots need it and the
     gen job type); `gpus`: GPUs the farm has (AI candidates run on the CPU without);
-    `skip_prompts`: leave AI shots to the farm's own check (a submitter sees no catalogue)."""
+    `skip_prompts`: leave AI shots to the farm's own check (a submitter sees no catalogue);
+    `inputs`: on the farm, the job's own input folder — every file named must lie inside it."""
     from wanhe.storage import sha256_file
 
     film = board.film
@@ -55,7 +71,7 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
                          f"({film.max_reel_s:.0f} s) — split it into several storyboards or "
                          "raise film.max_reel_s (at most 3600)")
     files: dict[str, str] = {}
-    voice_models = _check_voices(board, base)
+    voice_models = _check_voices(board, base, inputs)
     scenes: dict[str, Any] = {}
     ai: dict[str, Any] = {}
     for shot in board.shots:
@@ -63,15 +79,16 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
         if shot.prompt is not None and not skip_prompts:
             ai[shot.prompt.model] = _check_prompt(shot, board, where, models)
         if shot.image is not None:
-            path = _inside(base, shot.image.path, f"{where} image")
+            path = _inside(base, shot.image.path, f"{where} image", inputs)
             _check_image(path, where)
             files[shot.image.path] = sha256_file(path)
         if shot.blender is not None:
-            scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files)
+            scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files,
+                                                            inputs)
     return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus}
 
 
-def _check_voices(board: Storyboard, base: Path) -> dict[str, str]:
+def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[str, str]:
     """Each voice that speaks a line, with the tools it needs: espeak-ng only for lines an
     espeak voice speaks, rubberband only for a pitch shift or a dub that may be sped up.
     Returns the digest of each Piper voice file by its name in the storyboard."""
@@ -90,8 +107,8 @@ def _check_voices(board: Storyboard, base: Path) -> dict[str, str]:
             where = f"character {character.name!r} ({lang})"
             try:
                 if voice.engine == "piper":
-                    path = bundled_model() if voice.model == BUNDLED_VOICE else (
-                        base / voice.model).resolve()
+                    path = bundled_model() if voice.model == BUNDLED_VOICE else _contained(
+                        base, voice.model, f"{where} voice model", inputs)
                     check_piper_model(path)
                     if voice.model not in voice_models:
                         voice_models[voice.model] = sha256_file(path)
@@ -155,14 +172,14 @@ def _check_image(path: Path, where: str) -> None:
 
 
 def _check_blender_shot(board: Storyboard, shot: Any, base: Path, where: str,
-                        files: dict[str, str]) -> dict[str, Any]:
+                        files: dict[str, str], inputs: Path | None) -> dict[str, Any]:
     from wanhe.blender.errors import SceneError
     from wanhe.blender.inspect import check_blend_file
     from wanhe.blender.shapekeys import ShapeKeyError, inspect_story_scene
     from wanhe.storage import sha256_file
 
     source = shot.blender
-    path = _inside(base, source.file, f"{where} blender.file")
+    path = _inside(base, source.file, f"{where} blender.file", inputs)
     try:
         check_blend_file(path)
         info = inspect_story_scene(path)

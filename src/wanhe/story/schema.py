@@ -21,8 +21,36 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
+def _control_characters(value: object, where: str = "") -> str | None:
+    """Where a NUL or another control character (not a tab or line break) hides in `value`:
+    they cut a line short in the voice engine and a path short in the OS."""
+    if isinstance(value, str):
+        bad = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or c == "\x7f"),
+                   None)
+        return f"{where or 'a value'} contains the control character {bad!r}" if bad else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)  # type: ignore[assignment]
+    else:
+        return None
+    for key, item in items:
+        found = _control_characters(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: object) -> object:
+        found = _control_characters(data)
+        if found:
+            raise ValueError(f"{found} — remove it from the storyboard")
+        return data
 
 
 class Voice(_Model):

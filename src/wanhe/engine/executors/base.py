@@ -68,6 +68,8 @@ class TaskContext:
     memory_bytes: int = 0
     """Memory the task asked for and the dispatcher reserved for it on this node (bytes; 0:
     none asked). The sandbox limits the task's cgroup to it."""
+    project_id: int | None = None
+    """Its id: a project's OS user carries it, so two projects are never one user."""
 
 
 class Executor(ABC):

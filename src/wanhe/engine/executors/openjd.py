@@ -188,8 +188,9 @@ class OpenJDExecutor(Executor):
         from wanhe.openjd import users
 
         job_file = self._job_file(payload)
-        account = users.session_account(ctx.project or users.LOCAL_PROJECT)
-        root = Path(payload["sessions"]) / users.user_name(ctx.project or users.LOCAL_PROJECT)
+        project = ctx.project or users.LOCAL_PROJECT
+        account = users.session_account(project, ctx.project_id)
+        root = Path(payload["sessions"]) / users.user_name(project, ctx.project_id)
         users.prepare_folders(account, root, payload)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
         env.update(self._blender_path(ctx))

@@ -31,6 +31,17 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _own_file(path: str, payload: dict[str, Any]) -> Path:
+    """A file the task is about to open, checked again now (resolve, then check): on the farm
+    it must be the job's own (`job_root`), refused by rule before it is opened."""
+    from wanhe.storage import OutsideJob, within_job
+
+    try:
+        return within_job(path, payload.get("job_root"))
+    except OutsideJob as exc:
+        raise TaskFailed(str(exc)) from None
+
+
 def _seconds(paths: list[str]) -> list[float]:
     from wanhe.voice.tts import wav_seconds
 
@@ -97,7 +108,7 @@ def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     chosen: dict[str, Any] = {}
     if shot.image is not None:
         move = shot.image.camera.model_dump() if shot.image.camera else None
-        frames = still_frames(Path(shot.image.path), size, count, move)
+        frames = still_frames(_own_file(shot.image.path, payload), size, count, move)
     elif shot.prompt is not None:
         from wanhe.story.plan import choose_candidate
 
@@ -107,7 +118,7 @@ def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         chosen = {"candidate": candidate["index"], "seed": candidate["seed"],
                   "picked_by": why, "candidate_path": candidate["output"]}
         move = shot.prompt.camera.model_dump() if shot.prompt.camera else None
-        frames = still_frames(Path(candidate["output"]), size, count, move)
+        frames = still_frames(_own_file(candidate["output"], payload), size, count, move)
     else:
         frames = exr_frames([Path(p) for p in payload["exrs"]], size, count)
     out = Path(payload["output"])
