@@ -17,8 +17,6 @@ from typing import Any
 from wanhe.config import Settings
 from wanhe.jobtypes.base import JobFolder
 from wanhe.jobtypes.openjd import KIND, compile_plan, write_job_file
-from wanhe.jobtypes.registry import retry_rules
-from wanhe.model import JobState, TaskState
 from wanhe.openjd.template import (
     ASSET_NAMES,
     PARAMETER_NAMES,
@@ -117,9 +115,8 @@ def run(
     on_prepared: Callable[[Plan, Any, bool, int, list[Any]], None] | None = None,
     on_event: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
-    from wanhe.engine.dispatcher import Dispatcher
-    from wanhe.engine.handles import LocalWorker
     from wanhe.openjd.hostreq import FarmFacts, unmet
+    from wanhe.runs.local import NewJob, open_or_resume, run_local_job
     from wanhe.store.store import Store
 
     started = time.monotonic()
@@ -136,44 +133,22 @@ def run(
     tasks, key = compile_plan(made, folder, rules=[], sessions=root / "sessions")
     write_job_file(made, folder)
     store = Store(settings.db_url)
-    dispatcher: Dispatcher | None = None
     try:
-        project = store.ensure_project(LOCAL_PROJECT)
-        existing = store.find_job(project.id, digest)
-        resumed = existing is not None
-        if existing is None:
-            job_id = store.create_job(
-                project_id=project.id, name=made.job_name, kind=KIND,
-                spec={"name": made.job_name, "job": key, "template": str(source.template_path),
-                      "max_attempts": 1, "parameters": made.parameters},
-                fingerprint=digest, tasks=tasks, priority=50,
-                submitter=os.environ.get("USER", ""), work_dir=str(folder.work),
-            )
-        else:
-            job_id = existing.id
-            store.recover_interrupted([job_id], rules_for=retry_rules)
-            if existing.state in (JobState.FAILED, JobState.CANCELLED):
-                store.retry_failed(job_id)
-            elif existing.state is JobState.PAUSED:
-                store.set_job_state(job_id, JobState.QUEUED, "")
-        rows = store.tasks(job_id)
-        done_before = sum(1 for t in rows if t.state is TaskState.DONE)
-        job = store.job(job_id)
+        local = open_or_resume(store, digest, lambda: NewJob(
+            name=made.job_name, kind=KIND,
+            spec={"name": made.job_name, "job": key, "template": str(source.template_path),
+                  "max_attempts": 1, "parameters": made.parameters},
+            tasks=tasks, work_dir=str(folder.work)))
         if on_prepared is not None:
-            on_prepared(made, job, resumed, done_before, rows)
-        if done_before < len(rows):
-            count, each = local_slots(made, os.cpu_count() or 1, workers)
-            local = [LocalWorker(f"w{i}", settings.blender) for i in range(count)]
-            dispatcher = Dispatcher(store, threads=each, workers=count,
-                                    blender=settings.blender, log_root=root / "logs",
-                                    on_event=on_event, local_workers=local, use_ray=False)
-            dispatcher.run_jobs([job_id])
-        final = store.job(job_id)
-        return RunOutcome(final, made, resumed, len(rows), done_before,
-                          time.monotonic() - started, store.attempts(job_id))
+            on_prepared(made, local.job, local.resumed, local.done_before, local.tasks)
+        count, each = local_slots(made, os.cpu_count() or 1, workers)
+        # sessions run here: their paths are this machine's, whatever cluster is configured
+        run_local_job(store, local, settings=settings, threads=each, workers=count,
+                      on_event=on_event, log_root=root / "logs", join_cluster=False)
+        final = store.job(local.job.id)
+        return RunOutcome(final, made, local.resumed, len(local.tasks), local.done_before,
+                          time.monotonic() - started, store.attempts(local.job.id))
     finally:
-        if dispatcher is not None:
-            dispatcher.close()
         store.dispose()
 
 
