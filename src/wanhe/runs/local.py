@@ -120,7 +120,8 @@ def make_dispatcher(
     log_root: Path | None = None,
     **farm: Any,
 ) -> Dispatcher:
-    """The one place a dispatcher is built; `farm`: the service's own options (elastic, caps)."""
+    """The one place a dispatcher is built, for local runs and the farm service (`farm`: its
+    own options, elastic and caps)."""
     from wanhe.engine.dispatcher import Dispatcher
 
     return Dispatcher(
