@@ -18,10 +18,10 @@ CORE, DATA, DOMAIN, JOBTYPES, ENGINE, APPLICATION, INTERFACES = range(7)
 LAYER_NAMES = ["core", "data", "domain", "jobtypes", "engine", "application", "interfaces"]
 LAYERS: dict[str, int] = {
     "__init__": CORE, "lifecycle": CORE, "sched": CORE, "model": CORE, "config": CORE,
-    "plugins": CORE,
+    "plugins": CORE, "private": CORE,
     "store": DATA, "storage": DATA,
     "blender": DOMAIN, "imaging": DOMAIN, "plan": DOMAIN, "ai": DOMAIN, "voice": DOMAIN,
-    "story": DOMAIN, "openjd": DOMAIN, "sim": DOMAIN, "samplecount": DOMAIN,
+    "story": DOMAIN, "openjd": DOMAIN, "sim": DOMAIN, "samplecount": DOMAIN, "sandbox": DOMAIN,
     "jobtypes": JOBTYPES,
     "engine": ENGINE,
     "runs": APPLICATION, "localrender": APPLICATION, "openjd_export": APPLICATION,
@@ -50,6 +50,9 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
         "the Blender spec and scene facts live in the job-type module (no render/ domain yet)",
     ("wanhe.jobtypes.blender_render", "wanhe.engine.seam_check"):
         "seam_plan (pure planning) shares a module with the seam render the engine runs",
+    ("wanhe.openjd.users", "wanhe.engine.executors.openjd"):
+        "start_host takes host_command from the executor (branch sandbox moves users out and "
+        "passes it in: strike this line then)",
     ("wanhe.engine.executors.openjd", "wanhe.blender_cli.select"):
         "picking the sessions' blender command lives with the wanhe-blender command",
 }

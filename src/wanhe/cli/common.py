@@ -49,15 +49,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def open_store_or_fail(db: str | None, *, migrate: bool = True) -> Iterator[Store]:
     """The `--db` database (default: the settings'), or one line saying why it cannot open;
     a StoreError inside the block becomes one line too."""
+    from wanhe.storage import redact
     from wanhe.store.store import DatabaseUnavailable, Store, StoreError
 
     settings = Settings().overridden(db=db)
     try:
         store = Store(settings.db_url, migrate=migrate)
-    except DatabaseUnavailable as exc:
+    except DatabaseUnavailable as exc:  # its own line names --db, password hidden
         fail(str(exc))
     except Exception as exc:
-        fail(f"cannot open the database {settings.db_url}: {type(exc).__name__}: {exc}")
+        fail(f"cannot open the database {redact(settings.db_url)}: "
+             f"{type(exc).__name__}: {exc}")
     try:
         yield store
     except StoreError as exc:

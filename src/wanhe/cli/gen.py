@@ -240,6 +240,7 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
         return
     from wanhe.ai.local import run_local
     from wanhe.jobtypes.base import InputError
+    from wanhe.store.store import DatabaseUnavailable
 
     for shot in spec_raw.get("shots", []):
         if shot.get("image"):
@@ -254,6 +255,9 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
     except InputError as exc:
         bars.stop()
         fail(f"{exc.field.removeprefix('options.')}: {exc.message}")
+    except DatabaseUnavailable as exc:  # --db: one line naming it, as `wanhe render` says
+        bars.stop()
+        fail(str(exc))
     except KeyboardInterrupt:
         interrupted(bars)
     bars.stop()

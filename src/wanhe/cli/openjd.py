@@ -81,6 +81,7 @@ def run_command(
     from wanhe.openjd.localrun import load_source, write_report
     from wanhe.openjd.localrun import run as run_local
     from wanhe.openjd.template import TemplateError, parse_param_args
+    from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(db=db)
     if workers is not None and workers < 1:
@@ -109,6 +110,9 @@ def run_command(
     except TemplateError as exc:
         bars.stop()
         fail(exc.message)
+    except DatabaseUnavailable as exc:  # --db: one line naming it, as `wanhe render` says
+        bars.stop()
+        fail(str(exc))
     bars.stop()
     if report_json is not None:
         write_report(report_json, outcome, settings)

@@ -65,6 +65,7 @@ def render(
 ) -> None:
     """Render STORYBOARD into OUTPUT/reel.mp4 and friends; run it again to resume."""
     from wanhe.localrender import RenderSetupError, attempt_records
+    from wanhe.store.store import DatabaseUnavailable
     from wanhe.story.load import StoryError
     from wanhe.story.run import core_hours_by_kind, render_story
 
@@ -82,7 +83,7 @@ def render(
     try:
         outcome = render_story(storyboard, output, settings=settings, workers=workers,
                                on_prepared=on_prepared, on_event=bars.on_event)
-    except (StoryError, RenderSetupError) as exc:
+    except (StoryError, RenderSetupError, DatabaseUnavailable) as exc:
         bars.stop()
         fail(str(exc))
     except KeyboardInterrupt:

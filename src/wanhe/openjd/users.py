@@ -155,13 +155,10 @@ def _close_others(jobs: Path, mine: Path) -> None:
                 os.chmod(entry.path, stat.S_IMODE(mode) & ~0o007)
 
 
-def host_command() -> list[str]:
-    """The session host process: this Python running `wanhe.openjd.host`."""
-    return [sys.executable, "-m", "wanhe.openjd.host"]
-
-
 def start_host(account: Account, session_root: Path) -> subprocess.Popen[str]:
     """Start the session host process as `account`."""
+    from wanhe.engine.executors.openjd import host_command
+
     env = {
         "PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
         "PYTHONUNBUFFERED": "1", "HOME": str(session_root), "USER": account.name,

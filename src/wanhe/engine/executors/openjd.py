@@ -25,6 +25,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -366,3 +367,6 @@ def _command_not_found(lines: list[str]) -> str | None:
                 return os.path.basename(m.group(1))
     return None
 
+
+def host_command() -> list[str]:
+    return [sys.executable, "-m", "wanhe.openjd.host"]
