@@ -174,6 +174,13 @@ def test_resume_goes_back_to_running_only_if_a_task_ever_started() -> None:
         "is running; it cannot be resumed (only paused jobs can)"
 
 
+def test_a_done_job_is_retried_only_when_files_it_made_are_gone() -> None:
+    assert may_retry(JobState.DONE, files_missing=True) == Ruling(True, JobState.QUEUED)
+    kept = may_retry(JobState.DONE)
+    assert not kept.allowed and "every file it made is there" in kept.reason
+    assert not may_retry(JobState.RUNNING, files_missing=True).allowed
+
+
 @pytest.mark.parametrize("state", list(JobState))
 def test_retry_cancel_and_priority_follow_whether_the_job_is_finished(state: JobState) -> None:
     retry = may_retry(state)

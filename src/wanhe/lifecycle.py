@@ -117,8 +117,13 @@ def may_resume(state: JobState, *, started: bool) -> Ruling:
     return Ruling(True, _J.RUNNING if started else _J.QUEUED)
 
 
-def may_retry(state: JobState) -> Ruling:
-    """Retry: a failed or cancelled job's unfinished tasks run again (the job is queued)."""
+def may_retry(state: JobState, *, files_missing: bool = False) -> Ruling:
+    """Retry: a failed or cancelled job's unfinished tasks run again (the job is queued); a
+    done job's too when files its tasks made are gone (`files_missing`)."""
+    if state is _J.DONE and files_missing:
+        return Ruling(True, _J.QUEUED)
+    if state is _J.DONE:
+        return _refused(state, "retried (it is done and every file it made is there)")
     if state not in (_J.FAILED, _J.CANCELLED):
         return _refused(state, "retried (only failed or cancelled jobs can)")
     return Ruling(True, _J.QUEUED)
