@@ -29,17 +29,7 @@ LAYERS: dict[str, int] = {
 }
 
 # (importer, imported) modules → why the upward import is there today. Shrink this list.
-_LOCAL_RUNNER = "a local runner (application code: wanhe.runs' caller) still in its domain folder"
 KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    ("wanhe.ai.local", "wanhe.jobtypes.base"): _LOCAL_RUNNER,
-    ("wanhe.ai.local", "wanhe.jobtypes.registry"): _LOCAL_RUNNER,
-    ("wanhe.ai.local", "wanhe.runs.local"): _LOCAL_RUNNER,
-    ("wanhe.openjd.localrun", "wanhe.jobtypes.base"): _LOCAL_RUNNER,
-    ("wanhe.openjd.localrun", "wanhe.jobtypes.openjd"): _LOCAL_RUNNER,
-    ("wanhe.openjd.localrun", "wanhe.localrender"): _LOCAL_RUNNER + " (attempt_records)",
-    ("wanhe.openjd.localrun", "wanhe.runs.local"): _LOCAL_RUNNER,
-    ("wanhe.story.run", "wanhe.localrender"): _LOCAL_RUNNER + " (ensure_writable_folder)",
-    ("wanhe.story.run", "wanhe.runs.local"): _LOCAL_RUNNER,
     ("wanhe.story.submit", "wanhe.api.pack"):
         "the farm submit of a storyboard (interface work) is still in story/",
     ("wanhe.story.plan", "wanhe.jobtypes.generate"):

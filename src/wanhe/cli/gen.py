@@ -238,8 +238,8 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
         _spec_or_fail(json.loads(json.dumps(spec_raw)))
         _submit(spec_raw, server, token, name, priority, as_json)
         return
-    from wanhe.ai.local import run_local
     from wanhe.jobtypes.base import InputError
+    from wanhe.runs.gen import run_local
     from wanhe.store.store import DatabaseUnavailable
 
     for shot in spec_raw.get("shots", []):

@@ -78,9 +78,10 @@ def run_command(
 ) -> None:
     """Run an OpenJD job template (or bundle) on every core of this machine; run it again to
     resume."""
-    from wanhe.openjd.localrun import load_source, write_report
-    from wanhe.openjd.localrun import run as run_local
+    from wanhe.openjd.localrun import load_source
     from wanhe.openjd.template import TemplateError, parse_param_args
+    from wanhe.runs.openjd import run as run_local
+    from wanhe.runs.openjd import write_report
     from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(db=db)

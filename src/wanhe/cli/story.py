@@ -65,9 +65,9 @@ def render(
 ) -> None:
     """Render STORYBOARD into OUTPUT/reel.mp4 and friends; run it again to resume."""
     from wanhe.localrender import RenderSetupError, attempt_records
+    from wanhe.runs.story import core_hours_by_kind, render_story
     from wanhe.store.store import DatabaseUnavailable
     from wanhe.story.load import StoryError
-    from wanhe.story.run import core_hours_by_kind, render_story
 
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from wanhe.ai import catalog
-from wanhe.ai.local import local_context
 from wanhe.ai.models import inspect_model
 from wanhe.ai.spec import GenSpec
 from wanhe.engine.dispatcher import Dispatcher
 from wanhe.engine.handles import LocalWorker
 from wanhe.jobtypes.base import JobFolder
 from wanhe.jobtypes.registry import job_type
+from wanhe.runs.gen import local_context
 from wanhe.store.store import Store
 
 
@@ -65,9 +65,9 @@ def test_a_paused_local_gen_job_resumes_like_every_other_kind(
 ) -> None:
     """`wanhe pause` between two `wanhe gen` runs: the second run queues it and finishes it
     (it used to stay paused: gen had its own resume, which ignored PAUSED)."""
-    from wanhe.ai.local import run_local
     from wanhe.config import Settings
     from wanhe.model import JobState
+    from wanhe.runs.gen import run_local
 
     settings = Settings(home=tmp_path / "home", db=f"sqlite:///{tmp_path / 'db.sqlite'}")
     store = Store(settings.db_url)
