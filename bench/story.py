@@ -75,7 +75,7 @@ def speech(rounds: int) -> dict[str, Any]:
 
 def _render(story: Path, out: Path, home: Path) -> tuple[Any, float]:
     from wanhe.config import Settings
-    from wanhe.story.run import render_story
+    from wanhe.runs.story import render_story
 
     t0 = time.monotonic()
     outcome = render_story(story, out, settings=Settings(home=home))

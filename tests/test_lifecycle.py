@@ -14,6 +14,7 @@ from wanhe.lifecycle import (
     AttemptHistory,
     IllegalTransition,
     RetryRules,
+    Ruling,
     TaskCancelled,
     TaskSilent,
     TaskTimedOut,
@@ -22,6 +23,12 @@ from wanhe.lifecycle import (
     check_job,
     check_task,
     give_up_reason,
+    job_may,
+    may_cancel,
+    may_pause,
+    may_reprioritize,
+    may_resume,
+    may_retry,
     should_blocklist,
     sources_of,
     stranded_reason,
@@ -144,3 +151,46 @@ def test_reasons_are_one_line_that_say_what_where_and_how_often() -> None:
                       "passed its wall-clock limit timeout_s=2 s")
     stranded = stranded_reason("frame 2", ["b", "a"], "boom\nmore")
     assert "\n" not in stranded and "(a, b)" in stranded and "last error: boom" in stranded
+
+
+# ---------------------------------------------------------------------- user actions
+
+
+@pytest.mark.parametrize(("state", "ruling"), [
+    (JobState.QUEUED, Ruling(True, JobState.PAUSED)),
+    (JobState.RUNNING, Ruling(True, JobState.PAUSED)),
+    (JobState.PAUSED, Ruling(False, reason="is paused; it cannot be paused")),
+    (JobState.DONE, Ruling(False, reason="is done; it cannot be paused")),
+])
+def test_only_a_queued_or_running_job_may_be_paused(state: JobState, ruling: Ruling) -> None:
+    assert may_pause(state) == ruling
+
+
+def test_resume_goes_back_to_running_only_if_a_task_ever_started() -> None:
+    assert may_resume(JobState.PAUSED, started=True) == Ruling(True, JobState.RUNNING)
+    assert may_resume(JobState.PAUSED, started=False) == Ruling(True, JobState.QUEUED)
+    refused = may_resume(JobState.RUNNING, started=True)
+    assert not refused.allowed and refused.reason == \
+        "is running; it cannot be resumed (only paused jobs can)"
+
+
+def test_a_done_job_is_retried_only_when_files_it_made_are_gone() -> None:
+    assert may_retry(JobState.DONE, files_missing=True) == Ruling(True, JobState.QUEUED)
+    kept = may_retry(JobState.DONE)
+    assert not kept.allowed and "every file it made is there" in kept.reason
+    assert not may_retry(JobState.RUNNING, files_missing=True).allowed
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_retry_cancel_and_priority_follow_whether_the_job_is_finished(state: JobState) -> None:
+    retry = may_retry(state)
+    assert retry.allowed is (state in (JobState.FAILED, JobState.CANCELLED))
+    assert may_cancel(state).allowed is not state.is_final
+    assert may_reprioritize(state).allowed is not state.is_final
+    for ruling in (retry, may_cancel(state), may_reprioritize(state),
+                   may_pause(state), may_resume(state, started=False)):
+        # an allowed action leads to a legal state change; a refused one says why
+        if ruling.allowed:
+            assert ruling.target is not None and job_may(state, ruling.target)
+        else:
+            assert ruling.target is None and ruling.reason.startswith(f"is {state.value};")

@@ -5,12 +5,19 @@ Read from `WANHE_*` environment variables (pydantic-settings); CLI flags overrid
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wanhe.storage import is_url
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(location: str) -> bool:
+    """Whether a storage location is an fsspec URL (`s3://…`, chained `simplecache::s3://…`)
+    rather than a plain path."""
+    return bool(_URL_RE.match(location)) or "::" in location
 
 
 def default_home() -> Path:

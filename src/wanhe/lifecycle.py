@@ -2,8 +2,9 @@
 outcome of an attempt, and the rules that decide what follows an attempt.
 
 Pure: no database, no Ray, no clock. The store applies every state change through
-`check_job` / `check_task` (an illegal one raises `IllegalTransition`); the dispatcher, the
-API's pause/resume/retry/cancel and `wanhe render`'s resume reach the database only through
+`check_job` / `check_task` (an illegal one raises `IllegalTransition`); whether a user may
+cancel, pause, resume or retry a job is ruled here too (`may_*`), and the API applies the
+ruling. The dispatcher, the API and the local runs' resume reach the database only through
 the store. Executors raise the typed `AttemptError`s below; their class, never the words of
 their message, says how an attempt ended.
 
@@ -78,6 +79,61 @@ def sources_of(new: TaskState) -> list[str]:
 
 def job_sources_of(new: JobState) -> list[str]:
     return sorted(s.value for s, targets in JOB_TRANSITIONS.items() if new in targets)
+
+
+# ---------------------------------------------------------------------- user actions
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """Whether a user's action on a job may happen; if so, the state it leads to, else why
+    not (`reason` completes "job N …")."""
+
+    allowed: bool
+    target: JobState | None = None
+    reason: str = ""
+
+
+def _refused(state: JobState, verb: str) -> Ruling:
+    return Ruling(False, reason=f"is {state.value}; it cannot be {verb}")
+
+
+def may_cancel(state: JobState) -> Ruling:
+    """Cancel: any unfinished job (running tasks stop, nothing new starts)."""
+    return _refused(state, "cancelled") if state.is_final else Ruling(True, _J.CANCELLED)
+
+
+def may_pause(state: JobState) -> Ruling:
+    """Pause: a queued or running job (running tasks finish, nothing new starts)."""
+    if state not in (_J.QUEUED, _J.RUNNING):
+        return _refused(state, "paused")
+    return Ruling(True, _J.PAUSED)
+
+
+def may_resume(state: JobState, *, started: bool) -> Ruling:
+    """Resume: a paused job only, back to running if a task of it ever started, else queued."""
+    if state is not _J.PAUSED:
+        return _refused(state, "resumed (only paused jobs can)")
+    return Ruling(True, _J.RUNNING if started else _J.QUEUED)
+
+
+def may_retry(state: JobState, *, files_missing: bool = False) -> Ruling:
+    """Retry: a failed or cancelled job's unfinished tasks run again (the job is queued); a
+    done job's too when files its tasks made are gone (`files_missing`)."""
+    if state is _J.DONE and files_missing:
+        return Ruling(True, _J.QUEUED)
+    if state is _J.DONE:
+        return _refused(state, "retried (it is done and every file it made is there)")
+    if state not in (_J.FAILED, _J.CANCELLED):
+        return _refused(state, "retried (only failed or cancelled jobs can)")
+    return Ruling(True, _J.QUEUED)
+
+
+def may_reprioritize(state: JobState) -> Ruling:
+    """A new priority: any unfinished job (its state stays)."""
+    if state.is_final:
+        return _refused(state, "given a new priority (it is finished)")
+    return Ruling(True, state)
 
 
 # ---------------------------------------------------------------------- attempt outcomes

@@ -29,8 +29,7 @@ from wanhe.jobtypes.blender_render import (
     final_outputs,
     resolve_spec,
 )
-from wanhe.jobtypes.registry import retry_rules
-from wanhe.model import JobState, TaskKind, TaskState
+from wanhe.model import TaskKind, TaskState
 from wanhe.store.usage import core_seconds
 
 if TYPE_CHECKING:
@@ -39,9 +38,6 @@ if TYPE_CHECKING:
     from wanhe.engine.dispatcher import Dispatcher
     from wanhe.engine.handles import LocalWorker
     from wanhe.store.store import JobRow, Store, TaskRow
-
-LOCAL_PROJECT = "local"
-
 
 class RenderSetupError(ValueError):
     """Something about the request or the machine that stops a render before it starts."""
@@ -216,48 +212,27 @@ def open_or_resume_job(
     Returns (job, resumed, tasks already done). Frames whose outputs went missing after the job
     finished render again; a finished tile or frame whose outputs are present never does.
     """
-    project = store.ensure_project(LOCAL_PROJECT)
+    from wanhe.runs.local import NewJob, open_or_resume
+
     fingerprint = job_fingerprint(prepared.spec, prepared.scene_digest)
     work_dir = work_root / fingerprint[:16]
-    existing = store.find_job(project.id, fingerprint)
-    if existing is None:
-        tasks = compile_render_job(prepared.spec, str(work_dir))
-        job_id = store.create_job(
-            project_id=project.id,
-            name=Path(prepared.spec.scene).name,
-            kind=KIND,
-            spec=prepared.spec.model_dump(mode="json"),
-            fingerprint=fingerprint,
-            tasks=tasks,
-            priority=50,
-            submitter=os.environ.get("USER", ""),
-            work_dir=str(work_dir),
-        )
-        job = store.job(job_id)
-        assert job is not None
-        return job, False, 0
-    job_id = existing.id
-    store.recover_interrupted([job_id], rules_for=retry_rules)
-    rows = store.tasks(job_id)
-    missing_frames = {
-        frame
-        for frame in prepared.spec.frames
-        if any(not Path(p).exists() for p in final_outputs(prepared.spec, frame))
-    }
-    redo = [
-        t.id for t in rows
-        if t.state is TaskState.DONE and t.frame in missing_frames
-        and _frame_finished(rows, t.frame)
-    ]
-    store.reset_tasks(job_id, redo)
-    if existing.state in (JobState.FAILED, JobState.CANCELLED):
-        store.retry_failed(job_id)
-    elif existing.state is JobState.PAUSED:
-        store.set_job_state(job_id, JobState.QUEUED, "")
-    done_before = sum(1 for t in store.tasks(job_id) if t.state is TaskState.DONE)
-    job = store.job(job_id)
-    assert job is not None
-    return job, True, done_before
+
+    def new_job() -> NewJob:
+        return NewJob(name=Path(prepared.spec.scene).name, kind=KIND,
+                      spec=prepared.spec.model_dump(mode="json"),
+                      tasks=compile_render_job(prepared.spec, str(work_dir)),
+                      work_dir=str(work_dir))
+
+    def redo(job: JobRow, rows: list[TaskRow]) -> list[int]:
+        missing_frames = {
+            frame for frame in prepared.spec.frames
+            if any(not Path(p).exists() for p in final_outputs(prepared.spec, frame))
+        }
+        return [t.id for t in rows if t.state is TaskState.DONE and t.frame in missing_frames
+                and _frame_finished(rows, t.frame)]
+
+    local = open_or_resume(store, fingerprint, new_job, redo=redo)
+    return local.job, local.resumed, local.done_before
 
 
 def _frame_finished(tasks: list[Any], frame: int | None) -> bool:
@@ -280,44 +255,17 @@ def run_jobs(
     `dispatcher`: one made earlier by `make_dispatcher` (Ray up or starting); it is closed here
     either way.
     """
+    from wanhe.runs.local import make_dispatcher, run_to_end
+
     if dispatcher is None:
         from wanhe.engine import cluster
 
         cluster.connect(settings.ray_address)
         dispatcher = make_dispatcher(store, settings=settings, threads=threads, workers=workers,
                                      on_event=on_event)
-    try:
-        first = store.job(job_ids[0])
-        scene = first.spec.get("scene") if first else None
-        dispatcher.run_jobs(job_ids, warm=(TaskKind.RENDER.value, scene) if scene else None)
-    finally:
-        dispatcher.close()
-
-
-def make_dispatcher(
-    store: Store,
-    *,
-    settings: Settings,
-    threads: int,
-    workers: int | None,
-    on_event: Callable[[Any], None] | None = None,
-    local_workers: Sequence[LocalWorker] = (),
-    ray_start: EmbeddedStart | None = None,
-    use_ray: bool = True,
-) -> Dispatcher:
-    from wanhe.engine.dispatcher import Dispatcher
-
-    return Dispatcher(
-        store,
-        threads=threads,
-        workers=workers,
-        blender=settings.blender,
-        log_root=settings.storage_root / "logs",
-        on_event=on_event,
-        local_workers=local_workers,
-        ray_start=ray_start,
-        use_ray=use_ray,
-    )
+    first = store.job(job_ids[0])
+    scene = first.spec.get("scene") if first else None
+    run_to_end(dispatcher, job_ids, warm=(TaskKind.RENDER.value, scene) if scene else None)
 
 
 def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
@@ -476,6 +424,8 @@ def render(
             on_prepared(prepared, job, resumed, done_before, tasks)
         total = len(tasks)
         if done_before < total:
+            from wanhe.runs.local import make_dispatcher
+
             dispatcher = make_dispatcher(
                 store, settings=settings, threads=options.threads, workers=workers,
                 on_event=on_event, local_workers=[local] if local is not None else [],

@@ -52,13 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol, TypeVar
 
+from wanhe.config import is_url as is_url  # core owns it; storage's callers may import it here
 from wanhe.private import private_folder
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024
 MAX_PART_LENGTH = 255
 _CHUNK = 1 << 20
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _T = TypeVar("_T")
 # The progressive preview a frame's sample chunks write (RenderSpec.partial_path); the frame's
 # final preview replaces it, so storage drops it too.
@@ -125,12 +125,6 @@ def safe_relpath(path: str) -> PurePosixPath:
     if any(len(p) > MAX_PART_LENGTH for p in clean):
         raise UnsafePath(f"path {path!r} has a name longer than {MAX_PART_LENGTH} characters")
     return PurePosixPath(*clean)
-
-
-def is_url(location: str) -> bool:
-    """Whether a storage location is an fsspec URL (`s3://…`, chained `simplecache::s3://…`)
-    rather than a plain path."""
-    return bool(_URL_RE.match(location)) or "::" in location
 
 
 def redact(location: str) -> str:

@@ -14,9 +14,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.api.conftest import Farm
-from wanhe.api import cli as service_cli
 from wanhe.api.client import ApiError, Client, describe_error
 from wanhe.cli import app as wanhe_app
+from wanhe.cli import common as cli_common
 from wanhe.model import TaskKind, TaskSpec
 from wanhe.store.store import Store, Usage
 
@@ -122,7 +122,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables printed whole (CliRunner's output is no terminal: rich would use 80 columns)."""
-    monkeypatch.setattr(service_cli, "out", Console(width=250))
+    monkeypatch.setattr(cli_common, "out", Console(width=250))
 
 
 def test_cli_db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +191,7 @@ def via_farm(farm: Farm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Farm]:
                 raise ApiError(describe_error(response))
             return response
 
-    monkeypatch.setattr(service_cli, "Client", FarmClient)
+    monkeypatch.setattr(cli_common, "Client", FarmClient)
     _wide(monkeypatch)
     yield farm
 

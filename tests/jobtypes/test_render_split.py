@@ -104,7 +104,7 @@ def test_missing_point_cache_is_resimulated_not_pink() -> None:
 
 
 def test_submit_prints_each_missing_file_once() -> None:
-    from wanhe.api.cli import server_warnings
+    from wanhe.cli.service import server_warnings
 
     farm = ["missing external file (renders pink or empty): tex/wood.png",
             "missing point cache //blendcache_x/y_*.bphys: the simulation is re-run …",

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.openjd._util import step, template, write_yaml
+from wanhe.cli.openjd import _inputs, outside_bundle
 from wanhe.jobtypes.base import JobFolder
 from wanhe.jobtypes.openjd import OpenJDOptions, check_own_paths, path_rules
-from wanhe.openjd.cli import _inputs, outside_bundle
 from wanhe.openjd.localrun import load_source, make_plan
 
 

@@ -187,7 +187,7 @@ def test_sweep_and_six_months_on_a_tiny_film() -> None:
 
 
 def test_cli_runs_a_tiny_farm(tmp_path: Path) -> None:
-    from wanhe.sim.cli import app
+    from wanhe.cli.simulate import app
 
     out = tmp_path / "r.json"
     res = CliRunner().invoke(
@@ -203,7 +203,7 @@ def test_cli_runs_a_tiny_farm(tmp_path: Path) -> None:
 
 def test_cli_plots(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from wanhe.sim.cli import app
+    from wanhe.cli.simulate import app
 
     res = CliRunner().invoke(
         app,
@@ -236,7 +236,7 @@ def test_cli_plots(tmp_path: Path) -> None:
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: list[str]) -> None:
-    from wanhe.sim.cli import app
+    from wanhe.cli.simulate import app
 
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2

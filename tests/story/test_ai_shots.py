@@ -52,8 +52,8 @@ def test_an_ai_shot_in_a_reel(tmp_path: Path, board: dict[str, Any]) -> None:
     pytest.importorskip("diffusers")
     from wanhe.ai import catalog, tiny
     from wanhe.ai.models import inspect_model
+    from wanhe.runs.story import render_story
     from wanhe.store.store import Store
-    from wanhe.story.run import render_story
 
     settings = Settings(home=tmp_path / "home")
     model = tiny.build("sd", tmp_path / "models" / "sd")

@@ -39,7 +39,7 @@ def _make_story() -> Any:
 def reel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("bpy")
     pytest.importorskip("piper")
-    from wanhe.story.run import render_story
+    from wanhe.runs.story import render_story
 
     root = tmp_path_factory.mktemp("story")
     story = _make_story().build(root / "src", size=(96, 64), fps=FPS, samples=1)
@@ -146,7 +146,7 @@ def test_lip_sync_follows_the_loudness_and_shows_in_the_frames(reel: dict[str, A
 
 
 def test_the_same_command_again_resumes_and_runs_nothing(reel: dict[str, Any]) -> None:
-    from wanhe.story.run import render_story
+    from wanhe.runs.story import render_story
 
     again = render_story(reel["story"], reel["out"], settings=reel["settings"], workers=2)
     assert again.resumed and again.job.id == reel["first"].job.id
@@ -190,7 +190,7 @@ def test_a_shot_lip_synced_in_the_dubbed_language(reel: dict[str, Any]) -> None:
 
 
 def test_rerun_with_one_line_changed_synthesizes_one_voice(reel: dict[str, Any]) -> None:
-    from wanhe.story.run import render_story
+    from wanhe.runs.story import render_story
 
     story: Path = reel["story"]
     board = yaml.safe_load(story.read_text())

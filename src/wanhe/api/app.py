@@ -86,9 +86,9 @@ def create_app(
     for module in (routes_projects, routes_blobs, routes_jobs, routes_farm, events, metrics):
         app.include_router(module.router)
     app.include_router(routes_outputs.router)  # output checksums (the Blender add-on's downloads)
-    from wanhe.ai import routes as ai_routes  # AI generation: models, results, picks
+    from wanhe.api import routes_gen  # AI generation: models, results, picks
 
-    app.include_router(ai_routes.router)
+    app.include_router(routes_gen.router)
 
     if (STATIC / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

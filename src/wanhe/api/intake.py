@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -129,9 +130,27 @@ def _context(service: Service, who: Principal, kind: str) -> IntakeContext:
     """What inspection sees: the service's, plus (AI generation) the submitter's models."""
     if kind not in ("gen", "story"):  # a story's AI shots are generation too
         return service.intake
-    from wanhe.ai.routes import intake_context
+    from dataclasses import replace
 
-    return intake_context(service, who)
+    from wanhe.ai import catalog
+    from wanhe.ai.capacity import detect
+
+    return replace(
+        service.intake,
+        models=lambda name: catalog.find_model(service.store, name, who.project_id),
+        capacity=lambda: detect(_farm_gpus(service)),
+    )
+
+
+def _farm_gpus(service: Service) -> int:
+    """GPUs the farm has: Ray's count when Ray is up here, else the dispatcher's slots'."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        from wanhe.engine import cluster
+
+        return int(cluster.total_gpus())
+    dispatcher = service.dispatcher
+    return int(sum(s.gpus for s in dispatcher.slots)) if dispatcher is not None else 0
 
 
 def _strip(text: str, service: Service) -> str:

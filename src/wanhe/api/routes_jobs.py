@@ -23,6 +23,14 @@ from wanhe.api.schemas import JobAction, JobCreate, JobDetail, JobSummary, Prior
 from wanhe.api.service import Service
 from wanhe.api.views import job_detail, job_summaries, task_list
 from wanhe.engine.outputs import stale_done_tasks
+from wanhe.lifecycle import (
+    Ruling,
+    may_cancel,
+    may_pause,
+    may_reprioritize,
+    may_resume,
+    may_retry,
+)
 from wanhe.model import JobState
 from wanhe.storage import StoredFile, UnsafePath
 from wanhe.store.store import JobRow
@@ -93,8 +101,11 @@ def _action(service: Service, job: JobRow) -> JobAction:
     return JobAction(id=fresh.id, state=fresh.state.value, message=fresh.message)
 
 
-def _conflict(job: JobRow, verb: str) -> HTTPException:
-    return HTTPException(409, f"job {job.id} is {job.state.value}; it cannot be {verb}")
+def _allowed(job: JobRow, ruling: Ruling) -> JobState:
+    """The state the action leads to, or 409 with the state machine's reason."""
+    if not ruling.allowed or ruling.target is None:
+        raise HTTPException(409, f"job {job.id} {ruling.reason}")
+    return ruling.target
 
 
 @router.post("/api/jobs/{job_id}/cancel", response_model=JobAction)
@@ -102,8 +113,7 @@ def cancel(
     job_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> JobAction:
     job = visible_job(service, who, job_id)
-    if job.state.is_final:
-        raise _conflict(job, "cancelled")
+    _allowed(job, may_cancel(job.state))
     service.store.cancel_job(job.id, message=f"cancelled by {who.name or 'a user'}")
     return _action(service, job)  # pokes the dispatcher, which stops the running tasks
 
@@ -113,11 +123,8 @@ def pause(
     job_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> JobAction:
     job = visible_job(service, who, job_id)
-    if job.state not in (JobState.QUEUED, JobState.RUNNING):
-        raise _conflict(job, "paused")
-    service.store.set_job_state(
-        job.id, JobState.PAUSED, "paused: running tasks finish, no new ones start"
-    )
+    state = _allowed(job, may_pause(job.state))
+    service.store.set_job_state(job.id, state, "paused: running tasks finish, no new ones start")
     return _action(service, job)
 
 
@@ -126,9 +133,7 @@ def resume(
     job_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> JobAction:
     job = visible_job(service, who, job_id)
-    if job.state is not JobState.PAUSED:
-        raise _conflict(job, "resumed (only paused jobs can)")
-    state = JobState.RUNNING if job.started_at is not None else JobState.QUEUED
+    state = _allowed(job, may_resume(job.state, started=job.started_at is not None))
     service.store.set_job_state(job.id, state, "")
     return _action(service, job)
 
@@ -138,12 +143,9 @@ def retry(
     job_id: int, who: Principal = Depends(principal), service: Service = Depends(get_service)
 ) -> JobAction:
     job = visible_job(service, who, job_id)
-    if job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.DONE):
-        raise _conflict(job, "retried (only failed or cancelled jobs can)")
     # a done task whose files are gone is not done: it runs again (a done job too)
     stale = stale_done_tasks(service.store.tasks(job.id))
-    if job.state is JobState.DONE and not stale:
-        raise _conflict(job, "retried (it is done and every file it made is there)")
+    _allowed(job, may_retry(job.state, files_missing=bool(stale)))
     for dep, state in service.store.dead_dependencies(job.depends_on):
         raise HTTPException(409, f"job {job.id} waits on job {dep}, which is {state}: retry "
                                  f"job {dep} first")
@@ -159,8 +161,7 @@ def set_priority(
     service: Service = Depends(get_service),
 ) -> JobAction:
     job = visible_job(service, who, job_id)
-    if job.state.is_final:
-        raise _conflict(job, "given a new priority (it is finished)")
+    _allowed(job, may_reprioritize(job.state))
     service.store.set_priority(job.id, body.priority)
     return _action(service, job)
 

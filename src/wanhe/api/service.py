@@ -102,15 +102,15 @@ class Service:
         if not self.start_dispatcher:
             return
         from wanhe.engine import cluster
-        from wanhe.engine.dispatcher import Dispatcher
+        from wanhe.runs.local import make_dispatcher
         from wanhe.sched.elastic import Caps
 
         _keep_signal_handlers(
             lambda: cluster.connect(self.settings.ray_address, num_cpus=self.num_cpus,
                                     num_gpus=self.num_gpus)
         )
-        self.dispatcher = Dispatcher(
-            self.store, threads=1, workers=self.workers, blender=self.settings.blender,
+        self.dispatcher = make_dispatcher(
+            self.store, settings=self.settings, threads=1, workers=self.workers,
             log_root=self.work.logs, on_event=self._on_task_event,
             # someone else's cluster may grow (an autoscaler): a task nothing can run waits
             elastic=bool(self.settings.ray_address),

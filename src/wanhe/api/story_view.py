@@ -25,7 +25,7 @@ def story_view(job: JobRow, tasks: list[TaskRow], url_of: Callable[[str | None],
                attempts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """`url_of(path)`: the URL of a file the job wrote, None if it is not an output;
     `attempts`: the job's attempts (core-hours per task kind)."""
-    from wanhe.story.run import core_hours_by_kind
+    from wanhe.runs.story import core_hours_by_kind
 
     board = job.spec.get("board") or {}
     languages: list[str] = list((board.get("film") or {}).get("languages") or [])

@@ -10,6 +10,7 @@ import hashlib
 import os
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 import wanhe
@@ -51,7 +52,9 @@ def write_script(text: str, root: Path | None = None) -> Path:
     except OSError:
         pass
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".blender.{os.getpid()}.tmp"
+    # one temporary file per thread: a process's sessions (`wanhe run`'s workers) may all
+    # write the same script at once
+    tmp = folder / f".blender.{os.getpid()}.{threading.get_ident()}.tmp"
     tmp.write_text(text)
     tmp.chmod(0o755)
     os.replace(tmp, script)

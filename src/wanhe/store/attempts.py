@@ -183,6 +183,7 @@ class AttemptsMixin(_StoreBase):
                     )
                 ]
                 if ready:
+                    check_task(TaskState.WAITING, TaskState.READY)  # selected as waiting
                     conn.execute(
                         update(t.tasks)
                         .where(t.tasks.c.id.in_(ready))
@@ -287,6 +288,8 @@ class AttemptsMixin(_StoreBase):
                 rules = rules_for(task.kind, json.loads(task.spec)) if rules_for else RetryRules()
                 gives_up = (task.id in lost_open and after_attempt(
                     AttemptOutcome.LOST, history, rules) is Verdict.GIVE_UP)
+                check_task(TaskState.RUNNING,  # selected as running
+                           TaskState.FAILED if gives_up else TaskState.READY, task_id=task.id)
                 conn.execute(
                     update(t.tasks).where(t.tasks.c.id == task.id).values(
                         state=(TaskState.FAILED if gives_up else TaskState.READY).value,

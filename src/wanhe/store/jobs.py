@@ -368,6 +368,7 @@ class JobsMixin(_StoreBase):
         conn.execute(update(t.tasks).where(waiting).values(deps_left=unfinished))
         if self._job_waits_on_jobs(conn, job_id):
             return  # a job it depends on is not done: `release_jobs_waiting_on` frees them
+        check_task(TaskState.WAITING, TaskState.READY)  # `waiting` selects waiting tasks only
         conn.execute(
             update(t.tasks).where(waiting, t.tasks.c.deps_left == 0)
             .values(state=TaskState.READY.value)
@@ -387,6 +388,7 @@ class JobsMixin(_StoreBase):
                 if finished_job_id not in deps:
                     continue
                 if _dependencies_done(conn, deps):
+                    check_task(TaskState.WAITING, TaskState.READY)  # selects waiting tasks
                     conn.execute(
                         update(t.tasks)
                         .where(

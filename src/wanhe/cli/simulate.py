@@ -1,6 +1,6 @@
 """`wanhe simulate`: a whole film on a simulated farm, driving the real scheduling policy.
 
-Mount with ``main_app.add_typer(wanhe.sim.cli.app)`` or register `simulate_command` directly.
+`wanhe.cli.main` registers `simulate_command`; `app` runs it alone.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from wanhe.cli.common import fail
+from wanhe.cli.common import out as console
 from wanhe.sim.config import SimConfig, config_error_message, parse_projects
 from wanhe.sim.engine import simulate
 from wanhe.sim.metrics import SimReport, SweepPoint
@@ -21,11 +22,6 @@ from wanhe.sim.study import DEFAULT_SWEEP, SixMonths, six_months_vs_elastic, swe
 __all__ = ["app", "simulate_command"]
 
 app = typer.Typer(help="Simulate a film on a farm of thousands of machines.", add_completion=False)
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 def _parse_machines(spec: str) -> list[int]:
@@ -123,9 +119,8 @@ def simulate_command(
         if repeats < 1:
             raise ValueError("--repeats must be at least 1")
     except ValueError as e:
-        raise _fail(f"invalid simulation settings: {config_error_message(e)}") from None
+        fail(f"invalid simulation settings: {config_error_message(e)}")
 
-    console = Console()
     with console.status("simulating…"):
         report = simulate(cfg)
     console.print(report_table(report))
@@ -150,7 +145,7 @@ def simulate_command(
             if points:
                 written.append(plot_scheduler_cost(points, plots / "scheduler_cost.png"))
         except (PlotsUnavailable, OSError) as e:
-            raise _fail(str(e)) from None
+            fail(str(e))
         for p in written:
             console.print(f"plot: {p}")
     if json_out is not None:
@@ -158,7 +153,7 @@ def simulate_command(
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(out, indent=1, allow_nan=False))
         except OSError as e:
-            raise _fail(f"cannot write {json_out}: {e}") from None
+            fail(f"cannot write {json_out}: {e}")
         console.print(f"json: {json_out}")
     if not report.completed:
         console.print(
@@ -177,8 +172,7 @@ def _mixed(machines: int, cores: int, gpus: int, speedup: float, frames: int, ti
         cfg = MixedConfig(cpu_machines=machines, cores=cores, gpus=gpus, gpu_speedup=speedup,
                           frames=frames, tiles=tiles, tile_core_hours=tile_core_hours, seed=seed)
     except ValidationError as e:
-        raise _fail(f"invalid simulation settings: {config_error_message(e)}") from None
-    console = Console()
+        fail(f"invalid simulation settings: {config_error_message(e)}")
     with console.status("simulating the mixed pool…"):
         r = simulate_mixed(cfg)
     t = Table(title="wanhe simulate --gpus (device any)", show_header=False, title_justify="left")
@@ -201,9 +195,9 @@ def _mixed(machines: int, cores: int, gpus: int, speedup: float, frames: int, ti
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps({"mixed": r.model_dump(mode="json")}, indent=1))
         except OSError as e:
-            raise _fail(f"cannot write {json_out}: {e}") from None
+            fail(f"cannot write {json_out}: {e}")
     if r.mixed_frames:
-        raise _fail(f"{r.mixed_frames} frame(s) mixed CPU and GPU tiles")
+        fail(f"{r.mixed_frames} frame(s) mixed CPU and GPU tiles")
 
 
 def _h(seconds: float) -> str:

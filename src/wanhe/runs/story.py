@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanhe.config import Settings
-from wanhe.jobtypes.registry import retry_rules
-from wanhe.model import JobState, TaskState
+from wanhe.model import JobState
 from wanhe.store.usage import core_seconds
 from wanhe.story.load import load_storyboard
 
 if TYPE_CHECKING:
+    from wanhe.runs.local import LocalJob
     from wanhe.store.store import JobRow, Store, TaskRow
-
-LOCAL_PROJECT = "local"
 
 
 @dataclass(slots=True)
@@ -68,40 +66,31 @@ def prepare(storyboard: Path, output: Path, cache: Path,
     return board, facts, Layout(output, output / ".work", cache)
 
 
-def open_or_resume(store: Store, storyboard: Path, board: Any, facts: dict[str, Any],
-                   layout: Any) -> tuple[JobRow, bool, int]:
+def open_or_resume_story(store: Store, storyboard: Path, board: Any, facts: dict[str, Any],
+                   layout: Any) -> LocalJob:
     import hashlib
 
+    from wanhe.runs.local import NewJob, open_or_resume
     from wanhe.story.plan import compile_with_cache, deliverables, fingerprint
 
-    project = store.ensure_project(LOCAL_PROJECT)
     key = hashlib.sha256(f"{fingerprint(board, facts)}:{layout.output}".encode()).hexdigest()
-    existing = store.find_job(project.id, key)
-    if existing is None:
-        tasks = compile_with_cache(board, storyboard.parent, facts, layout)
+
+    def new_job() -> NewJob:
         spec = {"storyboard": str(storyboard), "board": board.model_dump(mode="json"),
                 "facts": facts, "output": str(layout.output), "work": str(layout.work),
                 "cache": str(layout.cache), "deliverables": deliverables(layout, board)}
-        job_id = store.create_job(
-            project_id=project.id, name=storyboard.name, kind="story", spec=spec,
-            fingerprint=key, tasks=tasks, priority=50,
-            submitter=os.environ.get("USER", ""), work_dir=str(layout.work))
-        job = store.job(job_id)
-        assert job is not None
-        return job, False, 0
-    store.recover_interrupted([existing.id], rules_for=retry_rules)
-    missing = [p for p in existing.spec.get("deliverables", []) if not Path(p).exists()]
-    if existing.state is JobState.DONE and missing:  # outputs deleted since: make them again
-        rows = store.tasks(existing.id)
-        store.reset_tasks(existing.id, [t.id for t in rows if t.kind in ("clip", "reel")])
-    elif existing.state in (JobState.FAILED, JobState.CANCELLED):
-        store.retry_failed(existing.id)
-    elif existing.state is JobState.PAUSED:
-        store.set_job_state(existing.id, JobState.QUEUED, "")
-    done = sum(1 for t in store.tasks(existing.id) if t.state is TaskState.DONE)
-    job = store.job(existing.id)
-    assert job is not None
-    return job, True, done
+        return NewJob(name=storyboard.name, kind="story", spec=spec,
+                      tasks=compile_with_cache(board, storyboard.parent, facts, layout),
+                      work_dir=str(layout.work))
+
+    def redo(job: JobRow, rows: list[TaskRow]) -> list[int]:
+        """A finished reel whose outputs were deleted since: its clips and reel again."""
+        missing = [p for p in job.spec.get("deliverables", []) if not Path(p).exists()]
+        if job.state is not JobState.DONE or not missing:
+            return []
+        return [t.id for t in rows if t.kind in ("clip", "reel")]
+
+    return open_or_resume(store, key, new_job, redo=redo)
 
 
 def render_story(
@@ -114,8 +103,7 @@ def render_story(
     on_event: Callable[[Any], None] | None = None,
 ) -> StoryOutcome:
     """The whole of `wanhe story render`, minus the terminal."""
-    from wanhe.engine.dispatcher import Dispatcher
-    from wanhe.engine.handles import LocalWorker
+    from wanhe.runs.local import run_local_job
     from wanhe.store.store import Store
 
     started = time.monotonic()
@@ -124,27 +112,15 @@ def render_story(
     board, facts, layout = prepare(storyboard, output, settings.home / "cache" / "story",
                                    settings.db_url)
     store = Store(settings.db_url)
-    dispatcher = None
     try:
-        job, resumed, done_before = open_or_resume(store, storyboard, board, facts, layout)
-        tasks = store.tasks(job.id)
+        local = open_or_resume_story(store, storyboard, board, facts, layout)
+        job, resumed, done_before, tasks = (local.job, local.resumed, local.done_before,
+                                            local.tasks)
         if on_prepared is not None:
             on_prepared(job, resumed, done_before, tasks)
         begun = time.time()
-        if done_before < len(tasks):
-            count = workers or os.cpu_count() or 1
-            joined = settings.ray_address is not None
-            if joined:
-                from wanhe.engine import cluster
-
-                cluster.connect(settings.ray_address)
-            local = [] if joined else [LocalWorker(f"w{n}", settings.blender)
-                                       for n in range(count)]
-            dispatcher = Dispatcher(
-                store, threads=1, workers=count, blender=settings.blender,
-                log_root=settings.storage_root / "logs", on_event=on_event,
-                local_workers=local, use_ray=joined)
-            dispatcher.run_jobs([job.id])
+        run_local_job(store, local, settings=settings, threads=1,
+                      workers=workers or os.cpu_count() or 1, on_event=on_event)
         final = store.job(job.id)
         assert final is not None
         attempts = store.attempts(job.id)
@@ -158,8 +134,6 @@ def render_story(
             _add_usage(output / "report.json", outcome, attempts)
         return outcome
     finally:
-        if dispatcher is not None:
-            dispatcher.close()
         store.dispose()
 
 

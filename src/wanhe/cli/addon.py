@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from wanhe.cli.common import fail, out
+
 addon_app = typer.Typer(help="The Blender add-on: submit, watch and download from Blender.",
                         no_args_is_help=True)
 
@@ -23,9 +25,8 @@ def build_command(
     try:
         path = build(output)
     except (BuildError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(str(path))
+        fail(str(exc))
+    out.print(str(path), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

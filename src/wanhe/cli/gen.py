@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-err = Console(stderr=True)
-out = Console()
+from wanhe.cli.common import (
+    Bars,
+    DbOpt,
+    JsonOpt,
+    TokenOpt,
+    client,
+    emit,
+    err,
+    fail,
+    interrupted,
+    open_store_or_fail,
+    out,
+)
 
 models_app = typer.Typer(help="Diffusion models the farm may use (local folders the studio "
                          "owns; nothing is downloaded).", no_args_is_help=True)
@@ -30,61 +38,12 @@ gen_app = typer.Typer(help="AI generation: seeded candidates per shot, scored, p
 
 ServerOpt = Annotated[str | None, typer.Option(
     "--server", help="a farm URL: run there (token: --token or WANHE_TOKEN); default: here")]
-TokenOpt = Annotated[str | None, typer.Option("--token", envvar="WANHE_TOKEN",
-                                              help="API token")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="database URL; default "
-                                           "~/.wanhe/wanhe.db (WANHE_DB)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _settings(db: str | None) -> Any:
     from wanhe.config import Settings
 
     return Settings().overridden(db=db)
-
-
-@contextmanager
-def _store(db: str | None) -> Iterator[Any]:
-    from wanhe.storage import redact
-    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
-
-    settings = _settings(db)
-    try:
-        store = Store(settings.db_url)
-    except DatabaseUnavailable as exc:  # its own line names --db, password hidden
-        fail(str(exc))
-    except Exception as exc:
-        fail(f"cannot open the database {redact(settings.db_url)}: "
-             f"{type(exc).__name__}: {exc}")
-    try:
-        yield store
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        store.dispose()
-
-
-@contextmanager
-def _client(server: str, token: str | None) -> Iterator[Any]:
-    from wanhe.api.client import ApiError, Client
-
-    try:
-        with Client(server, token) as c:
-            yield c
-    except ApiError as exc:
-        fail(str(exc))
-
-
-def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        out.print_json(json.dumps(data, default=str))
-    else:
-        out.print(table)
 
 
 # ---------------------------------------------------------------------------------- models
@@ -127,7 +86,7 @@ def models_add(
     if server:
         body = {"name": name, "path": str(path), "pipeline_class": pipeline,
                 "gpu_memory": need, "replace": replace, "project": project}
-        with _client(server, token) as c:
+        with client(server, token) as c:
             row = c.json("POST", "/api/models", json=body)
     else:
         from wanhe.ai import catalog
@@ -136,7 +95,7 @@ def models_add(
             facts = inspect_model(path, pipeline_class=pipeline, gpu_memory=need)
         except ModelError as exc:
             fail(str(exc))
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             project_id = None
             if project:
                 found = store.project_by_name(project)
@@ -147,7 +106,7 @@ def models_add(
         if not facts.tested:
             err.print(f"[yellow]warning:[/] {facts.pipeline_class} is not among the pipelines "
                       "wanhe tests (README: AI generation); it may still run", highlight=False)
-    _emit(row, as_json, _models_table([row]))
+    emit(row, as_json, _models_table([row]))
 
 
 @models_app.command("list")
@@ -155,14 +114,14 @@ def models_list(db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = No
                 as_json: JsonOpt = False) -> None:
     """The models jobs may use."""
     if server:
-        with _client(server, token) as c:
+        with client(server, token) as c:
             rows = c.json("GET", "/api/models")
     else:
         from wanhe.ai import catalog
 
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             rows = catalog.list_models(store, every=True)
-    _emit(rows, as_json, _models_table(rows))
+    emit(rows, as_json, _models_table(rows))
 
 
 @models_app.command("remove")
@@ -170,12 +129,12 @@ def models_remove(name: str, db: DbOpt = None, server: ServerOpt = None,
                   token: TokenOpt = None) -> None:
     """Forget a model (its files stay)."""
     if server:
-        with _client(server, token) as c:
+        with client(server, token) as c:
             c.request("DELETE", f"/api/models/{name}")
     else:
         from wanhe.ai import catalog
 
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             if not catalog.remove_model(store, name):
                 fail(f"no farm-wide model {name!r}")
     err.print(f"model {name} removed", highlight=False)
@@ -184,13 +143,12 @@ def models_remove(name: str, db: DbOpt = None, server: ServerOpt = None,
 # ---------------------------------------------------------------------------------- gen
 
 
-class _Bars:
+class _Bars(Bars):
     """A job bar (tasks done) and a bar for the candidate in flight (denoising steps)."""
 
     def __init__(self, quiet: bool) -> None:
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                                 disable=quiet)
+        super().__init__(quiet, TextColumn("[bold]{task.description}"), BarColumn(),
+                         MofNCompleteColumn(), TimeElapsedColumn())
         self.job: Any = None
         self.step: Any = None
 
@@ -209,12 +167,8 @@ class _Bars:
             self.progress.update(self.step, description=event.task.key, completed=0)
         elif event.kind == "progress" and event.result and event.task.kind == "gen":
             self.progress.update(self.step, completed=100 * float(event.result["progress"]))
-        elif event.kind in ("retry", "lost", "failed"):
-            self.progress.console.print(f"[yellow]{event.kind}[/] {event.task.key}: "
-                                        f"{event.message}", highlight=False)
-
-    def stop(self) -> None:
-        self.progress.stop()
+        else:
+            self.note_trouble(event)
 
 
 def _results_table(results: dict[str, Any]) -> Table:
@@ -262,7 +216,7 @@ def _submit(spec_raw: dict[str, Any], server: str, token: str | None, name: str 
             shot["image"] = rel
     bundle = Bundle(root=Path("."), main="", files=files,
                     hashes={rel: sha256_file(p) for rel, p in files.items()})
-    with _client(server, token) as c:
+    with client(server, token) as c:
         if files:
             upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
@@ -271,7 +225,7 @@ def _submit(spec_raw: dict[str, Any], server: str, token: str | None, name: str 
     for warning in job.get("warnings", []):
         err.print(f"[yellow]note:[/] {warning}", highlight=False)
     if as_json:
-        _emit({"id": job["id"], "state": job["state"]}, True)
+        emit({"id": job["id"], "state": job["state"]}, True)
     else:
         err.print(f"job {job['id']} {job['state']}", highlight=False)
         out.print(job["id"])
@@ -284,8 +238,8 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
         _spec_or_fail(json.loads(json.dumps(spec_raw)))
         _submit(spec_raw, server, token, name, priority, as_json)
         return
-    from wanhe.ai.local import run_local
     from wanhe.jobtypes.base import InputError
+    from wanhe.runs.gen import run_local
     from wanhe.store.store import DatabaseUnavailable
 
     for shot in spec_raw.get("shots", []):
@@ -305,13 +259,11 @@ def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | 
         bars.stop()
         fail(str(exc))
     except KeyboardInterrupt:
-        bars.stop()
-        err.print("interrupted — run the same command again to resume")
-        raise typer.Exit(130) from None
+        interrupted(bars)
     bars.stop()
     if outcome.results.get("note") and not as_json:
         err.print(f"note: {outcome.results['note']}", highlight=False)
-    _emit(outcome.results, as_json, _results_table(outcome.results))
+    emit(outcome.results, as_json, _results_table(outcome.results))
     if outcome.job.state.value != "done":
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
 
@@ -417,7 +369,7 @@ def gen_again(
         model = {**recipe["model"], "path": str(model_path.expanduser().resolve()),
                  "gpu_memory": 0}
     else:
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             model = catalog.find_model(store, recipe["model"]["name"])
     try:
         again = regenerate(file, model=model, output=output)
@@ -427,7 +379,7 @@ def gen_again(
             "bit_identical": again.identical, "max_difference": again.max_difference,
             "seed": again.recipe["seed"], "note": again.note}
     if as_json:
-        _emit(body, True)
+        emit(body, True)
     else:
         verdict = "bit-identical" if again.identical else \
             f"differs (largest pixel difference {again.max_difference}/255)"
@@ -446,7 +398,7 @@ def gen_picks(
 ) -> None:
     """Each shot's candidates with scores, ranks and verdicts, and the chosen file."""
     if server:
-        with _client(server, token) as c:
+        with client(server, token) as c:
             results = c.json("GET", f"/api/gen/{job}")
             if copy_to is not None:
                 copy_to.mkdir(parents=True, exist_ok=True)
@@ -459,7 +411,7 @@ def gen_picks(
     else:
         from wanhe.ai.results import job_results
 
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             try:
                 results = job_results(store, job)
             except LookupError as exc:
@@ -470,7 +422,7 @@ def gen_picks(
                 if shot["chosen"]:
                     src = Path(shot["chosen"]["output"])
                     shutil.copy2(src, copy_to / f"{shot['name']}_{src.name}")
-    _emit(results, as_json, _results_table(results))
+    emit(results, as_json, _results_table(results))
 
 
 @gen_app.command("pick")
@@ -483,14 +435,14 @@ def gen_pick(
     """Pick (or --reject, --clear) candidate CANDIDATE of shot SHOT (0-based) of JOB."""
     verdict = "clear" if clear else "rejected" if reject else "picked"
     if server:
-        with _client(server, token) as c:
+        with client(server, token) as c:
             c.json("POST", f"/api/gen/{job}/picks",
                    json={"shot": shot, "candidate": candidate, "verdict": verdict})
     else:
         from wanhe.ai import catalog
         from wanhe.ai.results import check_candidate, job_results
 
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             try:
                 check_candidate(job_results(store, job), shot, candidate)
             except LookupError as exc:
@@ -511,10 +463,10 @@ def gen_more(
     if not server:
         fail("`wanhe gen more` asks a farm (--server); locally, run `wanhe gen image` with "
              "--seed past the last candidate")
-    with _client(server, token) as c:
+    with client(server, token) as c:
         made = c.json("POST", f"/api/gen/{job}/more",
                       json={"shot": shot, "count": count, "around": around})
-    _emit(made, True) if as_json else out.print(made["id"])
+    emit(made, True) if as_json else out.print(made["id"])
 
 
 @gen_app.command("report")
@@ -524,19 +476,19 @@ def gen_report(
 ) -> None:
     """GPU-hours and core-hours of generation, by project and model."""
     if server:
-        with _client(server, token) as c:
+        with client(server, token) as c:
             rows = c.json("GET", "/api/gen-report", params={"project": project} if project
                           else {})
     else:
         from wanhe.ai.report import by_model
 
-        with _store(db) as store:
+        with open_store_or_fail(db) as store:
             rows = by_model(store, project)
     table = Table("project", "model", "device", "candidates", "attempts", "GPU-h", "core-h")
     for r in rows:
         table.add_row(r["project"], r["model"], r["device"], str(r["candidates"]),
                       str(r["attempts"]), f"{r['gpu_hours']:.4f}", f"{r['core_hours']:.4f}")
-    _emit(rows, as_json, table)
+    emit(rows, as_json, table)
 
 
 def register(app: typer.Typer) -> None:

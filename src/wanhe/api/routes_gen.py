@@ -8,7 +8,6 @@ picks and files are visible to its project's tokens (and admins).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from wanhe.ai.models import ModelError, check_name, inspect_model
 from wanhe.api.auth import Principal, admin, principal
 from wanhe.api.deps import get_service
 from wanhe.api.service import Service
-from wanhe.jobtypes.base import IntakeContext
 from wanhe.storage import UnsafePath, confined
 from wanhe.store.store import StoreError
 
@@ -50,29 +48,6 @@ class MoreIn(BaseModel):
 
 def _unprocessable(field: str, message: str) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
-
-
-def farm_gpus(service: Service) -> int:
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        from wanhe.engine import cluster
-
-        return int(cluster.total_gpus())
-    dispatcher = service.dispatcher
-    return int(sum(s.gpus for s in dispatcher.slots)) if dispatcher is not None else 0
-
-
-def intake_context(service: Service, who: Principal) -> IntakeContext:
-    """What the gen job type's inspection sees for this submitter: its models, the farm."""
-    from dataclasses import replace
-
-    from wanhe.ai.capacity import detect
-
-    return replace(
-        service.intake,
-        models=lambda name: catalog.find_model(service.store, name, who.project_id),
-        capacity=lambda: detect(farm_gpus(service)),
-    )
 
 
 @router.get("/api/models")

@@ -7,34 +7,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wanhe.cli.common import Bars, err, fail, interrupted, out
 from wanhe.config import Settings
 
 story_app = typer.Typer(help="Story reels: a storyboard file becomes an animatic with voices, "
                         "subtitles, dubbed tracks and lip-synced characters.",
                         no_args_is_help=True)
-err = Console(stderr=True)
-out = Console()
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-class _Bars:
+class _Bars(Bars):
     """A bar for the whole job and one per task kind (voices, renders, clips …)."""
 
     def __init__(self, quiet: bool) -> None:
-        self.progress = Progress(TextColumn("[bold]{task.description:<8}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                                 disable=quiet)
+        super().__init__(quiet, TextColumn("[bold]{task.description:<8}"), BarColumn(),
+                         MofNCompleteColumn(), TimeElapsedColumn())
         self.bars: dict[str, Any] = {}
 
     def start(self, tasks: list[Any], done: int) -> None:
@@ -52,12 +42,8 @@ class _Bars:
             for name in ("job", event.task.kind):
                 if name in self.bars:
                     self.progress.advance(self.bars[name])
-        elif event.kind in ("retry", "lost", "failed"):
-            self.progress.console.print(f"[yellow]{event.kind}[/] {event.task.key}: "
-                                        f"{event.message}", highlight=False)
-
-    def stop(self) -> None:
-        self.progress.stop()
+        else:
+            self.note_trouble(event)
 
 
 @story_app.command("render")
@@ -79,9 +65,9 @@ def render(
 ) -> None:
     """Render STORYBOARD into OUTPUT/reel.mp4 and friends; run it again to resume."""
     from wanhe.localrender import RenderSetupError, attempt_records
+    from wanhe.runs.story import core_hours_by_kind, render_story
     from wanhe.store.store import DatabaseUnavailable
     from wanhe.story.load import StoryError
-    from wanhe.story.run import core_hours_by_kind, render_story
 
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
@@ -101,9 +87,7 @@ def render(
         bars.stop()
         fail(str(exc))
     except KeyboardInterrupt:
-        bars.stop()
-        err.print("interrupted — run the same command again to resume")
-        raise typer.Exit(130) from None
+        interrupted(bars)
     bars.stop()
     report_path = outcome.output / "report.json"
     report: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""The `wanhe` command line: every command is a thin call into the library."""
+"""The root `wanhe` app and `wanhe render`; the other command modules of this package join it
+here. Every command is a thin call into the library."""
 
 from __future__ import annotations
 
@@ -6,14 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -21,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wanhe.cli.common import Bars, err, fail, interrupted, out
 from wanhe.config import Settings
 from wanhe.sched.devices import DEVICE_HELP, Device
 
@@ -31,18 +31,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console()
 
 
 @app.callback()
 def _root() -> None:
     """万核 wanhe — render Blender scenes on every core you can reach."""
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -59,19 +52,20 @@ def _describe(exc: BaseException) -> str:
 
     if isinstance(exc, ValidationError):
         parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        for problem in exc.errors():
+            where = ".".join(str(p) for p in problem.get("loc", ()))
+            msg = problem.get("msg")
+            parts.append(f"{where}: {msg}" if where else str(msg))
         return "; ".join(parts)
     return str(exc)
 
 
-class _RenderProgress:
+class _RenderProgress(Bars):
     """A whole-job bar with ETA and a bar for the frame in flight."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress = Progress(
+        super().__init__(
+            quiet,
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -79,9 +73,6 @@ class _RenderProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console,
-            disable=quiet,
-            transient=False,
         )
         self.job_bar: TaskID | None = None
         self.frame_bar: TaskID | None = None
@@ -113,12 +104,8 @@ class _RenderProgress:
         elif event.kind == "started" and task.kind == "render":
             self.inflight[task.id] = 0.0
             self.current_frame = task.frame
-        elif event.kind in ("retry", "lost", "failed"):
+        elif self.note_trouble(event, f" on {event.node or '?'}"):
             self.inflight.pop(task.id, None)
-            self.progress.console.print(
-                f"[yellow]{event.kind}[/] {task.key} on {event.node or '?'}: {event.message}",
-                highlight=False,
-            )
         frame = self.current_frame
         if frame is not None and frame in self.frame_tasks:
             ids = self.frame_tasks[frame]
@@ -128,9 +115,6 @@ class _RenderProgress:
                 self.frame_bar, visible=True, description=f"frame {frame}",
                 completed=100.0 * (finished + partial) / len(ids),
             )
-
-    def stop(self) -> None:
-        self.progress.stop()
 
 
 @app.command()
@@ -258,7 +242,7 @@ def render(
     ) -> None:
         spec = prepared.spec
         if not quiet:
-            console.print(
+            err.print(
                 f"[bold]{Path(spec.scene).name}[/]: {prepared.facts.engine}, "
                 f"{spec.width}x{spec.height}, {len(spec.frames)} frame(s), tiles "
                 f"{spec.tiles_x}x{spec.tiles_y}"
@@ -271,28 +255,28 @@ def render(
                 highlight=False,
             )
         if spec.split_note:
-            console.print(spec.split_note, highlight=False)
+            err.print(spec.split_note, highlight=False)
         if spec.tile_note:
-            console.print(f"[bold red]WARNING:[/] {spec.tile_note}", highlight=False)
+            err.print(f"[bold red]WARNING:[/] {spec.tile_note}", highlight=False)
         for note in prepared.notes:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            err.print(f"[yellow]note:[/] {note}", highlight=False)
         if prepared.quality is not None:
             reached = prepared.quality["reached"]
             if not quiet or not reached:
-                console.print(("" if reached else "[yellow]warning:[/] ")
+                err.print(("" if reached else "[yellow]warning:[/] ")
                               + prepared.quality["explanation"], highlight=False)
         from wanhe.jobtypes.blender_render import missing_messages
 
         for message in missing_messages(prepared.missing, prepared.missing_caches):
-            console.print(f"[yellow]warning:[/] {message}", highlight=False)
+            err.print(f"[yellow]warning:[/] {message}", highlight=False)
         if resumed and not quiet:
-            console.print(
+            err.print(
                 f"resuming job {job.id}: {done_before} task(s) already done", highlight=False
             )
         bars.start(tasks, done_before)
 
     if quality and not quiet:
-        console.print(f"--quality {quality}: probing one frame at low resolution …",
+        err.print(f"--quality {quality}: probing one frame at low resolution …",
                       highlight=False)
     try:
         outcome = run_render(
@@ -300,9 +284,7 @@ def render(
             on_prepared=on_prepared, on_event=bars.on_event,
         )
     except KeyboardInterrupt:
-        bars.stop()
-        console.print("interrupted — run the same command again to resume")
-        raise typer.Exit(130) from None
+        interrupted(bars)
     except _user_errors() as exc:
         bars.stop()
         fail(_describe(exc))
@@ -333,7 +315,7 @@ def _export_openjd(
     except _user_errors() as exc:
         fail(_describe(exc))
     for line in describe(result):
-        console.print(line, highlight=False, soft_wrap=True)
+        err.print(line, highlight=False, soft_wrap=True)
 
 
 def _scene_samples(samples: int | None) -> str:
@@ -395,9 +377,9 @@ def _print_qc(settings: Settings, outcome: Any) -> None:
         store.dispose()
     for record in records:
         if record.get("rerender"):
-            console.print(f"QC frame {record['frame']}: {record['rerender']}", highlight=False)
+            err.print(f"QC frame {record['frame']}: {record['rerender']}", highlight=False)
         if record.get("flagged"):
-            console.print(f"[yellow]QC flagged frame {record['frame']}:[/] "
+            err.print(f"[yellow]QC flagged frame {record['frame']}:[/] "
                           + "; ".join(record.get("reasons") or ["see the report"]),
                           highlight=False)
 
@@ -408,39 +390,26 @@ def _frames_text(frames: list[int]) -> str:
     return format_frames(frames)
 
 
-def _mount_subapps() -> None:
-    """Commands that live next to their rooms (sim, service) join the main app here."""
-    from wanhe.sim.cli import simulate_command
+def _mount_commands() -> None:
+    """Every other command module of this package joins the root app here."""
+    from wanhe.cli import addon, gen, openjd, service, simulate, story
 
-    app.command("simulate")(simulate_command)
-    from wanhe.story.cli import story_app
-
-    app.add_typer(story_app, name="story")
-    from wanhe.openjd.cli import register as register_openjd
-
-    register_openjd(app)
-    try:
-        from wanhe.api.cli import register as register_service
-
-        register_service(app)
-    except ImportError:
-        pass
-    from wanhe.addon.cli import register as register_addon
-
-    register_addon(app)
-    from wanhe.ai.cli import register as register_ai
-
-    register_ai(app)
+    app.command("simulate")(simulate.simulate_command)
+    app.add_typer(story.story_app, name="story")
+    openjd.register(app)
+    service.register(app)
+    addon.register(app)
+    gen.register(app)
 
 
-_mount_subapps()
+_mount_commands()
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        console.print("interrupted")
+        err.print("interrupted")
         sys.exit(130)
 
 

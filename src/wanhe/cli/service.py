@@ -7,81 +7,29 @@ REST API. Errors are one line, never a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from wanhe.api.client import ApiError, Client
+from wanhe.cli.common import (
+    DbOpt,
+    JsonOpt,
+    ServerOpt,
+    TokenOpt,
+    client,
+    emit,
+    err,
+    fail,
+    open_store_or_fail,
+    out,
+)
 from wanhe.config import Settings
 from wanhe.sched.devices import DEVICE_HELP, Device
 from wanhe.store.rows import normalise_project_name
-
-err = Console(stderr=True)
-out = Console()
-F = TypeVar("F", bound=Callable[..., Any])
-
-ServerOpt = Annotated[
-    str | None, typer.Option("--server", envvar="WANHE_SERVER",
-                             help="farm URL; default http://127.0.0.1:8640")
-]
-TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="WANHE_TOKEN", help="API token")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-DbOpt = Annotated[
-    str | None, typer.Option("--db", help="database URL; default ~/.wanhe/wanhe.db (WANHE_DB)")
-]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def client(server: str | None, token: str | None) -> Iterator[Client]:
-    settings = Settings()
-    try:
-        with Client(server or settings.server, token or settings.token) as c:
-            yield c
-    except ApiError as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def store(db: str | None) -> Iterator[Any]:
-    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
-
-    settings = Settings().overridden(db=db)
-    try:
-        s = Store(settings.db_url)
-    except DatabaseUnavailable as exc:
-        fail(str(exc))
-    except Exception as exc:
-        from wanhe.storage import redact
-
-        fail(f"cannot open the database {redact(settings.db_url)}: "
-             f"{type(exc).__name__}: {exc}")
-    try:
-        yield s
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        s.dispose()
-
-
-def emit(data: Any, as_json: bool, table: Callable[[Any], Table] | None = None) -> None:
-    if as_json or table is None:
-        out.print_json(json.dumps(data, default=str))
-    else:
-        out.print(table(data))
 
 
 def _time(value: float | None) -> str:
@@ -242,7 +190,7 @@ def project_create(
                 "budget_gpu_hours": budget_gpu_hours, "weight": weight})
         secret = made["token"]
     else:
-        with store(db) as s:
+        with open_store_or_fail(db) as s:
             project = s.create_project(name, weight=weight, budget_core_hours=budget_core_hours,
                                        budget_gpu_hours=budget_gpu_hours)
             # the project's first token manages it (mints and revokes its other tokens)
@@ -276,7 +224,7 @@ def project_list(
         with client(server, token) as c:
             rows = c.json("GET", "/api/projects")
     else:
-        with store(db) as s:
+        with open_store_or_fail(db) as s:
             used = s.used_core_seconds()
             used_gpu = s.used_gpu_seconds()
             rows = []
@@ -322,7 +270,7 @@ def project_set(
         with client(server, token) as c:
             c.json("PATCH", f"/api/projects/{name}", json=body)
     else:
-        with store(db) as s:
+        with open_store_or_fail(db) as s:
             project = s.project_by_name(name)
             if project is None:
                 fail(f"no project named {name!r}")
@@ -405,7 +353,7 @@ def token_create(
                                 "scope": scope, "expires_in_s": life})
         secret, expires_at = made["token"], made.get("expires_at")
     else:
-        with store(db) as s:
+        with open_store_or_fail(db) as s:
             project_id = None
             if not admin:
                 found = s.project_by_name(project or "")
@@ -446,7 +394,7 @@ def token_list(
         with client(server, token) as c:
             rows = c.json("GET", "/api/tokens")
     else:
-        with store(db) as s:
+        with open_store_or_fail(db) as s:
             rows = s.tokens()
     if project:
         rows = [r for r in rows if r["project"] == project]
@@ -462,7 +410,7 @@ def token_revoke(
         with client(server, token) as c:
             c.json("DELETE", f"/api/tokens/{token_id}")
     else:
-        with store(db) as s:
+        with open_store_or_fail(db) as s:
             if not s.revoke_token(token_id):
                 fail(f"no active token {token_id}")
     err.print(f"token {token_id} revoked", highlight=False)
@@ -517,7 +465,7 @@ def submit(
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
     if template is not None or (scene is not None and scene.is_dir()):
-        from wanhe.openjd.cli import submit_template
+        from wanhe.cli.openjd import submit_template
 
         submit_template(scene, template, param or [], priority=priority, name=name,
                         depends_on=depends_on or [], server=server, token=token,

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -21,26 +19,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wanhe.cli.common import Bars, client, emit, err, fail, interrupted, out
 from wanhe.config import Settings
 
-err = Console(stderr=True)
-out = Console()
 
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-class _Bars:
+class _Bars(Bars):
     """A whole-job bar and one for the task in flight (its openjd_progress and status)."""
 
     def __init__(self, quiet: bool) -> None:
-        self.progress = Progress(
+        super().__init__(
+            quiet,
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-            console=err, disable=quiet,
         )
         self.job: TaskID | None = None
         self.task: TaskID | None = None
@@ -66,12 +57,8 @@ class _Bars:
         elif event.kind == "progress" and event.result and task.id == self.current:
             self.progress.update(self.task, completed=100 * float(event.result["progress"]),
                                  status=str(event.result.get("status") or "")[:60])
-        elif event.kind in ("retry", "lost", "failed"):
-            self.progress.console.print(f"[yellow]{event.kind}[/] {task.key}: {event.message}",
-                                        highlight=False)
-
-    def stop(self) -> None:
-        self.progress.stop()
+        else:
+            self.note_trouble(event)
 
 
 def run_command(
@@ -91,9 +78,10 @@ def run_command(
 ) -> None:
     """Run an OpenJD job template (or bundle) on every core of this machine; run it again to
     resume."""
-    from wanhe.openjd.localrun import load_source, write_report
-    from wanhe.openjd.localrun import run as run_local
+    from wanhe.openjd.localrun import load_source
     from wanhe.openjd.template import TemplateError, parse_param_args
+    from wanhe.runs.openjd import run as run_local
+    from wanhe.runs.openjd import write_report
     from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(db=db)
@@ -119,9 +107,7 @@ def run_command(
         outcome = run_local(source, settings=settings, workers=workers,
                             on_prepared=on_prepared, on_event=bars.on_event)
     except KeyboardInterrupt:
-        bars.stop()
-        err.print("interrupted — run the same command again to resume")
-        raise typer.Exit(130) from None
+        interrupted(bars)
     except TemplateError as exc:
         bars.stop()
         fail(exc.message)
@@ -211,7 +197,6 @@ def submit_template(
     as_json: bool,
 ) -> None:
     """`wanhe submit --template FILE -p …` or `wanhe submit BUNDLE_DIR`."""
-    from wanhe.api.cli import client, emit
     from wanhe.api.pack import Bundle, hash_all, upload
     from wanhe.openjd.localrun import load_source, make_plan
     from wanhe.openjd.template import TemplateError, parse_param_args

@@ -16,11 +16,8 @@ from wanhe.ai.capacity import detect
 from wanhe.ai.spec import GenSpec
 from wanhe.config import Settings
 from wanhe.jobtypes.base import IntakeContext, JobFolder
-from wanhe.jobtypes.registry import job_type, retry_rules
-from wanhe.model import JobState
+from wanhe.jobtypes.registry import job_type
 from wanhe.store.store import JobRow, Store
-
-LOCAL_PROJECT = "local"
 
 
 @dataclass(slots=True)
@@ -42,13 +39,11 @@ def run_local(
     on_job: Callable[[JobRow, list[Any]], None] | None = None,
 ) -> GenOutcome:
     from wanhe.ai.results import job_results
-    from wanhe.engine.dispatcher import Dispatcher
-    from wanhe.engine.handles import LocalWorker
+    from wanhe.runs.local import LOCAL_PROJECT, NewJob, open_or_resume, run_local_job
 
     started = time.monotonic()
     output = output.expanduser().resolve()
     store = Store(settings.db_url)
-    dispatcher: Dispatcher | None = None
     try:
         project = store.ensure_project(LOCAL_PROJECT)
         kind = job_type("gen")
@@ -57,35 +52,17 @@ def run_local(
         output.mkdir(parents=True, exist_ok=True)
         folder = JobFolder(input=output, output=output, work=output / ".work")
         compiled = kind.compile(spec, inspected, None, folder)
-        existing = store.find_job(project.id, compiled.fingerprint)
-        resumed = existing is not None
-        if existing is None:
-            job_id = store.create_job(
-                project_id=project.id, name=name, kind="gen", spec=compiled.spec,
-                fingerprint=compiled.fingerprint, tasks=compiled.tasks, priority=50,
-                submitter=os.environ.get("USER", ""), work_dir=str(folder.work),
-            )
-        else:
-            job_id = existing.id
-            store.recover_interrupted([job_id], rules_for=retry_rules)
-            if existing.state in (JobState.FAILED, JobState.CANCELLED):
-                store.retry_failed(job_id)
-        job = store.job(job_id)
-        assert job is not None
+        local = open_or_resume(store, compiled.fingerprint, lambda: NewJob(
+            name=name, kind="gen", spec=compiled.spec, tasks=compiled.tasks,
+            work_dir=str(folder.work)))
         if on_job is not None:
-            on_job(job, store.tasks(job_id))
-        if not job.state.is_final:
-            threads = os.cpu_count() or 1
-            dispatcher = Dispatcher(
-                store, threads=threads, workers=1, log_root=settings.storage_root / "logs",
-                on_event=on_event, local_workers=[LocalWorker("w0")], use_ray=False,
-            )
-            dispatcher.run_jobs([job_id])
-        final = store.job(job_id)
+            on_job(local.job, local.tasks)
+        # one worker given every core, as before: candidates run one after another
+        run_local_job(store, local, settings=settings, threads=os.cpu_count() or 1, workers=1,
+                      on_event=on_event, join_cluster=False)
+        final = store.job(local.job.id)
         assert final is not None
-        return GenOutcome(final, job_results(store, job_id), time.monotonic() - started,
-                          resumed)
+        return GenOutcome(final, job_results(store, local.job.id),
+                          time.monotonic() - started, local.resumed)
     finally:
-        if dispatcher is not None:
-            dispatcher.close()
         store.dispose()

@@ -1,0 +1,117 @@
+"""What every `wanhe` command shares: the two consoles, the one-line error-and-exit, the
+`--db` store and `--server` client openers, JSON-or-table output and the progress bars' frame.
+
+Errors are one line naming the problem and the fix, exit 2 (1 for a job that ran and failed),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, ProgressColumn
+from rich.table import Table
+
+from wanhe.api.client import ApiError, Client
+from wanhe.config import Settings
+
+if TYPE_CHECKING:
+    from wanhe.store.store import Store
+
+err = Console(stderr=True)  # progress, notes and errors
+out = Console()  # results: what a script reads
+
+ServerOpt = Annotated[
+    str | None, typer.Option("--server", envvar="WANHE_SERVER",
+                             help="farm URL; default http://127.0.0.1:8640")
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="WANHE_TOKEN", help="API token")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="database URL; default ~/.wanhe/wanhe.db (WANHE_DB)")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print `error: MESSAGE` on stderr and leave with `code`."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def open_store_or_fail(db: str | None, *, migrate: bool = True) -> Iterator[Store]:
+    """The `--db` database (default: the settings'), or one line saying why it cannot open;
+    a StoreError inside the block becomes one line too."""
+    from wanhe.storage import redact
+    from wanhe.store.store import DatabaseUnavailable, Store, StoreError
+
+    settings = Settings().overridden(db=db)
+    try:
+        store = Store(settings.db_url, migrate=migrate)
+    except DatabaseUnavailable as exc:  # its own line names --db, password hidden
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"cannot open the database {redact(settings.db_url)}: "
+             f"{type(exc).__name__}: {exc}")
+    try:
+        yield store
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        store.dispose()
+
+
+@contextmanager
+def client(server: str | None, token: str | None) -> Iterator[Client]:
+    """An API client of the farm (default: the settings' server and token); an API error
+    inside the block becomes one line."""
+    settings = Settings()
+    try:
+        with Client(server or settings.server, token or settings.token) as c:
+            yield c
+    except ApiError as exc:
+        fail(str(exc))
+
+
+def emit(data: Any, as_json: bool, table: Callable[[Any], Table] | Table | None = None) -> None:
+    """`data` as JSON on stdout (with --json, or with no table to show), else its table."""
+    if as_json or table is None:
+        out.print_json(json.dumps(data, default=str))
+    else:
+        out.print(table(data) if callable(table) else table)
+
+
+class Bars:
+    """Progress bars on stderr driven by the dispatcher's task events.
+
+    Each command shows its own bars (`start`, `on_event`); every one of them says a retried,
+    lost or failed task in one line above the bars, and stops the same way.
+    """
+
+    def __init__(self, quiet: bool, *columns: str | ProgressColumn) -> None:
+        self.progress = Progress(*columns, console=err, disable=quiet)
+
+    def note_trouble(self, event: Any, where: str = "") -> bool:
+        """Print a retried, lost or failed task's line; whether the event was one."""
+        if event.kind not in ("retry", "lost", "failed"):
+            return False
+        self.progress.console.print(f"[yellow]{event.kind}[/] {event.task.key}{where}: "
+                                    f"{event.message}", highlight=False)
+        return True
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def interrupted(bars: Bars) -> NoReturn:
+    """Ctrl-C during a local run: the job stays in the database; running again resumes it."""
+    bars.stop()
+    err.print("interrupted — run the same command again to resume")
+    raise typer.Exit(130) from None
