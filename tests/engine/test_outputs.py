@@ -89,6 +89,12 @@ def test_a_retry_requeues_the_frames_whose_files_are_gone(tmp_path: Path, db_url
     app = create_app(settings, start_dispatcher=False)
     with TestClient(app) as client:
         farm = Farm(client, settings, admin)
+        (out / "frame_0003.exr").write_bytes(b"x")
+        (out / "frame_0004.exr").write_bytes(b"x")
+        whole = client.post(f"/api/jobs/{job}/retry", headers=farm.auth(token))
+        assert whole.status_code == 409 and "every file it made is there" in whole.text
+        for f in (3, 4):
+            (out / f"frame_{f:04d}.exr").unlink()
         r = client.post(f"/api/jobs/{job}/retry", headers=farm.auth(token))
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "queued"

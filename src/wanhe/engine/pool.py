@@ -86,7 +86,7 @@ class Slot:
     def capacity(self) -> Resources | None:
         """Everything the slot could ever offer (its node's memory known), so the policy may
         hold the node for a task that waits for memory; None when that is unknown."""
-        if not self.memory or self.gpus > 0:
+        if not self.memory or self.gpus > 0 or self.light:  # light slots hold no node
             return None
         return Resources(cpus=self.cpus, memory=self.memory, gpus=0.0)
 
