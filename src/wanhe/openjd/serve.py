@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from wanhe.openjd import users
+from wanhe.sandbox import accounts as users
 from wanhe.openjd.hostreq import ATTRS_ENV, FarmFacts, encode_attrs, parse_attr_args
 
 

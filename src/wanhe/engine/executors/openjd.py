@@ -3,7 +3,7 @@
 
 A session lives in a session host process (`wanhe.openjd.host`) that runs as the session's OS
 user: the project's own unprivileged user when the worker runs as root (created on first
-use, `wanhe.openjd.users`), else the worker's own user. The job's environments are entered
+use, `wanhe.sandbox.accounts`), else the worker's own user. The job's environments are entered
 when the session opens, a step's environments when the first task of that step arrives; both
 stay entered for the following tasks that land here (warm key: job + step), so a DCC loaded
 in `onEnter` stays loaded. They are exited newest first when a task of another job arrives,
@@ -185,7 +185,7 @@ class OpenJDExecutor(Executor):
         return session
 
     def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
-        from wanhe.openjd import users
+        from wanhe.sandbox import accounts as users
 
         job_file = self._job_file(payload)
         account = users.session_account(ctx.project or users.LOCAL_PROJECT)
