@@ -349,7 +349,7 @@ class Dispatcher:
                 "run",
                 {"kind": task.kind, "key": task.key, "payload": task.payload,
                  "log_path": str(log_path), "attempt": task.attempts + 1,
-                 "project": queued.project},
+                 "project": queued.project, "memory": task.resources.memory or None},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
             slot.busy = running

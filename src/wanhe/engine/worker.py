@@ -122,7 +122,8 @@ class FarmWorker:
 
             ctx = TaskContext(log=log, progress=progress, key=str(task["key"]),
                               cancelled=self._cancelled, attempt=int(task.get("attempt") or 1),
-                              status=status, project=str(task.get("project") or ""))
+                              status=status, project=str(task.get("project") or ""),
+                              memory=int(task.get("memory") or 0) or None)
             base = {"node": self._node, "worker": self.name}
             log(f"[wanhe] {task['kind']} task {task['key']} on {self.name} ({self._node})")
             outcome, usage = AttemptOutcome.FAILED, {}

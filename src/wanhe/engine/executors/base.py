@@ -65,6 +65,8 @@ class TaskContext:
     """The task's status line (e.g. OpenJD's `openjd_status`), shown beside its progress."""
     project: str = ""
     """The project whose job this task belongs to (who the work runs as may depend on it)."""
+    memory: int | None = None
+    """The memory the task asked for, in bytes (its sandbox's limit); None: not said."""
 
 
 class Executor(ABC):
