@@ -112,7 +112,8 @@ def _check_reachable(path: Path) -> None:
                 "path (e.g. /srv/wanhe)")
 
 
-def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any]) -> None:
+def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any], *,
+                    namespaced: bool = False) -> None:
     """Make the session root and the job's folders reachable by `account` only."""
     if not account.isolated:
         session_root.mkdir(parents=True, exist_ok=True)
@@ -126,8 +127,21 @@ def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any
         _chmod(work_root, 0o711)
         _chmod(sessions, 0o711)
         _chmod(session_root, 0o700, account.uid, account.gid)
+    prepare_job(account, job_root, namespaced=namespaced)
+
+
+def prepare_job(account: Account, job_root: Path, *, namespaced: bool = False) -> None:
+    """Make a job's folder (`<work>/jobs/<id>`) reachable by `account` only: its inputs
+    readable, its `output/` and `work/` writable, nothing else of the work area.
+    `namespaced`: the task sees the folder in a mount namespace, where the folders above it
+    are the sandbox's own (0755), so they need not be searchable here."""
+    if not account.isolated:
+        return
+    work_root = job_root.parent.parent
+    with _lock:
         if str(job_root) not in _prepared:
-            _check_reachable(work_root)  # the folders above the work area are not ours
+            if not namespaced:
+                _check_reachable(work_root)  # the folders above the work area are not ours
             _chmod(work_root, 0o711)
             _chmod(work_root / "jobs", 0o711)
             for private in ("staging", "cache", "logs", "tmp", "blobs"):

@@ -209,12 +209,13 @@ def job_spec(job_root: Path, *, memory_bytes: int | None, extra_writable: tuple[
              hidden: tuple[Path, ...] = ()) -> SandboxSpec:
     """The usual spec of a job's task: `<job>/input` read-only, `<job>/output` and
     `<job>/work` read-write, nothing else of the work area (`<job>/../..`)."""
-    from wanhe.sandbox.spec import farm_hidden, gpu_devices
+    from wanhe.sandbox.spec import farm_hidden, gpu_devices, pids_limit
 
     work_area = job_root.parent.parent
     return SandboxSpec(
         inputs=(job_root / "input",),
         writable=(job_root / "output", job_root / "work", *extra_writable),
         software=software, hidden=farm_hidden(work_area, *hidden),
-        memory_bytes=memory_bytes, devices=gpu_devices() if gpu else (),
+        memory_bytes=memory_bytes, pids_max=pids_limit(),
+        devices=gpu_devices() if gpu else (),
     )

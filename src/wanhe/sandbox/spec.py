@@ -30,6 +30,12 @@ class SandboxSpec:
     """Device nodes beyond the minimal /dev (a GPU's /dev/nvidia*, /dev/dri)."""
 
 
+def pids_limit() -> int:
+    """The process limit of one task: WANHE_TASK_PIDS_MAX, else DEFAULT_PIDS_MAX."""
+    text = os.environ.get("WANHE_TASK_PIDS_MAX", "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_PIDS_MAX
+
+
 def farm_hidden(*extra: str | Path | None) -> tuple[Path, ...]:
     """The farm's own files a task must never see: the service's home (~/.wanhe: database,
     storage, tokens), Ray's session folder, and `extra` (the storage root, the database file)."""

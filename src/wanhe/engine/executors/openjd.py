@@ -191,12 +191,13 @@ class OpenJDExecutor(Executor):
 
     def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
         from wanhe.sandbox import accounts as users
-        from wanhe.sandbox.box import Sandbox, job_spec
+        from wanhe.sandbox.box import Sandbox, job_spec, mode
 
         job_file = self._job_file(payload)
         account = users.session_account(ctx.project or users.LOCAL_PROJECT)
         root = Path(payload["sessions"]) / users.user_name(ctx.project or users.LOCAL_PROJECT)
-        users.prepare_folders(account, root, payload)
+        users.prepare_folders(account, root, payload,
+                              namespaced=account.isolated and mode().namespace is not None)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
         blender_env, software = self._blender_path(ctx)
         env.update(blender_env)
