@@ -115,26 +115,32 @@ def test_beta_cannot_read_the_farms_or_alphas_files(farm: ServiceProc,
                                                    alpha_job: tuple[str, int]) -> None:
     _alpha, victim = alpha_job
     storage = farm.home / "storage"
-    targets = [farm.home / "wanhe.db", storage, storage / "jobs" / str(victim) / "input",
+    secrets = [farm.home / "wanhe.db", storage / "jobs" / str(victim) / "input",
                storage / "jobs" / str(victim) / "output" / "out0" / "secret.txt",
-               storage / "jobs", Path("/tmp/ray"), Path("/tmp/alpha.txt"),
-               Path("/dev/shm/alpha.txt"), farm.home, Path("/root/.ray")]
-    probe = " ".join(str(t) for t in targets)
+               storage / "blobs", storage / "logs", Path("/tmp/ray"), Path("/root/.ray"),
+               Path("/tmp/alpha.txt"), Path("/dev/shm/alpha.txt")]
+    # The folders on the way to beta's own job: the sandbox's own empty ones
+    on_the_way = [farm.home, storage, storage / "jobs"]
     beta = make_project(farm.db_url, "beta")
     job = submit(farm, beta, one_step(
-        "for p in " + probe + "; do "
+        "for p in " + " ".join(map(str, secrets)) + "; do "
         "if cat $p 2>/dev/null || ls -A $p 2>/dev/null | grep -q .; then echo READ $p; "
         "elif [ -e $p ]; then echo DENIED $p; else echo MISSING $p; fi; "
-        "done > {{Param.OutDir}}/report.txt; id -un >> {{Param.OutDir}}/report.txt"))
+        "done > {{Param.OutDir}}/report.txt; id -un >> {{Param.OutDir}}/report.txt; "
+        "for p in " + " ".join(map(str, on_the_way)) + "; do "
+        "echo LIST $p $(ls -A $p); done >> {{Param.OutDir}}/report.txt"))
     spied = ended(farm, beta, job)
     assert spied["state"] == "done", spied["message"]
     with farm.client(beta) as http:
         report = http.get(f"/api/jobs/{job}/files/out0/report.txt").text
     lines = report.splitlines()
-    assert lines[-1] == "wanhe-p-beta"
-    assert not [line for line in lines if line.startswith("READ")], report
     # Not even there: the sandbox shows none of them (not "there but denied").
-    assert lines[:-1] == [f"MISSING {t}" for t in targets], report
+    assert lines[:len(secrets)] == [f"MISSING {t}" for t in secrets], report
+    assert lines[len(secrets)] == "wanhe-p-beta"
+    listed = {line.split()[1]: set(line.split()[2:]) for line in lines[len(secrets) + 1:]}
+    # (bin: the farm's `blender` command for OpenJD sessions, shown read-only)
+    assert listed == {str(farm.home): {"storage", "bin"}, str(storage): {"jobs", "sessions"},
+                      str(storage / "jobs"): {str(job)}}, report
     assert SECRET not in report and SECRET not in logs(farm, beta, job)
     # alpha's /tmp and /dev/shm were its sandbox's own: nothing of them is on the machine
     assert not Path("/tmp/alpha.txt").exists() and not Path("/dev/shm/alpha.txt").exists()

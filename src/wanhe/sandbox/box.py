@@ -189,6 +189,29 @@ class Sandbox:
         return "no memory limit" if memory is None else f"memory limit {memory / 2**20:.0f} MiB"
 
 
+_contained: dict[str, cgroup.TaskCgroup] = {}
+
+
+def contain_this_process(name: str, memory_bytes: int | None) -> bool:
+    """Put this process (a worker running tasks in-process, e.g. diffusion) in a cgroup of
+    its own limited to `memory_bytes`, re-limited at each call: a task that grows past it
+    is killed by the kernel inside this cgroup (this worker, which the farm replaces, and
+    requeues its attempt) instead of the machine running out and Ray's memory monitor killing
+    other workers. False where cgroups are off."""
+    if not mode().cgroups:
+        return False
+    say_once()
+    with _lock:
+        group = _contained.get(name)
+        if group is None:
+            group = cgroup.TaskCgroup.create(name, memory_bytes=memory_bytes)
+            group.attach(os.getpid())
+            _contained[name] = group
+            return True
+    group.set_memory(memory_bytes)
+    return True
+
+
 def default_memory_bytes(share: float = 0.8) -> int | None:
     """A task's memory limit when it asked for none: `share` of this machine's (or this
     container's) memory, so one task cannot bring the machine into Ray's OOM killer."""

@@ -37,7 +37,7 @@ _lock = threading.Lock()
 _layout: _Layout | str | None = None  # None: not looked at yet; str: why there is none
 
 
-class CgroupError(RuntimeError):
+class CgroupError(OSError):
     """A cgroup could not be made or changed (the message says which file and why)."""
 
 
