@@ -79,6 +79,12 @@ def bwrap_args(spec: SandboxSpec, *, bwrap_path: str = "bwrap") -> list[str]:
         binds.setdefault(real, ("--ro-bind", str(real)))
         if real != path:
             links.setdefault(path, str(real))
+    # A link inside another link's folder is that link's already (.venv -> …, and the
+    # virtual environment's site-packages under it); software inside other software is too.
+    links = {p: t for p, t in links.items()
+             if not any(_inside(p, other) for other in links if other != p)}
+    binds = {p: b for p, b in binds.items()
+             if not any(_inside(p, other) for other in binds if other != p)}
     for path in spec.inputs:
         binds[path.absolute()] = ("--ro-bind", str(path.absolute()))
     for path in spec.writable:
@@ -90,10 +96,10 @@ def bwrap_args(spec: SandboxSpec, *, bwrap_path: str = "bwrap") -> list[str]:
                Path("/dev/shm"): ["--perms", "1777", "--tmpfs", "/dev/shm"]}
     if Path("/sys").is_dir():
         binds.setdefault(Path("/sys"), ("--ro-bind", "/sys"))
-    mounted = [*binds, *special]
 
     ops: list[tuple[Path, list[str]]] = []
     made: set[Path] = set()
+    links = {p: t for p, t in links.items() if not any(_inside(p, m) for m in binds)}
     for point in [*binds, *links, *special]:
         for parent in _ancestors(point):
             # inside a bound folder it exists already; inside a tmpfs it must be made
@@ -104,8 +110,7 @@ def bwrap_args(spec: SandboxSpec, *, bwrap_path: str = "bwrap") -> list[str]:
     for point, (option, source) in binds.items():
         ops.append((point, [option, source, str(point)]))
     for point, target in links.items():
-        if not any(_inside(point, m) for m in mounted if m != point):
-            ops.append((point, ["--symlink", target, str(point)]))
+        ops.append((point, ["--symlink", target, str(point)]))
     for point, args in special.items():
         ops.append((point, args))
     # Outer folders first: a bind inside the private /tmp comes after /tmp's tmpfs.
