@@ -94,7 +94,9 @@ def say_once() -> None:
             return
         _said = True
     found = mode()
-    (log.info if found.on and not found.why_not else log.warning)(describe())
+    # A warning only where the farm runs as root yet a part is missing; a laptop's (not
+    # root) is expected, and `wanhe serve` has printed it at start.
+    (log.warning if found.on and found.why_not else log.info)(describe())
 
 
 class Sandbox:
