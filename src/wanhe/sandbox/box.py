@@ -141,7 +141,8 @@ class Sandbox:
         if drop and self.account.isolated:
             wrapped = mounts.setpriv_args(self.account.uid, self.account.gid) + wrapped
         if self.mode.namespace is not None:
-            wrapped = mounts.bwrap_args(self.spec, bwrap_path=self.mode.namespace) + wrapped
+            wrapped = mounts.bwrap_args(self.spec, bwrap_path=self.mode.namespace,
+                                        become_user=self.account.isolated) + wrapped
         if self.group is not None:
             # The shell enters the cgroup before anything else runs: no child escapes it.
             enter = "; ".join(f"echo $$ > {shlex.quote(f)}" for f in self.group.attach_files())

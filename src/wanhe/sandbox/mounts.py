@@ -54,8 +54,11 @@ def _ancestors(path: Path) -> list[Path]:
     return [p for p in reversed(path.parents) if p != Path("/")]
 
 
-def bwrap_args(spec: SandboxSpec, *, bwrap_path: str = "bwrap") -> list[str]:
-    """bubblewrap's arguments up to (and including) `--`; the command follows."""
+def bwrap_args(spec: SandboxSpec, *, bwrap_path: str = "bwrap",
+               become_user: bool = True) -> list[str]:
+    """bubblewrap's arguments up to (and including) `--`; the command follows.
+    `become_user`: keep the capabilities the command needs to become the project's user
+    (it must, at once); else it gets none."""
     hidden = [p.absolute() for p in spec.hidden]
     for path in [*spec.inputs, *spec.writable, *spec.devices]:
         for secret in hidden:
@@ -119,9 +122,10 @@ def bwrap_args(spec: SandboxSpec, *, bwrap_path: str = "bwrap") -> list[str]:
     # worker's threads come and go between tasks. What outlives a dead worker is in its
     # cgroup, which the next worker process sweeps away (cgroup._sweep).
     args = [bwrap_path, "--unshare-pid",
-            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-            "--cap-add", "CAP_SETPCAP"]
+            "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL"]
+    if become_user:
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                 "--cap-add", "CAP_SETPCAP"]
     for _point, op in ops:
         args += op
     return [*args, "--"]
