@@ -145,8 +145,10 @@ class Sandbox:
                                         become_user=self.account.isolated) + wrapped
         if self.group is not None:
             # The shell enters the cgroup before anything else runs: no child escapes it.
-            enter = "; ".join(f"echo $$ > {shlex.quote(f)}" for f in self.group.attach_files())
-            wrapped = ["/bin/sh", "-c", f'{enter}; exec "$@"', "wanhe-sandbox", *wrapped]
+            # (Strictly: a task that cannot enter its cgroup does not run at all.)
+            enter = " && ".join(f"echo $$ > {shlex.quote(f)}"
+                                for f in self.group.attach_files())
+            wrapped = ["/bin/sh", "-c", f'{enter} && exec "$@"', "wanhe-sandbox", *wrapped]
         return wrapped
 
     # -- what it used, and the end -------------------------------------------------------------
