@@ -56,8 +56,8 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
-                 tag: str, overscan: int = 16,
-                 src: Path | None = None) -> tuple[float, dict[str, object]]:
+                 tag: str, overscan: int = 16, src: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> tuple[float, dict[str, object]]:
     """`wanhe render` as a user runs it; `src`: another checkout's src/ (a baseline)."""
     home = work / f"home-{tag}"
     report = work / f"report-{tag}.json"
@@ -66,7 +66,7 @@ def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int,
            "--workers", str(workers), "--threads-per-task", str(threads), "--quiet",
            "--output", str(work / f"out-{tag}" / "f_####"),
            "--report-json", str(report)]
-    env = {**os.environ, "WANHE_HOME": str(home)}
+    env = {**os.environ, "WANHE_HOME": str(home), **(extra_env or {})}
     if src is not None:
         env["PYTHONPATH"] = str(src)
     wall = timed(cmd, env=env)
@@ -132,6 +132,9 @@ def main() -> None:
                         help="plain bpy vs the default wanhe render only (no tiles)")
     parser.add_argument("--fixed-cost", action="store_true",
                         help="only the per-command fixed cost, from 1-frame runs")
+    parser.add_argument("--sandbox-compare", action="store_true",
+                        help="with --ratio-only: also run wanhe render with WANHE_SANDBOX=off "
+                             "(the sandbox's cost, side by side; as root)")
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="with --fixed-cost: another checkout's src/ to compare against")
     args = parser.parse_args()
@@ -147,11 +150,14 @@ def main() -> None:
     plain_out = work / "plain"
     plain_out.mkdir()
 
-    plain, farm_1x2, farm_2x1 = [], [], []
+    plain, farm_1x2, farm_2x1, unboxed = [], [], [], []
     for i in range(args.repeat):
         plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(plain_out),
                             str(first), str(last), "2"]))
         farm_1x2.append(wanhe_render(scene, work, args.frames, "1x1", 1, 2, f"a{i}")[0])
+        if args.sandbox_compare:
+            unboxed.append(wanhe_render(scene, work, args.frames, "1x1", 1, 2, f"s{i}",
+                                        extra_env={"WANHE_SANDBOX": "off"})[0])
         if not args.ratio_only:
             farm_2x1.append(wanhe_render(scene, work, args.frames, "1x1", 2, 1, f"b{i}")[0])
     n = last - first + 1
@@ -163,7 +169,12 @@ def main() -> None:
         print(f"# {n} demo frames, median of {args.repeat}: plain bpy {p:.1f} s, "
               f"wanhe render {a:.1f} s, ratio {a / p:.3f} (median of paired ratios "
               f"{paired:.3f})")
-        print(f"raw: plain={plain} wanhe={farm_1x2}")
+        if unboxed:
+            u = statistics.median(unboxed)
+            pairs = statistics.median(w / q for w, q in zip(unboxed, plain, strict=True))
+            print(f"WANHE_SANDBOX=off: wanhe render {u:.1f} s, ratio {u / p:.3f} (median of "
+                  f"paired ratios {pairs:.3f}); the sandbox costs {a / u - 1:+.1%}")
+        print(f"raw: plain={plain} wanhe={farm_1x2} sandbox_off={unboxed}")
         return
     b = statistics.median(farm_2x1)
 

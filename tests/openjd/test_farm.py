@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wanhe.openjd.users import user_name
 
 from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
 from tests.openjd._util import env, step, template, write_yaml
-from wanhe.openjd.users import user_name
 from wanhe.store.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,8 +73,9 @@ def test_a_bundle_runs_with_its_inputs_and_environments_kept(farm: ServiceProc,
         params=[{"name": "Shot", "type": "STRING"},
                 {"name": "Plate", "type": "PATH", "objectType": "FILE", "dataFlow": "IN",
                  "default": "plates/plate.txt"}, out_param()],
+        # (one file per session: a session's pids are its sandbox's own, the same in each)
         job_envs=[env("Warm", "mkdir -p {{Param.OutDir}}; "
-                              "echo $$ >> {{Param.OutDir}}/enter-$$.log",
+                              "echo $$ >> {{Param.OutDir}}/enter-$(date +%s%N).log",
                       "echo exit >> {{Param.OutDir}}/exits.log")],
         steps=[step("Comp", "(cat {{Param.Plate}}; echo {{Param.Shot}} {{Task.Param.F}}) "
                             "> {{Param.OutDir}}/f{{Task.Param.F}}.txt",
@@ -179,13 +180,14 @@ def test_a_projects_template_cannot_read_another_projects_files(farm: ServicePro
                work / "jobs" / str(victim["id"]) / "input",
                work / "jobs" / str(victim["id"]) / "work",
                work / "sessions" / alpha_user, work / "openjd-jobs", work / "blobs",
-               work / "jobs", work / "logs"]
+               work / "logs"]
     probe = " ".join(f"{t}" for t in targets)
     spy = template(params=[out_param()], steps=[step("Spy", (
         "mkdir -p {{Param.OutDir}}; for p in " + probe + "; do "
         "if cat $p >/dev/null 2>&1 || ls $p >/dev/null 2>&1; then echo READ $p; "
         "else echo DENIED $p; fi; done > {{Param.OutDir}}/report.txt; "
-        "id -un >> {{Param.OutDir}}/report.txt"))])
+        "id -un >> {{Param.OutDir}}/report.txt; "
+        f"ls -A {work / 'jobs'} > {{{{Param.OutDir}}}}/jobs.txt 2>&1 || true"))])
     with farm.client(beta) as http:
         second = http.post("/api/jobs", json={"kind": "openjd", "options": {
             "template": spy, "template_dir": "/submitter", "outputs": ["/submitter/out"]}})
@@ -199,6 +201,10 @@ def test_a_projects_template_cannot_read_another_projects_files(farm: ServicePro
         assert other.status_code == 404
     assert report[-1] == beta_user
     assert report[:-1] == [f"DENIED {t}" for t in targets]
+    # the jobs folder lists no other job (denied, or in the sandbox: only beta's own)
+    with farm.client(beta) as http:
+        listed = http.get(f"/api/jobs/{spied['id']}/files/out0/jobs.txt").text.split()
+    assert str(victim["id"]) not in listed, listed
     with farm.client(alpha) as http:
         whoami = http.get(f"/api/jobs/{victim['id']}/files/out0/whoami.txt").text
     assert whoami == f"{alpha_user}\n"

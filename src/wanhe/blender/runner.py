@@ -82,9 +82,12 @@ class BlenderProcess:
         *,
         env: dict[str, str] | None = None,
         startup_timeout_s: float = 300.0,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.blender = blender
         self.command = worker_command(blender)
+        self.wrap = wrap
+        """Puts the command in a sandbox (`wanhe.sandbox`: the farm's executor gives it)."""
         self.env = env
         self.startup_timeout_s = startup_timeout_s
         self.blender_version: str | None = None
@@ -115,7 +118,7 @@ class BlenderProcess:
         # Python-level buffering would hold log lines back from the silence watchdog.
         env["PYTHONUNBUFFERED"] = "1"
         self._proc = subprocess.Popen(
-            self.command,
+            self.command if self.wrap is None else self.wrap(self.command),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # one stream keeps log order; replies carry MARKER

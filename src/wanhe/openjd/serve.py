@@ -10,14 +10,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from wanhe.openjd import users
 from wanhe.openjd.hostreq import ATTRS_ENV, FarmFacts, encode_attrs, parse_attr_args
+from wanhe.sandbox import accounts as users
 
 
 def configure_workers(attr_args: list[str], path_mapping: Path | None) -> list[str]:
     """Put the attributes and rules where this process's workers (and an embedded Ray's,
     which inherit its environment) find them; the lines `wanhe serve` prints at start."""
-    lines = [users.describe_mode()]
+    from wanhe.sandbox.box import describe
+
+    lines = [users.describe_mode(), describe()]
     if users.is_root():
         # What the service writes is private unless opened up on purpose (a job's folder for
         # its project's group): no project's session can read another job's files.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from wanhe.lifecycle import (
     TaskSilent,
     TaskTimedOut,
 )
+from wanhe.sandbox.box import mode as sandbox_mode
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(30)
@@ -495,3 +497,36 @@ def test_the_command_executor_reports_status_lines_too(tmp_path: Path) -> None:
     finally:
         ex.close()
     assert seen == ["encoding pass 2"]
+
+
+# ---------------------------------------------------------------------- the sandbox's cgroup
+
+needs_cgroups = pytest.mark.skipif(
+    not sandbox_mode().cgroups,
+    reason="needs task cgroups (root, cgroup v1 memory/pids/cpuacct/freezer or v2)")
+
+
+@needs_cgroups
+def test_a_setsid_daemon_ends_with_the_attempt_and_is_billed(
+    executor: CommandExecutor, tmp_path: Path,
+) -> None:
+    rec = Recorder()
+    script = "setsid sh -c 'while :; do :; done' >/dev/null 2>&1 < /dev/null & sleep 1.5"
+    result = run(executor, {"argv": ["sh", "-c", script], "work_root": str(tmp_path)}, rec)
+    assert result.cpu_s >= 0.3  # the daemon's spinning is the task's (sh and sleep use ~0)
+    assert any("killed with its cgroup" in line for line in rec.lines)
+    spinning = subprocess.run(["pgrep", "-f", "while :; do :; done"], capture_output=True,
+                              text=True).stdout.split()
+    assert spinning == []
+
+
+@needs_cgroups
+def test_memory_past_the_request_is_out_of_memory_with_the_peak(
+    executor: CommandExecutor, tmp_path: Path,
+) -> None:
+    rec = Recorder()
+    rec.ctx.memory_bytes = 64 * 2**20
+    err, _ = fails(executor, {"argv": [PY, "-c", "b = bytearray(512 * 2**20)"],
+                              "work_root": str(tmp_path)}, TaskOutOfMemory, rec)
+    assert "ran out of memory" in str(err) and "memory limit 64 MiB" in str(err)
+    assert err.peak_rss is not None and 48 * 2**20 <= err.peak_rss <= 64 * 2**20

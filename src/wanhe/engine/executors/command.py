@@ -16,7 +16,14 @@ orphans (many containers) — the worker process makes itself a child subreaper 
 on the first attempt: orphaned grandchildren are re-parented to it and reaped here, with their
 usage.
 
-A process that leaves the session (`setsid`, a daemon) escapes the group and is not stopped.
+Where the farm runs as root, each attempt runs in its own sandbox (`wanhe.sandbox`): a
+cgroup holding every process it starts — a process that leaves the session (`setsid`, a
+daemon) is still in it, killed when the attempt ends and its CPU seconds metered to the task
+(the cgroup's CPU accounting, not wait4's) — limited to the task's memory (the kernel's OOM
+kill inside it is reported as out of memory, with the cgroup's peak) and to a number of
+processes. A payload that names its `job_root` runs as its project's OS user and sees only
+that job's folders (and its cwd). Without cgroups (not root) a daemon escapes the group and
+is not stopped.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from wanhe.lifecycle import (
     TaskSilent,
     TaskTimedOut,
 )
+from wanhe.sandbox.box import Sandbox, job_spec, task_memory
+from wanhe.sandbox.spec import SandboxSpec
 
 _PROGRESS_RE = re.compile(r"^\s*openjd_progress:\s*(\S+)\s*$")
 _TAIL_LINES = 50  # output lines kept for error messages
@@ -89,6 +98,9 @@ class CommandPayload(BaseModel):
     """Between SIGTERM and SIGKILL when the command is stopped."""
     stdin: str | None = None
     """Text fed to the command's standard input (closed after it); None: /dev/null."""
+    job_root: str | None = None
+    """The job's folder (`<work>/jobs/<id>`): the command then runs as the project's user
+    and sees only `input/` (read-only), `output/`, `work/` and its cwd (see wanhe.sandbox)."""
     outputs: list[str] = Field(default_factory=list, max_length=100_000)
     """Files the command must leave (absolute, or relative to cwd): an exit status of 0
     without them is a failure, never a silent success. The farm publishes those inside the
@@ -200,6 +212,7 @@ class CommandExecutor(Executor):
         self._idle = threading.Event()
         self._idle.set()
         self._running: _Running | None = None
+        self._box: Sandbox | None = None
         self._run_thread: int | None = None
         self.last_pgid: int | None = None
         """The process group of the latest attempt (diagnostics and tests)."""
@@ -214,13 +227,39 @@ class CommandExecutor(Executor):
         cwd = self._workdir(spec, ctx.key)
         exe = self._executable(spec.argv[0], cwd, env)
         become_subreaper()
+        box = self._sandbox(spec, ctx, cwd)
         self._idle.clear()
         self._run_thread = threading.get_ident()
         try:
-            return self._attempt(spec, ctx, env, cwd, exe)
+            return self._attempt(spec, ctx, env, cwd, exe, box)
         finally:
             self._run_thread = None
+            box.close()
             self._idle.set()
+
+    def _sandbox(self, spec: CommandPayload, ctx: TaskContext, cwd: Path) -> Sandbox:
+        from wanhe.sandbox import accounts
+
+        project = ctx.project or accounts.LOCAL_PROJECT
+        confine = spec.job_root is not None and project != accounts.LOCAL_PROJECT
+        account = accounts.session_account(project if confine else accounts.LOCAL_PROJECT,
+                                           ctx.project_id if confine else None)
+        memory = task_memory(ctx.memory_bytes or None)
+        if confine:
+            assert spec.job_root is not None
+            box_spec = job_spec(Path(spec.job_root), memory_bytes=memory,
+                                extra_writable=(cwd,), gpu=bool(self.worker.gpu_ids))
+            if account.isolated:
+                with contextlib.suppress(OSError):
+                    os.chown(cwd, account.uid, account.gid)
+        else:
+            box_spec = SandboxSpec(memory_bytes=memory)
+        try:
+            return Sandbox.open(f"cmd-{self.worker.name}-{sanitise_key(ctx.key)}", box_spec,
+                                account, confine=confine)
+        except (OSError, ValueError) as exc:  # CgroupError, MountError
+            raise TaskFailed(f"cannot make the sandbox for the command on {self._where()}: "
+                             f"{exc}") from None
 
     def cancel(self) -> None:
         """Ask the running attempt to stop; returns at once. The attempt's thread sends
@@ -232,9 +271,12 @@ class CommandExecutor(Executor):
         self._cancel.set()
         with self._lock:
             running = self._running
+            box = self._box
             if running is not None and not running.gone:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(running.pgid, signal.SIGKILL)
+        if box is not None:
+            box.kill_all()
         if running is not None and self._run_thread != threading.get_ident():
             self._idle.wait(_KILL_WAIT_S + _DRAIN_S + 1.0)
 
@@ -300,7 +342,8 @@ class CommandExecutor(Executor):
     # -- running it ----------------------------------------------------------------------------
 
     def _attempt(
-        self, spec: CommandPayload, ctx: TaskContext, env: dict[str, str], cwd: Path, exe: str
+        self, spec: CommandPayload, ctx: TaskContext, env: dict[str, str], cwd: Path, exe: str,
+        box: Sandbox,
     ) -> TaskResult:
         program = spec.argv[0]
         lines: queue.Queue[str | None] = queue.Queue()
@@ -309,10 +352,11 @@ class CommandExecutor(Executor):
         started = time.monotonic()
         with self._lock:
             self._cancel.clear()
+            argv = box.command([exe, *spec.argv[1:]]) if box.mode.on else spec.argv
             try:
                 proc = subprocess.Popen(
-                    spec.argv,
-                    executable=exe,
+                    argv,
+                    executable=argv[0] if box.mode.on else exe,
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
@@ -324,6 +368,7 @@ class CommandExecutor(Executor):
             except OSError as e:
                 raise TaskFailed(self._start_error(program, exe, e)) from None
             running = self._running = _Running(proc, proc.pid, spawn_peak=spawn_peak)
+            self._box = box
             self.last_pgid = proc.pid
         assert proc.stdout is not None
         reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True,
@@ -399,8 +444,17 @@ class CommandExecutor(Executor):
             if self._alive(running):  # an error above (a log sink raised, an interrupt)
                 self._signal(running, signal.SIGKILL)
                 self._await_gone(running, _KILL_WAIT_S)
+            # What left the process group (a `setsid` daemon) is still in the cgroup: it ends
+            # with the attempt, and what it burnt until now is metered below.
+            escaped = box.pids()
+            if escaped:
+                ctx.log(f"[wanhe] {program!r} left {len(escaped)} process(es) outside its "
+                        "process group: killed with its cgroup")
+                box.kill_all()
+                self._reap(running)
             with self._lock:
                 self._running = None
+                self._box = None
             reader.join(timeout=0.5)
             pipes = [proc.stdin] if reader.is_alive() else [proc.stdin, proc.stdout]
             for pipe in pipes:  # (a reader still blocked, by an escaped process, keeps its pipe)
@@ -408,14 +462,16 @@ class CommandExecutor(Executor):
                     with contextlib.suppress(OSError, ValueError):
                         pipe.close()
         wall_s = time.monotonic() - started
-        return self._outcome(spec, running, reason, tail, wall_s, cwd)
+        return self._outcome(spec, running, reason, tail, wall_s, cwd, box)
 
     def _outcome(
         self, spec: CommandPayload, running: _Running, reason: str | None,
-        tail: collections.deque[str], wall_s: float, cwd: Path,
+        tail: collections.deque[str], wall_s: float, cwd: Path, box: Sandbox,
     ) -> TaskResult:
         cpu_s = running.cpu_s if running.metered else None
         peak = _peak_rss(running) if running.metered else None
+        if box.group is not None:  # every process of the cgroup, escaped ones included
+            cpu_s, peak = box.cpu_s(), box.peak_memory() or peak
         usage: dict[str, Any] = {"cpu_s": cpu_s, "peak_rss": peak, "wall_s": wall_s}
         what = f"command {spec.argv[0]!r}"
         last = _last_output(tail)
@@ -428,6 +484,11 @@ class CommandExecutor(Executor):
         if reason == "cancel":
             raise TaskCancelled(f"{what} was cancelled and stopped with its process group",
                                 **usage)
+        if box.out_of_memory():
+            raise TaskOutOfMemory(
+                f"{what} ran out of memory: the kernel killed it in its cgroup "
+                f"({box.limit_text()}, peak {(peak or 0) / 2**20:.0f} MiB) — give the task "
+                f"more memory or make it use less; {last}", **usage)
         if running.status is None:
             raise TaskFailed(f"{what} ended but its exit status could not be read; {last}",
                              **usage)
@@ -443,6 +504,13 @@ class CommandExecutor(Executor):
             if spec.outputs:
                 output["outputs"] = spec.outputs
             return TaskResult(wall_s, cpu_s or 0.0, peak or 0, output)
+        if code in (126, 127) and tail and tail[-1].startswith("wanhe-sandbox:"):
+            # The sandbox's shell could not exec it: the same one line as a failed start.
+            failed = tail[-1]
+            err = (errno.ENOEXEC if "format error" in failed else errno.EACCES
+                   if "ermission denied" in failed else errno.ENOENT)
+            raise TaskFailed(self._start_error(spec.argv[0], spec.argv[0],
+                                               OSError(err, os.strerror(err))), **usage)
         if code > 0:
             raise TaskFailed(f"{what} exited with status {code}; {last}", **usage)
         sig = -code

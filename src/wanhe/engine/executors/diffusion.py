@@ -128,6 +128,7 @@ class DiffusionExecutor(Executor):
         import torch
 
         device = self._device(payload)
+        self._contain(ctx)
         threads = int(payload.get("threads") or 0) or (os.cpu_count() or 1)
         if device == "cpu":
             torch.set_num_threads(threads)
@@ -186,6 +187,19 @@ class DiffusionExecutor(Executor):
             "candidates": outputs, "model": payload["model"]["name"], "device": device,
             "loads": self.loads, "loaded": list(self._loaded),
         })
+
+    def _contain(self, ctx: TaskContext) -> None:
+        """Diffusion runs in this worker process, not a sandboxed one (the model stays loaded
+        between tasks): the process itself goes in a cgroup as large as the models it may
+        keep (`_device_memory("cpu")`) or the task's request, whichever is larger, plus 1 GiB
+        for the interpreter (wanhe.sandbox.box.contain_this_process)."""
+        from wanhe.sandbox.box import contain_this_process
+
+        limit = max(ctx.memory_bytes, _device_memory("cpu")) + (1 << 30)
+        try:
+            contain_this_process(f"inproc-{self.worker.name}", limit)
+        except OSError as exc:  # CgroupError: the task runs, unconfined, and says so
+            ctx.log(f"[wanhe] this worker could not be put in a cgroup: {exc}")
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -3,7 +3,7 @@
 
 A session lives in a session host process (`wanhe.openjd.host`) that runs as the session's OS
 user: the project's own unprivileged user when the worker runs as root (created on first
-use, `wanhe.openjd.users`), else the worker's own user. The job's environments are entered
+use, `wanhe.sandbox.accounts`), else the worker's own user. The job's environments are entered
 when the session opens, a step's environments when the first task of that step arrives; both
 stay entered for the following tasks that land here (warm key: job + step), so a DCC loaded
 in `onEnter` stays loaded. They are exited newest first when a task of another job arrives,
@@ -30,13 +30,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, WorkerInfo
 from wanhe.engine.executors.registry import register_executor
-from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskTimedOut
+from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskOutOfMemory, TaskTimedOut
+
+if TYPE_CHECKING:
+    from wanhe.sandbox.box import Sandbox
 
 KIND = "openjd"
+HOST_MEMORY = 128 * 2**20  # the session host's own memory, on top of the task's request
 _TAIL = 40
 _HOST_START_S = 60.0
 _CLOSE_S = 120.0
@@ -65,6 +69,7 @@ class _Session:
     proc: subprocess.Popen[str]
     events: queue.Queue[dict[str, Any] | None]
     user: str
+    box: Sandbox
     step: str | None = None
     workdir: str = ""
     env_log: collections.deque[str] = field(
@@ -185,29 +190,50 @@ class OpenJDExecutor(Executor):
         return session
 
     def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
-        from wanhe.openjd import users
+        from wanhe.sandbox import accounts as users
+        from wanhe.sandbox.box import Sandbox, job_spec, mode
 
         job_file = self._job_file(payload)
         project = ctx.project or users.LOCAL_PROJECT
         account = users.session_account(project, ctx.project_id)
         root = Path(payload["sessions"]) / users.user_name(project, ctx.project_id)
-        users.prepare_folders(account, root, payload)
+        users.prepare_folders(account, root, payload,
+                              namespaced=account.isolated and mode().namespace is not None)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
-        env.update(self._blender_path(ctx))
+        blender_env, software = self._blender_path(ctx)
+        env.update(blender_env)
         try:
             rules = list(payload.get("path_mapping") or []) + path_mapping_file_rules()
         except (OSError, ValueError) as exc:
             raise TaskFailed(f"the path mapping rules of {self._where()} "
                              f"(WANHE_PATH_MAPPING) cannot be read: {exc}") from None
-        proc = users.start_host(account, root)
+        # One sandbox per session: the host and every action of the job's tasks here, the
+        # job's folders and this project's session folder its only files.
+        spec = job_spec(Path(payload["job_root"]), memory_bytes=self._memory(payload, ctx),
+                        extra_writable=(root,), software=software,
+                        gpu=bool(self.worker.gpu_ids))
+        try:
+            box = Sandbox.open(f"openjd-{self.worker.name}-{payload['job']}", spec, account,
+                               confine=account.isolated)
+        except (OSError, ValueError) as exc:  # CgroupError, MountError
+            raise TaskFailed(f"cannot make the sandbox for the OpenJD session on "
+                             f"{self._where()}: {exc}") from None
+        try:
+            proc = users.start_host(account, root, host_command(),
+                                    lambda argv, drop: box.command(argv, drop=drop),
+                                    namespaced=box.isolated)
+        except BaseException:
+            box.close()
+            raise
         events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc, events), daemon=True,
                          name=f"openjd-host-{proc.pid}").start()
         session = _Session(job=str(payload["job"]), proc=proc, events=events,
-                           user=account.name)
+                           user=account.name, box=box)
         self._session = session
         ctx.log(f"[wanhe] OpenJD session for job {payload['job']} on {self._where()} as user "
-                f"{account.name}{'' if account.isolated else ' (the service user)'}")
+                f"{account.name}{'' if account.isolated else ' (the service user)'}"
+                f"{', sandboxed' if box.isolated else ''}")
         session.send(op="open", session_id=f"{payload['job']}-{self.worker.name}",
                      job_file=job_file, path_mapping=rules, session_root=str(root), env=env)
         opened = session.wait_done("open", ctx, _HOST_START_S)
@@ -216,9 +242,10 @@ class OpenJDExecutor(Executor):
         self._entered(session, session.wait_done("enter", ctx), ctx, "job")
         return session
 
-    def _blender_path(self, ctx: TaskContext) -> dict[str, str]:
+    def _blender_path(self, ctx: TaskContext) -> tuple[dict[str, str], tuple[Path, ...]]:
         """The session's PATH with the right `blender` first: the worker's own Blender, a new
-        enough one on PATH, or wanhe's bpy-backed command (`wanhe.blender_cli`)."""
+        enough one on PATH, or wanhe's bpy-backed command (`wanhe.blender_cli`); and the
+        folders the sandbox must show for it."""
         from wanhe.blender_cli.select import session_blender
 
         try:
@@ -226,9 +253,27 @@ class OpenJDExecutor(Executor):
         except FileNotFoundError as exc:
             raise TaskFailed(f"{exc} (worker {self._where()})") from None
         ctx.log(f"[wanhe] {chosen.reason}")
+        software: list[Path] = []
+        if chosen.binary:
+            software.append(Path(chosen.binary).resolve().parent)
         if chosen.path_prefix is None:
-            return {}
-        return {"PATH": f"{chosen.path_prefix}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+            return {}, tuple(software)
+        software.append(Path(chosen.path_prefix))
+        path = f"{chosen.path_prefix}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+        return {"PATH": path}, tuple(software)
+
+    @staticmethod
+    def _memory(payload: dict[str, Any], ctx: TaskContext) -> int | None:
+        """The session's memory limit: the task's request (the step's
+        amount.worker.memory), else the worker's default share, plus the host's own."""
+        from wanhe.openjd.hostreq import resources
+        from wanhe.openjd.template import HostRequirements
+        from wanhe.sandbox.box import task_memory
+
+        asked = ctx.memory_bytes or resources(HostRequirements.from_json(
+            payload.get("host") or {})).memory
+        limit = task_memory(asked or None)
+        return None if limit is None else limit + HOST_MEMORY
 
     def _check_attributes(self, payload: dict[str, Any]) -> None:
         """This worker has the attributes the step asks for (the farm checked at submit; a
@@ -257,19 +302,44 @@ class OpenJDExecutor(Executor):
 
     def _task(self, session: _Session, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
         session.env_log.clear()
+        box = session.box
+        box.set_memory(self._memory(payload, ctx))
+        box.mark()
+        kept = set(box.pids())  # the host, and what the environments started: they stay
+        started = time.monotonic()
         session.send(op="task", step=payload["step"], params=payload["params"])
-        done: dict[str, Any] | None = None
-        while done is None:
-            try:
-                done = session.wait_done("task", ctx, None, self._cancel)
-            except _HostDied:
-                raise
+        try:
+            done = session.wait_done("task", ctx, None, self._cancel)
+        except _HostDied as exc:
+            # The host may have been the kernel's choice when the task ran out of memory.
+            if box.out_of_memory():
+                raise TaskOutOfMemory(
+                    f"the OpenJD task ran out of memory ({box.limit_text()}, peak "
+                    f"{(box.peak_memory() or 0) / 2**20:.0f} MiB): its session was killed by "
+                    "the kernel — ask for more (amount.worker.memory) or use less",
+                    cpu_s=box.cpu_s(), peak_rss=box.peak_memory(),
+                    wall_s=time.monotonic() - started) from None
+            raise exc from None
+        # What the task started and left behind (a `setsid` daemon) ends with it; the CPU it
+        # burnt until now is the task's.
+        left = [pid for pid in box.pids() if pid not in kept]
+        if left:
+            ctx.log(f"[wanhe] the task left {len(left)} process(es) running: killed")
+            box.kill(left)
         state = str(done.get("state"))
-        usage: dict[str, Any] = {"cpu_s": done.get("cpu_s"), "peak_rss": done.get("peak_rss"),
-                                 "wall_s": done.get("wall_s")}
+        cpu_s = box.cpu_s()
+        usage: dict[str, Any] = {
+            "cpu_s": done.get("cpu_s") if cpu_s is None else cpu_s,
+            "peak_rss": box.peak_memory() or done.get("peak_rss"), "wall_s": done.get("wall_s")}
+        if state != "success" and box.out_of_memory():
+            session.broken = True
+            raise TaskOutOfMemory(
+                f"the OpenJD task ran out of memory ({box.limit_text()}, peak "
+                f"{(usage['peak_rss'] or 0) / 2**20:.0f} MiB) and the kernel killed it — ask "
+                "for more (the step's amount.worker.memory) or use less", **usage)
         if state == "success":
-            return TaskResult(float(done.get("wall_s") or 0.0), float(done.get("cpu_s") or 0),
-                              int(done.get("peak_rss") or 0),
+            return TaskResult(float(done.get("wall_s") or 0.0), float(usage["cpu_s"] or 0),
+                              int(usage["peak_rss"] or 0),
                               {"exit_code": done.get("exit_code"), "session": session.workdir,
                                "user": session.user})
         session.broken = True  # OpenJD allows only environment exits after this
@@ -302,11 +372,13 @@ class OpenJDExecutor(Executor):
             except _HostDied:
                 pass
         _stop(session.proc)
+        session.box.close()  # whatever the session left running (a daemon) dies with it
 
     def _drop(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             _stop(session.proc)
+            session.box.close()
 
     def release(self, key: str) -> None:
         """The job of warm key `key` has ended: end its session here."""

@@ -26,6 +26,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,8 @@ def _check_reachable(path: Path) -> None:
                 "path (e.g. /srv/wanhe)")
 
 
-def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any]) -> None:
+def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any], *,
+                    namespaced: bool = False) -> None:
     """Make the session root and the job's folders reachable by `account` only."""
     if not account.isolated:
         session_root.mkdir(parents=True, exist_ok=True)
@@ -131,8 +133,21 @@ def prepare_folders(account: Account, session_root: Path, payload: dict[str, Any
         _chmod(work_root, 0o711)
         _chmod(sessions, 0o711)
         _chmod(session_root, 0o700, account.uid, account.gid)
+    prepare_job(account, job_root, namespaced=namespaced)
+
+
+def prepare_job(account: Account, job_root: Path, *, namespaced: bool = False) -> None:
+    """Make a job's folder (`<work>/jobs/<id>`) reachable by `account` only: its inputs
+    readable, its `output/` and `work/` writable, nothing else of the work area.
+    `namespaced`: the task sees the folder in a mount namespace, where the folders above it
+    are the sandbox's own (0755), so they need not be searchable here."""
+    if not account.isolated:
+        return
+    work_root = job_root.parent.parent
+    with _lock:
         if str(job_root) not in _prepared:
-            _check_reachable(work_root)  # the folders above the work area are not ours
+            if not namespaced:
+                _check_reachable(work_root)  # the folders above the work area are not ours
             _chmod(work_root, 0o711)
             _chmod(work_root / "jobs", 0o711)
             for private in ("staging", "cache", "logs", "tmp", "blobs"):
@@ -161,10 +176,12 @@ def _close_others(jobs: Path, mine: Path) -> None:
                 os.chmod(entry.path, stat.S_IMODE(mode) & ~0o007)
 
 
-def start_host(account: Account, session_root: Path) -> subprocess.Popen[str]:
-    """Start the session host process as `account`."""
-    from wanhe.engine.executors.openjd import host_command
-
+def start_host(account: Account, session_root: Path, command: list[str],
+               wrap: Callable[[list[str], bool], list[str]] | None = None,
+               namespaced: bool = False) -> subprocess.Popen[str]:
+    """Start the session host process (`command`) as `account`. `wrap(argv, drop)`: the
+    sandbox around it (`namespaced`: with a mount namespace, which then becomes the user);
+    drop=False when the host is to drop to the user itself."""
     env = {
         "PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
         "PYTHONUNBUFFERED": "1", "HOME": str(session_root), "USER": account.name,
@@ -175,15 +192,17 @@ def start_host(account: Account, session_root: Path) -> subprocess.Popen[str]:
             env[name] = os.environ[name]
     if not account.isolated:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if account.isolated:
+    argv = (wrap or _plain)(command, namespaced)
+    if account.isolated and not namespaced:
         # The host starts as root (the farm's Python may live where the project user cannot
         # read, e.g. under /root), imports what it needs, then drops to the project user for
-        # good before it reads a template or starts an action.
+        # good before it reads a template or starts an action. (In a mount namespace the
+        # farm's Python is shown to the user, and the sandbox drops to it before the host.)
         env["WANHE_HOST_USER"] = f"{account.uid}:{account.gid}"
     err = open(session_root / "host.log", "ab")  # noqa: SIM115  (the child keeps it)
     try:
         return subprocess.Popen(
-            host_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
             text=True, encoding="utf-8", cwd=session_root, env=env, start_new_session=True,
             close_fds=True,
         )
@@ -194,6 +213,10 @@ def start_host(account: Account, session_root: Path) -> subprocess.Popen[str]:
         err.close()
 
 
+def _plain(argv: list[str], drop: bool) -> list[str]:
+    return argv
+
+
 def group_name(gid: int) -> str:
     try:
         return grp.getgrgid(gid).gr_name
@@ -202,13 +225,13 @@ def group_name(gid: int) -> str:
 
 
 def describe_mode() -> str:
-    """What `wanhe serve` says at start about who runs OpenJD sessions."""
+    """What `wanhe serve` says at start about who runs tasks."""
     if is_root():
-        return ("OpenJD sessions run as each project's own OS user (wanhe-p-<project>, "
+        return ("tasks run as each project's own OS user (wanhe-p-<project>, "
                 "created on first use)")
     try:
         me = pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         me = f"uid {os.geteuid()}"
-    return (f"not running as root: OpenJD sessions run as the service's user {me}, and a "
-            "project's template can read what that user can read")
+    return (f"not running as root: tasks run as the service's user {me}, and a "
+            "project's task can read what that user can read")

@@ -8,7 +8,7 @@ import pwd
 
 import pytest
 
-from wanhe.openjd import users
+from wanhe.sandbox import accounts as users
 
 
 def test_project_user_names_are_valid_and_distinct() -> None:

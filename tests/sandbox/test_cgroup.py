@@ -1,0 +1,69 @@
+"""Task cgroups on this machine's real kernel (cgroup v1 here; v2 elsewhere): a memory limit the
+kernel enforces and counts, a process limit, CPU of a process that left its session, and a
+kill that takes every member. Skipped, saying why, where cgroups cannot be made (not root)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from wanhe.sandbox import cgroup
+
+pytestmark = [pytest.mark.timeout(60)]
+
+why = cgroup.available()
+if why is not None:
+    pytest.skip(why, allow_module_level=True)
+
+
+@pytest.fixture
+def group() -> Iterator[cgroup.TaskCgroup]:
+    made = cgroup.TaskCgroup.create("test-cgroup", memory_bytes=64 * 2**20, pids_max=40)
+    yield made
+    made.remove()
+    assert not any(folder.exists() for folder in made.folders.values())
+
+
+def run_in(group: cgroup.TaskCgroup, script: str) -> subprocess.Popen[bytes]:
+    enter = "; ".join(f"echo $$ > {f}" for f in group.attach_files())
+    return subprocess.Popen(["/bin/sh", "-c", f"{enter}; exec {script}"],
+                            stderr=subprocess.DEVNULL)
+
+
+def test_memory_past_the_limit_is_an_oom_kill_with_its_peak(group: cgroup.TaskCgroup) -> None:
+    hog = run_in(group, f"{sys.executable} -c 'b = bytearray(256 * 2**20)'")
+    assert hog.wait(30) == -9
+    assert group.oom_kills() == 1
+    assert 48 * 2**20 <= group.peak_memory() <= 64 * 2**20
+
+
+def test_a_setsid_daemon_is_killed_and_its_cpu_counted(group: cgroup.TaskCgroup) -> None:
+    starter = run_in(group, "sh -c \"setsid sh -c 'while :; do :; done' & sleep 0.1\"")
+    assert starter.wait(10) == 0  # the task ended; its daemon has left the session
+    time.sleep(1.0)
+    assert len(group.pids()) == 1
+    assert group.kill_all(5.0)
+    assert group.pids() == []
+    assert group.cpu_s() > 0.3  # the daemon's spinning, on a shared machine
+
+
+def test_forks_past_pids_max_are_refused(group: cgroup.TaskCgroup) -> None:
+    forks = run_in(group, "sh -c 'for i in $(seq 100); do sleep 20 & done; wait'")
+    time.sleep(1.5)
+    assert len(group.pids()) <= 40
+    assert group.pids_refused() > 0
+    assert group.kill_all(5.0)
+    forks.wait(10)
+
+
+def test_a_raised_limit_is_kept_and_peak_resets(group: cgroup.TaskCgroup) -> None:
+    group.set_memory(256 * 2**20)
+    hog = run_in(group, f"{sys.executable} -c 'b = bytearray(128 * 2**20)'")
+    assert hog.wait(30) == 0 and group.oom_kills() == 0
+    assert group.peak_memory() >= 128 * 2**20
+    group.reset_peak()
+    assert group.peak_memory() < 128 * 2**20
