@@ -40,9 +40,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
         "the Blender spec and scene facts live in the job-type module (no render/ domain yet)",
     ("wanhe.jobtypes.blender_render", "wanhe.engine.seam_check"):
         "seam_plan (pure planning) shares a module with the seam render the engine runs",
-    ("wanhe.openjd.users", "wanhe.engine.executors.openjd"):
-        "start_host takes host_command from the executor (branch sandbox moves users out and "
-        "passes it in: strike this line then)",
     ("wanhe.engine.executors.openjd", "wanhe.blender_cli.select"):
         "picking the sessions' blender command lives with the wanhe-blender command",
 }

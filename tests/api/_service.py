@@ -112,6 +112,19 @@ def make_project(db_url: str, name: str, **kwargs: Any) -> str:
         store.dispose()
 
 
+def os_user(db_url: str, project: str) -> str:
+    """The OS user a project's tasks run as on a root farm: `wanhe-p<id>-<name>`."""
+    from wanhe.sandbox.accounts import user_name
+
+    store = Store(db_url)
+    try:
+        found = store.project_by_name(project)
+        assert found is not None
+        return user_name(found.name, found.id)
+    finally:
+        store.dispose()
+
+
 def run_cli(svc: ServiceProc, token: str, *args: str) -> str:
     """A `wanhe` command against the running service, as a user with `token`; its stdout."""
     result = CliRunner().invoke(wanhe_app, list(args),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wanhe.openjd.users import user_name
+from wanhe.sandbox.accounts import user_name
 
 from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
 from tests.openjd._util import env, step, template, write_yaml

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, free_port, make_project, os_user, wait_for
 from tests.openjd._util import env, step, template
 from wanhe.sandbox import cgroup
 from wanhe.store.store import Store
@@ -136,7 +136,7 @@ def test_beta_cannot_read_the_farms_or_alphas_files(farm: ServiceProc,
     lines = report.splitlines()
     # Not even there: the sandbox shows none of them (not "there but denied").
     assert lines[:len(secrets)] == [f"MISSING {t}" for t in secrets], report
-    assert lines[len(secrets)] == "wanhe-p-beta"
+    assert lines[len(secrets)] == os_user(farm.db_url, "beta")
     listed = {line.split()[1]: set(line.split()[2:]) for line in lines[len(secrets) + 1:]}
     # (bin: the farm's `blender` command for OpenJD sessions, shown read-only)
     assert listed == {str(farm.home): {"storage", "bin"}, str(storage): {"jobs", "sessions"},
@@ -173,10 +173,11 @@ def test_a_setsid_daemon_dies_with_its_task_and_is_billed(farm: ServiceProc) -> 
         "sleep 3; echo started"))
     ran = ended(farm, beta, job)
     assert ran["state"] == "done", ran["message"]
+    user = os_user(farm.db_url, "beta-daemon")
     gone_by = time.monotonic() + 2.0
-    while _loops_of("wanhe-p-beta-daemon") and time.monotonic() < gone_by:
+    while _loops_of(user) and time.monotonic() < gone_by:
         time.sleep(0.1)
-    assert _loops_of("wanhe-p-beta-daemon") == [], "the daemon outlived its task by 2 s"
+    assert _loops_of(user) == [], "the daemon outlived its task by 2 s"
     task = [a for a in attempts(farm, job) if a["key"].startswith("S/")]
     # The step itself sleeps; the CPU seconds are the daemon's (it spun ~3 s on 2 cores
     # shared with the farm).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from wanhe.openjd.users import user_name
+from wanhe.sandbox.accounts import user_name
 from wanhe.store.rows import ProjectNameTaken, StoreError
 from wanhe.store.store import Store
 
