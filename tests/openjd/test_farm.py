@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wanhe.sandbox.accounts import user_name
 
 from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
 from tests.openjd._util import env, step, template, write_yaml
+from wanhe.sandbox.accounts import user_name
 from wanhe.store.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
