@@ -46,7 +46,7 @@ test: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q --durations=30 -m "not isolated"
 	$(VENV)/bin/pytest -q -m isolated
 
-test-fast: $(VENV)/.installed-test
+test-fast: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q -m "not slow and not browser"
 
 lint: $(VENV)/.installed-test
