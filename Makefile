@@ -1,7 +1,7 @@
 # wanhe — the two commands a new user needs first:
 #   make demo   set everything up, build the demo scene, render it (tiles, denoise, previews)
 #   make test   install the Debian packages the suite needs (scripts/system-packages.sh), set up
-#               with test extras and run the whole suite (what .ci/run calls)
+#               with test extras and run the whole suite (.ci/run is just this)
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -46,7 +46,7 @@ test: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q --durations=30 -m "not isolated"
 	$(VENV)/bin/pytest -q -m isolated
 
-test-fast: $(VENV)/.installed-test
+test-fast: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q -m "not slow and not browser"
 
 lint: $(VENV)/.installed-test

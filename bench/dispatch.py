@@ -4,7 +4,7 @@
                                        [--postgres URL | --no-postgres]
 
 For SQLite and for PostgreSQL (WANHE_BENCH_POSTGRES_URL, --postgres, or a throwaway server
-started like .ci/run does when Debian's postgresql is installed):
+started by initdb + pg_ctl when Debian's postgresql is installed):
 
 - idle latency: a one-task job is written to the database while every worker is idle; time
   from the commit to the attempt's start (as recorded in the database), with a poke (what the
@@ -59,7 +59,8 @@ def pct(values: list[float], q: float) -> float:
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str | None]:
-    """A PostgreSQL server on loopback in a temp dir (like .ci/run), or None if not installed."""
+    """A PostgreSQL server on loopback in a temp dir, or None if not installed (durable, unlike
+    the tests' throwaway one in tests/_postgres.py: fsync stays on for honest timings)."""
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not versions or shutil.which("su") is None:
         yield None

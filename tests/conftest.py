@@ -39,19 +39,37 @@ def postgres_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(params=_db_params())
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new schema-less PostgreSQL database."""
+@pytest.fixture(scope="session")
+def postgres_template(postgres_url: str) -> Iterator[str]:
+    """A database migrated to the newest schema once per session: each test's PostgreSQL
+    database is a copy of it (CREATE DATABASE … TEMPLATE), not a migration of its own."""
+    import sqlalchemy as sa
+
+    name = f"wanhe_template_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    Store(postgres_url.rsplit("/", 1)[0] + f"/{name}").dispose()
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'wanhe.db'}"
         return
     import sqlalchemy as sa
 
     server: str = request.getfixturevalue("postgres_url")
+    template = request.getfixturevalue("postgres_template") if migrated else "template1"
     name = f"wanhe_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     url = server.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
@@ -59,6 +77,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=_db_params())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a new SQLite file, or a new PostgreSQL database already at the newest
+    schema (what any Store makes of an empty one; a copy is quicker than migrating)."""
+    yield from _database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=_db_params())
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database (no tables): for the tests of the migrations themselves."""
+    yield from _database(request, tmp_path, migrated=False)
 
 
 @pytest.fixture

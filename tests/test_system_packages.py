@@ -40,6 +40,7 @@ def test_everything_present_costs_nothing() -> None:
 def test_a_user_who_cannot_install_gets_one_line_with_the_command(open_folder: Path) -> None:
     """espeak-ng and sudo hidden from PATH; as root the script runs as `nobody`."""
     path = path_without(open_folder, "espeak-ng", "sudo")
+    Path(path).chmod(0o755)  # whatever the umask of the tests before
     script = open_folder / "system-packages.sh"
     shutil.copyfile(SCRIPT, script)
     script.chmod(0o755)

@@ -54,7 +54,7 @@ uvicorn.run(create_app(settings, workers=2), host="127.0.0.1", port=port, log_le
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is missing: apt-get install -y chromium",
+    pytest.skip("Debian's chromium is missing: make test installs it",
                 allow_module_level=True)
 
 

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is missing: apt-get install -y chromium",
+    pytest.skip("Debian's chromium is missing: make test installs it",
                 allow_module_level=True)
 
 

@@ -62,7 +62,9 @@ def test_no_process_of_the_service_outlives_it(tmp_path: Path, sig: signal.Signa
         tree = _tree(pid)  # every process the service has now
         svc.proc.send_signal(sig)  # the service alone, not its group
         code = svc.proc.wait(timeout=60)
-        time.sleep(10)
+        deadline = time.monotonic() + 10  # every process gone within 10 s (dead stays dead)
+        while _alive(tree) and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert _alive(tree) == [], f"alive 10 s after {sig.name}: {_alive(tree)}"
         if sig is signal.SIGTERM:
             assert code == 0, svc.log.read_text()[-2000:]

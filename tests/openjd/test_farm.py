@@ -242,7 +242,7 @@ def test_cancel_notifies_then_terminates_and_the_status_line_shows(farm: Service
 def test_the_dashboard_shows_steps_by_tasks_with_status_lines(farm: ServiceProc) -> None:
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
     if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is missing")
+        pytest.skip("Debian's chromium is missing: make test installs it")
     token = make_project(farm.db_url, "dashboard")
     doc = template(steps=[
         step("Sim", "echo 'openjd_status: cached frame {{Task.Param.F}}'",

@@ -177,7 +177,8 @@ def sorted_lines(files: dict[str, bytes]) -> dict[str, list[bytes]]:
     return {k: sorted(v.splitlines()) for k, v in files.items()}
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
+@pytest.mark.skipif(shutil.which("ffmpeg") is None,
+                    reason="needs Debian's ffmpeg: make test installs it")
 @pytest.mark.parametrize("name", list(SAMPLES))
 def test_sample_equivalent_matches_openjd_run(name: str, tmp_path: Path) -> None:
     make, values = SAMPLES[name]

@@ -46,8 +46,8 @@ def test_blob_sizes_past_two_gigabytes(store: Store) -> None:
     assert size == 20 * 1024**3
 
 
-def test_migration_from_the_revision_before(db_url: str) -> None:
-    engine = make_engine(db_url)
+def test_migration_from_the_revision_before(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
     try:
         upgrade(engine, "0002")
         with engine.begin() as conn:
@@ -55,7 +55,7 @@ def test_migration_from_the_revision_before(db_url: str) -> None:
                 "insert into projects (id, name, weight, created_at) values (1, 'old', 1, 0)"))
         assert "project_blobs" not in sa.inspect(engine).get_table_names()
         upgrade(engine)
-        store = Store(db_url)
+        store = Store(empty_db_url)
         try:
             assert [p.name for p in store.projects()] == ["old"]
             assert store.blobs_missing(1, [sha(b"x")]) == [sha(b"x")]  # nobody owns old blobs

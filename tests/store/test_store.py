@@ -261,13 +261,13 @@ def test_ready_checksums_and_light_ready_rows(store: Store) -> None:
     assert store.not_running([running, ready[1].id]) == {ready[1].id}
 
 
-def test_migrations_match_the_tables(db_url: str) -> None:
+def test_migrations_match_the_tables(empty_db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from wanhe.store.tables import metadata
 
-    store = Store(db_url)
+    store = Store(empty_db_url)
     try:
         with store.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
@@ -275,17 +275,17 @@ def test_migrations_match_the_tables(db_url: str) -> None:
         store.dispose()
 
 
-def test_a_database_from_before_change_tracking_is_upgraded(db_url: str) -> None:
+def test_a_database_from_before_change_tracking_is_upgraded(empty_db_url: str) -> None:
     from sqlalchemy import text
 
     from wanhe.store.migrate import downgrade, upgrade
 
-    old = Store(db_url, migrate=False)
+    old = Store(empty_db_url, migrate=False)
     upgrade(old.engine, "0001")
     with old.engine.begin() as conn:
         conn.execute(text("insert into projects (name, weight, created_at) values ('p', 1, 0)"))
     old.dispose()
-    store = Store(db_url)
+    store = Store(empty_db_url)
     try:
         assert store.revision() == 0
         job = chain_job(store)

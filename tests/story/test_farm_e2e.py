@@ -17,7 +17,7 @@ import pytest
 from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
 from tests.story.conftest import BASE, write
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
 CHROMIUM = Path("/usr/bin/chromium")
 
 
