@@ -54,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", default="1-2")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--kind", default="demo", help="examples/make_scenes.py scene kind")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: without root the sandbox is off on both sides")
@@ -62,14 +63,14 @@ def main() -> None:
     job = work / "jobs" / "1"
     for sub in ("input", "output", "work"):
         (job / sub).mkdir(parents=True)
-    subprocess.run([sys.executable, str(REPO / "examples/make_scenes.py"), "demo",
+    subprocess.run([sys.executable, str(REPO / "examples/make_scenes.py"), args.kind,
                     str(job / "input" / "demo.blend")], check=True, capture_output=True)
     on, off = [], []
     for _ in range(args.repeat):
         on.append(one_side(job, first, last, True))
         off.append(one_side(job, first, last, False))
     ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
-    print(f"# farm render path, demo frames {args.frames}, median of {args.repeat}: "
+    print(f"# farm render path, {args.kind} scene frames {args.frames}, median of {args.repeat}: "
           f"sandbox {statistics.median(on):.1f} s, WANHE_SANDBOX=off "
           f"{statistics.median(off):.1f} s, paired ratio {ratio:.3f} ({ratio - 1:+.1%})")
     print(f"raw: sandbox={on} off={off}")
