@@ -63,6 +63,10 @@ def test_a_project_user_sees_only_its_job(tmp_path: Path) -> None:
         secret = base / "work" / "wanhe.db"
         secret.write_text("every project's tokens")
         (root / "input" / "scene.txt").write_text("mine")
+        # modes a farm gives them, whatever umask the tests before left (openjd's serve: 077)
+        for folder in (base, base / "work", base / "work" / "jobs", root, root / "input"):
+            folder.chmod(0o755)
+        (root / "input" / "scene.txt").chmod(0o644)
         os.chown(root / "output", 65534, 65534)
         args = mounts.bwrap_args(SandboxSpec(inputs=(root / "input",),
                                              writable=(root / "output",),
