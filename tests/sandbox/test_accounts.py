@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,26 @@ def test_local_runs_are_the_callers_own(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(users.os, "geteuid", lambda: 54321)
     assert not users.is_root()
     assert "not running as root" in users.describe_mode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="project users need root")
+def test_the_same_bytes_in_two_projects_jobs_stay_each_ones_own(tmp_path: Path) -> None:
+    """Checkouts hard-link the blob: preparing beta's job must not take alpha's scene away
+    (alpha's renders failed "scene file not found" once beta's job ran on the farm)."""
+    blob = tmp_path / "blobs" / "scene"
+    blob.parent.mkdir()
+    blob.write_bytes(b"BLENDER-v500 the same scene")
+    roots = []
+    for job_id in (1, 2):
+        root = tmp_path / "jobs" / str(job_id)
+        (root / "input" / "shots").mkdir(parents=True)
+        os.link(blob, root / "input" / "shots" / "tiny.blend")
+        roots.append(root)
+    alpha = users.session_account("hl-alpha", 9101)
+    beta = users.session_account("hl-beta", 9102)
+    users.prepare_job(alpha, roots[0], namespaced=True)
+    users.prepare_job(beta, roots[1], namespaced=True)
+    mine = [(root / "input" / "shots" / "tiny.blend").stat() for root in roots]
+    assert mine[0].st_gid == alpha.gid and mine[1].st_gid == beta.gid
+    assert mine[0].st_ino != mine[1].st_ino != blob.stat().st_ino
+    assert (roots[0] / "input" / "shots" / "tiny.blend").read_bytes() == blob.read_bytes()

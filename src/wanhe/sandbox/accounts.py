@@ -160,11 +160,24 @@ def prepare_job(account: Account, job_root: Path, *, namespaced: bool = False) -
             for folder, _dirs, files in os.walk(inputs):
                 _chmod(Path(folder), 0o750, 0, account.gid)
                 for name in files:
+                    _own_copy(Path(folder) / name)
                     _chmod(Path(folder) / name, 0o640, 0, account.gid)
             for sub in ("output", "work"):
                 (job_root / sub).mkdir(exist_ok=True)
                 _chmod(job_root / sub, 0o2770, account.uid, account.gid)
             _prepared.add(str(job_root))
+
+
+def _own_copy(path: Path) -> None:
+    """Give a job's input file an inode of its own. Checkouts hard-link the content-addressed
+    blob, so the same bytes in two projects' jobs are one inode: handing it to one project's
+    group would take it from the other (its renders then fail "scene file not found")."""
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink <= 1:
+        return
+    partial = path.with_name(f".{path.name}.own-{os.getpid()}-{threading.get_ident()}")
+    shutil.copyfile(path, partial)
+    os.replace(partial, path)  # one rename: a reader sees the whole file, old or new
 
 
 def _close_others(jobs: Path, mine: Path) -> None:
