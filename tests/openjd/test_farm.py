@@ -21,10 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
+from tests.api._service import ServiceProc, free_port, make_project, os_user, run_cli, wait_for
 from tests.openjd._util import env, step, template, write_yaml
-from wanhe.sandbox.accounts import user_name
-from wanhe.store.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -149,22 +147,11 @@ def test_host_requirements_are_refused_at_submit_and_placed(farm: ServiceProc) -
         assert job["gpu_hours"] > 0  # the GPU slot's worker ran it: CUDA_VISIBLE_DEVICES=0
 
 
-def _os_user(db_url: str, project: str) -> str:
-    """The OS user a project's sessions run as: `wanhe-p<id>-<name>`."""
-    store = Store(db_url)
-    try:
-        found = store.project_by_name(project)
-        assert found is not None
-        return user_name(found.name, found.id)
-    finally:
-        store.dispose()
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="project users need a farm running as root")
 def test_a_projects_template_cannot_read_another_projects_files(farm: ServiceProc) -> None:
     alpha = make_project(farm.db_url, "alpha")
     beta = make_project(farm.db_url, "beta")
-    alpha_user, beta_user = _os_user(farm.db_url, "alpha"), _os_user(farm.db_url, "beta")
+    alpha_user, beta_user = os_user(farm.db_url, "alpha"), os_user(farm.db_url, "beta")
     assert alpha_user != beta_user and alpha_user.endswith("-alpha")
     secret = template(params=[out_param()], job_envs=[env("E", "true")], steps=[
         step("Write", "mkdir -p {{Param.OutDir}}; echo alpha-secret > "
