@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProc]:
     home = tmp_path_factory.mktemp("serve")
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port())
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0)
     svc.start()
     try:
         yield svc

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, make_project, wait_for
 from wanhe.cli import app
 from wanhe.store.store import Store
 
@@ -39,7 +39,7 @@ def test_a_storyboard_through_the_farm(tmp_path: Path, tiny_models: dict[str, Pa
 
     home = tmp_path / "farm"
     db = f"sqlite:///{home / 'wanhe.db'}"
-    svc = ServiceProc(home, db, free_port(), workers=2, num_cpus=3)
+    svc = ServiceProc(home, db, 0, workers=2, num_cpus=3)
     svc.start()
     try:
         store = Store(db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,6 +66,15 @@ class ServiceProc:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"wanhe serve exited: {self.log.read_text()[-3000:]}")
+            if self.port == 0:
+                # --port 0: the service binds a port the OS picks and prints it; a restart
+                # reuses it (crash tests reconnect to the same URL)
+                found = re.search(r"wanhe serving on http://127\.0\.0\.1:(\d+)",
+                                  " ".join(self.log.read_text().split()))
+                if found is None:
+                    time.sleep(0.3)
+                    continue
+                self.port = int(found.group(1))
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return

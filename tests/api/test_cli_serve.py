@@ -54,3 +54,18 @@ def test_unwritable_local_folder(tmp_path: Path) -> None:
     code, text = _serve(tmp_path, str(tmp_path / "a-file" / "store"))
     assert code == 2, text
     assert "cannot create the folder" in text and "choose another --storage" in text
+
+
+def test_a_port_in_use_is_named_with_the_fix(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            wanhe_app, ["serve", "--db", f"sqlite:///{tmp_path / 'wanhe.db'}", "--storage",
+                        str(tmp_path / "storage"), "--port", str(port)],
+            env={"WANHE_HOME": str(tmp_path / "home")})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert f"cannot listen on 127.0.0.1:{port}" in text and "--port" in text
+    assert "Traceback" not in text

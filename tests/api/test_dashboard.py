@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,26 +42,26 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
+# binds a port the OS picks before Ray starts (Ray's processes take OS-picked ports too) and
+# writes it to home/port for the test
 SERVER = """
-import sys, uvicorn
+import pathlib, socket, sys, uvicorn
 from wanhe.api.app import create_app
 from wanhe.config import Settings
-home, port = sys.argv[1], int(sys.argv[2])
+home = sys.argv[1]
 settings = Settings(home=home, db=f"sqlite:///{home}/wanhe.db", storage=f"{home}/storage")
-uvicorn.run(create_app(settings, workers=2), host="127.0.0.1", port=port, log_level="warning")
+app = create_app(settings, workers=2)
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)
+pathlib.Path(home, "port").write_text(str(sock.getsockname()[1]))
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 """
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is missing: make test installs it",
                 allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -113,16 +112,19 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     store = Store(f"sqlite:///{home}/wanhe.db")
     admin = store.create_token(None, "wrangler")
     store.dispose()
-    port = _free_port()
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(home), str(port)],
+        [sys.executable, "-c", SERVER, str(home)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while not (home / "port").exists() or not (home / "port").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the service did not start: {(home / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+    base = f"http://127.0.0.1:{(home / 'port').read_text()}"
     http = httpx.Client(base_url=base, timeout=60)
     try:
-        deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"the service exited: {(home / 'server.log').read_text()[-3000:]}")

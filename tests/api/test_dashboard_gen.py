@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, wait_for
+from tests.api._service import ServiceProc, make_project, wait_for
 from wanhe.store.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -25,7 +25,7 @@ if not Path(CHROMIUM).exists():
 def test_contact_sheet_picks_by_keyboard(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     home = tmp_path / "farm"
     db = f"sqlite:///{home / 'wanhe.db'}"
-    svc = ServiceProc(home, db, free_port(), workers=1, num_cpus=2)
+    svc = ServiceProc(home, db, 0, workers=1, num_cpus=2)
     svc.start()
     try:
         store = Store(db)

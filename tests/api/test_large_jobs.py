@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project
+from tests.api._service import ServiceProc, make_project
 from tests.openjd._util import step, template
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -28,7 +28,7 @@ TASKS = 20_000
 def farm() -> Iterator[ServiceProc]:
     home = Path(tempfile.mkdtemp(prefix="wanhe-large-", dir="/tmp"))
     os.chmod(home, 0o711)
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=1,
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=1,
                       num_cpus=1)
     svc.start()
     try:

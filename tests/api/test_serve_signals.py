@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.api._service import ServiceProc, free_port, wait_for
+from tests.api._service import ServiceProc, wait_for
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -44,7 +44,7 @@ def _alive(procs: list[psutil.Process]) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
 def test_no_process_of_the_service_outlives_it(tmp_path: Path, sig: signal.Signals) -> None:
     home = tmp_path / "farm"
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=1,
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=1,
                       num_cpus=1)
     svc.start()
     assert svc.proc is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
+from tests.api._service import ServiceProc, make_project, run_cli, wait_for
 from tests.conftest import build_scene
 from wanhe.model import JobState, TaskKind, TaskSpec
 from wanhe.store.store import Store
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProc]:
     home = tmp_path_factory.mktemp("serve")
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=6,
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=6,
                       num_cpus=6)  # six slots on two cores: NOOP tasks only sleep
     svc.start()
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, submit_job, wait_for
+from tests.api._service import ServiceProc, make_project, submit_job, wait_for
 from tests.conftest import build_scene
 from wanhe.storage import sha256_file
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 def test_render_onto_a_storage_url(tmp_path: Path, scene_dir: Path) -> None:
     home = tmp_path / "serve"
     remote, work = tmp_path / "remote", tmp_path / "work"
-    service = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=1,
+    service = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=1,
                           num_cpus=2, extra_args=["--storage", f"file://{remote}",
                                                   "--work", str(work)])
     scene = build_scene(scene_dir / "tiny.blend", "tiny")

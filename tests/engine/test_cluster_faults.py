@@ -115,7 +115,7 @@ def test_worker_node_killed_mid_render(
     address, nodes = ray_cluster
     scene = build_scene(scene_dir / "tiny_faults.blend", "tiny", "--frames", f"1-{FRAMES}",
                         "--samples", "64")
-    svc = ServiceProc(tmp_path / "serve", f"sqlite:///{tmp_path / 'wanhe.db'}", free_port())
+    svc = ServiceProc(tmp_path / "serve", f"sqlite:///{tmp_path / 'wanhe.db'}", 0)
     svc.extra_args = ["--ray-address", address]
     svc.extra_env = RAY_ENV
     token = make_project(svc.db_url, "faults")

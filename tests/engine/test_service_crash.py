@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, submit_job, wait_for
+from tests.api._service import ServiceProc, make_project, submit_job, wait_for
 from tests.conftest import build_scene
 from wanhe.store.store import Store
 
@@ -23,7 +23,7 @@ FRAMES = 6
 def test_kill_dash_nine_mid_job(tmp_path: Path, scene_dir: Path) -> None:
     scene = build_scene(scene_dir / "tiny6.blend", "tiny", "--frames", f"1-{FRAMES}")
     home = tmp_path / "serve"
-    svc = ServiceProc(home, f"sqlite:///{tmp_path / 'wanhe.db'}", free_port(), workers=2)
+    svc = ServiceProc(home, f"sqlite:///{tmp_path / 'wanhe.db'}", 0, workers=2)
     token = make_project(svc.db_url, "crash")
     svc.start()
     store = Store(svc.db_url)

@@ -98,11 +98,11 @@ class EchoWordsJob(JobType):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.api._service import ServiceProc, free_port
+    from tests.api._service import ServiceProc
 
     home = tmp_path_factory.mktemp("plugin-serve")
     svc = ServiceProc(
-        home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=2, num_cpus=2,
+        home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2, num_cpus=2,
         extra_args=["--num-gpus", "1"],
         extra_env={"WANHE_PLUGINS": "tests.jobtypes.test_plugin_job_type",
                    "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, os_user, run_cli, wait_for
+from tests.api._service import ServiceProc, make_project, os_user, run_cli, wait_for
 from tests.openjd._util import env, step, template, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def farm() -> Iterator[ServiceProc]:
     # own tmp folders are 0700).
     home = Path(tempfile.mkdtemp(prefix="wanhe-openjd-", dir="/tmp"))
     os.chmod(home, 0o711)
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=2,
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
                       num_cpus=2, extra_args=["--num-gpus", "1", "--worker-attr",
                                               "license=houdini"])
     svc.start()

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, os_user, wait_for
+from tests.api._service import ServiceProc, make_project, os_user, wait_for
 from tests.openjd._util import env, step, template
 from wanhe.sandbox import cgroup
 from wanhe.store.store import Store
@@ -50,7 +50,7 @@ def farm() -> Iterator[ServiceProc]:
         pytest.skip(why)
     home = Path(tempfile.mkdtemp(prefix="wanhe-sandbox-", dir="/tmp"))
     os.chmod(home, 0o711)  # project users pass through to their job's folders
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=2,
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
                       num_cpus=2, extra_env={"WANHE_TASK_PIDS_MAX": "200"})
     svc.start()
     try:

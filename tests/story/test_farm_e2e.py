@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, free_port, make_project, run_cli, wait_for
+from tests.api._service import ServiceProc, make_project, run_cli, wait_for
 from tests.story.conftest import BASE, write
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
@@ -24,7 +24,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProc]:
     home = tmp_path_factory.mktemp("serve")
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", free_port(), workers=2,
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
                       num_cpus=2)
     svc.start()
     try:

@@ -7,6 +7,7 @@ REST API. Errors are one line, never a traceback.
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +51,8 @@ def _hours(value: float | None) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="address to bind; keep 127.0.0.1 unless behind "
                                       "a proxy")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8640,
+    port: Annotated[int, typer.Option(help="port (0: one the OS picks, printed at start)")]
+    = 8640,
     db: DbOpt = None,
     storage: Annotated[str | None, typer.Option(
         help="where blobs and finished outputs are kept: a local path or an fsspec URL "
@@ -118,14 +120,37 @@ def serve(
     except Exception as exc:
         fail(f"cannot start: {type(exc).__name__}: {exc}")
     service = app.state.service
+    # the port is taken before Ray starts (in the app's lifespan): Ray's processes bind ports
+    # the OS picks, and one could take ours between a check and uvicorn's own bind
+    listener = _bind_listener(host, port)
+    port = listener.getsockname()[1]
     from wanhe.storage import redact
 
     err.print(f"wanhe serving on http://{host}:{port} (db {redact(settings.db_url)}, storage "
               f"{service.storage.describe()}, work {service.work.root})", highlight=False)
-    _serve_until_stopped(app, host, port)
+    _serve_until_stopped(app, listener)
 
 
-def _serve_until_stopped(app: Any, host: str, port: int) -> None:
+def _bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: one the OS picks), or a clear error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        fail(f"cannot bind {host}: {exc.strerror} — pass --host with an address of this machine")
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror} — stop what uses it or pass "
+             "--port with another port (0 picks a free one)")
+    listener.listen(2048)
+    return listener
+
+
+def _serve_until_stopped(app: Any, listener: socket.socket) -> None:
     """Run uvicorn until SIGINT or SIGTERM, both the same graceful way (uvicorn stops taking
     requests, the lifespan hands back or finishes running attempts and closes the store),
     then stop the embedded Ray and end whatever is left of the service's process tree. A
@@ -143,8 +168,8 @@ def _serve_until_stopped(app: Any, host: str, port: int) -> None:
     # shutdown, orphaned agents); as SIGINT's, it now unwinds through the same path
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning",
-                    timeout_graceful_shutdown=5)
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+        uvicorn.Server(config).run(sockets=[listener])
     except KeyboardInterrupt:
         pass
     finally:
