@@ -92,6 +92,10 @@ def test_a_spec_file_of_shots(wanhe, tmp_path: Path) -> None:
     (["gen", "image", "-m", "tiny-sd", "-p", "x", "-n", "0"], "candidates 0 must be between"),
     (["gen", "image", "-m", "tiny-sd", "-p", "x", "-n", "100000"], "between 1 and 1000"),
     (["gen", "video", "-m", "tiny-svd"], "give the first frame"),
+    # the tiny models' schedulers have 1000 training steps, each offset by one
+    (["gen", "image", "-m", "tiny-sd", "-p", "x", "--steps", "1000"],
+     "steps 1000 is more than model 'tiny-sd' takes (its scheduler's limit) — ask for at "
+     "most 999"),
     (["gen", "image", "-m", "tiny-sd", "-p", ""], "needs a prompt"),
     (["models", "add", "bad", "."], "is not a diffusers model folder"),
     (["gen", "again", "nothing.png"], "does not exist"),

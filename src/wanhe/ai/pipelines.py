@@ -137,6 +137,25 @@ def preview_path(output: str) -> Path:
     return out.with_name(f".preview_{out.stem}.png")
 
 
+def most_steps(scheduler_config: Any) -> int | None:
+    """The most inference steps a scheduler can take: its training timesteps less the offset
+    added to each (more ran off the end of its noise table: an IndexError mid-task)."""
+    train = getattr(scheduler_config, "num_train_timesteps", None)
+    if train is None:
+        return None
+    return int(train) - int(getattr(scheduler_config, "steps_offset", 0) or 0)
+
+
+def _check_steps(pipe: Any, steps: int) -> None:
+    from wanhe.lifecycle import TaskFailed
+
+    scheduler = getattr(pipe, "scheduler", None)
+    most = most_steps(scheduler.config) if scheduler is not None else None
+    if most is not None and steps > most:
+        raise TaskFailed(f"steps: {steps} is more than this model's scheduler takes ({most}) "
+                         f"— ask for at most {most}")
+
+
 def call(loaded: Loaded, payload: dict[str, Any], seeds: list[int],
          on_step: Callable[[int], None],
          previews: list[str] | None = None) -> NDArray[np.float32]:
@@ -152,6 +171,7 @@ def call(loaded: Loaded, payload: dict[str, Any], seeds: list[int],
                             payload["height"])
         if task == TEXT_TO_IMAGE:
             pipe = loaded.img2img()
+    _check_steps(pipe, int(payload["steps"]))
     n = len(seeds)
     generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
     accepted = _accepts(pipe.__call__)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -145,6 +146,22 @@ def _check_shot(shot: Shot, model: dict[str, Any], where: str) -> None:
     if task == IMAGE_TO_VIDEO and not shot.image:
         raise InputError(f"{where}.image", f"model {shot.model!r} makes video from an image: "
                          "give the first frame (--image still.png)")
+    most = _most_steps(model)
+    if most is not None and shot.steps > most:
+        raise InputError(f"{where}.steps", f"steps {shot.steps} is more than model "
+                         f"{shot.model!r} takes (its scheduler's limit) — ask for at most "
+                         f"{most}")
+
+
+def _most_steps(model: dict[str, Any]) -> int | None:
+    """What a diffusers folder's scheduler allows (None when it says nothing)."""
+    from wanhe.ai.pipelines import most_steps
+
+    config = Path(str(model.get("path", ""))) / "scheduler" / "scheduler_config.json"
+    try:
+        return most_steps(SimpleNamespace(**json.loads(config.read_text())))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _check_own_image(inputs: Path, image: str, field: str, shot: str) -> None:
