@@ -129,6 +129,8 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
                   "run)")
     table.add_row("voices", f"{len(outcome.synthesized())} synthesized now, the rest cached")
     table.add_row("wall time", f"{outcome.wall_s:.1f} s")
+    for warning in outcome.job.spec.get("facts", {}).get("warnings", []):
+        table.add_row("[yellow]warning[/]", warning)
     for kind, hours in report.get("core_hours_by_kind", {}).items():
         table.add_row(f"core-h {kind}", f"{hours:.5f}")
     for over in report.get("overruns", []):
@@ -151,10 +153,12 @@ def check(
     settings = Settings().overridden(db=db)
     try:
         board = load_storyboard(storyboard)
-        check_storyboard(board, storyboard.expanduser().resolve().parent,
-                         models=local_models(settings.db_url))
+        facts = check_storyboard(board, storyboard.expanduser().resolve().parent,
+                                 models=local_models(settings.db_url))
     except StoryError as exc:
         fail(str(exc))
+    for warning in facts.get("warnings", []):
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     out.print(f"{storyboard}: ok — {len(board.shots)} shot(s), "
               f"{sum(len(s.lines) for s in board.shots)} line(s), languages "
               f"{', '.join(board.film.languages)}", highlight=False, soft_wrap=True)

@@ -85,7 +85,40 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
         if shot.blender is not None:
             scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files,
                                                             inputs)
-    return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus}
+    return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus,
+            "warnings": voice_warnings(board)}
+
+
+def voice_warnings(board: Storyboard) -> list[str]:
+    """Lines an espeak-ng voice would not speak in their language on the installed version
+    (its phonemes switch to another language or leave the language's set): warnings, since
+    a storyboard may want them (a name read the English way), each naming the line and fix."""
+    from wanhe.story.schema import line_id
+    from wanhe.voice.phonemes import check_lines, espeak_input, espeak_version
+
+    film = board.film
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (voice, lang) -> (id, text)
+    for shot in board.shots:
+        for n, line in enumerate(shot.lines):
+            for lang in film.languages:
+                voice = board.voice_for(line.character, lang)
+                if voice.engine != "espeak":
+                    continue
+                text = line.text if lang == film.original else line.translations[lang]
+                groups.setdefault((voice.voice or lang, lang), []).append(
+                    (line_id(shot, n), text))
+    warnings: list[str] = []
+    version = espeak_version()
+    for (name, lang), lines in groups.items():
+        bad = dict(check_lines([text for _, text in lines], name, lang))
+        for lid, text in lines:
+            if text in bad:
+                spoken_by = espeak_input(text, name)[0]
+                warnings.append(
+                    f"line {lid} ({lang}): espeak-ng {version} voice {spoken_by!r} does not speak it "
+                    f"in {lang} — {bad.pop(text).describe()}; give {lang} text in its own "
+                    f"script, another voice, or a Piper voice for {lang}")
+    return warnings
 
 
 def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[str, str]:

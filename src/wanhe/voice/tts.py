@@ -1,5 +1,6 @@
 """Text to speech: Piper (neural; the bundled en_US voice or any Piper .onnx voice file) and
 Debian's espeak-ng (about 100 languages, Mandarin and Cantonese among them), to mono WAV.
+Mandarin in Chinese characters is spoken as pinyin (`wanhe.voice.phonemes`).
 
 Speed is the engine's own (Piper's length scale, espeak-ng's words per minute); pitch is
 shifted afterwards by rubberband without changing timing, the same for both engines. A
@@ -23,7 +24,7 @@ from wanhe.story.schema import BUNDLED_VOICE, Voice
 
 ESPEAK = "espeak-ng"
 ESPEAK_WPM = 175  # espeak-ng's default rate: speed 1.0
-SYNTH_VERSION = "1"  # bump when synthesis changes what it writes
+SYNTH_VERSION = "2"  # bump when synthesis changes what it writes
 
 
 class VoiceError(ValueError):
@@ -151,10 +152,12 @@ def synthesize(text: str, voice: Voice, lang: str, model: Path | None, out: Path
             with wave.open(str(tmp), "wb") as w:
                 piper.synthesize_wav(text, w, SynthesisConfig(length_scale=1.0 / voice.speed))
         else:
-            name = voice.voice or lang
+            from wanhe.voice.phonemes import espeak_input
+
+            name, spoken = espeak_input(text, voice.voice or lang)
             done = subprocess.run(
                 [ESPEAK, "-v", name, "-s", str(round(ESPEAK_WPM * voice.speed)), "-w", str(tmp),
-                 "--", text], capture_output=True, text=True, timeout=120, check=False)
+                 "--", spoken], capture_output=True, text=True, timeout=120, check=False)
             if done.returncode != 0 or not tmp.exists():
                 raise VoiceError(f"espeak-ng -v {name} failed: {done.stderr.strip()[:300]}")
         if voice.pitch:
