@@ -164,6 +164,26 @@ def check(
               f"{', '.join(board.film.languages)}", highlight=False, soft_wrap=True)
 
 
+@story_app.command("retake")
+def retake_line(
+    storyboard: Annotated[Path, typer.Argument(help="the storyboard YAML")],
+    line: Annotated[str, typer.Argument(help="the line: shot.N, e.g. s3.1")],
+    lang: Annotated[str | None, typer.Option("--lang", help="the language to retake; default: "
+                                             "the original")] = None,
+) -> None:
+    """Ask for a new take of LINE: its take number goes up in STORYBOARD (the file is edited,
+    comments kept); the next render synthesizes that take and keeps every other."""
+    from wanhe.story.load import StoryError
+    from wanhe.story.retake import retake
+
+    try:
+        language, take = retake(storyboard, line, lang)
+    except StoryError as exc:
+        fail(str(exc))
+    out.print(f"{storyboard}: line {line} ({language}) now speaks take {take} — render again "
+              "to synthesize it", highlight=False, soft_wrap=True)
+
+
 @story_app.command("schema")
 def schema() -> None:
     """Print the storyboard's JSON Schema."""

@@ -115,8 +115,8 @@ def voice_warnings(board: Storyboard) -> list[str]:
             if text in bad:
                 spoken_by = espeak_input(text, name)[0]
                 warnings.append(
-                    f"line {lid} ({lang}): espeak-ng {version} voice {spoken_by!r} does not speak it "
-                    f"in {lang} — {bad.pop(text).describe()}; give {lang} text in its own "
+                    f"line {lid} ({lang}): espeak-ng {version} voice {spoken_by!r} does not "
+                    f"speak it in {lang} — {bad.pop(text).describe()}; give {lang} text in its own "
                     f"script, another voice, or a Piper voice for {lang}")
     return warnings
 

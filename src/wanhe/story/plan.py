@@ -66,14 +66,14 @@ def fingerprint(board: Storyboard, facts: dict[str, Any]) -> str:
 
 
 def voice_key(board: Storyboard, facts: dict[str, Any], character: str, text: str,
-              lang: str, base_model: str | None = None) -> str:
+              lang: str, base_model: str | None = None, take: int = 1) -> str:
     from wanhe.voice.tts import synthesis_key
 
     voice = board.voice_for(character, lang)
     digest = None
     if voice.engine == "piper":
         digest = facts["models"].get(base_model or voice.model, voice.model)
-    return synthesis_key(text, voice, lang, digest)
+    return synthesis_key(text, voice, lang, digest, take)
 
 
 def _model_ref(board: Storyboard, original: Storyboard, character: str, lang: str) -> str:
@@ -93,6 +93,8 @@ def compile_story(
     Lip-synced scenes and rendered frames are named by their content in the cache too;
     `present`: those of their files that exist already (see `cached_outputs`), whose tasks are
     left out — a re-run renders only the shots whose scene, rig or dialogue changed."""
+    from wanhe.voice.tts import take_seed
+
     board = resolve_paths(original, base)
     film = board.film
     tasks: list[TaskSpec] = []
@@ -107,12 +109,14 @@ def compile_story(
                 text = line.text if lang == film.original else line.translations[lang]
                 voice = board.voice_for(line.character, lang)
                 ref = _model_ref(board, original, line.character, lang)
-                key = voice_key(original, facts, line.character, text, lang, ref)
+                take = line.take(lang)
+                key = voice_key(original, facts, line.character, text, lang, ref, take)
                 wav = str(layout.cache / "voice" / key[:2] / f"{key}.wav")
                 voices[lid][lang], voice_keys[lid][lang] = wav, key
                 tasks.append(TaskSpec(f"voice/{lid}/{lang}", VOICE, {
                     "line": lid, "lang": lang, "character": line.character, "text": text,
                     "voice": voice.model_dump(mode="json"), "output": wav, "cache_key": key,
+                    "take": take, "seed": take_seed(take),
                 }, resources=CPU))
             for lang in film.languages[1:]:
                 key = _digest(voice_keys[lid][lang], voice_keys[lid][film.original],
@@ -309,6 +313,14 @@ def _rigged_lines(board: Storyboard, shot: Shot) -> dict[str, dict[str, Any]]:
     return rigs
 
 
+def take_file(board: Storyboard, shot: Shot, index: int, lang: str) -> str:
+    """A take's name among the job's outputs: `takes/s3.1_joe_en_take1.wav` (line, who,
+    language, take) — a file an editor can tell apart from the others."""
+    line = shot.lines[index]
+    who = "".join(c if c.isalnum() else "-" for c in line.character.lower()).strip("-")
+    return f"takes/{line_id(shot, index)}_{who or 'line'}_{lang}_take{line.take(lang)}.wav"
+
+
 def deliverables(layout: Layout, board: Storyboard) -> list[str]:
     out = layout.output
     files = [out / "reel.mp4", out / "reel.otio", out / "contact_sheet.png",
@@ -318,6 +330,8 @@ def deliverables(layout: Layout, board: Storyboard) -> list[str]:
                   out / "audio" / f"{lang}.m4a"]
     files += [out / "shots" / f"{shot.id}{suffix}" for shot in board.shots
               for suffix in (".mp4", ".png")]
+    files += [out / take_file(board, shot, n, lang) for shot in board.shots
+              for n in range(len(shot.lines)) for lang in board.film.languages]
     for shot in board.shots:
         for lang in shot.lipsync_languages:
             files += [out / f"reel.{lang}.mp4", out / "shots" / f"{shot.id}.{lang}.mp4"]

@@ -156,6 +156,22 @@ class Line(_Model):
     text: str = Field(min_length=1, max_length=2000, description="in the original language")
     translations: dict[str, str] = Field(
         default_factory=dict, description="the line in each other language of the film")
+    takes: dict[str, int] = Field(
+        default_factory=dict,
+        description="which take of the line each language speaks (1 when absent); `wanhe story "
+                    "retake` raises it. A take is its recipe (text, voice, settings, seed): "
+                    "the same take is the same audio")
+
+    @field_validator("takes")
+    @classmethod
+    def _takes(cls, v: dict[str, int]) -> dict[str, int]:
+        for lang, take in v.items():
+            if not 1 <= take <= 1_000_000:
+                raise ValueError(f"take {take} of {lang!r}: takes count from 1")
+        return v
+
+    def take(self, lang: str) -> int:
+        return self.takes.get(lang, 1)
 
     @field_validator("translations")
     @classmethod
@@ -284,6 +300,10 @@ class Storyboard(_Model):
                     raise ValueError(
                         f"{where}: unknown character {line.character!r} — declare it under "
                         f"characters (known: {', '.join(sorted(known))})")
+                for lang in line.takes:
+                    if lang not in langs:
+                        raise ValueError(f"{where}: takes names {lang!r}, which film.languages "
+                                         f"does not declare ({', '.join(langs)})")
                 for lang in line.translations:
                     if lang not in langs:
                         raise ValueError(

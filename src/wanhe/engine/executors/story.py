@@ -209,11 +209,47 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                                 zip(board.shots, timing.shots, strict=True)],
                         thumb_width=min(320, film.width))
     report = story_report(board, timing)
+    report["takes"] = keep_takes(board, payload["voices"], out)
     with atomic_write(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
     ctx.log(f"[wanhe] reel: {timing.duration:.2f} s, {len(report['overruns'])} overrun(s)")
     return {"reel": str(out / "reel.mp4"), "seconds": timing.duration,
             "overruns": report["overruns"], "shots": report["shots"]}
+
+
+def keep_takes(board: Any, voices: dict[str, dict[str, str]], out: Path) -> list[dict[str, Any]]:
+    """Every line's take in every language copied among the job's outputs (`takes/…`, kept in
+    storage with them), each with its recipe: what makes it again, byte for byte."""
+    import shutil
+
+    from wanhe.imaging.atomic import atomic_write
+    from wanhe.story.plan import take_file
+    from wanhe.story.schema import line_id
+    from wanhe.voice.tts import take_seed, wav_seconds
+
+    film = board.film
+    takes = []
+    for shot in board.shots:
+        for n, line in enumerate(shot.lines):
+            lid = line_id(shot, n)
+            for lang in film.languages:
+                source = Path(voices[lid][lang])
+                name = take_file(board, shot, n, lang)
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_write(target) as tmp:
+                    shutil.copyfile(source, tmp)
+                voice = board.voice_for(line.character, lang)
+                take = line.take(lang)
+                takes.append({
+                    "line": lid, "lang": lang, "character": line.character, "file": name,
+                    "key": source.stem, "take": take, "seconds": wav_seconds(target),
+                    "recipe": {"text": line.text if lang == film.original
+                               else line.translations[lang],
+                               **voice.model_dump(mode="json"),
+                               "seed": take_seed(take) if voice.engine == "piper" else None},
+                })
+    return takes
 
 
 def story_report(board: Any, timing: Any) -> dict[str, Any]:

@@ -65,10 +65,15 @@ class VoiceExecutor(Executor):
         if self._voices is None:
             self._voices = PiperVoices()
         model = resolve_model(voice.model, Path("/")) if voice.engine == "piper" else None
-        made = synthesize(payload["text"], voice, payload["lang"], model, out, self._voices)
-        ctx.log(f"[wanhe] {voice.engine}: {made.seconds:.2f} s of speech -> {out.name}")
+        seed = int(payload.get("seed", 1))
+        made = synthesize(payload["text"], voice, payload["lang"], model, out, self._voices,
+                          seed)
+        lead, tail = made.trimmed_s
+        ctx.log(f"[wanhe] {voice.engine} (seed {seed}): {made.seconds:.2f} s of speech -> "
+                f"{out.name} ({lead:.2f} s of silence cut before, {tail:.2f} s after)")
         return {"wav": str(out), "seconds": made.seconds, "cached": False,
-                "engine": voice.engine, "chars": len(payload["text"])}
+                "engine": voice.engine, "chars": len(payload["text"]), "seed": seed,
+                "take": int(payload.get("take", 1)), "trimmed_s": [lead, tail]}
 
     def _dub(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         from wanhe.story.timing import fit_line
