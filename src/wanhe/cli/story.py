@@ -133,6 +133,13 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
         table.add_row("[yellow]warning[/]", warning)
     for kind, hours in report.get("core_hours_by_kind", {}).items():
         table.add_row(f"core-h {kind}", f"{hours:.5f}")
+    for shot in report.get("shots", []):
+        if shot.get("extended"):
+            held = (": its last frame is held, the mouths at rest"
+                    if shot.get("source") == "blender" else "")
+            table.add_row("[yellow]extended[/]", f"shot {shot['id']} lasts "
+                          f"{shot['duration_s']:.2f} s, longer than it asked for, to fit its "
+                          f"dialogue{held}")
     for over in report.get("overruns", []):
         table.add_row("[yellow]overrun[/]", f"line {over['line']} ({over['lang']}) runs "
                       f"{over['overrun_s']:.2f} s ({over['overrun_pct']:.0f} %) past its slot "

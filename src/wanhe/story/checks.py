@@ -237,7 +237,7 @@ def _check_blender_shot(board: Storyboard, shot: Any, base: Path, where: str,
                     f"{where}: rig object {rig.object!r} of {line.character!r} is not in "
                     f"{source.file} — fix characters.rig.object, or set lipsync: false on "
                     "the shot if the character is off screen")
-            for key in (rig.open, rig.wide):
+            for key in (rig.open, rig.wide, *rig.visemes.values()):
                 if key is not None and key not in obj["shape_keys"]:
                     raise StoryError(
                         f"{where}: shape key {key!r} is not on {rig.object!r} in "

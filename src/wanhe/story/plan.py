@@ -81,7 +81,7 @@ def _model_ref(board: Storyboard, original: Storyboard, character: str, lang: st
     return original.voice_for(character, lang).model
 
 
-MOUTH_VERSION = "1"  # bump when the mouth curves change
+MOUTH_VERSION = "2"  # bump when the mouth curves change
 
 
 def compile_story(
@@ -154,7 +154,7 @@ def compile_story(
             made, exrs = _blender_tasks(
                 board, original, shot, facts, layout, present, film.original,
                 [voice_keys[lid][film.original] for lid in lids], originals, voice_deps,
-                originals)
+                originals, originals)
             tasks += made
             clip_payload["exrs"] = exrs
             deps += [t.key for t in made if t.kind == RENDER]
@@ -163,7 +163,8 @@ def compile_story(
                 made, exrs = _blender_tasks(
                     board, original, shot, facts, layout, present, lang,
                     [voice_keys[lid][lang] for lid in lids], [dubs[lid][lang] for lid in lids],
-                    voice_deps + dub_deps, originals)
+                    voice_deps + dub_deps + [f"voice/{lid}/{lang}" for lid in lids], originals,
+                    [voices[lid][lang] for lid in lids])
                 tasks += made
                 dubbed = f"{shot.id}.{lang}"
                 lang_clips.setdefault(lang, {})[shot.id] = str(
@@ -245,11 +246,13 @@ def choose_candidate(entries: list[dict[str, Any]], ranked: list[dict[str, Any]]
 def _blender_tasks(
     board: Storyboard, original: Storyboard, shot: Shot, facts: dict[str, Any], layout: Layout,
     present: frozenset[str], lang: str, keys: list[str], audio: list[str], audio_deps: list[str],
-    timing: list[str],
+    timing: list[str], takes: list[str],
 ) -> tuple[list[TaskSpec], list[str]]:
     """A Blender shot's lip sync (when a rigged character speaks: the mouths follow the lines'
-    `audio` in `lang`, placed by the original's `timing`) and frame renders, content-named;
-    (its tasks, every frame's EXR)."""
+    `audio` in `lang` — the phonemes of their `takes` — placed by the original's `timing`) and
+    frame renders, content-named; (its tasks, every frame's EXR)."""
+    from wanhe.voice.tts import phonemes_path
+
     assert shot.blender is not None
     film = board.film
     tag = shot.id if lang == film.original else f"{shot.id}.{lang}"
@@ -270,6 +273,7 @@ def _blender_tasks(
                 "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
                     mode="json"), "film": film.model_dump(mode="json"), "lang": lang,
                 "line_wavs": timing, "audio_wavs": audio,
+                "phonemes": [str(phonemes_path(Path(t))) for t in takes],
                 "frame_start": frames[0], "frames": len(frames), "rigs": dict(rigged),
             }, deps=audio_deps, resources=CPU))
             lipsync_dep = [f"lipsync/{tag}"]

@@ -205,3 +205,48 @@ def synthesize(text: str, voice: Voice, lang: str, model: Path | None, out: Path
     finally:
         tmp.unlink(missing_ok=True)
     return Synthesized(out, seconds, rate, trimmed)
+
+
+def phonemes_path(take: Path) -> Path:
+    """Where a take's phoneme timings are kept: beside it."""
+    return take.with_name(take.stem + ".phonemes.json")
+
+
+def take_phonemes(text: str, voice: Voice, lang: str, model: Path | None,
+                  seconds: float) -> dict[str, Any]:
+    """The take's phonemes with their times (seconds from its start). espeak-ng voices: the
+    library's own phoneme events for the same text, voice and rate. Piper voices (the bundled
+    one has no alignment output): espeak-ng's timing of the text in the voice's espeak
+    language, scaled to the take's length — an estimate, and said so."""
+    from wanhe.voice.espeak_events import phonemes
+    from wanhe.voice.phonemes import espeak_input
+
+    wpm = round(ESPEAK_WPM * voice.speed)
+    if voice.engine == "espeak":
+        name, spoken = espeak_input(text, voice.voice or lang)
+        source = "espeak-ng phoneme events"
+    else:
+        assert model is not None
+        config = json.loads(model.with_name(model.name + ".json").read_text(encoding="utf-8"))
+        name, spoken = espeak_input(text, str(config.get("espeak", {}).get("voice") or lang))
+        source = "estimate: espeak-ng's phoneme timing of the text, scaled to the take"
+    found, speech_s = phonemes(spoken, name, wpm)
+    scale = seconds / speech_s if speech_s > 0 else 1.0
+    return {"source": source, "seconds": seconds,
+            "phonemes": [[p.ipa, round(p.start * scale, 5), round(p.end * scale, 5)]
+                         for p in found]}
+
+
+def write_take_phonemes(text: str, voice: Voice, lang: str, model: Path | None,
+                        take: Path) -> dict[str, Any] | None:
+    """`take_phonemes` written beside the take; None when libespeak-ng cannot tell (the
+    mouths then follow the take's loudness)."""
+    from wanhe.imaging.atomic import atomic_write
+
+    try:
+        found = take_phonemes(text, voice, lang, model, wav_seconds(take))
+    except (OSError, ValueError, KeyError):
+        return None
+    with atomic_write(phonemes_path(take)) as tmp:
+        tmp.write_text(json.dumps(found), encoding="utf-8")
+    return found
