@@ -168,6 +168,7 @@ def test_a_shot_lip_synced_in_the_dubbed_language(reel: dict[str, Any]) -> None:
 
     from wanhe.blender.shapekeys import read_shape_key
     from wanhe.voice.audio import read_wav
+    from wanhe.voice.visemes import OPEN_WIDE
 
     with av.open(str(reel["out"] / "reel.cmn.mp4")) as mp4:
         streams = list(mp4.streams)
@@ -191,6 +192,7 @@ def test_a_shot_lip_synced_in_the_dubbed_language(reel: dict[str, Any]) -> None:
     opened = np.array(read_shape_key(blend, "Mouth", "MouthOpen", list(range(1, frames + 1))))
     mouth = tasks["lipsync/s2.cmn"].output["mouths"]["Mei"]
     assert mouth["mode"] == "visemes"
+    assert np.allclose(opened, [OPEN_WIDE[s][0] for s in mouth["shapes"]], atol=1e-4)
     speaking = np.array([s != "X" for s in mouth["shapes"]])
     print(f"lip sync (cmn): r(mouth moving, loudness) = {_pearson(speaking, loud):.3f}")
     assert _pearson(speaking, loud) >= 0.6  # the dub's mouths move while the dub speaks
