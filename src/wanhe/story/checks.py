@@ -126,6 +126,7 @@ def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[st
     espeak voice speaks, rubberband only for a pitch shift or a dub that may be sped up.
     Returns the digest of each Piper voice file by its name in the storyboard."""
     from wanhe.storage import sha256_file
+    from wanhe.voice.phonemes import MANDARIN_VOICES, PINYIN_VOICE
     from wanhe.voice.stretch import StretchError, check_rubberband
     from wanhe.voice.tts import VoiceError, bundled_model, check_espeak_voice, check_piper_model
 
@@ -147,6 +148,8 @@ def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[st
                         voice_models[voice.model] = sha256_file(path)
                 else:
                     check_espeak_voice(voice.voice or lang)
+                    if (voice.voice or lang).lower() in MANDARIN_VOICES:
+                        check_espeak_voice(PINYIN_VOICE)  # what Chinese characters speak with
                 if voice.pitch:
                     check_rubberband(f"a pitch of {voice.pitch:+g} semitones")
                 if lang != film.original and film.max_stretch > 0:
