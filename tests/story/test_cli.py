@@ -50,6 +50,7 @@ def test_render_quiet_with_a_report(tmp_path: Path, board: dict[str, Any],
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["reel"].endswith("reel.mp4")
+    assert summary["extended"] == []  # the image shot lasts what its line needs
     report = json.loads((tmp_path / "report.json").read_text())
     assert {a["kind"] for a in report["attempts"]} == {"voice", "dub", "clip", "track", "reel"}
     assert report["core_hours_by_kind"]["voice"] > 0

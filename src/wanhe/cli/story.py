@@ -114,7 +114,9 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
     if quiet:
         out.print(json.dumps({"job": outcome.job.id, "state": outcome.job.state.value,
                               "reel": str(outcome.output / "reel.mp4"),
-                              "overruns": len(report.get("overruns", []))}),
+                              "overruns": len(report.get("overruns", [])),
+                              "extended": [s["id"] for s in report.get("shots", [])
+                                           if s.get("extended")]}),
                   soft_wrap=True, highlight=False)
         return
     table = Table(title=f"story job {outcome.job.id}: {outcome.job.state.value}",
