@@ -29,6 +29,12 @@ scenes:
             text: Hi.   # the first line
             translations: {cmn: 你好。}
           - {character: Joe, text: Bye., translations: {cmn: 再见。}}
+          - character: Joe
+            text: Go.
+            translations:
+              cmn: 走。
+      - id: s2
+        image: {path: board.png}
 """
 
 
@@ -48,13 +54,15 @@ def test_retake_raises_one_take_and_keeps_the_file(tmp_path: Path) -> None:
     assert retake(story, "s1.1") == ("en", 2)
     assert retake(story, "s1.1") == ("en", 3)
     assert retake(story, "s1.2", "cmn") == ("cmn", 2)
+    assert retake(story, "s1.3") == ("en", 2)  # after a nested block
+    assert retake(story, "s1.3", "cmn") == ("cmn", 2)
     text = story.read_text(encoding="utf-8")
     assert text.startswith("# a comment the retake keeps") and "# the first line" in text
     lines = load_storyboard(story).shots[0].lines
     assert (lines[0].take("en"), lines[0].take("cmn"), lines[1].take("cmn")) == (3, 1, 2)
     after = _keys(story)
     changed = {k for k in before if before[k] != after[k]}
-    assert changed == {"voice/s1.1/en", "voice/s1.2/cmn"}
+    assert changed == {"voice/s1.1/en", "voice/s1.2/cmn", "voice/s1.3/en", "voice/s1.3/cmn"}
 
 
 def test_retake_on_the_command_line(tmp_path: Path) -> None:

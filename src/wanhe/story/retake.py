@@ -40,6 +40,9 @@ def _insert_entry(text: str, mapping: yaml.MappingNode, key: str, value: str) ->
     last = mapping.value[-1][1]
     column = int(mapping.value[0][0].start_mark.column)
     end = int(last.end_mark.index)
+    start = text.rfind("\n", 0, end) + 1
+    if not text[start:end].strip():  # a nested block ends where the next line's text starts
+        return text[:start] + " " * column + f"{key}: {value}\n" + text[start:]
     line_end = text.find("\n", end)
     line_end = len(text) if line_end < 0 else line_end
     return text[:line_end] + "\n" + " " * column + f"{key}: {value}" + text[line_end:]
@@ -81,9 +84,13 @@ def retake(storyboard: Path, line: str, lang: str | None = None) -> tuple[str, i
         edited = _insert_entry(text, node, "takes", f"{{{lang}: {new}}}")
     with atomic_write(storyboard.with_name(f".{storyboard.name}.retake")) as tmp:
         tmp.write_text(edited, encoding="utf-8")
-        check = load_storyboard(tmp)  # the edit must mean what it says, or nothing is written
         shot_id, index = line.rsplit(".", 1)
-        got = next(s for s in check.shots if s.id == shot_id).lines[int(index) - 1].take(lang)
+        try:  # the edit must mean what it says, or nothing is written
+            check = load_storyboard(tmp)
+            got = next(s for s in check.shots if s.id == shot_id).lines[int(index) - 1].take(
+                lang)
+        except StoryError:
+            got = None
         if got != new:
             raise StoryError(f"could not edit {storyboard.name} for the retake — add "
                              f"`takes: {{{lang}: {new}}}` to line {line} by hand")
