@@ -184,3 +184,14 @@ def test_a_piper_voice_file_by_path_is_named_by_its_bytes(tmp_path: Path,
     bundled = load_storyboard(write(tmp_path, board))
     same = voice_key(bundled, _check(tmp_path, board), "Joe", "Hi.", "en")
     assert by_path == same  # the same voice bytes: the same cached synthesis
+
+
+def test_check_warns_for_a_line_espeak_would_not_speak_in_its_language(
+        tmp_path: Path, board: dict[str, Any]) -> None:
+    """Mandarin in characters passes (it is spoken as pinyin); a "Mandarin" line in English
+    would be read with English phonemes: a warning names the line, nothing is refused."""
+    assert _check(tmp_path, board)["warnings"] == []
+    board["scenes"][0]["shots"][0]["lines"][0]["translations"]["cmn"] = "Where is the boat?"
+    warnings = _check(tmp_path, board)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("line s1.1 (cmn): espeak-ng")
+    assert "(en)" in warnings[0] or "not in its set" in warnings[0]

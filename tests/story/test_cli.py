@@ -50,6 +50,7 @@ def test_render_quiet_with_a_report(tmp_path: Path, board: dict[str, Any],
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["reel"].endswith("reel.mp4")
+    assert summary["extended"] == []  # the image shot lasts what its line needs
     report = json.loads((tmp_path / "report.json").read_text())
     assert {a["kind"] for a in report["attempts"]} == {"voice", "dub", "clip", "track", "reel"}
     assert report["core_hours_by_kind"]["voice"] > 0
@@ -75,3 +76,11 @@ def test_a_piper_only_reel_renders_without_espeak_ng_or_rubberband(
     assert {a["kind"] for a in report["attempts"]} >= {"voice", "reel"}
     assert report["lines"]["en"][0]["text"] == "Hi there."
     assert (tmp_path / "out" / "reel.mp4").stat().st_size > 0
+
+
+def test_check_warns_for_a_line_not_spoken_in_its_language(tmp_path: Path,
+                                                           board: dict[str, Any]) -> None:
+    board["scenes"][0]["shots"][0]["lines"][0]["translations"]["cmn"] = "Where is the boat?"
+    result = CliRunner().invoke(app, ["story", "check", str(write(tmp_path, board))])
+    assert result.exit_code == 0, result.output  # a warning, not a refusal
+    assert "warning: line s1.1 (cmn): espeak-ng" in result.output

@@ -114,7 +114,9 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
     if quiet:
         out.print(json.dumps({"job": outcome.job.id, "state": outcome.job.state.value,
                               "reel": str(outcome.output / "reel.mp4"),
-                              "overruns": len(report.get("overruns", []))}),
+                              "overruns": len(report.get("overruns", [])),
+                              "extended": [s["id"] for s in report.get("shots", [])
+                                           if s.get("extended")]}),
                   soft_wrap=True, highlight=False)
         return
     table = Table(title=f"story job {outcome.job.id}: {outcome.job.state.value}",
@@ -129,8 +131,17 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
                   "run)")
     table.add_row("voices", f"{len(outcome.synthesized())} synthesized now, the rest cached")
     table.add_row("wall time", f"{outcome.wall_s:.1f} s")
+    for warning in outcome.job.spec.get("facts", {}).get("warnings", []):
+        table.add_row("[yellow]warning[/]", warning)
     for kind, hours in report.get("core_hours_by_kind", {}).items():
         table.add_row(f"core-h {kind}", f"{hours:.5f}")
+    for shot in report.get("shots", []):
+        if shot.get("extended"):
+            held = (": its last frame is held, the mouths at rest"
+                    if shot.get("source") == "blender" else "")
+            table.add_row("[yellow]extended[/]", f"shot {shot['id']} lasts "
+                          f"{shot['duration_s']:.2f} s, longer than it asked for, to fit its "
+                          f"dialogue{held}")
     for over in report.get("overruns", []):
         table.add_row("[yellow]overrun[/]", f"line {over['line']} ({over['lang']}) runs "
                       f"{over['overrun_s']:.2f} s ({over['overrun_pct']:.0f} %) past its slot "
@@ -151,13 +162,35 @@ def check(
     settings = Settings().overridden(db=db)
     try:
         board = load_storyboard(storyboard)
-        check_storyboard(board, storyboard.expanduser().resolve().parent,
-                         models=local_models(settings.db_url))
+        facts = check_storyboard(board, storyboard.expanduser().resolve().parent,
+                                 models=local_models(settings.db_url))
     except StoryError as exc:
         fail(str(exc))
+    for warning in facts.get("warnings", []):
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True)
     out.print(f"{storyboard}: ok — {len(board.shots)} shot(s), "
               f"{sum(len(s.lines) for s in board.shots)} line(s), languages "
               f"{', '.join(board.film.languages)}", highlight=False, soft_wrap=True)
+
+
+@story_app.command("retake")
+def retake_line(
+    storyboard: Annotated[Path, typer.Argument(help="the storyboard YAML")],
+    line: Annotated[str, typer.Argument(help="the line: shot.N, e.g. s3.1")],
+    lang: Annotated[str | None, typer.Option("--lang", help="the language to retake; default: "
+                                             "the original")] = None,
+) -> None:
+    """Ask for a new take of LINE: its take number goes up in STORYBOARD (the file is edited,
+    comments kept); the next render synthesizes that take and keeps every other."""
+    from wanhe.story.load import StoryError
+    from wanhe.story.retake import retake
+
+    try:
+        language, take = retake(storyboard, line, lang)
+    except StoryError as exc:
+        fail(str(exc))
+    out.print(f"{storyboard}: line {line} ({language}) now speaks take {take} — render again "
+              "to synthesize it", highlight=False, soft_wrap=True)
 
 
 @story_app.command("schema")

@@ -85,7 +85,40 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
         if shot.blender is not None:
             scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files,
                                                             inputs)
-    return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus}
+    return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus,
+            "warnings": voice_warnings(board)}
+
+
+def voice_warnings(board: Storyboard) -> list[str]:
+    """Lines an espeak-ng voice would not speak in their language on the installed version
+    (its phonemes switch to another language or leave the language's set): warnings, since
+    a storyboard may want them (a name read the English way), each naming the line and fix."""
+    from wanhe.story.schema import line_id
+    from wanhe.voice.phonemes import check_lines, espeak_input, espeak_version
+
+    film = board.film
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (voice, lang) -> (id, text)
+    for shot in board.shots:
+        for n, line in enumerate(shot.lines):
+            for lang in film.languages:
+                voice = board.voice_for(line.character, lang)
+                if voice.engine != "espeak":
+                    continue
+                text = line.text if lang == film.original else line.translations[lang]
+                groups.setdefault((voice.voice or lang, lang), []).append(
+                    (line_id(shot, n), text))
+    warnings: list[str] = []
+    version = espeak_version()
+    for (name, lang), lines in groups.items():
+        bad = dict(check_lines([text for _, text in lines], name, lang))
+        for lid, text in lines:
+            if text in bad:
+                spoken_by = espeak_input(text, name)[0]
+                warnings.append(
+                    f"line {lid} ({lang}): espeak-ng {version} voice {spoken_by!r} does not "
+                    f"speak it in {lang} — {bad.pop(text).describe()}; give {lang} text in its own "
+                    f"script, another voice, or a Piper voice for {lang}")
+    return warnings
 
 
 def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[str, str]:
@@ -93,6 +126,7 @@ def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[st
     espeak voice speaks, rubberband only for a pitch shift or a dub that may be sped up.
     Returns the digest of each Piper voice file by its name in the storyboard."""
     from wanhe.storage import sha256_file
+    from wanhe.voice.phonemes import MANDARIN_VOICES, PINYIN_VOICE
     from wanhe.voice.stretch import StretchError, check_rubberband
     from wanhe.voice.tts import VoiceError, bundled_model, check_espeak_voice, check_piper_model
 
@@ -114,6 +148,8 @@ def _check_voices(board: Storyboard, base: Path, inputs: Path | None) -> dict[st
                         voice_models[voice.model] = sha256_file(path)
                 else:
                     check_espeak_voice(voice.voice or lang)
+                    if (voice.voice or lang).lower() in MANDARIN_VOICES:
+                        check_espeak_voice(PINYIN_VOICE)  # what Chinese characters speak with
                 if voice.pitch:
                     check_rubberband(f"a pitch of {voice.pitch:+g} semitones")
                 if lang != film.original and film.max_stretch > 0:
@@ -204,7 +240,7 @@ def _check_blender_shot(board: Storyboard, shot: Any, base: Path, where: str,
                     f"{where}: rig object {rig.object!r} of {line.character!r} is not in "
                     f"{source.file} — fix characters.rig.object, or set lipsync: false on "
                     "the shot if the character is off screen")
-            for key in (rig.open, rig.wide):
+            for key in (rig.open, rig.wide, *rig.visemes.values()):
                 if key is not None and key not in obj["shape_keys"]:
                     raise StoryError(
                         f"{where}: shape key {key!r} is not on {rig.object!r} in "

@@ -66,14 +66,14 @@ def fingerprint(board: Storyboard, facts: dict[str, Any]) -> str:
 
 
 def voice_key(board: Storyboard, facts: dict[str, Any], character: str, text: str,
-              lang: str, base_model: str | None = None) -> str:
+              lang: str, base_model: str | None = None, take: int = 1) -> str:
     from wanhe.voice.tts import synthesis_key
 
     voice = board.voice_for(character, lang)
     digest = None
     if voice.engine == "piper":
         digest = facts["models"].get(base_model or voice.model, voice.model)
-    return synthesis_key(text, voice, lang, digest)
+    return synthesis_key(text, voice, lang, digest, take)
 
 
 def _model_ref(board: Storyboard, original: Storyboard, character: str, lang: str) -> str:
@@ -81,7 +81,7 @@ def _model_ref(board: Storyboard, original: Storyboard, character: str, lang: st
     return original.voice_for(character, lang).model
 
 
-MOUTH_VERSION = "1"  # bump when the mouth curves change
+MOUTH_VERSION = "2"  # bump when the mouth curves change
 
 
 def compile_story(
@@ -93,6 +93,8 @@ def compile_story(
     Lip-synced scenes and rendered frames are named by their content in the cache too;
     `present`: those of their files that exist already (see `cached_outputs`), whose tasks are
     left out — a re-run renders only the shots whose scene, rig or dialogue changed."""
+    from wanhe.voice.tts import take_seed
+
     board = resolve_paths(original, base)
     film = board.film
     tasks: list[TaskSpec] = []
@@ -107,12 +109,14 @@ def compile_story(
                 text = line.text if lang == film.original else line.translations[lang]
                 voice = board.voice_for(line.character, lang)
                 ref = _model_ref(board, original, line.character, lang)
-                key = voice_key(original, facts, line.character, text, lang, ref)
+                take = line.take(lang)
+                key = voice_key(original, facts, line.character, text, lang, ref, take)
                 wav = str(layout.cache / "voice" / key[:2] / f"{key}.wav")
                 voices[lid][lang], voice_keys[lid][lang] = wav, key
                 tasks.append(TaskSpec(f"voice/{lid}/{lang}", VOICE, {
                     "line": lid, "lang": lang, "character": line.character, "text": text,
                     "voice": voice.model_dump(mode="json"), "output": wav, "cache_key": key,
+                    "take": take, "seed": take_seed(take),
                 }, resources=CPU))
             for lang in film.languages[1:]:
                 key = _digest(voice_keys[lid][lang], voice_keys[lid][film.original],
@@ -150,7 +154,7 @@ def compile_story(
             made, exrs = _blender_tasks(
                 board, original, shot, facts, layout, present, film.original,
                 [voice_keys[lid][film.original] for lid in lids], originals, voice_deps,
-                originals)
+                originals, originals)
             tasks += made
             clip_payload["exrs"] = exrs
             deps += [t.key for t in made if t.kind == RENDER]
@@ -159,7 +163,8 @@ def compile_story(
                 made, exrs = _blender_tasks(
                     board, original, shot, facts, layout, present, lang,
                     [voice_keys[lid][lang] for lid in lids], [dubs[lid][lang] for lid in lids],
-                    voice_deps + dub_deps, originals)
+                    voice_deps + dub_deps + [f"voice/{lid}/{lang}" for lid in lids], originals,
+                    [voices[lid][lang] for lid in lids])
                 tasks += made
                 dubbed = f"{shot.id}.{lang}"
                 lang_clips.setdefault(lang, {})[shot.id] = str(
@@ -241,11 +246,13 @@ def choose_candidate(entries: list[dict[str, Any]], ranked: list[dict[str, Any]]
 def _blender_tasks(
     board: Storyboard, original: Storyboard, shot: Shot, facts: dict[str, Any], layout: Layout,
     present: frozenset[str], lang: str, keys: list[str], audio: list[str], audio_deps: list[str],
-    timing: list[str],
+    timing: list[str], takes: list[str],
 ) -> tuple[list[TaskSpec], list[str]]:
     """A Blender shot's lip sync (when a rigged character speaks: the mouths follow the lines'
-    `audio` in `lang`, placed by the original's `timing`) and frame renders, content-named;
-    (its tasks, every frame's EXR)."""
+    `audio` in `lang` — the phonemes of their `takes` — placed by the original's `timing`) and
+    frame renders, content-named; (its tasks, every frame's EXR)."""
+    from wanhe.voice.tts import phonemes_path
+
     assert shot.blender is not None
     film = board.film
     tag = shot.id if lang == film.original else f"{shot.id}.{lang}"
@@ -266,6 +273,7 @@ def _blender_tasks(
                 "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
                     mode="json"), "film": film.model_dump(mode="json"), "lang": lang,
                 "line_wavs": timing, "audio_wavs": audio,
+                "phonemes": [str(phonemes_path(Path(t))) for t in takes],
                 "frame_start": frames[0], "frames": len(frames), "rigs": dict(rigged),
             }, deps=audio_deps, resources=CPU))
             lipsync_dep = [f"lipsync/{tag}"]
@@ -309,6 +317,14 @@ def _rigged_lines(board: Storyboard, shot: Shot) -> dict[str, dict[str, Any]]:
     return rigs
 
 
+def take_file(board: Storyboard, shot: Shot, index: int, lang: str) -> str:
+    """A take's name among the job's outputs: `takes/s3.1_joe_en_take1.wav` (line, who,
+    language, take) — a file an editor can tell apart from the others."""
+    line = shot.lines[index]
+    who = "".join(c if c.isalnum() else "-" for c in line.character.lower()).strip("-")
+    return f"takes/{line_id(shot, index)}_{who or 'line'}_{lang}_take{line.take(lang)}.wav"
+
+
 def deliverables(layout: Layout, board: Storyboard) -> list[str]:
     out = layout.output
     files = [out / "reel.mp4", out / "reel.otio", out / "contact_sheet.png",
@@ -318,6 +334,8 @@ def deliverables(layout: Layout, board: Storyboard) -> list[str]:
                   out / "audio" / f"{lang}.m4a"]
     files += [out / "shots" / f"{shot.id}{suffix}" for shot in board.shots
               for suffix in (".mp4", ".png")]
+    files += [out / take_file(board, shot, n, lang) for shot in board.shots
+              for n in range(len(shot.lines)) for lang in board.film.languages]
     for shot in board.shots:
         for lang in shot.lipsync_languages:
             files += [out / f"reel.{lang}.mp4", out / "shots" / f"{shot.id}.{lang}.mp4"]

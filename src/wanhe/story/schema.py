@@ -70,13 +70,34 @@ class Voice(_Model):
                          description="semitones up (+) or down (-), without changing timing")
 
 
+VISEME_SHAPES = "ABCDEFGHX"  # Preston Blair / Rhubarb: see wanhe.voice.visemes
+
+
 class Rig(_Model):
     """A character's mouth in Blender: the object and the names of its shape keys."""
 
     object: str = Field(min_length=1, description="the mesh object with the mouth shape keys")
-    open: str = Field(min_length=1, description="shape key that opens the jaw/lips (loudness)")
-    wide: str | None = Field(default=None,
-                             description="shape key that widens the lips (bright sounds)")
+    open: str = Field(min_length=1, description="shape key that opens the jaw/lips")
+    wide: str | None = Field(default=None, description="shape key that widens the lips")
+    mouth: Literal["visemes", "loudness"] = Field(
+        default="visemes",
+        description="visemes: mouth shapes from the line's phonemes (Preston Blair / Rhubarb "
+                    "A-H, X), on `visemes` keys or else as open/wide; loudness: open follows "
+                    "loudness, wide bright sound")
+    visemes: dict[str, str] = Field(
+        default_factory=dict,
+        description="a shape key per mouth shape (A closed m/b/p, B teeth, C open, D wide "
+                    "open, E rounded, F puckered, G f/v, H tongue up, X rest); without them "
+                    "the shapes are keyed as open/wide amounts")
+
+    @field_validator("visemes")
+    @classmethod
+    def _shapes(cls, v: dict[str, str]) -> dict[str, str]:
+        for shape in v:
+            if shape not in VISEME_SHAPES:
+                raise ValueError(f"mouth shape {shape!r}: the shapes are "
+                                 f"{', '.join(VISEME_SHAPES)}")
+        return v
 
 
 class Character(_Model):
@@ -156,6 +177,22 @@ class Line(_Model):
     text: str = Field(min_length=1, max_length=2000, description="in the original language")
     translations: dict[str, str] = Field(
         default_factory=dict, description="the line in each other language of the film")
+    takes: dict[str, int] = Field(
+        default_factory=dict,
+        description="which take of the line each language speaks (1 when absent); `wanhe story "
+                    "retake` raises it. A take is its recipe (text, voice, settings, seed): "
+                    "the same take is the same audio")
+
+    @field_validator("takes")
+    @classmethod
+    def _takes(cls, v: dict[str, int]) -> dict[str, int]:
+        for lang, take in v.items():
+            if not 1 <= take <= 1_000_000:
+                raise ValueError(f"take {take} of {lang!r}: takes count from 1")
+        return v
+
+    def take(self, lang: str) -> int:
+        return self.takes.get(lang, 1)
 
     @field_validator("translations")
     @classmethod
@@ -284,6 +321,10 @@ class Storyboard(_Model):
                     raise ValueError(
                         f"{where}: unknown character {line.character!r} — declare it under "
                         f"characters (known: {', '.join(sorted(known))})")
+                for lang in line.takes:
+                    if lang not in langs:
+                        raise ValueError(f"{where}: takes names {lang!r}, which film.languages "
+                                         f"does not declare ({', '.join(langs)})")
                 for lang in line.translations:
                     if lang not in langs:
                         raise ValueError(

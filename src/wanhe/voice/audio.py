@@ -70,3 +70,37 @@ def mix(length_s: float, clips: Iterable[tuple[float, Path]], rate: int = MIX_RA
     if peak > 1.0:  # overlapping dubs: keep them audible, never clipped
         track /= peak
     return track
+
+
+SILENCE_DB = -50.0  # a 10 ms window quieter than this (dBFS) is silence
+EDGE_S = 0.010  # kept before the first and after the last sound: no clipped consonant
+
+
+def speech_bounds(samples: Samples, rate: int) -> tuple[int, int]:
+    """(first, end) sample of the speech in `samples`: the synthesizer's leading and trailing
+    silence left out (a 10 ms margin kept); (0, 0) when all of it is silence."""
+    hop = max(1, rate // 100)
+    count = len(samples) // hop
+    if count == 0:
+        return 0, len(samples)
+    frames = samples[: count * hop].astype(np.float64).reshape(count, hop)
+    loud = np.sqrt((frames * frames).mean(axis=1)) > 10 ** (SILENCE_DB / 20.0)
+    if not loud.any():
+        return 0, 0
+    first = int(np.argmax(loud)) * hop
+    end = (count - int(np.argmax(loud[::-1]))) * hop
+    margin = round(EDGE_S * rate)
+    return max(0, first - margin), min(len(samples), end + margin)
+
+
+def trim_silence(path: Path) -> tuple[float, float]:
+    """Rewrite the WAV at `path` without its leading and trailing silence; (seconds cut at the
+    start, at the end)."""
+    samples, rate = read_wav(path)
+    first, end = speech_bounds(samples, rate)
+    if end <= first:  # nothing audible: keep it as it is rather than an empty take
+        return 0.0, 0.0
+    if first == 0 and end == len(samples):
+        return 0.0, 0.0
+    write_wav(path, samples[first:end], rate)
+    return first / rate, (len(samples) - end) / rate

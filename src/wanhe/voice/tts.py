@@ -1,10 +1,18 @@
 """Text to speech: Piper (neural; the bundled en_US voice or any Piper .onnx voice file) and
 Debian's espeak-ng (about 100 languages, Mandarin and Cantonese among them), to mono WAV.
+Mandarin in Chinese characters is spoken as pinyin (`wanhe.voice.phonemes`).
 
 Speed is the engine's own (Piper's length scale, espeak-ng's words per minute); pitch is
-shifted afterwards by rubberband without changing timing, the same for both engines. A
-synthesis is named by its content (`synthesis_key`): same text, voice file bytes and
-settings, same file — what makes a re-run re-synthesize only what changed.
+shifted afterwards by rubberband without changing timing, the same for both engines. The
+synthesizer's leading and trailing silence is cut (a take is its speech: what is fitted,
+timed, subtitled and measured for overruns).
+
+A take is named by its content (`synthesis_key`): same text, voice file bytes, settings and
+take number, same file — what makes a re-run re-synthesize only what changed. Piper samples
+noise (its durations and sound vary from run to run); its RNG is seeded with the take's seed
+(`onnxruntime.set_seed` before a fresh session: the random kernels take their seed when the
+session is made), so the same recipe gives the same bytes on every machine with the same
+CPU kind and the same durations — locally and on the farm. espeak-ng is deterministic.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +32,7 @@ from wanhe.story.schema import BUNDLED_VOICE, Voice
 
 ESPEAK = "espeak-ng"
 ESPEAK_WPM = 175  # espeak-ng's default rate: speed 1.0
-SYNTH_VERSION = "1"  # bump when synthesis changes what it writes
+SYNTH_VERSION = "3"  # bump when synthesis changes what it writes
 
 
 class VoiceError(ValueError):
@@ -99,20 +108,27 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def synthesis_key(text: str, voice: Voice, lang: str, model_digest: str | None) -> str:
-    """What a synthesis depends on: the text, the engine and voice (a Piper voice by its
-    bytes), speed and pitch."""
+def take_seed(take: int) -> int:
+    """The RNG seed of take `take` (1, 2, …) of a line: its recipe's `seed`."""
+    return take
+
+
+def synthesis_key(text: str, voice: Voice, lang: str, model_digest: str | None,
+                  take: int = 1) -> str:
+    """What a take depends on: the text, the engine and voice (a Piper voice by its bytes),
+    speed, pitch and the take number (its seed)."""
     basis = {"v": SYNTH_VERSION, "text": text, "lang": lang, "engine": voice.engine,
              "model": model_digest, "voice": voice.voice, "speed": voice.speed,
-             "pitch": voice.pitch}
+             "pitch": voice.pitch, "take": take, "seed": take_seed(take)}
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Synthesized:
     path: Path
-    seconds: float
+    seconds: float  # of speech: leading and trailing silence cut
     sample_rate: int
+    trimmed_s: tuple[float, float] = (0.0, 0.0)  # silence cut at the start, at the end
 
 
 def wav_seconds(path: Path) -> float:
@@ -120,24 +136,47 @@ def wav_seconds(path: Path) -> float:
         return w.getnframes() / float(w.getframerate())
 
 
+_SEEDING = threading.Lock()  # onnxruntime's seed is process-wide: one seeded session at a time
+
+
 class PiperVoices:
-    """Loaded Piper voices, kept warm by path (a load costs about half a second)."""
+    """Piper voices kept warm by path: their configs and model bytes (a seeded session is
+    made from those for each take)."""
 
     def __init__(self) -> None:
-        self._loaded: dict[str, Any] = {}
+        self._configs: dict[str, Any] = {}
+        self._bytes: dict[str, bytes] = {}
 
-    def get(self, path: Path) -> Any:
+    def seeded(self, path: Path, seed: int) -> Any:
+        """The voice on a fresh ONNX session whose random kernels start from `seed`: one
+        synthesis on it is reproducible (single-threaded, so no reduction order varies)."""
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
         key = str(path)
-        if key not in self._loaded:
-            from piper import PiperVoice
-
-            self._loaded[key] = PiperVoice.load(str(path))
-        return self._loaded[key]
+        if key not in self._configs:
+            config = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))
+            self._configs[key] = PiperConfig.from_dict(config)
+            self._bytes[key] = path.read_bytes()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        # no graph rewrites: a session a third the cost (0.2 instead of 0.7 CPU-s; synthesis
+        # as fast), and no CPU-specific fused kernels in the numbers
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        with _SEEDING:
+            onnxruntime.set_seed(seed)
+            session = onnxruntime.InferenceSession(
+                self._bytes[key], sess_options=options, providers=["CPUExecutionProvider"])
+        return PiperVoice(session=session, config=self._configs[key])
 
 
 def synthesize(text: str, voice: Voice, lang: str, model: Path | None, out: Path,
-               voices: PiperVoices) -> Synthesized:
-    """Speak `text` into `out` (mono 16-bit WAV), written under a temporary name."""
+               voices: PiperVoices, seed: int = 1) -> Synthesized:
+    """Speak `text` into `out` (mono 16-bit WAV, its speech only), written under a temporary
+    name; Piper's noise drawn from `seed`."""
+    from wanhe.voice.audio import trim_silence
     from wanhe.voice.stretch import pitch_shift
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,22 +186,70 @@ def synthesize(text: str, voice: Voice, lang: str, model: Path | None, out: Path
             assert model is not None
             from piper import SynthesisConfig
 
-            piper = voices.get(model)
+            piper = voices.seeded(model, seed)
             with wave.open(str(tmp), "wb") as w:
                 piper.synthesize_wav(text, w, SynthesisConfig(length_scale=1.0 / voice.speed))
         else:
-            name = voice.voice or lang
+            from wanhe.voice.phonemes import espeak_input
+
+            name, spoken = espeak_input(text, voice.voice or lang)
             done = subprocess.run(
                 [ESPEAK, "-v", name, "-s", str(round(ESPEAK_WPM * voice.speed)), "-w", str(tmp),
-                 "--", text], capture_output=True, text=True, timeout=120, check=False)
+                 "--", spoken], capture_output=True, text=True, timeout=120, check=False)
             if done.returncode != 0 or not tmp.exists():
                 raise VoiceError(f"espeak-ng -v {name} failed: {done.stderr.strip()[:300]}")
         if voice.pitch:
             pitch_shift(tmp, tmp, voice.pitch)
+        trimmed = trim_silence(tmp)
         seconds = wav_seconds(tmp)
         with wave.open(str(tmp), "rb") as w:
             rate = w.getframerate()
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    return Synthesized(out, seconds, rate)
+    return Synthesized(out, seconds, rate, trimmed)
+
+
+def phonemes_path(take: Path) -> Path:
+    """Where a take's phoneme timings are kept: beside it."""
+    return take.with_name(take.stem + ".phonemes.json")
+
+
+def take_phonemes(text: str, voice: Voice, lang: str, model: Path | None,
+                  seconds: float) -> dict[str, Any]:
+    """The take's phonemes with their times (seconds from its start). espeak-ng voices: the
+    library's own phoneme events for the same text, voice and rate. Piper voices (the bundled
+    one has no alignment output): espeak-ng's timing of the text in the voice's espeak
+    language, scaled to the take's length — an estimate, and said so."""
+    from wanhe.voice.espeak_events import phonemes
+    from wanhe.voice.phonemes import espeak_input
+
+    wpm = round(ESPEAK_WPM * voice.speed)
+    if voice.engine == "espeak":
+        name, spoken = espeak_input(text, voice.voice or lang)
+        source = "espeak-ng phoneme events"
+    else:
+        assert model is not None
+        config = json.loads(model.with_name(model.name + ".json").read_text(encoding="utf-8"))
+        name, spoken = espeak_input(text, str(config.get("espeak", {}).get("voice") or lang))
+        source = "estimate: espeak-ng's phoneme timing of the text, scaled to the take"
+    found, speech_s = phonemes(spoken, name, wpm)
+    scale = seconds / speech_s if speech_s > 0 else 1.0
+    return {"source": source, "seconds": seconds,
+            "phonemes": [[p.ipa, round(p.start * scale, 5), round(p.end * scale, 5)]
+                         for p in found]}
+
+
+def write_take_phonemes(text: str, voice: Voice, lang: str, model: Path | None,
+                        take: Path) -> dict[str, Any] | None:
+    """`take_phonemes` written beside the take; None when libespeak-ng cannot tell (the
+    mouths then follow the take's loudness)."""
+    from wanhe.imaging.atomic import atomic_write
+
+    try:
+        found = take_phonemes(text, voice, lang, model, wav_seconds(take))
+    except (OSError, ValueError, KeyError):
+        return None
+    with atomic_write(phonemes_path(take)) as tmp:
+        tmp.write_text(json.dumps(found), encoding="utf-8")
+    return found

@@ -84,3 +84,20 @@ def test_dubs_fit_their_slot_or_are_flagged(tmp_path: Path, longer: float,
     else:
         assert fitted <= slot + 0.03  # fits: no overlap with what follows
         assert out.output["overrun_s"] == 0
+
+
+def test_a_take_keeps_its_phoneme_timings_beside_it(tmp_path: Path) -> None:
+    """What lip sync keys on: espeak-ng's phoneme events for the take, in the take's time
+    (its silence cut), ending with its speech."""
+    import json
+
+    from wanhe.voice.tts import phonemes_path
+
+    executor = VoiceExecutor(WorkerInfo())
+    payload = _voice(tmp_path, "Maybe Bob will pay.", Voice(engine="espeak", voice="en"))
+    out = executor.run("voice", payload, TaskContext()).output
+    assert out["phoneme_source"] == "espeak-ng phoneme events" and out["phonemes"] > 8
+    timed = json.loads(phonemes_path(Path(out["wav"])).read_text())
+    ends = [end for _, _, end in timed["phonemes"]]
+    assert ends == sorted(ends) and ends[-1] == pytest.approx(out["seconds"], abs=0.03)
+    assert [p for p, _, _ in timed["phonemes"]][:2] == ["m", "eɪ"]

@@ -48,41 +48,59 @@ def _seconds(paths: list[str]) -> list[float]:
     return [wav_seconds(Path(p)) for p in paths]
 
 
+def _line_phonemes(path: str | None, audio_s: float) -> list[Any] | None:
+    """A take's phonemes (`wanhe.voice.tts.take_phonemes`), their times scaled to the audio
+    the mouth follows (a dub is its take sped up); None when unknown."""
+    from wanhe.voice.espeak_events import Phoneme
+
+    if not path or not Path(path).is_file():
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    scale = audio_s / float(data["seconds"]) if float(data["seconds"]) > 0 else 1.0
+    return [Phoneme(ipa, a * scale, b * scale) for ipa, a, b in data["phonemes"]]
+
+
 def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     from wanhe.blender.shapekeys import write_mouth_keys
     from wanhe.story.schema import Film, Shot
     from wanhe.story.timing import layout_shot
     from wanhe.voice.audio import read_wav
-    from wanhe.voice.mouth import mouth_curves
+    from wanhe.voice.lipsync import SpokenLine, rig_keys
+    from wanhe.voice.visemes import held_rest_from
 
     shot = Shot.model_validate(payload["shot"])
     film = Film.model_validate(payload["film"])
     wavs = list(payload.get("audio_wavs") or payload["line_wavs"])  # what the mouths say
+    timed = list(payload.get("phonemes") or [None] * len(wavs))
     layout = layout_shot(shot, film, _seconds(list(payload["line_wavs"])))  # where
     frames = int(payload["frames"])
+    held_from = held_rest_from(frames, layout.frames(film.fps))
     keys: dict[str, dict[str, list[float]]] = {}
-    curves: dict[str, Any] = {}
+    mouths: dict[str, Any] = {}
     for name, rig in payload["rigs"].items():
-        clips = []
-        for line, wav, (start, _end) in zip(shot.lines, wavs, layout.lines, strict=True):
+        lines = []
+        for line, wav, phonemes, (start, _end) in zip(shot.lines, wavs, timed, layout.lines,
+                                                      strict=True):
             if line.character == name:
                 samples, rate = read_wav(Path(wav))
-                clips.append((start, samples, rate))
-        opened, wide = mouth_curves(clips, film.fps, frames)
+                lines.append(SpokenLine(start, samples, rate,
+                                        _line_phonemes(phonemes, len(samples) / rate)))
+        values, info = rig_keys(rig, lines, film.fps, frames, held_from)
         target = keys.setdefault(rig["object"], {})
-        for key, values in ((rig["open"], opened), (rig.get("wide"), wide)):
-            if key is None:
-                continue
+        for key, curve in values.items():
             old = target.get(key)
-            merged = values.tolist() if old is None else [max(a, b) for a, b in
-                                                          zip(old, values, strict=True)]
-            target[key] = [round(v, 4) for v in merged]
-        curves[name] = {"open": [round(v, 4) for v in opened.tolist()]}
+            target[key] = curve if old is None else [max(a, b) for a, b in
+                                                     zip(old, curve, strict=True)]
+        mouths[name] = info
     written, blender_cpu = write_mouth_keys(
         Path(payload["scene"]), Path(payload["output"]), int(payload["frame_start"]), keys)
-    ctx.log(f"[wanhe] lipsync {shot.id}: {written} keyframes on {', '.join(keys)}")
-    return {"blend": payload["output"], "keyframes": written, "curves": curves,
-            "frame_start": payload["frame_start"], "blender_cpu_s": blender_cpu}
+    ctx.log(f"[wanhe] lipsync {shot.id}: {written} keyframes on {', '.join(keys)} ("
+            + ", ".join(f"{n}: {m['mode']}" for n, m in mouths.items()) + ")"
+            + (f"; the shot is extended past its {frames} frames: the held frame is at rest"
+               if held_from is not None else ""))
+    return {"blend": payload["output"], "keyframes": written, "mouths": mouths,
+            "held_from": held_from, "frame_start": payload["frame_start"],
+            "blender_cpu_s": blender_cpu}
 
 
 def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -209,11 +227,47 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                                 zip(board.shots, timing.shots, strict=True)],
                         thumb_width=min(320, film.width))
     report = story_report(board, timing)
+    report["takes"] = keep_takes(board, payload["voices"], out)
     with atomic_write(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
     ctx.log(f"[wanhe] reel: {timing.duration:.2f} s, {len(report['overruns'])} overrun(s)")
     return {"reel": str(out / "reel.mp4"), "seconds": timing.duration,
             "overruns": report["overruns"], "shots": report["shots"]}
+
+
+def keep_takes(board: Any, voices: dict[str, dict[str, str]], out: Path) -> list[dict[str, Any]]:
+    """Every line's take in every language copied among the job's outputs (`takes/…`, kept in
+    storage with them), each with its recipe: what makes it again, byte for byte."""
+    import shutil
+
+    from wanhe.imaging.atomic import atomic_write
+    from wanhe.story.plan import take_file
+    from wanhe.story.schema import line_id
+    from wanhe.voice.tts import take_seed, wav_seconds
+
+    film = board.film
+    takes = []
+    for shot in board.shots:
+        for n, line in enumerate(shot.lines):
+            lid = line_id(shot, n)
+            for lang in film.languages:
+                source = Path(voices[lid][lang])
+                name = take_file(board, shot, n, lang)
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_write(target) as tmp:
+                    shutil.copyfile(source, tmp)
+                voice = board.voice_for(line.character, lang)
+                take = line.take(lang)
+                takes.append({
+                    "line": lid, "lang": lang, "character": line.character, "file": name,
+                    "key": source.stem, "take": take, "seconds": wav_seconds(target),
+                    "recipe": {"text": line.text if lang == film.original
+                               else line.translations[lang],
+                               **voice.model_dump(mode="json"),
+                               "seed": take_seed(take) if voice.engine == "piper" else None},
+                })
+    return takes
 
 
 def story_report(board: Any, timing: Any) -> dict[str, Any]:

@@ -54,21 +54,37 @@ class VoiceExecutor(Executor):
 
     def _synth(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         from wanhe.story.schema import Voice
-        from wanhe.voice.tts import PiperVoices, resolve_model, synthesize
+        from wanhe.voice.tts import (
+            PiperVoices,
+            phonemes_path,
+            resolve_model,
+            synthesize,
+            write_take_phonemes,
+        )
 
         out = Path(payload["output"])
         seconds = _valid_wav(out)
+        voice = Voice.model_validate(payload["voice"])
+        model = resolve_model(voice.model, Path("/")) if voice.engine == "piper" else None
         if seconds is not None:
             ctx.log(f"[wanhe] cached: {out.name}")
+            if not phonemes_path(out).is_file():
+                write_take_phonemes(payload["text"], voice, payload["lang"], model, out)
             return {"wav": str(out), "seconds": seconds, "cached": True}
-        voice = Voice.model_validate(payload["voice"])
         if self._voices is None:
             self._voices = PiperVoices()
-        model = resolve_model(voice.model, Path("/")) if voice.engine == "piper" else None
-        made = synthesize(payload["text"], voice, payload["lang"], model, out, self._voices)
-        ctx.log(f"[wanhe] {voice.engine}: {made.seconds:.2f} s of speech -> {out.name}")
+        seed = int(payload.get("seed", 1))
+        made = synthesize(payload["text"], voice, payload["lang"], model, out, self._voices,
+                          seed)
+        lead, tail = made.trimmed_s
+        timed = write_take_phonemes(payload["text"], voice, payload["lang"], model, out)
+        ctx.log(f"[wanhe] {voice.engine} (seed {seed}): {made.seconds:.2f} s of speech -> "
+                f"{out.name} ({lead:.2f} s of silence cut before, {tail:.2f} s after)")
         return {"wav": str(out), "seconds": made.seconds, "cached": False,
-                "engine": voice.engine, "chars": len(payload["text"])}
+                "engine": voice.engine, "chars": len(payload["text"]), "seed": seed,
+                "take": int(payload.get("take", 1)), "trimmed_s": [lead, tail],
+                "phonemes": len(timed["phonemes"]) if timed else 0,
+                "phoneme_source": timed["source"] if timed else "loudness"}
 
     def _dub(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         from wanhe.story.timing import fit_line
