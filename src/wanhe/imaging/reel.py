@@ -41,6 +41,14 @@ def iso639_2(lang: str) -> str:
     return _ISO639_2.get(primary, primary if len(primary) == 3 else "und")
 
 
+def h264_options(encoder: str, crf: int) -> dict[str, str]:
+    """x264's settings for review copies: High profile (with yuv420p, what QuickTime,
+    Premiere and browsers play)."""
+    if encoder not in ("libx264", "h264"):
+        return {}
+    return {"crf": str(crf), "preset": "veryfast", "profile": "high"}
+
+
 def _ease(t: float) -> float:
     return 0.5 - 0.5 * math.cos(math.pi * min(1.0, max(0.0, t)))
 
@@ -102,7 +110,8 @@ def write_clip(frames: Iterable[RGB8], fps: float, out: Path, *, crf: int = 23) 
     count = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as tmp:
-        container: Any = av.open(str(tmp), mode="w", format="mp4")
+        container: Any = av.open(str(tmp), mode="w", format="mp4",
+                                 options={"movflags": "+faststart"})
         try:
             stream: Any = None
             for pixels in frames:
@@ -110,8 +119,7 @@ def write_clip(frames: Iterable[RGB8], fps: float, out: Path, *, crf: int = 23) 
                     stream = container.add_stream(encoder, rate=rate)
                     stream.height, stream.width = pixels.shape[:2]
                     stream.pix_fmt = "yuv420p"
-                    if encoder in ("libx264", "h264"):
-                        stream.options = {"crf": str(crf), "preset": "veryfast"}
+                    stream.options = h264_options(encoder, crf)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), "rgb24")
                 frame.pts = count
                 count += 1
@@ -141,13 +149,12 @@ def write_reel(clips: Sequence[Path], tracks: Sequence[tuple[str, NDArray[np.flo
     encoder = pick_encoder()
     with atomic_write(out) as tmp:
         container: Any = av.open(str(tmp), mode="w", format="mp4",
-                                 options={"movflags": "faststart"})
+                                 options={"movflags": "+faststart"})
         try:
             video: Any = container.add_stream(encoder, rate=rate)  # the first stream
             video.width, video.height = size
             video.pix_fmt = "yuv420p"
-            if encoder in ("libx264", "h264"):
-                video.options = {"crf": str(crf), "preset": "veryfast"}
+            video.options = h264_options(encoder, crf)
             audio: list[Any] = []
             for n, (lang, _) in enumerate(tracks):
                 stream: Any = container.add_stream("aac", rate=AUDIO_RATE)
