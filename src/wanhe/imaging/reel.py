@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -142,9 +142,10 @@ def _clip_frames(paths: Sequence[Path]) -> Iterator[RGB8]:
 
 def write_reel(clips: Sequence[Path], tracks: Sequence[tuple[str, NDArray[np.float32]]],
                fps: float, frames: int, size: tuple[int, int], out: Path, *,
-               crf: int = 23) -> None:
+               crf: int = 23, burn_in: Callable[[int], tuple[str, str]] | None = None) -> None:
     """The reel: `frames` frames from the clips in order (a missing tail is held), and one
-    AAC track per (language, mono float samples at 48 kHz), the first the default."""
+    AAC track per (language, mono float samples at 48 kHz), the first the default.
+    `burn_in(frame)`: (top, bottom) texts drawn on that frame (`wanhe.imaging.burnin`)."""
     rate = Fraction(fps).limit_denominator(1001)
     encoder = pick_encoder()
     with atomic_write(out) as tmp:
@@ -172,6 +173,10 @@ def write_reel(clips: Sequence[Path], tracks: Sequence[tuple[str, NDArray[np.flo
                 pixels = last if pixels is None else pixels
                 assert pixels is not None, "no clip frames"
                 last = pixels
+                if burn_in is not None:
+                    from wanhe.imaging.burnin import burn
+
+                    pixels = burn(pixels, *burn_in(n))
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), "rgb24")
                 frame.pts = n
                 for packet in video.encode(frame):

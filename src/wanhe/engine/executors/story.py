@@ -167,6 +167,24 @@ def run_track(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     return {"wav": payload["output"], "seconds": timing.duration, "lines": len(clips)}
 
 
+def _burn_in(timing: Any, lang: str) -> Any:
+    """frame -> (shot and timecode, the `lang` line being spoken there) for the reel."""
+    from wanhe.imaging.burnin import timecode
+
+    fps = timing.fps
+    starts = [(round(s.start * fps), s.id) for s in timing.shots]
+    lines = timing.lines[lang]
+
+    def texts(frame: int) -> tuple[str, str]:
+        shot = next((sid for at, sid in reversed(starts) if at <= frame), starts[0][1])
+        t = (frame + 0.5) / fps
+        line = next((p for p in lines if p.start <= t < p.end), None)
+        return (f"{shot}  {timecode(frame, fps)}",
+                f"{line.line} {line.character}: {line.text}" if line else "")
+
+    return texts
+
+
 def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     import opentimelineio as otio
 
@@ -189,12 +207,14 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         samples, rate = read_wav(Path(payload["tracks"][lang]))
         gains[lang] = loudness_gain(lang, samples, rate)
         tracks.append((lang, apply_gain(samples, gains[lang].gain_db)))
-    write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4")
+    write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4",
+               burn_in=_burn_in(timing, film.original) if film.burn_in else None)
     for lang, own in (payload.get("lang_clips") or {}).items():  # lip-synced in `lang` too
         picture = [Path(own.get(s.id, payload["clips"][s.id])) for s in board.shots]
         first = [t for t in tracks if t[0] == lang] + [t for t in tracks if t[0] != lang]
         write_reel(picture, first, film.fps, frames, (film.width, film.height),
-                   out / f"reel.{lang}.mp4")
+                   out / f"reel.{lang}.mp4",
+                   burn_in=_burn_in(timing, lang) if film.burn_in else None)
     for lang, samples in tracks:  # each language alone, for players without track switching
         write_audio(samples, lang, out / "audio" / f"{lang}.m4a")
     subs = out / "subtitles"
