@@ -130,3 +130,31 @@ def test_prompt_adherence_with_a_registered_clip_model(wanhe, tmp_path: Path) ->
     spec.write_text(json.dumps({"clip_model": "tiny-sd", "shots": [
         {"model": "tiny-sd", "prompt": "a fox"}]}))
     assert "not a registered CLIP-type model" in wanhe("gen", "run", str(spec), code=2)
+
+
+def test_an_init_image_is_hashed_into_the_recipe_and_again_says_when_it_changed(
+        wanhe, tmp_path: Path) -> None:
+    import hashlib
+
+    from wanhe.ai.recipe import read_recipe
+
+    init = tmp_path / "init.png"
+    Image.fromarray((np.random.default_rng(1).random((32, 32, 3)) * 255).astype("uint8")) \
+        .save(init)
+    made = json.loads(wanhe("gen", "image", "-m", "tiny-sd", "-p", "a fox", "--image",
+                            str(init), "--steps", "2", "--size", "32x32", "-o", "i2i",
+                            "--json"))
+    out = Path(made["shots"][0]["candidates"][0]["output"])
+    assert read_recipe(out)["image_sha256"] == hashlib.sha256(init.read_bytes()).hexdigest()
+    # an output name without .png: the same bytes are still "bit-identical", not 255/255
+    again = json.loads(wanhe("gen", "again", str(out), "-o", str(tmp_path / "again_copy"),
+                             "--json"))
+    assert again["bit_identical"] is True and again["max_difference"] == 0
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(init)  # the init image changes
+    changed = json.loads(wanhe("gen", "again", str(out), "-o", str(tmp_path / "again2.png"),
+                               "--json"))
+    assert not changed["bit_identical"]
+    assert changed["note"].startswith("the init image init.png changed since (sha256 ")
+    init.unlink()
+    gone = " ".join(wanhe("gen", "again", str(out), code=2).split())
+    assert "the init image" in gone and "is not there" in gone

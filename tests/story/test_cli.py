@@ -46,8 +46,15 @@ def test_render_quiet_with_a_report(tmp_path: Path, board: dict[str, Any],
     story = write(tmp_path / "film", board)
     result = CliRunner().invoke(app, [
         "story", "render", str(story), "--output", str(tmp_path / "out"), "--quiet",
-        "--workers", "1", "--report-json", str(tmp_path / "report.json")])
+        "--workers", "1", "--report-json", str(tmp_path / "report.json"), "--burn-in"])
     assert result.exit_code == 0, result.output
+    editorial = tmp_path / "out" / "editorial"  # the package, loudness-normalised
+    assert {"reel.otio", "reel.xml", "reel.picture.edl", "reel.en.edl", "reel.cmn.edl",
+            "media"} <= {p.name for p in editorial.iterdir()}
+    assert (editorial / "media" / "s1.1_joe_cmn_take1.wav").is_file()
+    reel_report = json.loads((tmp_path / "out" / "report.json").read_text())
+    for lang in ("en", "cmn"):
+        assert abs(reel_report["loudness"][lang]["lufs"] + 23) <= 1.0, reel_report["loudness"]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["reel"].endswith("reel.mp4")
     assert summary["extended"] == []  # the image shot lasts what its line needs

@@ -45,13 +45,26 @@ def regenerate(path: Path, *, model: dict[str, Any] | None, output: Path | None 
         raise ValueError(f"the files of model {wanted['name']!r} differ from the ones that made "
                          f"{path.name} (content hash {wanted['sha256'][:12]}…) — the same "
                          "result needs the same model files")
-    note = ""
+    notes = []
     if recipe.get("device") != "cpu":
-        note = (f"made on {recipe.get('device')}; re-made on the CPU: expect small differences "
-                "(results differ between devices)")
+        notes.append(f"made on {recipe.get('device')}; re-made on the CPU: expect small "
+                     "differences (results differ between devices)")
     if int(recipe.get("batch") or 1) > 1:
-        note = (f"made in a batch of {recipe['batch']}; re-made alone: batched and single "
-                "results can differ by rounding")
+        notes.append(f"made in a batch of {recipe['batch']}; re-made alone: batched and single "
+                     "results can differ by rounding")
+    image_sha256 = None
+    if recipe.get("image"):
+        init = Path(recipe["image"])
+        if not init.is_file():
+            raise ValueError(f"the init image {init} that made {path.name} is not there — "
+                             "put it back at that path to make the candidate again")
+        from wanhe.storage import sha256_file
+
+        image_sha256 = sha256_file(init)
+        if recipe.get("image_sha256") and recipe["image_sha256"] != image_sha256:
+            notes.append(f"the init image {init.name} changed since (sha256 "
+                         f"{recipe['image_sha256'][:12]}… then, {image_sha256[:12]}… now)")
+    note = "; ".join(notes)
     threads = int(recipe.get("torch_threads") or 0)
     if threads:
         torch.set_num_threads(threads)
@@ -61,6 +74,7 @@ def regenerate(path: Path, *, model: dict[str, Any] | None, output: Path | None 
         "job_seed": recipe["job_seed"], "prompt": recipe["prompt"],
         "negative": recipe["negative"], "width": recipe["width"], "height": recipe["height"],
         "steps": recipe["steps"], "guidance": recipe["guidance"], "image": recipe.get("image"),
+        "image_sha256": image_sha256,
         "strength": recipe.get("strength"), "frames": recipe.get("frames"),
         "fps": recipe.get("fps"),
     }

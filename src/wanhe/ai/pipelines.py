@@ -54,7 +54,9 @@ class Loaded:
         if "img2img" not in self.variants:
             from diffusers import AutoPipelineForImage2Image
 
-            self.variants["img2img"] = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            variant = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            variant.set_progress_bar_config(disable=True)  # (it drew tqdm over --json output)
+            self.variants["img2img"] = variant
         return self.variants["img2img"]
 
 
@@ -98,6 +100,14 @@ def _own_file(path: str, payload: dict[str, Any]) -> str:
         return str(within_job(path, payload.get("job_root")))
     except OutsideJob as exc:
         raise TaskFailed(str(exc)) from None
+
+
+def image_digest(payload: dict[str, Any]) -> str:
+    """The SHA-256 of the init image's bytes (the job's own file, checked as `call` reads
+    it)."""
+    from wanhe.storage import sha256_file
+
+    return sha256_file(Path(_own_file(payload["image"], payload)))
 
 
 def _load_image(path: str, width: int, height: int) -> Any:
@@ -247,19 +257,21 @@ def write_png(path: Path, pixels: NDArray[np.uint8], recipe: dict[str, Any]) -> 
 
 
 def write_mp4(path: Path, frames: NDArray[np.uint8], fps: int, recipe: dict[str, Any]) -> None:
-    """H.264 (lossless, crf 0, yuv444p) with the recipe in the container's metadata."""
+    """H.264 High profile, yuv420p (what QuickTime, Premiere and browsers play; 4:4:4 they do
+    not), crf 12, `+faststart`, with the recipe in the container's metadata."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames.shape[1:3]
     with atomic_write(path) as tmp:
-        container: Any = av.open(str(tmp), mode="w", format="mp4")
+        container: Any = av.open(str(tmp), mode="w", format="mp4",
+                                 options={"movflags": "+faststart"})
         try:
             container.metadata["comment"] = json.dumps(recipe, sort_keys=True)
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height = width + width % 2, height + height % 2
-            stream.pix_fmt = "yuv444p"
-            stream.options = {"crf": "0", "preset": "veryfast"}
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "12", "preset": "veryfast", "profile": "high"}
             for i, frame in enumerate(frames):
                 if width % 2 or height % 2:
                     frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
@@ -274,8 +286,11 @@ def write_mp4(path: Path, frames: NDArray[np.uint8], fps: int, recipe: dict[str,
 
 
 def read_pixels(path: Path) -> NDArray[np.uint8]:
-    """Decoded pixels of a PNG (H, W, 3) or an MP4 (F, H, W, 3)."""
-    if path.suffix.lower() == ".png":
+    """Decoded pixels of a PNG (H, W, 3) or an MP4 (F, H, W, 3), told apart by their bytes
+    (not the name: `gen again -o FILE` may have any suffix)."""
+    with path.open("rb") as head:
+        is_png = head.read(8) == b"\x89PNG\r\n\x1a\n"
+    if is_png:
         from PIL import Image
 
         with Image.open(path) as image:

@@ -1,16 +1,25 @@
-"""Scores for a shot's candidates, with measures that run on any CPU: sharpness, exposure and
-clipping, noise, wanhe's QC detectors, near-duplicates between candidates, and an NSFW
-detector (nudenet, whose ONNX model ships inside the package). Pure NumPy except `NsfwCheck`.
+"""Scores for a shot's candidates, with measures that run on any CPU: a no-reference quality
+(sharpness normalised by noise), exposure and clipping, wanhe's QC detectors, near-duplicates
+between candidates, and an NSFW detector (nudenet, whose ONNX model ships inside the package).
+NumPy and SciPy except `NsfwCheck`.
+
+- sharpness: 1 − Crété-Roffet's blur effect (how much of the image's local variation survives
+  a further 9-pixel blur: little survives in a blurred image, much in a sharp one) — it does
+  not grow with contrast or size, unlike the variance of the Laplacian;
+- noise: the sigma of Gaussian noise, from the median absolute response of Immerkær's
+  Laplacian-difference kernel (the median, so that edges do not count as noise), ×20, capped
+  at 1 (sigma 0.05 — 13 grey levels — counts as fully noisy);
+- quality = sharpness × (1 − noise): noise reads as fine detail to any sharpness measure, so
+  its own estimate cancels it (pure RGB noise scores 0, a blurred board below the clean one).
 
 `rank` combines them into one number per candidate (higher is better) and a rank per shot:
-    score = 0.4 · sharpness + 0.3 · exposure + 0.3 · (1 − noise)
+    score = quality · (0.6 + 0.4 · exposure)
 with a candidate that QC flags as an error, or that NSFW flags, or that duplicates a better
 one, put after the rest.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,12 +37,13 @@ class CandidateScore:
     index: int
     seed: int
     output: str
-    sharpness: float  # 0..1
+    sharpness: float  # 0..1 (1 − blur effect)
     exposure: float  # 0..1 (1: mid-grey mean, nothing clipped)
     mean_luminance: float
     clipped_dark: float  # fraction of pixels at black
     clipped_bright: float  # fraction at white
-    noise: float  # 0..1 (estimated sigma, ×10, capped)
+    noise: float  # 0..1 (estimated sigma, ×20, capped)
+    quality: float = 0.0  # 0..1: sharpness × (1 − noise)
     qc: list[str] = field(default_factory=list)  # QC issue codes (errors)
     nsfw: float = 0.0  # the detector's highest score for an exposed class
     prompt_adherence: float | None = None  # CLIP image-text cosine, 0..1 (a CLIP model given)
@@ -53,11 +63,29 @@ def _luma(rgb: NDArray[Any]) -> NDArray[np.float64]:
     return gray
 
 
+BLUR_WIDTH = 9  # the re-blur of the blur effect, pixels (Crété-Roffet et al. 2007)
+NOISE_FULL = 0.05  # sigma (0..1 grey) that counts as noise 1
+
+
 def sharpness(gray: NDArray[np.float64]) -> float:
-    """Variance of the Laplacian, mapped to 0..1 (1 − e^(−v·50))."""
-    lap = (-4 * gray[1:-1, 1:-1] + gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2]
-           + gray[1:-1, 2:])
-    return float(1.0 - math.exp(-float(lap.var()) * 50.0)) if lap.size else 0.0
+    """1 − the blur effect (Crété-Roffet, Dolmiere, Ladret, Nicolas, 2007): per axis, the share
+    of the neighbour differences that a further box blur removes; the blurrier axis counts.
+    0: flat or fully blurred, near 1: sharp."""
+    from scipy.ndimage import uniform_filter1d
+
+    if min(gray.shape) < 2:
+        return 0.0
+    blur = 0.0
+    for axis in (0, 1):
+        reblurred = uniform_filter1d(gray, BLUR_WIDTH, axis=axis, mode="nearest")
+        d_image = np.abs(np.diff(gray, axis=axis))
+        d_reblurred = np.abs(np.diff(reblurred, axis=axis))
+        total = float(d_image.sum())
+        if total <= 1e-12:
+            return 0.0  # a flat image has no detail to be sharp
+        lost = float(np.maximum(0.0, d_image - d_reblurred).sum())
+        blur = max(blur, (total - lost) / total)
+    return float(min(1.0, max(0.0, 1.0 - blur)))
 
 
 def exposure(gray: NDArray[np.float64]) -> tuple[float, float, float, float]:
@@ -70,16 +98,22 @@ def exposure(gray: NDArray[np.float64]) -> tuple[float, float, float, float]:
 
 
 def noise(gray: NDArray[np.float64]) -> float:
-    """Immerkær's fast noise estimate (sigma of Gaussian noise from a Laplacian-difference
-    kernel), ×10, capped at 1."""
+    """The sigma of Gaussian noise, from Immerkær's kernel (its response to unit noise has a
+    sigma of 6) by the median absolute deviation (edges are few: they do not move the median),
+    ×(1/NOISE_FULL), capped at 1."""
     if min(gray.shape) < 3:
         return 0.0
     g = gray
     conv = (g[:-2, :-2] - 2 * g[:-2, 1:-1] + g[:-2, 2:]
             - 2 * g[1:-1, :-2] + 4 * g[1:-1, 1:-1] - 2 * g[1:-1, 2:]
             + g[2:, :-2] - 2 * g[2:, 1:-1] + g[2:, 2:])
-    sigma = math.sqrt(math.pi / 2) * float(np.abs(conv).sum()) / (6.0 * conv.size)
-    return float(min(1.0, sigma * 10.0))
+    sigma = float(np.median(np.abs(conv))) / 0.6745 / 6.0
+    return float(min(1.0, sigma / NOISE_FULL))
+
+
+def quality(sharp: float, noisy: float) -> float:
+    """Sharpness normalised by noise (0..1)."""
+    return sharp * (1.0 - noisy)
 
 
 def qc_codes(rgb: NDArray[np.uint8]) -> list[str]:
@@ -118,6 +152,7 @@ def measure(index: int, seed: int, output: str, frames: list[NDArray[np.uint8]])
         exposure=float(np.mean(expo)), mean_luminance=float(np.mean(mean)),
         clipped_dark=float(np.mean(dark)), clipped_bright=float(np.mean(bright)),
         noise=float(np.mean(noisy)), qc=codes,
+        quality=float(np.mean([quality(a, b) for a, b in zip(sharp, noisy, strict=True)])),
     )
 
 
@@ -133,7 +168,7 @@ def mark_duplicates(scores: list[CandidateScore], thumbs: list[NDArray[np.float6
 
 def rank(scores: list[CandidateScore]) -> list[CandidateScore]:
     for s in scores:
-        s.score = 0.4 * s.sharpness + 0.3 * s.exposure + 0.3 * (1.0 - s.noise)
+        s.score = s.quality * (0.6 + 0.4 * s.exposure)
         if s.prompt_adherence is not None:
             s.score = 0.5 * s.score + 0.5 * s.prompt_adherence
         s.flags = []

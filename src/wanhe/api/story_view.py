@@ -59,10 +59,16 @@ def story_view(job: JobRow, tasks: list[TaskRow], url_of: Callable[[str | None],
     def file(relative: str) -> str | None:
         return url_of(str(output / relative)) if done else None
 
+    synced = {lang for scene in board.get("scenes") or [] for shot in scene.get("shots") or []
+              for lang in shot.get("lipsync_languages") or []}
+    reel_url = file("reel.mp4")
     return {
         "shots": shots,
         "languages": languages,
-        "reel_url": file("reel.mp4"),
+        "reel_url": reel_url,
+        # the picture to play per language: the mouths lip-synced in it where a shot asks
+        "reel_urls": {lang: (file(f"reel.{lang}.mp4") if lang in synced else None) or reel_url
+                      for lang in languages},
         "audio_urls": {lang: file(f"audio/{lang}.m4a") for lang in languages},
         "subtitle_urls": {lang: file(f"subtitles/{lang}.vtt") for lang in languages},
         "contact_sheet_url": file("contact_sheet.png"),

@@ -62,6 +62,8 @@ def render(
                                                     "this machine's cores")] = None,
     blender: Annotated[str | None, typer.Option(help="a blender binary instead of bpy")]
     = None,
+    burn_in: Annotated[bool, typer.Option("--burn-in", help="draw the shot, the timecode and "
+                                          "the line on the reels (film.burn_in)")] = False,
 ) -> None:
     """Render STORYBOARD into OUTPUT/reel.mp4 and friends; run it again to resume."""
     from wanhe.localrender import RenderSetupError, attempt_records
@@ -82,7 +84,8 @@ def render(
 
     try:
         outcome = render_story(storyboard, output, settings=settings, workers=workers,
-                               on_prepared=on_prepared, on_event=bars.on_event)
+                               on_prepared=on_prepared, on_event=bars.on_event,
+                               burn_in=burn_in)
     except (StoryError, RenderSetupError, DatabaseUnavailable) as exc:
         bars.stop()
         fail(str(exc))

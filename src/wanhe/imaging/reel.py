@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,14 @@ _ISO639_2 = {
 def iso639_2(lang: str) -> str:
     primary = lang.split("-")[0].lower()
     return _ISO639_2.get(primary, primary if len(primary) == 3 else "und")
+
+
+def h264_options(encoder: str, crf: int) -> dict[str, str]:
+    """x264's settings for review copies: High profile (with yuv420p, what QuickTime,
+    Premiere and browsers play)."""
+    if encoder not in ("libx264", "h264"):
+        return {}
+    return {"crf": str(crf), "preset": "veryfast", "profile": "high"}
 
 
 def _ease(t: float) -> float:
@@ -102,7 +110,8 @@ def write_clip(frames: Iterable[RGB8], fps: float, out: Path, *, crf: int = 23) 
     count = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as tmp:
-        container: Any = av.open(str(tmp), mode="w", format="mp4")
+        container: Any = av.open(str(tmp), mode="w", format="mp4",
+                                 options={"movflags": "+faststart"})
         try:
             stream: Any = None
             for pixels in frames:
@@ -110,8 +119,7 @@ def write_clip(frames: Iterable[RGB8], fps: float, out: Path, *, crf: int = 23) 
                     stream = container.add_stream(encoder, rate=rate)
                     stream.height, stream.width = pixels.shape[:2]
                     stream.pix_fmt = "yuv420p"
-                    if encoder in ("libx264", "h264"):
-                        stream.options = {"crf": str(crf), "preset": "veryfast"}
+                    stream.options = h264_options(encoder, crf)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), "rgb24")
                 frame.pts = count
                 count += 1
@@ -134,20 +142,20 @@ def _clip_frames(paths: Sequence[Path]) -> Iterator[RGB8]:
 
 def write_reel(clips: Sequence[Path], tracks: Sequence[tuple[str, NDArray[np.float32]]],
                fps: float, frames: int, size: tuple[int, int], out: Path, *,
-               crf: int = 23) -> None:
+               crf: int = 23, burn_in: Callable[[int], tuple[str, str]] | None = None) -> None:
     """The reel: `frames` frames from the clips in order (a missing tail is held), and one
-    AAC track per (language, mono float samples at 48 kHz), the first the default."""
+    AAC track per (language, mono float samples at 48 kHz), the first the default.
+    `burn_in(frame)`: (top, bottom) texts drawn on that frame (`wanhe.imaging.burnin`)."""
     rate = Fraction(fps).limit_denominator(1001)
     encoder = pick_encoder()
     with atomic_write(out) as tmp:
         container: Any = av.open(str(tmp), mode="w", format="mp4",
-                                 options={"movflags": "faststart"})
+                                 options={"movflags": "+faststart"})
         try:
             video: Any = container.add_stream(encoder, rate=rate)  # the first stream
             video.width, video.height = size
             video.pix_fmt = "yuv420p"
-            if encoder in ("libx264", "h264"):
-                video.options = {"crf": str(crf), "preset": "veryfast"}
+            video.options = h264_options(encoder, crf)
             audio: list[Any] = []
             for n, (lang, _) in enumerate(tracks):
                 stream: Any = container.add_stream("aac", rate=AUDIO_RATE)
@@ -165,6 +173,10 @@ def write_reel(clips: Sequence[Path], tracks: Sequence[tuple[str, NDArray[np.flo
                 pixels = last if pixels is None else pixels
                 assert pixels is not None, "no clip frames"
                 last = pixels
+                if burn_in is not None:
+                    from wanhe.imaging.burnin import burn
+
+                    pixels = burn(pixels, *burn_in(n))
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), "rgb24")
                 frame.pts = n
                 for packet in video.encode(frame):

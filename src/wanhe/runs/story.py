@@ -101,8 +101,10 @@ def render_story(
     workers: int | None = None,
     on_prepared: Callable[[JobRow, bool, int, list[TaskRow]], None] | None = None,
     on_event: Callable[[Any], None] | None = None,
+    burn_in: bool = False,
 ) -> StoryOutcome:
-    """The whole of `wanhe story render`, minus the terminal."""
+    """The whole of `wanhe story render`, minus the terminal. `burn_in`: as the storyboard's
+    `film.burn_in: true` (shot, timecode and line drawn on the reels)."""
     from wanhe.runs.local import run_local_job
     from wanhe.store.store import Store
 
@@ -111,6 +113,9 @@ def render_story(
     output = output.expanduser().resolve()
     board, facts, layout = prepare(storyboard, output, settings.home / "cache" / "story",
                                    settings.db_url)
+    if burn_in and not board.film.burn_in:
+        board = board.model_copy(update={"film": board.film.model_copy(
+            update={"burn_in": True})})
     store = Store(settings.db_url)
     try:
         local = open_or_resume_story(store, storyboard, board, facts, layout)

@@ -339,8 +339,24 @@ def deliverables(layout: Layout, board: Storyboard) -> list[str]:
     for shot in board.shots:
         for lang in shot.lipsync_languages:
             files += [out / f"reel.{lang}.mp4", out / "shots" / f"{shot.id}.{lang}.mp4"]
+    files += _editorial_files(out / "editorial", board)
     files = list(dict.fromkeys(files))
     return [str(f) for f in files]
+
+
+def _editorial_files(folder: Path, board: Storyboard) -> list[Path]:
+    """The editorial package's files known before it is made (a language whose lines overlap
+    gets more EDLs, one per extra lane)."""
+    from wanhe.story.editorial import edl_name, line_media_name
+
+    files = [folder / name for name in ("reel.otio", "reel.xml", "reel.picture.edl",
+                                        "package.json")]
+    files += [folder / edl_name(lang) for lang in board.film.languages]
+    files += [folder / "media" / f"{shot.id}.mp4" for shot in board.shots]
+    files += [folder / "media" / line_media_name(line_id(shot, n), line.character, lang)
+              for shot in board.shots for n, line in enumerate(shot.lines)
+              for lang in board.film.languages]
+    return files
 
 
 def compile_with_cache(original: Storyboard, base: Path, facts: dict[str, Any],

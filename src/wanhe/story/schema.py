@@ -261,6 +261,8 @@ class Film(_Model):
                                            " ±15 %)")
     max_reel_s: float = Field(default=600.0, gt=0, le=MAX_REEL_S,
                               description="refuse reels longer than this (seconds)")
+    burn_in: bool = Field(default=False, description="draw the shot, the timecode (from "
+                          "01:00:00:00) and the line being spoken on the reels")
 
     @field_validator("languages")
     @classmethod

@@ -137,6 +137,9 @@ class DiffusionExecutor(Executor):
         except pipelines.ModelLoadError as exc:
             self._evict(str(payload["warm_key"]))
             raise TaskFailed(str(exc), **spent()) from None
+        if payload.get("image"):  # the init image's digest goes into every recipe, so that
+            payload = {**payload, "image_sha256": pipelines.image_digest(payload)}  # `gen
+            # again` can say when it changed
         candidates = payload["candidates"]
         # a retry after running out of memory runs the batch in halves, then quarters, …
         size = max(1, len(candidates) >> max(0, ctx.attempt - 1))

@@ -4,8 +4,9 @@
   copy of the shot's scene (Blender in a subprocess);
 - `clip`: the shot's picture as an H.264 clip: a still with its camera move, or its frames;
 - `track`: one language's dialogue track: every line (dubbed lines fitted) at its place;
-- `reel`: reel.mp4 (picture + one AAC track per language), SRT + WebVTT per language, the
-  OTIO timeline, the contact sheet, report.json.
+- `reel`: reel.mp4 (picture + one AAC track per language, each loudness-normalised), SRT +
+  WebVTT per language, the OTIO timeline, the editorial package (`wanhe.story.editorial`), the
+  contact sheet, report.json.
 
 Each task recomputes the reel's timing from the synthesized files (`wanhe.story.timing`), so
 every task agrees on where each line falls without a shared state. Outputs are written under
@@ -184,12 +185,31 @@ def run_track(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     return {"wav": payload["output"], "seconds": timing.duration, "lines": len(clips)}
 
 
+def _burn_in(timing: Any, lang: str) -> Any:
+    """frame -> (shot and timecode, the `lang` line being spoken there) for the reel."""
+    from wanhe.imaging.burnin import timecode
+
+    fps = timing.fps
+    starts = [(round(s.start * fps), s.id) for s in timing.shots]
+    lines = timing.lines[lang]
+
+    def texts(frame: int) -> tuple[str, str]:
+        shot = next((sid for at, sid in reversed(starts) if at <= frame), starts[0][1])
+        t = (frame + 0.5) / fps
+        line = next((p for p in lines if p.start <= t < p.end), None)
+        return (f"{shot}  {timecode(frame, fps)}",
+                f"{line.line} {line.character}: {line.text}" if line else "")
+
+    return texts
+
+
 def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     import opentimelineio as otio
 
     from wanhe.imaging.atomic import atomic_write
     from wanhe.imaging.reel import write_audio, write_reel
     from wanhe.imaging.video import write_contact_sheet
+    from wanhe.story.editorial import apply_gain, loudness_gain, write_package
     from wanhe.story.subtitles import to_srt, to_webvtt
     from wanhe.story.timeline import build_timeline
     from wanhe.voice.audio import read_wav
@@ -200,13 +220,19 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     frames = sum(s.layout.frames(film.fps) for s in timing.shots)
     clips = [Path(payload["clips"][s.id]) for s in board.shots]
-    tracks = [(lang, read_wav(Path(payload["tracks"][lang]))[0]) for lang in film.languages]
-    write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4")
+    tracks, gains = [], {}
+    for lang in film.languages:  # each language brought to the same loudness (EBU R128)
+        samples, rate = read_wav(Path(payload["tracks"][lang]))
+        gains[lang] = loudness_gain(lang, samples, rate)
+        tracks.append((lang, apply_gain(samples, gains[lang].gain_db)))
+    write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4",
+               burn_in=_burn_in(timing, film.original) if film.burn_in else None)
     for lang, own in (payload.get("lang_clips") or {}).items():  # lip-synced in `lang` too
         picture = [Path(own.get(s.id, payload["clips"][s.id])) for s in board.shots]
         first = [t for t in tracks if t[0] == lang] + [t for t in tracks if t[0] != lang]
         write_reel(picture, first, film.fps, frames, (film.width, film.height),
-                   out / f"reel.{lang}.mp4")
+                   out / f"reel.{lang}.mp4",
+                   burn_in=_burn_in(timing, lang) if film.burn_in else None)
     for lang, samples in tracks:  # each language alone, for players without track switching
         write_audio(samples, lang, out / "audio" / f"{lang}.m4a")
     subs = out / "subtitles"
@@ -221,6 +247,12 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     timeline = build_timeline(film.title, timing, payload["clips"], audio)
     with atomic_write(out / "reel.otio") as tmp:
         otio.adapters.write_to_file(timeline, str(tmp), adapter_name="otio_json")
+    from wanhe.story.schema import line_id
+
+    takes = {(line_id(shot, n), lang): line.take(lang) for shot in board.shots
+             for n, line in enumerate(shot.lines) for lang in film.languages}
+    editorial = write_package(out / "editorial", film.title, timing, payload["clips"], audio,
+                              gains, takes=takes)
     thumbs = [payload["thumbs"][s.id] for s in board.shots]
     write_contact_sheet(thumbs, out / "contact_sheet.png",
                         labels=[f"{s.id} {t.start:.1f}s" for s, t in
@@ -228,6 +260,8 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                         thumb_width=min(320, film.width))
     report = story_report(board, timing)
     report["takes"] = keep_takes(board, payload["voices"], out)
+    report["loudness"] = editorial["loudness"]
+    report["editorial"] = {k: editorial[k] for k in ("start_timecode", "edit_rate", "exports")}
     with atomic_write(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
     ctx.log(f"[wanhe] reel: {timing.duration:.2f} s, {len(report['overruns'])} overrun(s)")

@@ -18,13 +18,20 @@ export async function mount(el, ctx) {
     <div id="gen-note" class="muted"></div>
     <div id="sheet" class="sheet"><div class="empty">Loading…</div></div>`;
 
+  // a video candidate plays in <video> (muted, looping; an <img> showed it broken)
+  function media(c, si) {
+    return /\.(mp4|mov|webm)$/i.test(c.file || '')
+      ? `<video data-key="${si}/${c.index}" muted loop autoplay playsinline controls aria-label="candidate ${c.index}"></video>`
+      : `<img alt="candidate ${c.index}" data-key="${si}/${c.index}">`;
+  }
+
   function cell(shot, c, si, ci) {
     const s = c.score || {};
     const on = focus[0] === si && focus[1] === ci;
     const flags = (s.flags || []).join('; ');
     return `<figure class="cand ${c.verdict || ''} ${on ? 'focus' : ''}" tabindex="-1"
         data-shot="${si}" data-pos="${ci}" data-index="${c.index}" data-verdict="${esc(c.verdict || '')}">
-      <div class="thumb">${c.state === 'done' ? `<img alt="candidate ${c.index}" data-key="${si}/${c.index}">` : c.state === 'running' ? `<img alt="preview" data-preview="${si}/${c.index}"><span class="muted">${Math.round(100 * (c.progress || 0))}%</span>` : `<span class="muted">${esc(c.state)}</span>`}</div>
+      <div class="thumb">${c.state === 'done' ? media(c, si) : c.state === 'running' ? `<img alt="preview" data-preview="${si}/${c.index}"><span class="muted">${Math.round(100 * (c.progress || 0))}%</span>` : `<span class="muted">${esc(c.state)}</span>`}</div>
       <figcaption><b>#${c.index}</b> seed ${esc(c.seed)}
         ${s.rank ? ` · rank ${s.rank} · ${Number(s.score).toFixed(3)}` : ''}
         ${c.verdict ? ` · <b class="verdict">${esc(c.verdict)}</b>` : ''}
@@ -48,15 +55,15 @@ export async function mount(el, ctx) {
         if (alive && img.isConnected) img.src = u; else URL.revokeObjectURL(u);
       }).catch(() => { img.remove(); });
     }
-    for (const img of $$('img[data-key]', el)) {
-      const key = img.dataset.key;
-      if (urls.has(key)) { img.src = urls.get(key); continue; }
+    for (const item of $$('[data-key]', el)) {
+      const key = item.dataset.key;
+      if (urls.has(key)) { item.src = urls.get(key); continue; }
       const [si, index] = key.split('/');
       const c = data.shots[si].candidates.find((x) => String(x.index) === index);
-      if (!c?.file || !/\.png$/.test(c.file)) continue;
+      if (!c?.file) continue;
       blobUrl(`/api/gen/${id}/file/${si}/${index}`).then((u) => {
         urls.set(key, u);
-        if (alive) for (const i of $$(`img[data-key="${key}"]`, el)) i.src = u;
+        if (alive) for (const i of $$(`[data-key="${key}"]`, el)) i.src = u;
       }).catch(() => {});
     }
   }

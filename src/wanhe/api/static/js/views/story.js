@@ -1,6 +1,7 @@
 // A story job: its shots in order with their state and picture, the reel with a language
-// switch (picture muted, the chosen language's audio and subtitles kept in sync with it) and
-// the dubbed lines that overran their slot.
+// switch (picture muted, the chosen language's audio and subtitles kept in sync with it; the
+// picture is that language's lip-synced reel.<lang>.mp4 where there is one) and the dubbed
+// lines that overran their slot.
 import { blobUrl } from '../api.js';
 import { badge, esc } from '../util.js';
 
@@ -37,7 +38,18 @@ export function mountStory(el) {
 
   async function setLanguage(story, lang) {
     if (!video) return;
-    const [a, vtt] = await Promise.all([blob(story.audio_urls[lang]), blob(story.subtitle_urls[lang])]);
+    const picture = (story.reel_urls || {})[lang] || story.reel_url;
+    const [a, vtt, v] = await Promise.all([blob(story.audio_urls[lang]), blob(story.subtitle_urls[lang]), blob(picture)]);
+    if (video.dataset.reel !== picture) { // this language's mouths: swap the picture in place
+      const at = video.currentTime;
+      const playing = !video.paused;
+      video.dataset.reel = picture;
+      video.src = v;
+      video.addEventListener('loadedmetadata', () => {
+        video.currentTime = at;
+        if (playing) video.play().catch(() => {});
+      }, { once: true });
+    }
     audio.src = a;
     for (const t of Array.from(video.querySelectorAll('track'))) t.remove();
     const track = document.createElement('track');
@@ -67,7 +79,7 @@ export function mountStory(el) {
     if (story.reel_url && shown !== story.reel_url) {
       shown = story.reel_url;
       const src = await blob(story.reel_url);
-      el.querySelector('#story-player').innerHTML = `<video id="story-video" src="${src}" controls muted playsinline></video><audio id="story-audio"></audio>`;
+      el.querySelector('#story-player').innerHTML = `<video id="story-video" src="${src}" data-reel="${esc(story.reel_url)}" controls muted playsinline></video><audio id="story-audio"></audio>`;
       video = el.querySelector('#story-video');
       audio = el.querySelector('#story-audio');
       for (const e of ['play', 'pause', 'seeked', 'timeupdate', 'ratechange']) video.addEventListener(e, sync);
