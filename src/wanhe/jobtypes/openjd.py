@@ -95,13 +95,19 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
         need = hostreq.resources(step.host)
         deps = [barrier[d] for d in step.depends_on]
         keys: list[str] = []
+        adaptive = getattr(step, "adaptive", None)
         for i, params in enumerate(step.tasks):
             text = label(params)
             key = f"{step.name}/{text}" if text else f"{step.name}/task"
-            if len(key) > _KEY_MAX or (len(step.tasks) > 1 and not text):
+            if adaptive is not None:  # a slot: its chunks are chosen when it runs
+                key = f"{step.name}/chunk {i + 1:0{len(str(len(step.tasks)))}d}"
+            elif len(key) > _KEY_MAX or (len(step.tasks) > 1 and not text):
                 key = f"{step.name}/{i:06d}"
             payload = {**base, "step": step.name, "params": params, "index": i,
                        "host": step.host.to_json()}
+            if adaptive is not None:
+                payload["adaptive"] = adaptive
+                payload["ledger"] = str(chunk_ledger_path(folder, digest, job_key, step.name))
             graph.append(TaskSpec(key, TASK_KIND, payload, deps=list(deps), resources=need))
             keys.append(key)
         done = f"{step.name}/(step done)"
@@ -116,6 +122,13 @@ def job_file_path(folder: JobFolder, digest: str) -> Path:
     job's folder, which the service moves into place after compiling), read by the workers
     only (the sessions get the template from them)."""
     return folder.input.parent.parent.parent / "openjd-jobs" / f"{digest}.json"
+
+
+def chunk_ledger_path(folder: JobFolder, digest: str, job_key: str, step: str) -> Path:
+    """Where an adaptive step's chunk ledger lives (`wanhe.openjd.chunks`): beside the job
+    files, which only the service may reach (a session cannot plant a link there)."""
+    name = hashlib.sha256(f"{job_key}:{step}".encode()).hexdigest()[:24]
+    return job_file_path(folder, digest).parent / "chunks" / f"{name}.json"
 
 
 def write_job_file(plan: Any, folder: JobFolder) -> Path:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 _ENDED = ("success", "failed", "canceled", "timeout")
+REDACTED = "*" * 8  # what openjd-sessions writes for a redacted value
 
 
 class Host:
@@ -65,9 +66,26 @@ class Host:
             self.send(ev="progress", value=float(status.progress))
         if status.status_message is not None and status.status_message != self.last_status:
             self.last_status = status.status_message
-            self.send(ev="status", text=str(status.status_message))
+            self.send(ev="status", text=self.redact(str(status.status_message)))
         if status.state.value in _ENDED:
             self.action_done.set()
+
+    def redact(self, text: str | None) -> str | None:
+        """`text` with the session's redacted values (REDACTED_ENV_VARS) as `********`, as
+        openjd-sessions writes them in the log. Status and fail messages reach us before the
+        session's log filter redacts their line, so every text that leaves this process
+        passes here. Fails closed: text that cannot be checked is not sent."""
+        if text is None:
+            return None
+        found = getattr(self.session, "_log_filter", None)
+        if found is None or not hasattr(found, "apply_message_redaction"):
+            return text
+        record = logging.LogRecord("openjd", logging.INFO, __file__, 0, text, (), None)
+        try:
+            found.apply_message_redaction(record)
+        except Exception:
+            return REDACTED
+        return str(record.msg)
 
     def open(self, cmd: dict[str, Any]) -> None:
         from openjd.sessions import PathMappingRule, Session
@@ -100,7 +118,7 @@ class Host:
         self.send(
             ev="done", op=op, ok=state == "success", state=state,
             exit_code=None if status is None else status.exit_code,
-            fail=None if status is None else status.fail_message,
+            fail=None if status is None else self.redact(status.fail_message),
             cpu_s=(usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime),
             peak_rss=usage.ru_maxrss * 1024, wall_s=time.monotonic() - started, **extra,
         )
@@ -130,7 +148,8 @@ class Host:
                 self.session.enter_environment(environment=env, identifier=ident, **kwargs)
             except (RuntimeError, ValueError) as exc:
                 self.send(ev="done", op="enter", ok=False, state="failed", exit_code=None,
-                          fail=str(exc), cpu_s=0.0, peak_rss=0, wall_s=0.0, env=env.name)
+                          fail=self.redact(str(exc)), cpu_s=0.0, peak_rss=0, wall_s=0.0,
+                          env=env.name)
                 return
             self.entered.append((cmd["scope"], ident, symtab))
             if not self._wait("enter-env", started, usage0, env=env.name):
@@ -158,7 +177,7 @@ class Host:
                 self.session.exit_environment(identifier=ident, keep_session_running=True,
                                               resolved_symtab=symtab)
             except (RuntimeError, ValueError) as exc:
-                failed.append(f"{ident}: {exc}")
+                failed.append(f"{ident}: {self.redact(str(exc))}")
                 continue
             self.action_done.wait()
             state = self.status.state.value if self.status is not None else "success"
@@ -188,7 +207,7 @@ class _Forward(logging.Handler):
             message = record.getMessage()
         except Exception:
             return
-        for line in message.splitlines() or [""]:
+        for line in (self.host.redact(message) or "").splitlines() or [""]:
             self.host.send(ev="log", line=line)
 
 
@@ -271,7 +290,8 @@ def main() -> None:
                     host.send(ev="done", op="close", ok=True)
                     return
             except Exception as exc:  # reported, never a silent hang
-                host.send(ev="error", op=op, message=f"{type(exc).__name__}: {exc}")
+                host.send(ev="error", op=op,
+                          message=host.redact(f"{type(exc).__name__}: {exc}"))
 
     thread = threading.Thread(target=runner, name="openjd-host", daemon=True)
     thread.start()

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 SPEC_VERSION = "jobtemplate-2023-09"
-SUPPORTED_EXTENSIONS: tuple[str, ...] = ("TASK_CHUNKING", "REDACTED_ENV_VARS")
-"""Extensions a template may declare. TASK_CHUNKING's chunks run at their default size
-(adaptive chunk sizing is not applied); REDACTED_ENV_VARS is honoured by openjd-sessions."""
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (
+    "TASK_CHUNKING", "REDACTED_ENV_VARS", "FEATURE_BUNDLE_1", "EXPR", "WRAP_ACTIONS")
+"""Extensions a template may declare: every one openjd-model 0.13 implements. TASK_CHUNKING's
+adaptive chunk sizes are wanhe's (`wanhe.openjd.chunks`); the others are openjd-model's and
+openjd-sessions' own, run as `openjd run` runs them."""
 MAX_TASKS = 1_000_000
 """A template that expands to more tasks than this is refused before anything is stored."""
 
@@ -62,14 +64,17 @@ class PlannedStep:
     name: str
     depends_on: list[str]
     host: HostRequirements
-    tasks: list[dict[str, dict[str, str]]]  # task parameter name -> {"type", "value"}
+    tasks: list[dict[str, dict[str, Any]]]  # task parameter name -> {"type", "value"}
+    adaptive: dict[str, Any] | None = None
+    """Adaptive chunking (`wanhe.openjd.chunks.Adaptive`): the tasks are slots whose chunks
+    are chosen when they run; None: each task's values are fixed."""
 
 
 @dataclass(slots=True)
 class Plan:
     job_name: str
     template: dict[str, Any]
-    parameters: dict[str, dict[str, str]]  # job parameter name -> {"type", "value"}
+    parameters: dict[str, dict[str, Any]]  # job parameter name -> {"type", "value"}
     extensions: list[str]
     steps: list[PlannedStep] = field(default_factory=list)
 
@@ -244,14 +249,23 @@ def _check_no_cycle(template: dict[str, Any]) -> None:
         visit(name, [])
 
 
-def typed_values(values: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {name: {"type": v.type.value, "value": str(v.value)} for name, v in values.items()}
+_SCALAR_TYPES = ("STRING", "INT", "FLOAT", "PATH", "CHUNK[INT]")
+"""Parameter types whose values openjd-model carries as strings; EXPR's BOOL, RANGE_EXPR and
+LIST[…] values are carried as they are (JSON: lists, booleans)."""
 
 
-def parameter_values(raw: dict[str, dict[str, str]]) -> dict[str, Any]:
+def typed_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: {"type": v.type.value,
+                   "value": str(v.value) if v.type.value in _SCALAR_TYPES else v.value}
+            for name, v in values.items()}
+
+
+def parameter_values(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from openjd.model import ParameterValue, ParameterValueType
 
-    return {name: ParameterValue(type=ParameterValueType(v["type"]), value=str(v["value"]))
+    return {name: ParameterValue(type=ParameterValueType(v["type"]),
+                                 value=str(v["value"]) if v["type"] in _SCALAR_TYPES
+                                 else v["value"])
             for name, v in raw.items()}
 
 
@@ -306,10 +320,22 @@ def plan(
     steps: list[PlannedStep] = []
     spaces: list[Any] = []
     total = 0
+    adaptive: dict[str, Any] = {}
     for step in job.steps:
         space = None if step.parameterSpace is None else \
             StepParameterSpaceIterator(space=step.parameterSpace)
-        count = 1 if space is None else len(space)
+        if space is not None and space.chunks_adaptive:
+            # Slots, one per default-sized chunk; each value is counted against the limit,
+            # since the ledger holds them all (wanhe.openjd.chunks).
+            adaptive[step.name] = _adaptive(step, space)
+            space = StepParameterSpaceIterator(space=step.parameterSpace,
+                                               chunks_task_count_override=adaptive[
+                                                   step.name]["default"])
+            count = len(StepParameterSpaceIterator(space=step.parameterSpace,
+                                                   chunks_task_count_override=1))
+            adaptive[step.name]["slots"] = len(space)
+        else:
+            count = 1 if space is None else len(space)
         total += count
         if total > max_tasks:
             raise TemplateError("template", f"the job expands to more than {max_tasks:,} tasks "
@@ -317,16 +343,31 @@ def plan(
                                 "several jobs or use larger chunks")
         spaces.append(space)
     for step, space in zip(job.steps, spaces, strict=True):
-        tasks = [{}] if space is None else [typed_values(dict(t)) for t in space]
+        chunking = adaptive.get(step.name)
+        if chunking is not None:
+            tasks: list[dict[str, dict[str, Any]]] = [{} for _ in range(chunking["slots"])]
+        else:
+            tasks = [{}] if space is None else [typed_values(dict(t)) for t in space]
         steps.append(PlannedStep(
             name=step.name,
             depends_on=[d.dependsOn for d in step.dependencies or []],
             host=host_requirements(step.hostRequirements),
-            tasks=tasks,
+            tasks=tasks, adaptive=chunking,
         ))
     extensions = [str(getattr(e, "value", e)) for e in (decoded.extensions or [])]
     return Plan(job_name=str(job.name), template=template, parameters=typed_values(resolved),
                 extensions=extensions, steps=steps)
+
+
+def _adaptive(step: Any, space: Any) -> dict[str, Any]:
+    """The chunking of a step whose chunk parameter has targetRuntimeSeconds."""
+    name = str(space.chunks_parameter_name)
+    definition = step.parameterSpace.taskParameterDefinitions[name]
+    chunks = definition.chunks
+    return {"param": name, "default": int(chunks.defaultTaskCount),
+            "target_s": float(chunks.targetRuntimeSeconds),
+            "contiguous": str(getattr(chunks.rangeConstraint, "value",
+                                      chunks.rangeConstraint)) == "CONTIGUOUS", "slots": 0}
 
 
 def host_requirements(model: Any) -> HostRequirements:
@@ -358,7 +399,7 @@ def load_job(job_file: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, A
     return created.job, values, created.step_symbol_tables, revision
 
 
-def label(params: dict[str, dict[str, str]]) -> str:
+def label(params: dict[str, dict[str, Any]]) -> str:
     """A task's parameters for people: "Frame=3 Camera=left"."""
     return " ".join(f"{k}={v['value']}" for k, v in params.items())
 
