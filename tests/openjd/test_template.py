@@ -110,8 +110,8 @@ def test_versions_extensions_and_bad_fields_are_named() -> None:
                    "specificationVersion": "jobtemplate-2099-01"}
     with pytest.raises(TemplateError, match="'jobtemplate-2099-01' is not supported"):
         plan(bad_version, {}, template_dir=ROOT)
-    with pytest.raises(TemplateError, match=r"extension.*WRAP_ACTIONS not supported"):
-        plan({**template(steps=[step("S", "true")]), "extensions": ["WRAP_ACTIONS"]}, {},
+    with pytest.raises(TemplateError, match=r"extension.*TELEPORT not supported"):
+        plan({**template(steps=[step("S", "true")]), "extensions": ["TELEPORT"]}, {},
              template_dir=ROOT)
     broken = template(steps=[{"name": "S", "script": {"actions": {}}}])
     with pytest.raises(TemplateError) as caught:

@@ -68,6 +68,9 @@ def run_command(
                                                   help="an OpenJD job template file")] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="job parameter NAME=VALUE (repeatable)")] = None,
+    env: Annotated[list[Path] | None, typer.Option(
+        "--env", help="a queue environment template (environment-2023-09), entered before "
+        "the job's environments, like `openjd run --env` (repeatable)")] = None,
     workers: Annotated[int | None, typer.Option(
         help="parallel sessions; default: cores / the greediest step's vCPUs")] = None,
     report_json: Annotated[Path | None, typer.Option(
@@ -88,7 +91,7 @@ def run_command(
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
     try:
-        source = load_source(bundle, template, parse_param_args(param or []))
+        source = load_source(bundle, template, parse_param_args(param or []), env)
     except TemplateError as exc:
         fail(exc.message)
     bars = _Bars(quiet)

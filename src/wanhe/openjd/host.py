@@ -44,6 +44,7 @@ class Host:
         self.session: Any = None
         self.job: Any = None
         self.symtabs: dict[str, Any] = {}
+        self.queue_envs: list[Any] = []
         self.entered: list[tuple[str, str, Any]] = []  # (scope, identifier, symtab)
         self.action_done = threading.Event()
         self.status: Any = None
@@ -90,9 +91,10 @@ class Host:
     def open(self, cmd: dict[str, Any]) -> None:
         from openjd.sessions import PathMappingRule, Session
 
-        from wanhe.openjd.template import load_job
+        from wanhe.openjd.template import load_job, queue_environments
 
         self.job, values, self.symtabs, revision = load_job(cmd["job_file"])
+        self.queue_envs = queue_environments(cmd["job_file"])
         rules = [PathMappingRule.from_dict(r) for r in cmd.get("path_mapping") or []]
         root = Path(cmd["session_root"])
         root.mkdir(parents=True, exist_ok=True)
@@ -132,14 +134,16 @@ class Host:
         return time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
 
     def enter(self, cmd: dict[str, Any]) -> None:
-        if cmd["scope"] == "job":
-            envs, step_name, symtab = list(self.job.jobEnvironments or []), None, None
+        if cmd["scope"] == "job":  # the queue's environments first, as `openjd run --env`
+            envs = [("EXTERNAL", e) for e in self.queue_envs] + [
+                ("JOB", e) for e in self.job.jobEnvironments or []]
+            step_name, symtab = None, None
         else:
             step = self._step(cmd["step"])
-            envs, step_name = list(step.stepEnvironments or []), step.name
+            envs, step_name = [("STEP", e) for e in step.stepEnvironments or []], step.name
             symtab = self.symtabs.get(step.name)
-        for env in envs:
-            ident = f"{cmd['scope'].upper()} - {env.name}"
+        for kind, env in envs:
+            ident = f"{kind} - {env.name}"
             started, usage0 = self._begin()
             kwargs: dict[str, Any] = {"resolved_symtab": symtab}
             if step_name is not None:

@@ -77,6 +77,8 @@ class Plan:
     parameters: dict[str, dict[str, Any]]  # job parameter name -> {"type", "value"}
     extensions: list[str]
     steps: list[PlannedStep] = field(default_factory=list)
+    environments: list[dict[str, Any]] = field(default_factory=list)
+    """Queue environments (environment-2023-09 templates), entered before the job's own."""
 
     @property
     def task_count(self) -> int:
@@ -84,8 +86,11 @@ class Plan:
 
     def job_file(self) -> dict[str, Any]:
         """What a worker needs to re-create the job: the template and the resolved values."""
-        return {"template": self.template, "parameters": self.parameters,
-                "extensions": self.extensions}
+        made: dict[str, Any] = {"template": self.template, "parameters": self.parameters,
+                                "extensions": self.extensions}
+        if self.environments:
+            made["environments"] = self.environments
+        return made
 
 
 # ------------------------------------------------------------------------------ documents
@@ -189,6 +194,29 @@ def decode(template: Any) -> Any:
                             "names, dependencies and parameters") from None
 
 
+ENV_SPEC_VERSION = "environment-2023-09"
+
+
+def decode_environment(template: Any, where: str = "environment template") -> Any:
+    """A decoded `EnvironmentTemplate` (a queue environment, `openjd run --env`); a bad one
+    raises TemplateError naming `where` and openjd-model's message."""
+    from openjd.model import DecodeValidationError, decode_environment_template
+
+    if not isinstance(template, dict) or template.get("specificationVersion") != \
+            ENV_SPEC_VERSION:
+        version = template.get("specificationVersion") if isinstance(template, dict) else None
+        raise TemplateError("environments", f"{where}: specification version {version!r} is "
+                            f"not an environment template — write specificationVersion: "
+                            f"{ENV_SPEC_VERSION} and an environment")
+    try:
+        return decode_environment_template(template=template,
+                                           supported_extensions=list(SUPPORTED_EXTENSIONS))
+    except DecodeValidationError as exc:
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise TemplateError("environments", f"{where}: invalid environment template: "
+                            f"{text}") from None
+
+
 MAX_ACTION_TIMEOUT_S = 365 * 24 * 3600  # a year: past it the sessions' clock overflows
 
 
@@ -288,6 +316,7 @@ def _describe_params(decoded: Any) -> str:
 def plan(
     template: dict[str, Any], values: dict[str, str], *, template_dir: Path,
     cwd: Path | None = None, max_tasks: int = MAX_TASKS,
+    environments: list[dict[str, Any]] | None = None,
 ) -> Plan:
     """Check the parameters against their definitions, create the job and expand every step's
     task parameter space. Refuses more than `max_tasks` tasks before expanding any."""
@@ -299,7 +328,10 @@ def plan(
     )
 
     decoded = decode(template)
-    known = {p.name for p in decoded.parameterDefinitions or []}
+    queue = [decode_environment(doc, f"environment template {i + 1}")
+             for i, doc in enumerate(environments or [])]
+    known = {p.name for p in decoded.parameterDefinitions or []} | {
+        p.name for env in queue for p in env.parameterDefinitions or []}
     unknown = sorted(set(values) - known)
     if unknown:
         raise TemplateError("parameters", f"the template has no parameter {unknown[0]!r} "
@@ -308,6 +340,7 @@ def plan(
         resolved = preprocess_job_parameters(
             job_template=decoded, job_parameter_values=dict(values),
             job_template_dir=template_dir, current_working_dir=cwd or template_dir,
+            environment_templates=queue or None,
         )
     except (ValueError, RuntimeError) as exc:
         raise TemplateError("parameters", f"{exc} (parameters: {_describe_params(decoded)})") \
@@ -356,7 +389,7 @@ def plan(
         ))
     extensions = [str(getattr(e, "value", e)) for e in (decoded.extensions or [])]
     return Plan(job_name=str(job.name), template=template, parameters=typed_values(resolved),
-                extensions=extensions, steps=steps)
+                extensions=extensions, steps=steps, environments=list(environments or []))
 
 
 def _adaptive(step: Any, space: Any) -> dict[str, Any]:
@@ -397,6 +430,11 @@ def load_job(job_file: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, A
     revision = RevisionExtensions(spec_rev=SpecificationRevision.v2023_09,
                                   supported_extensions=list(job_file.get("extensions") or []))
     return created.job, values, created.step_symbol_tables, revision
+
+
+def queue_environments(job_file: dict[str, Any]) -> list[Any]:
+    """On a worker: the job's queue environments (decoded), in the order they are entered."""
+    return [decode_environment(doc).environment for doc in job_file.get("environments") or []]
 
 
 def label(params: dict[str, dict[str, Any]]) -> str:
