@@ -122,7 +122,8 @@ def run_command(
         write_report(report_json, outcome, settings)
     state = outcome.job.state.value
     if quiet:
-        out.print(json.dumps({"job": outcome.job.id, "state": state}))
+        out.print(json.dumps({"job": outcome.job.id, "state": state,
+                              "logs": str(outcome.logs) if outcome.logs else None}))
     else:
         table = Table(title=f"job {outcome.job.id}: {state}", show_header=False)
         table.add_column(style="bold")
@@ -133,6 +134,8 @@ def run_command(
         table.add_row("wall time", f"{outcome.wall_s:.1f} s")
         table.add_row("core-hours", f"{outcome.core_seconds / 3600:.4f} "
                       f"({outcome.core_seconds:.1f} core-s)")
+        if outcome.logs is not None:
+            table.add_row("task logs", str(outcome.logs))
         out.print(table)
     if state != "done":
         fail(f"job {outcome.job.id} {state}: {outcome.job.message}", code=1)

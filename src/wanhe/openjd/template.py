@@ -115,7 +115,20 @@ def read_document(path: Path, what: str, field_name: str) -> Any:
     except (ValueError, yaml.YAMLError) as exc:
         raise TemplateError(field_name, f"the {what} {path} is not valid "
                             f"{'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                            f"{str(exc).splitlines()[0]}") from None
+                            f"{_syntax_error(exc)}") from None
+
+
+def _syntax_error(exc: Exception) -> str:
+    """A YAML or JSON syntax error in one line, with where it is (line and column)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return text
 
 
 def find_in_bundle(folder: Path, names: tuple[str, ...]) -> Path | None:
