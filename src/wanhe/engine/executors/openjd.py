@@ -236,6 +236,7 @@ class OpenJDExecutor(Executor):
         return session
 
     def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
+        from wanhe.openjd.dataflow import prepare as prepare_outputs
         from wanhe.sandbox import accounts as users
         from wanhe.sandbox.box import Sandbox, job_spec, mode
 
@@ -245,6 +246,12 @@ class OpenJDExecutor(Executor):
         root = Path(payload["sessions"]) / users.user_name(project, ctx.project_id)
         users.prepare_folders(account, root, payload,
                               namespaced=account.isolated and mode().namespace is not None)
+        try:  # OUT and INOUT folders, before any session may write them
+            for line in prepare_outputs(list(payload.get("outputs") or [])):
+                ctx.log(line)
+        except OSError as exc:
+            raise TaskFailed(f"cannot make the job's output folders on {self._where()}: "
+                             f"{exc}") from None
         env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
         blender_env, software = self._blender_path(ctx)
         env.update(blender_env)
