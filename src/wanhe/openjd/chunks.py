@@ -78,8 +78,11 @@ def next_size(current: int, count: int, duration_s: float, target_s: float) -> i
     return max(int(estimate), 1)
 
 
-def range_text(values: list[int]) -> str:
-    """A chunk as OpenJD writes one: `a-b` runs of consecutive values, comma separated."""
+def range_text(values: list[int], contiguous: bool = False) -> str:
+    """A chunk as OpenJD writes one: always `a-b` when contiguous (`1-1` for one value), else
+    `a-b` runs of consecutive values and single values, comma separated."""
+    if contiguous:
+        return f"{values[0]}-{values[-1]}"
     parts: list[str] = []
     start = prev = values[0]
     for v in values[1:]:
@@ -88,7 +91,7 @@ def range_text(values: list[int]) -> str:
             continue
         parts.append(f"{start}-{prev}" if prev != start else str(start))
         start = prev = v
-    parts.append(f"{start}-{prev}" if prev != start or len(values) == 1 else str(start))
+    parts.append(f"{start}-{prev}" if prev != start else str(start))
     return ",".join(parts)
 
 
@@ -173,8 +176,9 @@ class Ledger:
                     lane["remaining"] = lane["remaining"][len(values):]
                     state["claims"].setdefault(slot, []).append(
                         {"lane": index, "values": values})
+                    text = range_text(values, self.chunking.contiguous)
                     params = {**lane["others"], self.chunking.param: {
-                        "type": "CHUNK[INT]", "value": range_text(values)}}
+                        "type": "CHUNK[INT]", "value": text}}
                     return Claim(index, values, params)
         return None
 
