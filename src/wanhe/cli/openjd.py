@@ -134,7 +134,8 @@ def run_command(
     state = outcome.job.state.value
     if quiet:
         out.print(json.dumps({"job": outcome.job.id, "state": state,
-                              "logs": str(outcome.logs) if outcome.logs else None}))
+                              "logs": str(outcome.logs) if outcome.logs else None}),
+                  soft_wrap=True, highlight=False)  # one line, whatever the terminal's width
     else:
         table = Table(title=f"job {outcome.job.id}: {state}", show_header=False)
         table.add_column(style="bold")
