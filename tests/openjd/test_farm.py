@@ -269,8 +269,9 @@ def test_the_dashboard_shows_steps_by_tasks_with_status_lines(farm: ServiceProc)
 def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
         farm: ServiceProc, tmp_path: Path) -> None:
     """OUT made on the worker (the template does not mkdir it), INOUT copied in writable and
-    published back, `wanhe download` putting both into the submitter's folders; a value the
-    job redacts (REDACTED_ENV_VARS) is in no API answer, no log and not in the database."""
+    published back, `wanhe download` putting both into the submitter's folders; the project's
+    user runs wanhe's `blender`; a value the job redacts (REDACTED_ENV_VARS) is in no API
+    answer, no log and not in the database."""
     token = make_project(farm.db_url, "dataflow")
     secret = "zq-FARMSECRET-314"
     bundle = tmp_path / "bundle"
@@ -286,7 +287,8 @@ def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
                  "default": "vault.txt"}],
         job_envs=[env("Creds", 'echo "openjd_redacted_env: KEY=$(cat {{Param.Vault}})"')],
         steps=[step("Hash", "sha1sum < {{Param.Data}}/in.txt > {{Param.Data}}/hashes.txt; "
-                            "echo out > {{Param.Out}}/o.txt"),
+                            "echo out > {{Param.Out}}/o.txt; "
+                            "blender --version > {{Param.Out}}/blender.txt"),
                step("Leak", 'echo "openjd_status: using $KEY"; '
                             'echo "openjd_fail: rejected key $KEY"; exit 1',
                     dependencies=[{"dependsOn": "Hash"}])])
@@ -311,5 +313,7 @@ def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
                                  str(tmp_path / "rest"), "--json"))
     assert str(bundle / "out" / "o.txt") in fetched["files"]
     assert (bundle / "out" / "o.txt").read_text() == "out\n"
+    # the project's user ran wanhe's bpy-backed blender (not Debian's 3.4 behind it on PATH)
+    assert "wanhe: the bpy wheel" in (bundle / "out" / "blender.txt").read_text()
     digest = hashlib.sha1(b"hash me\n").hexdigest()
     assert (bundle / "data" / "hashes.txt").read_text().split()[0] == digest
