@@ -35,9 +35,16 @@ def farm() -> Iterator[ServiceProc]:
     # own tmp folders are 0700).
     home = Path(tempfile.mkdtemp(prefix="wanhe-openjd-", dir="/tmp"))
     os.chmod(home, 0o711)
+    # a farm-wide queue environment, entered first in every session (Deadline's Conda one)
+    queue_env = write_yaml(home / "conda.yaml", {
+        "specificationVersion": "environment-2023-09", "environment": {
+            "name": "Conda", "script": {"actions": {"onEnter": {
+                "command": "bash", "args": ["-c", "echo 'openjd_env: QUEUE_TOOL=conda'"]}}}}})
+    os.chmod(queue_env, 0o644)
     svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
                       num_cpus=2, extra_args=["--num-gpus", "1", "--worker-attr",
-                                              "license=houdini"])
+                                              "license=houdini", "--queue-env",
+                                              str(queue_env)])
     svc.start()
     try:
         yield svc
@@ -287,7 +294,7 @@ def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
                  "default": "vault.txt"}],
         job_envs=[env("Creds", 'echo "openjd_redacted_env: KEY=$(cat {{Param.Vault}})"')],
         steps=[step("Hash", "sha1sum < {{Param.Data}}/in.txt > {{Param.Data}}/hashes.txt; "
-                            "echo out > {{Param.Out}}/o.txt; "
+                            "echo out $QUEUE_TOOL > {{Param.Out}}/o.txt; "
                             "blender --version > {{Param.Out}}/blender.txt"),
                step("Leak", 'echo "openjd_status: using $KEY"; '
                             'echo "openjd_fail: rejected key $KEY"; exit 1',
@@ -312,7 +319,7 @@ def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
     fetched = json.loads(run_cli(farm, token, "download", str(sent["id"]), "--to",
                                  str(tmp_path / "rest"), "--json"))
     assert str(bundle / "out" / "o.txt") in fetched["files"]
-    assert (bundle / "out" / "o.txt").read_text() == "out\n"
+    assert (bundle / "out" / "o.txt").read_text() == "out conda\n"  # the queue env's
     # the project's user ran wanhe's bpy-backed blender (not Debian's 3.4 behind it on PATH)
     assert "wanhe: the bpy wheel" in (bundle / "out" / "blender.txt").read_text()
     digest = hashlib.sha1(b"hash me\n").hexdigest()

@@ -225,6 +225,14 @@ def embedded_file_names(template: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def queue_environments_of_farm() -> list[dict[str, Any]]:
+    """The farm's queue environments (`wanhe serve --queue-env`), entered before every
+    OpenJD job's own; they are part of the job file, so a job keeps the ones it started with."""
+    from wanhe.openjd.serve import farm_environments
+
+    return farm_environments()
+
+
 def farm_facts(ctx: IntakeContext) -> Any:
     from wanhe.openjd.hostreq import FarmFacts
 
@@ -273,7 +281,7 @@ class OpenJDJob(JobType):
                                     "main file or as options.template")
             base = Path(options.template_dir or (main.parent if main else "/"))
             made = plan(template, {k: str(v) for k, v in options.parameters.items()},
-                        template_dir=base)
+                        template_dir=base, environments=queue_environments_of_farm())
         except TemplateError as exc:
             field = exc.field if exc.field != "template" or options.template is not None \
                 else "main"
