@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -20,6 +21,13 @@ def run(tmp_path: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["run", *args, "--db", f"sqlite:///{tmp_path / 'w.db'}"],
                                 env={"WANHE_HOME": str(tmp_path / "home")})
     return result.exit_code, result.output
+
+
+def quiet_line(text: str) -> dict[str, Any]:
+    """The JSON line `wanhe run -q` prints."""
+    found: dict[str, Any] = json.loads(next(
+        line for line in text.splitlines() if line.startswith('{"job"')))
+    return found
 
 
 def test_bad_templates_and_parameters_are_one_line_errors(tmp_path: Path) -> None:
@@ -37,7 +45,7 @@ def test_bad_templates_and_parameters_are_one_line_errors(tmp_path: Path) -> Non
     assert code == 2 and "steps[0]" in text and "script" in text
     (tmp_path / "notyaml.yaml").write_text("steps: [unclosed")
     code, text = run(tmp_path, "--template", str(tmp_path / "notyaml.yaml"))
-    assert code == 2 and "not valid YAML" in text
+    assert code == 2 and "not valid YAML" in text and "line 1, column" in text
     code, text = run(tmp_path, str(tmp_path / "nothing-here"))
     assert code == 2 and "not a job bundle folder" in text
     assert not (tmp_path / "w.db").exists() or "job 1" not in text  # nothing half-made
@@ -72,3 +80,9 @@ def test_a_failing_task_names_its_reason(tmp_path: Path) -> None:
     code, text = run(tmp_path, "--template", str(path), "-q")
     assert code == 1
     assert "no licence for the solver" in text.replace("\n", " ")
+    logs = Path(quiet_line(text)["logs"])
+    (tmp_path / "w.db").unlink()  # a new database: job 1 again, in the same run folder
+    code, text = run(tmp_path, "--template", str(path), "-q")
+    assert code == 1 and quiet_line(text)["logs"] == str(logs)
+    log = "".join(p.read_text() for p in logs.glob("*.log"))
+    assert log.count("[wanhe] openjd task S/task") == 1  # this run's only

@@ -12,6 +12,7 @@ CUDA_VISIBLE_DEVICES are what is tested, not CUDA.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -34,9 +35,16 @@ def farm() -> Iterator[ServiceProc]:
     # own tmp folders are 0700).
     home = Path(tempfile.mkdtemp(prefix="wanhe-openjd-", dir="/tmp"))
     os.chmod(home, 0o711)
+    # a farm-wide queue environment, entered first in every session (Deadline's Conda one)
+    queue_env = write_yaml(home / "conda.yaml", {
+        "specificationVersion": "environment-2023-09", "environment": {
+            "name": "Conda", "script": {"actions": {"onEnter": {
+                "command": "bash", "args": ["-c", "echo 'openjd_env: QUEUE_TOOL=conda'"]}}}}})
+    os.chmod(queue_env, 0o644)
     svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
                       num_cpus=2, extra_args=["--num-gpus", "1", "--worker-attr",
-                                              "license=houdini"])
+                                              "license=houdini", "--queue-env",
+                                              str(queue_env)])
     svc.start()
     try:
         yield svc
@@ -263,3 +271,56 @@ def test_the_dashboard_shows_steps_by_tasks_with_status_lines(farm: ServiceProc)
     assert "F=1 · cached frame 1" in [b.strip() for b in buttons]
     assert "task · muxed" in [b.strip() for b in buttons]
     assert not errors, errors
+
+
+def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
+        farm: ServiceProc, tmp_path: Path) -> None:
+    """OUT made on the worker (the template does not mkdir it), INOUT copied in writable and
+    published back, `wanhe download` putting both into the submitter's folders; the project's
+    user runs wanhe's `blender`; a value the job redacts (REDACTED_ENV_VARS) is in no API
+    answer, no log and not in the database."""
+    token = make_project(farm.db_url, "dataflow")
+    secret = "zq-FARMSECRET-314"
+    bundle = tmp_path / "bundle"
+    (bundle / "data").mkdir(parents=True)
+    (bundle / "data" / "in.txt").write_text("hash me\n")
+    (bundle / "vault.txt").write_text(secret)  # the secret comes from a file, not the template
+    doc = template(
+        params=[{"name": "Out", "type": "PATH", "objectType": "DIRECTORY", "dataFlow": "OUT",
+                 "default": "out"},
+                {"name": "Data", "type": "PATH", "objectType": "DIRECTORY",
+                 "dataFlow": "INOUT", "default": "data"},
+                {"name": "Vault", "type": "PATH", "objectType": "FILE", "dataFlow": "IN",
+                 "default": "vault.txt"}],
+        job_envs=[env("Creds", 'echo "openjd_redacted_env: KEY=$(cat {{Param.Vault}})"')],
+        steps=[step("Hash", "sha1sum < {{Param.Data}}/in.txt > {{Param.Data}}/hashes.txt; "
+                            "echo out $QUEUE_TOOL > {{Param.Out}}/o.txt; "
+                            "blender --version > {{Param.Out}}/blender.txt"),
+               step("Leak", 'echo "openjd_status: using $KEY"; '
+                            'echo "openjd_fail: rejected key $KEY"; exit 1',
+                    dependencies=[{"dependsOn": "Hash"}])])
+    doc["extensions"] = ["REDACTED_ENV_VARS"]
+    write_yaml(bundle / "template.yaml", doc)
+    sent = json.loads(run_cli(farm, token, "submit", str(bundle), "--json"))
+    job = done(farm, token, sent["id"])
+    assert job["state"] == "failed" and "rejected key ********" in job["message"]
+    with farm.client(token) as http:
+        answers = [http.get(f"/api/jobs/{sent['id']}").text,
+                   http.get(f"/api/jobs/{sent['id']}/tasks").text,
+                   http.get(f"/api/jobs/{sent['id']}/logs").text, http.get("/api/jobs").text]
+        files = {f["path"] for f in http.get(f"/api/jobs/{sent['id']}").json()["outputs"]}
+    assert not any(secret in a for a in answers)
+    assert {"out0/o.txt", "out1/in.txt", "out1/hashes.txt"} <= files
+    home = Path(farm.db_url.removeprefix("sqlite:///")).parent
+    # only the uploaded vault file itself (its blob, the job's input) holds the secret
+    leaks = [p for p in home.rglob("*") if p.is_file() and not p.is_symlink()
+             and secret.encode() in p.read_bytes() and p.read_bytes() != secret.encode()]
+    assert leaks == []
+    fetched = json.loads(run_cli(farm, token, "download", str(sent["id"]), "--to",
+                                 str(tmp_path / "rest"), "--json"))
+    assert str(bundle / "out" / "o.txt") in fetched["files"]
+    assert (bundle / "out" / "o.txt").read_text() == "out conda\n"  # the queue env's
+    # the project's user ran wanhe's bpy-backed blender (not Debian's 3.4 behind it on PATH)
+    assert "wanhe: the bpy wheel" in (bundle / "out" / "blender.txt").read_text()
+    digest = hashlib.sha1(b"hash me\n").hexdigest()
+    assert (bundle / "data" / "hashes.txt").read_text().split()[0] == digest

@@ -110,8 +110,8 @@ def test_versions_extensions_and_bad_fields_are_named() -> None:
                    "specificationVersion": "jobtemplate-2099-01"}
     with pytest.raises(TemplateError, match="'jobtemplate-2099-01' is not supported"):
         plan(bad_version, {}, template_dir=ROOT)
-    with pytest.raises(TemplateError, match=r"extension.*WRAP_ACTIONS not supported"):
-        plan({**template(steps=[step("S", "true")]), "extensions": ["WRAP_ACTIONS"]}, {},
+    with pytest.raises(TemplateError, match=r"extension.*TELEPORT not supported"):
+        plan({**template(steps=[step("S", "true")]), "extensions": ["TELEPORT"]}, {},
              template_dir=ROOT)
     broken = template(steps=[{"name": "S", "script": {"actions": {}}}])
     with pytest.raises(TemplateError) as caught:
@@ -169,3 +169,22 @@ def test_bundle_parameter_values_read_as_deadline_writes_them(tmp_path: Path) ->
 def test_compiled_payloads_name_the_job_file(tmp_path: Path) -> None:
     tasks = compiled(template(steps=[step("S", "true")]), {}, tmp_path)
     assert Path(tasks[0].payload["job_file"]).is_file()
+
+
+def test_adaptive_chunking_makes_slots_instead_of_failing(tmp_path: Path) -> None:
+    """targetRuntimeSeconds made openjd-model's len() raise (a 49-line traceback, HTTP 500):
+    such a step is one slot per default-sized chunk, its chunks chosen when it runs."""
+    from tests.openjd._util import compiled
+
+    doc = template(steps=[step("R", "echo {{Task.Param.F}}", params=[
+        {"name": "F", "type": "CHUNK[INT]", "range": "1-25", "chunks": {
+            "defaultTaskCount": 10, "rangeConstraint": "NONCONTIGUOUS",
+            "targetRuntimeSeconds": 60}}])])
+    doc["extensions"] = ["TASK_CHUNKING"]
+    made = plan(doc, {}, template_dir=ROOT)
+    assert made.steps[0].adaptive == {"param": "F", "default": 10, "target_s": 60.0,
+                                      "contiguous": False, "slots": 3}
+    tasks = compiled(doc, {}, tmp_path)
+    assert [t.key for t in tasks] == ["R/chunk 1", "R/chunk 2", "R/chunk 3"]
+    assert all(t.payload["adaptive"]["slots"] == 3 for t in tasks)
+    assert len({t.payload["ledger"] for t in tasks}) == 1  # one ledger for the step

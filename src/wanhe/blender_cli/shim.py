@@ -17,6 +17,14 @@ import wanhe
 
 _TEMPLATE = """#!/bin/sh
 # wanhe: Blender's background command line backed by the bpy wheel (wanhe.blender_cli).
+# It never hands over to another blender: when its Python cannot run, it fails saying why.
+if [ ! -x {python} ]; then
+  why="wanhe's bpy-backed blender cannot run as $(id -un 2>/dev/null || id -u): its Python \
+{python} is not executable or not reachable for this user"
+  echo "openjd_fail: $why"
+  echo "blender: $why" >&2
+  exit 1
+fi
 PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}}
 export PYTHONPATH
 exec {python} -P -m wanhe.blender_cli "$@"
@@ -39,6 +47,13 @@ def shim_dir(root: Path | None = None, python: str | None = None) -> Path:
     return write_script(shim_script(python), root)
 
 
+def _open_to_all(folder: Path) -> None:
+    """The shim's folder is read and entered by every project's user (a root farm's umask
+    077 made it 0700: their sessions then passed over it to another `blender` on PATH)."""
+    if folder.stat().st_mode & 0o777 != 0o755:
+        folder.chmod(0o755)
+
+
 def write_script(text: str, root: Path | None = None) -> Path:
     """A folder named after `text` holding it as an executable `blender`; its path."""
     if root is None:
@@ -48,10 +63,12 @@ def write_script(text: str, root: Path | None = None) -> Path:
     script = folder / "blender"
     try:
         if script.is_file() and script.read_text() == text and os.access(script, os.X_OK):
+            _open_to_all(folder)
             return folder
     except OSError:
         pass
     folder.mkdir(parents=True, exist_ok=True)
+    _open_to_all(folder)
     # one temporary file per thread: a process's sessions (`wanhe run`'s workers) may all
     # write the same script at once
     tmp = folder / f".blender.{os.getpid()}.{threading.get_ident()}.tmp"

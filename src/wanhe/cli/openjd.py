@@ -19,7 +19,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from wanhe.cli.common import Bars, client, emit, err, fail, interrupted, out
+from wanhe.cli.common import (
+    Bars,
+    JsonOpt,
+    ServerOpt,
+    TokenOpt,
+    client,
+    emit,
+    err,
+    fail,
+    interrupted,
+    out,
+)
 from wanhe.config import Settings
 
 
@@ -68,6 +79,9 @@ def run_command(
                                                   help="an OpenJD job template file")] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="job parameter NAME=VALUE (repeatable)")] = None,
+    env: Annotated[list[Path] | None, typer.Option(
+        "--env", help="a queue environment template (environment-2023-09), entered before "
+        "the job's environments, like `openjd run --env` (repeatable)")] = None,
     workers: Annotated[int | None, typer.Option(
         help="parallel sessions; default: cores / the greediest step's vCPUs")] = None,
     report_json: Annotated[Path | None, typer.Option(
@@ -88,7 +102,7 @@ def run_command(
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
     try:
-        source = load_source(bundle, template, parse_param_args(param or []))
+        source = load_source(bundle, template, parse_param_args(param or []), env)
     except TemplateError as exc:
         fail(exc.message)
     bars = _Bars(quiet)
@@ -119,7 +133,9 @@ def run_command(
         write_report(report_json, outcome, settings)
     state = outcome.job.state.value
     if quiet:
-        out.print(json.dumps({"job": outcome.job.id, "state": state}))
+        out.print(json.dumps({"job": outcome.job.id, "state": state,
+                              "logs": str(outcome.logs) if outcome.logs else None}),
+                  soft_wrap=True, highlight=False)  # one line, whatever the terminal's width
     else:
         table = Table(title=f"job {outcome.job.id}: {state}", show_header=False)
         table.add_column(style="bold")
@@ -130,6 +146,8 @@ def run_command(
         table.add_row("wall time", f"{outcome.wall_s:.1f} s")
         table.add_row("core-hours", f"{outcome.core_seconds / 3600:.4f} "
                       f"({outcome.core_seconds:.1f} core-s)")
+        if outcome.logs is not None:
+            table.add_row("task logs", str(outcome.logs))
         out.print(table)
     if state != "done":
         fail(f"job {outcome.job.id} {state}: {outcome.job.message}", code=1)
@@ -138,10 +156,12 @@ def run_command(
 # ---------------------------------------------------------------------------------- submit
 
 
-def _inputs(source: Any, made: Any) -> tuple[dict[str, Path], dict[str, str], list[str]]:
+def _inputs(source: Any, made: Any,
+            inouts: list[str] | None = None) -> tuple[dict[str, Path], dict[str, str], list[str]]:
     """What to upload: (relative name -> local file), submitter path -> relative name (path
     mapping), output folders. Inputs: the bundle's asset references and every PATH
-    parameter whose value exists here and is not an output."""
+    parameter whose value exists here and is not an output; an INOUT folder is both (its
+    path is added to `inouts`)."""
     from wanhe.openjd.template import path_params
 
     base = source.template_path.parent
@@ -161,10 +181,12 @@ def _inputs(source: Any, made: Any) -> tuple[dict[str, Path], dict[str, str], li
         if value["type"] != "PATH" or name not in definitions:
             continue
         flow = str(definitions[name].get("dataFlow", "IN")).upper()
-        if flow == "OUT":
-            outputs.append(value["value"])
-        elif Path(value["value"]).exists():
+        if flow in ("OUT", "INOUT"):
+            outputs.append(os.path.normpath(value["value"]))
+        if flow != "OUT" and Path(value["value"]).exists():
             roots.append(Path(value["value"]))
+            if flow == "INOUT" and inouts is not None:
+                inouts.append(os.path.normpath(value["value"]))
     for i, root in enumerate(dict.fromkeys(roots)):
         root = root if root.is_absolute() else base / root
         root = Path(os.path.normpath(root))
@@ -206,7 +228,8 @@ def submit_template(
         made = make_plan(source)  # the same checks the farm makes, before any upload
     except TemplateError as exc:
         fail(exc.message)
-    files, mapping, outputs = _inputs(source, made)
+    inouts: list[str] = []
+    files, mapping, outputs = _inputs(source, made, inouts)
     main = source.template_path.name
     files.setdefault(main, source.template_path)
     base = source.template_path.parent
@@ -219,7 +242,7 @@ def submit_template(
     bundle = Bundle(root=base, main=main, files=files)
     hash_all(bundle)
     options = {"parameters": source.values, "template_dir": str(base), "inputs": mapping,
-               "outputs": outputs}
+               "outputs": outputs, "inouts": [p for p in inouts if p in outputs]}
     with client(server, token) as c:
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
@@ -232,11 +255,58 @@ def submit_template(
               "uploaded_files": sent, "uploaded_bytes": size,
               "outside_bundle": [str(p) for p in outside]}, True)
         return
+    for i, folder in enumerate(outputs):  # where `wanhe download` will put them back
+        err.print(f"output folder {folder} ← the job's out{i}"
+                  f"{' (INOUT: uploaded, and copied back)' if folder in inouts else ''}",
+                  highlight=False)
     err.print(f"{len(files)} file(s), {sent} uploaded ({size:,} bytes); OpenJD job "
               f"{job['id']} {job['state']}: {made.task_count} task(s) in {len(made.steps)} "
               "step(s)", highlight=False)
     out.print(job["id"])
 
 
+def download_command(
+    job_id: Annotated[int, typer.Argument(help="the job whose output files to fetch")],
+    to: Annotated[Path | None, typer.Option(
+        "--to", help="where files go that no output folder of the submission names "
+        "(default: ./job<ID>)")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch a job's output files: an OpenJD job's output folders (`dataFlow: OUT`/`INOUT`,
+    asset references' outputs) go back to the folders they were submitted from."""
+    from wanhe.imaging.atomic import atomic_write
+    from wanhe.storage import UnsafePath, safe_relpath
+
+    fallback = (to or Path(f"job{job_id}")).expanduser().absolute()
+    written: list[str] = []
+    with client(server, token) as c:
+        job = c.json("GET", f"/api/jobs/{job_id}")
+        folders = [Path(p) for p in (job.get("spec") or {}).get("output_folders") or []]
+        for item in job.get("outputs") or []:
+            rel = str(item["path"])
+            head, _, rest = rel.partition("/")
+            try:
+                safe_relpath(rel)
+            except UnsafePath:
+                continue
+            index = int(head[3:]) if head.startswith("out") and head[3:].isdigit() else -1
+            target = (folders[index] / rest) if 0 <= index < len(folders) and rest \
+                else fallback / rel
+            data = c.request("GET", str(item["url"])).content
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target) as tmp:
+                tmp.write_bytes(data)
+            written.append(str(target))
+    if as_json:
+        emit({"job": job_id, "files": written}, True)
+        return
+    err.print(f"{len(written)} file(s) of job {job_id}: "
+              + (", ".join(sorted({str(Path(w).parent) for w in written})) or "none"),
+              highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
+    app.command("download")(download_command)

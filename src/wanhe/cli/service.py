@@ -77,6 +77,10 @@ def serve(
     path_mapping: Annotated[Path | None, typer.Option(
         help="OpenJD path mapping rules (a pathmapping-1.0 JSON file) for its workers")]
     = None,
+    queue_env: Annotated[list[Path] | None, typer.Option(
+        "--queue-env", help="an OpenJD environment template (environment-2023-09) every "
+        "OpenJD job of this farm enters first, like a Deadline queue environment "
+        "(repeatable)")] = None,
     max_cores: Annotated[float | None, typer.Option(
         help="with --ray-address: the most cores the farm asks the autoscaler for")] = None,
     max_gpus: Annotated[float | None, typer.Option(
@@ -106,7 +110,7 @@ def serve(
     from wanhe.openjd.serve import configure_workers
 
     try:
-        for line in configure_workers(worker_attr or [], path_mapping):
+        for line in configure_workers(worker_attr or [], path_mapping, queue_env or []):
             err.print(line, highlight=False)
     except ValueError as exc:
         fail(str(exc))

@@ -56,7 +56,11 @@ class OpenJDOptions(BaseModel):
         "file or folder among the job's files (path mapping to the job's input folder)")
     outputs: list[str] = Field(
         default_factory=list, max_length=100,
-        description="submitter output folders; they map to the job's output folder")
+        description="submitter output folders; the Nth maps to the job's output/out<N>")
+    inouts: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="those of `outputs` that are INOUT: uploaded too (`inputs` or under "
+        "template_dir), copied writable into their output folder before the job runs")
     max_attempts: int = Field(default=2, ge=1, le=100)
 
 
@@ -67,6 +71,8 @@ def path_rules(options: OpenJDOptions, folder: JobFolder) -> list[dict[str, str]
         rules.append({"source_path_format": "POSIX", "source_path": options.template_dir,
                       "destination_path": str(folder.input)})
     for source, name in sorted(options.inputs.items()):
+        if source in options.outputs:  # INOUT: its writable copy among the outputs
+            continue
         rules.append({"source_path_format": "POSIX", "source_path": source,
                       "destination_path": str(folder.input / name)})
     for i, source in enumerate(options.outputs):
@@ -75,8 +81,28 @@ def path_rules(options: OpenJDOptions, folder: JobFolder) -> list[dict[str, str]
     return rules
 
 
+def output_folders(options: OpenJDOptions, folder: JobFolder) -> list[dict[str, str | None]]:
+    """The job's output folders (`output/out<N>`) with, for an INOUT one (an output that was
+    also uploaded), the uploaded copy it starts from (`wanhe.openjd.dataflow`)."""
+    found: list[dict[str, str | None]] = []
+    for i, source in enumerate(options.outputs):
+        seed: Path | None = None
+        if source in options.inputs:
+            seed = folder.input / options.inputs[source]
+        elif options.template_dir and _mapped(source, [options.template_dir]):
+            rel = os.path.relpath(os.path.normpath(source), os.path.normpath(
+                options.template_dir))
+            seed = folder.input / rel if rel != "." else folder.input
+        found.append({"dir": str(folder.output / f"out{i}"),
+                      "seed": str(seed) if seed is not None and source in options.inouts
+                      else None})
+    return found
+
+
 def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
-                 sessions: Path | None = None) -> tuple[list[TaskSpec], str]:
+                 sessions: Path | None = None,
+                 outputs: list[dict[str, str | None]] | None = None,
+                 ) -> tuple[list[TaskSpec], str]:
     """The task graph of a `wanhe.openjd.template.Plan` (pure), and the job's key."""
     from wanhe.openjd import hostreq
     from wanhe.openjd.template import label
@@ -88,20 +114,26 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
     job_key = hashlib.sha256(f"{digest}:{root}".encode()).hexdigest()[:16]
     base = {"job": job_key, "job_file": str(job_file_path(folder, digest)), "job_root": str(root),
             "sessions": str(sessions or root.parent.parent / "sessions"),
-            "path_mapping": rules}
+            "path_mapping": rules, "outputs": outputs or []}
     graph: list[TaskSpec] = []
     barrier: dict[str, str] = {}
     for step in plan.steps:
         need = hostreq.resources(step.host)
         deps = [barrier[d] for d in step.depends_on]
         keys: list[str] = []
+        adaptive = getattr(step, "adaptive", None)
         for i, params in enumerate(step.tasks):
             text = label(params)
             key = f"{step.name}/{text}" if text else f"{step.name}/task"
-            if len(key) > _KEY_MAX or (len(step.tasks) > 1 and not text):
+            if adaptive is not None:  # a slot: its chunks are chosen when it runs
+                key = f"{step.name}/chunk {i + 1:0{len(str(len(step.tasks)))}d}"
+            elif len(key) > _KEY_MAX or (len(step.tasks) > 1 and not text):
                 key = f"{step.name}/{i:06d}"
             payload = {**base, "step": step.name, "params": params, "index": i,
                        "host": step.host.to_json()}
+            if adaptive is not None:
+                payload["adaptive"] = adaptive
+                payload["ledger"] = str(chunk_ledger_path(folder, digest, job_key, step.name))
             graph.append(TaskSpec(key, TASK_KIND, payload, deps=list(deps), resources=need))
             keys.append(key)
         done = f"{step.name}/(step done)"
@@ -116,6 +148,13 @@ def job_file_path(folder: JobFolder, digest: str) -> Path:
     job's folder, which the service moves into place after compiling), read by the workers
     only (the sessions get the template from them)."""
     return folder.input.parent.parent.parent / "openjd-jobs" / f"{digest}.json"
+
+
+def chunk_ledger_path(folder: JobFolder, digest: str, job_key: str, step: str) -> Path:
+    """Where an adaptive step's chunk ledger lives (`wanhe.openjd.chunks`): beside the job
+    files, which only the service may reach (a session cannot plant a link there)."""
+    name = hashlib.sha256(f"{job_key}:{step}".encode()).hexdigest()[:24]
+    return job_file_path(folder, digest).parent / "chunks" / f"{name}.json"
 
 
 def write_job_file(plan: Any, folder: JobFolder) -> Path:
@@ -186,6 +225,14 @@ def embedded_file_names(template: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def queue_environments_of_farm() -> list[dict[str, Any]]:
+    """The farm's queue environments (`wanhe serve --queue-env`), entered before every
+    OpenJD job's own; they are part of the job file, so a job keeps the ones it started with."""
+    from wanhe.openjd.serve import farm_environments
+
+    return farm_environments()
+
+
 def farm_facts(ctx: IntakeContext) -> Any:
     from wanhe.openjd.hostreq import FarmFacts
 
@@ -214,6 +261,10 @@ class OpenJDJob(JobType):
                 raise InputError("options.inputs", f"input {source!r} maps to {name!r}, which "
                                  f"is outside this job's files ({exc}) — name a path among "
                                  "the job's uploaded files") from None
+        for source in options.inouts:
+            if source not in options.outputs:
+                raise InputError("options.inouts", f"INOUT folder {source!r} is not among "
+                                 "options.outputs — list it in both")
 
     def inspect(self, ctx: IntakeContext, main: Path | None, options: BaseModel) -> Inspected:
         from wanhe.openjd.hostreq import unmet
@@ -230,7 +281,7 @@ class OpenJDJob(JobType):
                                     "main file or as options.template")
             base = Path(options.template_dir or (main.parent if main else "/"))
             made = plan(template, {k: str(v) for k, v in options.parameters.items()},
-                        template_dir=base)
+                        template_dir=base, environments=queue_environments_of_farm())
         except TemplateError as exc:
             field = exc.field if exc.field != "template" or options.template is not None \
                 else "main"
@@ -255,13 +306,16 @@ class OpenJDJob(JobType):
                 folder: JobFolder) -> CompiledJob:
         assert isinstance(options, OpenJDOptions)
         made = inspected.facts
-        tasks, key = compile_plan(made, folder, rules=path_rules(options, folder))
+        tasks, key = compile_plan(made, folder, rules=path_rules(options, folder),
+                                  outputs=output_folders(options, folder))
         write_job_file(made, folder)  # the one file a job type writes: read by the workers
         spec = {"name": made.job_name, "job": key, "steps": [
             {"name": s.name, "depends_on": s.depends_on, "tasks": len(s.tasks),
              "host": s.host.to_json()} for s in made.steps],
             "parameters": made.parameters, "max_attempts": options.max_attempts,
-            "output": str(folder.output)}
+            "output": str(folder.output),
+            # where `wanhe download` puts output/out<N>: the submitter's folders
+            "output_folders": list(options.outputs)}
         return CompiledJob(spec, key, tasks)
 
     def task_label(self, task: TaskView) -> str:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 _ENDED = ("success", "failed", "canceled", "timeout")
+REDACTED = "*" * 8  # what openjd-sessions writes for a redacted value
 
 
 class Host:
@@ -43,6 +44,7 @@ class Host:
         self.session: Any = None
         self.job: Any = None
         self.symtabs: dict[str, Any] = {}
+        self.queue_envs: list[Any] = []
         self.entered: list[tuple[str, str, Any]] = []  # (scope, identifier, symtab)
         self.action_done = threading.Event()
         self.status: Any = None
@@ -65,16 +67,34 @@ class Host:
             self.send(ev="progress", value=float(status.progress))
         if status.status_message is not None and status.status_message != self.last_status:
             self.last_status = status.status_message
-            self.send(ev="status", text=str(status.status_message))
+            self.send(ev="status", text=self.redact(str(status.status_message)))
         if status.state.value in _ENDED:
             self.action_done.set()
+
+    def redact(self, text: str | None) -> str | None:
+        """`text` with the session's redacted values (REDACTED_ENV_VARS) as `********`, as
+        openjd-sessions writes them in the log. Status and fail messages reach us before the
+        session's log filter redacts their line, so every text that leaves this process
+        passes here. Fails closed: text that cannot be checked is not sent."""
+        if text is None:
+            return None
+        found = getattr(self.session, "_log_filter", None)
+        if found is None or not hasattr(found, "apply_message_redaction"):
+            return text
+        record = logging.LogRecord("openjd", logging.INFO, __file__, 0, text, (), None)
+        try:
+            found.apply_message_redaction(record)
+        except Exception:
+            return REDACTED
+        return str(record.msg)
 
     def open(self, cmd: dict[str, Any]) -> None:
         from openjd.sessions import PathMappingRule, Session
 
-        from wanhe.openjd.template import load_job
+        from wanhe.openjd.template import load_job, queue_environments
 
         self.job, values, self.symtabs, revision = load_job(cmd["job_file"])
+        self.queue_envs = queue_environments(cmd["job_file"])
         rules = [PathMappingRule.from_dict(r) for r in cmd.get("path_mapping") or []]
         root = Path(cmd["session_root"])
         root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +120,7 @@ class Host:
         self.send(
             ev="done", op=op, ok=state == "success", state=state,
             exit_code=None if status is None else status.exit_code,
-            fail=None if status is None else status.fail_message,
+            fail=None if status is None else self.redact(status.fail_message),
             cpu_s=(usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime),
             peak_rss=usage.ru_maxrss * 1024, wall_s=time.monotonic() - started, **extra,
         )
@@ -114,14 +134,16 @@ class Host:
         return time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
 
     def enter(self, cmd: dict[str, Any]) -> None:
-        if cmd["scope"] == "job":
-            envs, step_name, symtab = list(self.job.jobEnvironments or []), None, None
+        if cmd["scope"] == "job":  # the queue's environments first, as `openjd run --env`
+            envs = [("EXTERNAL", e) for e in self.queue_envs] + [
+                ("JOB", e) for e in self.job.jobEnvironments or []]
+            step_name, symtab = None, None
         else:
             step = self._step(cmd["step"])
-            envs, step_name = list(step.stepEnvironments or []), step.name
+            envs, step_name = [("STEP", e) for e in step.stepEnvironments or []], step.name
             symtab = self.symtabs.get(step.name)
-        for env in envs:
-            ident = f"{cmd['scope'].upper()} - {env.name}"
+        for kind, env in envs:
+            ident = f"{kind} - {env.name}"
             started, usage0 = self._begin()
             kwargs: dict[str, Any] = {"resolved_symtab": symtab}
             if step_name is not None:
@@ -130,7 +152,8 @@ class Host:
                 self.session.enter_environment(environment=env, identifier=ident, **kwargs)
             except (RuntimeError, ValueError) as exc:
                 self.send(ev="done", op="enter", ok=False, state="failed", exit_code=None,
-                          fail=str(exc), cpu_s=0.0, peak_rss=0, wall_s=0.0, env=env.name)
+                          fail=self.redact(str(exc)), cpu_s=0.0, peak_rss=0, wall_s=0.0,
+                          env=env.name)
                 return
             self.entered.append((cmd["scope"], ident, symtab))
             if not self._wait("enter-env", started, usage0, env=env.name):
@@ -158,7 +181,7 @@ class Host:
                 self.session.exit_environment(identifier=ident, keep_session_running=True,
                                               resolved_symtab=symtab)
             except (RuntimeError, ValueError) as exc:
-                failed.append(f"{ident}: {exc}")
+                failed.append(f"{ident}: {self.redact(str(exc))}")
                 continue
             self.action_done.wait()
             state = self.status.state.value if self.status is not None else "success"
@@ -188,7 +211,7 @@ class _Forward(logging.Handler):
             message = record.getMessage()
         except Exception:
             return
-        for line in message.splitlines() or [""]:
+        for line in (self.host.redact(message) or "").splitlines() or [""]:
             self.host.send(ev="log", line=line)
 
 
@@ -271,7 +294,8 @@ def main() -> None:
                     host.send(ev="done", op="close", ok=True)
                     return
             except Exception as exc:  # reported, never a silent hang
-                host.send(ev="error", op=op, message=f"{type(exc).__name__}: {exc}")
+                host.send(ev="error", op=op,
+                          message=host.redact(f"{type(exc).__name__}: {exc}"))
 
     thread = threading.Thread(target=runner, name="openjd-host", daemon=True)
     thread.start()

@@ -31,10 +31,14 @@ class Source:
     values: dict[str, str]
     bundle: Path | None = None
     assets: dict[str, Any] = field(default_factory=dict)
+    environments: list[dict[str, Any]] = field(default_factory=list)
+    """Queue environment templates (`--env FILE`), entered before the job's environments."""
 
 
-def load_source(target: Path | None, template: Path | None, params: dict[str, str]) -> Source:
-    """`wanhe run BUNDLE_DIR` or `--template FILE`, with `-p` values over the bundle's."""
+def load_source(target: Path | None, template: Path | None, params: dict[str, str],
+                envs: list[Path] | None = None) -> Source:
+    """`wanhe run BUNDLE_DIR` or `--template FILE`, with `-p` values over the bundle's, and
+    the queue environments of `--env FILE`."""
     if (target is None) == (template is None):
         raise TemplateError("template", "give a job bundle folder or --template FILE "
                             "(one of them)")
@@ -67,9 +71,15 @@ def load_source(target: Path | None, template: Path | None, params: dict[str, st
     values.update(params)
     if not isinstance(doc, dict):
         raise TemplateError("template", f"{path} is not a job template (a mapping)")
-    return Source(path, doc, values, bundle, assets)
+    environments = []
+    for env in envs or []:
+        found_env = env.expanduser().absolute()
+        if not found_env.is_file():
+            raise TemplateError("environments", f"no environment template at {env}")
+        environments.append(read_document(found_env, "environment template", "environments"))
+    return Source(path, doc, values, bundle, assets, environments)
 
 
 def make_plan(source: Source, cwd: Path | None = None) -> Plan:
     return plan(source.template, source.values, template_dir=source.template_path.parent,
-                cwd=cwd or Path.cwd())
+                cwd=cwd or Path.cwd(), environments=source.environments)

@@ -13,8 +13,20 @@ from typing import Any
 from wanhe.openjd.hostreq import ATTRS_ENV, FarmFacts, encode_attrs, parse_attr_args
 from wanhe.sandbox import accounts as users
 
+QUEUE_ENVS = "WANHE_QUEUE_ENVS"
+"""The farm's queue environments (JSON list of environment templates), for job intake."""
 
-def configure_workers(attr_args: list[str], path_mapping: Path | None) -> list[str]:
+
+def farm_environments() -> list[dict[str, Any]]:
+    """The environment templates every OpenJD job of this farm enters first
+    (`wanhe serve --queue-env`)."""
+    text = os.environ.get(QUEUE_ENVS)
+    found = json.loads(text) if text else []
+    return [doc for doc in found if isinstance(doc, dict)]
+
+
+def configure_workers(attr_args: list[str], path_mapping: Path | None,
+                      queue_envs: list[Path] | None = None) -> list[str]:
     """Put the attributes and rules where this process's workers (and an embedded Ray's,
     which inherit its environment) find them; the lines `wanhe serve` prints at start."""
     from wanhe.sandbox.box import describe
@@ -29,6 +41,20 @@ def configure_workers(attr_args: list[str], path_mapping: Path | None) -> list[s
         os.environ[ATTRS_ENV] = encode_attrs(attrs)
         lines.append("OpenJD worker attributes: " + ", ".join(
             f"{k}={','.join(v)}" for k, v in sorted(attrs.items())))
+    if queue_envs:
+        from wanhe.openjd.template import TemplateError, decode_environment, read_document
+
+        docs = []
+        try:
+            for path in queue_envs:
+                doc = read_document(path.expanduser(), "environment template", "--queue-env")
+                decode_environment(doc, f"--queue-env {path}")
+                docs.append(doc)
+        except TemplateError as exc:
+            raise ValueError(exc.message) from None
+        os.environ[QUEUE_ENVS] = json.dumps(docs)
+        lines.append("OpenJD queue environments (entered first in every session): " + ", ".join(
+            str(d["environment"].get("name")) for d in docs))
     if path_mapping is not None:
         path = path_mapping.expanduser().absolute()
         try:

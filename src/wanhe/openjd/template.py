@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 SPEC_VERSION = "jobtemplate-2023-09"
-SUPPORTED_EXTENSIONS: tuple[str, ...] = ("TASK_CHUNKING", "REDACTED_ENV_VARS")
-"""Extensions a template may declare. TASK_CHUNKING's chunks run at their default size
-(adaptive chunk sizing is not applied); REDACTED_ENV_VARS is honoured by openjd-sessions."""
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (
+    "TASK_CHUNKING", "REDACTED_ENV_VARS", "FEATURE_BUNDLE_1", "EXPR", "WRAP_ACTIONS")
+"""Extensions a template may declare: every one openjd-model 0.13 implements. TASK_CHUNKING's
+adaptive chunk sizes are wanhe's (`wanhe.openjd.chunks`); the others are openjd-model's and
+openjd-sessions' own, run as `openjd run` runs them."""
 MAX_TASKS = 1_000_000
 """A template that expands to more tasks than this is refused before anything is stored."""
 
@@ -62,16 +64,21 @@ class PlannedStep:
     name: str
     depends_on: list[str]
     host: HostRequirements
-    tasks: list[dict[str, dict[str, str]]]  # task parameter name -> {"type", "value"}
+    tasks: list[dict[str, dict[str, Any]]]  # task parameter name -> {"type", "value"}
+    adaptive: dict[str, Any] | None = None
+    """Adaptive chunking (`wanhe.openjd.chunks.Adaptive`): the tasks are slots whose chunks
+    are chosen when they run; None: each task's values are fixed."""
 
 
 @dataclass(slots=True)
 class Plan:
     job_name: str
     template: dict[str, Any]
-    parameters: dict[str, dict[str, str]]  # job parameter name -> {"type", "value"}
+    parameters: dict[str, dict[str, Any]]  # job parameter name -> {"type", "value"}
     extensions: list[str]
     steps: list[PlannedStep] = field(default_factory=list)
+    environments: list[dict[str, Any]] = field(default_factory=list)
+    """Queue environments (environment-2023-09 templates), entered before the job's own."""
 
     @property
     def task_count(self) -> int:
@@ -79,8 +86,11 @@ class Plan:
 
     def job_file(self) -> dict[str, Any]:
         """What a worker needs to re-create the job: the template and the resolved values."""
-        return {"template": self.template, "parameters": self.parameters,
-                "extensions": self.extensions}
+        made: dict[str, Any] = {"template": self.template, "parameters": self.parameters,
+                                "extensions": self.extensions}
+        if self.environments:
+            made["environments"] = self.environments
+        return made
 
 
 # ------------------------------------------------------------------------------ documents
@@ -105,7 +115,20 @@ def read_document(path: Path, what: str, field_name: str) -> Any:
     except (ValueError, yaml.YAMLError) as exc:
         raise TemplateError(field_name, f"the {what} {path} is not valid "
                             f"{'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                            f"{str(exc).splitlines()[0]}") from None
+                            f"{_syntax_error(exc)}") from None
+
+
+def _syntax_error(exc: Exception) -> str:
+    """A YAML or JSON syntax error in one line, with where it is (line and column)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return text
 
 
 def find_in_bundle(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -184,6 +207,29 @@ def decode(template: Any) -> Any:
                             "names, dependencies and parameters") from None
 
 
+ENV_SPEC_VERSION = "environment-2023-09"
+
+
+def decode_environment(template: Any, where: str = "environment template") -> Any:
+    """A decoded `EnvironmentTemplate` (a queue environment, `openjd run --env`); a bad one
+    raises TemplateError naming `where` and openjd-model's message."""
+    from openjd.model import DecodeValidationError, decode_environment_template
+
+    if not isinstance(template, dict) or template.get("specificationVersion") != \
+            ENV_SPEC_VERSION:
+        version = template.get("specificationVersion") if isinstance(template, dict) else None
+        raise TemplateError("environments", f"{where}: specification version {version!r} is "
+                            f"not an environment template — write specificationVersion: "
+                            f"{ENV_SPEC_VERSION} and an environment")
+    try:
+        return decode_environment_template(template=template,
+                                           supported_extensions=list(SUPPORTED_EXTENSIONS))
+    except DecodeValidationError as exc:
+        text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise TemplateError("environments", f"{where}: invalid environment template: "
+                            f"{text}") from None
+
+
 MAX_ACTION_TIMEOUT_S = 365 * 24 * 3600  # a year: past it the sessions' clock overflows
 
 
@@ -244,14 +290,23 @@ def _check_no_cycle(template: dict[str, Any]) -> None:
         visit(name, [])
 
 
-def typed_values(values: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {name: {"type": v.type.value, "value": str(v.value)} for name, v in values.items()}
+_SCALAR_TYPES = ("STRING", "INT", "FLOAT", "PATH", "CHUNK[INT]")
+"""Parameter types whose values openjd-model carries as strings; EXPR's BOOL, RANGE_EXPR and
+LIST[…] values are carried as they are (JSON: lists, booleans)."""
 
 
-def parameter_values(raw: dict[str, dict[str, str]]) -> dict[str, Any]:
+def typed_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: {"type": v.type.value,
+                   "value": str(v.value) if v.type.value in _SCALAR_TYPES else v.value}
+            for name, v in values.items()}
+
+
+def parameter_values(raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from openjd.model import ParameterValue, ParameterValueType
 
-    return {name: ParameterValue(type=ParameterValueType(v["type"]), value=str(v["value"]))
+    return {name: ParameterValue(type=ParameterValueType(v["type"]),
+                                 value=str(v["value"]) if v["type"] in _SCALAR_TYPES
+                                 else v["value"])
             for name, v in raw.items()}
 
 
@@ -274,6 +329,7 @@ def _describe_params(decoded: Any) -> str:
 def plan(
     template: dict[str, Any], values: dict[str, str], *, template_dir: Path,
     cwd: Path | None = None, max_tasks: int = MAX_TASKS,
+    environments: list[dict[str, Any]] | None = None,
 ) -> Plan:
     """Check the parameters against their definitions, create the job and expand every step's
     task parameter space. Refuses more than `max_tasks` tasks before expanding any."""
@@ -285,7 +341,10 @@ def plan(
     )
 
     decoded = decode(template)
-    known = {p.name for p in decoded.parameterDefinitions or []}
+    queue = [decode_environment(doc, f"environment template {i + 1}")
+             for i, doc in enumerate(environments or [])]
+    known = {p.name for p in decoded.parameterDefinitions or []} | {
+        p.name for env in queue for p in env.parameterDefinitions or []}
     unknown = sorted(set(values) - known)
     if unknown:
         raise TemplateError("parameters", f"the template has no parameter {unknown[0]!r} "
@@ -294,6 +353,7 @@ def plan(
         resolved = preprocess_job_parameters(
             job_template=decoded, job_parameter_values=dict(values),
             job_template_dir=template_dir, current_working_dir=cwd or template_dir,
+            environment_templates=queue or None,
         )
     except (ValueError, RuntimeError) as exc:
         raise TemplateError("parameters", f"{exc} (parameters: {_describe_params(decoded)})") \
@@ -306,10 +366,22 @@ def plan(
     steps: list[PlannedStep] = []
     spaces: list[Any] = []
     total = 0
+    adaptive: dict[str, Any] = {}
     for step in job.steps:
         space = None if step.parameterSpace is None else \
             StepParameterSpaceIterator(space=step.parameterSpace)
-        count = 1 if space is None else len(space)
+        if space is not None and space.chunks_adaptive:
+            # Slots, one per default-sized chunk; each value is counted against the limit,
+            # since the ledger holds them all (wanhe.openjd.chunks).
+            adaptive[step.name] = _adaptive(step, space)
+            space = StepParameterSpaceIterator(space=step.parameterSpace,
+                                               chunks_task_count_override=adaptive[
+                                                   step.name]["default"])
+            count = len(StepParameterSpaceIterator(space=step.parameterSpace,
+                                                   chunks_task_count_override=1))
+            adaptive[step.name]["slots"] = len(space)
+        else:
+            count = 1 if space is None else len(space)
         total += count
         if total > max_tasks:
             raise TemplateError("template", f"the job expands to more than {max_tasks:,} tasks "
@@ -317,16 +389,31 @@ def plan(
                                 "several jobs or use larger chunks")
         spaces.append(space)
     for step, space in zip(job.steps, spaces, strict=True):
-        tasks = [{}] if space is None else [typed_values(dict(t)) for t in space]
+        chunking = adaptive.get(step.name)
+        if chunking is not None:
+            tasks: list[dict[str, dict[str, Any]]] = [{} for _ in range(chunking["slots"])]
+        else:
+            tasks = [{}] if space is None else [typed_values(dict(t)) for t in space]
         steps.append(PlannedStep(
             name=step.name,
             depends_on=[d.dependsOn for d in step.dependencies or []],
             host=host_requirements(step.hostRequirements),
-            tasks=tasks,
+            tasks=tasks, adaptive=chunking,
         ))
     extensions = [str(getattr(e, "value", e)) for e in (decoded.extensions or [])]
     return Plan(job_name=str(job.name), template=template, parameters=typed_values(resolved),
-                extensions=extensions, steps=steps)
+                extensions=extensions, steps=steps, environments=list(environments or []))
+
+
+def _adaptive(step: Any, space: Any) -> dict[str, Any]:
+    """The chunking of a step whose chunk parameter has targetRuntimeSeconds."""
+    name = str(space.chunks_parameter_name)
+    definition = step.parameterSpace.taskParameterDefinitions[name]
+    chunks = definition.chunks
+    return {"param": name, "default": int(chunks.defaultTaskCount),
+            "target_s": float(chunks.targetRuntimeSeconds),
+            "contiguous": str(getattr(chunks.rangeConstraint, "value",
+                                      chunks.rangeConstraint)) == "CONTIGUOUS", "slots": 0}
 
 
 def host_requirements(model: Any) -> HostRequirements:
@@ -358,7 +445,12 @@ def load_job(job_file: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, A
     return created.job, values, created.step_symbol_tables, revision
 
 
-def label(params: dict[str, dict[str, str]]) -> str:
+def queue_environments(job_file: dict[str, Any]) -> list[Any]:
+    """On a worker: the job's queue environments (decoded), in the order they are entered."""
+    return [decode_environment(doc).environment for doc in job_file.get("environments") or []]
+
+
+def label(params: dict[str, dict[str, Any]]) -> str:
     """A task's parameters for people: "Frame=3 Camera=left"."""
     return " ".join(f"{k}={v['value']}" for k, v in params.items())
 

@@ -31,6 +31,8 @@ class RunOutcome:
     tasks_skipped: int
     wall_s: float
     attempts: list[dict[str, Any]]
+    logs: Path | None = None
+    """The folder holding this run's task logs."""
 
     @property
     def core_seconds(self) -> float:
@@ -75,6 +77,8 @@ def run(
             spec={"name": made.job_name, "job": key, "template": str(source.template_path),
                   "max_attempts": 1, "parameters": made.parameters},
             tasks=tasks, work_dir=str(folder.work)))
+        if not local.resumed:  # a new job here (a new database): nothing of an old run's
+            _forget_old_run(root / "logs", tasks)
         if on_prepared is not None:
             on_prepared(made, local.job, local.resumed, local.done_before, local.tasks)
         count, each = local_slots(made, os.cpu_count() or 1, workers)
@@ -83,9 +87,22 @@ def run(
                       on_event=on_event, log_root=root / "logs", join_cluster=False)
         final = store.job(local.job.id)
         return RunOutcome(final, made, local.resumed, len(local.tasks), local.done_before,
-                          time.monotonic() - started, store.attempts(local.job.id))
+                          time.monotonic() - started, store.attempts(local.job.id),
+                          root / "logs" / f"job{local.job.id}")
     finally:
         store.dispose()
+
+
+def _forget_old_run(logs: Path, tasks: list[Any]) -> None:
+    """Remove what an earlier run of the same template left in its folder (its task logs, its
+    adaptive chunk ledgers) so this job's logs are its own."""
+    import shutil
+
+    shutil.rmtree(logs, ignore_errors=True)
+    for task in tasks:
+        ledger = task.payload.get("ledger") if isinstance(task.payload, dict) else None
+        if ledger:
+            Path(ledger).unlink(missing_ok=True)
 
 
 def write_report(path: Path, outcome: RunOutcome, settings: Settings) -> None:

@@ -142,11 +142,57 @@ class OpenJDExecutor(Executor):
         if ctx.cancelled.is_set():
             raise TaskCancelled("the OpenJD task was cancelled before it started")
         try:
+            if payload.get("adaptive"):
+                return self._adaptive(payload, ctx)
             session = self._ready(payload, ctx)
             return self._task(session, payload, ctx)
         except _HostDied as exc:
             self._drop()
             raise TaskFailed(f"the OpenJD session on {self._where()} broke: {exc}") from None
+
+    def _adaptive(self, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        """A slot of an adaptive step: claim chunks from the step's ledger and run them, the
+        size re-estimated after each (`wanhe.openjd.chunks`)."""
+        from wanhe.openjd.chunks import Adaptive, Ledger, lanes
+        from wanhe.openjd.template import load_job
+
+        chunking = Adaptive.from_json(payload["adaptive"])
+        ledger = Ledger(Path(payload["ledger"]), chunking)
+        slot = str(payload["index"])
+
+        def make() -> list[dict[str, Any]]:
+            job = load_job(self._job_file(payload))[0]
+            step = next(s for s in job.steps if s.name == payload["step"])
+            return lanes(step, chunking.param)
+
+        ledger.begin(slot, make)
+        ran: list[str] = []
+        wall = cpu = 0.0
+        peak = 0
+        session: _Session | None = None
+        while not (ctx.cancelled.is_set() or self._cancel.is_set()):
+            claim = ledger.claim(slot, make, first=not ran)
+            if claim is None:
+                break
+            if session is None:
+                session = self._ready(payload, ctx)
+            ctx.log(f"[wanhe] adaptive chunk {claim.text} ({len(claim.values)} task(s))")
+            done = self._task(session, {**payload, "params": claim.params}, ctx)
+            before, after = ledger.finished(slot, claim, done.wall_s)
+            if after != before:
+                ctx.log(f"[wanhe] adaptive chunking: chunk size {before} -> {after} "
+                        f"(target {chunking.target_s:g} s a chunk)")
+            ran.append(claim.text)
+            wall += done.wall_s
+            cpu += done.cpu_s
+            peak = max(peak, done.peak_rss)
+        if ctx.cancelled.is_set() or self._cancel.is_set():
+            raise TaskCancelled("the OpenJD task was cancelled between chunks")
+        if not ran:
+            ctx.log("[wanhe] adaptive chunking: nothing left for this slot (earlier chunks "
+                    "grew and took its tasks)")
+        return TaskResult(wall, cpu, peak, {"chunks": ran, **(
+            {"session": session.workdir, "user": session.user} if session else {})})
 
     def _where(self) -> str:
         return self.worker.node or self.worker.name
@@ -190,6 +236,7 @@ class OpenJDExecutor(Executor):
         return session
 
     def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
+        from wanhe.openjd.dataflow import prepare as prepare_outputs
         from wanhe.sandbox import accounts as users
         from wanhe.sandbox.box import Sandbox, job_spec, mode
 
@@ -199,6 +246,12 @@ class OpenJDExecutor(Executor):
         root = Path(payload["sessions"]) / users.user_name(project, ctx.project_id)
         users.prepare_folders(account, root, payload,
                               namespaced=account.isolated and mode().namespace is not None)
+        try:  # OUT and INOUT folders, before any session may write them
+            for line in prepare_outputs(list(payload.get("outputs") or [])):
+                ctx.log(line)
+        except OSError as exc:
+            raise TaskFailed(f"cannot make the job's output folders on {self._where()}: "
+                             f"{exc}") from None
         env = {"CUDA_VISIBLE_DEVICES": ",".join(self.worker.gpu_ids)}
         blender_env, software = self._blender_path(ctx)
         env.update(blender_env)
