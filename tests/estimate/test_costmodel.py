@@ -1,52 +1,54 @@
-"""The cost model: the line fit recovers a known render-time law, the job total scales the
-probe correctly, and the stated range widens when the probe is noisy or frames vary."""
+"""The cost model: a frame's work is recovered from its diagonal cells, the job total scales
+the probe as the stated form says, and the stated range widens when the cells, the timing
+or the frames disagree."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
 from wanhe.estimate.costmodel import (
     FLOOR_SIGMA,
+    FrameProbe,
     JobShape,
-    ProbeRender,
     ProbeSet,
     estimate_job,
-    fit_line,
     interpolate,
-    probe_fraction,
+    probe_grid,
     sample_frames,
 )
 
-
-def test_fit_recovers_fixed_and_per_pixel_cost() -> None:
-    points = [(p, 0.4 + 2e-5 * p) for p in (1000, 2000, 4000)]
-    fit = fit_line(points)
-    assert fit.fixed_s == pytest.approx(0.4)
-    assert fit.per_pixel_s == pytest.approx(2e-5)
-    mean, sd = fit.predict(100_000)
-    assert mean == pytest.approx(2.4)
-    assert sd == pytest.approx(0.0, abs=1e-9)  # exact points: no fit error
+FIXED = 0.05  # a: CPU seconds of any render
+FRAME_PX = 40_000
 
 
-def test_fit_error_grows_with_extrapolation() -> None:
-    fit = fit_line([(1000, 0.43), (2000, 0.79), (4000, 1.62)])
-    _, near = fit.predict(2000)
-    _, far = fit.predict(100_000)
-    assert 0 < near < far
-    assert fit.residual_rel > 0
+def _cells(work: float, g: int = 4, spread: float = 0.0) -> FrameProbe:
+    """The diagonal of a g×g grid on a frame of `work` CPU seconds of pixel work; `spread`
+    makes the cells' cost per pixel differ (alternately above and below the mean)."""
+    px = FRAME_PX // (g * g)
+    cell_work = [work / (g * g) * (1 + spread * (-1) ** i) for i in range(g)]
+    return FrameProbe(0, FRAME_PX, (px,) * g, tuple(FIXED + w for w in cell_work))
 
 
-def test_fit_never_gives_a_negative_fixed_cost() -> None:
-    fit = fit_line([(1000, 0.1), (2000, 0.35), (4000, 0.9)])  # intercept would be < 0
-    assert fit.fixed_s == 0.0
-    assert fit.per_pixel_s > 0
+def _probe(work_of: dict[int, float], spread: float = 0.0, noise: float = 0.0) -> ProbeSet:
+    frames = []
+    for frame, work in sorted(work_of.items()):
+        cells = _cells(work, spread=spread)
+        frames.append(FrameProbe(frame, cells.frame_pixels, cells.cell_pixels, cells.cell_cpu_s))
+    return ProbeSet(anchor=sorted(work_of)[len(work_of) // 2], fixed_s=FIXED, repeat_rel=noise,
+                    frames=tuple(frames), threads=4, load_s=2.0, image_fixed_s=0.1,
+                    image_s_per_pixel=1e-6, probe_core_s=10.0)
 
 
-def test_fit_needs_two_sizes() -> None:
-    with pytest.raises(ValueError, match="two or more sizes"):
-        fit_line([(1000, 0.5), (1000, 0.6)])
+def _job(frames: range, tiles: int = 1, chunks: int = 1) -> JobShape:
+    return JobShape(frames=tuple(frames), task_pixels=(FRAME_PX // tiles,) * tiles * chunks,
+                    pixel_share=(1 / chunks,) * tiles * chunks, frame_pixels=FRAME_PX, threads=4)
+
+
+def test_frame_work_is_the_cells_less_their_fixed_cost_scaled_by_area() -> None:
+    assert _cells(8.0).work_s(FIXED) == pytest.approx(8.0)
+    assert _cells(8.0, spread=0.3).work_s(FIXED) == pytest.approx(8.0)
+    assert _cells(8.0).spatial_rel(FIXED) == 0.0
+    assert _cells(8.0, spread=0.3).spatial_rel(FIXED) > 0.1
 
 
 def test_sample_frames_spread_over_the_range() -> None:
@@ -62,68 +64,54 @@ def test_interpolate_is_linear_between_and_flat_beyond() -> None:
     assert interpolate(known, 50) == 3.0
 
 
-def test_probe_fraction_keeps_the_probe_small_but_wide_enough() -> None:
-    assert probe_fraction(1000, 5, 1920) == 0.25  # capped at a quarter of the pixels
-    small = probe_fraction(30, 5, 1920)
-    assert small == pytest.approx(0.02 * 30 / 5.75)
-    assert probe_fraction(2, 2, 96) == pytest.approx((64 / 96) ** 2)  # width floor
+def test_probe_grid_keeps_the_probe_small_and_its_cells_wide_enough() -> None:
+    assert probe_grid(1000, 5, 1920, 1080) == 2  # a long job: half of each sample frame
+    assert probe_grid(30, 5, 1920, 1080) == 4  # a short one: a quarter (at most)
+    assert probe_grid(30, 5, 96, 64) == 2  # 32-pixel cells at least
+    assert probe_grid(30, 5, 40, 30) == 1  # too small to split: whole frames
 
 
-def _probe(slope_of: dict[int, float], fixed: float = 0.3, noise: float = 0.0) -> ProbeSet:
-    anchor = sorted(slope_of)[len(slope_of) // 2]
-    pixels = 10_000
-    anchor_renders = tuple(
-        ProbeRender(anchor, p, (fixed + slope_of[anchor] * p) * (1 + noise * k))
-        for k, p in enumerate((2500, 5000, 10_000))
-    )
-    renders = tuple(ProbeRender(f, pixels, fixed + s * pixels) for f, s in sorted(slope_of.items()))
-    return ProbeSet(anchor=anchor, anchor_renders=anchor_renders, frame_renders=renders,
-                    threads=4, load_s=2.0, repeat_rel=noise, image_s_per_pixel=1e-6,
-                    probe_core_s=10.0)
-
-
-def _job(frames: range, pixels: int = 40_000, tiles: int = 1) -> JobShape:
-    return JobShape(frames=tuple(frames), task_pixels=(pixels // tiles,) * tiles,
-                    pixel_share=(1.0,) * tiles, frame_pixels=pixels, threads=4)
-
-
-def test_job_total_is_the_scaled_law() -> None:
-    slopes = {1: 1e-4, 50: 1e-4, 100: 1e-4}
-    estimate = estimate_job(_probe(slopes), _job(range(1, 101)))
-    per_frame = 4 * (0.3 + 1e-4 * 40_000)
-    expected = 100 * per_frame + 100 * 1e-6 * 40_000 + 4 * 2.0
+def test_job_total_is_the_stated_form() -> None:
+    estimate = estimate_job(_probe({1: 8.0, 50: 8.0, 100: 8.0}), _job(range(1, 101)))
+    expected = 100 * (FIXED + 8.0) + 100 * (0.1 + 1e-6 * FRAME_PX) + 2.0
     assert estimate.breakdown.total_core_s == pytest.approx(expected)
-    # exact probe, flat frames: only the floor is left in the range
+    # exact cells, flat frames, no noise: only the floor is left in the range
     assert estimate.sigma_rel == pytest.approx(FLOOR_SIGMA)
-    assert estimate.low_core_hours < estimate.core_hours < estimate.high_core_hours
+    assert estimate.low_core_hours == pytest.approx(estimate.core_hours * (1 - 2 * FLOOR_SIGMA))
+    assert "w(frame)" in estimate.form()
 
 
-def test_tiles_pay_the_fixed_cost_each() -> None:
-    slopes = {1: 1e-4, 10: 1e-4}
-    whole = estimate_job(_probe(slopes), _job(range(1, 11)))
-    tiled = estimate_job(_probe(slopes), _job(range(1, 11), tiles=4))
+def test_tiles_and_sample_chunks_pay_the_fixed_cost_each() -> None:
+    probe = _probe({1: 8.0, 10: 8.0})
+    whole = estimate_job(probe, _job(range(1, 11)))
+    tiled = estimate_job(probe, _job(range(1, 11), tiles=4))
+    chunked = estimate_job(probe, _job(range(1, 11), chunks=2))
     assert tiled.breakdown.render_core_s - whole.breakdown.render_core_s == pytest.approx(
-        10 * 3 * 4 * 0.3)
+        10 * 3 * FIXED)
+    assert chunked.breakdown.render_core_s - whole.breakdown.render_core_s == pytest.approx(
+        10 * FIXED)
 
 
 def test_growing_cost_is_followed_across_frames() -> None:
-    slopes = {f: 1e-5 * f for f in (1, 25, 50, 75, 100)}
-    estimate = estimate_job(_probe(slopes), _job(range(1, 101)))
+    estimate = estimate_job(_probe({f: 0.1 * f for f in (1, 25, 50, 75, 100)}),
+                            _job(range(1, 101)))
     costs = estimate.frame_task_core_s
     assert costs[100][0] > 10 * costs[5][0]
-    truth = sum(4 * (0.3 + 1e-5 * f * 40_000) for f in range(1, 101))
+    truth = sum(FIXED + 0.1 * f for f in range(1, 101))
     assert estimate.breakdown.render_core_s == pytest.approx(truth, rel=0.01)
 
 
-def test_uneven_frames_and_noise_widen_the_range() -> None:
-    flat = estimate_job(_probe({f: 1e-4 for f in (1, 25, 50, 75, 100)}), _job(range(1, 101)))
-    bumpy = estimate_job(_probe({1: 1e-4, 25: 3e-4, 50: 1e-4, 75: 3e-4, 100: 1e-4}),
+def test_uneven_cells_frames_and_noise_widen_the_range() -> None:
+    frames = (1, 25, 50, 75, 100)
+    flat = estimate_job(_probe({f: 8.0 for f in frames}), _job(range(1, 101)))
+    bumpy = estimate_job(_probe({1: 8.0, 25: 24.0, 50: 8.0, 75: 24.0, 100: 8.0}),
                          _job(range(1, 101)))
-    noisy = estimate_job(_probe({1: 1e-4, 50: 1e-4, 100: 1e-4}, noise=0.05),
-                         _job(range(1, 101)))
+    patchy = estimate_job(_probe({f: 8.0 for f in frames}, spread=0.5), _job(range(1, 101)))
+    noisy = estimate_job(_probe({f: 8.0 for f in frames}, noise=0.2), _job(range(1, 101)))
     assert bumpy.parts["interpolation"] > 0.5
-    assert bumpy.sigma_rel > flat.sigma_rel
-    assert noisy.parts["noise"] > 0 and noisy.parts["fit"] > 0
-    assert noisy.sigma_rel > flat.sigma_rel
-    assert math.isclose(flat.sigma_rel, FLOOR_SIGMA)
-    assert "µs × pixels" in flat.form()
+    assert patchy.parts["spatial"] > 0.05
+    assert noisy.parts["noise"] > 0.02
+    for wider in (bumpy, patchy, noisy):
+        assert wider.sigma_rel > flat.sigma_rel
+        assert wider.high_core_hours - wider.low_core_hours > (
+            flat.high_core_hours - flat.low_core_hours)

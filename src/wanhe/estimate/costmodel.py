@@ -1,25 +1,35 @@
 """How much a Blender job costs, from a few probe renders: the fitted model and its uncertainty.
 
-The form, per scene, for one render at the job's sample count on ``threads`` threads::
+Costs are CPU seconds: what a render task bills on a machine whose cores it has to itself
+(cores × wall = CPU seconds when Cycles keeps its threads busy). Wall clock is not used to
+fit: on a shared machine it measures the other tenants (here, a 2-core machine under load
+8–15 gave a frame 8.4–9.4 s of wall for 2.1–2.4 s of CPU, while the CPU seconds of the same
+frame and of its cells agreed within 10 %). The form, per scene, for one render task at the
+job's samples and resolution::
 
-    wall(frame, pixels) = a + b(frame) · pixels
+    cpu(frame, task) = a + w(frame) · pixels(task) / pixels(frame) · samples share(task)
 
 ``a`` is what every render pays whatever its size (syncing the frame's scene, building its
-BVH, writing the EXR); ``b(frame)`` is the cost of one pixel at the job's samples on that
-frame. The probe renders every sample frame at the job's own samples (so adaptive sampling
-behaves as in the job) but at a fraction of the pixels; the anchor frame (the middle sample)
-is rendered at three sizes and ``a``, ``b`` are fitted by least squares on them. Each other
-sample frame's ``b`` is ``(wall − a) / pixels``; frames between samples get ``b``
-interpolated linearly by frame number. A whole job's core-seconds are then
-``threads · Σ_frames Σ_tasks (a + b(frame) · pixels_task)`` for the renders, plus the image
-work (assemble, OIDN, preview: metered at one core, linear in the frame's pixels) and one
-scene load per worker.
+BVH, writing the EXR): measured as the CPU of an 8×8-pixel render of the anchor frame (its
+pixel work is nil), twice, after the render that loads the scene. ``w(frame)`` is the
+frame's pixel work at the job's own samples and resolution: each sample frame renders the
+diagonal cells of a G×G grid at full resolution (Blender border crops, like tiles; the k-th
+sample frame takes the diagonal shifted by k columns, so the frames see different cells), so
+adaptive sampling and the pixel footprint are exactly the job's, and
+``w = Σ (cell cpu − a) · pixels(frame) / Σ pixels(cell)``. Frames between sample frames get
+``w`` interpolated linearly by frame number. A whole job's core-seconds are
+``Σ_frames Σ_tasks cpu`` for the renders, plus the image work per frame (OIDN, preview:
+``c + d · pixels`` measured on two probe images) and one scene load per worker. The probe
+also measures how much of its cores it got (``contention`` = threads × wall / CPU): wall
+times on this machine are that much longer.
 
 The uncertainty is the root-sum-square of four relative parts, and the range is ±2σ:
 
-* ``fit``: the anchor line's standard error at the full frame's pixels (extrapolation);
-* ``noise``: the renders' own timing noise (the fit's residuals and a repeated render),
-  averaged over the sample frames;
+* ``spatial``: each diagonal is a sample of G of the G² cells: the spread of the cells' work
+  per pixel, / √G, with the finite-population correction; RMS over the sample frames, / √K
+  (K frames, different cells);
+* ``noise``: timing noise (the repeated fixed render's relative spread), averaged over every
+  cell rendered;
 * ``interpolation``: leave-one-out over the interior sample frames (each predicted from its
   neighbours: a conservative bound, the gaps are twice the real ones), weighted by the share
   of frames that were not rendered;
@@ -38,81 +48,30 @@ from dataclasses import dataclass
 __all__ = [
     "FLOOR_SIGMA",
     "CostBreakdown",
+    "FrameProbe",
     "JobEstimate",
     "JobShape",
-    "LineFit",
-    "ProbeRender",
     "ProbeSet",
     "estimate_job",
-    "fit_line",
     "interpolate",
-    "probe_fraction",
+    "probe_grid",
     "sample_frames",
 ]
 
 FLOOR_SIGMA = 0.05
 RANGE_SIGMAS = 2.0
-PROBE_BUDGET = 0.02  # the probe renders about this share of the job's pixel-work
-MAX_PROBE_FRACTION = 0.25  # never more pixels than half the width and height
-MIN_PROBE_WIDTH = 32  # the smallest anchor level is half the main level's width
+PROBE_BUDGET = 0.02  # the probe renders about this share of the job's pixel work
+MIN_GRID, MAX_GRID = 2, 4  # the diagonal of a G×G grid: G renders of 1/G² of the frame
+MIN_CELL = 32  # pixels: smaller cells time little but noise (adaptive sampling, set-up)
 
 
-@dataclass(frozen=True)
-class ProbeRender:
-    """One probe render: which frame, how many pixels, how long (Blender's wall seconds)."""
-
-    frame: int
-    pixels: int
-    wall_s: float
-
-
-@dataclass(frozen=True)
-class LineFit:
-    """``wall = fixed_s + per_pixel_s · pixels`` by least squares, with its covariance."""
-
-    fixed_s: float
-    per_pixel_s: float
-    var_fixed: float
-    var_slope: float
-    cov: float
-    residual_rel: float  # RMS of the residuals relative to the measured walls
-    points: int
-
-    def predict(self, pixels: float) -> tuple[float, float]:
-        """(wall seconds, its standard error) at ``pixels``."""
-        mean = self.fixed_s + self.per_pixel_s * pixels
-        var = self.var_fixed + pixels * pixels * self.var_slope + 2 * pixels * self.cov
-        return mean, math.sqrt(max(var, 0.0))
-
-
-def fit_line(points: Sequence[tuple[float, float]]) -> LineFit:
-    """Fit ``wall = a + b · pixels`` to (pixels, wall) points: at least two distinct sizes.
-
-    ``a`` is kept in [0, the smallest wall] (a render cannot cost less than its fixed part,
-    and timing noise must not make the fixed part negative); ``b`` is then refitted."""
-    if len({p for p, _ in points}) < 2:
-        raise ValueError("fitting the cost line needs renders at two or more sizes")
-    n = len(points)
-    xs = [float(p) for p, _ in points]
-    ys = [float(w) for _, w in points]
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    fixed = my - slope * mx
-    clamped = min(max(fixed, 0.0), min(ys))
-    if clamped != fixed:  # refit the slope through the clamped intercept
-        fixed = clamped
-        slope = sum(x * (y - fixed) for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs)
-    slope = max(slope, 1e-15)
-    residuals = [y - (fixed + slope * x) for x, y in zip(xs, ys, strict=True)]
-    rel = math.sqrt(sum((r / y) ** 2 for r, y in zip(residuals, ys, strict=True)) / n)
-    dof = n - 2
-    # with two points the line is exact: no variance from the fit itself (noise covers it)
-    s2 = sum(r * r for r in residuals) / dof if dof > 0 else 0.0
-    var_slope = s2 / sxx
-    var_fixed = s2 * (1.0 / n + mx * mx / sxx)
-    cov = -mx * s2 / sxx
-    return LineFit(fixed, slope, var_fixed, var_slope, cov, rel, n)
+def probe_grid(job_frames: int, sample_count: int, width: int, height: int) -> int:
+    """G: each sample frame renders 1/G of its pixels, so that the probe's pixel work is
+    about :data:`PROBE_BUDGET` of the job's; G in [2, 4], cells at least 32 pixels a side
+    (1 for a frame too small to split)."""
+    wanted = math.ceil(sample_count / (PROBE_BUDGET * max(job_frames, 1)))
+    fits = min(width, height) // MIN_CELL
+    return max(1, min(max(wanted, MIN_GRID), MAX_GRID, fits))
 
 
 def sample_frames(frames: Sequence[int], count: int = 5) -> list[int]:
@@ -126,16 +85,6 @@ def sample_frames(frames: Sequence[int], count: int = 5) -> list[int]:
         return [ordered[len(ordered) // 2]]
     picks = {ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)}
     return sorted(picks)
-
-
-def probe_fraction(job_frames: int, sample_count: int, width: int) -> float:
-    """The share of a frame's pixels each probe render takes: about :data:`PROBE_BUDGET` of
-    the job in all, at most a quarter, never so few that the smallest level is narrower
-    than :data:`MIN_PROBE_WIDTH` pixels."""
-    levels = sample_count + 0.75  # the anchor adds a half and a quarter level
-    wanted = PROBE_BUDGET * job_frames / levels
-    floor = min(1.0, (2 * MIN_PROBE_WIDTH / max(width, 1)) ** 2)
-    return min(max(wanted, floor), max(MAX_PROBE_FRACTION, floor))
 
 
 def interpolate(known: Sequence[tuple[int, float]], frame: int) -> float:
@@ -152,17 +101,48 @@ def interpolate(known: Sequence[tuple[int, float]], frame: int) -> float:
 
 
 @dataclass(frozen=True)
-class ProbeSet:
-    """What the probe measured for one scene and sample count."""
+class FrameProbe:
+    """One sample frame's diagonal cells: each cell's pixels and Blender's CPU seconds."""
 
-    anchor: int  # the frame rendered at three sizes
-    anchor_renders: tuple[ProbeRender, ...]  # the fit's points (after the load repeat)
-    frame_renders: tuple[ProbeRender, ...]  # one per sample frame, all at the main level
+    frame: int
+    frame_pixels: int
+    cell_pixels: tuple[int, ...]
+    cell_cpu_s: tuple[float, ...]
+
+    def work_s(self, fixed_s: float) -> float:
+        """The frame's pixel work: the cells' CPU less their fixed part, scaled by area."""
+        variable = sum(max(w - fixed_s, 0.0) for w in self.cell_cpu_s)
+        return max(variable * self.frame_pixels / sum(self.cell_pixels), 1e-9)
+
+    def spatial_rel(self, fixed_s: float) -> float:
+        """Relative standard error of ``work_s`` from sampling G of the G² cells."""
+        g = len(self.cell_cpu_s)
+        if g < 2:
+            return 0.0
+        rates = [max(w - fixed_s, 0.0) / p
+                 for w, p in zip(self.cell_cpu_s, self.cell_pixels, strict=True)]
+        mean = sum(rates) / g
+        if mean <= 0:
+            return 0.0
+        sd = math.sqrt(sum((r - mean) ** 2 for r in rates) / (g - 1))
+        population = g * g
+        return sd / mean / math.sqrt(g) * math.sqrt(1 - g / population)
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """What the probe measured for one scene at the job's samples and resolution."""
+
+    anchor: int  # the frame the fixed cost and the load were measured on
+    fixed_s: float  # a: a render's CPU seconds whatever its size (mean of the repeats)
+    repeat_rel: float  # relative spread of the repeated fixed render (timing noise)
+    frames: tuple[FrameProbe, ...]
     threads: int  # threads every probe render (and the job's render tasks) used
-    load_s: float  # the first render's extra wall: loading the scene into a worker
-    repeat_rel: float  # relative difference of the repeated smallest render (timing noise)
-    image_s_per_pixel: float  # assemble + OIDN + preview wall per full-frame pixel (1 core)
-    probe_core_s: float  # what the probe itself cost: threads × its renders' wall + image work
+    load_s: float  # the first render's extra CPU: loading the scene into a worker
+    image_fixed_s: float  # image work (OIDN + preview) of a frame, whatever its size
+    image_s_per_pixel: float  # ... and per pixel (1 core)
+    probe_core_s: float  # what the probe itself cost: its CPU seconds (Blender + image work)
+    contention: float = 1.0  # threads × wall / CPU of the probe renders (1: cores to itself)
 
 
 @dataclass(frozen=True)
@@ -173,7 +153,7 @@ class JobShape:
     task_pixels: tuple[int, ...]  # one entry per render task of a frame (tiles, chunks)
     pixel_share: tuple[float, ...]  # each task's share of the frame's samples (chunks: < 1)
     frame_pixels: int  # the assembled frame's pixels (image work)
-    threads: int  # cores each render task is metered at
+    threads: int  # cores each render task is given
 
 
 @dataclass(frozen=True)
@@ -195,47 +175,47 @@ class JobEstimate:
     low_core_hours: float
     high_core_hours: float
     sigma_rel: float
-    parts: dict[str, float]  # each relative σ part (fit, noise, interpolation, floor)
+    parts: dict[str, float]  # each relative σ part (spatial, noise, interpolation, floor)
     breakdown: CostBreakdown
-    fit: LineFit
+    fixed_s: float
+    frame_work_s: dict[int, float]  # the sample frames' pixel work w (CPU seconds)
     frame_task_core_s: dict[int, tuple[float, ...]]  # frame → its render tasks' core-seconds
     frame_image_core_s: float  # image work per frame (1 core)
     load_s: float
 
     def form(self) -> str:
-        """The fitted model in one line, in the job's terms."""
-        return (f"render wall = {self.fit.fixed_s:.3f} s + {self.fit.per_pixel_s * 1e6:.3f} µs"
-                f" × pixels × frame weight (at the job's samples, {self.fit.points} anchor "
-                f"renders; ±{RANGE_SIGMAS:g}σ = ±{100 * RANGE_SIGMAS * self.sigma_rel:.0f} %)")
+        """The fitted model in one line, with its numbers."""
+        works = list(self.frame_work_s.values())
+        return (f"render CPU = {self.fixed_s:.3f} s + w(frame) × task pixels / frame pixels; "
+                f"w = {min(works):.3g}–{max(works):.3g} s over {len(works)} sample frames "
+                f"(±{RANGE_SIGMAS:g}σ = ±{100 * RANGE_SIGMAS * self.sigma_rel:.0f} %)")
 
 
 def estimate_job(probe: ProbeSet, job: JobShape, workers: int = 1) -> JobEstimate:
     """Scale the probe to ``job`` (see the module docstring); ``workers`` load the scene."""
     if not job.frames:
         raise ValueError("the job has no frames")
-    fit = fit_line([(r.pixels, r.wall_s) for r in probe.anchor_renders])
-    slopes = [(r.frame, max((r.wall_s - fit.fixed_s) / r.pixels, 1e-15))
-              for r in probe.frame_renders]
-    if not slopes:
+    if not probe.frames:
         raise ValueError("the probe rendered no sample frames")
-    scale = job.threads
+    fixed = probe.fixed_s
+    works = [(f.frame, f.work_s(fixed)) for f in probe.frames]
     render_core_s = 0.0
     per_frame: dict[int, tuple[float, ...]] = {}
     for frame in job.frames:
-        slope = interpolate(slopes, frame)
+        work = interpolate(works, frame)
         costs = tuple(
-            scale * (fit.fixed_s + slope * pixels * share)
+            fixed + work * pixels / job.frame_pixels * share
             for pixels, share in zip(job.task_pixels, job.pixel_share, strict=True)
         )
         per_frame[frame] = costs
         render_core_s += sum(costs)
-    image_frame = probe.image_s_per_pixel * job.frame_pixels
+    image_frame = probe.image_fixed_s + probe.image_s_per_pixel * job.frame_pixels
     breakdown = CostBreakdown(
         render_core_s=render_core_s,
         image_core_s=image_frame * len(job.frames),
-        load_core_s=probe.load_s * job.threads * workers,
+        load_core_s=probe.load_s * workers,
     )
-    parts = _sigma_parts(probe, fit, slopes, job)
+    parts = _sigma_parts(probe, works, job)
     sigma = math.sqrt(sum(v * v for v in parts.values()))
     total_h = breakdown.total_core_s / 3600
     return JobEstimate(
@@ -245,7 +225,8 @@ def estimate_job(probe: ProbeSet, job: JobShape, workers: int = 1) -> JobEstimat
         sigma_rel=sigma,
         parts=parts,
         breakdown=breakdown,
-        fit=fit,
+        fixed_s=fixed,
+        frame_work_s=dict(works),
         frame_task_core_s=per_frame,
         frame_image_core_s=image_frame,
         load_s=probe.load_s,
@@ -253,24 +234,18 @@ def estimate_job(probe: ProbeSet, job: JobShape, workers: int = 1) -> JobEstimat
 
 
 def _sigma_parts(
-    probe: ProbeSet, fit: LineFit, slopes: list[tuple[int, float]], job: JobShape
+    probe: ProbeSet, works: list[tuple[int, float]], job: JobShape
 ) -> dict[str, float]:
-    full = job.frame_pixels
-    mean, sd = fit.predict(full)
-    fit_rel = sd / mean if mean > 0 else 0.0
-    # timing noise of one render, as a share of its per-pixel part, averaged over the samples
-    main = probe.frame_renders[0]
-    variable = max(main.wall_s - fit.fixed_s, 1e-9)
-    noise_one = max(fit.residual_rel, probe.repeat_rel) * main.wall_s / variable
-    noise_rel = noise_one / math.sqrt(len(slopes))
-    interp_rel = 0.0
-    if len(slopes) >= 3:
+    spatial = math.sqrt(sum(f.spatial_rel(probe.fixed_s) ** 2 for f in probe.frames)
+                        / len(probe.frames)) / math.sqrt(len(probe.frames))
+    cells = sum(len(f.cell_cpu_s) for f in probe.frames)
+    noise = probe.repeat_rel / math.sqrt(max(cells, 1))
+    interp = 0.0
+    if len(works) >= 3:
         errors = []
-        for i in range(1, len(slopes) - 1):
-            others = slopes[:i] + slopes[i + 1:]
-            predicted = interpolate(others, slopes[i][0])
-            errors.append((predicted - slopes[i][1]) / slopes[i][1])
-        unsampled = 1 - len(slopes) / max(len(job.frames), 1)
-        interp_rel = math.sqrt(sum(e * e for e in errors) / len(errors)) * max(unsampled, 0.0)
-    return {"fit": fit_rel, "noise": noise_rel, "interpolation": interp_rel,
-            "floor": FLOOR_SIGMA}
+        for i in range(1, len(works) - 1):
+            predicted = interpolate(works[:i] + works[i + 1:], works[i][0])
+            errors.append((predicted - works[i][1]) / works[i][1])
+        unsampled = max(1 - len(works) / len(job.frames), 0.0)
+        interp = math.sqrt(sum(e * e for e in errors) / len(errors)) * unsampled
+    return {"spatial": spatial, "noise": noise, "interpolation": interp, "floor": FLOOR_SIGMA}
