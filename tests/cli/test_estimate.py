@@ -114,3 +114,30 @@ def test_estimate_of_a_tiny_scene_then_from_the_cache(tiny: Path, tmp_path: Path
     assert cached["core_hours"] == pytest.approx(data["core_hours"], rel=0.2)  # other workers
     table = wanhe("estimate", str(tiny), "--frames", "1-3", home=tmp_path)
     assert "core-hours" in table.stdout and "wall time" in table.stdout
+
+
+@pytest.mark.slow  # starts a farm and probes a real scene (~40 s idle)
+def test_submit_with_estimate_warns_or_refuses_over_budget(tiny: Path, tmp_path: Path) -> None:
+    from tests.api._service import ServiceProc, make_project
+
+    db = f"sqlite:///{tmp_path / 'farm.db'}"
+    token = make_project(db, "poor", budget_core_hours=1e-7)  # less than any render costs
+    svc = ServiceProc(tmp_path / "farm", db, port=0, workers=1)
+    svc.start()
+    try:
+        env = {"WANHE_SERVER": svc.url, "WANHE_TOKEN": token,
+               "WANHE_HOME": str(tmp_path / "client"), "COLUMNS": "400"}
+        args = ["submit", str(tiny), "--frames", "1-2", "--estimate"]
+        refused = CliRunner().invoke(app, [*args, "--strict-budget"], env=env)
+        assert refused.exit_code == 2, refused.output
+        assert "is more than the project has left" in refused.output
+        assert "--strict-budget" in refused.output and "Traceback" not in refused.output
+        with svc.client(token) as c:
+            assert c.get("/api/jobs").json() == []  # nothing was queued
+        warned = CliRunner().invoke(app, [*args, "--json"], env=env)
+        assert warned.exit_code == 0, warned.output
+        assert "warning:" in warned.output and "core-hours" in warned.output
+        with svc.client(token) as c:
+            assert len(c.get("/api/jobs").json()) == 1
+    finally:
+        svc.kill()

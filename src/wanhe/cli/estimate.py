@@ -83,7 +83,8 @@ def estimate_command(
 
 def _run(scene: Path, frames: str | None, tiles: str, samples: int | None,
          quality: str | None, percentage: int | None, settings: Settings, farm: Any,
-         prices: Any, deadline_s: float | None, quiet: bool) -> Any:
+         prices: Any, deadline_s: float | None, quiet: bool,
+         extra: dict[str, Any] | None = None) -> Any:
     from pydantic import ValidationError
 
     from wanhe.blender.errors import SceneError
@@ -94,7 +95,7 @@ def _run(scene: Path, frames: str | None, tiles: str, samples: int | None,
     try:
         options = RenderOptions(frames=frames, tiles=tiles, samples=samples, quality=quality,
                                 resolution_percentage=percentage,
-                                threads=os.cpu_count() or 1)
+                                threads=os.cpu_count() or 1, **(extra or {}))
         from wanhe.blender.inspect import check_blend_file
 
         check_blend_file(scene.expanduser())
@@ -170,3 +171,46 @@ def _table(data: dict[str, Any]) -> Table:
 
 def register(app: typer.Typer) -> None:
     app.command("estimate")(estimate_command)
+
+
+def check_before_submit(
+    scene: Path, options: dict[str, Any], server: str | None, token: str | None,
+    *, strict: bool,
+) -> dict[str, Any]:
+    """`wanhe submit --estimate`: probe the scene on this machine (the submitter's own scene,
+    never in the farm's API process), print the estimate, and hold it against what the
+    project has left of its core-hour budget: a warning, or with ``strict`` the end (exit 2)
+    before anything is uploaded. Returns the estimate (as `wanhe estimate --json`)."""
+    from wanhe.cli.common import client
+    from wanhe.estimate.progress import check_budget
+    from wanhe.runs.estimate import Farm, Prices
+
+    extra = ("sample_chunks", "camera", "denoise")  # the rest are _run's own arguments
+    settings = Settings()
+    cores = os.cpu_count() or 1
+    # core-seconds are the same on any thread count: the probe uses every core here
+    report = _run(scene, options.get("frames"), options.get("tiles") or "1x1",
+                  options.get("samples"), None, options.get("resolution_percentage"),
+                  settings, Farm(machines=1, cores=cores), Prices(), None, quiet=False,
+                  extra={k: options[k] for k in extra if options.get(k) is not None})
+    data: dict[str, Any] = report.to_dict()
+    low, high = data["core_hours_range"]
+    err.print(f"estimate: {_hours(data['core_hours'])} core-hours (range {_hours(low)}–"
+              f"{_hours(high)}); probe {100 * data['probe']['share_of_job']:.1f} % of it",
+              highlight=False)
+    with client(server, token) as c:
+        projects = c.json("GET", "/api/projects")
+    if len(projects) != 1:  # an admin token sees every project and cannot submit anyway
+        return data
+    project = projects[0]
+    verdict = check_budget(data["core_hours"], high, project.get("budget_core_hours"),
+                           project.get("used_core_hours") or 0.0)
+    if not verdict.fits:
+        if strict:
+            fail(f"project {project['name']}: {verdict.message} (refused: --strict-budget)")
+        err.print(f"[yellow]warning:[/] project {project['name']}: {verdict.message}",
+                  highlight=False)
+    elif "high end" in verdict.message:
+        err.print(f"[yellow]warning:[/] project {project['name']}: {verdict.message}",
+                  highlight=False)
+    return data
