@@ -19,7 +19,7 @@ adaptive sampling and the pixel footprint are exactly the job's, and
 ``w = Σ (cell cpu − a) · pixels(frame) / Σ pixels(cell)``. Frames between sample frames get
 ``w`` interpolated linearly by frame number. A whole job's core-seconds are
 ``Σ_frames Σ_tasks cpu`` for the renders, plus the image work per frame (OIDN, preview:
-``c + d · pixels`` measured on two probe images) and one scene load per worker. The probe
+``c + d · pixels``, timed at 8×8 and at the frame's size) and one scene load per worker. The probe
 also measures how much of its cores it got (``contention`` = threads × wall / CPU): wall
 times on this machine are that much longer.
 

@@ -5,8 +5,9 @@ the job's thread count and samples: an 8×8 render of the anchor frame (the midd
 frame) that loads the scene, two more that measure the fixed cost of a render and the timing
 noise, then on every sample frame the diagonal cells of a G×G grid at the job's resolution
 (border crops, as tiles render; shifted by one column per frame); the image work (OIDN,
-preview) is timed on two probe EXRs. The measurements are cached per scene content and spec,
-like the `--quality` probe, so asking again (other prices, farm, deadline) renders nothing.
+preview) is timed on the 8×8 image and on a frame-sized one tiled from a cell. The
+measurements are cached per scene content and spec, like the `--quality` probe, so asking
+again (other prices, farm, deadline) renders nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from wanhe.localrender import Prepared
 
 __all__ = ["EstimateReport", "Farm", "Prices", "estimate_render", "job_shape", "prepare_spec"]
 
-PROBE_VERSION = 4  # bump when the probe's plan changes: older cached probes are not reused
+PROBE_VERSION = 5  # bump when the probe's plan changes: older cached probes are not reused
 SAMPLE_FRAMES = 5
 TINY = (8, 8)  # a render this small is all fixed cost
 
@@ -224,12 +225,14 @@ def run_probe(spec: RenderSpec, blender: str | None) -> ProbeSet:
                 pixels.append(timing.pixels)
             probed.append(FrameProbe(frame, spec.width * spec.height, tuple(pixels),
                                      tuple(walls)))
+        _image_work(work / "fixed0.exr", work)  # warm-up: OIDN's first call sets itself up
         tiny_image = _image_work(work / "fixed0.exr", work)
-        cell_image = _image_work(cell_exr, work)
+        full_exr = _full_size(cell_exr, spec.width, spec.height, work / "full.exr")
+        full_image = _image_work(full_exr, work)
         blender_cpu = _process_cpu(process.pid)  # start-up and scene load included
     fixed = sum(t.cpu_s for t in repeats) / len(repeats)
-    cell_px = probed[-1].cell_pixels[-1]
-    per_px = max(cell_image - tiny_image, 0.0) / max(cell_px - TINY[0] * TINY[1], 1)
+    full_px = spec.width * spec.height
+    per_px = max(full_image - tiny_image, 0.0) / max(full_px - TINY[0] * TINY[1], 1)
     cpu = sum(t.cpu_s for t in timed)
     contention = spec.threads * sum(t.wall_s for t in timed) / max(cpu, 1e-9)
     return ProbeSet(
@@ -237,7 +240,8 @@ def run_probe(spec: RenderSpec, blender: str | None) -> ProbeSet:
         repeat_rel=abs(repeats[0].cpu_s - repeats[1].cpu_s) / max(fixed, 1e-9),
         frames=tuple(probed), threads=spec.threads, load_s=max(first.cpu_s - fixed, 0.0),
         image_fixed_s=tiny_image, image_s_per_pixel=per_px,
-        probe_core_s=max(blender_cpu, cpu) + tiny_image + cell_image, contention=contention,
+        probe_core_s=max(blender_cpu, cpu) + 2 * tiny_image + full_image,
+        contention=contention,
     )
 
 
@@ -277,6 +281,23 @@ def _render(process: Any, spec: RenderSpec, frame: int, out: Path, *,
         raise RuntimeError(f"the estimate's probe render of frame {frame} failed: "
                            f"{reply.error or 'no output written'}")
     return _Timing(float(reply.wall_s), float(reply.cpu_s), int(reply.width * reply.height))
+
+
+def _full_size(cell: Path, width: int, height: int, out: Path) -> Path:
+    """A frame-sized EXR made by repeating a probe cell's passes: OIDN's and the preview's
+    cost depends on the pixel count, not on what the pixels show, and this times them at
+    the job's size without rendering a whole frame."""
+    import numpy as np
+
+    from wanhe.imaging.exr import Frame, read_layers, write_layers
+
+    source = read_layers(cell)
+    reps = (-(-height // source.height), -(-width // source.width))
+    channels = {name: np.ascontiguousarray(np.tile(array, reps)[:height, :width])
+                for name, array in source.channels.items()}
+    write_layers(Frame(width, height, channels, dict(source.attributes),
+                       dict(source.color_spaces)), out)
+    return out
 
 
 def _image_work(exr: Path, work: Path) -> float:
