@@ -122,6 +122,10 @@ def _hours(h: float) -> str:
     return f"{h:.4g}"
 
 
+def _money(amount: float) -> str:
+    return f"{amount:,.2f}" if amount >= 1 else f"{amount:.3g}"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -147,8 +151,8 @@ def _table(data: dict[str, Any]) -> Table:
     table.add_row("model", data["model"])
     if data["prices"]["core_hour"] > 0:
         clow, chigh = data["cost_range"]
-        table.add_row("cost", f"{data['cost']:.2f} (range {clow:.2f}–{chigh:.2f}) at "
-                      f"{data['prices']['core_hour']:g}/core-hour")
+        table.add_row("cost", f"{_money(data['cost'])} (range {_money(clow)}–"
+                      f"{_money(chigh)}) at {data['prices']['core_hour']:g}/core-hour")
     farm = data["farm"]
     table.add_row("wall time", f"{_duration(data['wall_s'])} on {farm['machines']} machine(s) "
                   f"× {farm['cores']} cores of their own (simulated with the farm's policy)")
