@@ -8,7 +8,8 @@ Run with a Python that has the ``bpy`` module (the project venv does)::
 
 KIND is one of: demo, tiny, no-camera, eevee, missing-texture, interior, embedded-script,
 story-rig (a talking head for story reels: object ``Mouth`` with shape keys ``MouthOpen`` and
-``MouthWide``).
+``MouthWide``), growing (the table-top with glass balls that appear one by one over the
+animation, so a frame costs more the later it is: for `bench/estimate.py`).
 
 Every scene starts from an empty factory scene, is built entirely in code (no textures or other
 external files; ``missing-texture`` only *references* a file that does not exist) and is saved
@@ -38,6 +39,7 @@ KINDS: tuple[str, ...] = (
     "interior",
     "embedded-script",
     "story-rig",
+    "growing",
 )
 DEFAULT_MARKER = Path("/tmp/wanhe_autoexec_marker")
 MISSING_TEXTURE_PATH = "//textures/missing_wood.png"
@@ -62,7 +64,9 @@ DEFAULTS: dict[str, Defaults] = {
     "interior": Defaults(resolution=(480, 270), samples=128, frames=(1, 2), adaptive=False),
     "embedded-script": _TINY,
     "story-rig": Defaults(resolution=(96, 64), samples=2, frames=(1, 48), adaptive=False),
+    "growing": Defaults(resolution=(320, 180), samples=16, frames=(1, 24), adaptive=False),
 }
+GROWING_BALLS = 48
 
 Vec3 = tuple[float, float, float]
 RGB = tuple[float, float, float]
@@ -475,6 +479,24 @@ def _build_interior(frames: tuple[int, int]) -> None:
     )
 
 
+def _add_growing_balls(glass: Any, frames: tuple[int, int]) -> None:
+    """Glass balls on the table that appear one by one over ``frames`` (keyframed
+    ``hide_render``): the first frame has none, the last all of them, so the cost per frame
+    grows strongly over the animation."""
+    start, end = frames
+    for i in range(GROWING_BALLS):
+        row, column = divmod(i, 8)
+        ball = _ico_sphere(f"Ball{i:02d}", 0.3, (-2.8 + 0.7 * column, -3.2 + 0.6 * row, 0.3),
+                           subdivisions=2)
+        ball.data.shade_smooth()
+        _assign(ball, glass)
+        appear = start + 1 + (end - start) * i // GROWING_BALLS
+        ball.hide_render = True
+        ball.keyframe_insert("hide_render", frame=start)
+        ball.hide_render = False
+        ball.keyframe_insert("hide_render", frame=appear)
+
+
 def _add_missing_texture(material: Any) -> None:
     """Drive ``material``'s base colour from an image file that does not exist."""
     bpy = _bpy()
@@ -638,6 +660,8 @@ def build_scene(
             _add_missing_texture(materials["Ground"])
         if kind == "embedded-script":
             _add_embedded_script(Path(marker))
+        if kind == "growing":
+            _add_growing_balls(materials["Glass"], frames)
 
     _render_settings(
         kind,

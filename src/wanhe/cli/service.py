@@ -484,6 +484,12 @@ def submit(
         "--template", help="an OpenJD job template to run instead of a scene")] = None,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="OpenJD job parameter NAME=VALUE (repeatable)")] = None,
+    estimate: Annotated[bool, typer.Option(
+        "--estimate", help="probe the scene here first (wanhe estimate): print its core-hours "
+        "and warn when they exceed the project's remaining budget")] = False,
+    strict_budget: Annotated[bool, typer.Option(
+        "--strict-budget", help="with the estimate: refuse (exit 2) a job over the budget "
+        "left")] = False,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
@@ -529,6 +535,10 @@ def submit(
     if export_openjd is not None:
         _export_submission(scene, export_openjd, options)
         return
+    if estimate or strict_budget:
+        from wanhe.cli.estimate import check_before_submit
+
+        check_before_submit(scene, options, server, token, strict=strict_budget)
     with client(server, token) as c:
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
