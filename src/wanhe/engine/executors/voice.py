@@ -5,6 +5,12 @@ Its warm resource is the Piper voices it has loaded. Both kinds write content-na
 the story cache: a task whose file is already there (an earlier run made it) answers at once,
 `cached: true`, without synthesizing again. Metered with this process's rusage plus the
 children it ran (espeak-ng, rubberband).
+
+On a farm with the sandbox on, a farm job's voice tools run in that job's sandbox like every
+other task (`wanhe.sandbox.tool`: the project's OS user, a mount namespace showing the job's
+folders, a cgroup): each task is one `python -m wanhe.voice.boxed` there, writing into the
+job's `work/`; this process checks the WAV and puts it into the story cache. Piper then loads
+its voice per task (about half a second) instead of keeping it warm.
 """
 
 from __future__ import annotations
@@ -38,21 +44,89 @@ def _valid_wav(path: Path) -> float | None:
 class VoiceExecutor(Executor):
     kinds = frozenset({"voice", "dub"})
     _voices: Any = None
+    _used: tuple[float | None, int | None] = (None, None)  # a sandboxed run's CPU and peak
 
     def warm_key(self, payload: dict[str, Any]) -> str | None:
         voice = payload.get("voice") or {}
         return f"piper:{voice.get('model')}" if voice.get("engine") == "piper" else None
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        from wanhe.sandbox.tool import sandboxed
+
         started, cpu0 = time.monotonic(), _cpu()
+        self._used = (None, None)
+        boxed = sandboxed(payload.get("job_root"), ctx.project)
         try:
-            output = self._synth(payload, ctx) if kind == "voice" else self._dub(payload, ctx)
+            if kind == "voice":
+                output = self._synth(payload, ctx, boxed)
+            else:
+                output = self._dub(payload, ctx, boxed)
         except (ValueError, RuntimeError, OSError) as exc:
             raise TaskFailed(f"{kind} {payload.get('line')} {payload.get('lang')}: {exc}",
                              cpu_s=_cpu() - cpu0, wall_s=time.monotonic() - started) from exc
-        return TaskResult(time.monotonic() - started, _cpu() - cpu0, self_peak_rss(), output)
+        cpu, peak = self._used
+        return TaskResult(time.monotonic() - started, _cpu() - cpu0 + (cpu or 0.0),
+                          peak or self_peak_rss(), output)
 
-    def _synth(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    def _in_sandbox(self, request: dict[str, Any], payload: dict[str, Any], ctx: TaskContext,
+                    inputs: tuple[Path, ...]) -> float:
+        """Run `request` (see wanhe.voice.boxed) in the job's sandbox, writing into the job's
+        `work/`; the checked WAV is then moved to `request["output"]` (the story cache).
+        Returns its length in seconds."""
+        import json
+        import os
+        import shutil
+        import stat
+        import tempfile
+
+        from wanhe.sandbox.tool import python_argv, run_in_job
+
+        job_root = Path(payload["job_root"])
+        out = Path(request["output"])
+        scratch = Path(tempfile.mkdtemp(prefix="voice-", dir=job_root / "work"))
+        # Held open: the project's user may rename folders in work/, never this one's inode.
+        folder = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            from wanhe.sandbox import accounts
+
+            account = accounts.session_account(ctx.project, ctx.project_id)
+            if account.isolated:
+                os.chown(scratch, account.uid, account.gid)
+            done = run_in_job(python_argv("wanhe.voice.boxed"), job_root, ctx.project,
+                              ctx.project_id, name=f"voice-{self.worker.name}",
+                              stdin=json.dumps({**request, "output": str(scratch / "out.wav")}),
+                              timeout_s=600, memory_bytes=ctx.memory_bytes or None,
+                              inputs=inputs, what=f"the voice tools of {ctx.key or 'a line'}")
+            self._used = (done.cpu_s, done.peak_memory)
+            try:
+                answer = json.loads(done.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                answer = {"error": done.stderr.strip()[-300:] or f"exit {done.returncode}"}
+            if done.returncode != 0 or "error" in answer:
+                raise RuntimeError(str(answer.get("error", f"exit {done.returncode}")))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            partial = out.with_name(f".{out.stem}.{os.getpid()}.part.wav")
+            try:  # the cache's copy is the farm's: never a link the tool left to elsewhere
+                made = os.open("out.wav", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                               dir_fd=folder)
+            except OSError:
+                raise RuntimeError("the voice tools wrote no WAV") from None
+            if not stat.S_ISREG(os.fstat(made).st_mode):  # a FIFO or device: not a WAV
+                os.close(made)
+                raise RuntimeError("the voice tools wrote no WAV")
+            with os.fdopen(made, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            seconds = _valid_wav(partial)
+            if seconds is None:
+                partial.unlink(missing_ok=True)
+                raise RuntimeError("the voice tools wrote no readable WAV")
+            os.replace(partial, out)
+            return seconds
+        finally:
+            os.close(folder)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _synth(self, payload: dict[str, Any], ctx: TaskContext, boxed: bool) -> dict[str, Any]:
         from wanhe.story.schema import Voice
         from wanhe.voice.tts import PiperVoices, resolve_model, synthesize
 
@@ -62,6 +136,25 @@ class VoiceExecutor(Executor):
             ctx.log(f"[wanhe] cached: {out.name}")
             return {"wav": str(out), "seconds": seconds, "cached": True}
         voice = Voice.model_validate(payload["voice"])
+        if boxed:
+            from wanhe.storage import within_job
+            from wanhe.story.schema import BUNDLED_VOICE
+
+            model_path: Path | None = None
+            if voice.engine == "piper" and voice.model != BUNDLED_VOICE:
+                # the farm's own voice ships with its software; any other is the job's file
+                model_path = within_job(resolve_model(voice.model, Path("/")),
+                                        payload["job_root"])
+            elif voice.engine == "piper":
+                model_path = resolve_model(voice.model, Path("/"))
+            seconds = self._in_sandbox(
+                {"kind": "voice", "text": payload["text"], "voice": payload["voice"],
+                 "lang": payload["lang"], "model": str(model_path) if model_path else None,
+                 "output": str(out)}, payload, ctx, ())
+            ctx.log(f"[wanhe] {voice.engine} (sandboxed): {seconds:.2f} s of speech -> "
+                    f"{out.name}")
+            return {"wav": str(out), "seconds": seconds, "cached": False,
+                    "engine": voice.engine, "chars": len(payload["text"])}
         if self._voices is None:
             self._voices = PiperVoices()
         model = resolve_model(voice.model, Path("/")) if voice.engine == "piper" else None
@@ -70,7 +163,7 @@ class VoiceExecutor(Executor):
         return {"wav": str(out), "seconds": made.seconds, "cached": False,
                 "engine": voice.engine, "chars": len(payload["text"])}
 
-    def _dub(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    def _dub(self, payload: dict[str, Any], ctx: TaskContext, boxed: bool) -> dict[str, Any]:
         from wanhe.story.timing import fit_line
         from wanhe.voice.stretch import time_stretch
         from wanhe.voice.tts import wav_seconds
@@ -84,8 +177,13 @@ class VoiceExecutor(Executor):
                 "wav": str(out)}
         if _valid_wav(out) is not None:
             return {**body, "cached": True}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        time_stretch(Path(payload["input"]), out, fit.time_ratio)
+        if boxed:  # the take comes from the farm's story cache: shown to the tool read-only
+            source = Path(payload["input"]).resolve()
+            self._in_sandbox({"kind": "dub", "input": str(source), "time_ratio": fit.time_ratio,
+                              "output": str(out)}, payload, ctx, (source,))
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            time_stretch(Path(payload["input"]), out, fit.time_ratio)
         ctx.log(f"[wanhe] dub {payload['line']} {payload['lang']}: {raw:.2f} s into a "
                 f"{slot:.2f} s slot, time ratio {fit.time_ratio:.3f}"
                 + (f", overruns {fit.overrun_s:.2f} s" if fit.flagged else ""))
