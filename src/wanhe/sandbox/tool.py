@@ -9,6 +9,8 @@ its CPU; everything it started is killed when it ends.
                       name="voice-w1", stdin=request, timeout_s=300)
     done.returncode, done.stdout, done.cpu_s
 
+    box = inspection_box(staging / "input", scratch, project, project_id)  # at submit
+
 `sandboxed(job_root)` says whether to: only a farm job's work (`job_root` known) on a farm
 whose sandbox is on; a local run runs its tools as before, as its user.
 """
@@ -104,6 +106,28 @@ def run_in_job(argv: list[str], job_root: Path, project: str, project_id: int | 
         return Finished(proc.returncode, out, err, box.cpu_s(), box.peak_memory(), wall)
     finally:
         box.close()  # whatever it started and left running goes with it
+
+
+def inspection_box(inputs: Path, scratch: Path, project: str, project_id: int | None, *,
+                   software: tuple[Path, ...] = ()) -> Sandbox | None:
+    """The sandbox a submitted scene is read in, before its job exists: the project's user,
+    a mount namespace showing the submission's `inputs` read-only and `scratch` (a folder of
+    its own, for the border probe's renders) read-write, a cgroup. None where the sandbox is
+    off (a laptop, `WANHE_SANDBOX=off`): the caller reads the scene as before."""
+    from wanhe.sandbox.spec import SandboxSpec, farm_hidden, pids_limit
+
+    if not mode().on or not project or project == accounts.LOCAL_PROJECT:
+        return None
+    account = accounts.session_account(project, project_id)
+    accounts.share_inputs(account, inputs)
+    scratch.mkdir(parents=True, exist_ok=True)
+    if account.isolated:
+        os.chown(scratch, account.uid, account.gid)
+        os.chmod(scratch, 0o700)
+    spec = SandboxSpec(inputs=(inputs,), writable=(scratch,), software=software,
+                       hidden=farm_hidden(), memory_bytes=task_memory(None),
+                       pids_max=pids_limit())
+    return Sandbox.open(f"inspect-{os.getpid()}-{time.monotonic_ns()}", spec, account)
 
 
 def _gib(limit: int | None) -> str:
