@@ -111,3 +111,32 @@ def test_a_cgroup_path_is_taken_from_above_ours() -> None:
     assert cgroup.outside_ours("/system.slice/farm.service") == "system.slice/farm.service"
     assert cgroup.outside_ours("/system.slice/farm.service/wanhe/812-inproc-w0") == \
         "system.slice/farm.service"
+
+
+HOG = """
+import sys
+from wanhe.sandbox.box import contain_this_process, in_process_cgroup
+assert contain_this_process(in_process_cgroup("oomtest"), 64 * 2**20)
+hog = bytearray(512 * 2**20)
+"""
+
+
+def test_a_contained_worker_killed_for_memory_is_told_with_its_limit() -> None:
+    """A worker running tasks in-process (diffusion) grows past its cgroup's limit: the
+    kernel kills it, and the dispatcher, finding the dead worker's cgroup, reports the task
+    out of memory naming the limit, not a lost worker."""
+    from wanhe.sandbox.box import in_process_cgroup, killed_for_memory
+
+    worker = subprocess.Popen([sys.executable, "-c", HOG], stderr=subprocess.DEVNULL)
+    assert worker.wait(60) == -9
+    found = killed_for_memory(worker.pid, in_process_cgroup("oomtest"))
+    try:
+        assert found is not None and found.limit == 64 * 2**20
+        assert "used more than its 64 MiB memory limit" in found.reason()
+        assert killed_for_memory(worker.pid, in_process_cgroup("another")) is None
+        assert killed_for_memory(dead_pid(), in_process_cgroup("oomtest")) is None
+    finally:
+        layout = cgroup.layout()
+        assert not isinstance(layout, str)
+        cgroup.TaskCgroup(cgroup.folder_name(worker.pid, in_process_cgroup("oomtest")),
+                          layout).remove()

@@ -202,6 +202,11 @@ def _field(text: str, name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+def folder_name(pid: int, name: str) -> str:
+    """The folder of process `pid`'s cgroup `name` (see `TaskCgroup.create`)."""
+    return f"{pid}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:100]
+
+
 class TaskCgroup:
     """One task's cgroup (see the module's docstring). Make it with `TaskCgroup.create`."""
 
@@ -219,8 +224,7 @@ class TaskCgroup:
         found = layout()
         if isinstance(found, str):
             raise CgroupError(found)
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:100]
-        group = cls(f"{os.getpid()}-{safe}", found)
+        group = cls(folder_name(os.getpid(), name), found)
         for folder in group.folders.values():
             try:
                 folder.mkdir(exist_ok=True)
@@ -272,6 +276,16 @@ class TaskCgroup:
             return _field(_read(self._file("cpu", "cpu.stat")), "usage_usec") / 1e6
         text = _read(self._file("cpuacct", "cpuacct.usage")).strip()
         return int(text) / 1e9 if text else 0.0
+
+    def memory_limit(self) -> int | None:
+        """The cgroup's memory limit in bytes (None: none)."""
+        name = "memory.max" if self.version == 2 else "memory.limit_in_bytes"
+        text = _read(self._file("memory", name)).strip()
+        # v1 says "no limit" with a huge page-rounded number
+        return int(text) if text.isdigit() and int(text) < 2**62 else None
+
+    def exists(self) -> bool:
+        return all(folder.is_dir() for folder in self.folders.values())
 
     def peak_memory(self) -> int:
         """The most memory the cgroup held since `reset_peak` (0 when the kernel cannot say)."""
