@@ -4,8 +4,8 @@ project alpha on a farm running as root (real Blender, bubblewrap, cgroups, proj
 - beta's scene names alpha's texture by absolute path: the submission names it as outside
   the job's files (never whether it exists), and the Blender that reads beta's scene cannot
   open it;
-- the scene's settings are still read (its frame range), in a Blender running as beta's OS
-  user.
+- the scene's settings are still read (its frame range) and its tiles' borders probed, in a
+  Blender running as beta's OS user.
 
 Skips, saying why, without root, bubblewrap or cgroups."""
 
@@ -83,8 +83,10 @@ def farm() -> Iterator[Path]:
 def test_betas_scene_naming_alphas_texture_is_read_in_betas_sandbox(farm: Path) -> None:
     staged = farm / "staging/s1/input"
     ctx = IntakeContext(inputs=staged, project="beta", project_id=9903)
-    got = BlenderRenderJob().inspect(ctx, staged / "beta.blend", FarmRenderOptions())
+    got = BlenderRenderJob().inspect(ctx, staged / "beta.blend", FarmRenderOptions(tiles="2x1"))
     assert got.facts.frame_start == 1  # Blender read beta's scene
+    # the border probe rendered in the box's scratch folder (a failure says "could not")
+    assert got.facts.border_exact, got.facts.border_why_not
     outside = [w for w in got.warnings if "outside this job's files" in w]
     assert outside and str(farm / "jobs/1/input/tex.png") in outside[0]
     assert not any("missing external file" in w for w in got.warnings)  # no probing
