@@ -4,6 +4,7 @@ kill that takes every member. Skipped, saying why, where cgroups cannot be made 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -140,3 +141,45 @@ def test_a_contained_worker_killed_for_memory_is_told_with_its_limit() -> None:
         assert not isinstance(layout, str)
         cgroup.TaskCgroup(cgroup.folder_name(worker.pid, in_process_cgroup("oomtest")),
                           layout).remove()
+
+
+UNIFIED = cgroup.ROOT / "unified"
+
+
+@pytest.fixture
+def v2_group() -> Iterator[cgroup.TaskCgroup]:
+    """A cgroup v2 task cgroup on this machine's hybrid `unified` hierarchy, which has no
+    memory/pids/cpu controllers (they are v1's here): the v2 paths that need none — joining,
+    listing, freezing, `cgroup.kill`, CPU from `cpu.stat`, removal — run on the real kernel;
+    the v2 limits (memory.max, pids.max, memory.peak) cannot be tested on this machine."""
+    if not (UNIFIED / "cgroup.procs").exists():
+        pytest.skip("no hybrid cgroup v2 hierarchy at /sys/fs/cgroup/unified")
+    own = cgroup._own_paths().get("", "/")
+    base = UNIFIED / cgroup.outside_ours(own) / cgroup.PARENT
+    base.mkdir(exist_ok=True)
+    made = cgroup.TaskCgroup(cgroup.folder_name(os.getpid(), "v2test"),
+                             cgroup._Layout(2, {"": base}))
+    made.folders[""].mkdir()
+    yield made
+    made.remove()
+    assert not made.folders[""].exists()
+
+
+def test_v2_kill_takes_a_setsid_daemon_and_its_cpu_is_counted(
+        v2_group: cgroup.TaskCgroup) -> None:
+    starter = run_in(v2_group, "sh -c \"setsid sh -c 'while :; do :; done' & sleep 0.1\"")
+    assert starter.wait(10) == 0
+    deadline = time.monotonic() + 30
+    while v2_group.cpu_s() < 0.2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert v2_group.cpu_s() >= 0.2  # cpu.stat's usage_usec, present without the controller
+    assert len(v2_group.pids()) == 1
+    assert v2_group.kill_all(5.0)  # cgroup.kill (Linux 5.14+), else freeze and SIGKILL
+    assert v2_group.pids() == []
+    assert v2_group.memory_limit() is None and v2_group.oom_kills() == 0
+    again = run_in(v2_group, "sh -c 'while :; do :; done'")
+    deadline = time.monotonic() + 10
+    while not v2_group.pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert v2_group.kill(v2_group.pids(), 5.0)  # the freeze (cgroup.freeze), SIGKILL, thaw
+    assert again.wait(10) == -9 and v2_group.pids() == []
