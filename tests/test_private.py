@@ -4,6 +4,7 @@ storage, or touch Ray's session folder."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def test_storage_and_work_folders_the_farm_creates_are_0700(tmp_path: Path) -> N
     Storage(tmp_path / "storage")
     WorkArea(tmp_path / "work")
     for folder in ("storage", "storage/blobs", "storage/jobs", "storage/tmp", "work",
-                   "work/jobs", "work/staging", "work/tmp"):
+                   "work/jobs", "work/staging", "work/tmp", "work/logs", "work/cache"):
         assert _mode(tmp_path / folder) == 0o700, folder
     shared = tmp_path / "srv"
     shared.mkdir(mode=0o755)
@@ -74,3 +75,16 @@ def test_rays_token_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     token.chmod(0o644)
     cluster._private_ray_token()
     assert (_mode(token.parent), _mode(token)) == (0o700, 0o600)
+
+
+def test_serving_as_root_sets_no_process_wide_umask() -> None:
+    """`wanhe serve` used to set umask 077 for its whole process as root; what must be
+    private is now made so where it is made (above), and the rest keeps the usual modes."""
+    from wanhe.openjd.serve import configure_workers
+
+    before = os.umask(0o022)
+    try:
+        configure_workers([], None)
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(before)

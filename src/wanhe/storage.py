@@ -746,8 +746,8 @@ class WorkArea:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
-        _make_folders([self.root, *(self.root / sub for sub in ("jobs", "staging", "tmp"))],
-                      "--work")
+        _make_folders([self.root, *(self.root / sub for sub in
+                                    ("jobs", "staging", "tmp", "logs", "cache"))], "--work")
 
     @property
     def logs(self) -> Path:

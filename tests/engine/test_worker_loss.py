@@ -205,3 +205,37 @@ def test_a_cancelled_task_that_ignores_its_cancel_is_stopped_by_replacing_its_wo
     after = noop_job(store, n=2)
     dispatcher.run_jobs([after])
     assert store.job(after).state is JobState.DONE  # type: ignore[union-attr]
+
+
+def test_a_worker_its_cgroup_killed_for_memory_is_out_of_memory_with_the_limit(
+    store: Store, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker running a task in-process (diffusion) past its own cgroup's limit is killed
+    by the kernel. The kernel's verdict (the dead worker's cgroup counting an oom kill) is
+    simulated here — tests/sandbox/test_cgroup.py reads it from a real cgroup — the worker's
+    death is real (SIGKILL): the attempt is out of memory, naming the limit, not lost."""
+    from wanhe.sandbox import box
+
+    job = noop_job(store, sleep_s=60)
+    runner = run_in_thread(dispatcher, job)
+    wait_until(lambda: any(s.busy for s in dispatcher.slots), 30, "the task starts")
+    busy = next(s for s in dispatcher.slots if s.busy)
+    pid = int(busy.worker.call("ready").result(timeout=10)["pid"])
+    asked: list[tuple[int, str]] = []
+
+    def verdict(dead: int, name: str) -> box.KilledForMemory | None:
+        asked.append((dead, name))
+        return box.KilledForMemory(4 * 2**30, 4 * 2**30) if dead == pid else None
+
+    monkeypatch.setattr(box, "killed_for_memory", verdict)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: len(store.attempts(job)) >= 1 and store.attempts(job)[0]["outcome"],
+               60, "the attempt ends")
+    store.cancel_job(job)
+    dispatcher.poke()
+    runner.join(30)
+    first = store.attempts(job)[0]
+    assert asked == [(pid, box.in_process_cgroup(busy.name))]
+    assert first["outcome"] == "out_of_memory"
+    assert "used more than its 4.0 GiB memory limit" in str(first["message"])
+    assert busy.name not in render_slots(dispatcher)  # replaced all the same

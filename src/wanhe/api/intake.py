@@ -82,7 +82,8 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             raise _unprocessable("files", str(exc)) from None
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
-            context = replace(_context(service, who, kind.kind), inputs=staging / "input")
+            context = replace(_context(service, who, kind.kind), inputs=staging / "input",
+                              project=who.project, project_id=who.project_id)
             inspected = kind.inspect(context, staged_main, options)
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None

@@ -9,6 +9,7 @@ with no overscan, and compares them bit for bit. It takes a few tiny renders in 
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -79,8 +80,10 @@ def probe_size(resolution_x: int, resolution_y: int) -> tuple[int, int]:
 def probe_borders(
     blender: Any, *, scene: str, frame: int, resolution: tuple[int, int],
     camera: str | None = None, threads: int | None = None, hints: tuple[str, ...] = (),
+    scratch: Path | None = None,
 ) -> BorderProbe:
-    """Render the probe in `blender` (a BlenderProcess) and compare tiles with the whole."""
+    """Render the probe in `blender` (a BlenderProcess) and compare tiles with the whole.
+    `scratch`: where its renders go (a sandboxed Blender's own writable folder)."""
     from wanhe.blender.protocol import RenderRequest
     from wanhe.imaging.exr import read_layers
     from wanhe.plan.tiles import TileGrid, plan_tiles
@@ -94,7 +97,9 @@ def probe_borders(
     }
     worst = 0.0
     exact = True
-    with tempfile.TemporaryDirectory(prefix="wanhe-border-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wanhe-border-", dir=scratch) as tmp:
+        if scratch is not None:  # the sandbox's user writes the renders
+            os.chown(tmp, scratch.stat().st_uid, scratch.stat().st_gid)
         whole_path = Path(tmp) / "whole.exr"
         _render(blender, RenderRequest(output=str(whole_path), **common))
         whole = read_layers(whole_path).channels
@@ -125,7 +130,7 @@ def _render(blender: Any, request: Any) -> None:
 def check_scene_borders(
     *, scene: Path, frame: int, resolution: tuple[int, int], camera: str | None,
     hints: tuple[str, ...] = (), blender: str | None = None, process: Any = None,
-    cache_dir: Path | None = None, digest: str | None = None,
+    cache_dir: Path | None = None, digest: str | None = None, scratch: Path | None = None,
 ) -> BorderProbe:
     """:func:`probe_borders`, cached in `cache_dir` per scene content (`digest`), frame, camera
     and size: running the same job again reuses the answer. `process`: a warm BlenderProcess
@@ -147,7 +152,7 @@ def check_scene_borders(
     bp = BlenderProcess(blender) if own else process
     try:
         result = probe_borders(bp, scene=str(scene), frame=frame, resolution=resolution,
-                               camera=camera, hints=hints)
+                               camera=camera, hints=hints, scratch=scratch)
     finally:
         if own:
             bp.close()

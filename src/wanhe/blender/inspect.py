@@ -8,6 +8,7 @@ end-of-file block, BAT's parse); only then is a short-lived Blender started to r
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,9 @@ class SceneReport(SceneInfo):
     dependencies: list[Path]
     missing: list[Path]
     missing_caches: list[Path] = Field(default_factory=list)  # missing point caches
+    # On the farm: files the scene names outside the job's own (never looked at, never shown
+    # to its render)
+    outside: list[Path] = Field(default_factory=list)
 
     @property
     def texture_bytes(self) -> int:
@@ -68,15 +72,18 @@ def inspect_scene(
     *,
     timeout_s: float = 120.0,
     process: BlenderProcess | None = None,
+    within: Path | None = None,
 ) -> SceneReport:
     """Validate `path` and report its settings and dependencies. Raises SceneError.
 
     Blender runs in a short-lived process, or in `process` if given (left running, with the
-    scene loaded, ready to render it).
+    scene loaded, ready to render it). `within` (a farm job's input folder): an external
+    file outside it is reported in `outside`, unlooked-at — whether it exists on the farm is
+    not the submitter's to learn.
     """
     path = Path(path).expanduser().absolute()
     check_blend_file(path)
-    deps, missing, caches = trace_dependencies(path)
+    deps, missing, caches, outside = trace_dependencies(path, within)
     own = process is None
     bp = BlenderProcess(blender) if process is None else process
     try:
@@ -96,7 +103,7 @@ def inspect_scene(
         if own:
             bp.close()
     return SceneReport(**info.model_dump(), path=path, dependencies=deps, missing=missing,
-                       missing_caches=caches)
+                       missing_caches=caches, outside=outside)
 
 
 def check_blend_file(path: Path) -> None:
@@ -152,16 +159,31 @@ def check_blend_file(path: Path) -> None:
         )
 
 
-def trace_dependencies(path: Path) -> tuple[list[Path], list[Path], list[Path]]:
-    """External files the scene uses (via BAT), which of them do not exist, and which of the
-    missing ones are point caches (Blender simulates those again instead)."""
+def trace_dependencies(
+    path: Path, within: Path | None = None,
+) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """External files the scene uses (via BAT), which of them do not exist, which of the
+    missing ones are point caches (Blender simulates those again instead), and (`within`
+    given) which lie outside `within`: those are only named, never looked at."""
     from blender_asset_tracer import trace
 
     deps: dict[Path, None] = {}
     missing: dict[Path, None] = {}
     caches: dict[Path, None] = {}
+    outside: dict[Path, None] = {}
+    root = within
+    roots = set() if within is None else {Path(os.path.normpath(within.absolute())),
+                                          within.resolve()}
+
+    def out_of_bounds(target: Path) -> bool:
+        folded = Path(os.path.normpath(target))
+        return bool(roots) and not any(folded == r or r in folded.parents for r in roots)
+
     try:
         for usage in trace.deps(path):
+            if out_of_bounds(usage.abspath):
+                outside[usage.abspath] = None
+                continue
             if (getattr(usage.block, "dna_type_name", "") == "PointCache"
                     and not list(usage.files())):
                 caches[usage.abspath] = None
@@ -183,7 +205,13 @@ def trace_dependencies(path: Path) -> tuple[list[Path], list[Path], list[Path]]:
             f"{path} is truncated or corrupt (cannot parse it: {type(e).__name__}: {e}) — "
             "re-save it from Blender or copy it again"
         ) from None
-    return list(deps), list(missing), list(caches)
+    if root is not None:  # a link inside the job's files may still point out of them
+        for dep in list(deps):
+            if out_of_bounds(dep.resolve()):
+                del deps[dep]
+                missing.pop(dep, None)
+                outside[dep] = None
+    return list(deps), list(missing), list(caches), list(outside)
 
 
 def _describe_head(head: bytes) -> str:

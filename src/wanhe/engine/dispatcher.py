@@ -419,9 +419,15 @@ class Dispatcher:
                     continue
                 log.warning("worker %s on %s lost: %s", running.slot.name, running.slot.node,
                             died)
+                # looked at before the replacement's start sweeps the dead worker's cgroup
+                oom = _killed_for_memory(running.slot)
                 # replaced first: the verdict below may fail the job, and the next job must
                 # find a full pool either way
                 self.pool.replace(running.slot, died)
+                if oom is not None:  # its own cgroup's limit, not a mystery: say which
+                    self._ended(running, {"outcome": AttemptOutcome.OUT_OF_MEMORY.value,
+                                          "error": oom.reason(), "peak_rss": oom.peak})
+                    continue
                 self._ended(running, {
                     "outcome": AttemptOutcome.LOST.value,
                     "error": f"worker {running.slot.name} on {running.slot.node} was lost: "
@@ -632,3 +638,14 @@ def _default_request(bundles: list[Bundle]) -> None:
     from wanhe.engine import cluster
 
     cluster.request_resources(bundles)
+
+
+def _killed_for_memory(slot: Slot) -> Any:
+    """A lost worker that the kernel killed inside its own cgroup for memory (a diffusion
+    task past its limit): its limit and peak (`wanhe.sandbox.box.KilledForMemory`), else
+    None."""
+    if slot.local or not slot.pid:
+        return None
+    from wanhe.sandbox.box import in_process_cgroup, killed_for_memory
+
+    return killed_for_memory(slot.pid, in_process_cgroup(slot.name))

@@ -69,6 +69,7 @@ class Slot:
     warm_jobs: dict[str, int] = field(default_factory=dict)  # job-scoped warm key -> job id
     idle_since: float = field(default_factory=time.monotonic)
     memory: int = 0  # bytes its node offers the farm's tasks (0: unknown, not limited)
+    pid: int = 0  # its process (0: unknown)
 
     @property
     def shape(self) -> SlotShape:
@@ -238,6 +239,7 @@ class WorkerPool:
             self.trouble = ""  # the pool is whole again: past losses explain nothing now
             slot.node = info["node"]
             slot.memory = int(info.get("memory") or 0)
+            slot.pid = int(info.get("pid") or 0)
             slot.idle_since = time.monotonic()
             self.slots.append(slot)
             log.info("worker %s ready on %s", slot.name, slot.node)

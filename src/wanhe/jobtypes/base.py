@@ -49,6 +49,9 @@ class IntakeContext:
     # the job names must resolve inside it (`wanhe.storage.job_input`); None: a local run.
     inputs: Path | None = None
     cache_dir: Path | None = None  # where probes keep their answers per scene
+    # The submitting project (on the farm): Blender reads its scene in that project's sandbox.
+    project: str | None = None
+    project_id: int | None = None
 
 
 @dataclass(slots=True)

@@ -9,8 +9,11 @@ write; `work_dir` holds intermediate tiles, the final outputs follow the user's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Any
@@ -585,14 +588,61 @@ class FarmRenderOptions(RenderOptions):
         return value
 
 
-def inspect_blend(path: Path, blender: str | None = None) -> tuple[SceneFacts, list[str]]:
+def inspect_blend(path: Path, blender: str | None = None, *, process: Any = None,
+                  within: Path | None = None,
+                  outside: list[str] | None = None) -> tuple[SceneFacts, list[str]]:
     """Read a .blend with Blender (auto-run scripts off, factory startup): its facts and the
-    external files it misses (paths as text)."""
+    external files it misses (paths as text). `process`: the Blender to read it in (the
+    project's sandbox on a farm); `within`: the job's input folder, files outside which are
+    appended to `outside` unlooked-at."""
     from wanhe.blender.inspect import inspect_scene
 
-    info = inspect_scene(path, blender=blender)
+    info = inspect_scene(path, blender=blender, process=process, within=within)
     facts = facts_from_report(info, output_path="")
+    if outside is not None:
+        outside.extend(str(p) for p in info.outside)
     return facts, [str(p) for p in info.missing]
+
+
+def outside_messages(outside: list[str]) -> list[str]:
+    """One warning per external file a farm job's scene names outside the job's files."""
+    return [f"external file outside this job's files (the farm renders without it; add it "
+            f"to the job's files): {path}" for path in outside]
+
+
+@contextlib.contextmanager
+def _scene_reader(ctx: IntakeContext) -> Iterator[tuple[Any, Path | None]]:
+    """The Blender a submitted scene is read (and border-probed) in, and its scratch folder:
+    on a sandboxing farm one in the submitting project's sandbox (`wanhe.sandbox.tool`: its
+    OS user, a mount namespace showing only the submission's files, a cgroup), else (None,
+    None): the inspection starts its own, as before."""
+    from wanhe.sandbox.tool import inspection_box, tool_env
+
+    if ctx.inputs is None or not ctx.project or ctx.inspectors.get(KIND) is not None:
+        yield None, None
+        return
+    from wanhe.blender.errors import BlenderError
+    from wanhe.blender.runner import BlenderProcess
+
+    scratch = ctx.inputs.parent / "inspect"
+    software = (Path(ctx.blender).resolve().parent,) if ctx.blender else ()
+    try:
+        box = inspection_box(ctx.inputs, scratch, ctx.project, ctx.project_id,
+                             software=software)
+    except (OSError, ValueError) as exc:  # CgroupError, MountError
+        raise InputError("main", f"cannot make the sandbox to read the scene in: {exc}") \
+            from None
+    if box is None:
+        yield None, None
+        return
+    process = BlenderProcess(ctx.blender, env=tool_env(), wrap=box.command)
+    try:
+        yield process, scratch
+    finally:
+        with contextlib.suppress(BlenderError, OSError):
+            process.close()
+        box.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def facts_from_report(report: Any, output_path: str | None = None) -> SceneFacts:
@@ -623,6 +673,7 @@ def facts_from_report(report: Any, output_path: str | None = None) -> SceneFacts
 def probe_facts(
     path: Path, facts: SceneFacts, options: RenderOptions, blender: str | None = None,
     cache_dir: Path | None = None, process: Any = None, digest: str | None = None,
+    scratch: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) the border probe on the job's middle frame: SceneFacts fields to update.
 
@@ -645,7 +696,7 @@ def probe_facts(
             scene=path, frame=sorted(frames)[len(frames) // 2],
             resolution=(facts.resolution_x, facts.resolution_y),
             camera=options.camera or facts.camera, hints=tuple(facts.border_hints),
-            blender=blender, process=process,
+            blender=blender, process=process, scratch=scratch,
             cache_dir=cache_dir, digest=digest or sha256_file(path),
         )
     except (RuntimeError, BlenderError, ImagingError, OSError, ValueError) as exc:
@@ -695,22 +746,27 @@ class BlenderRenderJob(JobType):
         from wanhe.blender.errors import SceneError
 
         assert main is not None
-        inspector = ctx.inspectors.get(KIND) or (lambda p: inspect_blend(p, ctx.blender))
-        try:
-            facts, missing = inspector(main)
-        except SceneError as exc:
-            raise InputError("main", str(exc)) from None
-        assert isinstance(options, RenderOptions)
-        prober = ctx.inspectors.get(KIND + ".borders")
-        if prober is None and KIND not in ctx.inspectors:  # the real Blender inspects: probe
-            def prober(p: Path) -> dict[str, Any]:
-                assert isinstance(options, RenderOptions)
-                return probe_facts(p, facts, options, ctx.blender, ctx.cache_dir)
-        if prober is not None and needs_border_probe(options, facts):
-            facts = facts.model_copy(update=prober(main))
+        with _scene_reader(ctx) as (process, scratch):
+            outside: list[str] = []
+            inspector = ctx.inspectors.get(KIND) or (lambda p: inspect_blend(
+                p, ctx.blender, process=process, within=ctx.inputs, outside=outside))
+            try:
+                facts, missing = inspector(main)
+            except SceneError as exc:
+                raise InputError("main", str(exc)) from None
+            assert isinstance(options, RenderOptions)
+            prober = ctx.inspectors.get(KIND + ".borders")
+            if prober is None and KIND not in ctx.inspectors:  # the real Blender: probe
+                def prober(p: Path) -> dict[str, Any]:
+                    assert isinstance(options, RenderOptions)
+                    return probe_facts(p, facts, options, ctx.blender, ctx.cache_dir,
+                                       process=process, scratch=scratch)
+            if prober is not None and needs_border_probe(options, facts):
+                facts = facts.model_copy(update=prober(main))
         spec = self._resolve(options, facts, main, main.parent / "o" / "f_####")  # fail early
         notes = [n for n in (spec.split_note, spec.tile_note) if n] + scene_notes(options, facts)
-        return Inspected(facts, notes + missing_messages(missing, facts.missing_caches))
+        return Inspected(facts, notes + missing_messages(missing, facts.missing_caches)
+                         + outside_messages(outside))
 
     @staticmethod
     def _resolve(options: BaseModel, facts: SceneFacts, scene: Path, output: Path) -> RenderSpec:

@@ -31,11 +31,11 @@ def configure_workers(attr_args: list[str], path_mapping: Path | None,
     which inherit its environment) find them; the lines `wanhe serve` prints at start."""
     from wanhe.sandbox.box import describe
 
+    # No process-wide umask: what must be private is made so where it is made
+    # (`wanhe.private`: the database, the storage and work folders, logs, Ray's session
+    # folder, tokens), and a job's folder is opened to its project's group on purpose
+    # (`wanhe.sandbox.accounts.prepare_job`).
     lines = [users.describe_mode(), describe()]
-    if users.is_root():
-        # What the service writes is private unless opened up on purpose (a job's folder for
-        # its project's group): no project's session can read another job's files.
-        os.umask(0o077)
     if attr_args:
         attrs = parse_attr_args(attr_args)
         os.environ[ATTRS_ENV] = encode_attrs(attrs)

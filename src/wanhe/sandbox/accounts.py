@@ -168,6 +168,23 @@ def prepare_job(account: Account, job_root: Path, *, namespaced: bool = False) -
             _prepared.add(str(job_root))
 
 
+def share_inputs(account: Account, inputs: Path) -> None:
+    """Make a submission's input folder (checked out in staging, before the job exists)
+    readable by `account`'s group only: its files get inodes of their own first (they are
+    hard links to the farm's blobs), then `root:<group>` 0750/0640."""
+    if not account.isolated:
+        return
+    with _lock:
+        for folder, _dirs, files in os.walk(inputs):
+            _chmod(Path(folder), 0o750, 0, account.gid)
+            for name in files:
+                path = Path(folder) / name
+                if path.is_symlink():
+                    continue
+                _own_copy(path)
+                _chmod(path, 0o640, 0, account.gid)
+
+
 def _own_copy(path: Path) -> None:
     """Give a job's input file an inode of its own. Checkouts hard-link the content-addressed
     blob, so the same bytes in two projects' jobs are one inode: handing it to one project's

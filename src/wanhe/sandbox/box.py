@@ -197,6 +197,11 @@ class Sandbox:
 _contained: dict[str, cgroup.TaskCgroup] = {}
 
 
+def in_process_cgroup(worker: str) -> str:
+    """The name of worker `worker`'s own cgroup (`contain_this_process`)."""
+    return f"inproc-{worker}"
+
+
 def contain_this_process(name: str, memory_bytes: int | None) -> bool:
     """Put this process (a worker running tasks in-process, e.g. diffusion) in a cgroup of
     its own limited to `memory_bytes`, re-limited at each call: a task that grows past it
@@ -215,6 +220,40 @@ def contain_this_process(name: str, memory_bytes: int | None) -> bool:
             return True
     group.set_memory(memory_bytes)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class KilledForMemory:
+    """A contained worker the kernel killed in its cgroup for memory."""
+
+    limit: int | None
+    peak: int
+
+    def reason(self) -> str:
+        limit = "its" if self.limit is None else f"its {_size(self.limit)}"
+        return (f"the task used more than {limit} memory limit (peak {_size(self.peak)}) and "
+                "the kernel stopped its worker — ask for more memory for the task (for a "
+                "generation shot: register the model's need with `wanhe models add "
+                "--gpu-memory`, or render fewer or smaller images per task)")
+
+
+def killed_for_memory(pid: int, name: str) -> KilledForMemory | None:
+    """Whether worker process `pid` (now dead) was killed by the kernel for memory inside its
+    own cgroup `name` (`contain_this_process`): its limit and peak. None when it was not, or
+    where that cannot be known (no cgroups, a worker on another node)."""
+    if not pid or not mode().cgroups:
+        return None
+    found = cgroup.layout()
+    if isinstance(found, str):
+        return None
+    group = cgroup.TaskCgroup(cgroup.folder_name(pid, name), found)
+    if not group.exists() or group.oom_kills() == 0:
+        return None
+    return KilledForMemory(group.memory_limit(), group.peak_memory())
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def default_memory_bytes(share: float = 0.8) -> int | None:

@@ -69,7 +69,7 @@ def _discover() -> _Layout | str:
         return f"cannot read /proc/self/cgroup ({exc.strerror})"
     v1 = {c: ROOT / c for c in V1_CONTROLLERS}
     if all((v1[c] / "cgroup.procs").exists() for c in V1_CONTROLLERS):
-        bases = {c: v1[c] / own.get(c, "/").lstrip("/") / PARENT for c in V1_CONTROLLERS}
+        bases = {c: v1[c] / outside_ours(own.get(c, "/")) / PARENT for c in V1_CONTROLLERS}
         try:
             for base in bases.values():
                 base.mkdir(exist_ok=True)
@@ -79,7 +79,7 @@ def _discover() -> _Layout | str:
         _sweep(found)
         return found
     if (ROOT / "cgroup.controllers").exists():
-        return _discover_v2(ROOT / own.get("", "/").lstrip("/"))
+        return _discover_v2(ROOT / outside_ours(own.get("", "/")))
     return f"no cgroup v1 memory/pids/cpuacct/freezer or cgroup v2 hierarchy under {ROOT}"
 
 
@@ -110,18 +110,46 @@ def _discover_v2(mine: Path) -> _Layout | str:
     return found
 
 
+def outside_ours(path: str) -> str:
+    """The cgroup `path` (as /proc/self/cgroup gives it), relative, above any cgroup of ours.
+    A process started inside one of our cgroups (a worker's child, a process of a contained
+    worker) makes its cgroups beside its parent's, not nested in them: a nested one would
+    count against the outer one's memory limit, and could not be removed before it."""
+    parts = [p for p in path.split("/") if p]
+    if PARENT in parts:
+        parts = parts[:parts.index(PARENT)]
+    return "/".join(parts)
+
+
 def _sweep(found: _Layout) -> None:
     """Remove the cgroups of worker processes that died without removing theirs (a cgroup's
-    name starts with its maker's pid), killing whatever they left running."""
+    name starts with its maker's pid), killing whatever they left running. Runs once per
+    process, at its first task: it must cost nothing when there is nothing to remove (each
+    removal is one rmdir per folder, no waiting)."""
+    for name in _dead_makers(found.bases):
+        with contextlib.suppress(CgroupError, OSError):
+            TaskCgroup(name, found).remove(wait=False)
+
+
+def _dead_makers(bases: dict[str, Path]) -> list[str]:
     names: set[str] = set()
-    for base in found.bases.values():
+    for base in bases.values():
         with contextlib.suppress(OSError):
             names.update(entry.name for entry in os.scandir(base) if entry.is_dir())
-    for name in names:
+    found = []
+    for name in sorted(names):
         maker = name.split("-", 1)[0]
         if maker.isdigit() and int(maker) != os.getpid() and not _alive(int(maker)):
-            with contextlib.suppress(CgroupError, OSError):
-                TaskCgroup(name, found).remove()
+            found.append(name)
+    return found
+
+
+def _nested(folder: Path) -> list[Path]:
+    """The cgroups inside `folder` (cgroup folders hold only files and child cgroups)."""
+    try:
+        return [Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:
@@ -174,6 +202,11 @@ def _field(text: str, name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+def folder_name(pid: int, name: str) -> str:
+    """The folder of process `pid`'s cgroup `name` (see `TaskCgroup.create`)."""
+    return f"{pid}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:100]
+
+
 class TaskCgroup:
     """One task's cgroup (see the module's docstring). Make it with `TaskCgroup.create`."""
 
@@ -191,8 +224,7 @@ class TaskCgroup:
         found = layout()
         if isinstance(found, str):
             raise CgroupError(found)
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:100]
-        group = cls(f"{os.getpid()}-{safe}", found)
+        group = cls(folder_name(os.getpid(), name), found)
         for folder in group.folders.values():
             try:
                 folder.mkdir(exist_ok=True)
@@ -244,6 +276,16 @@ class TaskCgroup:
             return _field(_read(self._file("cpu", "cpu.stat")), "usage_usec") / 1e6
         text = _read(self._file("cpuacct", "cpuacct.usage")).strip()
         return int(text) / 1e9 if text else 0.0
+
+    def memory_limit(self) -> int | None:
+        """The cgroup's memory limit in bytes (None: none)."""
+        name = "memory.max" if self.version == 2 else "memory.limit_in_bytes"
+        text = _read(self._file("memory", name)).strip()
+        # v1 says "no limit" with a huge page-rounded number
+        return int(text) if text.isdigit() and int(text) < 2**62 else None
+
+    def exists(self) -> bool:
+        return all(folder.is_dir() for folder in self.folders.values())
 
     def peak_memory(self) -> int:
         """The most memory the cgroup held since `reset_peak` (0 when the kernel cannot say)."""
@@ -334,15 +376,33 @@ class TaskCgroup:
             while _read(state).strip() == "FREEZING" and time.monotonic() < deadline:
                 time.sleep(0.001)
 
-    def remove(self) -> None:
-        """Kill what is left and remove the cgroup's folders."""
-        self.kill_all()
+    def remove(self, *, wait: bool = True) -> None:
+        """Kill what is left and remove the cgroup's folders. A cgroup nested inside (an
+        older worker's layout) is swept first when its maker is dead, and otherwise left with
+        its parent (a live process's). `wait=False`: no waiting for the kernel to let go of
+        the last member (a sweep at start must not stall a worker)."""
+        self.kill_all(timeout_s=_KILL_ROUNDS_S if wait else 1.0)
         for folder in self.folders.values():
-            for _ in range(50):  # the kernel lets go of the last member a moment after it died
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            inner = folder / PARENT
+            if inner.is_dir():
+                for name in _dead_makers({"": inner}):
+                    _remove_folder(inner / name, wait=wait)
+                _remove_folder(inner, wait=False)
+            _remove_folder(folder, wait=wait)
+
+
+def _remove_folder(folder: Path, *, wait: bool) -> None:
+    """rmdir a cgroup folder; a folder that still holds a cgroup is left (no waiting)."""
+    for _ in range(50 if wait else 3):  # the kernel lets go of the last member a moment later
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if _nested(folder):
+                return
+            for pid in _read(folder / "cgroup.procs").split():
+                with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.02)

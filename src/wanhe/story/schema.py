@@ -64,7 +64,10 @@ class Voice(_Model):
                     "(its .onnx.json beside it), relative to the storyboard")
     voice: str | None = Field(
         default=None, description="espeak: an installed espeak-ng voice (cmn, yue, fr, de, …);"
-                                  " default: the language code")
+                                  " default: the language code",
+        # a name, never a path: espeak-ng opens a voice name that climbs out of its data
+        # folder as a voice file, so a storyboard could make it read any file
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(\+[A-Za-z0-9_-]+)?$", max_length=40)
     speed: float = Field(default=1.0, ge=0.5, le=2.0, description="1.0 = the voice's own pace")
     pitch: float = Field(default=0.0, ge=-12.0, le=12.0,
                          description="semitones up (+) or down (-), without changing timing")

@@ -196,11 +196,11 @@ class DiffusionExecutor(Executor):
         between tasks): the process itself goes in a cgroup as large as the models it may
         keep (`_device_memory("cpu")`) or the task's request, whichever is larger, plus 1 GiB
         for the interpreter (wanhe.sandbox.box.contain_this_process)."""
-        from wanhe.sandbox.box import contain_this_process
+        from wanhe.sandbox.box import contain_this_process, in_process_cgroup
 
         limit = max(ctx.memory_bytes, _device_memory("cpu")) + (1 << 30)
         try:
-            contain_this_process(f"inproc-{self.worker.name}", limit)
+            contain_this_process(in_process_cgroup(self.worker.name), limit)
         except OSError as exc:  # CgroupError: the task runs, unconfined, and says so
             ctx.log(f"[wanhe] this worker could not be put in a cgroup: {exc}")
 

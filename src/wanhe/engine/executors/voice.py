@@ -5,6 +5,12 @@ Its warm resource is the Piper voices it has loaded. Both kinds write content-na
 the story cache: a task whose file is already there (an earlier run made it) answers at once,
 `cached: true`, without synthesizing again. Metered with this process's rusage plus the
 children it ran (espeak-ng, rubberband).
+
+On a farm with the sandbox on, a farm job's voice tools run in that job's sandbox like every
+other task (`wanhe.sandbox.tool`: the project's OS user, a mount namespace showing the job's
+folders, a cgroup): each task is one `python -m wanhe.voice.boxed` there, writing into the
+job's `work/`; this process checks the WAV and puts it into the story cache. Piper then loads
+its voice per task (about half a second) instead of keeping it warm.
 """
 
 from __future__ import annotations
@@ -25,6 +31,16 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _write_phonemes(take: Path, timed: dict[str, Any]) -> None:
+    import json
+
+    from wanhe.imaging.atomic import atomic_write
+    from wanhe.voice.tts import phonemes_path
+
+    with atomic_write(phonemes_path(take)) as tmp:
+        tmp.write_text(json.dumps(timed), encoding="utf-8")
+
+
 def _valid_wav(path: Path) -> float | None:
     from wanhe.voice.tts import wav_seconds
 
@@ -38,21 +54,92 @@ def _valid_wav(path: Path) -> float | None:
 class VoiceExecutor(Executor):
     kinds = frozenset({"voice", "dub"})
     _voices: Any = None
+    _used: tuple[float | None, int | None] = (None, None)  # a sandboxed run's CPU and peak
+    _boxed_phonemes: dict[str, Any] | None = None  # a sandboxed take's phoneme timings
 
     def warm_key(self, payload: dict[str, Any]) -> str | None:
         voice = payload.get("voice") or {}
         return f"piper:{voice.get('model')}" if voice.get("engine") == "piper" else None
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        from wanhe.sandbox.tool import sandboxed
+
         started, cpu0 = time.monotonic(), _cpu()
+        self._used = (None, None)
+        self._boxed_phonemes = None
+        boxed = sandboxed(payload.get("job_root"), ctx.project)
         try:
-            output = self._synth(payload, ctx) if kind == "voice" else self._dub(payload, ctx)
+            if kind == "voice":
+                output = self._synth(payload, ctx, boxed)
+            else:
+                output = self._dub(payload, ctx, boxed)
         except (ValueError, RuntimeError, OSError) as exc:
             raise TaskFailed(f"{kind} {payload.get('line')} {payload.get('lang')}: {exc}",
                              cpu_s=_cpu() - cpu0, wall_s=time.monotonic() - started) from exc
-        return TaskResult(time.monotonic() - started, _cpu() - cpu0, self_peak_rss(), output)
+        cpu, peak = self._used
+        return TaskResult(time.monotonic() - started, _cpu() - cpu0 + (cpu or 0.0),
+                          peak or self_peak_rss(), output)
 
-    def _synth(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    def _in_sandbox(self, request: dict[str, Any], payload: dict[str, Any], ctx: TaskContext,
+                    inputs: tuple[Path, ...]) -> float:
+        """Run `request` (see wanhe.voice.boxed) in the job's sandbox, writing into the job's
+        `work/`; the checked WAV is then moved to `request["output"]` (the story cache).
+        Returns its length in seconds."""
+        import json
+        import os
+        import shutil
+        import stat
+        import tempfile
+
+        from wanhe.sandbox.tool import python_argv, run_in_job
+
+        job_root = Path(payload["job_root"])
+        out = Path(request["output"])
+        scratch = Path(tempfile.mkdtemp(prefix="voice-", dir=job_root / "work"))
+        # Held open: the project's user may rename folders in work/, never this one's inode.
+        folder = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            from wanhe.sandbox import accounts
+
+            account = accounts.session_account(ctx.project, ctx.project_id)
+            if account.isolated:
+                os.chown(scratch, account.uid, account.gid)
+            done = run_in_job(python_argv("wanhe.voice.boxed"), job_root, ctx.project,
+                              ctx.project_id, name=f"voice-{self.worker.name}",
+                              stdin=json.dumps({**request, "output": str(scratch / "out.wav")}),
+                              timeout_s=600, memory_bytes=ctx.memory_bytes or None,
+                              inputs=inputs, what=f"the voice tools of {ctx.key or 'a line'}")
+            self._used = (done.cpu_s, done.peak_memory)
+            try:
+                answer = json.loads(done.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                answer = {"error": done.stderr.strip()[-300:] or f"exit {done.returncode}"}
+            if done.returncode != 0 or "error" in answer:
+                raise RuntimeError(str(answer.get("error", f"exit {done.returncode}")))
+            self._boxed_phonemes = answer.get("phonemes")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            partial = out.with_name(f".{out.stem}.{os.getpid()}.part.wav")
+            try:  # the cache's copy is the farm's: never a link the tool left to elsewhere
+                made = os.open("out.wav", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                               dir_fd=folder)
+            except OSError:
+                raise RuntimeError("the voice tools wrote no WAV") from None
+            if not stat.S_ISREG(os.fstat(made).st_mode):  # a FIFO or device: not a WAV
+                os.close(made)
+                raise RuntimeError("the voice tools wrote no WAV")
+            with os.fdopen(made, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            seconds = _valid_wav(partial)
+            if seconds is None:
+                partial.unlink(missing_ok=True)
+                raise RuntimeError("the voice tools wrote no readable WAV")
+            os.replace(partial, out)
+            return seconds
+        finally:
+            os.close(folder)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _synth(self, payload: dict[str, Any], ctx: TaskContext, boxed: bool) -> dict[str, Any]:
         from wanhe.story.schema import Voice
         from wanhe.voice.tts import (
             PiperVoices,
@@ -68,9 +155,35 @@ class VoiceExecutor(Executor):
         model = resolve_model(voice.model, Path("/")) if voice.engine == "piper" else None
         if seconds is not None:
             ctx.log(f"[wanhe] cached: {out.name}")
-            if not phonemes_path(out).is_file():
+            if not phonemes_path(out).is_file() and not boxed:
                 write_take_phonemes(payload["text"], voice, payload["lang"], model, out)
             return {"wav": str(out), "seconds": seconds, "cached": True}
+        if boxed:
+            from wanhe.storage import within_job
+            from wanhe.story.schema import BUNDLED_VOICE
+
+            model_path: Path | None = None
+            if voice.engine == "piper" and voice.model != BUNDLED_VOICE:
+                # the farm's own voice ships with its software; any other is the job's file
+                model_path = within_job(resolve_model(voice.model, Path("/")),
+                                        payload["job_root"])
+            elif voice.engine == "piper":
+                model_path = resolve_model(voice.model, Path("/"))
+            seed = int(payload.get("seed", 1))
+            seconds = self._in_sandbox(
+                {"kind": "voice", "text": payload["text"], "voice": payload["voice"],
+                 "lang": payload["lang"], "model": str(model_path) if model_path else None,
+                 "seed": seed, "output": str(out)}, payload, ctx, ())
+            timed = self._boxed_phonemes
+            if timed is not None:  # worked out in the box (libespeak-ng reads the line there)
+                _write_phonemes(out, timed)
+            ctx.log(f"[wanhe] {voice.engine} (sandboxed, seed {seed}): {seconds:.2f} s of "
+                    f"speech -> {out.name}")
+            return {"wav": str(out), "seconds": seconds, "cached": False,
+                    "engine": voice.engine, "chars": len(payload["text"]), "seed": seed,
+                    "take": int(payload.get("take", 1)),
+                    "phonemes": len(timed["phonemes"]) if timed else 0,
+                    "phoneme_source": timed["source"] if timed else "loudness"}
         if self._voices is None:
             self._voices = PiperVoices()
         seed = int(payload.get("seed", 1))
@@ -86,7 +199,7 @@ class VoiceExecutor(Executor):
                 "phonemes": len(timed["phonemes"]) if timed else 0,
                 "phoneme_source": timed["source"] if timed else "loudness"}
 
-    def _dub(self, payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    def _dub(self, payload: dict[str, Any], ctx: TaskContext, boxed: bool) -> dict[str, Any]:
         from wanhe.story.timing import fit_line
         from wanhe.voice.stretch import time_stretch
         from wanhe.voice.tts import wav_seconds
@@ -100,8 +213,13 @@ class VoiceExecutor(Executor):
                 "wav": str(out)}
         if _valid_wav(out) is not None:
             return {**body, "cached": True}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        time_stretch(Path(payload["input"]), out, fit.time_ratio)
+        if boxed:  # the take comes from the farm's story cache: shown to the tool read-only
+            source = Path(payload["input"]).resolve()
+            self._in_sandbox({"kind": "dub", "input": str(source), "time_ratio": fit.time_ratio,
+                              "output": str(out)}, payload, ctx, (source,))
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            time_stretch(Path(payload["input"]), out, fit.time_ratio)
         ctx.log(f"[wanhe] dub {payload['line']} {payload['lang']}: {raw:.2f} s into a "
                 f"{slot:.2f} s slot, time ratio {fit.time_ratio:.3f}"
                 + (f", overruns {fit.overrun_s:.2f} s" if fit.flagged else ""))
