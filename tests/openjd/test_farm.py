@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, make_project, os_user, run_cli, wait_for
+from tests.api._service import (
+    ServiceProc,
+    make_project,
+    os_user,
+    run_cli,
+    running_farm,
+    wait_for,
+)
 from tests.openjd._util import env, step, template, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,21 +36,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def farm() -> Iterator[ServiceProc]:
-    # Project users must reach the work area: a folder every user may pass through (pytest's
-    # own tmp folders are 0700).
-    home = Path(tempfile.mkdtemp(prefix="wanhe-openjd-", dir="/tmp"))
-    os.chmod(home, 0o711)
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
-                      num_cpus=2, extra_args=["--num-gpus", "1", "--worker-attr",
-                                              "license=houdini"])
-    svc.start()
-    try:
+    with running_farm("wanhe-openjd-", workers=2, num_cpus=2,
+                      extra_args=["--num-gpus", "1", "--worker-attr", "license=houdini"]) as svc:
         yield svc
-    finally:
-        svc.kill()
-        import shutil
-
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def done(svc: ServiceProc, token: str, job_id: int, timeout: float = 120) -> dict[str, Any]:
