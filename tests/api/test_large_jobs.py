@@ -62,7 +62,10 @@ def test_a_large_submit_leaves_the_api_answering_and_its_tasks_come_in_pages(
     print(f"submit of {TASKS} tasks: {answer['took']:.1f} s; {len(latencies)} requests "
           f"meanwhile, slowest {max(latencies):.2f} s")
     assert len(latencies) >= 3  # the submit took a while: the API answered during it
-    assert max(latencies) < 2.0, f"the API stalled {max(latencies):.1f} s during the submit"
+    # and all through it: no request waited for a good part of the submit (a bound relative to
+    # the submit, not in seconds: on a loaded machine both take longer)
+    stall = max(2.0, answer["took"] / 3)
+    assert max(latencies) < stall, f"the API stalled {max(latencies):.1f} s during the submit"
 
     job = r.json()["id"]
     with farm.client(token) as http:
