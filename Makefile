@@ -4,6 +4,9 @@
 #               with test extras and run the whole suite (.ci/run is just this)
 
 PYTHON ?= python3.11
+# pytest-xdist workers: heavy modules run in two lanes, light ones fill the rest (tests/conftest.py)
+PYTEST_WORKERS ?= 3
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
 VENV   := .venv
 PY     := $(VENV)/bin/python
 WANHE  := $(VENV)/bin/wanhe
@@ -43,11 +46,11 @@ demo: $(DEMO)
 test: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q --durations=30 -m "not isolated"
+	$(VENV)/bin/pytest -q --durations=30 $(PYTEST_PARALLEL) -m "not isolated"
 	$(VENV)/bin/pytest -q -m isolated
 
 test-fast: system-packages $(VENV)/.installed-test
-	$(VENV)/bin/pytest -q -m "not slow and not browser"
+	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "not slow and not browser"
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench examples

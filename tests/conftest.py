@@ -12,6 +12,39 @@ import pytest
 
 from wanhe.store.store import Store
 
+# ---------------------------------------------------------------------- parallel runs
+# `make test` runs on pytest-xdist workers, each module whole on one, the heavy ones in two lanes
+# (tests/_lanes.py).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the controller names the run before its workers start: they write the lanes under it
+    if (not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist")
+            and config.getoption("testrunuid", None) is None):
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("testrunuid", None):
+        from tests._lanes import lanes_file
+
+        lanes_file(str(config.getoption("testrunuid"))).unlink(missing_ok=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests._lanes import write_lanes
+
+    write_lanes(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    if config.getoption("dist", "no") != "loadgroup":
+        return None
+    from tests._lanes import make_scheduler
+
+    return make_scheduler(config, log)
+
 
 def _db_params() -> list[object]:
     return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -20,7 +53,9 @@ def _db_params() -> list[object]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server for the session: WANHE_TEST_POSTGRES_URL when given, else one this
-    session starts (tests/_postgres.py) and removes at its end, Ctrl-C included."""
+    session starts (tests/_postgres.py) and removes at its end, Ctrl-C included. Each
+    pytest-xdist worker is a session of its own, so each starts its own server (its own folder,
+    its own port); on a given server, every database a test makes has a name of its own."""
     given = os.environ.get("WANHE_TEST_POSTGRES_URL")
     if given:
         yield given

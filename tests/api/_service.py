@@ -6,11 +6,14 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,29 @@ class ServiceProc:
     def client(self, token: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"},
                             timeout=60)
+
+
+@contextlib.contextmanager
+def running_farm(prefix: str, *, workers: int, num_cpus: int, extra_args: list[str] | None = None,
+                 extra_env: dict[str, str] | None = None,
+                 prepare: Callable[[Path], list[str]] | None = None) -> Iterator[ServiceProc]:
+    """A `wanhe serve` on a fresh SQLite farm (a module's fixture: one farm for its tests),
+    killed and its folder removed at the end. The folder is a new one in /tmp that every user
+    may pass through (0711): project users must reach their job's folders, and pytest's own
+    tmp folders are 0700. `prepare` writes files the service reads at start into the folder and
+    returns the arguments that name them."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(home, 0o711)
+    args = [*(extra_args or []), *(prepare(home) if prepare else [])]
+    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=workers,
+                      num_cpus=num_cpus, extra_args=args,
+                      extra_env=extra_env or {})
+    try:
+        svc.start()
+        yield svc
+    finally:
+        svc.kill()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:

@@ -82,13 +82,23 @@ class Node:
 
 @pytest.fixture
 def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, list[Node]]]:
-    port = free_port()
-    temp = Path("/tmp") / f"wanhe-ray-{os.getpid()}-{port}"
-    nodes = [Node(["--head", f"--port={port}", f"--temp-dir={temp}",
-                   "--include-dashboard=false"], tmp_path / "head.log")]
-    address = f"127.0.0.1:{port}"
+    nodes: list[Node] = []
     try:
-        wait_for(lambda: nodes[0].node_id(), 60, "the Ray head")
+        for _try in range(3):  # another process may take the free port before Ray binds it
+            port = free_port()
+            temp = Path("/tmp") / f"wanhe-ray-{os.getpid()}-{port}"
+            head = Node(["--head", f"--port={port}", f"--temp-dir={temp}",
+                         "--include-dashboard=false"], tmp_path / "head.log")
+            nodes.append(head)
+            started = wait_for(lambda h=head: h.node_id() or h.proc.poll() is not None,
+                               60, "the Ray head")
+            if started is True or head.proc.poll() is not None:
+                head.stop()  # it gave up starting: once more, on another port
+                nodes.remove(head)
+                continue
+            break
+        assert nodes, "the Ray head did not start (see head.log)"
+        address = f"127.0.0.1:{port}"
         time.sleep(2)
         for name in ("node_a", "node_b"):  # one at a time: two cores start them slowly
             args = [f"--address={address}", f"--resources={json.dumps({name: 1})}"]

@@ -15,14 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, make_project, os_user, run_cli, wait_for
+from tests.api._service import (
+    ServiceProc,
+    make_project,
+    os_user,
+    run_cli,
+    running_farm,
+    wait_for,
+)
 from tests.openjd._util import env, step, template, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,28 +37,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def farm() -> Iterator[ServiceProc]:
-    # Project users must reach the work area: a folder every user may pass through (pytest's
-    # own tmp folders are 0700).
-    home = Path(tempfile.mkdtemp(prefix="wanhe-openjd-", dir="/tmp"))
-    os.chmod(home, 0o711)
-    # a farm-wide queue environment, entered first in every session (Deadline's Conda one)
-    queue_env = write_yaml(home / "conda.yaml", {
-        "specificationVersion": "environment-2023-09", "environment": {
-            "name": "Conda", "script": {"actions": {"onEnter": {
-                "command": "bash", "args": ["-c", "echo 'openjd_env: QUEUE_TOOL=conda'"]}}}}})
-    os.chmod(queue_env, 0o644)
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
-                      num_cpus=2, extra_args=["--num-gpus", "1", "--worker-attr",
-                                              "license=houdini", "--queue-env",
-                                              str(queue_env)])
-    svc.start()
-    try:
-        yield svc
-    finally:
-        svc.kill()
-        import shutil
+    def conda_queue_env(home: Path) -> list[str]:
+        # a farm-wide queue environment, entered first in every session (Deadline's Conda one)
+        queue_env = write_yaml(home / "conda.yaml", {
+            "specificationVersion": "environment-2023-09", "environment": {
+                "name": "Conda", "script": {"actions": {"onEnter": {
+                    "command": "bash", "args": ["-c", "echo 'openjd_env: QUEUE_TOOL=conda'"]}}}}})
+        os.chmod(queue_env, 0o644)
+        return ["--queue-env", str(queue_env)]
 
-        shutil.rmtree(home, ignore_errors=True)
+    with running_farm("wanhe-openjd-", workers=2, num_cpus=2,
+                      extra_args=["--num-gpus", "1", "--worker-attr", "license=houdini"],
+                      prepare=conda_queue_env) as svc:
+        yield svc
 
 
 def done(svc: ServiceProc, token: str, job_id: int, timeout: float = 120) -> dict[str, Any]:

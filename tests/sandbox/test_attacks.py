@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, make_project, os_user, wait_for
+from tests.api._service import ServiceProc, make_project, os_user, running_farm, wait_for
 from tests.openjd._util import env, step, template
 from wanhe.sandbox import cgroup
 from wanhe.store.store import Store
@@ -48,16 +47,9 @@ def farm() -> Iterator[ServiceProc]:
     why = _why_not()
     if why is not None:
         pytest.skip(why)
-    home = Path(tempfile.mkdtemp(prefix="wanhe-sandbox-", dir="/tmp"))
-    os.chmod(home, 0o711)  # project users pass through to their job's folders
-    svc = ServiceProc(home, f"sqlite:///{home / 'wanhe.db'}", 0, workers=2,
-                      num_cpus=2, extra_env={"WANHE_TASK_PIDS_MAX": "200"})
-    svc.start()
-    try:
+    with running_farm("wanhe-sandbox-", workers=2, num_cpus=2,
+                      extra_env={"WANHE_TASK_PIDS_MAX": "200"}) as svc:
         yield svc
-    finally:
-        svc.kill()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def submit(svc: ServiceProc, token: str, doc: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -511,11 +512,19 @@ def test_a_setsid_daemon_ends_with_the_attempt_and_is_billed(
     executor: CommandExecutor, tmp_path: Path,
 ) -> None:
     rec = Recorder()
-    script = "setsid sh -c 'while :; do :; done' >/dev/null 2>&1 < /dev/null & sleep 1.5"
+    # The daemon counts to 300,000 (≈ 0.4 s of CPU here, however loaded the machine) before the
+    # task may end; its loop names this test alone, so no other test's loop (another worker's)
+    # is taken for it.
+    tag = f"wanhe-spin-{uuid.uuid4().hex[:12]}"
+    spun = tmp_path / "spun"
+    daemon = (f"i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; touch {spun}; "
+              f"while :; do :; done # {tag}")
+    script = (f"setsid sh -c '{daemon}' >/dev/null 2>&1 < /dev/null & "
+              f"while [ ! -e {spun} ]; do sleep 0.1; done")
     result = run(executor, {"argv": ["sh", "-c", script], "work_root": str(tmp_path)}, rec)
-    assert result.cpu_s >= 0.3  # the daemon's spinning is the task's (sh and sleep use ~0)
+    assert result.cpu_s >= 0.1  # the daemon's counting is the task's (sh and sleep use ~0)
     assert any("killed with its cgroup" in line for line in rec.lines)
-    spinning = subprocess.run(["pgrep", "-f", "while :; do :; done"], capture_output=True,
+    spinning = subprocess.run(["pgrep", "-f", tag], capture_output=True,
                               text=True).stdout.split()
     assert spinning == []
 
