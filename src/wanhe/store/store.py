@@ -143,10 +143,10 @@ class Store(ProjectsMixin, JobsMixin, SyncMixin, AttemptsMixin, UsageMixin):
         self.url = url
         self.engine = make_engine(url)
         if migrate:
-            from wanhe.store.migrate import upgrade
+            from wanhe.store.migrate import open_schema
 
             try:
-                upgrade(self.engine)
+                open_schema(self.engine)
             except (OperationalError, InterfaceError) as exc:
                 self.engine.dispose()
                 raise DatabaseUnavailable(
