@@ -14,6 +14,15 @@ started by initdb + pg_ctl when Debian's postgresql is installed):
 
 Prints the command and a markdown table for bench/RESULTS.md.
 
+    .venv/bin/python bench/dispatch.py --local-slots 200 [--tasks 5000] [--probes 4]
+                                       [--profile] [--no-postgres]
+
+The dispatcher's own figure: many more worker slots than cores (in-process workers, no Ray:
+a no-op task costs its worker microseconds), so what limits tasks/s is the dispatcher and its
+database, not this machine's cores. --profile prints where the dispatcher's thread spends its
+time (cProfile, the largest cumulative entries). Run it with PYTHONPATH=<another tree>/src to
+measure that tree with the same script.
+
     .venv/bin/python bench/dispatch.py --sync [--sync-tasks 100000] [--pg-sync-tasks 100000]
                                        [--runs 5] [--baseline-src /tmp/old-wanhe/src]
 
@@ -113,12 +122,36 @@ def wait_done(store: Store, job_id: int, timeout: float) -> None:
     raise TimeoutError(f"job {job_id} did not finish in {timeout} s")
 
 
-def measure(url: str, label: str, workers: int, tasks: int, probes: int) -> dict[str, object]:
+def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
+            local_slots: int = 0, profile: bool = False) -> dict[str, object]:
     store = Store(url)
     project = store.create_project(f"bench-{label}-{os.getpid()}")
-    dispatcher = Dispatcher(store, workers=workers, log_root=Path(tempfile.mkdtemp()) / "logs")
+    logs = Path(tempfile.mkdtemp()) / "logs"
+    if local_slots:
+        from wanhe.engine.handles import LocalWorker
+
+        dispatcher = Dispatcher(store, workers=local_slots, log_root=logs, use_ray=False,
+                                local_workers=[LocalWorker(f"w{i}") for i in range(local_slots)])
+    else:
+        dispatcher = Dispatcher(store, workers=workers, log_root=logs)
     stop = threading.Event()
-    thread = threading.Thread(target=dispatcher.serve, args=(stop,), daemon=True)
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+    def serve() -> None:
+        if profiler is None:
+            dispatcher.serve(stop)
+            return
+        profiler.enable()
+        try:
+            dispatcher.serve(stop)
+        finally:
+            profiler.disable()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         warm = noop_job(store, project.id, workers * 4, "warm-up")
@@ -143,6 +176,14 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int) -> dict
         first = min(a["started_at"] for a in attempts)
         last = max(a["ended_at"] for a in attempts)
         loaded = list(dispatcher.dispatch_latencies)
+        if profiler is not None:
+            stop.set()
+            dispatcher.poke()
+            thread.join(timeout=30)
+            import pstats
+
+            print(f"\n{label}: where the dispatcher's thread spent its time", file=sys.stderr)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
         return {
             "db": label, "workers": len(dispatcher.slots), "tasks": tasks,
             "idle_poke_med": statistics.median(idle[True]), "idle_poke_p99": pct(idle[True], .99),
@@ -306,6 +347,10 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--postgres", default=os.environ.get("WANHE_BENCH_POSTGRES_URL"))
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--local-slots", type=int, default=0,
+                        help="this many in-process worker slots instead of Ray's")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--sync", action="store_true", help="measure Dispatcher.sync() instead")
     parser.add_argument("--sync-tasks", type=int, default=100_000)
     parser.add_argument("--pg-sync-tasks", type=int, default=100_000)
@@ -320,11 +365,14 @@ def main() -> None:
     if args.sync:
         sync_main(args, command)
         return
-    cluster.connect(None, num_cpus=args.workers)
+    if not args.local_slots:
+        cluster.connect(None, num_cpus=args.workers)
+    extra = {"local_slots": args.local_slots, "profile": args.profile}
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows.append(measure(f"sqlite:///{tmp}/bench.db", "SQLite", args.workers, args.tasks,
-                            args.probes))
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(measure(f"sqlite:///{tmp}/bench.db", "SQLite", args.workers,
+                                args.tasks, args.probes, **extra))
     if not args.no_postgres:
         with contextlib.ExitStack() as stack:
             url = args.postgres or stack.enter_context(throwaway_postgres())
@@ -332,10 +380,15 @@ def main() -> None:
                 print("PostgreSQL: not installed; pass --postgres URL", file=sys.stderr)
             else:
                 rows.append(measure(fresh_database(url, "pg"), "PostgreSQL", args.workers,
-                                    args.tasks, args.probes))
-    cluster.shutdown()
+                                    args.tasks, args.probes, **extra))
+    if not args.local_slots:
+        cluster.shutdown()
     cores = os.cpu_count()
-    print(f"\n`{command}` ({cores} cores, {args.workers} NOOP worker slots on embedded Ray)\n")
+    where = (f"{args.local_slots} in-process NOOP worker slots, no Ray" if args.local_slots
+             else f"{args.workers} NOOP worker slots on embedded Ray")
+    print(f"\n`{command}` ({cores} cores, {where}; wanhe from "
+          f"{Path(__import__('wanhe').__file__).parents[1]}, load average "
+          f"{os.getloadavg()[0]:.1f})\n")
     print("| database | idle → running, poked: median / p99 | idle → running, sync only: "
           "median / p99 | throughput | queue wait under load: median / p99 |")
     print("| --- | --- | --- | --- | --- |")

@@ -14,6 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tests.api.conftest import Farm
+from wanhe.api import client as api_client
 from wanhe.api.client import ApiError, Client, describe_error
 from wanhe.cli import app as wanhe_app
 from wanhe.cli import common as cli_common
@@ -191,7 +192,8 @@ def via_farm(farm: Farm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Farm]:
                 raise ApiError(describe_error(response))
             return response
 
-    monkeypatch.setattr(cli_common, "Client", FarmClient)
+    # The CLI's `client()` imports its Client class when a command runs.
+    monkeypatch.setattr(api_client, "Client", FarmClient)
     _wide(monkeypatch)
     yield farm
 

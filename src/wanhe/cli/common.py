@@ -5,26 +5,50 @@ Errors are one line naming the problem and the fix, exit 2 (1 for a job that ran
 never a traceback.
 """
 
-from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, ProgressColumn
-from rich.table import Table
-
-from wanhe.api.client import ApiError, Client
-from wanhe.config import Settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn
+    from rich.table import Table
+
+    from wanhe.api.client import Client
     from wanhe.store.store import Store
 
-err = Console(stderr=True)  # progress, notes and errors
-out = Console()  # results: what a script reads
+
+class _LazyConsole:
+    """A rich Console made on first use: `wanhe --help` never imports rich's console."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> "Console":
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+# Typed as consoles: every attribute reaches the real one (`.console` where one is passed on).
+err: "Console" = cast("Console", _LazyConsole(stderr=True))  # progress, notes and errors
+out: "Console" = cast("Console", _LazyConsole(stderr=False))  # results: what a script reads
+
+
+def real_console(console: "Console") -> "Console":
+    """The Console behind a lazy one (rich's Live and Progress want the object itself)."""
+    return console.console if isinstance(console, _LazyConsole) else console  # type: ignore[attr-defined]
 
 ServerOpt = Annotated[
     str | None, typer.Option("--server", envvar="WANHE_SERVER",
@@ -46,9 +70,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 @contextmanager
-def open_store_or_fail(db: str | None, *, migrate: bool = True) -> Iterator[Store]:
+def open_store_or_fail(db: str | None, *, migrate: bool = True) -> "Iterator[Store]":
     """The `--db` database (default: the settings'), or one line saying why it cannot open;
     a StoreError inside the block becomes one line too."""
+    from wanhe.config import Settings
     from wanhe.storage import redact
     from wanhe.store.store import DatabaseUnavailable, Store, StoreError
 
@@ -69,9 +94,12 @@ def open_store_or_fail(db: str | None, *, migrate: bool = True) -> Iterator[Stor
 
 
 @contextmanager
-def client(server: str | None, token: str | None) -> Iterator[Client]:
+def client(server: str | None, token: str | None) -> "Iterator[Client]":
     """An API client of the farm (default: the settings' server and token); an API error
     inside the block becomes one line."""
+    from wanhe.api.client import ApiError, Client
+    from wanhe.config import Settings
+
     settings = Settings()
     try:
         with Client(server or settings.server, token or settings.token) as c:
@@ -80,7 +108,7 @@ def client(server: str | None, token: str | None) -> Iterator[Client]:
         fail(str(exc))
 
 
-def emit(data: Any, as_json: bool, table: Callable[[Any], Table] | Table | None = None) -> None:
+def emit(data: Any, as_json: bool, table: "Callable[[Any], Table] | Table | None" = None) -> None:
     """`data` as JSON on stdout (with --json, or with no table to show), else its table."""
     if as_json or table is None:
         out.print_json(json.dumps(data, default=str))
@@ -95,8 +123,10 @@ class Bars:
     lost or failed task in one line above the bars, and stops the same way.
     """
 
-    def __init__(self, quiet: bool, *columns: str | ProgressColumn) -> None:
-        self.progress = Progress(*columns, console=err, disable=quiet)
+    def __init__(self, quiet: bool, *columns: "str | ProgressColumn") -> None:
+        from rich.progress import Progress
+
+        self.progress = Progress(*columns, console=real_console(err), disable=quiet)
 
     def note_trouble(self, event: Any, where: str = "") -> bool:
         """Print a retried, lost or failed task's line; whether the event was one."""

@@ -1,18 +1,19 @@
 """`wanhe estimate SCENE`: what a render will cost and when it will finish, before it runs."""
 
-from __future__ import annotations
-
 import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from wanhe.cli.common import JsonOpt, emit, err, fail
-from wanhe.config import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from wanhe.config import Settings
 
 
 def _deadline_seconds(text: str, now: datetime) -> float:
@@ -74,6 +75,8 @@ def estimate_command(
     if samples is not None and quality is not None:
         fail("--samples and --quality both set the sample count — give one of them")
     deadline_s = None if deadline is None else _deadline_seconds(deadline, now)
+    from wanhe.config import Settings
+
     settings = Settings().overridden(blender=blender)
     farm = Farm(machines=machines, cores=cores or os.cpu_count() or 1)
     report = _run(scene, frames, tiles, samples, quality, resolution_percentage, settings, farm,
@@ -82,7 +85,7 @@ def estimate_command(
 
 
 def _run(scene: Path, frames: str | None, tiles: str, samples: int | None,
-         quality: str | None, percentage: int | None, settings: Settings, farm: Any,
+         quality: str | None, percentage: int | None, settings: "Settings", farm: Any,
          prices: Any, deadline_s: float | None, quiet: bool,
          extra: dict[str, Any] | None = None) -> Any:
     from pydantic import ValidationError
@@ -134,7 +137,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _table(data: dict[str, Any]) -> Table:
+def _table(data: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
     table = Table(title=f"estimate: {Path(data['scene']).name}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -190,6 +195,8 @@ def check_before_submit(
     from wanhe.runs.estimate import Farm, Prices
 
     extra = ("sample_chunks", "camera", "denoise")  # the rest are _run's own arguments
+    from wanhe.config import Settings
+
     settings = Settings()
     cores = os.cpu_count() or 1
     # core-seconds are the same on any thread count: the probe uses every core here

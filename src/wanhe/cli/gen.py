@@ -6,16 +6,13 @@ Local commands use the local database (`--db`, default ~/.wanhe/wanhe.db); `--se
 traceback.
 """
 
-from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from wanhe.cli.common import (
     Bars,
@@ -31,10 +28,17 @@ from wanhe.cli.common import (
     out,
 )
 
-models_app = typer.Typer(help="Diffusion models the farm may use (local folders the studio "
-                         "owns; nothing is downloaded).", no_args_is_help=True)
-gen_app = typer.Typer(help="AI generation: seeded candidates per shot, scored, picked, "
-                      "reproducible.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+models_app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
+    help="Diffusion models the farm may use (local folders the studio "
+         "owns; nothing is downloaded).", no_args_is_help=True)
+gen_app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
+    help="AI generation: seeded candidates per shot, scored, picked, "
+         "reproducible.", no_args_is_help=True)
 
 ServerOpt = Annotated[str | None, typer.Option(
     "--server", help="a farm URL: run there (token: --token or WANHE_TOKEN); default: here")]
@@ -49,7 +53,9 @@ def _settings(db: str | None) -> Any:
 # ---------------------------------------------------------------------------------- models
 
 
-def _models_table(rows: list[dict[str, Any]]) -> Table:
+def _models_table(rows: list[dict[str, Any]]) -> "Table":
+    from rich.table import Table
+
     from wanhe.ai.models import human_bytes
 
     table = Table("name", "project", "pipeline", "task", "size", "GPU memory", "hash", "path")
@@ -147,6 +153,8 @@ class _Bars(Bars):
     """A job bar (tasks done) and a bar for the candidate in flight (denoising steps)."""
 
     def __init__(self, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
         super().__init__(quiet, TextColumn("[bold]{task.description}"), BarColumn(),
                          MofNCompleteColumn(), TimeElapsedColumn())
         self.job: Any = None
@@ -171,7 +179,9 @@ class _Bars(Bars):
             self.note_trouble(event)
 
 
-def _results_table(results: dict[str, Any]) -> Table:
+def _results_table(results: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
     table = Table("shot", "cand", "seed", "rank", "score", "flags", "verdict", "file",
                   title=f"job {results['job']}: {results['state']}")
     for shot in results["shots"]:
@@ -475,6 +485,8 @@ def gen_report(
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """GPU-hours and core-hours of generation, by project and model."""
+    from rich.table import Table
+
     if server:
         with client(server, token) as c:
             rows = c.json("GET", "/api/gen-report", params={"project": project} if project

@@ -1,36 +1,31 @@
 """The root `wanhe` app and `wanhe render`; the other command modules of this package join it
 here. Every command is a thin call into the library."""
 
-from __future__ import annotations
 
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from wanhe.cli.common import Bars, err, fail, interrupted, out
-from wanhe.config import Settings
 from wanhe.sched.devices import DEVICE_HELP, Device
 
 app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
     name="wanhe",
     help="万核 wanhe — render Blender scenes on every core you can reach.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from wanhe.config import Settings
 
 
 @app.callback()
@@ -64,6 +59,14 @@ class _RenderProgress(Bars):
     """A whole-job bar with ETA and a bar for the frame in flight."""
 
     def __init__(self, quiet: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         super().__init__(
             quiet,
             TextColumn("[bold]{task.description}"),
@@ -194,6 +197,7 @@ def render(
     ] = None,
 ) -> None:
     """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
+    from wanhe.config import Settings
     from wanhe.jobtypes.blender_render import RenderOptions
     from wanhe.localrender import render as run_render
     from wanhe.localrender import stop_ray, write_report
@@ -333,6 +337,8 @@ def _check_report_path(path: Path) -> None:
 
 
 def _print_summary(outcome: Any, quiet: bool) -> None:
+    from rich.table import Table
+
     spec = outcome.spec
     rendered = [a for a in outcome.attempts if a["kind"] == "render"]
     table = Table(title=f"job {outcome.job.id}: {outcome.job.state.value}", show_header=False)
@@ -365,7 +371,7 @@ def _print_summary(outcome: Any, quiet: bool) -> None:
         out.print(table)
 
 
-def _print_qc(settings: Settings, outcome: Any) -> None:
+def _print_qc(settings: "Settings", outcome: Any) -> None:
     """Name every frame QC flagged, and why."""
     from wanhe.localrender import qc_records
     from wanhe.store.store import Store

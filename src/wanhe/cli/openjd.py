@@ -1,23 +1,13 @@
 """The OpenJD commands: `wanhe run` (a template or bundle on this machine) and the template
 forms of `wanhe submit` (`--template FILE -p …`, or a bundle folder)."""
 
-from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from wanhe.cli.common import (
     Bars,
@@ -31,13 +21,23 @@ from wanhe.cli.common import (
     interrupted,
     out,
 )
-from wanhe.config import Settings
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class _Bars(Bars):
     """A whole-job bar and one for the task in flight (its openjd_progress and status)."""
 
     def __init__(self, quiet: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         super().__init__(
             quiet,
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -92,6 +92,9 @@ def run_command(
 ) -> None:
     """Run an OpenJD job template (or bundle) on every core of this machine; run it again to
     resume."""
+    from rich.table import Table
+
+    from wanhe.config import Settings
     from wanhe.openjd.localrun import load_source
     from wanhe.openjd.template import TemplateError, parse_param_args
     from wanhe.runs.openjd import run as run_local

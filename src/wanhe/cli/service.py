@@ -5,16 +5,14 @@ Every command but `serve` (and the `--db` forms of `project`/`token`) is a thin 
 REST API. Errors are one line, never a traceback.
 """
 
-from __future__ import annotations
 
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from wanhe.cli.common import (
     DbOpt,
@@ -28,9 +26,10 @@ from wanhe.cli.common import (
     open_store_or_fail,
     out,
 )
-from wanhe.config import Settings
 from wanhe.sched.devices import DEVICE_HELP, Device
-from wanhe.store.rows import normalise_project_name
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _time(value: float | None) -> str:
@@ -90,6 +89,7 @@ def serve(
     import logging
 
     from wanhe.api.app import create_app
+    from wanhe.config import Settings
     from wanhe.storage import StorageUnavailable
     from wanhe.store.store import DatabaseUnavailable
 
@@ -193,8 +193,10 @@ def _serve_until_stopped(app: Any, listener: socket.socket) -> None:
 
 # ---------------------------------------------------------------------------------- projects
 
-project_app = typer.Typer(help="Projects: weights, budgets and their tokens.",
-                          no_args_is_help=True)
+project_app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
+    help="Projects: weights, budgets and their tokens.",
+    no_args_is_help=True)
 
 
 @project_app.command("create")
@@ -212,6 +214,8 @@ def project_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project and print its first API token."""
+    from wanhe.store.rows import normalise_project_name
+
     if server:
         with client(server, token) as c:
             made = c.json("POST", "/api/projects", json={
@@ -233,7 +237,9 @@ def project_create(
         out.print(secret, highlight=False)
 
 
-def _projects_table(rows: list[dict[str, Any]]) -> Table:
+def _projects_table(rows: list[dict[str, Any]]) -> "Table":
+    from rich.table import Table
+
     table = Table("project", "weight", "budget core-h", "used core-h", "budget GPU-h",
                   "used GPU-h")
     for r in rows:
@@ -327,7 +333,9 @@ def project_budget(
 
 # ---------------------------------------------------------------------------------- tokens
 
-token_app = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
+token_app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
+    help="API tokens: create, list, revoke.", no_args_is_help=True)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -401,7 +409,9 @@ def token_create(
         out.print(secret, highlight=False)
 
 
-def _tokens_table(rows: list[dict[str, Any]]) -> Table:
+def _tokens_table(rows: list[dict[str, Any]]) -> "Table":
+    from rich.table import Table
+
     table = Table("id", "project", "name", "scope", "created", "expires", "last used",
                   "revoked")
     for r in rows:
@@ -562,6 +572,7 @@ def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None
     from pydantic import ValidationError
 
     from wanhe.blender.errors import SceneError
+    from wanhe.config import Settings
     from wanhe.jobtypes.blender_render import RenderOptions
     from wanhe.openjd_export import describe, export_render
 
@@ -605,7 +616,9 @@ def server_warnings(warnings: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------------- jobs
 
 
-def _jobs_table(rows: list[dict[str, Any]]) -> Table:
+def _jobs_table(rows: list[dict[str, Any]]) -> "Table":
+    from rich.table import Table
+
     table = Table("id", "name", "project", "state", "prio", "progress", "core-h", "message")
     for r in rows:
         table.add_row(str(r["id"]), r["name"], r["project"], r["state"], str(r["priority"]),
@@ -627,7 +640,9 @@ def jobs(
     emit(rows, as_json, _jobs_table)
 
 
-def _job_table(job: dict[str, Any]) -> Table:
+def _job_table(job: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
     table = Table(title=f"job {job['id']}: {job['state']}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -728,7 +743,9 @@ def priority(
     out.print(f"job {data['id']} priority {value}", highlight=False)
 
 
-def _workers_table(data: dict[str, Any]) -> Table:
+def _workers_table(data: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
     table = Table("worker", "node", "cpus", "job", "task", "progress")
     for w in data["workers"]:
         table.add_row(w["name"], w["node"], f"{w['cpus']:g}", str(w.get("job_id") or ""),
@@ -747,7 +764,9 @@ def workers(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt =
     emit(data, as_json, _workers_table)
 
 
-def _report_table(data: dict[str, Any]) -> Table:
+def _report_table(data: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
     table = Table("project", "job", "kind", "ok core-h", "failed", "cancelled", "lost",
                   "total core-h", "GPU-h", "outage, not billed", title="core-hours",
                   caption="lost attempts are billed up to their last sign of life (heartbeat "

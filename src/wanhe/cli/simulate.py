@@ -3,25 +3,30 @@
 `wanhe.cli.main` registers `simulate_command`; `app` runs it alone.
 """
 
-from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from wanhe.cli.common import fail
 from wanhe.cli.common import out as console
-from wanhe.sim.config import SimConfig, config_error_message, parse_projects
-from wanhe.sim.engine import simulate
-from wanhe.sim.metrics import SimReport, SweepPoint
-from wanhe.sim.study import DEFAULT_SWEEP, SixMonths, six_months_vs_elastic, sweep
 
-__all__ = ["app", "simulate_command"]
+if TYPE_CHECKING:
+    from rich.table import Table
 
-app = typer.Typer(help="Simulate a film on a farm of thousands of machines.", add_completion=False)
+    from wanhe.sim.metrics import SimReport, SweepPoint
+    from wanhe.sim.study import SixMonths
+
+__all__ = ["DEFAULT_SWEEP_TEXT", "app", "simulate_command"]
+
+# wanhe.sim.study.DEFAULT_SWEEP, written out: `--help` does not import the simulator (numpy)
+DEFAULT_SWEEP_TEXT = "100,1000,10000,30000"
+
+app = typer.Typer(
+    rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
+    help="Simulate a film on a farm of thousands of machines.", add_completion=False)
 
 
 def _parse_machines(spec: str) -> list[int]:
@@ -66,8 +71,8 @@ def simulate_command(
     sweep_: Annotated[
         bool, typer.Option("--sweep", help="also run the scaling sweep over farm sizes")
     ] = False,
-    sweep_machines: Annotated[str, typer.Option(help="farm sizes of the sweep")] = ",".join(
-        str(m) for m in DEFAULT_SWEEP
+    sweep_machines: Annotated[str, typer.Option(help="farm sizes of the sweep")] = (
+        DEFAULT_SWEEP_TEXT
     ),
     repeats: Annotated[int, typer.Option(help="runs per sweep point (medians)")] = 1,
     compare: Annotated[
@@ -93,6 +98,10 @@ def simulate_command(
 ) -> None:
     """Run a film on a simulated farm with the real scheduling policy and report makespan vs
     the lower bound, utilisation, fair share, retries and the scheduler's own cost."""
+    from wanhe.sim.config import SimConfig, config_error_message, parse_projects
+    from wanhe.sim.engine import simulate
+    from wanhe.sim.study import six_months_vs_elastic, sweep
+
     if gpus > 0:
         _mixed(machines, cores, gpus, gpu_speedup, frames, tiles, tile_core_hours, seed, json_out)
         return
@@ -165,7 +174,9 @@ def simulate_command(
 def _mixed(machines: int, cores: int, gpus: int, speedup: float, frames: int, tiles: int,
            tile_core_hours: float, seed: int, json_out: Path | None) -> None:
     from pydantic import ValidationError
+    from rich.table import Table
 
+    from wanhe.sim.config import config_error_message
     from wanhe.sim.mixed import MixedConfig, simulate_mixed
 
     try:
@@ -206,7 +217,9 @@ def _h(seconds: float) -> str:
     return f"{seconds / 3600:,.2f} h"
 
 
-def report_table(r: SimReport) -> Table:
+def report_table(r: "SimReport") -> "Table":
+    from rich.table import Table
+
     t = Table(title="wanhe simulate", show_header=False, title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value")
@@ -268,7 +281,9 @@ def report_table(r: SimReport) -> Table:
     return t
 
 
-def sweep_table(points: list[SweepPoint]) -> Table:
+def sweep_table(points: "list[SweepPoint]") -> "Table":
+    from rich.table import Table
+
     t = Table(title="scaling sweep (medians)", title_justify="left")
     for col in (
         "machines",
@@ -297,7 +312,9 @@ def sweep_table(points: list[SweepPoint]) -> Table:
     return t
 
 
-def six_months_table(s: SixMonths) -> Table:
+def six_months_table(s: "SixMonths") -> "Table":
+    from rich.table import Table
+
     t = Table(title="six months vs elastic", show_header=False, title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value")

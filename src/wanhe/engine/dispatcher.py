@@ -40,7 +40,15 @@ from wanhe.model import AttemptOutcome, JobState, Resources, TaskState
 from wanhe.sched.elastic import Bundle, Caps, Demand, plan_bundles
 from wanhe.sched.placement import why_unplaceable
 from wanhe.sched.policy import QueuedTask, SchedulingPolicy
-from wanhe.store.store import AttemptEnd, JobRow, Store, StoreError, TaskRow, Usage
+from wanhe.store.store import (
+    AttemptEnd,
+    AttemptFinish,
+    AttemptStart,
+    JobRow,
+    Store,
+    TaskRow,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from wanhe.engine import cluster
@@ -334,8 +342,11 @@ class Dispatcher:
         return self.log_root / f"job{task.job_id}" / f"{safe}.{attempt}.log"
 
     def dispatch(self) -> int:
-        """Give every idle slot the best task that fits it; return how many started."""
-        started = 0
+        """Give every idle slot the best task that fits it; return how many started.
+
+        The picks of all idle slots are started in one transaction (`Store.start_attempts`),
+        then sent to their workers without waiting on any."""
+        picks: list[tuple[Slot, QueuedTask]] = []
         # Light slots first, so image work goes to them and render slots keep rendering.
         for slot in sorted(self.pool.slots, key=lambda s: not s.light):
             if slot.busy is not None:
@@ -353,18 +364,28 @@ class Dispatcher:
             if queued is None:
                 continue
             self.mirror.dequeued(queued.task_id)
-            task = self.store.task(queued.task_id)
+            # held now: the next slot's offer on this node sees it
+            self.pool.reserve(slot, queued.resources.memory)
+            picks.append((slot, queued))
+        if not picks:
+            return 0
+        rows = {task.id: task for task in self.store.tasks_by_ids([q.task_id for _, q in picks])}
+        starts: list[tuple[Slot, QueuedTask, TaskRow, Path]] = []
+        for slot, queued in picks:
+            task = rows.get(queued.task_id)
             if task is None or task.state is not TaskState.READY:
-                self.policy.finished(queued, 0.0)
+                self._unpicked(slot, queued)
                 continue
-            log_path = self._log_path(task, task.attempts + 1)
-            try:
-                attempt_id = self.store.start_attempt(
-                    task.id, node=slot.node, worker=slot.name, cores=metered_cores(slot, task),
-                    log_path=str(log_path),
-                )
-            except StoreError:
-                self.policy.finished(queued, 0.0)
+            starts.append((slot, queued, task, self._log_path(task, task.attempts + 1)))
+        attempts = self.store.start_attempts([
+            AttemptStart(task.id, node=slot.node, worker=slot.name,
+                         cores=metered_cores(slot, task), log_path=str(log_path))
+            for slot, _, task, log_path in starts])
+        started = 0
+        for slot, queued, task, log_path in starts:
+            attempt_id = attempts.get(task.id)
+            if attempt_id is None:  # no longer ready (another process changed it)
+                self._unpicked(slot, queued)
                 continue
             since = self.mirror.ready_since.pop(task.id, None)
             if since is not None:
@@ -377,7 +398,6 @@ class Dispatcher:
                  "project_id": self.mirror.job(task.job_id).project_id},
             )
             running = Running(queued, task, attempt_id, slot, future, time.monotonic())
-            self.pool.reserve(slot, task.resources.memory)
             slot.busy = running
             slot.progress = 0.0
             slot.status = ""
@@ -386,6 +406,11 @@ class Dispatcher:
             log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
             self._emit(TaskEvent("started", task, task.job_id, node=slot.node))
         return started
+
+    def _unpicked(self, slot: Slot, queued: QueuedTask) -> None:
+        """A picked task that cannot start after all: the policy and the node let it go."""
+        self.pool.release(slot, queued.resources.memory)
+        self.policy.finished(queued, 0.0)
 
     def collect(self, timeout: float) -> int:
         """Wait up to `timeout` for answers from workers and record them; return how many."""
@@ -396,6 +421,7 @@ class Dispatcher:
                 self.poke_event.wait(timeout)
             return 0
         done, _ = wait_for(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+        succeeded: list[tuple[Running, dict[str, Any]]] = []  # recorded together, at the end
         for future in done:
             running = self._running.pop(future)
             running.slot.busy = None
@@ -435,9 +461,10 @@ class Dispatcher:
                 })
                 continue
             if result.get("ok"):
-                self._succeeded(running, result)
+                succeeded.append((running, result))
             else:
                 self._ended(running, result)
+        self._succeeded_many(succeeded)
         return len(done)
 
     def _usage(self, running: Running, result: dict[str, Any]) -> Usage:
@@ -452,34 +479,49 @@ class Dispatcher:
         self.policy.finished(running.queued, usage.cores * usage.wall_s, usage.gpu_s)
 
     def _succeeded(self, running: Running, result: dict[str, Any]) -> None:
-        usage = self._usage(running, result)
-        self._metered(running, usage)
-        # Before the database says done: whoever publishes the task's files queues them now,
-        # so a reader who sees the task done finds its files published or on their way.
-        self._emit(TaskEvent("finishing", running.task, running.task.job_id,
-                             node=running.slot.node, result=result))
-        ready = self.store.finish_attempt(
-            running.attempt_id, running.task.id, usage, result.get("output", {})
-        )
-        if result.get("warm_keys") is not None:  # an executor that evicts says what it holds
-            running.slot.warm_keys = {str(k) for k in result["warm_keys"]}
-        elif result.get("warm"):
-            running.slot.warm_keys.add(str(result["warm"]))
-        if result.get("warm") and result.get("warm_scope") == "job":  # let go when the job ends
-            running.slot.warm_jobs[str(result["warm"])] = running.task.job_id
-        job = self.mirror.refresh_job(running.task.job_id)
-        # Only the tasks this one freed: re-reading every ready task of a big job after each
+        self._succeeded_many([(running, result)])
+
+    def _succeeded_many(self, succeeded: list[tuple[Running, dict[str, Any]]]) -> None:
+        """Succeeded attempts, recorded in one transaction (`Store.finish_attempts`)."""
+        if not succeeded:
+            return
+        finished: list[AttemptFinish] = []
+        for running, result in succeeded:
+            usage = self._usage(running, result)
+            self._metered(running, usage)
+            # Before the database says done: whoever publishes the task's files queues them
+            # now, so a reader who sees the task done finds its files published or on their
+            # way.
+            self._emit(TaskEvent("finishing", running.task, running.task.job_id,
+                                 node=running.slot.node, result=result))
+            finished.append(AttemptFinish(running.attempt_id, running.task.id, usage,
+                                          result.get("output", {})))
+        ready = self.store.finish_attempts(finished)
+        for running, result in succeeded:
+            if result.get("warm_keys") is not None:  # an executor that evicts says what it holds
+                running.slot.warm_keys = {str(k) for k in result["warm_keys"]}
+            elif result.get("warm"):
+                running.slot.warm_keys.add(str(result["warm"]))
+            if result.get("warm") and result.get("warm_scope") == "job":  # let go at its end
+                running.slot.warm_jobs[str(result["warm"])] = running.task.job_id
+        jobs = {job_id: self.mirror.refresh_job(job_id)
+                for job_id in dict.fromkeys(r.task.job_id for r, _ in succeeded)}
+        # Only the tasks these freed: re-reading every ready task of a big job after each
         # finish made dispatch cost grow with the job's size.
         for task in self.store.tasks_by_ids(ready):
-            if task.state is TaskState.READY:
-                self.mirror.queue(task, job)
-        self._emit(TaskEvent("done", running.task, running.task.job_id,
-                             node=running.slot.node, result=result))
-        if job.state is JobState.DONE:
-            self.mirror.forget_job(job.id)
-            self._last_error.pop(job.id, None)
-            if self.store.release_jobs_waiting_on(job.id):
-                self.mirror.sync_changes()  # the released jobs are stamped: queue them now
+            if task.state is TaskState.READY and task.job_id in jobs:
+                self.mirror.queue(task, jobs[task.job_id])
+            elif task.state is TaskState.READY:
+                self.mirror.queue_if_ready(task.id)
+        for running, result in succeeded:
+            self._emit(TaskEvent("done", running.task, running.task.job_id,
+                                 node=running.slot.node, result=result))
+        for job in jobs.values():
+            if job.state is JobState.DONE:
+                self.mirror.forget_job(job.id)
+                self._last_error.pop(job.id, None)
+                if self.store.release_jobs_waiting_on(job.id):
+                    self.mirror.sync_changes()  # the released jobs are stamped: queue them now
 
     def _ended(self, running: Running, result: dict[str, Any]) -> None:
         """An attempt that did not succeed: the store applies the state machine's verdict."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -320,8 +320,18 @@ class WorkerPool:
     def close(self) -> None:
         self.reserved.clear()
         # Killing a Ray actor is enough: its Blender process reads EOF on stdin and exits.
-        for slot in [*self.slots, *self.pending.values()]:
-            slot.worker.kill()
+        # Local workers end their sessions (an OpenJD session exits its environments): all at
+        # once, not one after another.
+        slots = [*self.slots, *self.pending.values()]
+        local = [slot for slot in slots if slot.local]
+        for slot in slots:
+            if not slot.local:
+                slot.worker.kill()
+        if len(local) > 1:
+            with ThreadPoolExecutor(len(local), thread_name_prefix="close") as closing:
+                list(closing.map(lambda slot: slot.worker.kill(), local))
+        elif local:
+            local[0].worker.kill()
         self.slots.clear()
         self.pending.clear()
         self.revision += 1

@@ -25,7 +25,7 @@ from wanhe.lifecycle import (
 from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
-from wanhe.store.rows import AttemptEnd, StoreError, Usage, _now
+from wanhe.store.rows import AttemptEnd, AttemptFinish, AttemptStart, StoreError, Usage, _now
 
 
 def _last_sign_of_life(started_at: float, heartbeat: float | None, log_path: str) -> float:
@@ -43,40 +43,64 @@ class AttemptsMixin(_StoreBase):
         self, task_id: int, *, node: str, worker: str, cores: float, log_path: str = ""
     ) -> int:
         """Mark a ready task running and open an attempt for it; return the attempt id."""
+        started = self.start_attempts([AttemptStart(task_id, node, worker, cores, log_path)])
+        if task_id not in started:
+            task = self._task_state(task_id)
+            raise StoreError(f"task {task_id} is {task}, not ready")
+        return started[task_id]
+
+    def _task_state(self, task_id: int) -> str:
+        with self.engine.connect() as conn:
+            state = conn.execute(
+                select(t.tasks.c.state).where(t.tasks.c.id == task_id)).scalar_one_or_none()
+        return str(state or "missing")
+
+    def start_attempts(self, starts: Sequence[AttemptStart]) -> dict[int, int]:
+        """Many ready tasks marked running, each with a new attempt, in one transaction (the
+        dispatcher starts every idle slot's task at once); their jobs are running. Returns
+        task id -> attempt id; a task that is no longer ready is left out, untouched."""
+        if not starts:
+            return {}
         now = _now()
         with self.engine.begin() as conn:
-            task = conn.execute(
-                select(t.tasks.c.job_id, t.tasks.c.attempts, t.tasks.c.kind, t.tasks.c.state)
-                .where(t.tasks.c.id == task_id)
-            ).one()
-            if task.state != TaskState.READY.value:
-                raise StoreError(f"task {task_id} is {task.state}, not ready")
-            job = conn.execute(
-                select(t.jobs.c.project_id, t.jobs.c.state).where(t.jobs.c.id == task.job_id)
-            ).one()
-            project_id = job.project_id
-            if job.state == JobState.QUEUED.value:
-                check_job(JobState.QUEUED, JobState.RUNNING, job_id=task.job_id)
-            number = task.attempts + 1
+            rows = {r.id: r for r in conn.execute(
+                select(t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.attempts, t.tasks.c.kind,
+                       t.tasks.c.state)
+                .where(t.tasks.c.id.in_([s.task_id for s in starts])))}
+            ready = [s for s in starts
+                     if s.task_id in rows and rows[s.task_id].state == TaskState.READY.value]
+            if not ready:
+                return {}
+            check_task(TaskState.READY, TaskState.RUNNING)
+            jobs = {r.id: r for r in conn.execute(
+                select(t.jobs.c.id, t.jobs.c.project_id, t.jobs.c.state)
+                .where(t.jobs.c.id.in_({rows[s.task_id].job_id for s in ready})))}
+            queued = sorted(j.id for j in jobs.values() if j.state == JobState.QUEUED.value)
+            for job_id in queued:
+                check_job(JobState.QUEUED, JobState.RUNNING, job_id=job_id)
             conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id == task_id)
-                .values(state=TaskState.RUNNING.value, attempts=number, started_at=now,
-                        progress=0.0)
+                update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
+                .values(state=TaskState.RUNNING.value, attempts=bindparam("b_number"),
+                        started_at=now, progress=0.0),
+                [{"b_task": s.task_id, "b_number": rows[s.task_id].attempts + 1}
+                 for s in ready],
             )
-            conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.id == task.job_id, t.jobs.c.state == JobState.QUEUED.value)
-                .values(state=JobState.RUNNING.value, started_at=now)
-            )
-            attempt_id = conn.execute(
-                insert(t.attempts).values(
-                    task_id=task_id, job_id=task.job_id, project_id=project_id, number=number,
-                    kind=task.kind, node=node, worker=worker, started_at=now, cores=cores,
-                    log_path=log_path,
+            if queued:
+                conn.execute(
+                    update(t.jobs)
+                    .where(t.jobs.c.id.in_(queued), t.jobs.c.state == JobState.QUEUED.value)
+                    .values(state=JobState.RUNNING.value, started_at=now)
                 )
-            ).inserted_primary_key[0]  # type: ignore[index]
-        return int(attempt_id)
+            made = conn.execute(
+                insert(t.attempts).returning(t.attempts.c.id, t.attempts.c.task_id,
+                                             sort_by_parameter_order=True),
+                [{"task_id": s.task_id, "job_id": rows[s.task_id].job_id,
+                  "project_id": jobs[rows[s.task_id].job_id].project_id,
+                  "number": rows[s.task_id].attempts + 1, "kind": rows[s.task_id].kind,
+                  "node": s.node, "worker": s.worker, "started_at": now, "cores": s.cores,
+                  "log_path": s.log_path} for s in ready],
+            )
+            return {int(r.task_id): int(r.id) for r in made}
 
     def _close_attempt(
         self, conn: Connection, attempt_id: int, outcome: AttemptOutcome, usage: Usage | None,
@@ -142,54 +166,93 @@ class AttemptsMixin(_StoreBase):
         self, attempt_id: int, task_id: int, usage: Usage, output: dict[str, Any]
     ) -> list[int]:
         """Record a successful attempt; the task is done. Return ids of tasks made ready."""
+        return self.finish_attempts([AttemptFinish(attempt_id, task_id, usage, output)])
+
+    def finish_attempts(self, finished: Sequence[AttemptFinish]) -> list[int]:
+        """Many successful attempts recorded in one transaction (the dispatcher records every
+        answer of a wait at once): their tasks are done, the tasks waiting only on them are
+        ready, and each job with nothing left is done. Returns ids of the tasks made ready.
+
+        An attempt whose task was cancelled meanwhile, or that is not its task's newest (a
+        previous life's attempt ending while a newer one runs), keeps its usage, not its
+        result."""
+        if not finished:
+            return []
+        now = _now()
+        task_ids = [f.task_id for f in finished]
         with self.engine.begin() as conn:
-            self._close_attempt(conn, attempt_id, AttemptOutcome.OK, usage, "")
-            state = conn.execute(
-                select(t.tasks.c.state, t.tasks.c.job_id).where(t.tasks.c.id == task_id)
-            ).one()
-            if state.state != TaskState.RUNNING.value or not self._newest(conn, attempt_id,
-                                                                         task_id):
-                # cancelled meanwhile, or an attempt of the task's previous life (before a
-                # retry) ending while a newer one runs: keep the usage, not the result
-                return []
-            check_task(TaskState.RUNNING, TaskState.DONE, task_id=task_id)
             conn.execute(
-                update(t.tasks)
-                .where(t.tasks.c.id == task_id)
-                .values(state=TaskState.DONE.value, output=json.dumps(output), error="",
-                        progress=1.0, finished_at=_now())
+                update(t.attempts)
+                .where(t.attempts.c.id == bindparam("b_attempt"), t.attempts.c.ended_at.is_(None))
+                .values(ended_at=now, wall_s=bindparam("b_wall"), outcome=AttemptOutcome.OK.value,
+                        message="", cpu_s=bindparam("b_cpu"), peak_rss=bindparam("b_rss"),
+                        gpu_s=bindparam("b_gpu"), unbilled_s=0.0),
+                [{"b_attempt": f.attempt_id, "b_wall": f.usage.wall_s, "b_cpu": f.usage.cpu_s,
+                  "b_rss": f.usage.peak_rss, "b_gpu": f.usage.gpu_s} for f in finished],
             )
-            dependents = [
-                r.task_id for r in conn.execute(
-                    select(t.task_deps.c.task_id).where(t.task_deps.c.dep_id == task_id)
+            states = {r.id: r for r in conn.execute(
+                select(t.tasks.c.id, t.tasks.c.state, t.tasks.c.job_id)
+                .where(t.tasks.c.id.in_(task_ids)))}
+            newest = {int(task_id): latest for task_id, latest in conn.execute(
+                select(t.attempts.c.task_id, func.max(t.attempts.c.id))
+                .where(t.attempts.c.task_id.in_(task_ids)).group_by(t.attempts.c.task_id))}
+            done = [f for f in finished
+                    if states[f.task_id].state == TaskState.RUNNING.value
+                    and newest.get(f.task_id) == f.attempt_id]
+            if not done:
+                return []
+            check_task(TaskState.RUNNING, TaskState.DONE)
+            conn.execute(
+                update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
+                .values(state=TaskState.DONE.value, output=bindparam("b_output"), error="",
+                        progress=1.0, finished_at=now),
+                [{"b_task": f.task_id, "b_output": json.dumps(f.output)} for f in done],
+            )
+            ready = self._release_dependents(conn, {f.task_id: states[f.task_id].job_id
+                                                    for f in done})
+            for job_id in sorted({states[f.task_id].job_id for f in done}):
+                self._settle_job(conn, job_id)
+        return ready
+
+    def _release_dependents(self, conn: Connection, done: Mapping[int, int]) -> list[int]:
+        """One fewer dependency left for every task waiting on a task of `done` (task id ->
+        its job id); those with none left, of jobs not waiting on other jobs, are ready."""
+        edges = conn.execute(
+            select(t.task_deps.c.task_id, t.task_deps.c.dep_id)
+            .where(t.task_deps.c.dep_id.in_(list(done)))
+        ).all()
+        if not edges:
+            return []
+        fewer: dict[int, int] = {}
+        jobs: dict[int, int] = {}
+        for edge in edges:
+            fewer[edge.task_id] = fewer.get(edge.task_id, 0) + 1
+            jobs[edge.task_id] = done[edge.dep_id]
+        conn.execute(
+            update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
+            .values(deps_left=t.tasks.c.deps_left - bindparam("b_fewer")),
+            [{"b_task": task_id, "b_fewer": n} for task_id, n in fewer.items()],
+        )
+        waiting_jobs = {job_id for job_id in set(jobs.values())
+                        if self._job_waits_on_jobs(conn, job_id)}
+        free = [task_id for task_id in fewer if jobs[task_id] not in waiting_jobs]
+        if not free:
+            return []
+        ready = [
+            r.id for r in conn.execute(
+                select(t.tasks.c.id).where(
+                    t.tasks.c.id.in_(free),
+                    t.tasks.c.deps_left == 0,
+                    t.tasks.c.state == TaskState.WAITING.value,
                 )
-            ]
-            if dependents:
-                conn.execute(
-                    update(t.tasks)
-                    .where(t.tasks.c.id.in_(dependents))
-                    .values(deps_left=t.tasks.c.deps_left - 1)
-                )
-            job_waits = self._job_waits_on_jobs(conn, state.job_id)
-            ready: list[int] = []
-            if dependents and not job_waits:
-                ready = [
-                    r.id for r in conn.execute(
-                        select(t.tasks.c.id).where(
-                            t.tasks.c.id.in_(dependents),
-                            t.tasks.c.deps_left == 0,
-                            t.tasks.c.state == TaskState.WAITING.value,
-                        )
-                    )
-                ]
-                if ready:
-                    check_task(TaskState.WAITING, TaskState.READY)  # selected as waiting
-                    conn.execute(
-                        update(t.tasks)
-                        .where(t.tasks.c.id.in_(ready))
-                        .values(state=TaskState.READY.value)
-                    )
-            self._settle_job(conn, state.job_id)
+            )
+        ]
+        if ready:
+            check_task(TaskState.WAITING, TaskState.READY)  # selected as waiting
+            conn.execute(
+                update(t.tasks).where(t.tasks.c.id.in_(ready))
+                .values(state=TaskState.READY.value)
+            )
         return ready
 
     @staticmethod

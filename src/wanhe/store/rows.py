@@ -129,6 +129,27 @@ class AttemptEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """A ready task the dispatcher starts on a worker (`Store.start_attempts`)."""
+
+    task_id: int
+    node: str
+    worker: str
+    cores: float
+    log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinish:
+    """A succeeded attempt the dispatcher records (`Store.finish_attempts`)."""
+
+    attempt_id: int
+    task_id: int
+    usage: Usage
+    output: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """What one attempt used: cores allocated × wall seconds, and what the process really used."""
 

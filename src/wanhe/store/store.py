@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
-from sqlalchemy.pool import NullPool
 
 from wanhe.private import private_file, private_folder
 from wanhe.store.attempts import AttemptsMixin
@@ -24,6 +23,8 @@ from wanhe.store.jobs import JobsMixin
 from wanhe.store.projects import ProjectsMixin
 from wanhe.store.rows import (
     AttemptEnd,
+    AttemptFinish,
+    AttemptStart,
     Changes,
     JobRow,
     ProjectRow,
@@ -40,6 +41,8 @@ from wanhe.store.usage import UsageMixin, core_seconds
 
 __all__ = [
     "AttemptEnd",
+    "AttemptFinish",
+    "AttemptStart",
     "Changes",
     "DatabaseUnavailable",
     "JobRow",
@@ -124,7 +127,10 @@ def make_engine(url: str) -> Engine:
         if path and path != ":memory:":
             _sqlite_folder(path)
             _private_database(Path(path).expanduser())
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        # Pooled connections: a connection per transaction (NullPool) paid SQLite's open, its
+        # pragmas and, on the last close, a WAL checkpoint for every task start and end.
+        engine = create_engine(url, pool_size=5, max_overflow=20,
+                               connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -143,10 +149,10 @@ class Store(ProjectsMixin, JobsMixin, SyncMixin, AttemptsMixin, UsageMixin):
         self.url = url
         self.engine = make_engine(url)
         if migrate:
-            from wanhe.store.migrate import upgrade
+            from wanhe.store.migrate import open_schema
 
             try:
-                upgrade(self.engine)
+                open_schema(self.engine)
             except (OperationalError, InterfaceError) as exc:
                 self.engine.dispose()
                 raise DatabaseUnavailable(

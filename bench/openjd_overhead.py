@@ -1,0 +1,107 @@
+"""`wanhe run` beside `openjd run` on the same OpenJD template, side by side in one run: wall
+time of each (fresh process, fresh database), median of N rounds, the runners alternating so
+both see the same load; with --baseline-src, `wanhe run` of another source tree too (e.g. a
+`git worktree` of the previous main).
+
+    .venv/bin/python bench/openjd_overhead.py [--rounds 3] [--tasks 20] [--enter-s 0]
+                                              [--baseline-src /work/wt/base/src]
+
+The template: TASKS trivial tasks (`echo N > OUT/N.txt`); with --enter-s S > 0 they sit
+behind a job environment whose onEnter sleeps S seconds (a DCC loading).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1] / "src"
+BIN = Path(sys.executable).parent
+
+
+def template(tasks: int, enter_s: float) -> str:
+    env = ""
+    if enter_s > 0:
+        env = f"""jobEnvironments:
+- name: Dcc
+  script:
+    actions:
+      onEnter: {{command: bash, args: ["-c", "mkdir -p {{{{Param.Out}}}}; sleep {enter_s}"]}}
+"""
+    run = "mkdir -p {{Param.Out}}; echo {{Task.Param.F}} > {{Param.Out}}/{{Task.Param.F}}.txt"
+    return f"""specificationVersion: 'jobtemplate-2023-09'
+name: Bench
+parameterDefinitions:
+- {{name: Out, type: PATH, objectType: DIRECTORY, dataFlow: OUT}}
+{env}steps:
+- name: Work
+  parameterSpace:
+    taskParameterDefinitions:
+    - {{name: F, type: INT, range: "1-{tasks}"}}
+  script:
+    actions:
+      onRun: {{command: bash, args: ["-c", "{run}"]}}
+"""
+
+
+def timed(argv: list[str], env: dict[str, str], out: Path, tasks: int) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    made = len(list(out.glob("*.txt"))) if out.is_dir() else 0
+    if done.returncode != 0 or made != tasks:
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}, {made}/{tasks} outputs):\n"
+                         f"{done.stderr[-2000:]}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--enter-s", type=float, default=0.0)
+    parser.add_argument("--baseline-src", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="wanhe-openjd-bench-"))
+    job = work / "job.yaml"
+    job.write_text(template(args.tasks, args.enter_s))
+    trees = {"wanhe run": HERE}
+    if args.baseline_src:
+        trees = {"wanhe run (baseline)": args.baseline_src.resolve(), "wanhe run": HERE}
+    times: dict[str, list[float]] = {"openjd run": [], **{name: [] for name in trees}}
+    try:
+        for n in range(args.rounds):
+            out = work / "out"
+            times["openjd run"].append(timed(
+                [str(BIN / "openjd"), "run", str(job), "-p", f"Out={out}"],
+                dict(os.environ), out, args.tasks))
+            for name, src in trees.items():
+                env = {**os.environ, "PYTHONPATH": str(src), "WANHE_HOME": str(work / "home")}
+                times[name].append(timed(
+                    [sys.executable, "-m", "wanhe.cli", "run", "--template", str(job),
+                     "-p", f"Out={out}", "-q", "--db", f"sqlite:///{work}/{n}-{len(name)}.db"],
+                    env, out, args.tasks))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"`{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    print(f"{args.tasks} trivial tasks" + (f" behind a {args.enter_s:g} s onEnter"
+                                            if args.enter_s > 0 else "")
+          + f", median of {args.rounds} (min–max), load average {os.getloadavg()[0]:.1f}\n")
+    base = statistics.median(times["openjd run"])
+    print("| runner | wall s | × openjd run |")
+    print("|---|---:|---:|")
+    for name, walls in times.items():
+        med = statistics.median(walls)
+        print(f"| `{name}` | {med:.2f} ({min(walls):.2f}–{max(walls):.2f}) | {med / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
