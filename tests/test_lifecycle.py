@@ -1,18 +1,22 @@
-"""The state machine (wanhe.lifecycle): legal changes, typed outcomes, what follows an attempt."""
+"""The state machine (wanhe.lifecycle): legal changes, typed outcomes, what follows an attempt,
+the cascades, the user actions' rulings and how a job runs again."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wanhe.lifecycle import (
+    DEAD_END_JOBS,
     ERROR_FOR_OUTCOME,
     JOB_TRANSITIONS,
     OWN_FAULT,
     TASK_TRANSITIONS,
+    UNFINISHED_TASKS,
     AttemptHistory,
     IllegalTransition,
+    Restart,
     RetryRules,
     Ruling,
     TaskCancelled,
@@ -20,18 +24,29 @@ from wanhe.lifecycle import (
     TaskTimedOut,
     Verdict,
     after_attempt,
+    blocklists_node,
     check_job,
     check_task,
+    dependencies_done,
+    dependents_fail,
+    first_state,
     give_up_reason,
+    job_after_verdict,
+    job_is_done,
     job_may,
     may_cancel,
     may_pause,
     may_reprioritize,
     may_resume,
     may_retry,
+    resume_plan,
+    retry_plan,
     should_blocklist,
     sources_of,
     stranded_reason,
+    task_is_ready,
+    task_may,
+    tasks_when_job_ends,
 )
 from wanhe.model import AttemptOutcome, JobState, TaskState
 
@@ -117,6 +132,7 @@ def test_ok_and_cancel_verdicts() -> None:
     assert after_attempt(AttemptOutcome.CANCELLED, AttemptHistory(), rules) is Verdict.STOPPED
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine
 @given(st.lists(st.sampled_from(list(AttemptOutcome)), max_size=30),
        st.integers(1, 5), st.integers(1, 5))
 def test_a_task_never_exceeds_its_attempts(
@@ -194,3 +210,84 @@ def test_retry_cancel_and_priority_follow_whether_the_job_is_finished(state: Job
             assert ruling.target is not None and job_may(state, ruling.target)
         else:
             assert ruling.target is None and ruling.reason.startswith(f"is {state.value};")
+
+
+def test_a_job_that_waits_on_a_dead_job_may_not_be_retried() -> None:
+    ruling = may_retry(JobState.FAILED, dead_dependencies=[(44, JobState.CANCELLED)])
+    assert ruling == Ruling(False, reason="waits on job 44, which is cancelled: retry job 44 "
+                                          "first")
+    assert may_retry(JobState.FAILED, dead_dependencies=[]).allowed
+
+
+# ---------------------------------------------------------------------- cascades
+
+
+@pytest.mark.parametrize("job_state", list(JobState))
+def test_a_job_that_ends_cancels_its_unfinished_tasks_legally(job_state: JobState) -> None:
+    becomes = tasks_when_job_ends(job_state)
+    assert (becomes is TaskState.CANCELLED) is (job_state in DEAD_END_JOBS)
+    if becomes is not None:
+        assert all(task_may(task, becomes) for task in UNFINISHED_TASKS)
+    assert dependents_fail(job_state) is (job_state in (JobState.CANCELLED, JobState.FAILED))
+
+
+def test_a_task_given_up_on_fails_its_job_and_nothing_else_does() -> None:
+    assert {v: job_after_verdict(v) for v in Verdict} == {
+        Verdict.DONE: None, Verdict.RETRY: None, Verdict.GIVE_UP: JobState.FAILED,
+        Verdict.STOPPED: None}
+    for job_state in (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED):
+        assert job_may(job_state, JobState.FAILED)
+
+
+def test_a_task_is_ready_when_its_dependencies_are_done_and_its_job_waits_on_none() -> None:
+    assert task_is_ready(0, job_waits_on_jobs=False)
+    assert not task_is_ready(1, job_waits_on_jobs=False)
+    assert not task_is_ready(0, job_waits_on_jobs=True)
+    assert first_state(0, job_waits_on_jobs=False) is TaskState.READY
+    assert first_state(2, job_waits_on_jobs=False) is TaskState.WAITING
+    assert first_state(0, job_waits_on_jobs=True) is TaskState.WAITING
+
+
+def test_a_job_is_done_when_no_task_is_left() -> None:
+    assert job_is_done(0) and not job_is_done(1)
+
+
+def test_dependencies_are_done_only_when_each_exists_and_is_done() -> None:
+    assert dependencies_done([], {})
+    assert dependencies_done([1, 2, 2], {1: JobState.DONE, 2: JobState.DONE})
+    assert not dependencies_done([1, 2], {1: JobState.DONE})  # 2 does not exist
+    assert not dependencies_done([1], {1: JobState.RUNNING})
+
+
+@pytest.mark.parametrize(("outcome", "verdict", "failures", "blocked"), [
+    (AttemptOutcome.FAILED, Verdict.RETRY, 3, True),
+    (AttemptOutcome.TIMEOUT, Verdict.RETRY, 2, False),  # not yet
+    (AttemptOutcome.LOST, Verdict.RETRY, 9, False),  # the node died: not the job's doing
+    (AttemptOutcome.FAILED, Verdict.GIVE_UP, 9, False),  # the job failed: nothing to keep off
+    (AttemptOutcome.CANCELLED, Verdict.STOPPED, 9, False),
+])
+def test_a_node_is_blocklisted_after_the_jobs_repeated_own_failures_on_it(
+    outcome: AttemptOutcome, verdict: Verdict, failures: int, blocked: bool
+) -> None:
+    assert blocklists_node(outcome, verdict, failures, RetryRules(blocklist_after=3)) is blocked
+
+
+# ---------------------------------------------------------------------- running again
+
+
+def test_a_retry_redoes_missing_files_and_requeues_a_failed_jobs_tasks() -> None:
+    assert retry_plan(JobState.FAILED, [4]) == Restart((4,), requeue_failed=True)
+    assert retry_plan(JobState.DONE, [4, 5]) == Restart((4, 5), requeue_failed=False)
+
+
+@pytest.mark.parametrize(("state", "plan"), [
+    (JobState.FAILED, Restart((), requeue_failed=True)),
+    (JobState.CANCELLED, Restart((), requeue_failed=True)),
+    (JobState.PAUSED, Restart((), target=JobState.QUEUED)),
+    (JobState.RUNNING, Restart()),  # interrupted: its lost attempts were recovered
+    (JobState.DONE, Restart()),
+])
+def test_a_local_run_resumes_every_kind_of_stopped_job(state: JobState, plan: Restart) -> None:
+    assert resume_plan(state, []) == plan
+    if plan.target is not None:
+        assert job_may(state, plan.target)

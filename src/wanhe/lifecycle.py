@@ -1,12 +1,20 @@
 """Task life and death, defined once: the legal state changes of jobs and tasks, the typed
-outcome of an attempt, and the rules that decide what follows an attempt.
+outcome of an attempt, and every rule that decides what follows what.
 
-Pure: no database, no Ray, no clock. The store applies every state change through
-`check_job` / `check_task` (an illegal one raises `IllegalTransition`); whether a user may
-cancel, pause, resume or retry a job is ruled here too (`may_*`), and the API applies the
-ruling. The dispatcher, the API and the local runs' resume reach the database only through
-the store. Executors raise the typed `AttemptError`s below; their class, never the words of
-their message, says how an attempt ended.
+Pure: no database, no Ray, no clock. Here, and nowhere else:
+- the legal changes (`check_job` / `check_task`, `sources_of`): the store writes every state
+  through `wanhe.store.transitions`, whose UPDATEs only touch rows in a legal source state;
+- the cascades: a task given up on fails its job (`job_after_verdict`), a job that ends
+  cancels its unfinished tasks (`tasks_when_job_ends`), a task whose dependencies are done
+  is ready (`task_is_ready`), a job with every task done is done (`job_is_done`), a job
+  waiting on a cancelled or failed job fails (`dependents_fail`);
+- whether a user may cancel, pause, resume, retry or reprioritize a job (`may_*`), and how
+  a job runs again (`retry_plan`, `resume_plan`);
+- what follows an attempt: retry or give up (`after_attempt`), blocklisting its node for
+  the job (`blocklists_node`).
+The store, the API routes, the local runs and the dispatcher apply these verdicts.
+Executors raise the typed `AttemptError`s below; their class, never the words of their
+message, says how an attempt ended.
 
     task:   waiting ─► ready ─► running ─► done
                 ▲         ▲        │  └──► failed      (out of attempts, or nowhere to run)
@@ -20,7 +28,7 @@ their message, says how an attempt ended.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wanhe.model import AttemptOutcome, JobState, TaskState
@@ -117,16 +125,50 @@ def may_resume(state: JobState, *, started: bool) -> Ruling:
     return Ruling(True, _J.RUNNING if started else _J.QUEUED)
 
 
-def may_retry(state: JobState, *, files_missing: bool = False) -> Ruling:
+def may_retry(
+    state: JobState, *, files_missing: bool = False,
+    dead_dependencies: Sequence[tuple[int, JobState]] = (),
+) -> Ruling:
     """Retry: a failed or cancelled job's unfinished tasks run again (the job is queued); a
-    done job's too when files its tasks made are gone (`files_missing`)."""
-    if state is _J.DONE and files_missing:
-        return Ruling(True, _J.QUEUED)
-    if state is _J.DONE:
+    done job's too when files its tasks made are gone (`files_missing`). Not while a job it
+    depends on is cancelled or failed (`dead_dependencies`: (id, state)): it would wait on
+    that job forever."""
+    if state is _J.DONE and not files_missing:
         return _refused(state, "retried (it is done and every file it made is there)")
-    if state not in (_J.FAILED, _J.CANCELLED):
+    if state not in (_J.FAILED, _J.CANCELLED, _J.DONE):
         return _refused(state, "retried (only failed or cancelled jobs can)")
+    for dep, dep_state in dead_dependencies:
+        return Ruling(False, reason=f"waits on job {dep}, which is {dep_state.value}: retry "
+                                    f"job {dep} first")
     return Ruling(True, _J.QUEUED)
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """How a job runs again: `redo`, ids of done tasks to run again (their files went
+    missing); `requeue_failed`, whether its failed and cancelled tasks are queued again; both
+    queue the job. `target`: the state it goes to when nothing is queued again (None: it
+    stays)."""
+
+    redo: tuple[int, ...] = ()
+    requeue_failed: bool = False
+    target: JobState | None = None
+
+
+def retry_plan(state: JobState, stale_done: Sequence[int]) -> Restart:
+    """A user's retry that `may_retry` allowed: the missing files made again, and a failed or
+    cancelled job's unfinished tasks queued again."""
+    return Restart(tuple(stale_done), requeue_failed=state is not _J.DONE)
+
+
+def resume_plan(state: JobState, stale_done: Sequence[int]) -> Restart:
+    """A local run finding its job again (`wanhe render`, `wanhe run`, … run a second time):
+    missing files made again, a failed or cancelled job retried, a paused one queued. Its
+    interrupted attempts are recovered first, as after any crash."""
+    return Restart(
+        tuple(stale_done), requeue_failed=state in (_J.FAILED, _J.CANCELLED),
+        target=_J.QUEUED if state is _J.PAUSED else None,
+    )
 
 
 def may_reprioritize(state: JobState) -> Ruling:
@@ -134,6 +176,59 @@ def may_reprioritize(state: JobState) -> Ruling:
     if state.is_final:
         return _refused(state, "given a new priority (it is finished)")
     return Ruling(True, state)
+
+
+# ---------------------------------------------------------------------- cascades
+
+UNFINISHED_TASKS = frozenset({_T.WAITING, _T.READY, _T.RUNNING})
+"""Task states that a job's end (cancelled or failed) stops."""
+
+DEAD_END_JOBS = frozenset({_J.CANCELLED, _J.FAILED})
+"""Job states that a job waiting on them would wait on forever: it fails with them."""
+
+
+def tasks_when_job_ends(job_state: JobState) -> TaskState | None:
+    """What a job's unfinished tasks become when the job enters `job_state`: cancelled when
+    it is cancelled or failed (nothing of it runs on); None: they stay as they are."""
+    return _T.CANCELLED if job_state in DEAD_END_JOBS else None
+
+
+def job_after_verdict(verdict: Verdict) -> JobState | None:
+    """A task given up on fails its job; any other verdict leaves the job as it is."""
+    return _J.FAILED if verdict is Verdict.GIVE_UP else None
+
+
+def task_is_ready(deps_left: int, *, job_waits_on_jobs: bool) -> bool:
+    """A waiting task is ready once every task it depends on is done, unless its job still
+    waits on other jobs (then they free it when the last one is done)."""
+    return deps_left == 0 and not job_waits_on_jobs
+
+
+def first_state(deps: int, *, job_waits_on_jobs: bool) -> TaskState:
+    """The state a new task is stored in."""
+    return _T.READY if task_is_ready(deps, job_waits_on_jobs=job_waits_on_jobs) else _T.WAITING
+
+
+def job_is_done(tasks_not_done: int) -> bool:
+    """A job whose every task is done is done (a paused one too: nothing is left to hold)."""
+    return tasks_not_done == 0
+
+
+def dependencies_done(wanted: Iterable[int], states: Mapping[int, JobState]) -> bool:
+    """Whether every job in `wanted` (a job's dependencies on other jobs) exists (is in
+    `states`) and is done: the one test of it, for a new job, a finished task and a
+    finished job alike."""
+    return all(states.get(job_id) is _J.DONE for job_id in set(wanted))
+
+
+def dependents_fail(dependency: JobState) -> bool:
+    """Whether jobs that have not started and wait on a job that entered `dependency` fail
+    (as Deadline does: a cancelled or failed dependency never finishes)."""
+    return dependency in DEAD_END_JOBS
+
+
+def waiting_on_reason(dependency_id: int, dependency: JobState) -> str:
+    return f"waiting on job {dependency_id} ({dependency.value})"
 
 
 # ---------------------------------------------------------------------- attempt outcomes
@@ -259,6 +354,23 @@ def after_attempt(outcome: AttemptOutcome, before: AttemptHistory, rules: RetryR
 def should_blocklist(own_fault_failures_on_node: int, rules: RetryRules) -> bool:
     """Whether a job's own-fault failures on one node are enough to keep its tasks off it."""
     return own_fault_failures_on_node >= rules.blocklist_after
+
+
+def counts_toward_blocklist(outcome: AttemptOutcome, verdict: Verdict) -> bool:
+    """Whether an attempt's end may blocklist its node: an own-fault failure whose task is
+    retried (a lost or cancelled attempt is not the node's doing; a given-up task fails its
+    job, so there is nothing left to keep off the node)."""
+    return verdict is Verdict.RETRY and outcome in OWN_FAULT
+
+
+def blocklists_node(
+    outcome: AttemptOutcome, verdict: Verdict, own_fault_failures_on_node: int,
+    rules: RetryRules,
+) -> bool:
+    """Whether the node an attempt ended on is blocklisted for its job now;
+    `own_fault_failures_on_node` counts this attempt (since the job was last retried)."""
+    return (counts_toward_blocklist(outcome, verdict)
+            and should_blocklist(own_fault_failures_on_node, rules))
 
 
 _OUTCOME_WORDS: Mapping[AttemptOutcome, str] = {

@@ -30,6 +30,7 @@ from wanhe.lifecycle import (
     may_reprioritize,
     may_resume,
     may_retry,
+    retry_plan,
 )
 from wanhe.model import JobState
 from wanhe.storage import StoredFile, UnsafePath
@@ -145,13 +146,10 @@ def retry(
     job = visible_job(service, who, job_id)
     # a done task whose files are gone is not done: it runs again (a done job too)
     stale = stale_done_tasks(service.store.tasks(job.id))
-    _allowed(job, may_retry(job.state, files_missing=bool(stale)))
-    for dep, state in service.store.dead_dependencies(job.depends_on):
-        raise HTTPException(409, f"job {job.id} waits on job {dep}, which is {state}: retry "
-                                 f"job {dep} first")
-    service.store.reset_tasks(job.id, stale)
-    if job.state is not JobState.DONE:
-        service.store.retry_failed(job.id)
+    dead = [(dep, JobState(state)) for dep, state in
+            service.store.dead_dependencies(job.depends_on)]
+    _allowed(job, may_retry(job.state, files_missing=bool(stale), dead_dependencies=dead))
+    service.store.restart_job(job.id, retry_plan(job.state, stale))
     return _action(service, job)
 
 

@@ -35,7 +35,7 @@ from wanhe.engine.mirror import MAY_RUN, QueueMirror
 from wanhe.engine.pool import RayStartError, Slot, Warm, WorkerPool
 from wanhe.jobtypes import registry as job_types
 from wanhe.jobtypes.base import TaskView
-from wanhe.lifecycle import RetryRules, Verdict, should_blocklist, stranded_reason
+from wanhe.lifecycle import RetryRules, Verdict, stranded_reason
 from wanhe.model import AttemptOutcome, JobState, Resources, TaskState
 from wanhe.sched.elastic import Bundle, Caps, Demand, plan_bundles
 from wanhe.sched.placement import why_unplaceable
@@ -554,13 +554,11 @@ class Dispatcher:
             return
         if end.verdict == Verdict.RETRY.value:
             self.mirror.queue_if_ready(task.id)
-            if outcome is not AttemptOutcome.LOST:
-                failures = self.store.node_failures(task.job_id).get(node, 0)
-                if should_blocklist(failures, rules):
-                    log.warning("job %s: node %s blocklisted after %d failures",
-                                task.job_id, node, failures)
-                    self.policy.blocklist(str(task.job_id), node)
-                    self._check_placement(force=True)
+            if end.blocklist:  # the state machine's verdict, applied by the store
+                log.warning("job %s: node %s blocklisted after %d failures",
+                            task.job_id, node, rules.blocklist_after)
+                self.policy.blocklist(str(task.job_id), node)
+                self._check_placement(force=True)
             kind = "lost" if outcome is AttemptOutcome.LOST else "retry"
             self._emit(TaskEvent(kind, task, task.job_id, node=node, message=message))
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from wanhe.config import Settings
 from wanhe.jobtypes.registry import retry_rules
-from wanhe.model import JobState, TaskSpec, TaskState
+from wanhe.lifecycle import resume_plan
+from wanhe.model import TaskSpec, TaskState
 
 if TYPE_CHECKING:
     from wanhe.engine.cluster import EmbeddedStart
@@ -92,12 +93,8 @@ def resume(
 ) -> None:
     """Make an existing local job runnable again, its finished work kept (see the module)."""
     store.recover_interrupted([job.id], rules_for=retry_rules)
-    if redo is not None:
-        store.reset_tasks(job.id, list(redo(job, store.tasks(job.id))))
-    if job.state in (JobState.FAILED, JobState.CANCELLED):
-        store.retry_failed(job.id)
-    elif job.state is JobState.PAUSED:
-        store.set_job_state(job.id, JobState.QUEUED, "")
+    stale = list(redo(job, store.tasks(job.id))) if redo is not None else []
+    store.restart_job(job.id, resume_plan(job.state, stale))
 
 
 def local_workers(count: int, blender: str | None) -> list[LocalWorker]:

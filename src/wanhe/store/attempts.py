@@ -18,14 +18,16 @@ from wanhe.lifecycle import (
     RetryRules,
     Verdict,
     after_attempt,
-    check_job,
-    check_task,
+    blocklists_node,
+    counts_toward_blocklist,
     give_up_reason,
+    job_after_verdict,
 )
 from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
 from wanhe.store.rows import AttemptEnd, AttemptFinish, AttemptStart, StoreError, Usage, _now
+from wanhe.store.transitions import move_jobs, move_tasks
 
 
 def _last_sign_of_life(started_at: float, heartbeat: float | None, log_path: str) -> float:
@@ -71,26 +73,20 @@ class AttemptsMixin(_StoreBase):
                      if s.task_id in rows and rows[s.task_id].state == TaskState.READY.value]
             if not ready:
                 return {}
-            check_task(TaskState.READY, TaskState.RUNNING)
             jobs = {r.id: r for r in conn.execute(
                 select(t.jobs.c.id, t.jobs.c.project_id, t.jobs.c.state)
                 .where(t.jobs.c.id.in_({rows[s.task_id].job_id for s in ready})))}
             queued = sorted(j.id for j in jobs.values() if j.state == JobState.QUEUED.value)
-            for job_id in queued:
-                check_job(JobState.QUEUED, JobState.RUNNING, job_id=job_id)
-            conn.execute(
-                update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
-                .values(state=TaskState.RUNNING.value, attempts=bindparam("b_number"),
-                        started_at=now, progress=0.0),
-                [{"b_task": s.task_id, "b_number": rows[s.task_id].attempts + 1}
-                 for s in ready],
+            move_tasks(
+                conn, TaskState.RUNNING, t.tasks.c.id == bindparam("b_task"),
+                only_from=[TaskState.READY], attempts=bindparam("b_number"), started_at=now,
+                progress=0.0,
+                rows=[{"b_task": s.task_id, "b_number": rows[s.task_id].attempts + 1}
+                      for s in ready],
             )
             if queued:
-                conn.execute(
-                    update(t.jobs)
-                    .where(t.jobs.c.id.in_(queued), t.jobs.c.state == JobState.QUEUED.value)
-                    .values(state=JobState.RUNNING.value, started_at=now)
-                )
+                move_jobs(conn, JobState.RUNNING, t.jobs.c.id.in_(queued),
+                          only_from=[JobState.QUEUED], started_at=now)
             made = conn.execute(
                 insert(t.attempts).returning(t.attempts.c.id, t.attempts.c.task_id,
                                              sort_by_parameter_order=True),
@@ -142,9 +138,8 @@ class AttemptsMixin(_StoreBase):
                 if task.state != TaskState.RUNNING.value or not self._newest(
                         conn, attempt_id, task_id):
                     continue
-                check_task(TaskState.RUNNING, TaskState.READY, task_id=task_id)
-                conn.execute(update(t.tasks).where(t.tasks.c.id == task_id)
-                             .values(state=TaskState.READY.value, progress=0.0))
+                move_tasks(conn, TaskState.READY, t.tasks.c.id == task_id,
+                           only_from=[TaskState.RUNNING], progress=0.0)
                 handed.add(int(task.job_id))
             self._touch_jobs(conn, sorted(handed), tasks=True)
         return len(handed)
@@ -201,12 +196,11 @@ class AttemptsMixin(_StoreBase):
                     and newest.get(f.task_id) == f.attempt_id]
             if not done:
                 return []
-            check_task(TaskState.RUNNING, TaskState.DONE)
-            conn.execute(
-                update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
-                .values(state=TaskState.DONE.value, output=bindparam("b_output"), error="",
-                        progress=1.0, finished_at=now),
-                [{"b_task": f.task_id, "b_output": json.dumps(f.output)} for f in done],
+            move_tasks(
+                conn, TaskState.DONE, t.tasks.c.id == bindparam("b_task"),
+                only_from=[TaskState.RUNNING], output=bindparam("b_output"), error="",
+                progress=1.0, finished_at=now,
+                rows=[{"b_task": f.task_id, "b_output": json.dumps(f.output)} for f in done],
             )
             ready = self._release_dependents(conn, {f.task_id: states[f.task_id].job_id
                                                     for f in done})
@@ -248,11 +242,8 @@ class AttemptsMixin(_StoreBase):
             )
         ]
         if ready:
-            check_task(TaskState.WAITING, TaskState.READY)  # selected as waiting
-            conn.execute(
-                update(t.tasks).where(t.tasks.c.id.in_(ready))
-                .values(state=TaskState.READY.value)
-            )
+            move_tasks(conn, TaskState.READY, t.tasks.c.id.in_(ready),
+                       only_from=[TaskState.WAITING])
         return ready
 
     @staticmethod
@@ -267,9 +258,10 @@ class AttemptsMixin(_StoreBase):
         self, attempt_id: int, task_id: int, *, outcome: AttemptOutcome, usage: Usage | None,
         message: str, rules: RetryRules | None = None, label: str = "",
     ) -> AttemptEnd:
-        """Record an attempt that did not succeed and apply the state machine's verdict, all in
+        """Record an attempt that did not succeed and apply the state machine's verdicts, all in
         one transaction: the task is ready again, or failed for good, and then its job fails
-        with it (unfinished tasks cancelled, the job failed with the reason)."""
+        with it (unfinished tasks cancelled, the job failed with the reason); the node it ran
+        on is blocklisted for the job after repeated failures (`AttemptEnd.blocklist`)."""
         rules = rules or RetryRules()
         with self.engine.begin() as conn:
             self._close_attempt(conn, attempt_id, outcome, usage, message)
@@ -285,25 +277,26 @@ class AttemptsMixin(_StoreBase):
             history = AttemptHistory(task.faults, task.losses)
             verdict = after_attempt(outcome, history, rules)
             counted = history.plus(outcome)
-            values: dict[str, Any] = {
-                "faults": counted.own_fault, "losses": counted.lost, "progress": 0.0,
-                "error": message[-4000:],
-            }
-            if verdict is Verdict.GIVE_UP:
-                check_task(TaskState.RUNNING, TaskState.FAILED, task_id=task_id)
-                values.update(state=TaskState.FAILED.value, finished_at=_now())
-            else:  # retry; or an attempt stopped while its task still runs: not its fault
-                check_task(TaskState.RUNNING, TaskState.READY, task_id=task_id)
-                values.update(state=TaskState.READY.value, finished_at=None)
-            conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(**values))
-            if verdict is not Verdict.GIVE_UP:
-                return AttemptEnd(verdict.value, [task_id])
+            gives_up = verdict is Verdict.GIVE_UP
+            # retry; or an attempt stopped while its task still runs: not its fault
+            move_tasks(
+                conn, TaskState.FAILED if gives_up else TaskState.READY,
+                t.tasks.c.id == task_id, only_from=[TaskState.RUNNING],
+                faults=counted.own_fault, losses=counted.lost, progress=0.0,
+                error=message[-4000:], finished_at=_now() if gives_up else None,
+            )
             node = conn.execute(
                 select(t.attempts.c.node).where(t.attempts.c.id == attempt_id)
             ).scalar_one()
+            job_becomes = job_after_verdict(verdict)
+            if job_becomes is None:
+                blocklist = counts_toward_blocklist(outcome, verdict) and blocklists_node(
+                    outcome, verdict, self._node_failures(conn, task.job_id).get(node, 0),
+                    rules)
+                return AttemptEnd(verdict.value, [task_id], blocklist=blocklist)
             reason = give_up_reason(label or f"task {task.key}", outcome, counted, node, message)
-            self._fail_job_in(conn, task.job_id, reason)
-        return AttemptEnd(Verdict.GIVE_UP.value, [], job_failed=True, reason=reason)
+            self._end_job_in(conn, task.job_id, job_becomes, reason)
+        return AttemptEnd(verdict.value, [], job_failed=True, reason=reason)
 
     def recover_interrupted(
         self, job_ids: Sequence[int] | None = None,
@@ -351,22 +344,19 @@ class AttemptsMixin(_StoreBase):
                 rules = rules_for(task.kind, json.loads(task.spec)) if rules_for else RetryRules()
                 gives_up = (task.id in lost_open and after_attempt(
                     AttemptOutcome.LOST, history, rules) is Verdict.GIVE_UP)
-                check_task(TaskState.RUNNING,  # selected as running
-                           TaskState.FAILED if gives_up else TaskState.READY, task_id=task.id)
-                conn.execute(
-                    update(t.tasks).where(t.tasks.c.id == task.id).values(
-                        state=(TaskState.FAILED if gives_up else TaskState.READY).value,
-                        losses=counted.lost, progress=0.0,
-                        finished_at=_now() if gives_up else None,
-                        **({"error": message} if gives_up else {}),
-                    )
+                move_tasks(
+                    conn, TaskState.FAILED if gives_up else TaskState.READY,
+                    t.tasks.c.id == task.id, only_from=[TaskState.RUNNING],
+                    losses=counted.lost, progress=0.0,
+                    finished_at=_now() if gives_up else None,
+                    error=message if gives_up else t.tasks.c.error,
                 )
                 if gives_up and task.job_id not in failing:
                     failing[task.job_id] = give_up_reason(
                         f"task {task.key}", AttemptOutcome.LOST, counted, "a stopped service",
                         message)
             for job_id, reason in failing.items():
-                self._fail_job_in(conn, job_id, reason)
+                self._end_job_in(conn, job_id, JobState.FAILED, reason)
             self._touch_jobs(conn, sorted(requeued_jobs - set(failing)), tasks=True)
         return len(open_attempts)
 
@@ -389,18 +379,21 @@ class AttemptsMixin(_StoreBase):
         """Own-fault failures of a job's attempts per node (for blocklisting), counted since
         the job was last retried or reset (a retry clears the blocklist)."""
         with self.engine.connect() as conn:
-            reset_at = conn.execute(
-                select(t.jobs.c.reset_at).where(t.jobs.c.id == job_id)
-            ).scalar_one_or_none()
-            query = (
-                select(t.attempts.c.node, func.count())
-                .where(
-                    t.attempts.c.job_id == job_id,
-                    t.attempts.c.outcome.in_(sorted(o.value for o in OWN_FAULT)),
-                )
-                .group_by(t.attempts.c.node)
+            return self._node_failures(conn, job_id)
+
+    @staticmethod
+    def _node_failures(conn: Connection, job_id: int) -> dict[str, int]:
+        reset_at = conn.execute(
+            select(t.jobs.c.reset_at).where(t.jobs.c.id == job_id)
+        ).scalar_one_or_none()
+        query = (
+            select(t.attempts.c.node, func.count())
+            .where(
+                t.attempts.c.job_id == job_id,
+                t.attempts.c.outcome.in_(sorted(o.value for o in OWN_FAULT)),
             )
-            if reset_at is not None:
-                query = query.where(t.attempts.c.started_at >= reset_at)
-            rows = conn.execute(query).all()
-        return {node: int(count) for node, count in rows}
+            .group_by(t.attempts.c.node)
+        )
+        if reset_at is not None:
+            query = query.where(t.attempts.c.started_at >= reset_at)
+        return {node: int(count) for node, count in conn.execute(query).all()}

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+if TYPE_CHECKING:
+    from wanhe.model import JobState
+
 
 class _StoreBase:
     url: str
@@ -27,4 +30,7 @@ class _StoreBase:
 
         def _settle_job(self, conn: Connection, job_id: int) -> None: ...
 
-        def _fail_job_in(self, conn: Connection, job_id: int, reason: str) -> list[int]: ...
+        def _end_job_in(
+            self, conn: Connection, job_id: int, state: JobState, reason: str, *,
+            dependents: bool = True,
+        ) -> list[int]: ...

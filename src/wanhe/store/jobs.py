@@ -10,29 +10,38 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from wanhe.lifecycle import check_job, check_task, job_sources_of, sources_of
+from wanhe.lifecycle import (
+    DEAD_END_JOBS,
+    UNFINISHED_TASKS,
+    Restart,
+    check_job,
+    check_task,
+    dependencies_done,
+    dependents_fail,
+    first_state,
+    job_is_done,
+    task_is_ready,
+    tasks_when_job_ends,
+    waiting_on_reason,
+)
 from wanhe.model import JobState, TaskSpec, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
 from wanhe.store.rows import JobRow, StoreError, TaskRow, _job, _now, _task
+from wanhe.store.transitions import move_jobs, move_tasks
 
 
 def _dependencies_done(conn: Connection, depends_on: Iterable[int]) -> bool:
-    """Whether every job in `depends_on` (a job's dependencies on other jobs) exists and is
-    done: the one test of it, for a new job, a finished task and a finished job alike."""
+    """The state machine's `dependencies_done` over the stored states of `depends_on`."""
     wanted = sorted(set(depends_on))
     if not wanted:
         return True
-    done = conn.execute(
-        select(func.count())
-        .select_from(t.jobs)
-        .where(t.jobs.c.id.in_(wanted), t.jobs.c.state == JobState.DONE.value)
-    ).scalar_one()
-    return int(done) == len(wanted)
+    states = {int(r.id): JobState(r.state) for r in conn.execute(
+        select(t.jobs.c.id, t.jobs.c.state).where(t.jobs.c.id.in_(wanted)))}
+    return dependencies_done(wanted, states)
 
 
-_UNFINISHED = [TaskState.WAITING.value, TaskState.READY.value, TaskState.RUNNING.value]
-_DEAD_ENDS = (JobState.CANCELLED.value, JobState.FAILED.value)  # a job waiting on one waits on
+_DEAD_ENDS = sorted(s.value for s in DEAD_END_JOBS)
 
 
 def _dead_dependencies(conn: Connection, depends_on: Iterable[int]) -> list[tuple[int, str]]:
@@ -135,10 +144,7 @@ class JobsMixin(_StoreBase):
             {
                 "job_id": job_id, "key": task.key, "seq": seq, "kind": str(task.kind),
                 "frame": task.frame, "tile": task.tile, "chunk": task.chunk,
-                "state": (
-                    TaskState.READY.value if not task.deps and not waiting_on_jobs
-                    else TaskState.WAITING.value
-                ),
+                "state": first_state(len(task.deps), job_waits_on_jobs=waiting_on_jobs).value,
                 "payload": json.dumps(task.payload), "deps_left": len(task.deps), "attempts": 0,
                 "cpus": task.resources.cpus, "memory": task.resources.memory,
                 "gpus": task.resources.gpus, "output": "{}", "error": "", "progress": 0.0,
@@ -196,13 +202,14 @@ class JobsMixin(_StoreBase):
 
     def set_job_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
         """Pause, resume, or queue a finished job again: a legal change or IllegalTransition."""
-        values: dict[str, Any] = {"state": state.value}
+        values: dict[str, Any] = {}
         if message is not None:
             values["message"] = message
         values["finished_at"] = _now() if state.is_final else None
         with self.engine.begin() as conn:
-            check_job(self._job_state(conn, job_id), state, job_id=job_id)
-            conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
+            current = self._job_state(conn, job_id)
+            check_job(current, state, job_id=job_id)
+            move_jobs(conn, state, t.jobs.c.id == job_id, only_from=[current], **values)
             self._touch_jobs(conn, [job_id], tasks=False)
 
     def set_job_message(self, job_id: int, message: str) -> None:
@@ -217,30 +224,7 @@ class JobsMixin(_StoreBase):
     def cancel_job(self, job_id: int, message: str = "cancelled by user") -> list[int]:
         """Cancel every unfinished task; return the ids of those that were running."""
         with self.engine.begin() as conn:
-            check_job(self._job_state(conn, job_id), JobState.CANCELLED, job_id=job_id)
-            running = [
-                r.id for r in conn.execute(
-                    select(t.tasks.c.id).where(
-                        t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.RUNNING.value
-                    )
-                )
-            ]
-            conn.execute(
-                update(t.tasks)
-                .where(
-                    t.tasks.c.job_id == job_id,
-                    t.tasks.c.state.in_(_UNFINISHED),
-                )
-                .values(state=TaskState.CANCELLED.value, finished_at=_now())
-            )
-            conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.id == job_id)
-                .values(state=JobState.CANCELLED.value, message=message, finished_at=_now())
-            )
-            self._touch_jobs(conn, [job_id], tasks=True)
-            self._fail_dependents(conn, job_id, JobState.CANCELLED)
-        return running
+            return self._end_job_in(conn, job_id, JobState.CANCELLED, message)
 
     def dead_dependencies(self, depends_on: Iterable[int]) -> list[tuple[int, str]]:
         """(id, state) of the jobs in `depends_on` that were cancelled or failed: a job
@@ -249,10 +233,10 @@ class JobsMixin(_StoreBase):
             return _dead_dependencies(conn, depends_on)
 
     def _fail_dependents(self, conn: Connection, job_id: int, state: JobState) -> None:
-        """Jobs still waiting on `job_id`, which was just cancelled or failed, fail saying so
-        ("waiting on job 44 (cancelled)", as Deadline does), and so do the jobs waiting on
-        those, in the same transaction."""
-        pending = [(job_id, state)]
+        """Jobs still waiting on `job_id`, which just entered `state`, fail saying so when the
+        state machine says they do ("waiting on job 44 (cancelled)", as Deadline does), and so
+        do the jobs waiting on those, in the same transaction."""
+        pending = [(job_id, state)] if dependents_fail(state) else []
         while pending:
             dead_id, dead_state = pending.pop()
             candidates = conn.execute(
@@ -263,9 +247,8 @@ class JobsMixin(_StoreBase):
             ).all()
             for row in candidates:
                 if dead_id in json.loads(row.depends_on):
-                    self._fail_job_in(conn, int(row.id),
-                                      f"waiting on job {dead_id} ({dead_state.value})",
-                                      dependents=False)
+                    self._end_job_in(conn, int(row.id), JobState.FAILED,
+                                     waiting_on_reason(dead_id, dead_state), dependents=False)
                     pending.append((int(row.id), JobState.FAILED))
 
     def fail_job(self, job_id: int, reason: str, task_id: int | None = None) -> list[int]:
@@ -278,34 +261,33 @@ class JobsMixin(_StoreBase):
                     select(t.tasks.c.state).where(t.tasks.c.id == task_id)
                 ).scalar_one()
                 check_task(TaskState(state), TaskState.FAILED, task_id=task_id)
-                conn.execute(
-                    update(t.tasks).where(t.tasks.c.id == task_id)
-                    .values(state=TaskState.FAILED.value, error=reason[-4000:],
-                            finished_at=_now())
-                )
-            return self._fail_job_in(conn, job_id, reason)
+                move_tasks(conn, TaskState.FAILED, t.tasks.c.id == task_id,
+                           only_from=[TaskState(state)], error=reason[-4000:],
+                           finished_at=_now())
+            return self._end_job_in(conn, job_id, JobState.FAILED, reason)
 
-    def _fail_job_in(
-        self, conn: Connection, job_id: int, reason: str, *, dependents: bool = True
+    def _end_job_in(
+        self, conn: Connection, job_id: int, state: JobState, reason: str, *,
+        dependents: bool = True,
     ) -> list[int]:
-        check_job(self._job_state(conn, job_id), JobState.FAILED, job_id=job_id)
+        """The job enters `state` (cancelled or failed) with `reason`; its unfinished tasks
+        follow as the state machine says (`tasks_when_job_ends`), and so do the jobs waiting
+        on it (`dependents_fail`). Returns the ids of its tasks that were running."""
+        check_job(self._job_state(conn, job_id), state, job_id=job_id)
         running = list(conn.execute(
             select(t.tasks.c.id).where(
                 t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.RUNNING.value
             )
         ).scalars())
-        conn.execute(
-            update(t.tasks)
-            .where(t.tasks.c.job_id == job_id, t.tasks.c.state.in_(_UNFINISHED))
-            .values(state=TaskState.CANCELLED.value, finished_at=_now())
-        )
-        conn.execute(
-            update(t.jobs).where(t.jobs.c.id == job_id)
-            .values(state=JobState.FAILED.value, message=reason, finished_at=_now())
-        )
+        now = _now()
+        tasks_become = tasks_when_job_ends(state)
+        if tasks_become is not None:
+            move_tasks(conn, tasks_become, t.tasks.c.job_id == job_id,
+                       only_from=UNFINISHED_TASKS, finished_at=now)
+        move_jobs(conn, state, t.jobs.c.id == job_id, message=reason, finished_at=now)
         self._touch_jobs(conn, [job_id], tasks=True)
         if dependents:
-            self._fail_dependents(conn, job_id, JobState.FAILED)
+            self._fail_dependents(conn, job_id, state)
         return running
 
     def retry_failed(self, job_id: int) -> int:
@@ -324,6 +306,26 @@ class JobsMixin(_StoreBase):
             self._requeue(conn, job_id, ids)
         return len(ids)
 
+    def restart_job(self, job_id: int, plan: Restart) -> int:
+        """Run a job again as the state machine planned it (`retry_plan`, `resume_plan`), in
+        one transaction; return how many of its tasks run again."""
+        with self.engine.begin() as conn:
+            ids = set(plan.redo)
+            if plan.requeue_failed:
+                ids.update(conn.execute(select(t.tasks.c.id).where(
+                    t.tasks.c.job_id == job_id,
+                    t.tasks.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]),
+                )).scalars())
+            if ids:
+                self._requeue(conn, job_id, sorted(ids))
+            elif plan.target is not None:
+                current = self._job_state(conn, job_id)
+                check_job(current, plan.target, job_id=job_id)
+                move_jobs(conn, plan.target, t.jobs.c.id == job_id, only_from=[current],
+                          message="", finished_at=None)
+                self._touch_jobs(conn, [job_id], tasks=False)
+        return len(ids)
+
     def reset_tasks(self, job_id: int, task_ids: Sequence[int]) -> None:
         """Make finished tasks run again (their outputs went missing)."""
         if not task_ids:
@@ -335,21 +337,13 @@ class JobsMixin(_StoreBase):
         """Tasks start a fresh life (no attempts, no faults) waiting for their dependencies;
         their job is queued again, its node blocklist cleared (`reset_at`: failures before
         it no longer count, see `node_failures`)."""
-        check_job(self._job_state(conn, job_id), JobState.QUEUED, job_id=job_id)
-        conn.execute(
-            update(t.tasks)
-            .where(t.tasks.c.id.in_(list(task_ids)),
-                   t.tasks.c.state.in_(sources_of(TaskState.WAITING)))
-            .values(state=TaskState.WAITING.value, attempts=0, faults=0, losses=0, error="",
-                    finished_at=None)
-        )
+        current = self._job_state(conn, job_id)
+        check_job(current, JobState.QUEUED, job_id=job_id)
+        move_tasks(conn, TaskState.WAITING, t.tasks.c.id.in_(list(task_ids)),
+                   attempts=0, faults=0, losses=0, error="", finished_at=None)
         self._refresh_readiness(conn, job_id)
-        conn.execute(
-            update(t.jobs)
-            .where(t.jobs.c.id == job_id)
-            .values(state=JobState.QUEUED.value, message="", finished_at=None,
-                    reset_at=_now())
-        )
+        move_jobs(conn, JobState.QUEUED, t.jobs.c.id == job_id, only_from=[current],
+                  message="", finished_at=None, reset_at=_now())
         self._touch_jobs(conn, [job_id], tasks=True)
 
     def _refresh_readiness(self, conn: Connection, job_id: int) -> None:
@@ -366,13 +360,10 @@ class JobsMixin(_StoreBase):
         )
         waiting = (t.tasks.c.job_id == job_id) & (t.tasks.c.state == TaskState.WAITING.value)
         conn.execute(update(t.tasks).where(waiting).values(deps_left=unfinished))
-        if self._job_waits_on_jobs(conn, job_id):
+        if not task_is_ready(0, job_waits_on_jobs=self._job_waits_on_jobs(conn, job_id)):
             return  # a job it depends on is not done: `release_jobs_waiting_on` frees them
-        check_task(TaskState.WAITING, TaskState.READY)  # `waiting` selects waiting tasks only
-        conn.execute(
-            update(t.tasks).where(waiting, t.tasks.c.deps_left == 0)
-            .values(state=TaskState.READY.value)
-        )
+        move_tasks(conn, TaskState.READY, waiting, t.tasks.c.deps_left == 0,
+                   only_from=[TaskState.WAITING])
 
     def release_jobs_waiting_on(self, finished_job_id: int) -> list[int]:
         """Jobs whose dependencies on other jobs are all done now get their first tasks ready."""
@@ -387,17 +378,9 @@ class JobsMixin(_StoreBase):
                 deps = json.loads(row.depends_on)
                 if finished_job_id not in deps:
                     continue
-                if _dependencies_done(conn, deps):
-                    check_task(TaskState.WAITING, TaskState.READY)  # selects waiting tasks
-                    conn.execute(
-                        update(t.tasks)
-                        .where(
-                            t.tasks.c.job_id == row.id,
-                            t.tasks.c.state == TaskState.WAITING.value,
-                            t.tasks.c.deps_left == 0,
-                        )
-                        .values(state=TaskState.READY.value)
-                    )
+                if _dependencies_done(conn, deps):  # its waiting tasks with none left: ready
+                    move_tasks(conn, TaskState.READY, t.tasks.c.job_id == row.id,
+                               t.tasks.c.deps_left == 0, only_from=[TaskState.WAITING])
                     released.append(row.id)
             self._touch_jobs(conn, released, tasks=True)
         return released
@@ -409,18 +392,15 @@ class JobsMixin(_StoreBase):
         return not _dependencies_done(conn, deps)
 
     def _settle_job(self, conn: Connection, job_id: int) -> None:
-        """A job whose every task is done is done (a paused one too: nothing is left to hold)."""
+        """The job is done when the state machine says so (`job_is_done`)."""
         left = conn.execute(
             select(func.count()).where(
                 t.tasks.c.job_id == job_id, t.tasks.c.state != TaskState.DONE.value
             )
         ).scalar_one()
-        if left == 0:
-            conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.id == job_id, t.jobs.c.state.in_(job_sources_of(JobState.DONE)))
-                .values(state=JobState.DONE.value, finished_at=_now(), message="")
-            )
+        if job_is_done(int(left)):
+            move_jobs(conn, JobState.DONE, t.jobs.c.id == job_id, finished_at=_now(),
+                      message="")
 
     def tasks(self, job_id: int) -> list[TaskRow]:
         with self.engine.connect() as conn:

@@ -120,12 +120,14 @@ class TaskRow:
 @dataclass(frozen=True, slots=True)
 class AttemptEnd:
     """What ending an attempt did: the state machine's verdict for the task, the tasks it
-    made ready, and whether (and why) its job failed with it."""
+    made ready, whether (and why) its job failed with it, and whether its node is
+    blocklisted for the job."""
 
     verdict: str  # a wanhe.lifecycle.Verdict value
     ready: list[int]
     job_failed: bool = False
     reason: str = ""
+    blocklist: bool = False  # the node it ran on is blocklisted for its job now
 
 
 @dataclass(frozen=True, slots=True)

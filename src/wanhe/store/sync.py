@@ -33,9 +33,8 @@ class SyncMixin(_StoreBase):
         # nothing more (no deadlock through it on PostgreSQL).
         conn.execute(update(jobs).where(chosen).values(revision=jobs.c.revision))
         revision = self._next_revision(conn)
-        values = {"revision": revision, "tasks_revision": revision} if tasks \
-            else {"revision": revision}
-        conn.execute(update(jobs).where(chosen).values(**values))
+        conn.execute(update(jobs).where(chosen).values(
+            revision=revision, tasks_revision=revision if tasks else jobs.c.tasks_revision))
 
     def _touch_project(self, conn: Connection, project_id: int) -> None:
         """Stamp a project whose row this transaction wrote (and so holds locked)."""
