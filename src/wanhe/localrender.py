@@ -22,14 +22,12 @@ from typing import TYPE_CHECKING, Any
 from wanhe.config import Settings
 from wanhe.jobtypes.blender_render import (
     KIND,
-    RenderOptions,
-    RenderSpec,
-    SceneFacts,
     compile_render_job,
     final_outputs,
     resolve_spec,
 )
 from wanhe.model import TaskKind, TaskState
+from wanhe.render.spec import RenderOptions, RenderSpec, SceneFacts
 from wanhe.store.usage import core_seconds
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from wanhe.jobtypes.blender_render import RenderOptions, RenderSpec
+from wanhe.render.spec import RenderOptions, RenderSpec
 
 SPEC_VERSION = "jobtemplate-2023-09"
 SCENE_NAME = "scene.blend"
@@ -379,7 +379,8 @@ def export_render(
     Nothing is rendered and no output folder is made: the bundle's job writes the frames.
     """
     from wanhe.blender.inspect import check_blend_file, inspect_scene
-    from wanhe.jobtypes.blender_render import SceneFacts, facts_from_report, resolve_spec
+    from wanhe.jobtypes.blender_render import facts_from_report, resolve_spec
+    from wanhe.render.spec import SceneFacts
 
     check_exportable(options)
     scene = scene.expanduser().resolve()

@@ -27,7 +27,7 @@ def _write_at_once(root: Path, threads: int) -> tuple[list[Path], list[OSError]]
     """`threads` threads of this process write the same script into `root` at once."""
     import threading
 
-    from wanhe.blender_cli.shim import write_script
+    from wanhe.blender.shim import write_script
 
     barrier = threading.Barrier(threads)
     folders: list[Path] = []

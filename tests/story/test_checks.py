@@ -19,14 +19,14 @@ from wanhe.story.load import StoryError, load_storyboard
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _check(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+def _check(folder: Path, data: dict[str, Any], **how: Any) -> dict[str, Any]:
     path = write(folder, data)
-    return check_storyboard(load_storyboard(path), folder)
+    return check_storyboard(load_storyboard(path), folder, **how)
 
 
-def _fails(folder: Path, data: dict[str, Any], match: str) -> str:
+def _fails(folder: Path, data: dict[str, Any], match: str, **how: Any) -> str:
     with pytest.raises(StoryError, match=match) as info:
-        _check(folder, data)
+        _check(folder, data, **how)
     return str(info.value)
 
 
@@ -122,16 +122,13 @@ def test_reel_over_the_limit(tmp_path: Path, board: dict[str, Any]) -> None:
 
 
 def test_ai_shots_are_refused_without_the_gen_job_type(
-    tmp_path: Path, board: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, board: dict[str, Any]
 ) -> None:
-    import wanhe.story.checks as checks
-
     shot = board["scenes"][0]["shots"][0]
     shot.pop("image")
     shot["prompt"] = {"prompt": "a lantern at night", "model": "sd", "candidates": 4}
-    monkeypatch.setattr(checks, "gen_available", lambda: False)  # a farm without it
-    _fails(tmp_path, board, r"shot 's1': AI shots need the gen job type")
-    monkeypatch.undo()
+    _fails(tmp_path, board, r"shot 's1': AI shots need the gen job type",
+           gen_available=False)  # a farm without it
     _fails(tmp_path, board, r"unknown model 'sd'")  # with it: the catalogue decides
 
 

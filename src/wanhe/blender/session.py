@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from wanhe.blender_cli.shim import shim_dir, write_script
+from wanhe.blender.shim import shim_dir, write_script
 
 _VERSION = re.compile(r"Blender (\d+)\.(\d+)")
 

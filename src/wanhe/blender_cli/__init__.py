@@ -8,8 +8,8 @@ folder holding an executable `blender` that runs it, to put first on a session's
 
 from __future__ import annotations
 
+from wanhe.blender.session import SessionBlender, session_blender
+from wanhe.blender.shim import shim_dir
 from wanhe.blender_cli.main import main, python_allowed
-from wanhe.blender_cli.select import SessionBlender, session_blender
-from wanhe.blender_cli.shim import shim_dir
 
 __all__ = ["SessionBlender", "main", "python_allowed", "session_blender", "shim_dir"]

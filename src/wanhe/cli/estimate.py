@@ -91,8 +91,8 @@ def _run(scene: Path, frames: str | None, tiles: str, samples: int | None,
     from pydantic import ValidationError
 
     from wanhe.blender.errors import SceneError
-    from wanhe.jobtypes.blender_render import RenderOptions
     from wanhe.localrender import apply_quality
+    from wanhe.render.spec import RenderOptions
     from wanhe.runs.estimate import estimate_render, prepare_spec
 
     try:

@@ -198,9 +198,9 @@ def render(
 ) -> None:
     """Render SCENE: frames cut into tiles, run on every core, assembled, denoised, metered."""
     from wanhe.config import Settings
-    from wanhe.jobtypes.blender_render import RenderOptions
     from wanhe.localrender import render as run_render
     from wanhe.localrender import stop_ray, write_report
+    from wanhe.render.spec import RenderOptions
 
     settings = Settings().overridden(ray_address=ray_address, db=db, blender=blender)
     if workers is not None and workers < 1:

@@ -573,8 +573,8 @@ def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None
 
     from wanhe.blender.errors import SceneError
     from wanhe.config import Settings
-    from wanhe.jobtypes.blender_render import RenderOptions
     from wanhe.openjd_export import describe, export_render
+    from wanhe.render.spec import RenderOptions
 
     out = dest.expanduser().absolute() / "output"
     try:
@@ -589,8 +589,8 @@ def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None
 
 def _submit_story(storyboard: Path, name: str | None, priority: int, depends_on: list[int],
                   server: str | None, token: str | None, as_json: bool) -> None:
+    from wanhe.cli.story_submit import submit_story
     from wanhe.story.load import StoryError
-    from wanhe.story.submit import submit_story
 
     try:
         with client(server, token) as c:

@@ -1,6 +1,6 @@
 """`wanhe story render|check|schema`: story reels from a storyboard file, on this machine.
 
-(`wanhe submit story.yaml` sends one to the farm: `wanhe.story.submit`.)
+(`wanhe submit story.yaml` sends one to the farm: `wanhe.cli.story_submit`.)
 """
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from wanhe.engine.handles import LocalWorker
 from wanhe.engine.mirror import MAY_RUN, QueueMirror
-from wanhe.engine.pool import RayStartError, Slot, Warm, WorkerPool
+from wanhe.engine.pool import RayStartError, Running, Slot, Warm, WorkerPool
 from wanhe.jobtypes import registry as job_types
 from wanhe.jobtypes.base import TaskView
 from wanhe.lifecycle import RetryRules, Verdict, stranded_reason
@@ -67,17 +67,6 @@ HEARTBEAT_FLUSH_S = 2.0  # how often workers' answers are written as attempts' s
 # work inside the worker's own process (a diffusion step at a huge size, a C call) may not look
 # at the cancel flag for minutes
 CANCEL_GRACE_S = 10.0
-
-
-@dataclass(slots=True)
-class Running:
-    queued: QueuedTask
-    task: TaskRow
-    attempt_id: int
-    slot: Slot
-    future: Future[Any]
-    started: float
-    cancel_at: float | None = None  # when it was told to stop (its job no longer wants it)
 
 
 @dataclass(frozen=True, slots=True)

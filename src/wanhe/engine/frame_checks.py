@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wanhe.engine.executors.base import TaskContext
+from wanhe.engine.frame_steps import run_assemble, run_denoise, run_preview, run_render
+from wanhe.engine.seam_check import check_seams_by_render, seam_reason
 from wanhe.imaging.qc import FrameStats, QCResult, QCThresholds, check_exr, frame_stats
 from wanhe.imaging.qc_thresholds import thresholds_from
 
@@ -77,9 +80,6 @@ def _rerender(
 ) -> tuple[Path, Path, float]:
     """Render the frame again with ``seed`` under temporary names; return (master, preview,
     Blender's CPU seconds)."""
-    from wanhe.engine.executors.base import TaskContext
-    from wanhe.engine.executors.blender import run_render
-    from wanhe.engine.executors.imaging import run_assemble, run_denoise, run_preview
 
     plan = payload["rerender"]
     retry_dir = Path(plan["work_dir"]) / "qc-retry"
@@ -147,8 +147,6 @@ def run_qc(payload: dict[str, Any], blender: Any = None, log: Log | None = None)
     notes = list(payload.get("notes") or [])
     seams: dict[str, Any] | None = None
     if payload.get("seams") and blender is not None:
-        from wanhe.engine.seam_check import check_seams_by_render, seam_reason
-
         try:
             seams = check_seams_by_render(payload["seams"], blender, say)
         except Exception as exc:  # the check must not lose the frame; say it did not run

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     # Imported where used, not here: importing Ray costs 0.3-0.5 s, and a `wanhe render`
     # whose one worker takes every core never starts it.
     from wanhe.engine import cluster
-    from wanhe.engine.dispatcher import Running
+    from wanhe.sched.policy import QueuedTask
+    from wanhe.store.rows import TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,19 @@ class Slot:
         if not self.memory or self.gpus > 0 or self.light:  # light slots hold no node
             return None
         return Resources(cpus=self.cpus, memory=self.memory, gpus=0.0)
+
+
+@dataclass(slots=True)
+class Running:
+    """A task running on a slot: its attempt, and the future its answer comes through."""
+
+    queued: QueuedTask
+    task: TaskRow
+    attempt_id: int
+    slot: Slot
+    future: Future[Any]
+    started: float
+    cancel_at: float | None = None  # when it was told to stop (its job no longer wants it)
 
 
 class WorkerPool:

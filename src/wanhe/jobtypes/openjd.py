@@ -32,6 +32,7 @@ from wanhe.jobtypes.base import (
 )
 from wanhe.jobtypes.registry import register_job_type
 from wanhe.model import Resources, TaskKind, TaskSpec
+from wanhe.openjd.payloads import ActionTask
 from wanhe.storage import UnsafePath, safe_relpath
 
 KIND = "openjd"
@@ -112,9 +113,10 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
     root = folder.input.parent
     # one session per job: the same template submitted twice makes two jobs, two folders
     job_key = hashlib.sha256(f"{digest}:{root}".encode()).hexdigest()[:16]
-    base = {"job": job_key, "job_file": str(job_file_path(folder, digest)), "job_root": str(root),
-            "sessions": str(sessions or root.parent.parent / "sessions"),
-            "path_mapping": rules, "outputs": outputs or []}
+    base: dict[str, Any] = {
+        "job": job_key, "job_file": str(job_file_path(folder, digest)), "job_root": str(root),
+        "sessions": str(sessions or root.parent.parent / "sessions"), "path_mapping": rules,
+        "outputs": outputs or []}
     graph: list[TaskSpec] = []
     barrier: dict[str, str] = {}
     for step in plan.steps:
@@ -122,6 +124,8 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
         deps = [barrier[d] for d in step.depends_on]
         keys: list[str] = []
         adaptive = getattr(step, "adaptive", None)
+        host = step.host.to_json()
+        ledger = str(chunk_ledger_path(folder, digest, job_key, step.name))
         for i, params in enumerate(step.tasks):
             text = label(params)
             key = f"{step.name}/{text}" if text else f"{step.name}/task"
@@ -129,12 +133,11 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
                 key = f"{step.name}/chunk {i + 1:0{len(str(len(step.tasks)))}d}"
             elif len(key) > _KEY_MAX or (len(step.tasks) > 1 and not text):
                 key = f"{step.name}/{i:06d}"
-            payload = {**base, "step": step.name, "params": params, "index": i,
-                       "host": step.host.to_json()}
-            if adaptive is not None:
-                payload["adaptive"] = adaptive
-                payload["ledger"] = str(chunk_ledger_path(folder, digest, job_key, step.name))
-            graph.append(TaskSpec(key, TASK_KIND, payload, deps=list(deps), resources=need))
+            task = ActionTask(
+                **base, step=step.name, params=params, index=i, host=host, adaptive=adaptive,
+                ledger=None if adaptive is None else ledger)
+            graph.append(TaskSpec(key, TASK_KIND, task.stored(), deps=list(deps),
+                                  resources=need))
             keys.append(key)
         done = f"{step.name}/(step done)"
         graph.append(TaskSpec(done, TaskKind.NOOP.value, {"step": step.name}, deps=keys,

@@ -24,7 +24,7 @@ from wanhe.jobtypes.base import (
     TaskView,
     confine_tasks,
 )
-from wanhe.jobtypes.registry import register_job_type
+from wanhe.jobtypes.registry import find_job_type, register_job_type
 from wanhe.lifecycle import RetryRules
 
 KIND = "story"
@@ -62,7 +62,8 @@ class StoryJob(JobType):
             inputs = None if ctx.local_paths else ctx.inputs
             facts = check_storyboard(board, main.parent, models=ctx.models,
                                      gpus=capacity.gpus if capacity is not None else 0,
-                                     inputs=inputs)
+                                     inputs=inputs,
+                                     gen_available=find_job_type("gen") is not None)
         except StoryError as exc:
             raise InputError("main", str(exc)) from None
         return Inspected({"board": board, "facts": facts, "confined": inputs is not None})

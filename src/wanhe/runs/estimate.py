@@ -31,8 +31,8 @@ from wanhe.estimate.costmodel import (
     sample_frames,
 )
 from wanhe.estimate.deadline import DeadlineAnswer, farm_wall_s, machines_for_deadline
-from wanhe.jobtypes.blender_render import RenderOptions, RenderSpec, SceneFacts
 from wanhe.localrender import Prepared
+from wanhe.render.spec import RenderOptions, RenderSpec, SceneFacts
 
 __all__ = ["EstimateReport", "Farm", "Prices", "estimate_render", "job_shape", "prepare_spec"]
 

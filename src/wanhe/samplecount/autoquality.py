@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from wanhe.jobtypes.blender_render import RenderSpec, SceneFacts
+from wanhe.render.spec import RenderSpec, SceneFacts
 from wanhe.samplecount.levels import parse_quality_target
 from wanhe.samplecount.probe import DEFAULT_LADDER, ProbeResult, probe_samples
 

@@ -20,12 +20,6 @@ AI_SHOTS_NEED_GEN = ("AI shots need the gen job type (the generation job type is
 ModelLookup = Callable[[str], "dict[str, Any] | None"]
 
 
-def gen_available() -> bool:
-    from wanhe.jobtypes.registry import find_job_type
-
-    return find_job_type("gen") is not None
-
-
 def ai_size(width: int, height: int) -> str:
     """The size an AI shot is generated at: the film's, down to multiples of 8 (latents)."""
     return f"{max(8, width - width % 8)}x{max(8, height - height % 8)}"
@@ -55,13 +49,15 @@ def _inside(base: Path, rel: str, what: str, inputs: Path | None = None) -> Path
 
 def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | None = None,
                      gpus: int = 0, skip_prompts: bool = False,
-                     inputs: Path | None = None) -> dict[str, Any]:
+                     inputs: Path | None = None, gen_available: bool = True) -> dict[str, Any]:
     """Raise StoryError naming the first problem; else the facts the plan needs.
 
     `models`: the model catalogue as the submitter sees it (AI-prompt shots need it and the
     gen job type); `gpus`: GPUs the farm has (AI candidates run on the CPU without);
     `skip_prompts`: leave AI shots to the farm's own check (a submitter sees no catalogue);
-    `inputs`: on the farm, the job's own input folder — every file named must lie inside it."""
+    `inputs`: on the farm, the job's own input folder — every file named must lie inside it;
+    `gen_available`: whether the farm runs the gen job type (its registry says; the story job
+    type asks it) — AI shots need it."""
     from wanhe.storage import sha256_file
 
     film = board.film
@@ -77,6 +73,8 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
     for shot in board.shots:
         where = f"shot {shot.id!r}"
         if shot.prompt is not None and not skip_prompts:
+            if not gen_available:
+                raise StoryError(f"{where}: {AI_SHOTS_NEED_GEN}")
             ai[shot.prompt.model] = _check_prompt(shot, board, where, models)
         if shot.image is not None:
             path = _inside(base, shot.image.path, f"{where} image", inputs)
@@ -177,8 +175,6 @@ def _check_prompt(shot: Any, board: Storyboard, where: str,
     from wanhe.ai.models import TEXT_TO_IMAGE
     from wanhe.ai.spec import Shot as GenShot
 
-    if not gen_available():
-        raise StoryError(f"{where}: {AI_SHOTS_NEED_GEN}")
     prompt = shot.prompt
     record = models(prompt.model) if models is not None else None
     if record is None:

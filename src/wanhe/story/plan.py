@@ -205,9 +205,9 @@ def _ai_tasks(board: Storyboard, shot: Shot, facts: dict[str, Any],
               layout: Layout) -> tuple[list[TaskSpec], list[dict[str, Any]], str]:
     """The generation job type's tasks for an AI shot (its candidates and their scoring),
     under keys `ai/<shot>/…`: (tasks, the candidates, the scores file)."""
+    from wanhe.ai.compile import compile_gen_job, resolve
     from wanhe.ai.spec import GenSpec
     from wanhe.ai.spec import Shot as GenShot
-    from wanhe.jobtypes.generate import compile_gen_job, resolve
     from wanhe.story.checks import ai_size
 
     prompt = shot.prompt

@@ -9,101 +9,23 @@ renamed into place.
 from __future__ import annotations
 
 import os
-import signal
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, measured
 from wanhe.engine.executors.registry import register_executor
+from wanhe.engine.frame_checks import run_qc
+from wanhe.engine.frame_steps import attempt_error, render_device, run_render
 from wanhe.lifecycle import (
     AttemptError,
     TaskCancelled,
     TaskFailed,
     TaskOutOfMemory,
-    TaskSilent,
-    TaskTimedOut,
 )
 from wanhe.model import TaskKind
 
 if TYPE_CHECKING:
     from wanhe.sandbox.box import Sandbox
-
-
-def attempt_error(exc: Exception) -> AttemptError:
-    """The typed outcome of a Blender subprocess that timed out, went silent or died."""
-    from wanhe.blender.errors import BlenderCrashed, BlenderTimeout
-
-    usage: dict[str, Any] = {}
-    if isinstance(exc, BlenderTimeout | BlenderCrashed):
-        usage = {"cpu_s": exc.cpu_s, "peak_rss": exc.peak_rss_bytes, "wall_s": exc.wall_s}
-    if isinstance(exc, BlenderTimeout):
-        return (TaskSilent if exc.silent else TaskTimedOut)(str(exc), **usage)
-    if isinstance(exc, BlenderCrashed) and exc.returncode == -signal.SIGKILL:
-        return TaskOutOfMemory(
-            f"{exc} — killed by SIGKILL from outside wanhe, as the kernel's out-of-memory "
-            "killer does: give the task more memory or render smaller tiles", **usage)
-    return TaskFailed(str(exc), **usage)
-
-
-def render_device(asked: str | None, gpu_ids: tuple[str, ...]) -> str:
-    """The Cycles device of an attempt: a task asking for a GPU renders on one, one asking
-    for `any` renders on the GPU its worker holds (a GPU slot) or else the CPU."""
-    if asked == "gpu" or (asked == "any" and gpu_ids):
-        return "GPU"
-    return "CPU"
-
-
-def run_render(
-    payload: dict[str, Any], blender: Any, ctx: TaskContext, gpu_ids: tuple[str, ...] = ()
-) -> TaskResult:
-    """Render one tile / chunk / frame in the warm Blender process; rename the EXR into place."""
-    from wanhe.blender.errors import BlenderCrashed, BlenderTimeout
-    from wanhe.blender.protocol import RenderRequest
-
-    final = Path(payload["output"])
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.exr")
-    fields = {
-        k: v for k, v in payload.items()
-        if k not in ("timeout_s", "silence_s", "output", "partial", "device")
-    }
-    fields["device"] = render_device(payload.get("device"), gpu_ids)
-    request = RenderRequest(output=str(temp), **fields)
-    started = time.monotonic()
-    try:
-        reply = blender.render(
-            request,
-            timeout_s=payload.get("timeout_s"),
-            silence_s=payload.get("silence_s"),
-            on_log=ctx.log,
-            on_progress=ctx.progress,
-        )
-    except (BlenderTimeout, BlenderCrashed) as exc:
-        temp.unlink(missing_ok=True)
-        raise attempt_error(exc) from exc
-    if not reply.ok:
-        temp.unlink(missing_ok=True)
-        raise TaskFailed(reply.error or "Blender reported a failure without a message",
-                         cpu_s=reply.cpu_s, peak_rss=reply.peak_rss_bytes)
-    if not temp.exists():
-        raise TaskFailed(f"Blender said it rendered frame {payload['frame']} but wrote no file")
-    os.replace(temp, final)
-    output: dict[str, Any] = {"exr": str(final), "width": reply.width, "height": reply.height,
-                              "device": reply.device, "backend": reply.backend}
-    if payload.get("partial"):  # a sample chunk: preview the frame at the samples done so far
-        from wanhe.imaging.partial_preview import write_partial_preview
-
-        try:
-            output["partial"] = write_partial_preview(payload["partial"])
-        except Exception as exc:  # a preview must never fail the render
-            ctx.log(f"[wanhe] partial preview not written: {exc}")
-    return TaskResult(
-        wall_s=time.monotonic() - started,
-        cpu_s=reply.cpu_s,
-        peak_rss=reply.peak_rss_bytes,
-        output=output,
-    )
 
 
 def job_root_of(path: str | Path) -> Path | None:
@@ -246,8 +168,6 @@ class BlenderExecutor(Executor):
              blender: Any) -> TaskResult:
         if kind == TaskKind.RENDER.value:
             return run_render(payload, blender, ctx, self.worker.gpu_ids)
-        from wanhe.engine.frame_checks import run_qc
-
         plan = payload.get("rerender")
         if plan and plan.get("renders"):
             # a re-render renders the whole frame again on this worker's device kind

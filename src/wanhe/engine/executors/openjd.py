@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, WorkerInfo
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskOutOfMemory, TaskTimedOut
+from wanhe.openjd.payloads import ActionTask
+from wanhe.payloads import PayloadError
 
 if TYPE_CHECKING:
     from wanhe.sandbox.box import Sandbox
@@ -142,27 +144,34 @@ class OpenJDExecutor(Executor):
         if ctx.cancelled.is_set():
             raise TaskCancelled("the OpenJD task was cancelled before it started")
         try:
-            if payload.get("adaptive"):
-                return self._adaptive(payload, ctx)
-            session = self._ready(payload, ctx)
-            return self._task(session, payload, ctx)
+            task = ActionTask.read(payload)
+        except PayloadError as exc:
+            raise TaskFailed(str(exc)) from None
+        try:
+            if task.adaptive:
+                return self._adaptive(task, ctx)
+            session = self._ready(task, ctx)
+            return self._task(session, task, ctx)
         except _HostDied as exc:
             self._drop()
             raise TaskFailed(f"the OpenJD session on {self._where()} broke: {exc}") from None
 
-    def _adaptive(self, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    def _adaptive(self, task: ActionTask, ctx: TaskContext) -> TaskResult:
         """A slot of an adaptive step: claim chunks from the step's ledger and run them, the
         size re-estimated after each (`wanhe.openjd.chunks`)."""
         from wanhe.openjd.chunks import Adaptive, Ledger, lanes
         from wanhe.openjd.template import load_job
 
-        chunking = Adaptive.from_json(payload["adaptive"])
-        ledger = Ledger(Path(payload["ledger"]), chunking)
-        slot = str(payload["index"])
+        assert task.adaptive is not None
+        if task.ledger is None:
+            raise TaskFailed("the adaptive OpenJD task's payload names no ledger")
+        chunking = Adaptive.from_json(task.adaptive)
+        ledger = Ledger(Path(task.ledger), chunking)
+        slot = str(task.index)
 
         def make() -> list[dict[str, Any]]:
-            job = load_job(self._job_file(payload))[0]
-            step = next(s for s in job.steps if s.name == payload["step"])
+            job = load_job(self._job_file(task))[0]
+            step = next(s for s in job.steps if s.name == task.step)
             return lanes(step, chunking.param)
 
         ledger.begin(slot, make)
@@ -175,9 +184,9 @@ class OpenJDExecutor(Executor):
             if claim is None:
                 break
             if session is None:
-                session = self._ready(payload, ctx)
+                session = self._ready(task, ctx)
             ctx.log(f"[wanhe] adaptive chunk {claim.text} ({len(claim.values)} task(s))")
-            done = self._task(session, {**payload, "params": claim.params}, ctx)
+            done = self._task(session, task.model_copy(update={"params": claim.params}), ctx)
             before, after = ledger.finished(slot, claim, done.wall_s)
             if after != before:
                 ctx.log(f"[wanhe] adaptive chunking: chunk size {before} -> {after} "
@@ -197,57 +206,57 @@ class OpenJDExecutor(Executor):
     def _where(self) -> str:
         return self.worker.node or self.worker.name
 
-    def _job_file(self, payload: dict[str, Any]) -> dict[str, Any]:
-        key = str(payload["job"])
+    def _job_file(self, task: ActionTask) -> dict[str, Any]:
+        key = task.job
         found = self._jobs.get(key)
         if found is None:
             try:
-                found = json.loads(Path(payload["job_file"]).read_text())
+                found = json.loads(Path(task.job_file).read_text())
             except (OSError, ValueError) as exc:
-                raise TaskFailed(f"cannot read the OpenJD job file {payload['job_file']} on "
+                raise TaskFailed(f"cannot read the OpenJD job file {task.job_file} on "
                                  f"{self._where()}: {exc}") from None
             self._jobs = {key: found}  # one job's template at a time
         return found
 
-    def _ready(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
+    def _ready(self, task: ActionTask, ctx: TaskContext) -> _Session:
         """The open session for this task's job and step (opened, or switched, as needed)."""
-        job = str(payload["job"])
-        self._check_attributes(payload)
+        job = task.job
+        self._check_attributes(task)
         session = self._session
         if session is not None and (session.job != job or session.broken
                                     or session.proc.poll() is not None):
             self._end(session, ctx)
             session = None
         if session is None:
-            session = self._open(payload, ctx)
-        if session.step != payload["step"]:
+            session = self._open(task, ctx)
+        if session.step != task.step:
             if session.step is not None:
                 ctx.log(f"[wanhe] leaving step {session.step!r}: exiting its environments")
                 session.send(op="exit", scope="step")
                 session.wait_done("exit", ctx)
             session.step = None
-            ctx.log(f"[wanhe] entering the environments of step {payload['step']!r}")
-            session.send(op="enter", scope="step", step=payload["step"])
+            ctx.log(f"[wanhe] entering the environments of step {task.step!r}")
+            session.send(op="enter", scope="step", step=task.step)
             self._entered(session, session.wait_done("enter", ctx), ctx, "step")
-            session.step = str(payload["step"])
+            session.step = task.step
         else:
             ctx.log(f"[wanhe] session kept from the previous task: environments of job and "
-                    f"step {payload['step']!r} still entered")
+                    f"step {task.step!r} still entered")
         return session
 
-    def _open(self, payload: dict[str, Any], ctx: TaskContext) -> _Session:
+    def _open(self, task: ActionTask, ctx: TaskContext) -> _Session:
         from wanhe.openjd.dataflow import prepare as prepare_outputs
         from wanhe.sandbox import accounts as users
         from wanhe.sandbox.box import Sandbox, job_spec, mode
 
-        job_file = self._job_file(payload)
+        job_file = self._job_file(task)
         project = ctx.project or users.LOCAL_PROJECT
         account = users.session_account(project, ctx.project_id)
-        root = Path(payload["sessions"]) / users.user_name(project, ctx.project_id)
-        users.prepare_folders(account, root, payload,
+        root = Path(task.sessions) / users.user_name(project, ctx.project_id)
+        users.prepare_folders(account, root, task.stored(),
                               namespaced=account.isolated and mode().namespace is not None)
         try:  # OUT and INOUT folders, before any session may write them
-            for line in prepare_outputs(list(payload.get("outputs") or [])):
+            for line in prepare_outputs(list(task.outputs)):
                 ctx.log(line)
         except OSError as exc:
             raise TaskFailed(f"cannot make the job's output folders on {self._where()}: "
@@ -256,17 +265,17 @@ class OpenJDExecutor(Executor):
         blender_env, software = self._blender_path(ctx)
         env.update(blender_env)
         try:
-            rules = list(payload.get("path_mapping") or []) + path_mapping_file_rules()
+            rules = list(task.path_mapping) + path_mapping_file_rules()
         except (OSError, ValueError) as exc:
             raise TaskFailed(f"the path mapping rules of {self._where()} "
                              f"(WANHE_PATH_MAPPING) cannot be read: {exc}") from None
         # One sandbox per session: the host and every action of the job's tasks here, the
         # job's folders and this project's session folder its only files.
-        spec = job_spec(Path(payload["job_root"]), memory_bytes=self._memory(payload, ctx),
+        spec = job_spec(Path(task.job_root), memory_bytes=self._memory(task, ctx),
                         extra_writable=(root,), software=software,
                         gpu=bool(self.worker.gpu_ids))
         try:
-            box = Sandbox.open(f"openjd-{self.worker.name}-{payload['job']}", spec, account,
+            box = Sandbox.open(f"openjd-{self.worker.name}-{task.job}", spec, account,
                                confine=account.isolated)
         except (OSError, ValueError) as exc:  # CgroupError, MountError
             raise TaskFailed(f"cannot make the sandbox for the OpenJD session on "
@@ -281,13 +290,13 @@ class OpenJDExecutor(Executor):
         events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc, events), daemon=True,
                          name=f"openjd-host-{proc.pid}").start()
-        session = _Session(job=str(payload["job"]), proc=proc, events=events,
+        session = _Session(job=task.job, proc=proc, events=events,
                            user=account.name, box=box)
         self._session = session
-        ctx.log(f"[wanhe] OpenJD session for job {payload['job']} on {self._where()} as user "
+        ctx.log(f"[wanhe] OpenJD session for job {task.job} on {self._where()} as user "
                 f"{account.name}{'' if account.isolated else ' (the service user)'}"
                 f"{', sandboxed' if box.isolated else ''}")
-        session.send(op="open", session_id=f"{payload['job']}-{self.worker.name}",
+        session.send(op="open", session_id=f"{task.job}-{self.worker.name}",
                      job_file=job_file, path_mapping=rules, session_root=str(root), env=env)
         opened = session.wait_done("open", ctx, _HOST_START_S)
         session.workdir = str(opened.get("workdir", ""))
@@ -299,7 +308,7 @@ class OpenJDExecutor(Executor):
         """The session's PATH with the right `blender` first: the worker's own Blender, a new
         enough one on PATH, or wanhe's bpy-backed command (`wanhe.blender_cli`); and the
         folders the sandbox must show for it."""
-        from wanhe.blender_cli.select import session_blender
+        from wanhe.blender.session import session_blender
 
         try:
             chosen = session_blender(self.worker.blender)
@@ -316,28 +325,27 @@ class OpenJDExecutor(Executor):
         return {"PATH": path}, tuple(software)
 
     @staticmethod
-    def _memory(payload: dict[str, Any], ctx: TaskContext) -> int | None:
+    def _memory(task: ActionTask, ctx: TaskContext) -> int | None:
         """The session's memory limit: the task's request (the step's
         amount.worker.memory), else the worker's default share, plus the host's own."""
         from wanhe.openjd.hostreq import resources
         from wanhe.openjd.template import HostRequirements
         from wanhe.sandbox.box import task_memory
 
-        asked = ctx.memory_bytes or resources(HostRequirements.from_json(
-            payload.get("host") or {})).memory
+        asked = ctx.memory_bytes or resources(HostRequirements.from_json(task.host)).memory
         limit = task_memory(asked or None)
         return None if limit is None else limit + HOST_MEMORY
 
-    def _check_attributes(self, payload: dict[str, Any]) -> None:
+    def _check_attributes(self, task: ActionTask) -> None:
         """This worker has the attributes the step asks for (the farm checked at submit; a
         worker started with other attributes than its farm's refuses here)."""
         from wanhe.openjd.hostreq import FarmFacts, unmet
         from wanhe.openjd.template import HostRequirements
 
-        host = HostRequirements.from_json(payload.get("host") or {})
+        host = HostRequirements.from_json(task.host)
         why = unmet(HostRequirements((), host.attributes), FarmFacts())
         if why is not None:
-            raise TaskFailed(f"worker {self._where()} cannot run step {payload['step']!r}: "
+            raise TaskFailed(f"worker {self._where()} cannot run step {task.step!r}: "
                              f"its host requirement {why}")
 
     def _entered(self, session: _Session, done: dict[str, Any], ctx: TaskContext,
@@ -353,14 +361,14 @@ class OpenJDExecutor(Executor):
         self._end(session, ctx)
         raise TaskFailed(f"{reason} — onEnter of the {what} failed; its log:\n{log}")
 
-    def _task(self, session: _Session, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    def _task(self, session: _Session, task: ActionTask, ctx: TaskContext) -> TaskResult:
         session.env_log.clear()
         box = session.box
-        box.set_memory(self._memory(payload, ctx))
+        box.set_memory(self._memory(task, ctx))
         box.mark()
         kept = set(box.pids())  # the host, and what the environments started: they stay
         started = time.monotonic()
-        session.send(op="task", step=payload["step"], params=payload["params"])
+        session.send(op="task", step=task.step, params=task.params)
         try:
             done = session.wait_done("task", ctx, None, self._cancel)
         except _HostDied as exc:
