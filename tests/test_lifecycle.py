@@ -12,6 +12,7 @@ from wanhe.lifecycle import (
     ERROR_FOR_OUTCOME,
     JOB_TRANSITIONS,
     OWN_FAULT,
+    RETRIED_TASKS,
     TASK_TRANSITIONS,
     UNFINISHED_TASKS,
     AttemptHistory,
@@ -47,6 +48,7 @@ from wanhe.lifecycle import (
     task_is_ready,
     task_may,
     tasks_when_job_ends,
+    unplaceable_fails_job,
 )
 from wanhe.model import AttemptOutcome, JobState, TaskState
 
@@ -278,6 +280,8 @@ def test_a_node_is_blocklisted_after_the_jobs_repeated_own_failures_on_it(
 def test_a_retry_redoes_missing_files_and_requeues_a_failed_jobs_tasks() -> None:
     assert retry_plan(JobState.FAILED, [4]) == Restart((4,), requeue_failed=True)
     assert retry_plan(JobState.DONE, [4, 5]) == Restart((4, 5), requeue_failed=False)
+    assert {TaskState.FAILED, TaskState.CANCELLED} == RETRIED_TASKS
+    assert all(task_may(task, TaskState.WAITING) for task in RETRIED_TASKS)
 
 
 @pytest.mark.parametrize(("state", "plan"), [
@@ -291,3 +295,9 @@ def test_a_local_run_resumes_every_kind_of_stopped_job(state: JobState, plan: Re
     assert resume_plan(state, []) == plan
     if plan.target is not None:
         assert job_may(state, plan.target)
+
+
+def test_a_task_no_slot_may_run_fails_its_job_unless_an_elastic_farm_may_grow() -> None:
+    assert unplaceable_fails_job(blocklisted=True, elastic=True)  # nothing will change
+    assert unplaceable_fails_job(blocklisted=False, elastic=False)  # no worker will come
+    assert not unplaceable_fails_job(blocklisted=False, elastic=True)  # one may start

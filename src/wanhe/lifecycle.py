@@ -11,7 +11,8 @@ Pure: no database, no Ray, no clock. Here, and nowhere else:
 - whether a user may cancel, pause, resume, retry or reprioritize a job (`may_*`), and how
   a job runs again (`retry_plan`, `resume_plan`);
 - what follows an attempt: retry or give up (`after_attempt`), blocklisting its node for
-  the job (`blocklists_node`).
+  the job (`blocklists_node`); and whether a task no slot may run fails its job or waits
+  (`unplaceable_fails_job`).
 The store, the API routes, the local runs and the dispatcher apply these verdicts.
 Executors raise the typed `AttemptError`s below; their class, never the words of their
 message, says how an attempt ended.
@@ -182,6 +183,9 @@ def may_reprioritize(state: JobState) -> Ruling:
 
 UNFINISHED_TASKS = frozenset({_T.WAITING, _T.READY, _T.RUNNING})
 """Task states that a job's end (cancelled or failed) stops."""
+
+RETRIED_TASKS = frozenset({_T.FAILED, _T.CANCELLED})
+"""Task states a retry (or a resumed failed or cancelled job) queues again."""
 
 DEAD_END_JOBS = frozenset({_J.CANCELLED, _J.FAILED})
 """Job states that a job waiting on them would wait on forever: it fails with them."""
@@ -391,6 +395,13 @@ def give_up_reason(
     first = message.strip().splitlines()[0] if message.strip() else "no message"
     return (f"{label} {_OUTCOME_WORDS.get(outcome, outcome.value)} {times} time(s), "
             f"last on {node}: {first}")
+
+
+def unplaceable_fails_job(*, blocklisted: bool, elastic: bool) -> bool:
+    """A task that no slot of the farm may run: its job fails when every node that could run
+    it is blocklisted for the job (nothing will change that), or when the farm is fixed (no
+    worker that fits will come); on an elastic farm it waits for one."""
+    return blocklisted or not elastic
 
 
 def stranded_reason(label: str, blocklisted: list[str], why: str = "") -> str:

@@ -12,8 +12,8 @@ import yaml
 
 from tests.api.conftest import Farm, farm  # noqa: F401  (the fixture)
 from tests.story.conftest import write
-from wanhe.story.load import load_storyboard
 from wanhe.cli.story_submit import story_files
+from wanhe.story.load import load_storyboard
 
 
 def _files(folder: Path, data: dict[str, Any]) -> tuple[dict[str, bytes], str]:

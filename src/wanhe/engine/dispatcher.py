@@ -35,7 +35,7 @@ from wanhe.engine.mirror import MAY_RUN, QueueMirror
 from wanhe.engine.pool import RayStartError, Running, Slot, Warm, WorkerPool
 from wanhe.jobtypes import registry as job_types
 from wanhe.jobtypes.base import TaskView
-from wanhe.lifecycle import RetryRules, Verdict, stranded_reason
+from wanhe.lifecycle import RetryRules, Verdict, stranded_reason, unplaceable_fails_job
 from wanhe.model import AttemptOutcome, JobState, Resources, TaskState
 from wanhe.sched.elastic import Bundle, Caps, Demand, plan_bundles
 from wanhe.sched.placement import why_unplaceable
@@ -315,7 +315,7 @@ class Dispatcher:
             reason = f"{label} cannot run on this farm: {why}"
             if self.pool.trouble:  # the farm shrank: say what took its workers
                 reason += f" ({self.pool.trouble})"
-        if self.elastic and why != "blocklisted":
+        if not unplaceable_fails_job(blocklisted=why == "blocklisted", elastic=self.elastic):
             self.mirror.wait_reasons[job_id] = f"waiting: {reason}"
             self.mirror.note_job_message(job_id, f"waiting: {reason}")
             return

@@ -289,7 +289,7 @@ class AttemptsMixin(_StoreBase):
                 select(t.attempts.c.node).where(t.attempts.c.id == attempt_id)
             ).scalar_one()
             job_becomes = job_after_verdict(verdict)
-            if job_becomes is None:
+            if job_becomes is None:  # (the failures on the node are counted only when they count)
                 blocklist = counts_toward_blocklist(outcome, verdict) and blocklists_node(
                     outcome, verdict, self._node_failures(conn, task.job_id).get(node, 0),
                     rules)

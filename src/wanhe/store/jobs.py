@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from wanhe.lifecycle import (
     DEAD_END_JOBS,
+    RETRIED_TASKS,
     UNFINISHED_TASKS,
     Restart,
     check_job,
@@ -42,6 +43,7 @@ def _dependencies_done(conn: Connection, depends_on: Iterable[int]) -> bool:
 
 
 _DEAD_ENDS = sorted(s.value for s in DEAD_END_JOBS)
+_RETRIED = sorted(s.value for s in RETRIED_TASKS)
 
 
 def _dead_dependencies(conn: Connection, depends_on: Iterable[int]) -> list[tuple[int, str]]:
@@ -296,9 +298,7 @@ class JobsMixin(_StoreBase):
             ids = [
                 r.id for r in conn.execute(
                     select(t.tasks.c.id).where(
-                        t.tasks.c.job_id == job_id,
-                        t.tasks.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]),
-                    )
+                        t.tasks.c.job_id == job_id, t.tasks.c.state.in_(_RETRIED))
                 )
             ]
             if not ids:
@@ -313,9 +313,7 @@ class JobsMixin(_StoreBase):
             ids = set(plan.redo)
             if plan.requeue_failed:
                 ids.update(conn.execute(select(t.tasks.c.id).where(
-                    t.tasks.c.job_id == job_id,
-                    t.tasks.c.state.in_([TaskState.FAILED.value, TaskState.CANCELLED.value]),
-                )).scalars())
+                    t.tasks.c.job_id == job_id, t.tasks.c.state.in_(_RETRIED))).scalars())
             if ids:
                 self._requeue(conn, job_id, sorted(ids))
             elif plan.target is not None:
