@@ -23,6 +23,9 @@ class TaskPayload(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     kind: ClassVar[str] = "task"
+    hooks: ClassVar[tuple[str, ...]] = ()
+    """Fields set after the task is compiled (the farm's `job_root`, a test's hook): stored
+    only when set, so that `payload.setdefault(...)` still sets them."""
 
     @classmethod
     def read(cls, payload: Mapping[str, Any]) -> Self:
@@ -37,4 +40,5 @@ class TaskPayload(BaseModel):
 
     def stored(self) -> dict[str, Any]:
         """The JSON-able dict the task row keeps."""
-        return self.model_dump(mode="json")
+        unset = {name for name in self.hooks if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=unset)

@@ -66,3 +66,11 @@ def test_the_executor_fails_a_bad_payload_before_starting_blender(tmp_path: Path
     with pytest.raises(TaskFailed, match="payload is not valid: scene: Field required"):
         run_render(bad, None, TaskContext())  # no Blender: it is never reached
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_storyboards_render_keeps_the_films_resolution_and_its_job_folder_is_ignored() -> None:
+    # a story's render task overrides the scene's size; the farm adds the job's folder
+    task = RenderTask.read({**OLD_ROW, "resolution": [640, 360], "expected_size": [640, 360],
+                            "job_root": "/jobs/3"})
+    request = task.request("/tmp/out.exr", "CPU")
+    assert request.resolution == (640, 360) and request.expected_size == (640, 360)

@@ -9,6 +9,7 @@ from typing import Any
 
 from wanhe.ai.memory import host_need
 from wanhe.ai.models import TEXT_TO_IMAGE
+from wanhe.ai.payloads import Candidate, GenTask, ModelRecord
 from wanhe.ai.spec import GenSpec
 from wanhe.model import Resources, TaskSpec
 
@@ -60,18 +61,17 @@ def compile_gen_job(resolved: dict[str, Any], output: str) -> list[TaskSpec]:
             batch = entries[bi : bi + spec.batch]
             key = (f"{name}/c{batch[0]['index']:03d}" if len(batch) == 1
                    else f"{name}/b{batch[0]['index']:03d}-{batch[-1]['index']:03d}")
-            payload: dict[str, Any] = {
-                "model": {k: model[k] for k in ("name", "path", "format", "pipeline_class",
-                                                "task", "sha256", "gpu_memory")},
-                "warm_key": warm_key(model),
-                "device": device, "threads": spec.threads,
-                "shot": si, "shot_name": name, "job_seed": spec.seed,
-                "prompt": shot.prompt, "negative": shot.negative,
-                "width": shot.width, "height": shot.height, "steps": shot.steps,
-                "guidance": shot.guidance, "image": shot.image, "strength": shot.strength,
-                "frames": shot.frames, "fps": shot.fps,
-                "candidates": batch,
-            }
+            payload = GenTask(
+                model=ModelRecord(**{k: model[k] for k in (
+                    "name", "path", "format", "pipeline_class", "task", "sha256",
+                    "gpu_memory")}),
+                warm_key=warm_key(model), device=device, threads=spec.threads,
+                shot=si, shot_name=name, job_seed=spec.seed, prompt=shot.prompt,
+                negative=shot.negative, width=shot.width, height=shot.height,
+                steps=shot.steps, guidance=shot.guidance, image=shot.image,
+                strength=shot.strength, frames=shot.frames, fps=shot.fps,
+                candidates=[Candidate(**c) for c in batch],
+            ).stored()
             memory = host_need(model, device, model["task"], shot.width, shot.height,
                                len(batch), shot.frames)
             resources = (Resources(cpus=1.0, memory=memory, gpus=1.0) if device == "gpu"

@@ -46,6 +46,7 @@ class RenderTask(TaskPayload):
     frame: int
     output: str = Field(min_length=1, description="the EXR the task leaves")
     resolution_percentage: int | None = Field(default=None, ge=1, le=32767)
+    resolution: tuple[int, int] | None = None  # overrides the scene's (a storyboard's film)
     border: tuple[float, float, float, float] | None = None  # None: the whole frame
     expected_size: tuple[int, int] | None = None
     samples: int | None = Field(default=None, ge=1)
@@ -64,7 +65,8 @@ class RenderTask(TaskPayload):
         """What the warm Blender process is asked to do (writing `output`, on `device`)."""
         return RenderRequest(
             scene=self.scene, frame=self.frame, output=output,
-            resolution_percentage=self.resolution_percentage, border=self.border,
+            resolution_percentage=self.resolution_percentage, resolution=self.resolution,
+            border=self.border,
             expected_size=self.expected_size, samples=self.samples, seed=self.seed,
             camera=self.camera, threads=self.threads, denoise_passes=self.denoise_passes,
             sample_offset=self.sample_offset, sample_subset_length=self.sample_subset_length,

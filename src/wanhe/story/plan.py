@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from wanhe.model import Resources, TaskSpec
+from wanhe.render.payloads import RenderTask
 from wanhe.story.schema import BUNDLED_VOICE, Shot, Storyboard, line_id
+from wanhe.voice.payloads import DubTask, VoiceTask
 
 MAX_TASKS = 20_000
 CPU = Resources(cpus=1.0)
@@ -113,21 +115,21 @@ def compile_story(
                 key = voice_key(original, facts, line.character, text, lang, ref, take)
                 wav = str(layout.cache / "voice" / key[:2] / f"{key}.wav")
                 voices[lid][lang], voice_keys[lid][lang] = wav, key
-                tasks.append(TaskSpec(f"voice/{lid}/{lang}", VOICE, {
-                    "line": lid, "lang": lang, "character": line.character, "text": text,
-                    "voice": voice.model_dump(mode="json"), "output": wav, "cache_key": key,
-                    "take": take, "seed": take_seed(take),
-                }, resources=CPU))
+                tasks.append(TaskSpec(f"voice/{lid}/{lang}", VOICE, VoiceTask(
+                    line=lid, lang=lang, character=line.character, text=text,
+                    voice=voice.model_dump(mode="json"), output=wav, cache_key=key,
+                    take=take, seed=take_seed(take),
+                ).stored(), resources=CPU))
             for lang in film.languages[1:]:
                 key = _digest(voice_keys[lid][lang], voice_keys[lid][film.original],
                               film.max_stretch)
                 wav = str(layout.cache / "dub" / key[:2] / f"{key}.wav")
                 dubs.setdefault(lid, {})[lang] = wav
-                tasks.append(TaskSpec(f"dub/{lid}/{lang}", DUB, {
-                    "line": lid, "lang": lang, "input": voices[lid][lang],
-                    "original": voices[lid][film.original], "max_stretch": film.max_stretch,
-                    "output": wav,
-                }, deps=[f"voice/{lid}/{lang}", f"voice/{lid}/{film.original}"],
+                tasks.append(TaskSpec(f"dub/{lid}/{lang}", DUB, DubTask(
+                    line=lid, lang=lang, input=voices[lid][lang],
+                    original=voices[lid][film.original], max_stretch=film.max_stretch,
+                    output=wav,
+                ).stored(), deps=[f"voice/{lid}/{lang}", f"voice/{lid}/{film.original}"],
                     resources=CPU))
     clips: dict[str, str] = {}
     thumbs: dict[str, str] = {}
@@ -284,12 +286,12 @@ def _blender_tasks(
         exrs.append(exr)
         if exr in present:
             continue
-        tasks.append(TaskSpec(f"render/{tag}/{frame}", RENDER, {
-            "scene": scene, "frame": frame, "output": exr,
-            "resolution": [film.width, film.height], "expected_size": [film.width, film.height],
-            "samples": shot.blender.samples, "seed": 0, "camera": camera, "threads": 1,
-            "denoise_passes": False,
-        }, deps=lipsync_dep, resources=CPU))
+        render = RenderTask(
+            scene=scene, frame=frame, output=exr, resolution=(film.width, film.height),
+            expected_size=(film.width, film.height), samples=shot.blender.samples, seed=0,
+            camera=camera, threads=1, denoise_passes=False)
+        tasks.append(TaskSpec(f"render/{tag}/{frame}", RENDER, render.stored(),
+                              deps=lipsync_dep, resources=CPU))
     return tasks, exrs
 
 

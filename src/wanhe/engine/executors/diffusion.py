@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from wanhe.ai.payloads import GenTask
 from wanhe.engine.executors.base import (
     Executor,
     TaskContext,
@@ -28,6 +29,7 @@ from wanhe.engine.executors.base import (
 )
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskOutOfMemory
+from wanhe.payloads import PayloadError
 
 
 class _Stop(Exception):
@@ -118,6 +120,10 @@ class DiffusionExecutor(Executor):
         from wanhe.ai import pipelines
         from wanhe.ai.recipe import make_recipe
 
+        try:
+            task = GenTask.read(payload)
+        except PayloadError as exc:
+            raise TaskFailed(str(exc)) from None
         started, cpu0 = time.monotonic(), self_cpu_s()
         self._cancel = ctx.cancelled
 
@@ -129,22 +135,22 @@ class DiffusionExecutor(Executor):
 
         device = self._device(payload)
         self._contain(ctx)
-        threads = int(payload.get("threads") or 0) or (os.cpu_count() or 1)
+        threads = task.threads or (os.cpu_count() or 1)
         if device == "cpu":
             torch.set_num_threads(threads)
         try:
             loaded = self._get(payload, device, ctx)
         except pipelines.ModelLoadError as exc:
-            self._evict(str(payload["warm_key"]))
+            self._evict(task.warm_key)
             raise TaskFailed(str(exc), **spent()) from None
         if payload.get("image"):  # the init image's digest goes into every recipe, so that
             payload = {**payload, "image_sha256": pipelines.image_digest(payload)}  # `gen
             # again` can say when it changed
-        candidates = payload["candidates"]
+        candidates = task.candidates
         # a retry after running out of memory runs the batch in halves, then quarters, …
         size = max(1, len(candidates) >> max(0, ctx.attempt - 1))
-        test_limit = payload.get("test_oom_over_batch")  # tests: a device that holds no more
-        steps_total = int(payload["steps"]) * len(candidates)
+        test_limit = task.test_oom_over_batch  # tests: a device that holds no more
+        steps_total = task.steps * len(candidates)
         done_steps = 0
         outputs: list[dict[str, Any]] = []
         for at in range(0, len(candidates), size):
@@ -156,11 +162,11 @@ class DiffusionExecutor(Executor):
                 ctx.progress(min(1.0, (base + step * width) / steps_total))
 
             try:
-                if test_limit is not None and len(group) > int(test_limit):
+                if test_limit is not None and len(group) > test_limit:
                     raise pipelines.OutOfMemory(
                         f"test device holds {test_limit} candidate(s) at once")
-                array = pipelines.call(loaded, payload, [c["seed"] for c in group], on_step,
-                                       previews=[c["output"] for c in group])
+                array = pipelines.call(loaded, payload, [c.seed for c in group], on_step,
+                                       previews=[c.output for c in group])
             except _Stop:
                 raise TaskCancelled("cancelled", **spent()) from None
             except pipelines.OutOfMemory as exc:
@@ -168,26 +174,26 @@ class DiffusionExecutor(Executor):
                     torch.cuda.empty_cache()
                 raise TaskOutOfMemory(
                     f"out of memory generating {len(group)} candidate(s) at "
-                    f"{payload['width']}x{payload['height']} with {payload['model']['name']}: "
+                    f"{task.width}x{task.height} with {task.model.name}: "
                     f"{exc} — the retry runs smaller batches", **spent()) from None
             except Exception as exc:
-                raise TaskFailed(f"{payload['model']['name']} failed: {type(exc).__name__}: "
+                raise TaskFailed(f"{task.model.name} failed: {type(exc).__name__}: "
                                  f"{str(exc)[:300]}", **spent()) from None
-            done_steps += int(payload["steps"]) * len(group)
+            done_steps += task.steps * len(group)
             for cand, item in zip(group, array, strict=True):
-                recipe = make_recipe(payload, cand["index"], cand["seed"], device=device,
+                recipe = make_recipe(payload, cand.index, cand.seed, device=device,
                                      threads=threads if device == "cpu" else 0,
                                      pipeline_class=type(loaded.pipe).__name__, batch=1
                                      if len(group) == 1 else len(group))
-                pipelines.write_output(Path(cand["output"]), item, payload["model"]["task"],
-                                       int(payload.get("fps") or 8), recipe)
-                pipelines.preview_path(cand["output"]).unlink(missing_ok=True)
-                outputs.append({"index": cand["index"], "seed": cand["seed"],
-                                "output": cand["output"], "recipe": recipe})
+                pipelines.write_output(Path(cand.output), item, task.model.task,
+                                       task.fps or 8, recipe)
+                pipelines.preview_path(cand.output).unlink(missing_ok=True)
+                outputs.append({"index": cand.index, "seed": cand.seed,
+                                "output": cand.output, "recipe": recipe})
         ctx.progress(1.0)
         usage = spent()
         return TaskResult(usage["wall_s"], usage["cpu_s"], usage["peak_rss"], {
-            "candidates": outputs, "model": payload["model"]["name"], "device": device,
+            "candidates": outputs, "model": task.model.name, "device": device,
             "loads": self.loads, "loaded": list(self._loaded),
         })
 

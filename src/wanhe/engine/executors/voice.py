@@ -23,6 +23,8 @@ from typing import Any
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, self_peak_rss
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskFailed
+from wanhe.payloads import PayloadError
+from wanhe.voice.payloads import DubTask, VoiceTask
 
 
 def _cpu() -> float:
@@ -64,6 +66,10 @@ class VoiceExecutor(Executor):
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
         from wanhe.sandbox.tool import sandboxed
 
+        try:  # the typed payload, checked before anything runs
+            (VoiceTask if kind == "voice" else DubTask).read(payload)
+        except PayloadError as exc:
+            raise TaskFailed(str(exc)) from None
         started, cpu0 = time.monotonic(), _cpu()
         self._used = (None, None)
         self._boxed_phonemes = None
