@@ -1,6 +1,7 @@
-"""The example storyboard (4 shots, two characters, English + Mandarin + Spanish, a rigged talking head
-from examples/make_scenes.py) made into a reel by `wanhe story render`'s library call, at a
-tiny size: real Piper/espeak-ng voices, rubberband dubs, Blender lip sync and renders, PyAV.
+"""The example storyboard (4 shots, two characters, English + Mandarin + Spanish, a rigged
+talking head from examples/make_scenes.py) made into a reel by `wanhe story render`'s library
+call, at a tiny size: real Piper/espeak-ng voices, rubberband dubs, Blender lip sync and
+renders, PyAV.
 
 Checked: the MP4's streams, tags and durations; subtitles against the synthesized lines; the
 OTIO timeline read back; a re-run with one line changed re-synthesizes one voice; the lip
@@ -91,15 +92,22 @@ def test_otio_reads_back_and_adds_up(reel: dict[str, Any]) -> None:
     import opentimelineio as otio
 
     timeline = otio.adapters.read_from_file(str(reel["out"] / "reel.otio"))
-    frames = round(reel["report"]["duration_s"] * FPS)
+    seconds = round(reel["report"]["duration_s"] * FPS) / FPS
     picture, *dialogue = timeline.tracks
     assert [c.name for c in picture.find_clips()] == ["s1", "s2", "s3", "s4"]
-    assert sum(c.duration().value for c in picture) == frames
-    assert picture.duration().value == frames
-    assert [t.metadata["language"] for t in dialogue] == ["en", "cmn", "es"]
-    for track in dialogue:
-        assert track.duration().value == frames
-        assert len(list(track.find_clips())) == 4
+    assert picture.duration().to_seconds() == pytest.approx(seconds, abs=1e-9)
+    # a language's lines on one lane, or two where they would share a frame
+    assert {t.metadata["language"] for t in dialogue} == {"en", "cmn", "es"}
+    for lang in ("en", "cmn", "es"):
+        lanes = [t for t in dialogue if t.metadata["language"] == lang]
+        assert sum(len(list(t.find_clips())) for t in lanes) == 4
+        assert all(t.duration().to_seconds() == pytest.approx(seconds, abs=1e-9)
+                   for t in lanes)
+    # every clip's media is a file beside the reel (the package's), never a cache path
+    for clip in timeline.find_clips():
+        url = clip.media_reference.target_url
+        assert not Path(url).is_absolute() and url.startswith("editorial/media/"), url
+        assert (reel["out"] / url).is_file()
     assert (reel["out"] / "contact_sheet.png").stat().st_size > 0
 
 

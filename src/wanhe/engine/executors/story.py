@@ -204,14 +204,16 @@ def _burn_in(timing: Any, lang: str) -> Any:
 
 
 def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    import opentimelineio as otio
-
     from wanhe.imaging.atomic import atomic_write
     from wanhe.imaging.reel import write_audio, write_reel
     from wanhe.imaging.video import write_contact_sheet
-    from wanhe.story.editorial import apply_gain, loudness_gain, write_package
+    from wanhe.story.editorial import (
+        apply_gain,
+        loudness_gain,
+        write_package,
+        write_timeline_beside,
+    )
     from wanhe.story.subtitles import to_srt, to_webvtt
-    from wanhe.story.timeline import build_timeline
     from wanhe.voice.audio import read_wav
 
     board, timing = _placements(payload)
@@ -244,15 +246,13 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                 tmp.write_text(text, encoding="utf-8")
     audio = {(p.line, lang): _line_audio(payload, board, p.line, lang)
              for lang, placed in timing.lines.items() for p in placed}
-    timeline = build_timeline(film.title, timing, payload["clips"], audio)
-    with atomic_write(out / "reel.otio") as tmp:
-        otio.adapters.write_to_file(timeline, str(tmp), adapter_name="otio_json")
     from wanhe.story.schema import line_id
 
     takes = {(line_id(shot, n), lang): line.take(lang) for shot in board.shots
              for n, line in enumerate(shot.lines) for lang in film.languages}
     editorial = write_package(out / "editorial", film.title, timing, payload["clips"], audio,
                               gains, takes=takes)
+    write_timeline_beside(out / "editorial", out / "reel.otio")
     thumbs = [payload["thumbs"][s.id] for s in board.shots]
     write_contact_sheet(thumbs, out / "contact_sheet.png",
                         labels=[f"{s.id} {t.start:.1f}s" for s, t in
