@@ -222,7 +222,7 @@ def write_package(
             str(track.metadata["language"]), int(track.metadata["lane"]))
         (staging / name).write_text(_edl(title, track, rate, start_timecode), encoding="utf-8")
         exports.append(name)
-    summary = {"folder": str(folder), "start_timecode": start_timecode, "edit_rate": rate,
+    summary = {"folder": folder.name, "start_timecode": start_timecode, "edit_rate": rate,
                "exports": exports, "media": files, "audio_rate": RATE,
                "loudness": {lang: g.to_dict() for lang, g in gains.items()}}
     with atomic_write(staging / "package.json") as tmp:
