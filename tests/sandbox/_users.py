@@ -26,13 +26,11 @@ def remove_users(*names: str) -> None:
 
 def project_users_fixture(*projects: tuple[str, int]) -> object:
     """A module-scoped fixture that removes the users of `projects` ((name, id) pairs) after
-    the module's tests (and before, should an interrupted run have left them)."""
+    the module's tests (one an interrupted run left is reused, then removed)."""
 
     @pytest.fixture(scope="module", autouse=True)
     def project_users() -> Iterator[None]:
-        names = [user_name(name, project_id) for name, project_id in projects]
-        remove_users(*names)
         yield
-        remove_users(*names)
+        remove_users(*(user_name(name, project_id) for name, project_id in projects))
 
     return project_users

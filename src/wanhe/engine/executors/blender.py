@@ -125,29 +125,39 @@ def _renders_for_cache(payload: dict[str, Any], ctx: TaskContext) -> bool:
     from wanhe.sandbox.tool import sandboxed
 
     root = payload.get("job_root")
-    if not root or not sandboxed(root, ctx.project):
-        return False
+    return bool(root) and sandboxed(root, ctx.project) and _outside_job(payload)
+
+
+def _outside_job(payload: dict[str, Any]) -> bool:
+    """Whether a farm job's render writes outside the job's folder (`job_root`)."""
     output = Path(str(payload.get("output") or "")).absolute()
-    return Path(root).absolute() not in output.parents
+    return Path(str(payload["job_root"])).absolute() not in output.parents
+
+
+def _job_scene_path(scene: Path, root: Path) -> Path:
+    """Where the job's sandbox shows `scene` (see `_scene_in_job`), nothing copied."""
+    from wanhe.storage import OutsideJob, within_job
+
+    try:
+        return within_job(str(scene), str(root))
+    except OutsideJob:
+        return root / "input" / ".cache" / scene.name
 
 
 def _scene_in_job(scene: Path, root: Path) -> Path:
     """`scene` where the job's sandbox shows it: a file of the job's own as it is; one from
     the farm's cache (a keyed copy the job's lip sync made) copied once into the job's
     `input/.cache/` (the farm's, read-only to the job), under the same content-keyed name."""
-    from wanhe.storage import OutsideJob, within_job
-
-    try:
-        return within_job(str(scene), str(root))
-    except OutsideJob:
-        pass
-    folder = root / "input" / ".cache"
+    shown = _job_scene_path(scene, root)
+    if shown.parent != root / "input" / ".cache":
+        return shown  # the job's own file
+    folder = shown.parent
     folder.mkdir(mode=0o750, exist_ok=True)
     if os.geteuid() == 0:  # the job's group reads its input (wanhe.sandbox.accounts)
         os.chown(folder, 0, (root / "input").stat().st_gid)
     copy = folder / scene.name
-    found = copy.lstat() if copy.is_symlink() or copy.exists() else None
-    if found is None or found.st_size != scene.stat().st_size:
+    held = copy.lstat() if copy.is_symlink() or copy.exists() else None
+    if held is None or held.st_size != scene.stat().st_size:
         import shutil
 
         partial = folder / f".{scene.name}.{os.getpid()}.part"
@@ -261,6 +271,11 @@ class BlenderExecutor(Executor):
 
     def warm_key(self, payload: dict[str, Any]) -> str | None:
         scene = payload.get("scene") or (payload.get("rerender") or {}).get("scene")
+        root = payload.get("job_root")
+        if scene and root and _outside_job(payload):
+            # where its render opens it: in the job's folder, so that a warm-up (`warm`)
+            # leaves it to the job's sandbox instead of loading it unconfined
+            return str(_job_scene_path(Path(str(scene)), Path(str(root))))
         return str(scene) if scene else None
 
     def warm(self, key: str) -> None:
