@@ -500,15 +500,29 @@ def submit(
     strict_budget: Annotated[bool, typer.Option(
         "--strict-budget", help="with the estimate: refuse (exit 2) a job over the budget "
         "left")] = False,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="queue a job of this kind (GET /api/job-types lists them) from "
+        "--options FILE; SCENE is then its main file, if it takes one")] = None,
+    options_file: Annotated[Path | None, typer.Option(
+        "--options", help="with --kind: the job's options (YAML or JSON), checked against "
+        "the kind's schema; the files they name (relative to it) are uploaded")] = None,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
-    folder), an OpenJD job."""
+    folder), an OpenJD job; with --kind K --options FILE, a job of any kind."""
     from wanhe.api.pack import collect, hash_all, upload
     from wanhe.blender.errors import SceneError
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if kind is not None or options_file is not None:
+        from wanhe.cli.kinds import submit_kind
+
+        if kind is None or options_file is None:
+            fail("--kind and --options go together: wanhe submit --kind K --options FILE")
+        submit_kind(kind, options_file, scene, name=name, priority=priority,
+                    depends_on=depends_on or [], server=server, token=token, as_json=as_json)
+        return
     if template is not None or (scene is not None and scene.is_dir()):
         from wanhe.cli.openjd import submit_template
 
