@@ -633,9 +633,11 @@ def server_warnings(warnings: list[str]) -> list[str]:
 def _jobs_table(rows: list[dict[str, Any]]) -> "Table":
     from rich.table import Table
 
-    table = Table("id", "name", "project", "state", "prio", "progress", "core-h", "message")
+    table = Table("id", "kind", "name", "project", "state", "prio", "progress", "core-h",
+                  "message")
     for r in rows:
-        table.add_row(str(r["id"]), r["name"], r["project"], r["state"], str(r["priority"]),
+        table.add_row(str(r["id"]), r.get("kind", ""), r["name"], r["project"], r["state"],
+                      str(r["priority"]),
                       f"{100 * r['progress']:.0f}%", f"{r['core_hours']:.3f}",
                       r["message"][:60])
     return table
@@ -661,6 +663,9 @@ def _job_table(job: dict[str, Any]) -> "Table":
     table.add_column(style="bold")
     table.add_column()
     table.add_row("name", job["name"])
+    table.add_row("kind", job.get("kind", ""))
+    if job.get("summary"):
+        table.add_row("makes", job["summary"])
     table.add_row("project", job["project"])
     table.add_row("priority", str(job["priority"]))
     table.add_row("progress", f"{100 * job['progress']:.0f}% "
@@ -674,11 +679,13 @@ def _job_table(job: dict[str, Any]) -> "Table":
     if job["message"]:
         table.add_row("message", job["message"])
     done = sum(1 for f in job["frames"] if f["state"] == "done")
-    if job["frames"] or job.get("kind", "blender_render") == "blender_render":
+    if job["frames"] or "frames" in job.get("panels", ["frames"]):
         table.add_row("frames", f"{done}/{len(job['frames'])} done")
     for failure in job["failures"][-5:]:
         table.add_row("failure", f"{failure['task']} #{failure['attempt']} "
                       f"{failure['outcome']}: {failure['message'][:80]}")
+    for f in job.get("deliverables", []):
+        table.add_row("deliverable", f"{f['path']} ({f['bytes']:,} bytes)")
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
     return table
