@@ -71,7 +71,8 @@ class ConformOptions(BaseModel):
         "a sound file laid under the picture (cut to the picture's length)"))
     name: str = Field(default="conform", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
                       description="the deliverable's file name, without its suffix")
-    threads: int = Field(default=2, ge=1, le=64, description="cores ffmpeg uses")
+    threads: int = Field(default=1, ge=1, le=64, description=(
+        "cores the task reserves and ffmpeg uses (a farm worker must have as many)"))
     max_attempts: int = Field(default=3, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0, description="seconds at most")
 
@@ -116,7 +117,7 @@ class ConformPayload(BaseModel):
     scale: float | None = None
     burn_in: bool = False
     audio: str | None = None
-    threads: int = 2
+    threads: int = 1
     output: str  # the deliverable (absolute)
     work: str  # where it is written before it is renamed into place
     timeout_s: float | None = None
@@ -149,6 +150,17 @@ def _resolve(ctx: IntakeContext, named: str, what: str) -> Path:
                          "relative to the options file)")
     except UnsafePath as exc:
         raise InputError(f"options.{what}", str(exc)) from None
+
+
+def _kept(path: Path, ctx: IntakeContext) -> str:
+    """How the job keeps a file it read at inspection: relative to the inputs' folder (on the
+    farm they are inspected in a staging copy and run from the job's own input folder), or
+    absolute where a local run names a file outside it."""
+    base = (ctx.inputs or Path.cwd()).absolute()
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _stat(path: Path) -> list[Any]:
@@ -209,7 +221,7 @@ class ConformJob(JobType):
         if options.frames is not None:
             found = self._sequence_files(ctx, options)
             printf, _ = _printf(_resolve(ctx, options.frames, "frames").name)
-            facts["sequence"] = {"pattern": str(found[0][1].parent / printf),
+            facts["sequence"] = {"pattern": _kept(found[0][1].parent / printf, ctx),
                                  "start": found[0][0], "count": len(found)}
             facts["files"] = [_stat(p) for _, p in found]
         else:
@@ -218,14 +230,14 @@ class ConformJob(JobType):
                 if not path.is_file():
                     raise InputError("options.clips", f"clip {named!r} does not exist — check "
                                      "the path (relative to the options file)")
-            facts["clips"] = [str(p) for p in clips]
+            facts["clips"] = [_kept(p, ctx) for p in clips]
             facts["files"] = [_stat(p) for p in clips]
         if options.audio is not None:
             audio = _resolve(ctx, options.audio, "audio")
             if not audio.is_file():
                 raise InputError("options.audio", f"audio {options.audio!r} does not exist — "
                                  "check the path (relative to the options file)")
-            facts["audio"] = str(audio)
+            facts["audio"] = _kept(audio, ctx)
             facts["files"].append(_stat(audio))
         facts["confined"] = not ctx.local_paths and ctx.inputs is not None
         return Inspected(facts)
@@ -241,12 +253,19 @@ class ConformJob(JobType):
             numbers = parse_frames(options.frame_range)
             first, frames = numbers[0], numbers[-1] - numbers[0] + 1
         sequence = facts.get("sequence")
+
+        def placed(kept: str) -> str:  # where the job's task finds it (see `_kept`)
+            return str(folder.input / kept)
+
         payload = ConformPayload(
-            sequence=ImageSequence(**sequence) if sequence else None,
-            clips=facts.get("clips", []), first_frame=sequence["start"] if sequence else first,
+            sequence=ImageSequence(**{**sequence, "pattern": placed(sequence["pattern"])})
+            if sequence else None,
+            clips=[placed(c) for c in facts.get("clips", [])],
+            first_frame=sequence["start"] if sequence else first,
             frames=frames, codec=options.codec, fps=options.fps, width=options.width,
             height=options.height, scale=options.scale, burn_in=options.burn_in,
-            audio=facts.get("audio"), threads=options.threads, output=str(output),
+            audio=placed(facts["audio"]) if facts.get("audio") else None,
+            threads=options.threads, output=str(output),
             work=str(folder.work), timeout_s=options.timeout_s,
         )
         tasks = [TaskSpec(f"conform/{options.name}", TASK_KIND,
