@@ -139,6 +139,7 @@ def test_bad_options_are_one_line_or_a_422_at_the_field(
     assert "outside this job's files" in outside.json()["detail"][0]["msg"]
 
 
+@pytest.mark.browser
 def test_the_job_page_shows_only_the_panels_of_its_kind(
         farm: ServiceProc, token: str, conformed: dict[str, Any]) -> None:
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
