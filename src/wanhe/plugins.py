@@ -84,11 +84,6 @@ def load_plugins() -> None:
     PLUGINS.ensure()
 
 
-def builtins_then_plugins(*modules: str) -> ImportOnce:
-    """What a registry imports before it answers: its built-in modules, then the plugins."""
-    return ImportOnce(lambda: list(modules), after=PLUGINS)
-
-
 def package_modules(package: str, *, skip: frozenset[str] = frozenset()) -> list[str]:
     """Every module of `package` (one level, sorted), less those named in `skip`: a
     registry's built-ins are whatever modules its package holds, so adding one is adding a
