@@ -67,7 +67,7 @@ def conformed(farm: ServiceProc, token: str, tmp_path_factory: pytest.TempPathFa
               ) -> dict[str, Any]:
     options = _options(tmp_path_factory.mktemp("conform"))
     sent = json.loads(run_cli(farm, token, "submit", "--kind", "conform", "--options",
-                              str(options), "--json"))
+                              str(options), "--name", "sh010 review", "--json"))
     assert sent["kind"] == "conform" and sent["files"] == 8
     job = _done(farm, token, sent["id"])
     assert job["state"] == "done", job["message"]
@@ -164,6 +164,8 @@ def test_the_job_page_shows_only_the_panels_of_its_kind(
             page.fill("#token", token)
             page.click("#sign-in")
             page.wait_for_selector("#jobs-table")
+            page.wait_for_selector("#jobs-table .job-kind")
+            listed = page.inner_text("#jobs-table")
             page.goto(f"{farm.url}/#/jobs/{conformed['id']}")
             page.wait_for_function(  # the deliverable decodes and plays in the page
                 "document.querySelector('#deliverable-video')?.readyState >= 2")
@@ -177,6 +179,7 @@ def test_the_job_page_shows_only_the_panels_of_its_kind(
             steps_text = page.inner_text("body")
         finally:
             browser.close()
+    assert "sh010 review" in listed and "conform" in listed  # the list says each job's kind
     assert conform_missing == [] and steps_missing == []
     for text in (conform_text, steps_text):
         assert "no frames" not in text.lower() and "Cost heatmap" not in text
