@@ -139,5 +139,9 @@ def test_submit_with_estimate_warns_or_refuses_over_budget(tiny: Path, tmp_path:
         assert "warning:" in warned.output and "core-hours" in warned.output
         with svc.client(token) as c:
             assert len(c.get("/api/jobs").json()) == 1
+            # the job keeps the estimate submit printed (wanhe job shows it against the actual)
+            kept = c.get(f"/api/jobs/{json.loads(warned.stdout)['id']}").json()["estimate"]
+            assert kept["made_by"] == "wanhe submit --estimate" and kept["core_hours"] > 0
+            assert len(kept["core_hours_range"]) == 2
     finally:
         svc.kill()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox._users import project_users_fixture
 from wanhe.jobtypes.base import IntakeContext
 from wanhe.jobtypes.blender_render import BlenderRenderJob, FarmRenderOptions
 from wanhe.sandbox import box, cgroup
@@ -30,6 +31,7 @@ from wanhe.sandbox.accounts import user_name
 # slow: each case starts Blender (bpy) two or three times, ~5 s each on a loaded machine
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]
+project_users = project_users_fixture(("beta", 9903))
 ADD_TEXTURE = """
 import sys, bpy
 bpy.ops.wm.open_mainfile(filepath=sys.argv[1])

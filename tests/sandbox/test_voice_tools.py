@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.sandbox._users import project_users_fixture
 from wanhe.engine.executors.base import TaskContext, WorkerInfo
 from wanhe.engine.executors.voice import VoiceExecutor
 from wanhe.lifecycle import TaskFailed
@@ -33,6 +34,7 @@ from wanhe.sandbox import box, cgroup
 
 pytestmark = [pytest.mark.timeout(120)]
 BETA = {"project": "beta", "project_id": 9902}
+project_users = project_users_fixture(("beta", 9902))
 
 
 def _why_not() -> str | None:

@@ -1,15 +1,13 @@
-"""Subtitles and the OTIO timeline from a reel's timing (pure)."""
+"""Subtitles from a reel's timing (pure): cues where the lines are, never overlapping."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import opentimelineio as otio
 import srt
 
 from wanhe.story.schema import Storyboard
 from wanhe.story.subtitles import to_srt, to_webvtt
-from wanhe.story.timeline import build_timeline
 from wanhe.story.timing import reel_timing
 
 
@@ -38,14 +36,3 @@ def test_an_overrunning_dub_never_overlaps_the_next_cue(board: dict[str, Any]) -
     assert cues[0].end <= cues[1].start
     assert timing.overruns()[0].line == "s1.1"
 
-
-def test_timeline_tracks_add_up_to_the_reel(board: dict[str, Any]) -> None:
-    story, timing = _timing(board, 2.0)
-    audio = {(p.line, lang): f"/a/{p.line}.{lang}.wav"
-             for lang, placed in timing.lines.items() for p in placed}
-    timeline = build_timeline("T", timing, {"s1": "/v/s1.mp4"}, audio)
-    back = otio.adapters.read_from_string(otio.adapters.write_to_string(timeline))
-    frames = round(timing.duration * story.film.fps)
-    assert [t.duration().value for t in back.tracks] == [frames] * 3
-    clip = back.tracks[0].find_clips()[0]
-    assert clip.media_reference.target_url == "/v/s1.mp4"

@@ -89,6 +89,9 @@ def create_app(
     from wanhe.api import routes_gen  # AI generation: models, results, picks
 
     app.include_router(routes_gen.router)
+    from wanhe.api import routes_estimate  # POST /api/estimate: a render's probe on the farm
+
+    app.include_router(routes_estimate.router)
 
     if (STATIC / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -83,12 +85,14 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
             context = replace(_context(service, who), inputs=staging / "input",
-                              project=who.project, project_id=who.project_id)
+                              project=who.project, project_id=who.project_id,
+                              queue_environments=_queue_environments(service, who))
             inspected = kind.inspect(context, staged_main, options)
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
         except UnsafePath as exc:  # a file named outside the job's own
             raise _unprocessable("options", _strip(str(exc), service)) from None
+        kept = _kept_estimate(service, who, body, kind.kind, staging, options)
         digest = _files_digest(body)
         largest = largest_worker_memory(service)
 
@@ -103,7 +107,8 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             for made in (folder.output, folder.work):  # tasks write there from the start
                 made.mkdir(parents=True, exist_ok=True)
             fingerprint = hashlib.sha256(f"{compiled.fingerprint}:{digest}".encode()).hexdigest()
-            return compiled.spec, fingerprint, compiled.tasks, str(folder.work)
+            spec = compiled.spec if kept is None else keep_estimate(compiled.spec, kept)
+            return spec, fingerprint, compiled.tasks, str(folder.work)
 
         try:
             job_id = service.store.create_job_with(
@@ -127,6 +132,42 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     return job_id, warnings
 
 
+def _kept_estimate(service: Service, who: Principal, body: JobCreate, kind: str,
+                   staging: Path, options: Any) -> dict[str, Any] | None:
+    """The estimate the job keeps: the one sent with it, or (`estimate_on_farm`) one probed
+    now on its files (`wanhe.api.routes_estimate`); None when neither was asked for."""
+    if body.estimate is None and not body.estimate_on_farm:
+        return None
+    field = "estimate" if body.estimate is not None else "estimate_on_farm"
+    if kind != "blender_render":
+        raise _unprocessable(field, f"an estimate is kept for blender_render jobs (Cycles "
+                                    f"renders), not {kind} jobs — leave {field} out")
+    if body.estimate is not None and body.estimate_on_farm:
+        raise _unprocessable(field, "send an estimate or ask the farm for one, not both")
+    if body.estimate is not None:
+        return body.estimate.model_dump(mode="json")
+    from wanhe.api.routes_estimate import estimate_inputs
+    from wanhe.runs.estimate import Farm, Prices, kept_estimate
+
+    assert body.main is not None  # a blender_render job has its main file
+    cores = os.cpu_count() or 1
+    data = estimate_inputs(service, who, staging / "input", body.main, options,
+                           Farm(machines=1, cores=cores), Prices())
+    return kept_estimate(data, "the farm at submit")
+
+
+def keep_estimate(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """The job's spec with the estimate it keeps (`spec["estimate"]`), checked against the
+    frames the job renders."""
+    frames = {int(f) for f in spec.get("frames") or []}
+    named = {int(f) for f in kept.get("frame_core_s") or {}}
+    if named and frames and named != frames:
+        extra = sorted(named - frames)[:3] or sorted(frames - named)[:3]
+        raise InputError("estimate", f"the estimate's frames are not the job's (e.g. frame "
+                                     f"{extra[0]}) — estimate the frames the job renders")
+    return {**spec, "estimate": kept}
+
+
 def _context(service: Service, who: Principal) -> IntakeContext:
     """What inspection sees, for every kind: the service's, plus the submitter's view of the
     model catalogue and the farm's capacity (asked only by a job type that uses them)."""
@@ -142,6 +183,15 @@ def _context(service: Service, who: Principal) -> IntakeContext:
         return detect(_farm_gpus(service))
 
     return replace(service.intake, models=models, capacity=capacity)
+
+
+def _queue_environments(service: Service,
+                        who: Principal) -> Callable[[], list[dict[str, Any]]]:
+    """The submitting project's OpenJD queue environments, read when a template is planned."""
+    project_id = who.project_id
+    if project_id is None:  # an admin's job: the farm's queue environments only
+        return list
+    return lambda: [doc for _, doc in service.store.project_environments(project_id)]
 
 
 def _farm_gpus(service: Service) -> int:

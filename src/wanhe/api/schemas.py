@@ -14,6 +14,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from wanhe.storage import UnsafePath, safe_relpath
@@ -56,6 +57,18 @@ class ProjectPatch(_In):
     budget_gpu_hours: float | None = Field(
         default=None, ge=0, le=1e12, description="null removes the GPU-hour budget"
     )
+
+
+class QueueEnvironmentIn(_In):
+    template: dict[str, Any] = Field(
+        description="an OpenJD environment template (specificationVersion environment-2023-09)")
+    replace: bool = Field(default=False,
+                          description="take the place of the project's environment of that name")
+
+
+class QueueEnvironmentOut(BaseModel):
+    name: str
+    template: dict[str, Any]
 
 
 class ProjectOut(BaseModel):
@@ -125,6 +138,62 @@ class BlobStored(BaseModel):
     bytes: int
 
 
+Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Amount = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
+
+
+def _safe_main(value: str) -> str:
+    return str(JobCreate._main_is_safe(value))
+
+
+def _safe_files(value: dict[str, str]) -> dict[str, str]:
+    return dict(JobCreate._safe_paths(value))
+
+
+class KeptEstimate(_In):
+    """A render's estimate as a job keeps it (`wanhe.runs.estimate.kept_estimate`)."""
+
+    core_hours: float = Field(ge=0, le=1e12, allow_inf_nan=False)
+    core_hours_range: tuple[Amount, Amount] = Field(
+        description="[low, high] core-hours (±2σ)")
+    frame_core_s: dict[int, Amount] = Field(
+        default_factory=dict, max_length=1_000_000,
+        description="frame -> its estimated core-seconds (empty: spread evenly)")
+    made_by: str = Field(default="the submitter", max_length=200)
+
+    @model_validator(mode="after")
+    def _range_holds_the_estimate(self) -> KeptEstimate:
+        low, high = self.core_hours_range
+        if not low <= self.core_hours <= high:
+            raise ValueError(f"core_hours_range [{low:g}, {high:g}] must hold core_hours "
+                             f"{self.core_hours:g}")
+        return self
+
+
+class EstimateRequest(_In):
+    """`POST /api/estimate`: a render's files (uploaded as for a job) and its options."""
+
+    main: str = Field(min_length=1, max_length=1024, description="the .blend, as in a job")
+    files: dict[str, Sha256] = Field(default_factory=dict, max_length=MAX_FILES)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the render's options, as a blender_render job's")
+    machines: int = Field(default=1, ge=1, le=1_000_000, description="machines on the farm")
+    cores: int | None = Field(default=None, ge=1, le=4096,
+                              description="cores per machine; default: the service's")
+    price_core_hour: Money = 0.0
+    price_gpu_hour: Money = 0.0
+
+    @field_validator("main")
+    @classmethod
+    def _main_is_safe(cls, value: str) -> str:
+        return str(_safe_main(value))
+
+    @field_validator("files")
+    @classmethod
+    def _safe_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        return _safe_files(value)
+
+
 class JobCreate(_In):
     kind: str = Field(
         default="blender_render", min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$",
@@ -149,6 +218,12 @@ class JobCreate(_In):
     paused: bool = Field(
         default=False, description="store the job paused: nothing runs until it is resumed"
     )
+    estimate: KeptEstimate | None = Field(
+        default=None, description="a render's estimate to keep with the job (what `wanhe "
+        "submit --estimate` found): `wanhe job` and the job page show it against the actual")
+    estimate_on_farm: bool = Field(
+        default=False, description="estimate the render at submit on the farm (as POST "
+        "/api/estimate) and keep it with the job")
 
     @field_validator("main")
     @classmethod
@@ -250,6 +325,9 @@ class JobDetail(JobSummary):
     summary: str = Field(default="", description="what the job makes, in one line")
     deliverables: list[OutputFile] = Field(default_factory=list, description=(
         "the files the job leaves for the user, once published"))
+    estimate: dict[str, Any] | None = Field(
+        default=None, description="the estimate the job keeps against its actual cost so far "
+        "(wanhe.api.estimate_view), with the ETA from that cost; null: none kept")
 
 
 class TaskOut(BaseModel):

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wanhe.api.estimate_view import estimate_vs_actual
 from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
 from wanhe.jobtypes.base import TaskView
 from wanhe.jobtypes.registry import find_job_type, task_label
@@ -177,6 +178,7 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
             float(a.get("unbilled_s") or 0.0) * float(a["cores"] or 0.0) for a in attempts),
         outputs_listed=not warnings, warnings=warnings, story=story, panels=panels,
         summary=jt.summary(job.spec) if jt is not None else "", deliverables=deliverables,
+        estimate=estimate_vs_actual(job, frames),
     )
 
 

@@ -61,6 +61,8 @@ def mouth(args: dict[str, Any]) -> dict[str, Any]:
             for fcurve in _fcurves(action):
                 for point in fcurve.keyframe_points:
                     point.interpolation = "LINEAR"
+    if args.get("absolute_paths"):  # the copy is moved to another folder: its files stay found
+        bpy.ops.file.make_paths_absolute()
     bpy.ops.wm.save_as_mainfile(filepath=args["output"], compress=False, copy=True)
     return {"keyframes": written}
 

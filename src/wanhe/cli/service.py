@@ -26,6 +26,7 @@ from wanhe.cli.common import (
     open_store_or_fail,
     out,
 )
+from wanhe.cli.queue_env import env_app
 from wanhe.sched.devices import DEVICE_HELP, Device
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ project_app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
     help="Projects: weights, budgets and their tokens.",
     no_args_is_help=True)
+project_app.add_typer(env_app, name="env")
 
 
 @project_app.command("create")
@@ -506,6 +508,9 @@ def submit(
     options_file: Annotated[Path | None, typer.Option(
         "--options", help="with --kind: the job's options (YAML or JSON), checked against "
         "the kind's schema; the files they name (relative to it) are uploaded")] = None,
+    farm_estimate: Annotated[bool, typer.Option(
+        "--farm-estimate", help="let the farm probe the scene at submit (POST /api/estimate) "
+        "and keep that estimate with the job")] = False,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
@@ -559,15 +564,20 @@ def submit(
     if export_openjd is not None:
         _export_submission(scene, export_openjd, options)
         return
+    kept: dict[str, Any] = {}  # the estimate the job keeps (`wanhe job` shows it)
     if estimate or strict_budget:
         from wanhe.cli.estimate import check_before_submit
+        from wanhe.runs.estimate import kept_estimate
 
-        check_before_submit(scene, options, server, token, strict=strict_budget)
+        found = check_before_submit(scene, options, server, token, strict=strict_budget)
+        kept = {"estimate": kept_estimate(found, "wanhe submit --estimate")}
+    elif farm_estimate:
+        kept = {"estimate_on_farm": True}
     with client(server, token) as c:
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
             "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
-            "priority": priority, "depends_on": depends_on or [],
+            "priority": priority, "depends_on": depends_on or [], **kept,
         })
     for warning in server_warnings(job.get("warnings", [])):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -676,6 +686,8 @@ def _job_table(job: dict[str, Any]) -> "Table":
                       "outage after lost attempts' last sign of life")
     if job.get("eta_s") is not None:
         table.add_row("eta", f"{job['eta_s']:.0f} s")
+    if job.get("estimate"):
+        table.add_row("estimate", estimate_line(job["estimate"]))
     if job["message"]:
         table.add_row("message", job["message"])
     done = sum(1 for f in job["frames"] if f["state"] == "done")
@@ -689,6 +701,27 @@ def _job_table(job: dict[str, Any]) -> "Table":
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
     return table
+
+
+def estimate_line(seen: dict[str, Any]) -> str:
+    """A job's kept estimate against its actual cost (`JobDetail.estimate`), in one line:
+    the range, the frames done, the ETA from the cost so far."""
+    low, high = seen.get("core_hours_range") or (None, None)
+    text = str(seen.get("text") or "")
+    if low is not None and high is not None:
+        text += f" (range {low:.4g}–{high:.4g})"
+    text += f"; {seen.get('frames_done', 0)} frame(s) done"
+    if seen.get("eta_s") is not None:
+        text += f"; ETA from the cost so far {_duration(float(seen['eta_s']))}"
+    if seen.get("made_by"):
+        text += f" — estimated by {seen['made_by']}"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def job(

@@ -9,10 +9,11 @@ rate the job has been burning core-seconds at. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["BudgetVerdict", "Projection", "check_budget", "project"]
+__all__ = ["BudgetVerdict", "Projection", "check_budget", "frame_estimates", "project",
+           "versus_frames"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,31 @@ def project(
     if elapsed_s > 0 and actual > 0:
         eta = (projected - actual) / (actual / elapsed_s)
     return Projection(total_estimate / 3600, actual / 3600, projected / 3600, ratio, eta)
+
+
+def frame_estimates(kept: Mapping[str, object], frames: Iterable[int]) -> dict[int, float]:
+    """A kept estimate's core-seconds per frame of the job: its `frame_core_s` (frame →
+    core-seconds, keys as JSON has them), or, where it has none, its `core_hours` spread
+    evenly over `frames`."""
+    wanted = list(frames)
+    per_frame = kept.get("frame_core_s")
+    if isinstance(per_frame, Mapping) and per_frame:
+        return {int(f): float(s) for f, s in per_frame.items()}  # type: ignore[arg-type]
+    total = float(kept.get("core_hours") or 0.0) * 3600  # type: ignore[arg-type]
+    return {f: total / len(wanted) for f in wanted} if wanted else {}
+
+
+def versus_frames(
+    kept: Mapping[str, object], frames: Iterable[tuple[int, bool, float]], elapsed_s: float,
+) -> Projection:
+    """A job's kept estimate against its frames as they stand — (frame, done, actual
+    core-seconds so far) — after `elapsed_s` of running: `project()` with the done frames'
+    actual cost and the unfinished frames' metered so far (the ETA is the burn rate's)."""
+    rows = list(frames)
+    estimate = frame_estimates(kept, (f for f, _done, _s in rows))
+    done = {f: s for f, finished, s in rows if finished}
+    running = sum(s for _f, finished, s in rows if not finished)
+    return project(estimate, done, running_actual_core_s=running, elapsed_s=elapsed_s)
 
 
 @dataclass(frozen=True)

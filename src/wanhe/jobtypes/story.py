@@ -9,6 +9,9 @@ inspection, before the job is stored.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,44 @@ def cache_root(folder: JobFolder) -> Path:
     return folder.work.parent.parent.parent / "cache" / "story"
 
 
+@contextlib.contextmanager
+def _scene_box(ctx: IntakeContext, inputs: Path | None) -> Iterator[Callable[[], Any] | None]:
+    """What the storyboard's Blender shots are read in at submit: on a sandboxing farm the
+    submitting project's sandbox (`wanhe.sandbox.tool.inspection_box`: its OS user, a mount
+    namespace showing only the submission's files and a scratch folder, a cgroup), made when
+    the first Blender shot asks and closed after the check; else (None) a plain child."""
+    if inputs is None or not ctx.project:
+        yield None
+        return
+    from wanhe.blender.shapekeys import Boxed, boxed_runner
+    from wanhe.sandbox.tool import inspection_box, wait_in
+    from wanhe.story.load import StoryError
+
+    scratch = inputs.parent / "inspect-story"
+    opened: list[Any] = []
+
+    def scene_box() -> Boxed | None:
+        if not opened:
+            try:
+                opened.append(inspection_box(inputs, scratch, str(ctx.project), ctx.project_id))
+            except (OSError, ValueError) as exc:  # CgroupError, MountError
+                raise StoryError(f"cannot make the sandbox to read the Blender shots in: "
+                                 f"{exc}") from None
+        box = opened[0]
+        if box is None:  # the sandbox is off here
+            return None
+        return Boxed(boxed_runner(lambda argv, timeout_s: wait_in(
+            box, argv, timeout_s=timeout_s, cwd=scratch, what="reading the scene"),
+            "the scene check"), scratch)
+
+    try:
+        yield scene_box
+    finally:
+        if opened and opened[0] is not None:
+            opened[0].close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @register_job_type
 class StoryJob(JobType):
     kind = KIND
@@ -61,9 +102,10 @@ class StoryJob(JobType):
             board = load_storyboard(main)
             capacity = ctx.capacity() if ctx.capacity is not None else None
             inputs = None if ctx.local_paths else ctx.inputs
-            facts = check_storyboard(board, main.parent, models=ctx.models,
-                                     gpus=capacity.gpus if capacity is not None else 0,
-                                     inputs=inputs)
+            with _scene_box(ctx, inputs) as scene_box:
+                facts = check_storyboard(board, main.parent, models=ctx.models,
+                                         gpus=capacity.gpus if capacity is not None else 0,
+                                         inputs=inputs, scene_box=scene_box)
         except StoryError as exc:
             raise InputError("main", str(exc)) from None
         return Inspected({"board": board, "facts": facts, "confined": inputs is not None})

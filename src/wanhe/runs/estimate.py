@@ -12,6 +12,7 @@ again (other prices, farm, deadline) renders nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,8 @@ from wanhe.estimate.deadline import DeadlineAnswer, farm_wall_s, machines_for_de
 from wanhe.jobtypes.blender_render import RenderOptions, RenderSpec, SceneFacts
 from wanhe.localrender import Prepared
 
-__all__ = ["EstimateReport", "Farm", "Prices", "estimate_render", "job_shape", "prepare_spec"]
+__all__ = ["EstimateReport", "Farm", "Prices", "estimate_render", "frame_core_s", "job_shape",
+           "kept_estimate", "prepare_spec"]
 
 PROBE_VERSION = 5  # bump when the probe's plan changes: older cached probes are not reused
 SAMPLE_FRAMES = 5
@@ -120,17 +122,39 @@ class EstimateReport:
                 "contention": self.probe.contention,
             },
             "notes": self.notes,
+            "frame_core_s": {str(f): s for f, s in frame_core_s(e).items()},
         }
 
 
-def prepare_spec(scene: Path, options: RenderOptions, blender: str | None) -> Prepared:
-    """Inspect the scene and resolve the job's spec, writing nothing (no output folder)."""
+def frame_core_s(estimate: JobEstimate) -> dict[int, float]:
+    """Each frame's share of the job's core-seconds: its render tasks and image work, the
+    scene loads spread evenly, so that the frames add up to the job's estimate (what a job
+    keeps to be compared with its frames' actual cost as they finish)."""
+    raw = {frame: sum(tasks) + estimate.frame_image_core_s
+           for frame, tasks in estimate.frame_task_core_s.items()}
+    total = sum(raw.values())
+    scale = estimate.core_hours * 3600 / total if total > 0 else 1.0
+    return {frame: core_s * scale for frame, core_s in sorted(raw.items())}
+
+
+def kept_estimate(data: dict[str, Any], made_by: str) -> dict[str, Any]:
+    """What a job keeps of an estimate (`to_dict`'s): its core-hours, range and per-frame
+    core-seconds, and who made it."""
+    low, high = data["core_hours_range"]
+    return {"core_hours": float(data["core_hours"]), "core_hours_range": [low, high],
+            "frame_core_s": dict(data["frame_core_s"]), "made_by": made_by}
+
+
+def prepare_spec(scene: Path, options: RenderOptions, blender: str | None, *,
+                 process: Any = None, within: Path | None = None) -> Prepared:
+    """Inspect the scene and resolve the job's spec, writing nothing (no output folder).
+    `process`: the Blender to read it in (a farm's sandboxed one); `within`: the job's files."""
     from wanhe.blender.inspect import inspect_scene
     from wanhe.jobtypes.blender_render import facts_from_report, resolve_spec, scene_notes
     from wanhe.storage import sha256_file
 
     scene = scene.expanduser().resolve()
-    report = inspect_scene(scene, blender=blender)
+    report = inspect_scene(scene, blender=blender, process=process, within=within)
     facts: SceneFacts = facts_from_report(report).model_copy(update={"path": str(scene)})
     spec = resolve_spec(options, facts)
     if spec.engine != "CYCLES":
@@ -165,14 +189,17 @@ def job_shape(spec: RenderSpec) -> JobShape:
 def estimate_render(
     prepared: Prepared, *, farm: Farm, prices: Prices, blender: str | None = None,
     cache_dir: Path | None = None, deadline_s: float | None = None,
+    process: Any = None, renders: Path | None = None,
 ) -> EstimateReport:
-    """Probe (or reuse the cached probe), fit, scale to the job, simulate it on ``farm``."""
+    """Probe (or reuse the cached probe), fit, scale to the job, simulate it on ``farm``.
+    `process`, `renders`: the Blender to probe in and the folder it writes its renders to
+    (a farm's sandbox and its scratch folder); else a fresh one and a temporary folder."""
     spec = prepared.spec
     cache = None if cache_dir is None else cache_dir / f"estimate-{_probe_key(prepared)}.json"
     probe = _read_probe(cache)
     cached = probe is not None
     if probe is None:
-        probe = run_probe(spec, blender)
+        probe = run_probe(spec, blender, process=process, renders=renders)
         if cache is not None:
             from wanhe.imaging.atomic import atomic_write
 
@@ -195,8 +222,11 @@ def estimate_render(
                           notes=list(prepared.notes))
 
 
-def run_probe(spec: RenderSpec, blender: str | None) -> ProbeSet:
-    """Render the probe (see the module docstring) and measure the image work."""
+def run_probe(spec: RenderSpec, blender: str | None, *, process: Any = None,
+              renders: Path | None = None) -> ProbeSet:
+    """Render the probe (see the module docstring) and measure the image work. `process`
+    renders into `renders` (a sandboxed Blender and its scratch folder); the image work
+    writes into a temporary folder of this process's own."""
     from wanhe.blender.runner import BlenderProcess
     from wanhe.plan.tiles import parse_grid, plan_tiles
 
@@ -205,8 +235,11 @@ def run_probe(spec: RenderSpec, blender: str | None) -> ProbeSet:
     g = probe_grid(len(spec.frames), len(frames), spec.width, spec.height)
     grid = plan_tiles(spec.width, spec.height, parse_grid(f"{g}x{g}"), 0)
     with tempfile.TemporaryDirectory(prefix="wanhe-estimate-") as tmp, \
-            BlenderProcess(blender) as process:
-        work = Path(tmp)
+            contextlib.ExitStack() as stack:
+        if process is None:
+            process = stack.enter_context(BlenderProcess(blender))
+        own = Path(tmp)
+        work = renders if renders is not None else own
         first = _render(process, spec, anchor, work / "load.exr", size=TINY)
         repeats = [_render(process, spec, anchor, work / f"fixed{k}.exr", size=TINY)
                    for k in range(2)]
@@ -225,10 +258,10 @@ def run_probe(spec: RenderSpec, blender: str | None) -> ProbeSet:
                 pixels.append(timing.pixels)
             probed.append(FrameProbe(frame, spec.width * spec.height, tuple(pixels),
                                      tuple(walls)))
-        _image_work(work / "fixed0.exr", work)  # warm-up: OIDN's first call sets itself up
-        tiny_image = _image_work(work / "fixed0.exr", work)
-        full_exr = _full_size(cell_exr, spec.width, spec.height, work / "full.exr")
-        full_image = _image_work(full_exr, work)
+        _image_work(work / "fixed0.exr", own)  # warm-up: OIDN's first call sets itself up
+        tiny_image = _image_work(work / "fixed0.exr", own)
+        full_exr = _full_size(cell_exr, spec.width, spec.height, own / "full.exr")
+        full_image = _image_work(full_exr, own)
         blender_cpu = _process_cpu(process.pid)  # start-up and scene load included
     fixed = sum(t.cpu_s for t in repeats) / len(repeats)
     full_px = spec.width * spec.height

@@ -1,15 +1,17 @@
 """Run one short program of a job in that job's sandbox and wait for it: a voice tool
-(espeak-ng, Piper, rubberband, through `python -m wanhe.voice.boxed`), or the scene
-inspection at submit. The same boundary as every task (`wanhe.sandbox.box`): the project's OS
-user, a mount namespace showing the job's `input/` read-only and its `output/`, `work/`
-read-write (plus `inputs` read-only), a cgroup limiting its memory and processes and metering
-its CPU; everything it started is killed when it ends.
+(espeak-ng, Piper, rubberband, through `python -m wanhe.voice.boxed`), a storyboard's
+lip-sync keying (`wanhe.blender.shapekeys`), or the scene inspection at submit (a render's
+scene, a storyboard's Blender shots). The same boundary as every task
+(`wanhe.sandbox.box`): the project's OS user, a mount namespace showing the job's `input/`
+read-only and its `output/`, `work/` read-write (plus `inputs` read-only), a cgroup limiting
+its memory and processes and metering its CPU; everything it started is killed when it ends.
 
     done = run_in_job(["python", "-m", "wanhe.voice.boxed"], job_root, project, project_id,
                       name="voice-w1", stdin=request, timeout_s=300)
     done.returncode, done.stdout, done.cpu_s
 
     box = inspection_box(staging / "input", scratch, project, project_id)  # at submit
+    done = wait_in(box, argv, timeout_s=120, what="the scene check")        # then close it
 
 `sandboxed(job_root)` says whether to: only a farm job's work (`job_root` known) on a farm
 whose sandbox is on; a local run runs its tools as before, as its user.
@@ -84,28 +86,40 @@ def run_in_job(argv: list[str], job_root: Path, project: str, project_id: int | 
         box = Sandbox.open(f"{name}-{os.getpid()}-{time.monotonic_ns()}", spec, account)
     except (OSError, ValueError, MountError) as exc:  # CgroupError, MountError
         raise TaskFailed(f"cannot make the sandbox for {what}: {exc}") from None
-    started = time.monotonic()
     try:
-        proc = subprocess.Popen(box.command(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=tool_env(),
-                                cwd=str(job_root / "work"), start_new_session=True)
-        try:
-            out, err = proc.communicate(stdin, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            box.kill_all()
-            proc.communicate()
-            raise TaskFailed(f"{what} ran past its {timeout_s:.0f} s limit and was stopped, "
-                             "with everything it started") from None
-        wall = time.monotonic() - started
-        if box.out_of_memory():
-            peak = box.peak_memory() or 0
-            raise TaskOutOfMemory(
-                f"{what} used more than its {_gib(limit)} memory limit (peak "
-                f"{peak / 2**20:.0f} MiB) and the kernel stopped it in its cgroup — ask for "
-                "more memory for the task", cpu_s=box.cpu_s(), peak_rss=peak, wall_s=wall)
-        return Finished(proc.returncode, out, err, box.cpu_s(), box.peak_memory(), wall)
+        return wait_in(box, argv, stdin=stdin, timeout_s=timeout_s, cwd=job_root / "work",
+                       what=what)
     finally:
         box.close()  # whatever it started and left running goes with it
+
+
+def wait_in(box: Sandbox, argv: list[str], *, stdin: str = "", timeout_s: float = 600,
+            cwd: Path | None = None, what: str = "the tool") -> Finished:
+    """Run `argv` in the open sandbox `box` with `tool_env()` and wait: its exit status and
+    output, and the CPU and memory its cgroup counted. Raises TaskOutOfMemory when the
+    cgroup's limit killed it, TaskFailed when it outlives `timeout_s` (everything it started
+    is killed then). The caller closes `box`."""
+    box.mark()
+    started = time.monotonic()
+    proc = subprocess.Popen(box.command(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=tool_env(),
+                            cwd=str(cwd) if cwd is not None else "/",
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        box.kill_all()
+        proc.communicate()
+        raise TaskFailed(f"{what} ran past its {timeout_s:.0f} s limit and was stopped, "
+                         "with everything it started") from None
+    wall = time.monotonic() - started
+    if box.out_of_memory():
+        peak = box.peak_memory() or 0
+        raise TaskOutOfMemory(
+            f"{what} used more than its {_gib(box.spec.memory_bytes)} memory limit (peak "
+            f"{peak / 2**20:.0f} MiB) and the kernel stopped it in its cgroup — ask for "
+            "more memory for the task", cpu_s=box.cpu_s(), peak_rss=peak, wall_s=wall)
+    return Finished(proc.returncode, out, err, box.cpu_s(), box.peak_memory(), wall)
 
 
 def inspection_box(inputs: Path, scratch: Path, project: str, project_id: int | None, *,

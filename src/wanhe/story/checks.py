@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wanhe.story.load import StoryError
 from wanhe.story.schema import BUNDLED_VOICE, Storyboard
@@ -17,6 +17,9 @@ from wanhe.story.timing import estimate_reel_s
 
 AI_SHOTS_NEED_GEN = ("AI shots need the gen job type (the generation job type is not on this "
                      "farm) — render the shot as an image or a Blender scene for now")
+if TYPE_CHECKING:
+    from wanhe.blender.shapekeys import Boxed
+
 ModelLookup = Callable[[str], "dict[str, Any] | None"]
 
 
@@ -55,13 +58,16 @@ def _inside(base: Path, rel: str, what: str, inputs: Path | None = None) -> Path
 
 def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | None = None,
                      gpus: int = 0, skip_prompts: bool = False,
-                     inputs: Path | None = None) -> dict[str, Any]:
+                     inputs: Path | None = None,
+                     scene_box: Callable[[], Boxed | None] | None = None) -> dict[str, Any]:
     """Raise StoryError naming the first problem; else the facts the plan needs.
 
     `models`: the model catalogue as the submitter sees it (AI-prompt shots need it and the
     gen job type); `gpus`: GPUs the farm has (AI candidates run on the CPU without);
     `skip_prompts`: leave AI shots to the farm's own check (a submitter sees no catalogue);
-    `inputs`: on the farm, the job's own input folder — every file named must lie inside it."""
+    `inputs`: on the farm, the job's own input folder — every file named must lie inside it;
+    `scene_box`: on the farm, the submitting project's sandbox the Blender shots are read in
+    (`wanhe.blender.shapekeys.Boxed`, made when the first shot asks)."""
     from wanhe.storage import sha256_file
 
     film = board.film
@@ -83,8 +89,9 @@ def check_storyboard(board: Storyboard, base: Path, *, models: ModelLookup | Non
             _check_image(path, where)
             files[shot.image.path] = sha256_file(path)
         if shot.blender is not None:
-            scenes[shot.blender.file] = _check_blender_shot(board, shot, base, where, files,
-                                                            inputs)
+            scenes[shot.blender.file] = _check_blender_shot(
+                board, shot, base, where, files, inputs,
+                scene_box() if scene_box is not None else None)
     return {"files": files, "models": voice_models, "scenes": scenes, "ai": ai, "gpus": gpus,
             "warnings": voice_warnings(board)}
 
@@ -208,7 +215,8 @@ def _check_image(path: Path, where: str) -> None:
 
 
 def _check_blender_shot(board: Storyboard, shot: Any, base: Path, where: str,
-                        files: dict[str, str], inputs: Path | None) -> dict[str, Any]:
+                        files: dict[str, str], inputs: Path | None,
+                        boxed: Boxed | None = None) -> dict[str, Any]:
     from wanhe.blender.errors import SceneError
     from wanhe.blender.inspect import check_blend_file
     from wanhe.blender.shapekeys import ShapeKeyError, inspect_story_scene
@@ -218,7 +226,7 @@ def _check_blender_shot(board: Storyboard, shot: Any, base: Path, where: str,
     path = _inside(base, source.file, f"{where} blender.file", inputs)
     try:
         check_blend_file(path)
-        info = inspect_story_scene(path)
+        info = inspect_story_scene(path, boxed)
     except (SceneError, ShapeKeyError) as exc:
         raise StoryError(f"{where}: {exc}") from None
     files[source.file] = sha256_file(path)

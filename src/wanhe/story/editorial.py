@@ -22,6 +22,7 @@ sample peak); the same gain goes to its line files and the reel's tracks.
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -221,7 +222,7 @@ def write_package(
             str(track.metadata["language"]), int(track.metadata["lane"]))
         (staging / name).write_text(_edl(title, track, rate, start_timecode), encoding="utf-8")
         exports.append(name)
-    summary = {"folder": str(folder), "start_timecode": start_timecode, "edit_rate": rate,
+    summary = {"folder": folder.name, "start_timecode": start_timecode, "edit_rate": rate,
                "exports": exports, "media": files, "audio_rate": RATE,
                "loudness": {lang: g.to_dict() for lang, g in gains.items()}}
     with atomic_write(staging / "package.json") as tmp:
@@ -231,6 +232,22 @@ def write_package(
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return summary
+
+
+def write_timeline_beside(package: Path, target: Path) -> None:
+    """The package's timeline again at `target` (the reel's own `reel.otio`), its media paths
+    relative to `target`'s folder: the files the package holds, never a cache's or the farm's
+    paths."""
+    from wanhe.imaging.atomic import atomic_write
+
+    timeline = otio.adapters.read_from_file(str(package / "reel.otio"))
+    prefix = Path(os.path.relpath(package, target.parent))
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference):
+            ref.target_url = (prefix / ref.target_url).as_posix()
+    with atomic_write(target) as tmp:
+        otio.adapters.write_to_file(timeline, str(tmp), adapter_name="otio_json")
 
 
 _EVENT = re.compile(r"^(\d{3,}\s.*?)(\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d)\s*$")

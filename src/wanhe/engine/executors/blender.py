@@ -66,7 +66,8 @@ def run_render(
     temp = final.with_name(f".{final.stem}.tmp-{os.getpid()}.exr")
     fields = {
         k: v for k, v in payload.items()
-        if k not in ("timeout_s", "silence_s", "output", "partial", "device")
+        # job_root: the executor's (which job's sandbox), not Blender's
+        if k not in ("timeout_s", "silence_s", "output", "partial", "device", "job_root")
     }
     fields["device"] = render_device(payload.get("device"), gpu_ids)
     request = RenderRequest(output=str(temp), **fields)
@@ -113,6 +114,83 @@ def job_root_of(path: str | Path) -> Path | None:
         if folder.parent.name == "jobs" and (folder / "input").is_dir():
             return folder
     return None
+
+
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+
+
+def _renders_for_cache(payload: dict[str, Any], ctx: TaskContext) -> bool:
+    """Whether a render is a farm job's whose output lies outside the job's folder, on a
+    farm that sandboxes (see `BlenderExecutor._render_for_cache`)."""
+    from wanhe.sandbox.tool import sandboxed
+
+    root = payload.get("job_root")
+    return bool(root) and sandboxed(root, ctx.project) and _outside_job(payload)
+
+
+def _outside_job(payload: dict[str, Any]) -> bool:
+    """Whether a farm job's render writes outside the job's folder (`job_root`)."""
+    output = Path(str(payload.get("output") or "")).absolute()
+    return Path(str(payload["job_root"])).absolute() not in output.parents
+
+
+def _job_scene_path(scene: Path, root: Path) -> Path:
+    """Where the job's sandbox shows `scene` (see `_scene_in_job`), nothing copied."""
+    from wanhe.storage import OutsideJob, within_job
+
+    try:
+        return within_job(str(scene), str(root))
+    except OutsideJob:
+        return root / "input" / ".cache" / scene.name
+
+
+def _scene_in_job(scene: Path, root: Path) -> Path:
+    """`scene` where the job's sandbox shows it: a file of the job's own as it is; one from
+    the farm's cache (a keyed copy the job's lip sync made) copied once into the job's
+    `input/.cache/` (the farm's, read-only to the job), under the same content-keyed name."""
+    shown = _job_scene_path(scene, root)
+    if shown.parent != root / "input" / ".cache":
+        return shown  # the job's own file
+    folder = shown.parent
+    folder.mkdir(mode=0o750, exist_ok=True)
+    if os.geteuid() == 0:  # the job's group reads its input (wanhe.sandbox.accounts)
+        os.chown(folder, 0, (root / "input").stat().st_gid)
+    copy = folder / scene.name
+    held = copy.lstat() if copy.is_symlink() or copy.exists() else None
+    if held is None or held.st_size != scene.stat().st_size:
+        import shutil
+
+        partial = folder / f".{scene.name}.{os.getpid()}.part"
+        with open(scene, "rb") as src, open(partial, "xb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.chmod(partial, 0o644)
+        os.replace(partial, copy)
+    return copy
+
+
+def _take_exr(folder: Path, name: str, final: Path) -> None:
+    """Copy the EXR a sandboxed Blender wrote as `folder/name` to `final` (the farm's cache):
+    a regular file only (never a link it left to elsewhere), and one that reads as an EXR."""
+    import shutil
+
+    try:
+        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise TaskFailed("Blender wrote no EXR") from None
+    with os.fdopen(fd, "rb") as src:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(src.fileno()).st_mode) or src.read(4) != EXR_MAGIC:
+            raise TaskFailed("what Blender left as the frame is not an EXR")
+        src.seek(0)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{final.stem}.{os.getpid()}.part.exr")
+        try:
+            with open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 @register_executor
@@ -193,6 +271,11 @@ class BlenderExecutor(Executor):
 
     def warm_key(self, payload: dict[str, Any]) -> str | None:
         scene = payload.get("scene") or (payload.get("rerender") or {}).get("scene")
+        root = payload.get("job_root")
+        if scene and root and _outside_job(payload):
+            # where its render opens it: in the job's folder, so that a warm-up (`warm`)
+            # leaves it to the job's sandbox instead of loading it unconfined
+            return str(_job_scene_path(Path(str(scene)), Path(str(root))))
         return str(scene) if scene else None
 
     def warm(self, key: str) -> None:
@@ -203,6 +286,8 @@ class BlenderExecutor(Executor):
         self.process().warm(key)  # opens the scene and keeps it loaded
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        if kind == TaskKind.RENDER.value and _renders_for_cache(payload, ctx):
+            return self._render_for_cache(payload, ctx)
         near = payload.get("output") if kind == TaskKind.RENDER.value else \
             (payload.get("rerender") or {}).get("work_dir") or payload.get("input")
         blender = self.process(ctx.project, near, ctx.project_id)
@@ -233,6 +318,28 @@ class BlenderExecutor(Executor):
             result.cpu_s = result.cpu_s if used is None else used
             result.peak_rss = held or result.peak_rss
         return result
+
+    def _render_for_cache(self, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        """A farm job's frame whose EXR goes outside the job's folder (a storyboard's Blender
+        shot: the farm's shared story cache): rendered in the job's sandbox like any of its
+        frames, into a scratch folder in its `work/` (a scene from the cache — a lip-synced
+        copy — is first copied into the job's input), then copied into the cache as the
+        farm's own regular file."""
+        import shutil
+        import tempfile
+
+        root = Path(payload["job_root"])
+        final = Path(payload["output"])
+        scene = _scene_in_job(Path(payload["scene"]), root)
+        scratch = Path(tempfile.mkdtemp(prefix="render-", dir=root / "work"))
+        try:
+            inner = {**payload, "scene": str(scene), "output": str(scratch / final.name)}
+            result = self.run(TaskKind.RENDER.value, inner, ctx)  # now inside the job
+            _take_exr(scratch, final.name, final)
+            result.output["exr"] = str(final)
+            return result
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _own(self, folder: Path) -> None:
         """Hand a folder the worker made for a task to the sandbox's user."""

@@ -15,9 +15,11 @@ temporary names and renamed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,10 @@ from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskFailed
 
 
-def _cpu() -> float:
+def _cpu(children: bool = True) -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
+    if not children:
+        return own.ru_utime + own.ru_stime
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
@@ -61,8 +65,46 @@ def _line_phonemes(path: str | None, audio_s: float) -> list[Any] | None:
     return [Phoneme(ipa, a * scale, b * scale) for ipa, a, b in data["phonemes"]]
 
 
+@contextlib.contextmanager
+def _keying_box(payload: dict[str, Any], ctx: TaskContext) -> Iterator[Any]:
+    """Where a farm job's lip sync keys its scene: the job's sandbox (`run_in_job`: the
+    project's OS user, a mount namespace showing only the job's folders, a cgroup), with a
+    scratch folder of its own in the job's `work/` for the request and the keyed copy; None
+    (a plain child) for a local run or where the sandbox is off."""
+    from wanhe.sandbox.tool import sandboxed
+
+    if not sandboxed(payload.get("job_root"), ctx.project):
+        yield None
+        return
+    import os
+    import shutil
+    import tempfile
+
+    from wanhe.blender.shapekeys import Boxed, boxed_runner
+    from wanhe.sandbox import accounts
+    from wanhe.sandbox.tool import run_in_job
+
+    job_root, project = Path(payload["job_root"]), str(ctx.project)
+    scratch = Path(tempfile.mkdtemp(prefix="lipsync-", dir=job_root / "work"))
+    try:
+        account = accounts.session_account(project, ctx.project_id)
+        if account.isolated:
+            os.chown(scratch, account.uid, account.gid)
+
+        def run(argv: list[str], timeout_s: float) -> Any:
+            return run_in_job(argv, job_root, project, ctx.project_id,
+                              name=f"lipsync-{ctx.key or 'shot'}".replace("/", "-"),
+                              timeout_s=timeout_s, memory_bytes=ctx.memory_bytes or None,
+                              what=f"the lip-sync keying of {ctx.key or 'a shot'}")
+
+        yield Boxed(boxed_runner(run), scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     from wanhe.blender.shapekeys import write_mouth_keys
+    from wanhe.sandbox.box import mode
     from wanhe.story.schema import Film, Shot
     from wanhe.story.timing import layout_shot
     from wanhe.voice.audio import read_wav
@@ -93,15 +135,18 @@ def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
             target[key] = curve if old is None else [max(a, b) for a, b in
                                                      zip(old, curve, strict=True)]
         mouths[name] = info
-    written, blender_cpu = write_mouth_keys(
-        Path(payload["scene"]), Path(payload["output"]), int(payload["frame_start"]), keys)
+    scene = _own_file(payload["scene"], payload)
+    with _keying_box(payload, ctx) as boxed:
+        written, blender_cpu = write_mouth_keys(
+            scene, Path(payload["output"]), int(payload["frame_start"]), keys, boxed)
+    sandboxed = boxed is not None and mode().cgroups  # its CPU counted by its cgroup
     ctx.log(f"[wanhe] lipsync {shot.id}: {written} keyframes on {', '.join(keys)} ("
             + ", ".join(f"{n}: {m['mode']}" for n, m in mouths.items()) + ")"
             + (f"; the shot is extended past its {frames} frames: the held frame is at rest"
                if held_from is not None else ""))
     return {"blend": payload["output"], "keyframes": written, "mouths": mouths,
             "held_from": held_from, "frame_start": payload["frame_start"],
-            "blender_cpu_s": blender_cpu}
+            "blender_cpu_s": blender_cpu, "sandboxed": sandboxed}
 
 
 def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
@@ -204,14 +249,16 @@ def _burn_in(timing: Any, lang: str) -> Any:
 
 
 def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    import opentimelineio as otio
-
     from wanhe.imaging.atomic import atomic_write
     from wanhe.imaging.reel import write_audio, write_reel
     from wanhe.imaging.video import write_contact_sheet
-    from wanhe.story.editorial import apply_gain, loudness_gain, write_package
+    from wanhe.story.editorial import (
+        apply_gain,
+        loudness_gain,
+        write_package,
+        write_timeline_beside,
+    )
     from wanhe.story.subtitles import to_srt, to_webvtt
-    from wanhe.story.timeline import build_timeline
     from wanhe.voice.audio import read_wav
 
     board, timing = _placements(payload)
@@ -244,15 +291,13 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                 tmp.write_text(text, encoding="utf-8")
     audio = {(p.line, lang): _line_audio(payload, board, p.line, lang)
              for lang, placed in timing.lines.items() for p in placed}
-    timeline = build_timeline(film.title, timing, payload["clips"], audio)
-    with atomic_write(out / "reel.otio") as tmp:
-        otio.adapters.write_to_file(timeline, str(tmp), adapter_name="otio_json")
     from wanhe.story.schema import line_id
 
     takes = {(line_id(shot, n), lang): line.take(lang) for shot in board.shots
              for n, line in enumerate(shot.lines) for lang in film.languages}
     editorial = write_package(out / "editorial", film.title, timing, payload["clips"], audio,
                               gains, takes=takes)
+    write_timeline_beside(out / "editorial", out / "reel.otio")
     thumbs = [payload["thumbs"][s.id] for s in board.shots]
     write_contact_sheet(thumbs, out / "contact_sheet.png",
                         labels=[f"{s.id} {t.start:.1f}s" for s, t in
@@ -328,10 +373,13 @@ class StoryExecutor(Executor):
     kinds = frozenset(_RUNNERS)
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
-        started, cpu0 = time.monotonic(), _cpu()
+        started, cpu0, own0 = time.monotonic(), _cpu(), _cpu(children=False)
         try:
             output = _RUNNERS[kind](payload, ctx)
         except (ValueError, RuntimeError, OSError, KeyError) as exc:
             raise TaskFailed(f"{kind}: {type(exc).__name__}: {exc}", cpu_s=_cpu() - cpu0,
                              wall_s=time.monotonic() - started) from exc
-        return TaskResult(time.monotonic() - started, _cpu() - cpu0, self_peak_rss(), output)
+        cpu = _cpu() - cpu0
+        if output.get("sandboxed"):  # Blender's CPU is its cgroup's (every process in it)
+            cpu = _cpu(children=False) - own0 + float(output["blender_cpu_s"])
+        return TaskResult(time.monotonic() - started, cpu, self_peak_rss(), output)
