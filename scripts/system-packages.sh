@@ -14,7 +14,7 @@ set -euo pipefail
 PACKAGES=(
   "espeak-ng       espeak-ng                          story voices in ~100 languages"
   "rubberband-cli  rubberband                         story dubs: time-stretch, pitch"
-  "ffmpeg          ffmpeg                             the OpenJD ffmpeg sample"
+  "ffmpeg          ffmpeg                             conform jobs, the OpenJD ffmpeg sample"
   "chromium        /usr/bin/chromium                  dashboard tests (Playwright)"
   "postgresql      /usr/lib/postgresql/*/bin/initdb   the tests' throwaway PostgreSQL"
   "bubblewrap      bwrap                              the task sandbox (mount namespace)"

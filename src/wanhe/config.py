@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     server: str = "http://127.0.0.1:8640"
     token: str | None = None
     blender: str | None = None  # a user's own `blender` binary; default: the bpy wheel
+    # Workers' named tools, e.g. WANHE_TOOLS='{"ffmpeg": "/opt/ffmpeg/bin/ffmpeg"}'; a tool
+    # not named here is looked up on each worker's PATH (`WorkerInfo.tool`).
+    tools: dict[str, str] = Field(default_factory=dict)
     max_upload_bytes: int = 20 * 1024**3
     # elastic mode (--ray-address with an autoscaler): the most the farm asks Ray for at once
     max_cores: float | None = Field(default=None, gt=0)
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
     def overridden(self, **flags: object) -> Settings:
         """These settings with the command-line flags that were given (None or "": not given)."""
         return self.model_copy(update={k: v for k, v in flags.items() if v not in (None, "")})
+
+    def worker_tools(self) -> dict[str, str]:
+        """The tools a worker is given by name: `tools`, with `blender` when one is set."""
+        return {**self.tools, **({"blender": self.blender} if self.blender else {})}
 
     @property
     def db_url(self) -> str:

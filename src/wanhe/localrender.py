@@ -383,7 +383,7 @@ def render(
         if settings.ray_address is None and not _ray_running_here():
             from wanhe.engine.handles import LocalWorker
 
-            local = LocalWorker("w0", settings.blender)
+            local = LocalWorker("w0", settings.worker_tools())
             # Blender starts and loads the scene first, the critical path; meanwhile this
             # thread starts Ray in the background and opens the database.
             blender = local.worker.blender_process()

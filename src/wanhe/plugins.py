@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -83,6 +84,16 @@ def load_plugins() -> None:
     PLUGINS.ensure()
 
 
-def builtins_then_plugins(*modules: str) -> ImportOnce:
-    """What a registry imports before it answers: its built-in modules, then the plugins."""
-    return ImportOnce(lambda: list(modules), after=PLUGINS)
+def package_modules(package: str, *, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Every module of `package` (one level, sorted), less those named in `skip`: a
+    registry's built-ins are whatever modules its package holds, so adding one is adding a
+    file, never editing a list."""
+    found = importlib.import_module(package)
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(found.__path__)
+                  if m.name not in skip and not m.name.startswith("_"))
+
+
+def package_then_plugins(package: str, *, skip: frozenset[str] = frozenset()) -> ImportOnce:
+    """What a registry imports before it answers: every module of its package (see
+    `package_modules`), then the plugins."""
+    return ImportOnce(lambda: package_modules(package, skip=skip), after=PLUGINS)

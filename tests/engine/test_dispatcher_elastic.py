@@ -104,7 +104,7 @@ def test_trim_lets_go_of_slots_beyond_what_the_queue_wants() -> None:
 
     from wanhe.engine.pool import Slot, WorkerPool
 
-    pool = WorkerPool(threads=1, workers=None, blender=None, local_workers=[], ray_start=None,
+    pool = WorkerPool(threads=1, workers=None, tools={}, local_workers=[], ray_start=None,
                       use_ray=True)
     pool.elastic = True
 

@@ -84,7 +84,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             raise _unprocessable("files", str(exc)) from None
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
-            context = replace(_context(service, who, kind.kind), inputs=staging / "input",
+            context = replace(_context(service, who), inputs=staging / "input",
                               project=who.project, project_id=who.project_id,
                               queue_environments=_queue_environments(service, who))
             inspected = kind.inspect(context, staged_main, options)
@@ -168,20 +168,21 @@ def keep_estimate(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "estimate": kept}
 
 
-def _context(service: Service, who: Principal, kind: str) -> IntakeContext:
-    """What inspection sees: the service's, plus (AI generation) the submitter's models."""
-    if kind not in ("gen", "story"):  # a story's AI shots are generation too
-        return service.intake
-    from dataclasses import replace
+def _context(service: Service, who: Principal) -> IntakeContext:
+    """What inspection sees, for every kind: the service's, plus the submitter's view of the
+    model catalogue and the farm's capacity (asked only by a job type that uses them)."""
 
-    from wanhe.ai import catalog
-    from wanhe.ai.capacity import detect
+    def models(name: str) -> dict[str, Any] | None:
+        from wanhe.ai import catalog
 
-    return replace(
-        service.intake,
-        models=lambda name: catalog.find_model(service.store, name, who.project_id),
-        capacity=lambda: detect(_farm_gpus(service)),
-    )
+        return catalog.find_model(service.store, name, who.project_id)
+
+    def capacity() -> Any:
+        from wanhe.ai.capacity import detect
+
+        return detect(_farm_gpus(service))
+
+    return replace(service.intake, models=models, capacity=capacity)
 
 
 def _queue_environments(service: Service,

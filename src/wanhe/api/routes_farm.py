@@ -99,7 +99,8 @@ def list_job_types(who: Principal = Depends(principal)) -> list[JobTypeOut]:
     return [
         JobTypeOut(kind=jt.kind, title=jt.title, main_file=jt.main_file,
                    main_suffixes=list(jt.main_suffixes),
-                   options_schema=jt.options_model.model_json_schema())
+                   options_schema=jt.options_model.model_json_schema(),
+                   panels=list(jt.panels))
         for jt in job_types()
     ]
 

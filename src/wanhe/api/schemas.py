@@ -319,6 +319,12 @@ class JobDetail(JobSummary):
     warnings: list[str] = Field(default_factory=list)
     story: dict[str, Any] | None = Field(
         default=None, description="a story job: shots in order, the reel, overrunning lines")
+    panels: list[str] = Field(default_factory=list, description=(
+        "the dashboard panels the job's type shows (frames, heatmap, latest, video, reel, "
+        "candidates, steps, deliverable)"))
+    summary: str = Field(default="", description="what the job makes, in one line")
+    deliverables: list[OutputFile] = Field(default_factory=list, description=(
+        "the files the job leaves for the user, once published"))
     estimate: dict[str, Any] | None = Field(
         default=None, description="the estimate the job keeps against its actual cost so far "
         "(wanhe.api.estimate_view), with the ETA from that cost; null: none kept")
@@ -349,6 +355,7 @@ class JobTypeOut(BaseModel):
     main_file: str
     main_suffixes: list[str]
     options_schema: dict[str, Any]
+    panels: list[str] = Field(default_factory=list)
 
 
 class Health(BaseModel):

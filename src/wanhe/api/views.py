@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from wanhe.api.estimate_view import estimate_vs_actual
 from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
 from wanhe.jobtypes.base import TaskView
-from wanhe.jobtypes.registry import task_label
+from wanhe.jobtypes.registry import find_job_type, task_label
 from wanhe.model import JobState, TaskState
 from wanhe.storage import StorageUnavailable
 from wanhe.store.store import JobRow, TaskRow
@@ -151,8 +151,13 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
     outputs = [
         OutputFile(path=f.path, bytes=f.size, url=output_url(job.id, f.path)) for f in stored
     ]
+    jt = find_job_type(job.kind)
+    # the job page shows the panels its type declares; a kind this service does not know
+    # gets the render panels only when it has frames to show
+    panels = list(jt.panels) if jt is not None else \
+        (["frames", "heatmap", "latest", "video"] if frames else [])
     story = None
-    if job.kind == "story":
+    if "reel" in panels:
         from wanhe.api.story_view import story_view
 
         def url_of(path: str | None) -> str | None:
@@ -160,12 +165,19 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
             return output_url(job.id, rel) if rel else None
 
         story = story_view(job, tasks, url_of, attempts)
+    published = {f.path: f for f in outputs}
+    deliverables = []
+    for path in jt.deliverables(job.spec) if jt is not None else []:
+        rel = _relative_output(service, job.id, path)
+        if rel is not None and rel in published:
+            deliverables.append(published[rel])
     return JobDetail(
         **summary.model_dump(), frames=frames, spec=job.spec, failures=failures,
         usage=dict(usage), gpu_usage=dict(gpu_usage), outputs=outputs,
         unbilled_core_seconds=sum(
             float(a.get("unbilled_s") or 0.0) * float(a["cores"] or 0.0) for a in attempts),
-        outputs_listed=not warnings, warnings=warnings, story=story,
+        outputs_listed=not warnings, warnings=warnings, story=story, panels=panels,
+        summary=jt.summary(job.spec) if jt is not None else "", deliverables=deliverables,
         estimate=estimate_vs_actual(job, frames),
     )
 

@@ -89,9 +89,27 @@ def run_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     db: Annotated[str | None, typer.Option(help="database URL; default ~/.wanhe/wanhe.db")]
     = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="run a job of this kind (GET /api/job-types, docs/architecture.md) "
+        "from --options FILE instead of a template; BUNDLE is then its main file, if any")]
+    = None,
+    options: Annotated[Path | None, typer.Option(
+        "--options", help="with --kind: the job's options (YAML or JSON); the files they "
+        "name are relative to it")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="with --kind: where the job's files go; default: output/ "
+        "beside the options file")] = None,
 ) -> None:
-    """Run an OpenJD job template (or bundle) on every core of this machine; run it again to
-    resume."""
+    """Run an OpenJD job template (or bundle) on every core of this machine, or any kind of
+    job with --kind K --options FILE; run it again to resume."""
+    if kind is not None or options is not None:
+        from wanhe.cli.kinds import run_kind_command
+
+        if kind is None or options is None:
+            fail("--kind and --options go together: wanhe run --kind K --options FILE")
+        run_kind_command(kind, options, bundle, output=output, workers=workers, quiet=quiet,
+                         db=db)
+        return
     from rich.table import Table
 
     from wanhe.config import Settings

@@ -502,18 +502,32 @@ def submit(
     strict_budget: Annotated[bool, typer.Option(
         "--strict-budget", help="with the estimate: refuse (exit 2) a job over the budget "
         "left")] = False,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="queue a job of this kind (GET /api/job-types lists them) from "
+        "--options FILE; SCENE is then its main file, if it takes one")] = None,
+    options_file: Annotated[Path | None, typer.Option(
+        "--options", help="with --kind: the job's options (YAML or JSON), checked against "
+        "the kind's schema; the files they name (relative to it) are uploaded")] = None,
     farm_estimate: Annotated[bool, typer.Option(
         "--farm-estimate", help="let the farm probe the scene at submit (POST /api/estimate) "
         "and keep that estimate with the job")] = False,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
-    folder), an OpenJD job."""
+    folder), an OpenJD job; with --kind K --options FILE, a job of any kind."""
     from wanhe.api.pack import collect, hash_all, upload
     from wanhe.blender.errors import SceneError
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if kind is not None or options_file is not None:
+        from wanhe.cli.kinds import submit_kind
+
+        if kind is None or options_file is None:
+            fail("--kind and --options go together: wanhe submit --kind K --options FILE")
+        submit_kind(kind, options_file, scene, name=name, priority=priority,
+                    depends_on=depends_on or [], server=server, token=token, as_json=as_json)
+        return
     if template is not None or (scene is not None and scene.is_dir()):
         from wanhe.cli.openjd import submit_template
 
@@ -629,9 +643,11 @@ def server_warnings(warnings: list[str]) -> list[str]:
 def _jobs_table(rows: list[dict[str, Any]]) -> "Table":
     from rich.table import Table
 
-    table = Table("id", "name", "project", "state", "prio", "progress", "core-h", "message")
+    table = Table("id", "kind", "name", "project", "state", "prio", "progress", "core-h",
+                  "message")
     for r in rows:
-        table.add_row(str(r["id"]), r["name"], r["project"], r["state"], str(r["priority"]),
+        table.add_row(str(r["id"]), r.get("kind", ""), r["name"], r["project"], r["state"],
+                      str(r["priority"]),
                       f"{100 * r['progress']:.0f}%", f"{r['core_hours']:.3f}",
                       r["message"][:60])
     return table
@@ -657,6 +673,9 @@ def _job_table(job: dict[str, Any]) -> "Table":
     table.add_column(style="bold")
     table.add_column()
     table.add_row("name", job["name"])
+    table.add_row("kind", job.get("kind", ""))
+    if job.get("summary"):
+        table.add_row("makes", job["summary"])
     table.add_row("project", job["project"])
     table.add_row("priority", str(job["priority"]))
     table.add_row("progress", f"{100 * job['progress']:.0f}% "
@@ -672,11 +691,13 @@ def _job_table(job: dict[str, Any]) -> "Table":
     if job["message"]:
         table.add_row("message", job["message"])
     done = sum(1 for f in job["frames"] if f["state"] == "done")
-    if job["frames"] or job.get("kind", "blender_render") == "blender_render":
+    if job["frames"] or "frames" in job.get("panels", ["frames"]):
         table.add_row("frames", f"{done}/{len(job['frames'])} done")
     for failure in job["failures"][-5:]:
         table.add_row("failure", f"{failure['task']} #{failure['attempt']} "
                       f"{failure['outcome']}: {failure['message'][:80]}")
+    for f in job.get("deliverables", []):
+        table.add_row("deliverable", f"{f['path']} ({f['bytes']:,} bytes)")
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
     return table

@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,8 @@ def request_resources(bundles: list[dict[str, float]]) -> None:
     ask(bundles=bundles)
 
 
-def make_worker(name: str, *, cpus: float, gpus: float = 0.0, blender: str | None = None) -> Any:
+def make_worker(name: str, *, cpus: float, gpus: float = 0.0,
+                tools: Mapping[str, str] | None = None) -> Any:
     """A FarmWorker actor reserving `cpus` cores; Ray picks the node."""
     actor_class = ray.remote(FarmWorker)
     return actor_class.options(  # type: ignore[attr-defined]
@@ -218,7 +220,7 @@ def make_worker(name: str, *, cpus: float, gpus: float = 0.0, blender: str | Non
         max_concurrency=4,
         max_restarts=0,
         scheduling_strategy="SPREAD",
-    ).remote(name, blender)
+    ).remote(name, dict(tools or {}))
 
 
 def initialized() -> bool:

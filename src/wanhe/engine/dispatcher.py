@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -106,7 +106,7 @@ class Dispatcher:
         *,
         threads: int = 1,
         workers: int | None = None,
-        blender: str | None = None,
+        tools: Mapping[str, str] | None = None,
         log_root: Path,
         on_event: EventSink | None = None,
         local_workers: Sequence[LocalWorker] = (),
@@ -131,7 +131,7 @@ class Dispatcher:
         self.elastic = elastic
         self.policy = SchedulingPolicy()
         self.pool = WorkerPool(
-            threads=threads, workers=workers, blender=blender,
+            threads=threads, workers=workers, tools=tools or {},
             local_workers=list(local_workers), ray_start=ray_start, use_ray=use_ray,
         )
         self.mirror = QueueMirror(store, self.policy)

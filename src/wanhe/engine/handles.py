@@ -11,6 +11,7 @@ first second, and Ray, once up, runs the image work and every further worker.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -64,8 +65,8 @@ class LocalWorker:
     before the first task (the scene is then loaded once, not twice).
     """
 
-    def __init__(self, name: str, blender: str | None = None) -> None:
-        self.worker = FarmWorker(name, blender, node=f"{_hostname()}:local")
+    def __init__(self, name: str, tools: Mapping[str, str] | None = None) -> None:
+        self.worker = FarmWorker(name, tools, node=f"{_hostname()}:local")
         self._threads = ThreadPoolExecutor(_LOCAL_CONCURRENCY, thread_name_prefix=name)
 
     def call(self, method: str, *args: Any) -> Future[Any]:

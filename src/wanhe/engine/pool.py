@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
@@ -112,14 +113,14 @@ class WorkerPool:
         *,
         threads: int,
         workers: int | None,
-        blender: str | None,
+        tools: Mapping[str, str],
         local_workers: list[LocalWorker],
         ray_start: cluster.EmbeddedStart | None,
         use_ray: bool,
     ) -> None:
         self.threads = threads
         self.requested_workers = workers
-        self.blender = blender
+        self.tools = dict(tools)  # each worker's named tools (blender, ffmpeg, …)
         self.slots: list[Slot] = [
             Slot(name=w.worker.name, worker=w, cpus=float(threads), node=w.worker.node(),
                  local=True, memory=local_memory())
@@ -229,7 +230,7 @@ class WorkerPool:
             name, cpus, gpus = self._next_name("gpu"), 0.0, 1.0
         else:
             name, cpus, gpus = self._next_name("w"), float(self.threads), 0.0
-        worker = RayWorker(cluster.make_worker(name, cpus=cpus, gpus=gpus, blender=self.blender))
+        worker = RayWorker(cluster.make_worker(name, cpus=cpus, gpus=gpus, tools=self.tools))
         slot = Slot(name=name, worker=worker, cpus=cpus, gpus=gpus, light=light)
         self.pending[worker.call("ready")] = slot
         if warm:
@@ -278,7 +279,7 @@ class WorkerPool:
     def _local_slot(self, *, light: bool = False) -> Slot:
         """A fresh worker of this process: a render slot, or (light) one for image work."""
         name = self._next_name("img" if light else "w")
-        worker = LocalWorker(name, self.blender)
+        worker = LocalWorker(name, self.tools)
         return Slot(name=name, worker=worker, cpus=0.0 if light else float(self.threads),
                     node=worker.worker.node(), light=light, local=True,
                     memory=local_memory())

@@ -14,10 +14,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wanhe.engine.executors.base import Executor, TaskContext, WorkerInfo
+from wanhe.engine.executors.base import Executor, TaskContext, WorkerInfo, tool_pairs
 from wanhe.engine.executors.registry import executor_class
 from wanhe.engine.outputs import missing_outputs
 from wanhe.lifecycle import AttemptError, TaskCancelled, TaskFailed
@@ -33,13 +34,14 @@ class FarmWorker:
     """Plain class; the engine wraps it with `ray.remote` (see `engine.cluster`)."""
 
     def __init__(
-        self, name: str, blender: str | None = None, node: str | None = None,
+        self, name: str, tools: Mapping[str, str] | None = None, node: str | None = None,
         gpu_ids: tuple[str, ...] | None = None,
     ) -> None:
+        """`tools`: the programs this worker is given by name (`Settings.worker_tools`)."""
         self.name = name
         self._node = node or self._node_name()
         self.info = WorkerInfo(
-            name=name, node=self._node, blender=blender,
+            name=name, node=self._node, tools=tool_pairs(tools),
             gpu_ids=self._gpu_ids() if gpu_ids is None else tuple(gpu_ids),
         )
         self._executors: dict[type[Executor], Executor] = {}

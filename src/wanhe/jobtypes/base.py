@@ -102,6 +102,13 @@ class JobType(ABC):
     # The job's main input file: "required", "optional" or "none"; and the suffixes it may have.
     main_file: ClassVar[str] = "required"
     main_suffixes: ClassVar[tuple[str, ...]] = ()
+    # The panels of this kind's job page on the dashboard, in order, besides those every job
+    # has (tasks and logs, usage, failures, outputs, spec): "frames" (frames and tiles by
+    # state), "heatmap" (core-seconds per tile and frame), "latest" (the last finished
+    # frame), "video" (the preview video), "reel" (a story's reel), "candidates" (AI
+    # generation's contact sheet), "steps" (tasks grouped by step), "deliverable" (the
+    # job's deliverable movie). A panel not named here never shows for the kind.
+    panels: ClassVar[tuple[str, ...]] = ()
 
     def parse_options(self, raw: dict[str, Any]) -> BaseModel:
         """Validate a submission's options; a bad value raises InputError at its field."""
@@ -121,6 +128,16 @@ class JobType(ABC):
         if main and self.main_suffixes and not main.lower().endswith(self.main_suffixes):
             wanted = " or ".join(self.main_suffixes)
             raise InputError("main", f"main file {main!r} is not a {wanted} file")
+
+    def input_files(self, options: BaseModel, base: Path) -> list[Path]:
+        """The local files a `wanhe submit --kind K --options FILE` of these options carries
+        to the farm besides its main file, found from `base` (the options file's folder);
+        they keep their paths relative to it. Raise InputError for a missing one."""
+        return []
+
+    def summary(self, spec: dict[str, Any]) -> str:
+        """One line for people about what a stored job of this kind makes (`wanhe job`)."""
+        return ""
 
     def check(self, options: BaseModel) -> None:  # noqa: B027  (a hook)
         """Cheap checks of the options alone, before the inputs are fetched."""

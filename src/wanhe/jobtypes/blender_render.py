@@ -554,6 +554,7 @@ class BlenderRenderJob(JobType):
     options_model = FarmRenderOptions
     main_file = "required"
     main_suffixes = (".blend",)
+    panels = ("frames", "heatmap", "latest", "video")
 
     def check(self, options: BaseModel) -> None:
         from wanhe.plan.frames import FrameSpecError, parse_frames

@@ -107,6 +107,7 @@ class GenerateJob(JobType):
     title = "AI generation"
     options_model = GenSpec
     main_file = "none"
+    panels = ("candidates",)
 
     def parse_options(self, raw: dict[str, Any]) -> BaseModel:
         try:

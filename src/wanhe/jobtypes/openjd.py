@@ -250,6 +250,7 @@ class OpenJDJob(JobType):
     options_model = OpenJDOptions
     main_file = "optional"
     main_suffixes = (".yaml", ".yml", ".json")
+    panels = ("steps",)
 
     def check(self, options: BaseModel) -> None:
         assert isinstance(options, OpenJDOptions)

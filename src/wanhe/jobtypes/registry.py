@@ -1,8 +1,9 @@
 """The job types registry, keyed by a job's kind.
 
-Built-in job types register when the registry first answers; plugins (`wanhe.plugins`) add
-theirs. A job stored with a kind this process does not know still runs (its tasks carry all
-they need) under default rules, and is labelled plainly.
+Every module of the `wanhe.jobtypes` package is a job type that registers itself when the
+registry first answers (a new kind is a new file there, named nowhere else); plugins
+(`wanhe.plugins`) add theirs. A job stored with a kind this process does not know still runs
+(its tasks carry all they need) under default rules, and is labelled plainly.
 """
 
 from __future__ import annotations
@@ -11,14 +12,9 @@ from typing import TypeVar
 
 from wanhe.jobtypes.base import JobType, TaskView
 from wanhe.lifecycle import RetryRules
-from wanhe.plugins import builtins_then_plugins
+from wanhe.plugins import package_then_plugins
 
-_IMPORTS = builtins_then_plugins(
-    "wanhe.jobtypes.blender_render",
-    "wanhe.jobtypes.generate",
-    "wanhe.jobtypes.story",
-    "wanhe.jobtypes.openjd",
-)
+_IMPORTS = package_then_plugins("wanhe.jobtypes", skip=frozenset({"base", "registry"}))
 
 _by_kind: dict[str, JobType] = {}
 

@@ -91,6 +91,7 @@ class StoryJob(JobType):
     options_model = StoryOptions
     main_file = "required"
     main_suffixes = (".yaml", ".yml")
+    panels = ("reel",)
 
     def inspect(self, ctx: IntakeContext, main: Path | None, options: BaseModel) -> Inspected:
         from wanhe.story.checks import check_storyboard

@@ -10,7 +10,7 @@ the way to resume it). Finished tasks never run twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,11 +97,11 @@ def resume(
     store.restart_job(job.id, resume_plan(job.state, stale))
 
 
-def local_workers(count: int, blender: str | None) -> list[LocalWorker]:
-    """`count` workers in this process (no Ray), named w0, w1, …"""
+def local_workers(count: int, tools: Mapping[str, str]) -> list[LocalWorker]:
+    """`count` workers in this process (no Ray), named w0, w1, …, holding `tools`."""
     from wanhe.engine.handles import LocalWorker
 
-    return [LocalWorker(f"w{n}", blender) for n in range(count)]
+    return [LocalWorker(f"w{n}", tools) for n in range(count)]
 
 
 def make_dispatcher(
@@ -122,7 +122,7 @@ def make_dispatcher(
     from wanhe.engine.dispatcher import Dispatcher
 
     return Dispatcher(
-        store, threads=threads, workers=workers, blender=settings.blender,
+        store, threads=threads, workers=workers, tools=settings.worker_tools(),
         log_root=log_root or settings.storage_root / "logs", on_event=on_event,
         local_workers=local_workers, ray_start=ray_start, use_ray=use_ray, **farm,
     )
@@ -161,7 +161,7 @@ def run_local_job(
         cluster.connect(settings.ray_address)
     dispatcher = make_dispatcher(
         store, settings=settings, threads=threads, workers=workers, on_event=on_event,
-        local_workers=[] if joined else local_workers(workers, settings.blender),
+        local_workers=[] if joined else local_workers(workers, settings.worker_tools()),
         use_ray=joined, log_root=log_root,
     )
     run_to_end(dispatcher, [local.job.id])

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -41,15 +42,46 @@ class TaskResult:
         return asdict(self)
 
 
+class MissingTool(LookupError):
+    """A worker lacks a tool an executor needs (its message says how to give it one)."""
+
+
+def tool_pairs(tools: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """Named tools as WorkerInfo keeps them (sorted pairs: the record stays hashable)."""
+    return tuple(sorted((k, v) for k, v in (tools or {}).items() if v))
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """The worker an executor lives in. `gpu_ids`: the GPUs this worker holds (as Ray
-    assigned them, e.g. ["0"]); empty for a CPU worker, whose tasks must never see a GPU."""
+    """The worker an executor lives in. `tools`: the programs this worker was given by name
+    (`blender`, `ffmpeg`, `python`, …: settings `WANHE_TOOLS` / `WANHE_BLENDER`, per node);
+    an executor asks for the ones it needs with `tool()`. `gpu_ids`: the GPUs this worker
+    holds (as Ray assigned them, e.g. ["0"]); empty for a CPU worker, whose tasks must never
+    see a GPU."""
 
     name: str = "worker"
     node: str = ""
-    blender: str | None = None
+    tools: tuple[tuple[str, str], ...] = ()
     gpu_ids: tuple[str, ...] = ()
+
+    @property
+    def blender(self) -> str | None:
+        """The Blender binary this worker was given; None: the bpy module."""
+        return dict(self.tools).get("blender")
+
+    def tool(self, name: str) -> str:
+        """The path of tool `name` on this worker: the one it was given, else the program of
+        that name on this node's PATH; MissingTool when neither exists."""
+        given = dict(self.tools).get(name)
+        if given:
+            return given
+        found = shutil.which(name)
+        if found is None:
+            where = f"{self.name!r} on {self.node}" if self.node else repr(self.name)
+            raise MissingTool(
+                f"worker {where} has no {name!r}: install it on the node's PATH, or name it "
+                f"in WANHE_TOOLS (e.g. WANHE_TOOLS='{{\"{name}\": \"/path/to/{name}\"}}')")
+        return found
 
 
 @dataclass(slots=True)
@@ -77,6 +109,9 @@ class Executor(ABC):
     `wanhe.engine.executors.registry.register_executor`."""
 
     kinds: ClassVar[frozenset[str]] = frozenset()
+    tools: ClassVar[tuple[str, ...]] = ()
+    """The named tools its tasks run (`WorkerInfo.tool`): a worker without one fails the task
+    with a line saying how to give it one."""
     warm_scope: ClassVar[str | None] = None
     """"job": what a warm key holds belongs to one job, and is let go (`release`) when that
     job ends; None: it may serve later jobs too (a scene, a model)."""

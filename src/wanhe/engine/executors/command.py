@@ -59,7 +59,7 @@ from wanhe.lifecycle import (
     TaskSilent,
     TaskTimedOut,
 )
-from wanhe.sandbox.box import Sandbox, job_spec, task_memory
+from wanhe.sandbox.box import Sandbox, job_spec, mode, task_memory
 from wanhe.sandbox.spec import SandboxSpec
 
 _PROGRESS_RE = re.compile(r"^\s*openjd_progress:\s*(\S+)\s*$")
@@ -255,6 +255,10 @@ class CommandExecutor(Executor):
         else:
             box_spec = SandboxSpec(memory_bytes=memory)
         try:
+            if confine:  # the job's inputs readable by its project's user (they are root's)
+                assert spec.job_root is not None
+                accounts.prepare_job(account, Path(spec.job_root),
+                                     namespaced=mode().namespace is not None)
             return Sandbox.open(f"cmd-{self.worker.name}-{sanitise_key(ctx.key)}", box_spec,
                                 account, confine=confine)
         except (OSError, ValueError) as exc:  # CgroupError, MountError

@@ -1,6 +1,7 @@
 """The executors registry: which executor class runs which task kind.
 
-Built-in executors register when this module first answers; plugins (`wanhe.plugins`) add
+Every module of the `wanhe.engine.executors` package registers its executors when this
+module first answers (a new executor is a new file there); plugins (`wanhe.plugins`) add
 theirs. A kind has exactly one executor: registering a second one for it is an error.
 """
 
@@ -9,19 +10,10 @@ from __future__ import annotations
 from typing import TypeVar
 
 from wanhe.engine.executors.base import Executor
-from wanhe.plugins import builtins_then_plugins
+from wanhe.plugins import package_then_plugins
 
-_IMPORTS = builtins_then_plugins(
-    "wanhe.engine.executors.blender",
-    "wanhe.engine.executors.imaging",
-    "wanhe.engine.executors.command",
-    "wanhe.engine.executors.noop",
-    "wanhe.engine.executors.diffusion",
-    "wanhe.engine.executors.gen_score",
-    "wanhe.engine.executors.voice",
-    "wanhe.engine.executors.story",
-    "wanhe.engine.executors.openjd",
-)
+_IMPORTS = package_then_plugins("wanhe.engine.executors",
+                                skip=frozenset({"base", "registry"}))
 
 _by_kind: dict[str, type[Executor]] = {}
 

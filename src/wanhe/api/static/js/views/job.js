@@ -1,10 +1,14 @@
-// One job: frames and tiles by state, where the core-seconds went, the last frame, the preview
-// video, per-task logs (with follow), actions, usage and failures. Everything updates live.
+// One job, its page made of the panels its job type declares (`JobType.panels`, the job's
+// `panels`): frames and tiles by state, where the core-seconds went, the last frame, the
+// preview video, a story's reel, the deliverable, … — and what every job has: per-task logs
+// (with follow), actions, usage, failures, outputs and spec. A panel the job's type does not
+// declare is not on the page. Everything updates live.
 import { ApiError, api, blobUrl, get, patch, post } from '../api.js';
 import {
   $, $$, FINAL, badge, esc, fmtBytes, fmtCoreHours, fmtCoreSeconds, fmtDateTime, fmtDuration, fmtNum,
   fmtTime, heatColor, heatGradientCss, progressBar, stateColor, throttle, toMs,
 } from '../util.js';
+import { deliverablePanel, mountDeliverable } from './deliverable.js';
 import { estimateCell } from './estimate.js';
 import { mountStory, storyPanel } from './story.js';
 
@@ -85,6 +89,7 @@ export async function mount(el, ctx) {
   let follow = true;
   let shownState = '';
   let confirmTimer = null;
+  let panels = null; // the panels the job's type declares (a Set), once the job is loaded
 
   el.innerHTML = `
     <div class="page-head">
@@ -109,12 +114,12 @@ export async function mount(el, ctx) {
     <p class="job-msg" id="job-msg" hidden></p>
     <div class="grid-2" style="margin-top:12px">
       <div class="stack">
-        <section class="panel" id="frames-panel">
+        <section class="panel" id="frames-panel" data-panel="frames">
           <div class="panel-head"><h2>Frames &amp; tiles</h2><span class="spacer"></span>
             <div class="legend">${TILE_STATES.map((s) => `<span><i class="tile s-${s}" style="animation:none"></i>${s}</span>`).join('')}</div></div>
           <div class="panel-body"><div class="frames" id="frames-grid"><div class="empty">Loading…</div></div></div>
         </section>
-        <section class="panel" id="heat-panel">
+        <section class="panel" id="heat-panel" data-panel="heatmap">
           <div class="panel-head"><h2>Cost heatmap</h2><span class="muted sub" style="font-size:12px">core-seconds per tile and per frame</span><span class="spacer"></span>
             <span class="heat-scale"><span id="heat-min">0</span><span class="ramp" style="background:${heatGradientCss()}"></span><span id="heat-max">—</span></span></div>
           <div class="panel-body"><div class="frames" id="heatmap"></div><svg class="frame-bars" id="frame-bars" preserveAspectRatio="none"></svg><div class="heat-top" id="heat-top"></div></div>
@@ -133,12 +138,13 @@ export async function mount(el, ctx) {
         </section>
       </div>
       <div class="stack">
-        ${storyPanel()}
-        <section class="panel" id="latest-panel">
+        ${deliverablePanel()}
+        ${storyPanel().replace('<section ', '<section data-panel="reel" ')}
+        <section class="panel" id="latest-panel" data-panel="latest">
           <div class="panel-head"><h2 id="latest-title">Last finished frame</h2><span class="spacer"></span><button class="btn btn-sm btn-ghost" type="button" id="latest-unpin" hidden>back to latest</button></div>
           <div class="panel-body"><div class="latest" id="latest"><span class="muted">no finished frame yet</span></div></div>
         </section>
-        <section class="panel" id="video-panel" hidden>
+        <section class="panel" id="video-panel" data-panel="video" hidden>
           <div class="panel-head"><h2>Preview video</h2></div>
           <div class="panel-body"><div class="latest" id="video"></div></div>
         </section>
@@ -162,11 +168,22 @@ export async function mount(el, ctx) {
     </div>`;
 
   const story = mountStory(el);
+  const deliverable = mountDeliverable(el);
+
+  // The page keeps the panels the job's type declares and drops the others (once: a job's
+  // kind does not change).
+  function compose() {
+    if (panels) return;
+    panels = new Set(job.panels || []);
+    for (const section of $$('[data-panel]', el)) {
+      if (!panels.has(section.dataset.panel)) section.remove();
+    }
+  }
 
   // ── header, numbers, actions ────────────────────────────────────────────
   function renderHead() {
     $('#job-title', el).textContent = job.name || `job ${job.id}`;
-    if (job.kind === 'gen' && !$('#sheet-link', el)) {
+    if (panels.has('candidates') && !$('#sheet-link', el)) {
       $('#job-badge', el).insertAdjacentHTML('afterend', `<a id="sheet-link" class="btn btn-sm" href="#/gen/${esc(job.id)}">Contact sheet</a>`);
     }
     $('#job-title', el).title = `job ${job.id}`;
@@ -261,16 +278,18 @@ export async function mount(el, ctx) {
   }
 
   function renderFrames() {
+    if (!panels.has('frames') && !panels.has('heatmap')) return;
     const frames = job.frames || [];
     const g = gridOf(job);
     const count = g.cols * g.rows;
     const size = cellSize(frames.length, g.cols);
-    const box = $('#frames-grid', el);
-    const heat = $('#heatmap', el);
+    // either panel may be left out by the job's type: it then draws into a detached box
+    const box = $('#frames-grid', el) || document.createElement('div');
+    const heat = $('#heatmap', el) || document.createElement('div');
     box.style.setProperty('--cell', `${size}px`);
     heat.style.setProperty('--cell', `${size}px`);
     if (!frames.length) {
-      box.innerHTML = '<div class="empty">This job has no frames (it is not a render job, or it has not been planned yet).</div>';
+      box.innerHTML = '<div class="empty">No frames planned yet.</div>';
       heat.innerHTML = '';
       return;
     }
@@ -305,6 +324,7 @@ export async function mount(el, ctx) {
     }
     box.innerHTML = stateCells.join('');
     heat.innerHTML = heatCells.join('');
+    if (!panels.has('heatmap')) return;
     $('#heat-min', el).textContent = Number.isFinite(minTile) ? fmtDuration(minTile) : '0';
     $('#heat-max', el).textContent = maxTile ? `${fmtDuration(maxTile)} per tile` : '—';
     renderFrameBars(frames, maxFrame);
@@ -368,7 +388,7 @@ export async function mount(el, ctx) {
   }
 
   function refreshLatest(force = false) {
-    if (latest.pinned) return;
+    if (latest.pinned || !panels.has('latest')) return;
     const done = (job.frames || []).filter((f) => f.state === 'done');
     const key = `${done.length}:${done.map((f) => f.frame).join(',')}`;
     if (!force && key === latest.doneKey) return;
@@ -380,6 +400,7 @@ export async function mount(el, ctx) {
   }
 
   async function refreshVideo() {
+    if (!panels.has('video')) return;
     const outputs = job.outputs || {};
     const src = findStrings(outputs, (s) => /\.(mp4|webm)(\?|$)/i.test(s))[0];
     if (!src || src === video.src) return;
@@ -475,7 +496,7 @@ export async function mount(el, ctx) {
     const scroll = list.scrollTop;
     // OpenJD jobs: steps × tasks — a heading per step, each task with its parameters,
     // progress and status line (openjd_progress / openjd_status).
-    const steps = job?.kind === 'openjd';
+    const steps = Boolean(panels?.has('steps'));
     let step = null;
     list.innerHTML = tasks.map((t) => {
       const k = taskKey(t);
@@ -577,6 +598,7 @@ export async function mount(el, ctx) {
       const j = await get(`/api/jobs/${encodeURIComponent(id)}`);
       if (!alive) return;
       job = j;
+      compose();
       $('#job-error', el).innerHTML = '';
       renderHead();
       renderFrames();
@@ -585,7 +607,8 @@ export async function mount(el, ctx) {
       renderSpec();
       refreshLatest();
       refreshVideo();
-      if (job.story) story.render(job.story).catch(() => {});
+      if (job.story && panels.has('reel')) story.render(job.story).catch(() => {});
+      if (panels.has('deliverable')) deliverable.render(job).catch(() => {});
     } catch (err) {
       if (!alive || err.name === 'AuthError') return;
       if (err instanceof ApiError && err.status === 404) {
@@ -628,6 +651,7 @@ export async function mount(el, ctx) {
       if (latest.url) URL.revokeObjectURL(latest.url);
       if (video.url) URL.revokeObjectURL(video.url);
       story.unmount();
+      deliverable.unmount();
     },
   };
 }

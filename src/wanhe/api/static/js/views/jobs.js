@@ -33,7 +33,7 @@ function cell(col, j) {
   const label = `data-label="${esc(col.label)}"`;
   switch (col.key) {
     case 'id': return `<td class="${col.cls}">${esc(j.id)}</td>`;
-    case 'name': return `<td class="${col.cls}" title="${esc(j.name)}"><div class="clip"><a href="#/jobs/${encodeURIComponent(j.id)}">${esc(j.name || `job ${j.id}`)}</a> <span class="faint mono id-suffix">#${esc(j.id)}</span></div></td>`;
+    case 'name': return `<td class="${col.cls}" title="${esc(j.name)}"><div class="clip"><a href="#/jobs/${encodeURIComponent(j.id)}">${esc(j.name || `job ${j.id}`)}</a> <span class="faint mono id-suffix">#${esc(j.id)}</span> <span class="faint job-kind">${esc(j.kind || '')}</span></div></td>`;
     case 'state': return `<td class="${col.cls}" ${label}>${badge(j.state)}</td>`;
     case 'progress': return `<td class="${col.cls}">${progressBar(j.progress, j.tasks)}</td>`;
     case 'priority': return `<td class="${col.cls}" ${label}>${esc(j.priority ?? '')}</td>`;
@@ -123,7 +123,7 @@ export async function mount(el, ctx) {
     const sign = view.dir === 'asc' ? 1 : -1;
     return jobs
       .filter((j) => !view.state || j.state === view.state)
-      .filter((j) => !t || `${j.name} ${j.submitter} ${j.id} ${j.project}`.toLowerCase().includes(t))
+      .filter((j) => !t || `${j.name} ${j.kind} ${j.submitter} ${j.id} ${j.project}`.toLowerCase().includes(t))
       .map((j) => [col.get(j), j])
       .sort((a, b) => {
         const [x, y] = [a[0], b[0]];
