@@ -14,6 +14,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from wanhe.storage import UnsafePath, safe_relpath
@@ -125,6 +126,13 @@ class BlobStored(BaseModel):
     bytes: int
 
 
+class KitsuTarget(_In):
+    shot: str = Field(min_length=3, max_length=201, pattern=r"^[^/\s][^/]*/[^/\s][^/]*$",
+                      description="SEQUENCE/SHOT in the linked production, e.g. SQ01/SH010")
+    task: str = Field(min_length=1, max_length=200,
+                      description="the shot's task type, e.g. Lighting")
+
+
 class JobCreate(_In):
     kind: str = Field(
         default="blender_render", min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$",
@@ -149,6 +157,9 @@ class JobCreate(_In):
     paused: bool = Field(
         default=False, description="store the job paused: nothing runs until it is resumed"
     )
+    kitsu: KitsuTarget | None = Field(
+        default=None, description="publish to this shot's task in the project's linked Kitsu "
+                                  "production when the job finishes (docs/kitsu.md)")
 
     @field_validator("main")
     @classmethod
@@ -173,6 +184,32 @@ class JobCreate(_In):
                 raise ValueError(f"path {name!r} is sent twice with different contents")
             clean[name] = sha
         return clean
+
+
+class KitsuLinkIn(_In):
+    url: str = Field(min_length=8, max_length=1000, pattern=r"^https?://\S+$",
+                     description="Kitsu's API address, e.g. https://kitsu.studio/api")
+    production: str = Field(min_length=1, max_length=300)
+    email: str | None = Field(default=None, max_length=300)
+    password: str | None = Field(default=None, max_length=1000)
+    token: str | None = Field(default=None, max_length=5000,
+                              description="an API token instead of email and password")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> KitsuLinkIn:
+        if not self.token and not (self.email and self.password):
+            raise ValueError("give an email and password, or a token")
+        return self
+
+
+class KitsuLinkOut(BaseModel):
+    project: str
+    url: str
+    production: str
+    login: str
+    linked_by: str
+    linked_at: float
+    publications: dict[str, int] = Field(default_factory=dict)
 
 
 class PriorityPatch(_In):
@@ -244,6 +281,8 @@ class JobDetail(JobSummary):
     warnings: list[str] = Field(default_factory=list)
     story: dict[str, Any] | None = Field(
         default=None, description="a story job: shots in order, the reel, overrunning lines")
+    kitsu: dict[str, Any] | None = Field(
+        default=None, description="where the job publishes in Kitsu, and how that stands")
 
 
 class TaskOut(BaseModel):

@@ -165,7 +165,14 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
         unbilled_core_seconds=sum(
             float(a.get("unbilled_s") or 0.0) * float(a["cores"] or 0.0) for a in attempts),
         outputs_listed=not warnings, warnings=warnings, story=story,
+        kitsu=_kitsu(service, job.id),
     )
+
+
+def _kitsu(service: Service, job_id: int) -> dict[str, Any] | None:
+    """Where the job publishes in Kitsu and how that stands (None: it does not)."""
+    found = service.store.publication(job_id)
+    return None if found is None else found.public()
 
 
 def task_list(service: Service, job: JobRow, *, after: int = -1,

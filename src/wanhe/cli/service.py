@@ -500,6 +500,11 @@ def submit(
     strict_budget: Annotated[bool, typer.Option(
         "--strict-budget", help="with the estimate: refuse (exit 2) a job over the budget "
         "left")] = False,
+    shot: Annotated[str | None, typer.Option(
+        "--shot", help="publish to this Kitsu shot when done, SEQUENCE/SHOT (docs/kitsu.md)")]
+    = None,
+    kitsu_task: Annotated[str | None, typer.Option(
+        "--task", help="with --shot: the shot's Kitsu task type, e.g. Lighting")] = None,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
@@ -509,6 +514,8 @@ def submit(
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    if (shot is None) != (kitsu_task is None):
+        fail("--shot and --task go together: --shot SQ01/SH010 --task Lighting")
     if template is not None or (scene is not None and scene.is_dir()):
         from wanhe.cli.openjd import submit_template
 
@@ -554,6 +561,7 @@ def submit(
         job = c.json("POST", "/api/jobs", json={
             "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
             "priority": priority, "depends_on": depends_on or [],
+            **({"kitsu": {"shot": shot, "task": kitsu_task}} if shot else {}),
         })
     for warning in server_warnings(job.get("warnings", [])):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -667,7 +675,17 @@ def _job_table(job: dict[str, Any]) -> "Table":
                       f"{failure['outcome']}: {failure['message'][:80]}")
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
+    if job.get("kitsu"):
+        table.add_row("kitsu", _kitsu_line(job["kitsu"]))
     return table
+
+
+def _kitsu_line(pub: dict[str, Any]) -> str:
+    """Where the job publishes in Kitsu, and what came of it (or why not)."""
+    where = f"{pub['shot']} {pub['task']}"
+    if pub["state"] == "published":
+        return f"published {pub['file']} to {where} as revision {pub['revision']}"
+    return f"{pub['state']} ({where}): {pub['message']}"
 
 
 def job(

@@ -1,0 +1,89 @@
+"""`wanhe kitsu link` and `wanhe kitsu status`: a project's link to its Kitsu production.
+
+The Kitsu credentials are read from the environment (WANHE_KITSU_EMAIL and
+WANHE_KITSU_PASSWORD, or WANHE_KITSU_TOKEN) or asked for at the terminal (the password
+hidden), never taken as command-line arguments: those land in shell histories and `ps`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from wanhe.cli.common import JsonOpt, ServerOpt, TokenOpt, client, emit, err, fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+kitsu_app = typer.Typer(help="Publish finished jobs to a Kitsu production (docs/kitsu.md).",
+                        no_args_is_help=True)
+
+
+def _credentials() -> dict[str, str]:
+    token = os.environ.get("WANHE_KITSU_TOKEN")
+    if token:
+        return {"token": token}
+    email = os.environ.get("WANHE_KITSU_EMAIL")
+    password = os.environ.get("WANHE_KITSU_PASSWORD")
+    if email and password:
+        return {"email": email, "password": password}
+    if not os.isatty(0):
+        fail("no Kitsu credentials: set WANHE_KITSU_EMAIL and WANHE_KITSU_PASSWORD (or "
+             "WANHE_KITSU_TOKEN), or run at a terminal to be asked")
+    email = email or typer.prompt("Kitsu email")
+    password = password or typer.prompt("Kitsu password", hide_input=True)
+    return {"email": email, "password": password}
+
+
+def _link_table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=f"{data['project']} → Kitsu", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("production", data["production"])
+    table.add_row("url", data["url"])
+    table.add_row("publishes as", data["login"])
+    table.add_row("linked", f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(data['linked_at']))}"
+                  f" by {data['linked_by']}")
+    counts = data.get("publications") or {}
+    if counts:
+        table.add_row("publications", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return table
+
+
+@kitsu_app.command("link")
+def link(
+    project: Annotated[str, typer.Argument(help="the wanhe project")],
+    url: Annotated[str, typer.Option(help="Kitsu's API address, e.g. https://kitsu.studio/api")],
+    production: Annotated[str, typer.Option(help="the Kitsu production's name")],
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Link PROJECT to a Kitsu production: jobs submitted with --shot/--task publish there.
+    The credentials are checked now and kept on the farm, encrypted."""
+    body = {"url": url, "production": production, **_credentials()}
+    with client(server, token) as c:
+        data = c.json("PUT", f"/api/projects/{project}/kitsu", json=body)
+    if as_json:
+        emit(data, True)
+        return
+    err.print(f"project {data['project']} linked to Kitsu production {data['production']!r} "
+              f"at {data['url']} (publishing as {data['login']})", highlight=False)
+
+
+@kitsu_app.command("status")
+def status(
+    project: Annotated[str, typer.Argument(help="the wanhe project")],
+    server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """PROJECT's Kitsu link (never its credentials) and its publications by state."""
+    with client(server, token) as c:
+        data = c.json("GET", f"/api/projects/{project}/kitsu")
+    emit(data, as_json, _link_table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kitsu_app, name="kitsu")
