@@ -10,6 +10,7 @@ later may help (the server down or erroring) or not (no such shot or task type).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ import requests
 from gazu import exception as gazu_errors
 from gazu.client import KitsuClient
 
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 SHOT_PATTERN = re.compile(r"^(?P<sequence>[^/\s][^/]{0,99})/(?P<shot>[^/\s][^/]{0,99})$")
 HTTP_TIMEOUT_S = 60.0
@@ -82,6 +84,12 @@ def _translated(url: str) -> Iterator[None]:
         raise KitsuError(f"Kitsu at {url} refused the request: {exc}", retry=False) from None
     except requests.RequestException as exc:
         raise KitsuError(f"Kitsu at {url}: {type(exc).__name__}: {exc}", retry=True) from None
+    except (gazu_errors.HostException, ValueError, KeyError, TypeError) as exc:
+        # gazu on a server that is not Kitsu (an HTML page, an odd JSON): say so in one line
+        log.warning("unexpected answer from %s", url, exc_info=True)
+        raise KitsuError(f"{url} did not answer as a Kitsu API does ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}) — is this Kitsu's API URL (often ending in /api)?",
+                         retry=True) from None
 
 
 def _call(url: str, work: Callable[[], _T]) -> _T:
