@@ -15,12 +15,17 @@ def _files(*names: str) -> list[StoredFile]:
     return [StoredFile(name, 100 + i, 0.0) for i, name in enumerate(names)]
 
 
+def _picked(*names: str) -> str | None:
+    found = pick_media(_files(*names))
+    return None if found is None else found.path
+
+
 def test_the_movie_comes_first_then_the_contact_sheet_then_the_last_frame() -> None:
     frames = ("frame_0001.exr", "frame_0001.png", "frame_0002.png")
-    assert pick_media(_files(*frames, "shot.mp4", "shot_contact.png")).path == "shot.mp4"
-    assert pick_media(_files(*frames, "shot_contact.png")).path == "shot_contact.png"
-    assert pick_media(_files(*frames)).path == "frame_0002.png"
-    assert pick_media(_files("frame_0001.exr")) is None  # Kitsu shows no EXR
+    assert _picked(*frames, "shot.mp4", "shot_contact.png") == "shot.mp4"
+    assert _picked(*frames, "shot_contact.png") == "shot_contact.png"
+    assert _picked(*frames) == "frame_0002.png"
+    assert _picked("frame_0001.exr") is None  # Kitsu shows no EXR
 
 
 def _job(store: Store) -> int:
