@@ -49,7 +49,8 @@ def production(admin: KitsuClient) -> dict[str, Any]:
     sequence = gazu.shot.new_sequence(project, "SQ01", client=admin)
     tasks = {}
     for name in SHOTS:
-        shot = gazu.shot.new_shot(project, sequence, name, nb_frames=2, client=admin)
+        shot = gazu.shot.new_shot(project, sequence, name, nb_frames=48, client=admin,
+                                  description="Leo wakes up" if name == "SH010" else None)
         tasks[name] = gazu.task.new_task(shot, lighting, client=admin)
     return {"project": project, "tasks": tasks}
 
@@ -213,3 +214,30 @@ def test_a_shot_kitsu_does_not_have_fails_with_the_reason(
     with pytest.raises(kitsu.KitsuError, match="has no shot 'SH999'") as caught:
         kitsu.shot_task(client, production["project"]["id"], "SQ01/SH999", "Lighting")
     assert not caught.value.retry
+
+
+def test_story_from_kitsu_writes_a_storyboard_of_the_sequence(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        tmp_path: Path) -> None:
+    import yaml
+
+    from wanhe.story.schema import Storyboard
+
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    target = tmp_path / "sq01.yaml"
+    result = _wanhe(farm, token, "story", "from-kitsu", PRODUCTION, "SQ01", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    board = Storyboard.model_validate(yaml.safe_load(target.read_text()))
+    fps = board.film.fps
+    assert [s.id for s in board.shots] == list(SHOTS)
+    assert [s.duration for s in board.shots] == [round(48 / fps, 3)] * len(SHOTS)
+    assert board.shots[0].lines[0].text == "Leo wakes up"
+    assert board.shots[1].lines[0].text == "(write SH020's line)"
+    wrong = _wanhe(farm, token, "story", "from-kitsu", "Tiger Girl", "SQ01", "-o",
+                   str(tmp_path / "x.yaml"))
+    assert wrong.exit_code == 2 and "linked to 'Lion Boy'" in wrong.output
+    missing = _wanhe(farm, token, "story", "from-kitsu", PRODUCTION, "SQ99", "-o",
+                     str(tmp_path / "y.yaml"))
+    assert missing.exit_code == 2 and "no sequence 'SQ99'" in missing.output
+    assert not (tmp_path / "x.yaml").exists() and not (tmp_path / "y.yaml").exists()

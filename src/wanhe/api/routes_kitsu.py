@@ -8,6 +8,8 @@ tokens only: whoever links decides whose Kitsu account the farm publishes as.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException
 
 from wanhe.api.auth import Principal, manager, principal
@@ -15,7 +17,7 @@ from wanhe.api.deps import get_service
 from wanhe.api.schemas import KitsuLinkIn, KitsuLinkOut
 from wanhe.api.service import Service
 from wanhe.publish import kitsu
-from wanhe.publish.secrets import seal
+from wanhe.publish.secrets import SecretUnreadable, seal, unseal
 from wanhe.store.kitsu import KitsuLinkRow
 from wanhe.store.store import ProjectRow
 
@@ -71,3 +73,27 @@ def status(
     out = _out(project, found)
     out.publications = service.store.publication_counts(project.id)
     return out
+
+
+@router.get("/api/projects/{name}/kitsu/sequences/{sequence}")
+def sequence(
+    name: str, sequence: str, who: Principal = Depends(principal),
+    service: Service = Depends(get_service),
+) -> dict[str, Any]:
+    """A sequence of the linked production as Kitsu knows it (fps, shots in order with their
+    description and frame count): what `wanhe story from-kitsu` turns into a storyboard."""
+    project = _project(service, who, name)
+    found = service.store.kitsu_link(project.id)
+    if found is None:
+        raise HTTPException(404, f"project {name!r} is not linked to Kitsu — link it: wanhe "
+                                 "kitsu link PROJECT --url URL --production NAME")
+    try:
+        client = kitsu.connect(found.url, unseal(service.settings.home, found.secret))
+        production = kitsu.find_production(client, found.production)
+        shots = kitsu.sequence_shots(client, production, sequence)
+    except SecretUnreadable as exc:
+        raise HTTPException(409, str(exc)) from None
+    except kitsu.KitsuError as exc:
+        raise HTTPException(502 if exc.retry else 404, str(exc)) from None
+    return {"production": found.production, "fps": kitsu.production_fps(production),
+            "sequence": sequence, "shots": shots}

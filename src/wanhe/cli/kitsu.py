@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -85,5 +86,46 @@ def status(
     emit(data, as_json, _link_table)
 
 
+def from_kitsu(
+    production: Annotated[str, typer.Argument(help="the Kitsu production (the project's link)")],
+    sequence: Annotated[str, typer.Argument(help="the sequence, e.g. SQ01")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="the storyboard to write; default SEQUENCE.yaml")] = None,
+    project: Annotated[str | None, typer.Option(
+        help="the wanhe project linked to the production; default the token's")] = None,
+    server: ServerOpt = None, token: TokenOpt = None,
+) -> None:
+    """Write a storyboard skeleton from a Kitsu sequence: a shot per Kitsu shot (its frame
+    count as duration, its description as the line to fill), boards to draw at boards/ID.png."""
+    import yaml
+
+    from wanhe.story.skeleton import skeleton
+
+    target = output or Path(f"{sequence}.yaml")
+    if target.exists():
+        fail(f"{target} exists — give another --output (nothing was overwritten)")
+    with client(server, token) as c:
+        name = project or c.json("GET", "/api/me").get("project")
+        if not name:
+            fail("an admin token belongs to no project: give --project")
+        link = c.json("GET", f"/api/projects/{name}/kitsu")
+        if link["production"] != production:
+            fail(f"project {name} is linked to {link['production']!r}, not {production!r} — "
+                 "give --project, or link it: wanhe kitsu link")
+        data = c.json("GET", f"/api/projects/{name}/kitsu/sequences/{sequence}")
+    if not data["shots"]:
+        fail(f"sequence {sequence} has no shots in Kitsu yet — add them there first")
+    board = skeleton(production, sequence, float(data["fps"]), data["shots"])
+    text = yaml.safe_dump(board, sort_keys=False, allow_unicode=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(target)  # whole or not at all
+    err.print(f"{target}: {len(data['shots'])} shot(s) of {sequence} — draw boards/<id>.png, "
+              "write the lines, then wanhe story check", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    from wanhe.cli.story import story_app
+
     app.add_typer(kitsu_app, name="kitsu")
+    story_app.command("from-kitsu")(from_kitsu)

@@ -516,6 +516,10 @@ def submit(
         fail("--priority must be between 0 and 100")
     if (shot is None) != (kitsu_task is None):
         fail("--shot and --task go together: --shot SQ01/SH010 --task Lighting")
+    if shot is not None and (template is not None or scene is None or scene.is_dir()
+                             or scene.suffix.lower() in (".yaml", ".yml")):
+        fail("--shot/--task publish a .blend render to Kitsu; OpenJD jobs and story reels do "
+             "not publish yet (docs/kitsu.md)")
     if template is not None or (scene is not None and scene.is_dir()):
         from wanhe.cli.openjd import submit_template
 

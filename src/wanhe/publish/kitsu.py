@@ -185,3 +185,30 @@ def publish_preview(client: KitsuClient, task: dict[str, Any], *, marker: str, t
 def _revision(client: KitsuClient, preview_id: str) -> int:
     found = _call(client.host, lambda: gazu.files.get_preview_file(preview_id, client=client))
     return int((found or {}).get("revision") or 0)
+
+
+def sequence_shots(client: KitsuClient, production: dict[str, Any],
+                   sequence_name: str) -> list[dict[str, Any]]:
+    """The sequence's shots in order: name, description and frame count."""
+    url = client.host
+    sequence = _call(url, lambda: gazu.shot.get_sequence_by_name(
+        production["id"], sequence_name, client=client))
+    if not sequence:
+        names = _call(url, lambda: [s["name"] for s in gazu.shot.all_sequences_for_project(
+            production["id"], client=client)])
+        raise KitsuError(f"production {production['name']!r} has no sequence "
+                         f"{sequence_name!r} (it has: {', '.join(names[:20]) or 'none'})",
+                         retry=False)
+    shots = _call(url, lambda: gazu.shot.all_shots_for_sequence(sequence, client=client))
+    return [{"name": s["name"], "description": s.get("description") or "",
+             "nb_frames": s.get("nb_frames") or 0}
+            for s in sorted(shots, key=lambda s: str(s["name"]))]
+
+
+def production_fps(production: dict[str, Any]) -> float:
+    """The production's frame rate (Kitsu keeps it as text), 24 when it has none."""
+    try:
+        fps = float(production.get("fps") or 24)
+    except ValueError:
+        return 24.0
+    return fps if 0 < fps <= 120 else 24.0
