@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -102,11 +102,13 @@ class KitsuMixin(_StoreBase):
     def due_publications(self, now: float, limit: int = 20
                          ) -> list[tuple[PublicationRow, JobState]]:
         """Waiting publications whose job has ended and whose next try is due, oldest first,
-        each with its job's final state."""
+        each with its job's final state; and skipped ones whose job, retried, is done now."""
         p, j = t.kitsu_publications, t.jobs
         finals = [s.value for s in JobState if s.is_final]
         query = (select(p, j.c.state.label("job_state")).join(j, j.c.id == p.c.job_id)
-                 .where(p.c.state == "waiting", p.c.next_at <= now, j.c.state.in_(finals))
+                 .where(p.c.next_at <= now,
+                        or_(and_(p.c.state == "waiting", j.c.state.in_(finals)),
+                            and_(p.c.state == "skipped", j.c.state == JobState.DONE.value)))
                  .order_by(p.c.next_at, p.c.job_id).limit(limit))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
