@@ -27,7 +27,7 @@ from wanhe.publish.worker import marker
 from wanhe.store.rows import SCOPE_MANAGE
 from wanhe.store.store import Store
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the first run installs Zou
 
 PRODUCTION = "Lion Boy"
 SHOTS = ("SH010", "SH020", "SH030")
