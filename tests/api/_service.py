@@ -139,11 +139,12 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def make_project(db_url: str, name: str, **kwargs: Any) -> str:
+def make_project(db_url: str, name: str, *, scope: str = "submit", **kwargs: Any) -> str:
+    """A new project and a token of it (`scope` "manage" also manages the project)."""
     store = Store(db_url)
     try:
         project = store.create_project(name, **kwargs)
-        return store.create_token(project.id, name)
+        return store.create_token(project.id, name, scope=scope)
     finally:
         store.dispose()
 

@@ -63,7 +63,13 @@ def test_ray_workers_join_once_ray_is_up(store: Store, tmp_path: Path) -> None:
         dispatcher.run_jobs([first])
         assert len(dispatcher.slots) == 1 and dispatcher.slots[0].local  # Ray not up yet
         starting.ready.set()  # Ray (the session's, already running) is up now
-        second = noop_job(store, 40)  # ≈ 2 s on the local worker: time for Ray to join
+        # jobs of ≈ 2 s on the local worker until Ray's worker has joined (seconds on a quiet
+        # machine, longer on a loaded one: bounded at 90 s), then one that both take
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(
+                not s.local and not s.light for s in dispatcher.slots):
+            dispatcher.run_jobs([noop_job(store, 40)])
+        second = noop_job(store, 40)
         dispatcher.run_jobs([second])
         render_slots = [s for s in dispatcher.slots if not s.light]
         assert [s.local for s in render_slots] == [True, False]  # workers=2: one local, one Ray

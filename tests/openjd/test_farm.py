@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.api._service import (
     ServiceProc,
@@ -30,6 +31,7 @@ from tests.api._service import (
     wait_for,
 )
 from tests.openjd._util import env, step, template, write_yaml
+from wanhe.cli import app as wanhe_app
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -321,3 +323,48 @@ def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
     assert "wanhe: the bpy wheel" in (bundle / "out" / "blender.txt").read_text()
     digest = hashlib.sha1(b"hash me\n").hexdigest()
     assert (bundle / "data" / "hashes.txt").read_text().split()[0] == digest
+
+
+def test_a_projects_queue_environment_is_entered_by_its_jobs_only(
+        farm: ServiceProc, tmp_path: Path) -> None:
+    """`wanhe project env add`: the project's later jobs enter the farm's queue environment,
+    then the project's, then their own (and leave in reverse); another project's jobs never
+    see it; a file that is not an environment template is one line; remove forgets it."""
+    alpha = make_project(farm.db_url, "queued-alpha", scope="manage")
+    beta = make_project(farm.db_url, "queued-beta")
+    rez = write_yaml(tmp_path / "rez.yaml", {
+        "specificationVersion": "environment-2023-09", "environment": {
+            "name": "Rez", "script": {"actions": {
+                "onEnter": {"command": "bash", "args": [
+                    "-c", 'echo "openjd_env: PROJECT_TOOL=rez-$QUEUE_TOOL"']}}}}})
+    run_cli(farm, alpha, "project", "env", "add", "queued-alpha", str(rez))
+    listed = json.loads(run_cli(farm, alpha, "project", "env", "list", "queued-alpha",
+                                "--json"))
+    assert [e["name"] for e in listed] == ["Rez"]
+    doc = template(job_envs=[env("Job", 'echo "openjd_env: SEEN=job-saw-$PROJECT_TOOL"')],
+                   steps=[step("Show", 'echo "openjd_status: $SEEN"; '
+                                       'echo "openjd_fail: tools $QUEUE_TOOL/$PROJECT_TOOL"; '
+                                       'exit 1')])
+    path = write_yaml(tmp_path / "job.yaml", doc)
+    results = {}
+    for name, token in (("alpha", alpha), ("beta", beta)):
+        sent = json.loads(run_cli(farm, token, "submit", "--template", str(path), "--json"))
+        results[name] = done(farm, token, sent["id"])["message"]
+    # the job's own environment ran after the project's: it saw PROJECT_TOOL
+    assert "tools conda/rez-conda" in results["alpha"], results["alpha"]
+    assert "tools conda/" in results["beta"] and "rez" not in results["beta"], results["beta"]
+
+    bad = tmp_path / "not-env.yaml"
+    write_yaml(bad, template(steps=[step("S", "true")]))
+    refused = CliRunner().invoke(wanhe_app, ["project", "env", "add", "queued-alpha", str(bad)],
+                                 env={"WANHE_SERVER": farm.url, "WANHE_TOKEN": alpha})
+    assert refused.exit_code == 2
+    assert "not an environment template" in refused.output
+    assert "Traceback" not in refused.output
+    run_cli(farm, alpha, "project", "env", "remove", "queued-alpha", "Rez")
+    assert json.loads(run_cli(farm, alpha, "project", "env", "list", "queued-alpha",
+                              "--json")) == []
+    # beta cannot see or change alpha's
+    denied = CliRunner().invoke(wanhe_app, ["project", "env", "list", "queued-alpha"],
+                                env={"WANHE_SERVER": farm.url, "WANHE_TOKEN": beta})
+    assert denied.exit_code != 0 and "no project named" in denied.output

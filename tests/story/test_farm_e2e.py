@@ -39,6 +39,9 @@ def _story(folder: Path) -> Path:
     shot["image"]["camera"] = {"end_zoom": 1.3}
     shot["lines"].append({"character": "Mei", "text": "Yes.", "translations": {
         "cmn": "是的，我们现在就要出发，马上就走，不要再等了。"}})  # far longer: overruns
+    # Piper (stochastic unless seeded) speaks the original: the cut must not depend on where
+    # the take was synthesized
+    board["characters"][0]["voice"] = {"engine": "piper", "model": "bundled"}
     board["scenes"][0]["shots"].append({"id": "s2", "duration": 1.0,
                                         "image": {"path": "board.png"}})
     return write(folder, board)
@@ -64,6 +67,8 @@ def test_a_story_reel_on_the_farm(service: ServiceProc, tmp_path: Path) -> None:
         assert reel.status_code == 200
         (tmp_path / "reel.mp4").write_bytes(reel.content)
         paths = {o["path"] for o in job["outputs"]}
+        report_url = next(o["url"] for o in job["outputs"] if o["path"] == "report.json")
+        farm_report = http.get(report_url).json()
         assert {"reel.mp4", "reel.otio", "report.json", "subtitles/cmn.srt",
                 "subtitles/en.vtt", "audio/cmn.m4a", "shots/s1.mp4"} <= paths
         labels = {t["label"] for t in http.get(f"/api/jobs/{sent['id']}/tasks").json()}
@@ -72,8 +77,33 @@ def test_a_story_reel_on_the_farm(service: ServiceProc, tmp_path: Path) -> None:
 
     with av.open(str(tmp_path / "reel.mp4")) as mp4:
         assert [s.type for s in mp4.streams] == ["video", "audio", "audio"]
+    _same_cut_locally(story, tmp_path, farm_report)
     if CHROMIUM.exists():
         _dashboard(service, token, sent["id"])
+
+
+def _same_cut_locally(story: Path, tmp_path: Path, farm_report: dict[str, Any]) -> None:
+    """`wanhe story render` of the same storyboard on this machine, with a cache of its own
+    (cold, like the farm's was): the same cut, frame for frame — shot starts and lengths and
+    every line's place in every language."""
+    pytest.importorskip("piper")
+    from wanhe.config import Settings
+    from wanhe.runs.story import render_story
+
+    local = render_story(story, tmp_path / "local", settings=Settings(home=tmp_path / "home"),
+                         workers=2)
+    assert local.job.state.value == "done", local.job.message
+    mine = json.loads((tmp_path / "local" / "report.json").read_text())
+    fps = mine["fps"]
+
+    def cut(report: dict[str, Any]) -> Any:
+        return ([(s["id"], round(s["start_s"] * fps), round(s["duration_s"] * fps))
+                 for s in report["shots"]],
+                {lang: [(p["line"], round(p["start"] * fps), round(p["end"] * fps))
+                        for p in lines] for lang, lines in report["lines"].items()})
+
+    assert cut(mine) == cut(farm_report)
+    assert mine["duration_s"] == pytest.approx(farm_report["duration_s"], abs=1e-6)
 
 
 def _dashboard(service: ServiceProc, token: str, job_id: int) -> None:

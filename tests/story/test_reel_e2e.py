@@ -1,4 +1,4 @@
-"""The example storyboard (4 shots, two characters, English + Mandarin, a rigged talking head
+"""The example storyboard (4 shots, two characters, English + Mandarin + Spanish, a rigged talking head
 from examples/make_scenes.py) made into a reel by `wanhe story render`'s library call, at a
 tiny size: real Piper/espeak-ng voices, rubberband dubs, Blender lip sync and renders, PyAV.
 
@@ -51,15 +51,15 @@ def reel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "report": report, "out": root / "out"}
 
 
-def test_mp4_has_one_video_and_two_tagged_audio_streams(reel: dict[str, Any]) -> None:
+def test_mp4_has_one_video_and_a_tagged_audio_stream_per_language(reel: dict[str, Any]) -> None:
     import av
 
     duration = reel["report"]["duration_s"]
     with av.open(str(reel["out"] / "reel.mp4")) as mp4:
         streams = list(mp4.streams)
-        assert [s.type for s in streams] == ["video", "audio", "audio"]
+        assert [s.type for s in streams] == ["video", "audio", "audio", "audio"]
         assert streams[0].codec_context.name == "h264"
-        assert [s.metadata.get("language") for s in streams[1:]] == ["eng", "cmn"]
+        assert [s.metadata.get("language") for s in streams[1:]] == ["eng", "cmn", "spa"]
         for s in streams:
             assert float(s.duration * s.time_base) == pytest.approx(duration, abs=0.1)
         frames = sum(1 for _ in mp4.decode(video=0))
@@ -69,7 +69,7 @@ def test_mp4_has_one_video_and_two_tagged_audio_streams(reel: dict[str, Any]) ->
 def test_subtitles_match_the_synthesized_lines_within_a_frame(reel: dict[str, Any]) -> None:
     import srt
 
-    for lang in ("en", "cmn"):
+    for lang in ("en", "cmn", "es"):
         lines = sorted(reel["report"]["lines"][lang], key=lambda p: p["start"])
         cues = list(srt.parse((reel["out"] / "subtitles" / f"{lang}.srt").read_text()))
         vtt = (reel["out"] / "subtitles" / f"{lang}.vtt").read_text()
@@ -96,7 +96,7 @@ def test_otio_reads_back_and_adds_up(reel: dict[str, Any]) -> None:
     assert [c.name for c in picture.find_clips()] == ["s1", "s2", "s3", "s4"]
     assert sum(c.duration().value for c in picture) == frames
     assert picture.duration().value == frames
-    assert [t.metadata["language"] for t in dialogue] == ["en", "cmn"]
+    assert [t.metadata["language"] for t in dialogue] == ["en", "cmn", "es"]
     for track in dialogue:
         assert track.duration().value == frames
         assert len(list(track.find_clips())) == 4
@@ -172,8 +172,8 @@ def test_a_shot_lip_synced_in_the_dubbed_language(reel: dict[str, Any]) -> None:
 
     with av.open(str(reel["out"] / "reel.cmn.mp4")) as mp4:
         streams = list(mp4.streams)
-        assert [s.type for s in streams] == ["video", "audio", "audio"]
-        assert [s.metadata.get("language") for s in streams[1:]] == ["cmn", "eng"]
+        assert [s.type for s in streams] == ["video", "audio", "audio", "audio"]
+        assert [s.metadata.get("language") for s in streams[1:]] == ["cmn", "eng", "spa"]
     tasks = {t.key: t for t in reel["first"].tasks}
     report = reel["report"]
     shot = next(s for s in report["shots"] if s["id"] == "s2")
@@ -212,7 +212,7 @@ def test_rerun_with_one_line_changed_synthesizes_one_voice(reel: dict[str, Any])
     assert not again.resumed
     assert again.synthesized() == ["voice/s3.2/cmn"]
     report = json.loads((reel["root"] / "out2" / "report.json").read_text())
-    assert report["voice_tasks"] == {"total": 8, "synthesized_this_run": ["voice/s3.2/cmn"]}
+    assert report["voice_tasks"] == {"total": 12, "synthesized_this_run": ["voice/s3.2/cmn"]}
     assert set(report["core_hours_by_kind"]) >= {"voice", "dub", "clip", "reel"}
     # the Blender shot's scene, rig and dialogue did not change: its lip sync and frames
     # come from the cache (the shot with the changed line is a still)

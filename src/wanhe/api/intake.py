@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -87,7 +88,8 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
             context = replace(_context(service, who, kind.kind), inputs=staging / "input",
-                              project=who.project, project_id=who.project_id)
+                              project=who.project, project_id=who.project_id,
+                              queue_environments=_queue_environments(service, who))
             inspected = kind.inspect(context, staged_main, options)
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
@@ -148,6 +150,15 @@ def _context(service: Service, who: Principal, kind: str) -> IntakeContext:
         models=lambda name: catalog.find_model(service.store, name, who.project_id),
         capacity=lambda: detect(_farm_gpus(service)),
     )
+
+
+def _queue_environments(service: Service,
+                        who: Principal) -> Callable[[], list[dict[str, Any]]]:
+    """The submitting project's OpenJD queue environments, read when a template is planned."""
+    project_id = who.project_id
+    if project_id is None:  # an admin's job: the farm's queue environments only
+        return list
+    return lambda: [doc for _, doc in service.store.project_environments(project_id)]
 
 
 def _farm_gpus(service: Service) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -14,6 +15,8 @@ from wanhe.api.schemas import (
     ProjectCreated,
     ProjectOut,
     ProjectPatch,
+    QueueEnvironmentIn,
+    QueueEnvironmentOut,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -100,6 +103,72 @@ def patch_project(
         fresh, service.store.used_core_seconds(project.id).get(project.id, 0.0),
         service.store.used_gpu_seconds(project.id).get(project.id, 0.0),
     )
+
+
+MAX_ENVIRONMENT_BYTES = 64 * 1024  # a queue environment is a short script, not a payload
+
+
+def _project_for(name: str, who: Principal, service: Service) -> ProjectRow:
+    """The named project, if the caller may see it (404 alike for one it may not: a project's
+    existence is not told to another project)."""
+    project = service.store.project_by_name(name)
+    if project is None or not who.may_see(project.id):
+        raise HTTPException(404, f"no project named {name!r}")
+    return project
+
+
+@router.get("/api/projects/{name}/environments", response_model=list[QueueEnvironmentOut])
+def list_environments(
+    name: str, who: Principal = Depends(principal), service: Service = Depends(get_service),
+) -> list[QueueEnvironmentOut]:
+    """The project's OpenJD queue environments, in the order its jobs enter them."""
+    project = _project_for(name, who, service)
+    return [QueueEnvironmentOut(name=env, template=doc)
+            for env, doc in service.store.project_environments(project.id)]
+
+
+@router.post("/api/projects/{name}/environments", response_model=QueueEnvironmentOut,
+             status_code=201)
+def add_environment(
+    name: str, body: QueueEnvironmentIn, who: Principal = Depends(manager),
+    service: Service = Depends(get_service),
+) -> QueueEnvironmentOut:
+    """Add a queue environment every later OpenJD job of the project enters (after the
+    farm's, before the job's own); jobs already submitted keep the ones they had."""
+    from wanhe.openjd.template import TemplateError, decode_environment
+
+    project = _project_for(name, who, service)
+    if len(json.dumps(body.template)) > MAX_ENVIRONMENT_BYTES:
+        raise HTTPException(422, [{"loc": ["body", "template"], "type": "value_error",
+                                   "msg": "the environment template is over 64 KiB — keep "
+                                          "the scripts it runs in files the job carries"}])
+    try:
+        decoded = decode_environment(body.template, "the queue environment")
+    except TemplateError as exc:
+        raise HTTPException(422, [{"loc": ["body", "template"], "msg": exc.message,
+                                   "type": "value_error"}]) from None
+    env_name = str(decoded.environment.name)
+    try:
+        service.store.add_project_environment(project.id, env_name, body.template,
+                                              replace=body.replace)
+    except StoreError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return QueueEnvironmentOut(name=env_name, template=body.template)
+
+
+@router.delete("/api/projects/{name}/environments/{env_name}",
+               response_model=list[QueueEnvironmentOut])
+def remove_environment(
+    name: str, env_name: str, who: Principal = Depends(manager),
+    service: Service = Depends(get_service),
+) -> list[QueueEnvironmentOut]:
+    """Remove one; the answer is the project's queue environments left."""
+    project = _project_for(name, who, service)
+    if not service.store.remove_project_environment(project.id, env_name):
+        raise HTTPException(404, f"project {project.name} has no queue environment named "
+                                 f"{env_name!r} (wanhe project env list {project.name})")
+    return [QueueEnvironmentOut(name=env, template=doc)
+            for env, doc in service.store.project_environments(project.id)]
 
 
 @router.get("/api/tokens", response_model=list[TokenOut])

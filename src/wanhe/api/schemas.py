@@ -59,6 +59,18 @@ class ProjectPatch(_In):
     )
 
 
+class QueueEnvironmentIn(_In):
+    template: dict[str, Any] = Field(
+        description="an OpenJD environment template (specificationVersion environment-2023-09)")
+    replace: bool = Field(default=False,
+                          description="take the place of the project's environment of that name")
+
+
+class QueueEnvironmentOut(BaseModel):
+    name: str
+    template: dict[str, Any]
+
+
 class ProjectOut(BaseModel):
     name: str
     weight: float

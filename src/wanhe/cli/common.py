@@ -7,6 +7,7 @@ never a traceback.
 
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
@@ -28,13 +29,18 @@ class _LazyConsole:
     def __init__(self, stderr: bool) -> None:
         self._stderr = stderr
         self._console: Console | None = None
+        self._columns: str | None = None
 
     @property
     def console(self) -> "Console":
-        if self._console is None:
+        # rich reads COLUMNS once, when a Console is made: one made again when it changes
+        # keeps a command run in-process (an embedding, the tests' CliRunner) at its width
+        columns = os.environ.get("COLUMNS")
+        if self._console is None or columns != self._columns:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr)
+            self._columns = columns
         return self._console
 
     def __getattr__(self, name: str) -> Any:

@@ -26,6 +26,7 @@ from wanhe.cli.common import (
     open_store_or_fail,
     out,
 )
+from wanhe.cli.queue_env import env_app
 from wanhe.sched.devices import DEVICE_HELP, Device
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ project_app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
     help="Projects: weights, budgets and their tokens.",
     no_args_is_help=True)
+project_app.add_typer(env_app, name="env")
 
 
 @project_app.command("create")

@@ -52,6 +52,9 @@ class IntakeContext:
     # The submitting project (on the farm): Blender reads its scene in that project's sandbox.
     project: str | None = None
     project_id: int | None = None
+    # OpenJD: the submitting project's queue environments (`wanhe project env add`), entered
+    # after the farm's and before the job's own
+    queue_environments: Callable[[], list[dict[str, Any]]] | None = None
 
 
 @dataclass(slots=True)

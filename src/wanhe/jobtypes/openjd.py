@@ -281,7 +281,9 @@ class OpenJDJob(JobType):
                                     "main file or as options.template")
             base = Path(options.template_dir or (main.parent if main else "/"))
             made = plan(template, {k: str(v) for k, v in options.parameters.items()},
-                        template_dir=base, environments=queue_environments_of_farm())
+                        template_dir=base,
+                        environments=[*queue_environments_of_farm(), *(
+                            ctx.queue_environments() if ctx.queue_environments else [])])
         except TemplateError as exc:
             field = exc.field if exc.field != "template" or options.template is not None \
                 else "main"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, insert, select, update
+from sqlalchemy import Insert, Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from wanhe.store import tables as t
@@ -133,6 +134,45 @@ class ProjectsMixin(_StoreBase):
                     update(t.projects).where(t.projects.c.id == project_id).values(**values)
                 )
                 self._touch_project(conn, project_id)
+
+    def add_project_environment(self, project_id: int, name: str,
+                                document: dict[str, Any], *, replace: bool = False) -> None:
+        """Keep an OpenJD queue environment for a project's jobs, entered after those added
+        before it (the caller checks that `document` is an environment template). A name the
+        project has already is refused, or with `replace` takes the old one's place."""
+        text = json.dumps(document, sort_keys=True)
+        envs = t.project_environments
+        with self.engine.begin() as conn:
+            mine = envs.c.project_id == project_id
+            old = conn.execute(select(envs.c.id).where(mine, envs.c.name == name)).first()
+            if old is not None and not replace:
+                raise StoreError(f"the project has a queue environment named {name!r} already "
+                                 "— remove it first, or replace it")
+            if old is not None:
+                conn.execute(update(envs).where(envs.c.id == old[0]).values(
+                    document=text, created_at=_now()))
+                return
+            last = conn.execute(select(func.max(envs.c.position)).where(mine)).scalar()
+            conn.execute(insert(envs).values(
+                project_id=project_id, name=name, position=(last or 0) + 1, document=text,
+                created_at=_now()))
+
+    def project_environments(self, project_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """A project's queue environments as (name, template), in the order they are entered."""
+        envs = t.project_environments
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(envs.c.name, envs.c.document)
+                                .where(envs.c.project_id == project_id)
+                                .order_by(envs.c.position)).all()
+        return [(str(r.name), json.loads(r.document)) for r in rows]
+
+    def remove_project_environment(self, project_id: int, name: str) -> bool:
+        """Forget one of a project's queue environments (jobs already submitted keep theirs)."""
+        envs = t.project_environments
+        with self.engine.begin() as conn:
+            done = conn.execute(delete(envs).where(envs.c.project_id == project_id,
+                                                   envs.c.name == name))
+        return bool(done.rowcount)
 
     def create_token(
         self, project_id: int | None, name: str = "", *, scope: str = SCOPE_SUBMIT,

@@ -178,6 +178,20 @@ project_blobs = Table(
 # AI generation (wanhe.ai): models a studio registered (a diffusers folder or a single
 # checkpoint), farm-wide (project_id NULL) or for one project; and people's picks among a
 # generation job's candidates.
+# OpenJD queue environments of one project (`wanhe project env add`): environment templates
+# entered after the farm's (`wanhe serve --queue-env`) and before a job's own, in `position` order
+project_environments = Table(
+    "project_environments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("document", Text, nullable=False),  # the environment template, as JSON
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_project_environments_name"),
+)
+
 models = Table(
     "models",
     metadata,
