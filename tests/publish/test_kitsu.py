@@ -97,7 +97,7 @@ def test_link_keeps_the_credentials_on_the_farm_encrypted(
         farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any]) -> None:
     result = _link(farm, token, zou, ADMIN_PASSWORD)
     assert result.exit_code == 0, result.output
-    status = _wanhe(farm, token, "kitsu", "status", "lionboy", "--json")
+    status = _wanhe(farm, token, "kitsu", "status", "--json")  # the token's project
     assert status.exit_code == 0, status.output
     data = json.loads(status.stdout)
     assert data["production"] == PRODUCTION and data["login"] == ADMIN_EMAIL

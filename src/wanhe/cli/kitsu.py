@@ -77,12 +77,16 @@ def link(
 
 @kitsu_app.command("status")
 def status(
-    project: Annotated[str, typer.Argument(help="the wanhe project")],
+    project: Annotated[str | None, typer.Argument(
+        help="the wanhe project; default the token's")] = None,
     server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """PROJECT's Kitsu link (never its credentials) and its publications by state."""
     with client(server, token) as c:
-        data = c.json("GET", f"/api/projects/{project}/kitsu")
+        name = project or c.json("GET", "/api/me").get("project")
+        if not name:
+            fail("an admin token belongs to no project: name the project")
+        data = c.json("GET", f"/api/projects/{name}/kitsu")
     emit(data, as_json, _link_table)
 
 

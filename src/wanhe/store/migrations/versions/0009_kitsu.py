@@ -1,7 +1,7 @@
 """Publishing to Kitsu
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 
 `kitsu_links` holds a project's link to its Kitsu production (the URL, the production, and
 the credentials encrypted with the service's key); `kitsu_publications` the shot and task a
@@ -11,8 +11,8 @@ job publishes to when it finishes, and where that stands (docs/kitsu.md).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
