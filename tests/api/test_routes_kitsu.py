@@ -57,4 +57,10 @@ def test_a_shot_on_an_unlinked_project_is_refused_at_submit(farm: Farm) -> None:
     body["kitsu"] = {"shot": "SH010", "task": "Lighting"}
     r = farm.client.post("/api/jobs", json=body, headers=farm.auth(token))
     assert r.status_code == 422 and "shot" in r.text
+    body["kitsu"] = {"sequence": "SQ01", "task": "Lighting"}  # a render goes to a shot
+    r = farm.client.post("/api/jobs", json=body, headers=farm.auth(token))
+    assert r.status_code == 422 and "a story reel publishes to a sequence" in r.text
+    body["kitsu"] = {"shot": "SQ01/SH010", "sequence": "SQ01", "task": "Lighting"}
+    r = farm.client.post("/api/jobs", json=body, headers=farm.auth(token))
+    assert r.status_code == 422 and "one of them" in r.text
     assert farm.client.get("/api/jobs", headers=farm.auth(token)).json() == []

@@ -241,3 +241,41 @@ def test_story_from_kitsu_writes_a_storyboard_of_the_sequence(
                      str(tmp_path / "y.yaml"))
     assert missing.exit_code == 2 and "no sequence 'SQ99'" in missing.output
     assert not (tmp_path / "x.yaml").exists() and not (tmp_path / "y.yaml").exists()
+
+
+def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_sequence(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tmp_path: Path) -> None:
+    import copy
+
+    from tests.story.conftest import BASE, write
+
+    board = copy.deepcopy(BASE)  # espeak voices, image shots: a reel in seconds
+    board["scenes"][0]["shots"].append({"id": "s2", "duration": 1.0,
+                                        "image": {"path": "board.png"}})
+    board["scenes"][0]["shots"].append({"id": "s3", "duration": 1.0,
+                                        "image": {"path": "board.png"}})
+    story = write(tmp_path / "film", board)
+    project = production["project"]
+    animatic = gazu.task.new_task_type("Animatic", for_entity="Shot", client=admin)
+    gazu.project.add_task_type(project, animatic, 2, client=admin)
+    reel_type = gazu.task.new_task_type("Reel", for_entity="Sequence", client=admin)
+    gazu.project.add_task_type(project, reel_type, 3, client=admin)
+    sequence = gazu.shot.new_sequence(project, "SQ02", client=admin)
+    tasks = {"SQ02": gazu.task.new_task(sequence, reel_type, client=admin)}
+    for name in ("s1", "s2"):  # s3 is not in Kitsu: left out, and said so
+        shot = gazu.shot.new_shot(project, sequence, name, nb_frames=12, client=admin)
+        tasks[name] = gazu.task.new_task(shot, animatic, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "submit", str(story), "--sequence", "SQ02", "--task",
+                    "Animatic", "--reel-task", "Reel", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    pub = _wait_published(farm, token, job_id)
+    assert pub["file"] == "reel.mp4"
+    assert "2 clip(s) to their shots; not in Kitsu: s3" in pub["message"]
+    for name, task in tasks.items():
+        previews = gazu.task.all_previews_for_task(task, client=admin)
+        assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
+        assert len(_ours(admin, task, job_id)) == 1

@@ -139,10 +139,32 @@ class BlobStored(BaseModel):
 
 
 class KitsuTarget(_In):
-    shot: str = Field(min_length=3, max_length=201, pattern=r"^[^/\s][^/]*/[^/\s][^/]*$",
-                      description="SEQUENCE/SHOT in the linked production, e.g. SQ01/SH010")
+    shot: str | None = Field(
+        default=None, min_length=3, max_length=201, pattern=r"^[^/\s][^/]*/[^/\s][^/]*$",
+        description="a render: SEQUENCE/SHOT in the linked production, e.g. SQ01/SH010")
+    sequence: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[^/\s][^/]*$",
+        description="a story reel: the sequence; each shot's clip goes to SEQUENCE/<shot id>, "
+                    "the reel to the sequence's own task")
     task: str = Field(min_length=1, max_length=200,
-                      description="the shot's task type, e.g. Lighting")
+                      description="the shots' task type, e.g. Lighting (a reel: Animatic)")
+    reel_task: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="a story reel: the sequence's task type the reel goes to (Kitsu names "
+                    "shot and sequence task types apart, e.g. Reel); default: task")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> KitsuTarget:
+        if (self.shot is None) == (self.sequence is None):
+            raise ValueError("give shot (a render) or sequence (a story reel), one of them")
+        if self.reel_task is not None and self.sequence is None:
+            raise ValueError("reel_task goes with sequence (a story reel)")
+        return self
+
+    @property
+    def target(self) -> str:
+        """What the publication row keeps: SEQUENCE/SHOT, or SEQUENCE alone for a reel."""
+        return (self.shot or self.sequence or "").strip()
 
 
 class JobCreate(_In):

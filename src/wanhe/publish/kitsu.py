@@ -146,13 +146,38 @@ def shot_task(client: KitsuClient, production_id: str, shot: str,
     if not found:
         raise KitsuError(f"sequence {sequence_name!r} has no shot {shot_name!r} — create it in "
                          "Kitsu or fix --shot", retry=False)
-    kind = _call(url, lambda: gazu.task.get_task_type_by_name(task_type, client=client))
-    if not kind:
-        raise KitsuError(f"Kitsu has no task type {task_type!r} — fix --task", retry=False)
+    kind = _task_type(client, task_type, "Shot")
     task = _call(url, lambda: gazu.task.get_task_by_entity(found, kind, client=client))
     if not task:
         raise KitsuError(f"shot {shot} has no {task_type!r} task — add it in Kitsu",
                          retry=False)
+    return dict(task)
+
+
+def _task_type(client: KitsuClient, name: str, for_entity: str) -> dict[str, Any]:
+    """The task type `name` for shots or sequences (Kitsu keeps one of each per name)."""
+    kind = _call(client.host, lambda: gazu.task.get_task_type_by_name(
+        name, for_entity=for_entity, client=client))
+    if not kind:
+        raise KitsuError(f"Kitsu has no {for_entity.lower()} task type {name!r} — fix --task",
+                         retry=False)
+    return dict(kind)
+
+
+def sequence_task(client: KitsuClient, production_id: str, sequence_name: str,
+                  task_type: str) -> dict[str, Any]:
+    """The `task_type` task of the sequence itself (where a story reel goes)."""
+    url = client.host
+    sequence = _call(url, lambda: gazu.shot.get_sequence_by_name(
+        production_id, sequence_name, client=client))
+    if not sequence:
+        raise KitsuError(f"the production has no sequence {sequence_name!r} — create it in "
+                         "Kitsu or fix --sequence", retry=False)
+    kind = _task_type(client, task_type, "Sequence")
+    task = _call(url, lambda: gazu.task.get_task_by_entity(sequence, kind, client=client))
+    if not task:
+        raise KitsuError(f"sequence {sequence_name} has no {task_type!r} task — add it in "
+                         "Kitsu", retry=False)
     return dict(task)
 
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gazu.client import KitsuClient
+
 from wanhe.model import JobState
 from wanhe.publish import kitsu
 from wanhe.publish.secrets import SecretUnreadable, unseal
@@ -135,7 +137,7 @@ class KitsuPublisher:
             return
         tries = pub.tries + 1
         try:
-            published, media = self._publish(pub)
+            published, media, note = self._publish(pub)
         except kitsu.KitsuError as exc:
             if exc.retry and tries <= len(RETRY_DELAYS_S):
                 delay = RETRY_DELAYS_S[tries - 1]
@@ -154,30 +156,74 @@ class KitsuPublisher:
                                           message=str(exc))
             return
         self.store.update_publication(
-            pub.job_id, state="published", tries=tries, message=f"published {media}",
+            pub.job_id, state="published", tries=tries, message=f"published {media}{note}",
             comment_id=published.comment_id, preview_id=published.preview_id,
             revision=published.revision, file=media, published_at=time.time())
         log.info("job %d published to Kitsu: %s %s revision %d", pub.job_id, pub.shot,
                  pub.task, published.revision)
 
-    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str]:
+    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str]:
+        """(the revision, the output it shows, a note on what else went)."""
         link = self.store.kitsu_link(pub.project_id)
         if link is None:
             raise ValueError("the project is no longer linked to Kitsu — wanhe kitsu link")
+        job = self.store.job(pub.job_id)
+        assert job is not None
         self.settle(pub.job_id)
-        media = pick_media(self.storage.outputs(pub.job_id))
+        outputs = self.storage.outputs(pub.job_id)
+        client = kitsu.connect(link.url, unseal(self.home, link.secret))
+        text = comment_text(self.store, pub.job_id, f"{self.public_url}/#/jobs/{pub.job_id}")
+        if job.kind == "story":
+            return self._publish_reel(client, link.production_id, pub, job.spec, outputs, text)
+        media = pick_media(outputs)
         if media is None:
             raise FileNotFoundError("the job has no movie or image output to publish")
-        client = kitsu.connect(link.url, unseal(self.home, link.secret))
         task = kitsu.shot_task(client, link.production_id, pub.shot, pub.task)
-        text = comment_text(self.store, pub.job_id, f"{self.public_url}/#/jobs/{pub.job_id}")
+        return self._send(client, task, pub.job_id, media.path, text), media.path, ""
+
+    def _send(self, client: KitsuClient, task: dict[str, Any], job_id: int,
+              relative: str, text: str) -> kitsu.Published:
+        """One output of the job as a revision of `task` (a local copy for a URL storage)."""
         scratch = Path(tempfile.mkdtemp(prefix="wanhe-kitsu-"))
         try:
-            local = self.storage.local_output(pub.job_id, media.path)
+            local = self.storage.local_output(job_id, relative)
             if local is None:
-                local = self.storage.fetch_output(pub.job_id, media.path, scratch)
-            published = kitsu.publish_preview(client, task, marker=marker(pub.job_id),
-                                              text=text, media=local)
+                local = self.storage.fetch_output(job_id, relative, scratch)
+            return kitsu.publish_preview(client, task, marker=marker(job_id), text=text,
+                                         media=local)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return published, media.path
+
+    def _publish_reel(self, client: KitsuClient, production_id: str,
+                      pub: PublicationRow, spec: dict[str, Any], outputs: list[StoredFile],
+                      text: str) -> tuple[kitsu.Published, str, str]:
+        """A story reel: each shot's clip to SEQUENCE/<shot id> (a shot Kitsu does not have is
+        left out and named), then the reel to the sequence's own task. Every part carries the
+        job's marker on its own task, so a retry sends only what did not land."""
+        have = {f.path for f in outputs}
+        if "reel.mp4" not in have:
+            raise FileNotFoundError("the story job has no reel.mp4 to publish")
+        board = spec.get("board") or {}
+        shot_ids = [str(shot["id"]) for scene in board.get("scenes") or []
+                    for shot in scene.get("shots") or []]
+        sent, missing = 0, []
+        for sid in shot_ids:
+            clip = f"shots/{sid}.mp4"
+            if clip not in have:
+                missing.append(sid)
+                continue
+            try:
+                task = kitsu.shot_task(client, production_id, f"{pub.shot}/{sid}", pub.task)
+            except kitsu.KitsuError as exc:
+                if exc.retry:
+                    raise
+                missing.append(sid)
+                continue
+            self._send(client, task, pub.job_id, clip, f"Shot {sid} of the reel\n{text}")
+            sent += 1
+        reel_task = kitsu.sequence_task(client, production_id, pub.shot,
+                                        pub.reel_task or pub.task)
+        published = self._send(client, reel_task, pub.job_id, "reel.mp4", text)
+        note = (f" to {pub.shot}, {sent} clip(s) to their shots"
+                + (f"; not in Kitsu: {', '.join(missing)}" if missing else ""))
+        return published, "reel.mp4", note

@@ -41,6 +41,7 @@ class PublicationRow:
     project_id: int
     shot: str
     task: str
+    reel_task: str | None
     state: str
     tries: int
     next_at: float
@@ -85,11 +86,14 @@ class KitsuMixin(_StoreBase):
                 t.kitsu_links.c.project_id == project_id)).first()
         return _link(row) if row else None
 
-    def add_publication(self, job_id: int, project_id: int, shot: str, task: str) -> None:
-        """The job publishes to `shot`'s `task` once it ends."""
+    def add_publication(self, job_id: int, project_id: int, shot: str, task: str,
+                        reel_task: str | None = None) -> None:
+        """The job publishes to `shot`'s `task` once it ends (a story reel: its clips to the
+        sequence `shot`'s shots' `task`, itself to the sequence's `reel_task`)."""
         with self.engine.begin() as conn:
             conn.execute(t.kitsu_publications.insert().values(
-                job_id=job_id, project_id=project_id, shot=shot, task=task, state="waiting",
+                job_id=job_id, project_id=project_id, shot=shot, task=task,
+                reel_task=reel_task, state="waiting",
                 tries=0, next_at=0.0, message="waits for the job to finish",
                 created_at=time.time()))
 

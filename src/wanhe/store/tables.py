@@ -244,6 +244,7 @@ kitsu_publications = Table(
     Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
     Column("shot", String(300), nullable=False),  # SEQUENCE/SHOT
     Column("task", String(200), nullable=False),  # the task type's name
+    Column("reel_task", String(200), nullable=True),  # a story reel: the sequence's task type
     # waiting (for the job to end, or for the next try) / published / failed / skipped
     Column("state", String(20), nullable=False),
     Column("tries", Integer, nullable=False, default=0),

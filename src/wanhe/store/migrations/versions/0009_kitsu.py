@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("shot", sa.String(length=300), nullable=False),
         sa.Column("task", sa.String(length=200), nullable=False),
+        sa.Column("reel_task", sa.String(length=200), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("tries", sa.Integer(), nullable=False),
         sa.Column("next_at", sa.Float(), nullable=False),
