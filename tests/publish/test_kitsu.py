@@ -279,3 +279,5 @@ def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_seque
         previews = gazu.task.all_previews_for_task(task, client=admin)
         assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
         assert len(_ours(admin, task, job_id)) == 1
+    shown = " ".join(_wanhe(farm, token, "job", str(job_id)).output.split())
+    assert "published reel.mp4 to SQ02, 2 clip(s) to their shots" in shown
