@@ -139,21 +139,16 @@ class KitsuPublisher:
         try:
             published, media, note = self._publish(pub)
         except kitsu.KitsuError as exc:
-            if exc.retry and tries <= len(RETRY_DELAYS_S):
-                delay = RETRY_DELAYS_S[tries - 1]
-                log.warning("job %d: Kitsu publish try %d failed, next in %.0f s: %s",
-                            pub.job_id, tries, delay, exc)
-                self.store.update_publication(
-                    pub.job_id, tries=tries, next_at=time.time() + delay,
-                    message=f"try {tries} failed, retrying in {delay:.0f} s: {exc}")
-            else:
-                log.warning("job %d: Kitsu publish failed: %s", pub.job_id, exc)
-                self.store.update_publication(pub.job_id, state="failed", tries=tries,
-                                              message=str(exc))
+            self._retry_later(pub.job_id, tries, exc)
             return
         except (SecretUnreadable, ValueError, FileNotFoundError) as exc:
             self.store.update_publication(pub.job_id, state="failed", tries=tries,
                                           message=str(exc))
+            return
+        except Exception as exc:  # storage away a moment, say: retried like an outage
+            log.exception("job %d: Kitsu publish try %d failed", pub.job_id, tries)
+            self._retry_later(pub.job_id, tries, kitsu.KitsuError(
+                f"{type(exc).__name__}: {exc}", retry=True))
             return
         self.store.update_publication(
             pub.job_id, state="published", tries=tries, message=f"published {media}{note}",
@@ -161,6 +156,20 @@ class KitsuPublisher:
             revision=published.revision, file=media, published_at=time.time())
         log.info("job %d published to Kitsu: %s %s revision %d", pub.job_id, pub.shot,
                  pub.task, published.revision)
+
+    def _retry_later(self, job_id: int, tries: int, exc: kitsu.KitsuError) -> None:
+        """Try again after the next backoff delay, or give up (failed) with the reason."""
+        if exc.retry and tries <= len(RETRY_DELAYS_S):
+            delay = RETRY_DELAYS_S[tries - 1]
+            log.warning("job %d: Kitsu publish try %d failed, next in %.0f s: %s",
+                        job_id, tries, delay, exc)
+            self.store.update_publication(
+                job_id, tries=tries, next_at=time.time() + delay,
+                message=f"try {tries} failed, retrying in {delay:.0f} s: {exc}")
+        else:
+            log.warning("job %d: Kitsu publish failed: %s", job_id, exc)
+            self.store.update_publication(job_id, state="failed", tries=tries,
+                                          message=str(exc))
 
     def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str]:
         """(the revision, the output it shows, a note on what else went)."""
