@@ -30,7 +30,7 @@ setup: $(VENV)/.installed
 
 setup-test: $(VENV)/.installed-test
 
-# espeak-ng, rubberband-cli, ffmpeg, chromium, PostgreSQL, bubblewrap: installed when missing
+# espeak-ng, rubberband-cli, ffmpeg, chromium, PostgreSQL, bubblewrap, redis-server: installed when missing
 # (as root or with sudo -n), else one line naming the apt-get command; instant when present
 system-packages:
 	scripts/system-packages.sh

@@ -18,6 +18,7 @@ PACKAGES=(
   "chromium        /usr/bin/chromium                  dashboard tests (Playwright)"
   "postgresql      /usr/lib/postgresql/*/bin/initdb   the tests' throwaway PostgreSQL"
   "bubblewrap      bwrap                              the task sandbox (mount namespace)"
+  "redis-server    redis-server                       the Kitsu (Zou) server the publish tests run"
 )
 
 present() {  # present PROBE: the command is on PATH, or the path (glob) exists

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "store": DATA, "storage": DATA,
     "blender": DOMAIN, "imaging": DOMAIN, "plan": DOMAIN, "ai": DOMAIN, "voice": DOMAIN,
     "story": DOMAIN, "openjd": DOMAIN, "sim": DOMAIN, "samplecount": DOMAIN, "sandbox": DOMAIN,
-    "estimate": DOMAIN, "render": DOMAIN,
+    "estimate": DOMAIN, "render": DOMAIN, "publish": DOMAIN,
     "jobtypes": JOBTYPES,
     "engine": ENGINE,
     "runs": APPLICATION, "localrender": APPLICATION, "openjd_export": APPLICATION,

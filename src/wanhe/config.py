@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8640
     server: str = "http://127.0.0.1:8640"
+    # the farm's address as people reach it (job links in what it publishes to Kitsu);
+    # default http://HOST:PORT
+    public_url: str | None = None
     token: str | None = None
     blender: str | None = None  # a user's own `blender` binary; default: the bpy wheel
     # Workers' named tools, e.g. WANHE_TOOLS='{"ffmpeg": "/opt/ffmpeg/bin/ffmpeg"}'; a tool

@@ -18,6 +18,7 @@ from wanhe.api import (
     routes_blobs,
     routes_farm,
     routes_jobs,
+    routes_kitsu,
     routes_outputs,
     routes_projects,
     views,
@@ -83,7 +84,8 @@ def create_app(
     def health() -> Health:
         return Health(ok=True)
 
-    for module in (routes_projects, routes_blobs, routes_jobs, routes_farm, events, metrics):
+    for module in (routes_projects, routes_blobs, routes_jobs, routes_farm, events, metrics,
+                   routes_kitsu):
         app.include_router(module.router)
     app.include_router(routes_outputs.router)  # output checksums (the Blender add-on's downloads)
     from wanhe.api import routes_gen  # AI generation: models, results, picks

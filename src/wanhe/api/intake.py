@@ -61,6 +61,14 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         raise _unprocessable(exc.field, exc.message) from None
     if body.main is not None and body.main not in body.files:
         raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
+    if body.kitsu is not None and (body.kitsu.sequence is not None) != (kind.kind == "story"):
+        raise _unprocessable("kitsu", "a story reel publishes to a sequence (kitsu.sequence, "
+                                      "--sequence SQ01), any other job to a shot (kitsu.shot, "
+                                      "--shot SQ01/SH010)")
+    if body.kitsu is not None and service.store.kitsu_link(who.project_id) is None:
+        raise _unprocessable("kitsu", f"project {who.project!r} is not linked to Kitsu — link "
+                                      "it first: wanhe kitsu link PROJECT --url URL "
+                                      "--production NAME")
     for dep in body.depends_on:
         if service.job_project(dep) != who.project_id:
             raise _unprocessable("depends_on", f"no job {dep} in this project to wait for")
@@ -127,6 +135,10 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             service.work.discard(adopted)
         service.work.discard(staging)
         raise
+    if body.kitsu is not None:  # published by the service's Kitsu publisher when it ends
+        service.store.add_publication(
+            job_id, who.project_id, body.kitsu.target, body.kitsu.task.strip(),
+            reel_task=body.kitsu.reel_task.strip() if body.kitsu.reel_task else None)
     warnings = [_strip(w, service) for w in inspected.warnings]
     service.poke(job_id)
     return job_id, warnings

@@ -194,6 +194,35 @@ class EstimateRequest(_In):
         return _safe_files(value)
 
 
+class KitsuTarget(_In):
+    shot: str | None = Field(
+        default=None, min_length=3, max_length=201, pattern=r"^[^/\s][^/]*/[^/\s][^/]*$",
+        description="a render: SEQUENCE/SHOT in the linked production, e.g. SQ01/SH010")
+    sequence: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[^/\s][^/]*$",
+        description="a story reel: the sequence; each shot's clip goes to SEQUENCE/<shot id>, "
+                    "the reel to the sequence's own task")
+    task: str = Field(min_length=1, max_length=200,
+                      description="the shots' task type, e.g. Lighting (a reel: Animatic)")
+    reel_task: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="a story reel: the sequence's task type the reel goes to (Kitsu names "
+                    "shot and sequence task types apart, e.g. Reel); default: task")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> KitsuTarget:
+        if (self.shot is None) == (self.sequence is None):
+            raise ValueError("give shot (a render) or sequence (a story reel), one of them")
+        if self.reel_task is not None and self.sequence is None:
+            raise ValueError("reel_task goes with sequence (a story reel)")
+        return self
+
+    @property
+    def target(self) -> str:
+        """What the publication row keeps: SEQUENCE/SHOT, or SEQUENCE alone for a reel."""
+        return (self.shot or self.sequence or "").strip()
+
+
 class JobCreate(_In):
     kind: str = Field(
         default="blender_render", min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$",
@@ -224,6 +253,9 @@ class JobCreate(_In):
     estimate_on_farm: bool = Field(
         default=False, description="estimate the render at submit on the farm (as POST "
         "/api/estimate) and keep it with the job")
+    kitsu: KitsuTarget | None = Field(
+        default=None, description="publish to this shot's task in the project's linked Kitsu "
+                                  "production when the job finishes (docs/kitsu.md)")
 
     @field_validator("main")
     @classmethod
@@ -248,6 +280,32 @@ class JobCreate(_In):
                 raise ValueError(f"path {name!r} is sent twice with different contents")
             clean[name] = sha
         return clean
+
+
+class KitsuLinkIn(_In):
+    url: str = Field(min_length=8, max_length=1000, pattern=r"^https?://\S+$",
+                     description="Kitsu's API address, e.g. https://kitsu.studio/api")
+    production: str = Field(min_length=1, max_length=300)
+    email: str | None = Field(default=None, max_length=300)
+    password: str | None = Field(default=None, max_length=1000)
+    token: str | None = Field(default=None, max_length=5000,
+                              description="an API token instead of email and password")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> KitsuLinkIn:
+        if not self.token and not (self.email and self.password):
+            raise ValueError("give an email and password, or a token")
+        return self
+
+
+class KitsuLinkOut(BaseModel):
+    project: str
+    url: str
+    production: str
+    login: str
+    linked_by: str
+    linked_at: float
+    publications: dict[str, int] = Field(default_factory=dict)
 
 
 class PriorityPatch(_In):
@@ -328,6 +386,8 @@ class JobDetail(JobSummary):
     estimate: dict[str, Any] | None = Field(
         default=None, description="the estimate the job keeps against its actual cost so far "
         "(wanhe.api.estimate_view), with the ETA from that cost; null: none kept")
+    kitsu: dict[str, Any] | None = Field(
+        default=None, description="where the job publishes in Kitsu, and how that stands")
 
 
 class TaskOut(BaseModel):

@@ -28,6 +28,7 @@ from wanhe.config import Settings
 from wanhe.jobtypes.base import IntakeContext
 from wanhe.jobtypes.registry import retry_rules
 from wanhe.plugins import load_plugins
+from wanhe.publish.worker import KitsuPublisher
 from wanhe.storage import Storage, WorkArea, is_url
 from wanhe.store.store import Store
 
@@ -65,6 +66,11 @@ class Service:
             else OutputPublisher(self.storage, self.work)
         )
         self.store = Store(settings.db_url)
+        # jobs with a shot and task publish to Kitsu when they end (docs/kitsu.md)
+        self.kitsu = KitsuPublisher(
+            self.store, self.storage, home=settings.home,
+            public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            settle=self.settle_outputs)
         self.events = EventHub()
         self.intake = IntakeContext(blender=settings.blender, inspectors=dict(inspectors or {}),
                                     cache_dir=settings.home / "probes")
@@ -99,6 +105,7 @@ class Service:
         if self.publisher is not None:
             self.publisher.start()
             self.publisher.sweep()
+        self.kitsu.start()
         if not self.start_dispatcher:
             return
         from wanhe.engine import cluster
@@ -157,6 +164,7 @@ class Service:
             self.dispatcher.close()
         if self.publisher is not None:
             self.publisher.close()
+        self.kitsu.close()
         self.store.dispose()
 
     def poke(self, job_id: int | None = None) -> None:

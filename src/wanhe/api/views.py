@@ -179,7 +179,14 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
         outputs_listed=not warnings, warnings=warnings, story=story, panels=panels,
         summary=jt.summary(job.spec) if jt is not None else "", deliverables=deliverables,
         estimate=estimate_vs_actual(job, frames),
+        kitsu=_kitsu(service, job.id),
     )
+
+
+def _kitsu(service: Service, job_id: int) -> dict[str, Any] | None:
+    """Where the job publishes in Kitsu and how that stands (None: it does not)."""
+    found = service.store.publication(job_id)
+    return None if found is None else found.public()
 
 
 def task_list(service: Service, job: JobRow, *, after: int = -1,

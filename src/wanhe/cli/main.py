@@ -398,7 +398,7 @@ def _frames_text(frames: list[int]) -> str:
 
 def _mount_commands() -> None:
     """Every other command module of this package joins the root app here."""
-    from wanhe.cli import addon, estimate, gen, openjd, service, simulate, story
+    from wanhe.cli import addon, estimate, gen, kitsu, openjd, service, simulate, story
 
     app.command("simulate")(simulate.simulate_command)
     app.add_typer(story.story_app, name="story")
@@ -407,6 +407,7 @@ def _mount_commands() -> None:
     addon.register(app)
     gen.register(app)
     estimate.register(app)
+    kitsu.register(app)
 
 
 _mount_commands()

@@ -511,6 +511,18 @@ def submit(
     farm_estimate: Annotated[bool, typer.Option(
         "--farm-estimate", help="let the farm probe the scene at submit (POST /api/estimate) "
         "and keep that estimate with the job")] = False,
+    shot: Annotated[str | None, typer.Option(
+        "--shot", help="publish to this Kitsu shot when done, SEQUENCE/SHOT (docs/kitsu.md)")]
+    = None,
+    kitsu_task: Annotated[str | None, typer.Option(
+        "--task", help="with --shot (or --sequence): the Kitsu task type, e.g. Lighting")]
+    = None,
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", help="a storyboard: publish each shot's clip to SEQUENCE/<shot id> and "
+        "the reel to the sequence in Kitsu (docs/kitsu.md)")] = None,
+    reel_task: Annotated[str | None, typer.Option(
+        "--reel-task", help="with --sequence: the sequence's task type the reel goes to, "
+        "e.g. Reel; default --task")] = None,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
@@ -520,6 +532,20 @@ def submit(
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
+    story_file = scene is not None and scene.suffix.lower() in (".yaml", ".yml")
+    if shot is not None and sequence is not None:
+        fail("give --shot (a .blend render) or --sequence (a storyboard), not both")
+    if (shot is None and sequence is None) != (kitsu_task is None):
+        fail("--task goes with --shot or --sequence: --shot SQ01/SH010 --task Lighting")
+    if shot is not None and (template is not None or scene is None or scene.is_dir()
+                             or story_file):
+        fail("--shot publishes a .blend render to Kitsu; a storyboard takes --sequence SQ01, "
+             "and OpenJD jobs do not publish yet (docs/kitsu.md)")
+    if reel_task is not None and sequence is None:
+        fail("--reel-task goes with --sequence (a storyboard's reel)")
+    if sequence is not None and (template is not None or not story_file):
+        fail("--sequence publishes a storyboard's reel and clips; a .blend render takes "
+             "--shot SQ01/SH010 (docs/kitsu.md)")
     if kind is not None or options_file is not None:
         from wanhe.cli.kinds import submit_kind
 
@@ -538,7 +564,10 @@ def submit(
     if scene is None:
         fail("give the .blend to render, an OpenJD bundle folder, or --template FILE")
     if scene.suffix.lower() in (".yaml", ".yml"):
-        _submit_story(scene, name, priority, depends_on or [], server, token, as_json)
+        _submit_story(scene, name, priority, depends_on or [], server, token, as_json,
+                      kitsu={"sequence": sequence, "task": kitsu_task,
+                             **({"reel_task": reel_task} if reel_task else {})}
+                      if sequence else None)
         return
     try:
         bundle = collect(scene)
@@ -578,6 +607,7 @@ def submit(
         job = c.json("POST", "/api/jobs", json={
             "name": name, "main": bundle.main, "files": bundle.hashes, "options": options,
             "priority": priority, "depends_on": depends_on or [], **kept,
+            **({"kitsu": {"shot": shot, "task": kitsu_task}} if shot else {}),
         })
     for warning in server_warnings(job.get("warnings", [])):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -612,14 +642,15 @@ def _export_submission(scene: Path, dest: Path, options: dict[str, Any]) -> None
 
 
 def _submit_story(storyboard: Path, name: str | None, priority: int, depends_on: list[int],
-                  server: str | None, token: str | None, as_json: bool) -> None:
+                  server: str | None, token: str | None, as_json: bool,
+                  kitsu: dict[str, Any] | None = None) -> None:
     from wanhe.cli.story_submit import submit_story
     from wanhe.story.load import StoryError
 
     try:
         with client(server, token) as c:
             job, files, sent, size = submit_story(c, storyboard, name=name, priority=priority,
-                                                  depends_on=depends_on)
+                                                  depends_on=depends_on, kitsu=kitsu)
     except StoryError as exc:
         fail(str(exc))
     if as_json:
@@ -700,6 +731,8 @@ def _job_table(job: dict[str, Any]) -> "Table":
         table.add_row("deliverable", f"{f['path']} ({f['bytes']:,} bytes)")
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
+    if job.get("kitsu"):
+        table.add_row("kitsu", _kitsu_line(job["kitsu"]))
     return table
 
 
@@ -722,6 +755,16 @@ def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def _kitsu_line(pub: dict[str, Any]) -> str:
+    """Where the job publishes in Kitsu, and what came of it (or why not)."""
+    where = f"{pub['shot']} {pub['task']}"
+    if pub["state"] == "published" and "/" not in pub["shot"]:  # a reel, and its clips
+        return f"{pub['message']} (the reel as revision {pub['revision']})"
+    if pub["state"] == "published":
+        return f"published {pub['file']} to {where} as revision {pub['revision']}"
+    return f"{pub['state']} ({where}): {pub['message']}"
 
 
 def job(

@@ -52,8 +52,10 @@ def _scene_files(scene: Path, root: Path, name: str) -> dict[str, Path]:
 
 
 def submit_story(client: Any, storyboard: Path, *, name: str | None, priority: int,
-                 depends_on: list[int]) -> tuple[dict[str, Any], int, int, int]:
-    """(the job as the farm answered, files, files sent, bytes sent)."""
+                 depends_on: list[int], kitsu: dict[str, str] | None = None
+                 ) -> tuple[dict[str, Any], int, int, int]:
+    """(the job as the farm answered, files, files sent, bytes sent); `kitsu`: the sequence
+    and task type the reel publishes to (docs/kitsu.md)."""
     from wanhe.api.pack import Bundle, hash_all, upload
     from wanhe.story.checks import check_storyboard
     from wanhe.story.load import load_storyboard
@@ -69,6 +71,6 @@ def submit_story(client: Any, storyboard: Path, *, name: str | None, priority: i
     job = client.json("POST", "/api/jobs", json={
         "kind": "story", "name": name or board.film.title, "main": bundle.main,
         "files": bundle.hashes, "options": {}, "priority": priority,
-        "depends_on": depends_on,
+        "depends_on": depends_on, **({"kitsu": kitsu} if kitsu else {}),
     })
     return job, len(files), sent, size

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, Ope
 from wanhe.private import private_file, private_folder
 from wanhe.store.attempts import AttemptsMixin
 from wanhe.store.jobs import JobsMixin
+from wanhe.store.kitsu import KitsuMixin
 from wanhe.store.projects import ProjectsMixin
 from wanhe.store.rows import (
     AttemptEnd,
@@ -144,7 +145,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-class Store(ProjectsMixin, JobsMixin, SyncMixin, AttemptsMixin, UsageMixin):
+class Store(ProjectsMixin, JobsMixin, SyncMixin, AttemptsMixin, UsageMixin, KitsuMixin):
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url)

@@ -219,3 +219,42 @@ gen_picks = Table(
     Column("by", String(200), nullable=False, default=""),
     Column("at", Float, nullable=False),
 )
+
+# Publishing to a production tracker (wanhe.publish, docs/kitsu.md): a project's link to its
+# Kitsu production (the credentials encrypted with the service's key, never returned), and
+# per job the shot and task it publishes to, with where that stands (one row per job: the
+# publish lands at most once).
+kitsu_links = Table(
+    "kitsu_links",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("production", String(300), nullable=False),
+    Column("production_id", String(64), nullable=False),
+    Column("login", String(300), nullable=False, default=""),  # who publishes ("" for a token)
+    Column("secret", Text, nullable=False),  # Fernet ciphertext of the credentials
+    Column("linked_by", String(200), nullable=False, default=""),
+    Column("linked_at", Float, nullable=False),
+)
+
+kitsu_publications = Table(
+    "kitsu_publications",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id"), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("shot", String(300), nullable=False),  # SEQUENCE/SHOT
+    Column("task", String(200), nullable=False),  # the task type's name
+    Column("reel_task", String(200), nullable=True),  # a story reel: the sequence's task type
+    # waiting (for the job to end, or for the next try) / published / failed / skipped
+    Column("state", String(20), nullable=False),
+    Column("tries", Integer, nullable=False, default=0),
+    Column("next_at", Float, nullable=False, default=0.0),
+    Column("message", Text, nullable=False, default=""),
+    Column("comment_id", String(64), nullable=True),
+    Column("preview_id", String(64), nullable=True),
+    Column("revision", Integer, nullable=True),
+    Column("file", Text, nullable=True),  # the output published, relative to the job's
+    Column("created_at", Float, nullable=False),
+    Column("published_at", Float, nullable=True),
+    Index("ix_kitsu_publications_state", "state", "next_at"),
+)

@@ -1,0 +1,1 @@
+"""Publishing finished work to a studio's production tracker (Kitsu): docs/kitsu.md."""

@@ -1,0 +1,238 @@
+"""The service's Kitsu publisher: when a job with a shot and task ends, its preview lands on
+that shot's task as a new revision, off the job's critical path.
+
+One background thread reads the due publications from the database (so a restart forgets
+nothing), and for each one whose job finished done picks what to show (the preview movie,
+else the contact sheet, else the last frame), logs in with the project's sealed credentials
+and publishes it with a comment and a status change. A failed try that may work later (Kitsu
+down, erroring) is retried with backoff; a wrong mapping (no such shot or task) fails at once
+with the reason; a job that failed or was cancelled is skipped. `publish_preview` finds the
+comment an interrupted try made, so a publication lands exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gazu.client import KitsuClient
+
+from wanhe.model import JobState
+from wanhe.publish import kitsu
+from wanhe.publish.secrets import SecretUnreadable, unseal
+from wanhe.storage import Storage, StoredFile
+from wanhe.store.kitsu import PublicationRow
+from wanhe.store.store import Store, core_seconds
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (2.0, 5.0, 15.0, 60.0, 300.0, 900.0)
+MOVIE_SUFFIXES = (".mp4", ".mov", ".webm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def marker(job_id: int) -> str:
+    """The words every comment of job `job_id` carries: how a retry finds an earlier try's."""
+    return f"[wanhe job {job_id}]"
+
+
+def pick_media(files: list[StoredFile]) -> StoredFile | None:
+    """What to show for a job: its movie, else its contact sheet, else its last frame."""
+    def suffix(f: StoredFile) -> str:
+        return PurePosixPath(f.path).suffix.lower()
+
+    movies = [f for f in files if suffix(f) in MOVIE_SUFFIXES]
+    if movies:
+        return max(movies, key=lambda f: f.size)
+    images = sorted((f for f in files if suffix(f) in IMAGE_SUFFIXES), key=lambda f: f.path)
+    sheets = [f for f in images if PurePosixPath(f.path).stem.endswith("_contact")]
+    return sheets[-1] if sheets else (images[-1] if images else None)
+
+
+def comment_text(store: Store, job_id: int, job_url: str) -> str:
+    """The comment under the revision: what was rendered, what it cost, who sent it, where."""
+    job = store.job(job_id)
+    assert job is not None
+    attempts = store.attempts(job_id)
+    core_h = sum(core_seconds(a) for a in attempts) / 3600
+    gpu_h = sum(float(a["gpu_s"] or 0.0) for a in attempts) / 3600
+    frames = sorted({t.frame for t in store.tasks(job_id) if t.frame is not None})
+    lines = [f"Rendered on wanhe: {job.name} {marker(job_id)}"]
+    if frames:
+        lines.append(f"frames {frames[0]}-{frames[-1]} ({len(frames)})")
+    samples = _samples(job.spec)
+    if samples:
+        lines.append(f"samples {samples}")
+    lines += [f"core-hours {core_h:.3f}, GPU-hours {gpu_h:.3f}",
+              f"submitted by {job.submitter or 'unknown'}", job_url]
+    return "\n".join(lines)
+
+
+def _samples(spec: dict[str, Any]) -> int | None:
+    for key in ("samples", "scene_samples"):
+        value = spec.get(key) or (spec.get("options") or {}).get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class KitsuPublisher:
+    """The background publisher (`start`, `wake`, `close`)."""
+
+    def __init__(self, store: Store, storage: Storage, *, home: Path, public_url: str,
+                 settle: Callable[[int], None] = lambda _job: None,
+                 poll_s: float = 2.0) -> None:
+        self.store = store
+        self.storage = storage
+        self.home = home
+        self.public_url = public_url.rstrip("/")
+        self.settle = settle
+        self.poll_s = poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="wanhe-kitsu", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_due()
+            except Exception:  # the database away a moment: look again next round
+                log.exception("Kitsu publishing round failed")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def run_due(self, now: float | None = None) -> int:
+        """Publish (or skip) every due publication; how many were handled."""
+        due = self.store.due_publications(time.time() if now is None else now)
+        for publication, job_state in due:
+            if self._stop.is_set():
+                break
+            self._handle(publication, job_state)
+        return len(due)
+
+    def _handle(self, pub: PublicationRow, job_state: JobState) -> None:
+        if job_state is not JobState.DONE:
+            self.store.update_publication(
+                pub.job_id, state="skipped",
+                message=f"not published: the job {job_state.value}")
+            return
+        tries = pub.tries + 1
+        try:
+            published, media, note = self._publish(pub)
+        except kitsu.KitsuError as exc:
+            self._retry_later(pub.job_id, tries, exc)
+            return
+        except (SecretUnreadable, ValueError, FileNotFoundError) as exc:
+            self.store.update_publication(pub.job_id, state="failed", tries=tries,
+                                          message=str(exc))
+            return
+        except Exception as exc:  # storage away a moment, say: retried like an outage
+            log.exception("job %d: Kitsu publish try %d failed", pub.job_id, tries)
+            self._retry_later(pub.job_id, tries, kitsu.KitsuError(
+                f"{type(exc).__name__}: {exc}", retry=True))
+            return
+        self.store.update_publication(
+            pub.job_id, state="published", tries=tries, message=f"published {media}{note}",
+            comment_id=published.comment_id, preview_id=published.preview_id,
+            revision=published.revision, file=media, published_at=time.time())
+        log.info("job %d published to Kitsu: %s %s revision %d", pub.job_id, pub.shot,
+                 pub.task, published.revision)
+
+    def _retry_later(self, job_id: int, tries: int, exc: kitsu.KitsuError) -> None:
+        """Try again after the next backoff delay, or give up (failed) with the reason."""
+        if exc.retry and tries <= len(RETRY_DELAYS_S):
+            delay = RETRY_DELAYS_S[tries - 1]
+            log.warning("job %d: Kitsu publish try %d failed, next in %.0f s: %s",
+                        job_id, tries, delay, exc)
+            self.store.update_publication(
+                job_id, tries=tries, next_at=time.time() + delay,
+                message=f"try {tries} failed, retrying in {delay:.0f} s: {exc}")
+        else:
+            log.warning("job %d: Kitsu publish failed: %s", job_id, exc)
+            self.store.update_publication(job_id, state="failed", tries=tries,
+                                          message=str(exc))
+
+    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str]:
+        """(the revision, the output it shows, a note on what else went)."""
+        link = self.store.kitsu_link(pub.project_id)
+        if link is None:
+            raise ValueError("the project is no longer linked to Kitsu — wanhe kitsu link")
+        job = self.store.job(pub.job_id)
+        assert job is not None
+        self.settle(pub.job_id)
+        outputs = self.storage.outputs(pub.job_id)
+        client = kitsu.connect(link.url, unseal(self.home, link.secret))
+        text = comment_text(self.store, pub.job_id, f"{self.public_url}/#/jobs/{pub.job_id}")
+        if job.kind == "story":
+            return self._publish_reel(client, link.production_id, pub, job.spec, outputs, text)
+        media = pick_media(outputs)
+        if media is None:
+            raise FileNotFoundError("the job has no movie or image output to publish")
+        task = kitsu.shot_task(client, link.production_id, pub.shot, pub.task)
+        return self._send(client, task, pub.job_id, media.path, text), media.path, ""
+
+    def _send(self, client: KitsuClient, task: dict[str, Any], job_id: int,
+              relative: str, text: str) -> kitsu.Published:
+        """One output of the job as a revision of `task` (a local copy for a URL storage)."""
+        scratch = Path(tempfile.mkdtemp(prefix="wanhe-kitsu-"))
+        try:
+            local = self.storage.local_output(job_id, relative)
+            if local is None:
+                local = self.storage.fetch_output(job_id, relative, scratch)
+            return kitsu.publish_preview(client, task, marker=marker(job_id), text=text,
+                                         media=local)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _publish_reel(self, client: KitsuClient, production_id: str,
+                      pub: PublicationRow, spec: dict[str, Any], outputs: list[StoredFile],
+                      text: str) -> tuple[kitsu.Published, str, str]:
+        """A story reel: each shot's clip to SEQUENCE/<shot id> (a shot Kitsu does not have is
+        left out and named), then the reel to the sequence's own task. Every part carries the
+        job's marker on its own task, so a retry sends only what did not land."""
+        have = {f.path for f in outputs}
+        if "reel.mp4" not in have:
+            raise FileNotFoundError("the story job has no reel.mp4 to publish")
+        board = spec.get("board") or {}
+        shot_ids = [str(shot["id"]) for scene in board.get("scenes") or []
+                    for shot in scene.get("shots") or []]
+        sent, missing = 0, []
+        for sid in shot_ids:
+            clip = f"shots/{sid}.mp4"
+            if clip not in have:
+                missing.append(sid)
+                continue
+            try:
+                task = kitsu.shot_task(client, production_id, f"{pub.shot}/{sid}", pub.task)
+            except kitsu.KitsuError as exc:
+                if exc.retry:
+                    raise
+                missing.append(sid)
+                continue
+            self._send(client, task, pub.job_id, clip, f"Shot {sid} of the reel\n{text}")
+            sent += 1
+        reel_task = kitsu.sequence_task(client, production_id, pub.shot,
+                                        pub.reel_task or pub.task)
+        published = self._send(client, reel_task, pub.job_id, "reel.mp4", text)
+        note = (f" to {pub.shot}, {sent} clip(s) to their shots"
+                + (f"; not in Kitsu: {', '.join(missing)}" if missing else ""))
+        return published, "reel.mp4", note

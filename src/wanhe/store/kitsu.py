@@ -1,0 +1,144 @@
+"""A project's link to its Kitsu production, and each job's publication to a shot's task.
+
+The store only keeps these rows: the credentials arrive here already encrypted
+(`wanhe.publish.secrets`), and what to publish and how is `wanhe.publish`'s business. A
+publication is one row per job, so a job publishes at most once; its state moves
+waiting → published, or failed / skipped with the reason in `message`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from wanhe.model import JobState
+from wanhe.store import tables as t
+from wanhe.store.base import _StoreBase
+
+PUBLICATION_STATES = ("waiting", "published", "failed", "skipped")
+
+
+@dataclass(frozen=True, slots=True)
+class KitsuLinkRow:
+    project_id: int
+    url: str
+    production: str
+    production_id: str
+    login: str
+    secret: str  # ciphertext: never leaves the service
+    linked_by: str
+    linked_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationRow:
+    job_id: int
+    project_id: int
+    shot: str
+    task: str
+    reel_task: str | None
+    state: str
+    tries: int
+    next_at: float
+    message: str
+    comment_id: str | None
+    preview_id: str | None
+    revision: int | None
+    file: str | None
+    created_at: float
+    published_at: float | None
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows of it (everything: no secret is in a publication)."""
+        return {f: getattr(self, f) for f in self.__slots__}
+
+
+def _link(row: Any) -> KitsuLinkRow:
+    return KitsuLinkRow(**{c: row._mapping[c] for c in KitsuLinkRow.__slots__})
+
+
+def _publication(row: Any) -> PublicationRow:
+    return PublicationRow(**{c: row._mapping[c] for c in PublicationRow.__slots__})
+
+
+class KitsuMixin(_StoreBase):
+    def set_kitsu_link(self, project_id: int, *, url: str, production: str,
+                       production_id: str, login: str, secret: str, linked_by: str) -> None:
+        """Link (or re-link) a project to a production: one link per project."""
+        values = {"url": url, "production": production, "production_id": production_id,
+                  "login": login, "secret": secret, "linked_by": linked_by,
+                  "linked_at": time.time()}
+        dialect = self.engine.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(t.kitsu_links).values(project_id=project_id, **values)
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["project_id"],
+                                                         set_=values))
+
+    def kitsu_link(self, project_id: int) -> KitsuLinkRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.kitsu_links).where(
+                t.kitsu_links.c.project_id == project_id)).first()
+        return _link(row) if row else None
+
+    def add_publication(self, job_id: int, project_id: int, shot: str, task: str,
+                        reel_task: str | None = None) -> None:
+        """The job publishes to `shot`'s `task` once it ends (a story reel: its clips to the
+        sequence `shot`'s shots' `task`, itself to the sequence's `reel_task`)."""
+        with self.engine.begin() as conn:
+            conn.execute(t.kitsu_publications.insert().values(
+                job_id=job_id, project_id=project_id, shot=shot, task=task,
+                reel_task=reel_task, state="waiting",
+                tries=0, next_at=0.0, message="waits for the job to finish",
+                created_at=time.time()))
+
+    def publication(self, job_id: int) -> PublicationRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.kitsu_publications).where(
+                t.kitsu_publications.c.job_id == job_id)).first()
+        return _publication(row) if row else None
+
+    def due_publications(self, now: float, limit: int = 20
+                         ) -> list[tuple[PublicationRow, JobState]]:
+        """Waiting publications whose job has ended and whose next try is due, oldest first,
+        each with its job's final state; and skipped ones whose job, retried, is done now."""
+        p, j = t.kitsu_publications, t.jobs
+        finals = [s.value for s in JobState if s.is_final]
+        query = (select(p, j.c.state.label("job_state")).join(j, j.c.id == p.c.job_id)
+                 .where(p.c.next_at <= now,
+                        or_(and_(p.c.state == "waiting", j.c.state.in_(finals)),
+                            and_(p.c.state == "skipped", j.c.state == JobState.DONE.value)))
+                 .order_by(p.c.next_at, p.c.job_id).limit(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(_publication(r), JobState(r.job_state)) for r in rows]
+
+    def next_publication_at(self) -> float | None:
+        """When the earliest waiting publication is next due (None: none waits)."""
+        p = t.kitsu_publications
+        with self.engine.connect() as conn:
+            found = conn.execute(select(p.c.next_at).where(p.c.state == "waiting")
+                                 .order_by(p.c.next_at).limit(1)).scalar()
+        return None if found is None else float(found)
+
+    def publication_counts(self, project_id: int) -> dict[str, int]:
+        """The project's publications by state."""
+        p = t.kitsu_publications
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(p.c.state, func.count()).where(
+                p.c.project_id == project_id).group_by(p.c.state)).all()
+        return {str(state): int(n) for state, n in rows}
+
+    def update_publication(self, job_id: int, **fields: Any) -> None:
+        """Record progress: the state, a try, the Kitsu comment and preview once made."""
+        unknown = set(fields) - set(PublicationRow.__slots__)
+        assert not unknown, f"no publication field(s) {sorted(unknown)}"
+        assert fields.get("state", "waiting") in PUBLICATION_STATES
+        with self.engine.begin() as conn:
+            conn.execute(update(t.kitsu_publications)
+                         .where(t.kitsu_publications.c.job_id == job_id).values(**fields))
