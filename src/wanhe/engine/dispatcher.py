@@ -20,11 +20,12 @@ second, while its embedded Ray is still starting; the Ray workers join once Ray 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,9 @@ class Dispatcher:
         )
         self.mirror = QueueMirror(store, self.policy)
         self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
+        # run() futures as they complete (a done callback puts each here): a wait costs what
+        # answered, where waiting on every running future cost O(slots) per step
+        self._answered: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._alive: dict[int, float] = {}  # attempt id -> its worker's last answer (epoch)
         self._last_flush = 0.0
         self._last_sync = 0.0
@@ -346,11 +350,12 @@ class Dispatcher:
 
         The picks of all idle slots are started in one transaction (`Store.start_attempts`),
         then sent to their workers without waiting on any."""
+        if not self.policy.ready_count():
+            return 0  # nothing to pick (a paused job's tasks are held, not ready)
         picks: list[tuple[Slot, QueuedTask]] = []
         # Light slots first, so image work goes to them and render slots keep rendering.
-        for slot in sorted(self.pool.slots, key=lambda s: not s.light):
-            if slot.busy is not None:
-                continue
+        idle = [slot for slot in self.pool.slots if slot.busy is None]
+        for slot in sorted(idle, key=lambda s: not s.light):
             queued = None
             offer = self.pool.offer(slot)  # its node's memory less what running tasks hold
             for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
@@ -402,6 +407,7 @@ class Dispatcher:
             slot.progress = 0.0
             slot.status = ""
             self._running[future] = running
+            future.add_done_callback(self._answered.put)
             started += 1
             log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
             self._emit(TaskEvent("started", task, task.job_id, node=slot.node))
@@ -420,7 +426,7 @@ class Dispatcher:
                 # wake on a poke, but leave it set: the next step() must sync to see the change
                 self.poke_event.wait(timeout)
             return 0
-        done, _ = wait_for(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+        done = self._answers(timeout)
         succeeded: list[tuple[Running, dict[str, Any]]] = []  # recorded together, at the end
         for future in done:
             running = self._running.pop(future)
@@ -466,6 +472,23 @@ class Dispatcher:
                 self._ended(running, result)
         self._succeeded_many(succeeded)
         return len(done)
+
+    def _answers(self, timeout: float) -> list[Future[Any]]:
+        """The running attempts' futures that completed: waits up to `timeout` for the first,
+        then takes every other one already there."""
+        try:
+            first = (self._answered.get(timeout=timeout) if timeout > 0
+                     else self._answered.get_nowait())
+        except queue.Empty:
+            return []
+        done = [first]
+        while True:
+            try:
+                done.append(self._answered.get_nowait())
+            except queue.Empty:
+                break
+        # one handed back (or otherwise no longer tracked) is not answered twice
+        return [future for future in done if future in self._running]
 
     def _usage(self, running: Running, result: dict[str, Any]) -> Usage:
         wall = float(result.get("wall_s") or (time.monotonic() - running.started))

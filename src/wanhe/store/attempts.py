@@ -25,6 +25,7 @@ from wanhe.lifecycle import (
 from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
+from wanhe.store.batch import among
 from wanhe.store.rows import AttemptEnd, AttemptFinish, AttemptStart, StoreError, Usage, _now
 
 
@@ -62,11 +63,12 @@ class AttemptsMixin(_StoreBase):
         if not starts:
             return {}
         now = _now()
+        dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
             rows = {r.id: r for r in conn.execute(
                 select(t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.attempts, t.tasks.c.kind,
                        t.tasks.c.state)
-                .where(t.tasks.c.id.in_([s.task_id for s in starts])))}
+                .where(among(t.tasks.c.id, [s.task_id for s in starts], dialect)))}
             ready = [s for s in starts
                      if s.task_id in rows and rows[s.task_id].state == TaskState.READY.value]
             if not ready:
@@ -74,16 +76,18 @@ class AttemptsMixin(_StoreBase):
             check_task(TaskState.READY, TaskState.RUNNING)
             jobs = {r.id: r for r in conn.execute(
                 select(t.jobs.c.id, t.jobs.c.project_id, t.jobs.c.state)
-                .where(t.jobs.c.id.in_({rows[s.task_id].job_id for s in ready})))}
+                .where(among(t.jobs.c.id, {rows[s.task_id].job_id for s in ready}, dialect)))}
             queued = sorted(j.id for j in jobs.values() if j.state == JobState.QUEUED.value)
             for job_id in queued:
                 check_job(JobState.QUEUED, JobState.RUNNING, job_id=job_id)
+            # one statement for the batch (no per-row parameters to build): the rows read
+            # above are this transaction's, so `attempts + 1` is the number given below
             conn.execute(
-                update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
-                .values(state=TaskState.RUNNING.value, attempts=bindparam("b_number"),
-                        started_at=now, progress=0.0),
-                [{"b_task": s.task_id, "b_number": rows[s.task_id].attempts + 1}
-                 for s in ready],
+                update(t.tasks)
+                .where(among(t.tasks.c.id, [s.task_id for s in ready], dialect),
+                       t.tasks.c.state == TaskState.READY.value)
+                .values(state=TaskState.RUNNING.value, attempts=t.tasks.c.attempts + 1,
+                        started_at=now, progress=0.0)
             )
             if queued:
                 conn.execute(
@@ -91,9 +95,11 @@ class AttemptsMixin(_StoreBase):
                     .where(t.jobs.c.id.in_(queued), t.jobs.c.state == JobState.QUEUED.value)
                     .values(state=JobState.RUNNING.value, started_at=now)
                 )
+            # Matched back by task id, so the rows may come back in any order: without
+            # `sort_by_parameter_order` SQLAlchemy sends the batch as one multi-row INSERT on
+            # SQLite too (with it, one INSERT per attempt).
             made = conn.execute(
-                insert(t.attempts).returning(t.attempts.c.id, t.attempts.c.task_id,
-                                             sort_by_parameter_order=True),
+                insert(t.attempts).returning(t.attempts.c.id, t.attempts.c.task_id),
                 [{"task_id": s.task_id, "job_id": rows[s.task_id].job_id,
                   "project_id": jobs[rows[s.task_id].job_id].project_id,
                   "number": rows[s.task_id].attempts + 1, "kind": rows[s.task_id].kind,
@@ -180,6 +186,7 @@ class AttemptsMixin(_StoreBase):
             return []
         now = _now()
         task_ids = [f.task_id for f in finished]
+        dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
             conn.execute(
                 update(t.attempts)
@@ -192,22 +199,27 @@ class AttemptsMixin(_StoreBase):
             )
             states = {r.id: r for r in conn.execute(
                 select(t.tasks.c.id, t.tasks.c.state, t.tasks.c.job_id)
-                .where(t.tasks.c.id.in_(task_ids)))}
+                .where(among(t.tasks.c.id, task_ids, dialect)))}
             newest = {int(task_id): latest for task_id, latest in conn.execute(
                 select(t.attempts.c.task_id, func.max(t.attempts.c.id))
-                .where(t.attempts.c.task_id.in_(task_ids)).group_by(t.attempts.c.task_id))}
+                .where(among(t.attempts.c.task_id, task_ids, dialect))
+                .group_by(t.attempts.c.task_id))}
             done = [f for f in finished
                     if states[f.task_id].state == TaskState.RUNNING.value
                     and newest.get(f.task_id) == f.attempt_id]
             if not done:
                 return []
             check_task(TaskState.RUNNING, TaskState.DONE)
-            conn.execute(
-                update(t.tasks).where(t.tasks.c.id == bindparam("b_task"))
-                .values(state=TaskState.DONE.value, output=bindparam("b_output"), error="",
-                        progress=1.0, finished_at=now),
-                [{"b_task": f.task_id, "b_output": json.dumps(f.output)} for f in done],
-            )
+            # one UPDATE per distinct output (tasks that write nothing share one), not per task
+            by_output: dict[str, list[int]] = {}
+            for f in done:
+                by_output.setdefault(json.dumps(f.output), []).append(f.task_id)
+            for output, ids in by_output.items():
+                conn.execute(
+                    update(t.tasks).where(among(t.tasks.c.id, ids, dialect))
+                    .values(state=TaskState.DONE.value, output=output, error="",
+                            progress=1.0, finished_at=now)
+                )
             ready = self._release_dependents(conn, {f.task_id: states[f.task_id].job_id
                                                     for f in done})
             for job_id in sorted({states[f.task_id].job_id for f in done}):
@@ -219,7 +231,7 @@ class AttemptsMixin(_StoreBase):
         its job id); those with none left, of jobs not waiting on other jobs, are ready."""
         edges = conn.execute(
             select(t.task_deps.c.task_id, t.task_deps.c.dep_id)
-            .where(t.task_deps.c.dep_id.in_(list(done)))
+            .where(among(t.task_deps.c.dep_id, list(done), self.engine.dialect.name))
         ).all()
         if not edges:
             return []

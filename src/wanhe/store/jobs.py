@@ -14,6 +14,7 @@ from wanhe.lifecycle import check_job, check_task, job_sources_of, sources_of
 from wanhe.model import JobState, TaskSpec, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
+from wanhe.store.batch import among
 from wanhe.store.rows import JobRow, StoreError, TaskRow, _job, _now, _task
 
 
@@ -410,12 +411,15 @@ class JobsMixin(_StoreBase):
 
     def _settle_job(self, conn: Connection, job_id: int) -> None:
         """A job whose every task is done is done (a paused one too: nothing is left to hold)."""
+        # one task not done is enough to know: index seeks on (job_id, state), where a COUNT
+        # of every unfinished task scanned a big job's tasks on each batch of finishes
+        unfinished = [s.value for s in TaskState if s is not TaskState.DONE]
         left = conn.execute(
-            select(func.count()).where(
-                t.tasks.c.job_id == job_id, t.tasks.c.state != TaskState.DONE.value
-            )
-        ).scalar_one()
-        if left == 0:
+            select(t.tasks.c.id).where(
+                t.tasks.c.job_id == job_id, t.tasks.c.state.in_(unfinished)
+            ).limit(1)
+        ).first()
+        if left is None:
             conn.execute(
                 update(t.jobs)
                 .where(t.jobs.c.id == job_id, t.jobs.c.state.in_(job_sources_of(JobState.DONE)))
@@ -444,7 +448,8 @@ class JobsMixin(_StoreBase):
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.tasks).where(t.tasks.c.id.in_(list(task_ids))).order_by(t.tasks.c.seq)
+                select(t.tasks).where(among(t.tasks.c.id, task_ids, self.engine.dialect.name))
+                .order_by(t.tasks.c.seq)
             ).all()
         return [_task(r) for r in rows]
 
