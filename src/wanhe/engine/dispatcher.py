@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +59,10 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 0.5
 PROGRESS_INTERVAL_S = 1.0
+# at most this many workers asked for their progress per interval (the longest unasked first):
+# 30,000 busy slots are not 30,000 actor calls a second
+PROGRESS_ASKS = 500
+PROGRESS_ANSWER_S = 60.0  # an activity call unanswered this long is forgotten
 # elastic: a Ray worker slot idle this long, beyond what the queue wants, is let go (its node
 # then holds nothing, and the autoscaler's own idle timeout releases it)
 ELASTIC_IDLE_S = 5.0
@@ -155,6 +158,9 @@ class Dispatcher:
         self._last_flush = 0.0
         self._last_sync = 0.0
         self._last_progress = 0.0
+        # activity() calls in flight -> (slot, attempt asked about, when (epoch)): read at the
+        # next poll
+        self._asking: dict[Future[Any], tuple[Slot, int, float]] = {}
         self._placement_checked = (-1, -1)  # (pool revision, shapes revision) last checked
         self._last_error: dict[int, str] = {}  # job id -> last attempt error (for reasons)
         self.poke_event = threading.Event()
@@ -592,27 +598,42 @@ class Dispatcher:
             self.on_event(event)
 
     def poll_progress(self) -> None:
+        """Every PROGRESS_INTERVAL_S: read the activity answers that came since the last poll
+        and ask the busy workers not yet asked, the longest unasked first, at most
+        PROGRESS_ASKS of them. Nothing here waits on a worker."""
         now = time.monotonic()
         if now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        busy = [slot for slot in self.pool.slots if slot.busy is not None]
-        if not busy:
-            return
-        futures = [slot.worker.call("activity") for slot in busy]
-        done, _ = wait_for(futures, timeout=0.2)
-        for slot, future in zip(busy, futures, strict=True):
-            if future in done and slot.busy is not None:
-                try:
-                    activity = future.result()
-                    slot.progress = float(activity["progress"])
-                    slot.status = str(activity.get("status") or "")
-                except Exception:
-                    continue
-                self._alive[slot.busy.attempt_id] = time.time()
-                self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
-                                     node=slot.node, result={"progress": slot.progress,
-                                                             "status": slot.status}))
+        for future, (slot, attempt_id, asked) in list(self._asking.items()):
+            if not future.done():
+                if time.time() - asked > PROGRESS_ANSWER_S:
+                    del self._asking[future]
+                continue
+            del self._asking[future]
+            if slot.busy is None or slot.busy.attempt_id != attempt_id:
+                continue  # it answered about a task that has ended since
+            try:
+                activity = future.result()
+                slot.progress = float(activity["progress"])
+                slot.status = str(activity.get("status") or "")
+            except Exception:
+                continue
+            # alive when asked, at least (billing never runs past a sign of life)
+            self._alive[attempt_id] = asked
+            self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
+                                 node=slot.node, result={"progress": slot.progress,
+                                                         "status": slot.status}))
+        waiting = {id(slot) for slot, _, _ in self._asking.values()}
+        busy = [slot for slot in self.pool.slots
+                if slot.busy is not None and id(slot) not in waiting]
+        if len(busy) > PROGRESS_ASKS:
+            busy.sort(key=lambda slot: slot.asked_at)
+            busy = busy[:PROGRESS_ASKS]
+        for slot in busy:
+            assert slot.busy is not None
+            slot.asked_at = now
+            self._asking[slot.worker.call("activity")] = (slot, slot.busy.attempt_id, time.time())
 
     def flush_heartbeats(self, *, force: bool = False) -> None:
         """Write the workers' recent answers as their attempts' last signs of life (an

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from wanhe.lifecycle import (
@@ -25,7 +25,7 @@ from wanhe.lifecycle import (
 from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
-from wanhe.store.batch import among
+from wanhe.store.batch import among, insert_returning
 from wanhe.store.rows import AttemptEnd, AttemptFinish, AttemptStart, StoreError, Usage, _now
 
 
@@ -95,16 +95,16 @@ class AttemptsMixin(_StoreBase):
                     .where(t.jobs.c.id.in_(queued), t.jobs.c.state == JobState.QUEUED.value)
                     .values(state=JobState.RUNNING.value, started_at=now)
                 )
-            # Matched back by task id, so the rows may come back in any order: without
-            # `sort_by_parameter_order` SQLAlchemy sends the batch as one multi-row INSERT on
-            # SQLite too (with it, one INSERT per attempt).
-            made = conn.execute(
-                insert(t.attempts).returning(t.attempts.c.id, t.attempts.c.task_id),
+            # Matched back by task id, so the rows may come back in any order: one INSERT for
+            # the batch (with the order kept, SQLite took one INSERT per attempt)
+            made = insert_returning(
+                conn, t.attempts,
                 [{"task_id": s.task_id, "job_id": rows[s.task_id].job_id,
                   "project_id": jobs[rows[s.task_id].job_id].project_id,
                   "number": rows[s.task_id].attempts + 1, "kind": rows[s.task_id].kind,
                   "node": s.node, "worker": s.worker, "started_at": now, "cores": s.cores,
                   "log_path": s.log_path} for s in ready],
+                t.attempts.c.id, t.attempts.c.task_id,
             )
             return {int(r.task_id): int(r.id) for r in made}
 

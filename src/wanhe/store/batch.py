@@ -1,10 +1,11 @@
-"""`column IN (ids)` for a batch whose statement text does not depend on the batch's size.
+"""Statements for a batch whose text does not depend on the batch's size.
 
 `column.in_(ids)` renders one bound parameter per id, so a batch of 90 tasks is a statement
 text of its own: SQLAlchemy renders it on every execution and psycopg parses it on the client
 (texts over 4 kB are not cached: 7 ms per statement of 100 ids under load). One parameter
 holding every id keeps the text fixed: PostgreSQL's `= ANY(array)` (psycopg then prepares it
-on the server), SQLite's `IN (SELECT value FROM json_each(?))`.
+on the server), SQLite's `IN (SELECT value FROM json_each(?))`. The same holds for inserting
+many rows with RETURNING: PostgreSQL gets one array per column (`INSERT … SELECT unnest(…)`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,19 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, any_, bindparam, func, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    CursorResult,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.schema import Column
 
@@ -29,3 +42,18 @@ def among(column: Column[Any] | ColumnClause[Any], ids: Collection[int],
         listed = func.json_each(bindparam(None, json.dumps(values))).table_valued("value")
         return column.in_(select(listed.c.value))
     return column.in_(values)
+
+
+def insert_returning(conn: Connection, table: Table, rows: list[dict[str, Any]],
+                     *returning: Column[Any]) -> CursorResult[Any]:
+    """Insert `rows` (every one with the same keys) and return `returning` of each, in no
+    particular order: one statement of fixed text on PostgreSQL (a column of values per
+    array), SQLAlchemy's multi-row VALUES elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(insert(table).returning(*returning), rows)
+    names = list(rows[0])
+    columns = select(*(
+        func.unnest(bindparam(None, [row[name] for row in rows],
+                              type_=ARRAY(table.c[name].type)))
+        for name in names))
+    return conn.execute(insert(table).from_select(names, columns).returning(*returning))
