@@ -218,6 +218,17 @@ def test_cli_runs_a_tiny_farm(tmp_path: Path) -> None:
     assert data["report"]["tasks_done"] == data["report"]["tasks"]
 
 
+def test_cli_dispatch_cost_says_how_busy_the_dispatcher_was() -> None:
+    from wanhe.cli.simulate import app
+
+    res = CliRunner().invoke(app, ["--machines", "20", "--frames", "200",
+                                   "--dispatch-cost", "30"])
+    assert res.exit_code == 0, res.output
+    assert "dispatcher" in res.output and "of the makespan" in res.output
+    bad = CliRunner().invoke(app, ["--machines", "20", "--dispatch-cost", "-1"])
+    assert bad.exit_code == 2 and "dispatch_cost_s" in bad.output
+
+
 def test_cli_plots(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from wanhe.cli.simulate import app
