@@ -15,13 +15,16 @@ started by initdb + pg_ctl when Debian's postgresql is installed):
 Prints the command and a markdown table for bench/RESULTS.md.
 
     .venv/bin/python bench/dispatch.py --local-slots 200 [--tasks 5000] [--probes 4]
-                                       [--profile] [--no-postgres]
+                                       [--instant] [--profile] [--no-postgres]
 
 The dispatcher's own figure: many more worker slots than cores (in-process workers, no Ray:
 a no-op task costs its worker microseconds), so what limits tasks/s is the dispatcher and its
-database, not this machine's cores. --profile prints where the dispatcher's thread spends its
-time (cProfile, the largest cumulative entries). Run it with PYTHONPATH=<another tree>/src to
-measure that tree with the same script.
+database, not this machine's cores. --instant: the slots are no-op handles whose answer is
+ready the moment the task is sent (no worker threads competing with the dispatcher for this
+2-core machine): the dispatcher's ceiling. Each run also reports the dispatcher thread's own
+CPU time per task (what bounds tasks/s whatever the machine's load). --profile prints where
+the dispatcher's thread spends its time (cProfile, the largest entries). Run it with
+PYTHONPATH=<another tree>/src to measure that tree with the same script.
 
     .venv/bin/python bench/dispatch.py --sync [--sync-tasks 100000] [--pg-sync-tasks 100000]
                                        [--runs 5] [--baseline-src /tmp/old-wanhe/src]
@@ -50,15 +53,36 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 
 from wanhe.engine import cluster
-from wanhe.engine.dispatcher import Dispatcher
+from wanhe.engine.dispatcher import Dispatcher, Slot
 from wanhe.model import JobState, TaskKind, TaskSpec
 from wanhe.store.store import Store
+
+# the throwaway PostgreSQL's data folder, while it runs: its server's CPU is measured too
+PG_DATA: list[Path] = []
+
+
+def server_cpu_s() -> float | None:
+    """CPU seconds (user + system) of the throwaway PostgreSQL server: its postmaster and every
+    backend now alive (the dispatcher's pooled connections stay open through a run)."""
+    if not PG_DATA:
+        return None
+    import psutil
+
+    pid = int((PG_DATA[0] / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    postmaster = psutil.Process(pid)
+    for proc in [postmaster, *postmaster.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -84,9 +108,11 @@ def throwaway_postgres() -> Iterator[str | None]:
                                      capture_output=True)
     run(f"{pgbin}/initdb -D {data} -A trust -U postgres")
     run(f"{pgbin}/pg_ctl -D {data} -o '-h 127.0.0.1 -p {port} -k /tmp' -l {data}/log -w start")
+    PG_DATA.append(data)
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
+        PG_DATA.clear()
         subprocess.run(["su", "postgres", "-c", f"{pgbin}/pg_ctl -D {data} -m immediate stop"],
                        capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
@@ -122,12 +148,43 @@ def wait_done(store: Store, job_id: int, timeout: float) -> None:
     raise TimeoutError(f"job {job_id} did not finish in {timeout} s")
 
 
+class InstantWorker:
+    """A worker handle whose no-op task has answered by the time `call` returns: what is left
+    of a task's cost is the dispatcher's and its database's."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def call(self, method: str, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        if method == "run":
+            future.set_result({"ok": True, "node": "bench:instant", "worker": self.name,
+                               "wall_s": 0.0, "output": {}})
+        elif method == "activity":
+            future.set_result({"progress": 0.0, "status": ""})
+        else:
+            future.set_result(None)
+        return future
+
+    def kill(self) -> None:
+        pass
+
+    def lost(self, exc: BaseException) -> str | None:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
-            local_slots: int = 0, profile: bool = False) -> dict[str, object]:
+            local_slots: int = 0, instant: bool = False,
+            profile: bool = False) -> dict[str, object]:
     store = Store(url)
     project = store.create_project(f"bench-{label}-{os.getpid()}")
     logs = Path(tempfile.mkdtemp()) / "logs"
-    if local_slots:
+    if local_slots and instant:
+        dispatcher = Dispatcher(store, workers=local_slots, log_root=logs, use_ray=False)
+        dispatcher.pool.slots.extend(
+            Slot(name=f"i{i}", worker=InstantWorker(f"i{i}"), cpus=1.0, node="bench:instant",
+                 local=True) for i in range(local_slots))
+    elif local_slots:
         from wanhe.engine.handles import LocalWorker
 
         dispatcher = Dispatcher(store, workers=local_slots, log_root=logs, use_ray=False,
@@ -135,6 +192,7 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
     else:
         dispatcher = Dispatcher(store, workers=workers, log_root=logs)
     stop = threading.Event()
+    serving: list[int] = []  # the dispatcher thread's id, for its CPU clock
     profiler = None
     if profile:
         import cProfile
@@ -142,6 +200,7 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
         profiler = cProfile.Profile()
 
     def serve() -> None:
+        serving.append(threading.get_ident())
         if profiler is None:
             dispatcher.serve(stop)
             return
@@ -168,10 +227,15 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
             started = store.attempts(job_id)[0]["started_at"]
             idle[poke].append(started - created)
         dispatcher.dispatch_latencies.clear()
-        t0 = time.time()
+        clock = time.pthread_getcpuclockid(serving[0])
         job_id = noop_job(store, project.id, tasks, "throughput")
+        t0 = time.time()
+        cpu0 = time.clock_gettime(clock)
+        server0 = server_cpu_s() if label == "PostgreSQL" else None
         dispatcher.poke()
         wait_done(store, job_id, 900)
+        cpu = time.clock_gettime(clock) - cpu0
+        server1 = server_cpu_s() if server0 is not None else None
         attempts = store.attempts(job_id)
         first = min(a["started_at"] for a in attempts)
         last = max(a["ended_at"] for a in attempts)
@@ -183,7 +247,9 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
             import pstats
 
             print(f"\n{label}: where the dispatcher's thread spent its time", file=sys.stderr)
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(profiler, stream=sys.stderr)
+            stats.sort_stats("cumulative").print_stats(40)
+            stats.sort_stats("tottime").print_stats(25)
         return {
             "db": label, "workers": len(dispatcher.slots), "tasks": tasks,
             "idle_poke_med": statistics.median(idle[True]), "idle_poke_p99": pct(idle[True], .99),
@@ -191,6 +257,9 @@ def measure(url: str, label: str, workers: int, tasks: int, probes: int, *,
             "idle_sync_p99": pct(idle[False], .99),
             "tput": tasks / (last - first), "wall": last - t0,
             "load_med": statistics.median(loaded), "load_p99": pct(loaded, .99),
+            "cpu_ms": 1000 * cpu / tasks,
+            "server_ms": (None if server0 is None or server1 is None
+                          else 1000 * (server1 - server0) / tasks),
         }
     finally:
         stop.set()
@@ -349,6 +418,8 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--local-slots", type=int, default=0,
                         help="this many in-process worker slots instead of Ray's")
+    parser.add_argument("--instant", action="store_true",
+                        help="with --local-slots: no-op handles that answer at once")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--sync", action="store_true", help="measure Dispatcher.sync() instead")
@@ -367,7 +438,7 @@ def main() -> None:
         return
     if not args.local_slots:
         cluster.connect(None, num_cpus=args.workers)
-    extra = {"local_slots": args.local_slots, "profile": args.profile}
+    extra = {"local_slots": args.local_slots, "instant": args.instant, "profile": args.profile}
     rows = []
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
@@ -384,19 +455,24 @@ def main() -> None:
     if not args.local_slots:
         cluster.shutdown()
     cores = os.cpu_count()
-    where = (f"{args.local_slots} in-process NOOP worker slots, no Ray" if args.local_slots
+    where = (f"{args.local_slots} {'instant no-op' if args.instant else 'in-process NOOP worker'}"
+             f" slots, no Ray" if args.local_slots
              else f"{args.workers} NOOP worker slots on embedded Ray")
     print(f"\n`{command}` ({cores} cores, {where}; wanhe from "
           f"{Path(__import__('wanhe').__file__).parents[1]}, load average "
           f"{os.getloadavg()[0]:.1f})\n")
     print("| database | idle → running, poked: median / p99 | idle → running, sync only: "
-          "median / p99 | throughput | queue wait under load: median / p99 |")
-    print("| --- | --- | --- | --- | --- |")
+          "median / p99 | throughput | queue wait under load: median / p99 | "
+          "dispatcher CPU per task | database server CPU per task |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: |")
     for r in rows:
         print(f"| {r['db']} | {1000 * r['idle_poke_med']:.0f} / {1000 * r['idle_poke_p99']:.0f}"
               f" ms | {1000 * r['idle_sync_med']:.0f} / {1000 * r['idle_sync_p99']:.0f} ms | "
               f"{r['tput']:.0f} tasks/s ({r['tasks']} tasks, {r['workers']} slots) | "
-              f"{1000 * r['load_med']:.0f} / {1000 * r['load_p99']:.0f} ms |")
+              f"{1000 * r['load_med']:.0f} / {1000 * r['load_p99']:.0f} ms | "
+              f"{r['cpu_ms']:.2f} ms | "
+              + ("in the dispatcher's thread" if r["server_ms"] is None
+                 else f"{r['server_ms']:.2f} ms") + " |")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,23 @@ def test_makespan_is_at_least_the_lower_bound_and_close_to_it() -> None:
     assert r.scheduler.us_per_decision > 0
 
 
+def test_a_dispatcher_slower_than_the_farm_needs_sets_the_makespan() -> None:
+    """One dispatcher, `dispatch_cost_s` of its time per task: fast enough, the farm barely
+    notices; too slow, the farm waits on it and it is busy the whole film."""
+    plain = simulate(SimConfig(**SMALL))
+    mean_s = sum(build_workload(SimConfig(**SMALL)).duration_s) / plain.tasks
+    needed = SMALL["machines"] / mean_s  # tasks a second that keep every machine busy
+    fast = simulate(SimConfig(**SMALL, dispatch_cost_s=0.01 / needed))
+    slow = simulate(SimConfig(**SMALL, dispatch_cost_s=10 / needed))
+    assert fast.completed and slow.completed and slow.tasks_done == slow.tasks
+    assert fast.makespan_s <= plain.makespan_s * 1.01
+    assert fast.dispatcher_busy < 0.05
+    assert slow.makespan_s >= slow.tasks * 10 / needed  # the dispatcher alone needs that long
+    assert slow.dispatcher_busy > 0.95
+    assert slow.dispatch_wait_mean_s > fast.dispatch_wait_mean_s
+    assert slow.utilisation < plain.utilisation / 5
+
+
 def test_frame_order_is_worse_than_longest_first() -> None:
     lpt = simulate(SimConfig(**SMALL))
     frame = simulate(SimConfig(**SMALL, order="frame"))
@@ -199,6 +216,17 @@ def test_cli_runs_a_tiny_farm(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["report"]["completed"] is True
     assert data["report"]["tasks_done"] == data["report"]["tasks"]
+
+
+def test_cli_dispatch_cost_says_how_busy_the_dispatcher_was() -> None:
+    from wanhe.cli.simulate import app
+
+    res = CliRunner().invoke(app, ["--machines", "20", "--frames", "200",
+                                   "--dispatch-cost", "30"])
+    assert res.exit_code == 0, res.output
+    assert "dispatcher" in res.output and "of the makespan" in res.output
+    bad = CliRunner().invoke(app, ["--machines", "20", "--dispatch-cost", "-1"])
+    assert bad.exit_code == 2 and "dispatch_cost_s" in bad.output
 
 
 def test_cli_plots(tmp_path: Path) -> None:

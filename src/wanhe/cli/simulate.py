@@ -68,6 +68,10 @@ def simulate_command(
     ] = False,
     elastic_start: Annotated[int, typer.Option(help="machines at the start (elastic)")] = 1_000,
     elastic_step: Annotated[int, typer.Option(help="machines added per 3 minutes")] = 1_000,
+    dispatch_cost_s: Annotated[
+        float, typer.Option("--dispatch-cost", help="seconds of the one dispatcher's time per "
+                            "task (bench/dispatch.py measures it)")
+    ] = 0.0,
     sweep_: Annotated[
         bool, typer.Option("--sweep", help="also run the scaling sweep over farm sizes")
     ] = False,
@@ -122,6 +126,7 @@ def simulate_command(
             elastic=elastic,
             elastic_start=min(elastic_start, machines),
             elastic_step=elastic_step,
+            dispatch_cost_s=dispatch_cost_s,
             seed=seed,
         )
         sizes = _parse_machines(sweep_machines) if sweep_ else []
@@ -246,6 +251,13 @@ def report_table(r: "SimReport") -> "Table":
         "failures / retries",
         f"{r.failures:,} / {r.retries:,} ({r.lost_core_hours:,.0f} core-hours lost)",
     )
+    if r.dispatcher_busy > 0:
+        t.add_row(
+            "dispatcher",
+            f"busy {r.dispatcher_busy:.1%} of the makespan; a task waits "
+            f"{r.dispatch_wait_mean_s:.2f} s on average ({r.dispatch_wait_max_s:.1f} s at most) "
+            "from its machine asking to its start",
+        )
     if r.fair_share_error is not None:
         t.add_row(
             "fair-share error",

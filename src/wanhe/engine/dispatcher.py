@@ -20,12 +20,12 @@ second, while its embedded Ray is still starting; the Ray workers join once Ray 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future
-from concurrent.futures import wait as wait_for
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 0.5
 PROGRESS_INTERVAL_S = 1.0
+# at most this many workers asked for their progress per interval (the longest unasked first):
+# 30,000 busy slots are not 30,000 actor calls a second
+PROGRESS_ASKS = 500
+PROGRESS_ANSWER_S = 60.0  # an activity call unanswered this long is forgotten
 # elastic: a Ray worker slot idle this long, beyond what the queue wants, is let go (its node
 # then holds nothing, and the autoscaler's own idle timeout releases it)
 ELASTIC_IDLE_S = 5.0
@@ -136,10 +140,16 @@ class Dispatcher:
         )
         self.mirror = QueueMirror(store, self.policy)
         self._running: dict[Future[Any], Running] = {}  # run() -> running attempt
+        # run() futures as they complete (a done callback puts each here): a wait costs what
+        # answered, where waiting on every running future cost O(slots) per step
+        self._answered: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._alive: dict[int, float] = {}  # attempt id -> its worker's last answer (epoch)
         self._last_flush = 0.0
         self._last_sync = 0.0
         self._last_progress = 0.0
+        # activity() calls in flight -> (slot, attempt asked about, when (epoch)): read at the
+        # next poll
+        self._asking: dict[Future[Any], tuple[Slot, int, float]] = {}
         self._placement_checked = (-1, -1)  # (pool revision, shapes revision) last checked
         self._last_error: dict[int, str] = {}  # job id -> last attempt error (for reasons)
         self.poke_event = threading.Event()
@@ -335,11 +345,12 @@ class Dispatcher:
 
         The picks of all idle slots are started in one transaction (`Store.start_attempts`),
         then sent to their workers without waiting on any."""
+        if not self.policy.ready_count():
+            return 0  # nothing to pick (a paused job's tasks are held, not ready)
         picks: list[tuple[Slot, QueuedTask]] = []
         # Light slots first, so image work goes to them and render slots keep rendering.
-        for slot in sorted(self.pool.slots, key=lambda s: not s.light):
-            if slot.busy is not None:
-                continue
+        idle = [slot for slot in self.pool.slots if slot.busy is None]
+        for slot in sorted(idle, key=lambda s: not s.light):
             queued = None
             offer = self.pool.offer(slot)  # its node's memory less what running tasks hold
             for warm_job in dict.fromkeys(slot.warm_jobs.values()):  # its session first
@@ -391,6 +402,7 @@ class Dispatcher:
             slot.progress = 0.0
             slot.status = ""
             self._running[future] = running
+            future.add_done_callback(self._answered.put)
             started += 1
             log.info("start %s (job %s) on %s", task.key, task.job_id, slot.name)
             self._emit(TaskEvent("started", task, task.job_id, node=slot.node))
@@ -409,7 +421,7 @@ class Dispatcher:
                 # wake on a poke, but leave it set: the next step() must sync to see the change
                 self.poke_event.wait(timeout)
             return 0
-        done, _ = wait_for(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+        done = self._answers(timeout)
         succeeded: list[tuple[Running, dict[str, Any]]] = []  # recorded together, at the end
         for future in done:
             running = self._running.pop(future)
@@ -455,6 +467,23 @@ class Dispatcher:
                 self._ended(running, result)
         self._succeeded_many(succeeded)
         return len(done)
+
+    def _answers(self, timeout: float) -> list[Future[Any]]:
+        """The running attempts' futures that completed: waits up to `timeout` for the first,
+        then takes every other one already there."""
+        try:
+            first = (self._answered.get(timeout=timeout) if timeout > 0
+                     else self._answered.get_nowait())
+        except queue.Empty:
+            return []
+        done = [first]
+        while True:
+            try:
+                done.append(self._answered.get_nowait())
+            except queue.Empty:
+                break
+        # one handed back (or otherwise no longer tracked) is not answered twice
+        return [future for future in done if future in self._running]
 
     def _usage(self, running: Running, result: dict[str, Any]) -> Usage:
         wall = float(result.get("wall_s") or (time.monotonic() - running.started))
@@ -556,27 +585,42 @@ class Dispatcher:
             self.on_event(event)
 
     def poll_progress(self) -> None:
+        """Every PROGRESS_INTERVAL_S: read the activity answers that came since the last poll
+        and ask the busy workers not yet asked, the longest unasked first, at most
+        PROGRESS_ASKS of them. Nothing here waits on a worker."""
         now = time.monotonic()
         if now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        busy = [slot for slot in self.pool.slots if slot.busy is not None]
-        if not busy:
-            return
-        futures = [slot.worker.call("activity") for slot in busy]
-        done, _ = wait_for(futures, timeout=0.2)
-        for slot, future in zip(busy, futures, strict=True):
-            if future in done and slot.busy is not None:
-                try:
-                    activity = future.result()
-                    slot.progress = float(activity["progress"])
-                    slot.status = str(activity.get("status") or "")
-                except Exception:
-                    continue
-                self._alive[slot.busy.attempt_id] = time.time()
-                self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
-                                     node=slot.node, result={"progress": slot.progress,
-                                                             "status": slot.status}))
+        for future, (slot, attempt_id, asked) in list(self._asking.items()):
+            if not future.done():
+                if time.time() - asked > PROGRESS_ANSWER_S:
+                    del self._asking[future]
+                continue
+            del self._asking[future]
+            if slot.busy is None or slot.busy.attempt_id != attempt_id:
+                continue  # it answered about a task that has ended since
+            try:
+                activity = future.result()
+                slot.progress = float(activity["progress"])
+                slot.status = str(activity.get("status") or "")
+            except Exception:
+                continue
+            # alive when asked, at least (billing never runs past a sign of life)
+            self._alive[attempt_id] = asked
+            self._emit(TaskEvent("progress", slot.busy.task, slot.busy.task.job_id,
+                                 node=slot.node, result={"progress": slot.progress,
+                                                         "status": slot.status}))
+        waiting = {id(slot) for slot, _, _ in self._asking.values()}
+        busy = [slot for slot in self.pool.slots
+                if slot.busy is not None and id(slot) not in waiting]
+        if len(busy) > PROGRESS_ASKS:
+            busy.sort(key=lambda slot: slot.asked_at)
+            busy = busy[:PROGRESS_ASKS]
+        for slot in busy:
+            assert slot.busy is not None
+            slot.asked_at = now
+            self._asking[slot.worker.call("activity")] = (slot, slot.busy.attempt_id, time.time())
 
     def flush_heartbeats(self, *, force: bool = False) -> None:
         """Write the workers' recent answers as their attempts' last signs of life (an

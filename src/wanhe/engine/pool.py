@@ -70,6 +70,7 @@ class Slot:
     warm_keys: set[str] = field(default_factory=set)
     warm_jobs: dict[str, int] = field(default_factory=dict)  # job-scoped warm key -> job id
     idle_since: float = field(default_factory=time.monotonic)
+    asked_at: float = 0.0  # when the dispatcher last asked its worker for its progress
     memory: int = 0  # bytes its node offers the farm's tasks (0: unknown, not limited)
     pid: int = 0  # its process (0: unknown)
 

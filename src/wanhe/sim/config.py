@@ -74,6 +74,15 @@ class SimConfig(BaseModel):
         default=0, ge=0, description="frames per job; 0: one job per project"
     )
     projects: tuple[ProjectConfig, ...] = (ProjectConfig(name="film"),)
+    # the dispatcher
+    dispatch_cost_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="seconds of the one dispatcher's time per task (its start and its end "
+        "recorded): a task starts that long after its machine asks, later while the "
+        "dispatcher is busy with others",
+    )
     # failures
     failure_rate: float = Field(default=0.0, ge=0, le=10, description="failures per machine-hour")
     repair_hours: float = Field(

@@ -184,9 +184,22 @@ def simulate(
         """Ready tasks of projects that may still get work."""
         return sum(ready_p[p] for p in range(n_proj) if not blocked[p])
 
+    dispatch_cost = cfg.dispatch_cost_s
+    dispatcher_free = 0.0  # when the one dispatcher is done with the tasks it was given
+    dispatch_wait = dispatch_wait_max = 0.0
+    dispatched = 0
+
     def start(q: QueuedTask, m: int) -> None:
-        nonlocal serial, busy_cores
+        nonlocal serial, busy_cores, dispatcher_free, dispatch_wait, dispatch_wait_max
+        nonlocal dispatched
         i = q.task_id
+        # the machine is taken now; the task runs once the dispatcher has started it
+        begins = now
+        if dispatch_cost > 0:
+            begins = dispatcher_free = max(now, dispatcher_free) + dispatch_cost
+            dispatch_wait += begins - now
+            dispatch_wait_max = max(dispatch_wait_max, begins - now)
+            dispatched += 1
         p = task_project[i]
         ready_p[p] -= 1
         run_p[p] += tc
@@ -194,9 +207,9 @@ def simulate(
         free[m] -= tc
         running_on[m].append(i)
         machine_of[i] = m
-        start_of[i] = now
+        start_of[i] = begins
         serial += 1
-        heapq.heappush(events, (now + duration[i], serial, FINISH, i, attempt[i]))
+        heapq.heappush(events, (begins + duration[i], serial, FINISH, i, attempt[i]))
 
     def mark_avail(m: int) -> None:
         nonlocal serial
@@ -337,7 +350,7 @@ def simulate(
             in_avail[m] = False
             for i in running_on[m]:
                 attempt[i] += 1  # its FINISH event is now stale
-                elapsed_cs = (now - start_of[i]) * tc
+                elapsed_cs = max(0.0, now - start_of[i]) * tc
                 lost_cs += elapsed_cs
                 busy_cs += elapsed_cs
                 busy_cores -= tc
@@ -459,6 +472,9 @@ def simulate(
         failures=failures,
         retries=retries,
         lost_core_hours=lost_cs / 3600,
+        dispatch_wait_mean_s=dispatch_wait / dispatched if dispatched else 0.0,
+        dispatch_wait_max_s=dispatch_wait_max,
+        dispatcher_busy=dispatched * dispatch_cost / makespan if makespan > 0 else 0.0,
         projects=projects,
         scheduler=cost,
         timeline=timeline,

@@ -81,6 +81,13 @@ class SimReport(BaseModel):
     failures: int
     retries: int
     lost_core_hours: float
+    dispatch_wait_mean_s: float = Field(
+        default=0.0, description="mean time from a machine asking to its task starting"
+    )
+    dispatch_wait_max_s: float = 0.0
+    dispatcher_busy: float = Field(
+        default=0.0, description="the dispatcher's busy time / makespan (1.0: it is the limit)"
+    )
     projects: list[ProjectReport]
     scheduler: SchedulerCost
     timeline: list[tuple[float, int, int]] = Field(

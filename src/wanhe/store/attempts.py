@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from wanhe.lifecycle import (
@@ -26,6 +26,7 @@ from wanhe.lifecycle import (
 from wanhe.model import AttemptOutcome, JobState, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
+from wanhe.store.batch import among, insert_returning
 from wanhe.store.rows import AttemptEnd, AttemptFinish, AttemptStart, StoreError, Usage, _now
 from wanhe.store.transitions import move_jobs, move_tasks
 
@@ -64,37 +65,40 @@ class AttemptsMixin(_StoreBase):
         if not starts:
             return {}
         now = _now()
+        dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
             rows = {r.id: r for r in conn.execute(
                 select(t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.attempts, t.tasks.c.kind,
                        t.tasks.c.state)
-                .where(t.tasks.c.id.in_([s.task_id for s in starts])))}
+                .where(among(t.tasks.c.id, [s.task_id for s in starts], dialect)))}
             ready = [s for s in starts
                      if s.task_id in rows and rows[s.task_id].state == TaskState.READY.value]
             if not ready:
                 return {}
             jobs = {r.id: r for r in conn.execute(
                 select(t.jobs.c.id, t.jobs.c.project_id, t.jobs.c.state)
-                .where(t.jobs.c.id.in_({rows[s.task_id].job_id for s in ready})))}
+                .where(among(t.jobs.c.id, {rows[s.task_id].job_id for s in ready}, dialect)))}
             queued = sorted(j.id for j in jobs.values() if j.state == JobState.QUEUED.value)
+            # one statement for the batch (no per-row parameters to build): the rows read
+            # above are this transaction's, so `attempts + 1` is the number given below
             move_tasks(
-                conn, TaskState.RUNNING, t.tasks.c.id == bindparam("b_task"),
-                only_from=[TaskState.READY], attempts=bindparam("b_number"), started_at=now,
+                conn, TaskState.RUNNING, among(t.tasks.c.id, [s.task_id for s in ready], dialect),
+                only_from=[TaskState.READY], attempts=t.tasks.c.attempts + 1, started_at=now,
                 progress=0.0,
-                rows=[{"b_task": s.task_id, "b_number": rows[s.task_id].attempts + 1}
-                      for s in ready],
             )
             if queued:
                 move_jobs(conn, JobState.RUNNING, t.jobs.c.id.in_(queued),
                           only_from=[JobState.QUEUED], started_at=now)
-            made = conn.execute(
-                insert(t.attempts).returning(t.attempts.c.id, t.attempts.c.task_id,
-                                             sort_by_parameter_order=True),
+            # Matched back by task id, so the rows may come back in any order: one INSERT for
+            # the batch (with the order kept, SQLite took one INSERT per attempt)
+            made = insert_returning(
+                conn, t.attempts,
                 [{"task_id": s.task_id, "job_id": rows[s.task_id].job_id,
                   "project_id": jobs[rows[s.task_id].job_id].project_id,
                   "number": rows[s.task_id].attempts + 1, "kind": rows[s.task_id].kind,
                   "node": s.node, "worker": s.worker, "started_at": now, "cores": s.cores,
                   "log_path": s.log_path} for s in ready],
+                t.attempts.c.id, t.attempts.c.task_id,
             )
             return {int(r.task_id): int(r.id) for r in made}
 
@@ -175,6 +179,7 @@ class AttemptsMixin(_StoreBase):
             return []
         now = _now()
         task_ids = [f.task_id for f in finished]
+        dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
             conn.execute(
                 update(t.attempts)
@@ -187,21 +192,24 @@ class AttemptsMixin(_StoreBase):
             )
             states = {r.id: r for r in conn.execute(
                 select(t.tasks.c.id, t.tasks.c.state, t.tasks.c.job_id)
-                .where(t.tasks.c.id.in_(task_ids)))}
+                .where(among(t.tasks.c.id, task_ids, dialect)))}
             newest = {int(task_id): latest for task_id, latest in conn.execute(
                 select(t.attempts.c.task_id, func.max(t.attempts.c.id))
-                .where(t.attempts.c.task_id.in_(task_ids)).group_by(t.attempts.c.task_id))}
+                .where(among(t.attempts.c.task_id, task_ids, dialect))
+                .group_by(t.attempts.c.task_id))}
             done = [f for f in finished
                     if states[f.task_id].state == TaskState.RUNNING.value
                     and newest.get(f.task_id) == f.attempt_id]
             if not done:
                 return []
-            move_tasks(
-                conn, TaskState.DONE, t.tasks.c.id == bindparam("b_task"),
-                only_from=[TaskState.RUNNING], output=bindparam("b_output"), error="",
-                progress=1.0, finished_at=now,
-                rows=[{"b_task": f.task_id, "b_output": json.dumps(f.output)} for f in done],
-            )
+            # one UPDATE per distinct output (tasks that write nothing share one), not per task
+            by_output: dict[str, list[int]] = {}
+            for f in done:
+                by_output.setdefault(json.dumps(f.output), []).append(f.task_id)
+            for output, ids in by_output.items():
+                move_tasks(conn, TaskState.DONE, among(t.tasks.c.id, ids, dialect),
+                           only_from=[TaskState.RUNNING], output=output, error="",
+                           progress=1.0, finished_at=now)
             ready = self._release_dependents(conn, {f.task_id: states[f.task_id].job_id
                                                     for f in done})
             for job_id in sorted({states[f.task_id].job_id for f in done}):
@@ -213,7 +221,7 @@ class AttemptsMixin(_StoreBase):
         its job id); those with none left, of jobs not waiting on other jobs, are ready."""
         edges = conn.execute(
             select(t.task_deps.c.task_id, t.task_deps.c.dep_id)
-            .where(t.task_deps.c.dep_id.in_(list(done)))
+            .where(among(t.task_deps.c.dep_id, list(done), self.engine.dialect.name))
         ).all()
         if not edges:
             return []

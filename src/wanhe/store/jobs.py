@@ -28,6 +28,7 @@ from wanhe.lifecycle import (
 from wanhe.model import JobState, TaskSpec, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
+from wanhe.store.batch import among
 from wanhe.store.rows import JobRow, StoreError, TaskRow, _job, _now, _task
 from wanhe.store.transitions import move_jobs, move_tasks
 
@@ -391,12 +392,15 @@ class JobsMixin(_StoreBase):
 
     def _settle_job(self, conn: Connection, job_id: int) -> None:
         """The job is done when the state machine says so (`job_is_done`)."""
+        # one task not done is enough to know: index seeks on (job_id, state), where a COUNT
+        # of every unfinished task scanned a big job's tasks on each batch of finishes
+        unfinished = [s.value for s in TaskState if s is not TaskState.DONE]
         left = conn.execute(
-            select(func.count()).where(
-                t.tasks.c.job_id == job_id, t.tasks.c.state != TaskState.DONE.value
-            )
-        ).scalar_one()
-        if job_is_done(int(left)):
+            select(t.tasks.c.id).where(
+                t.tasks.c.job_id == job_id, t.tasks.c.state.in_(unfinished)
+            ).limit(1)
+        ).first()
+        if job_is_done(0 if left is None else 1):
             move_jobs(conn, JobState.DONE, t.jobs.c.id == job_id, finished_at=_now(),
                       message="")
 
@@ -422,7 +426,8 @@ class JobsMixin(_StoreBase):
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.tasks).where(t.tasks.c.id.in_(list(task_ids))).order_by(t.tasks.c.seq)
+                select(t.tasks).where(among(t.tasks.c.id, task_ids, self.engine.dialect.name))
+                .order_by(t.tasks.c.seq)
             ).all()
         return [_task(r) for r in rows]
 
