@@ -13,7 +13,7 @@ WANHE  := $(VENV)/bin/wanhe
 DEMO   := examples/demo.blend
 OUT    ?= out/demo
 
-.PHONY: demo test test-fast lint bench setup setup-test system-packages clean
+.PHONY: demo test test-fast lint bench setup setup-test system-packages test-services clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "wanhe needs Python 3.11 (the bpy wheel is built for it): set PYTHON=/path/to/python3.11"; exit 2; }
@@ -43,7 +43,12 @@ demo: $(DEMO)
 		--output $(OUT)/frame_#### --report-json $(OUT)/report.json
 	@echo "frames, previews, preview video and report: $(OUT)/"
 
-test: system-packages $(VENV)/.installed-test
+# the Kitsu server the publish tests start (Zou, in a virtualenv of its own under
+# ~/.cache/wanhe-test: built once from PyPI, a few minutes; instant after)
+test-services: $(VENV)/.installed-test
+	$(PY) -c 'from tests.publish._zou import zou_venv; print("Kitsu test server (Zou):", zou_venv())'
+
+test: system-packages $(VENV)/.installed-test test-services
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q --durations=30 $(PYTEST_PARALLEL) -m "not isolated"
