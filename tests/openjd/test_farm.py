@@ -311,6 +311,12 @@ def test_output_folders_come_back_and_a_redacted_secret_stays_secret(
     assert not any(secret in a for a in answers)
     assert {"out0/o.txt", "out1/in.txt", "out1/hashes.txt"} <= files
     home = Path(farm.db_url.removeprefix("sqlite:///")).parent
+    # A session keeps its working folder (openjd-sessions' action scripts, which export the
+    # session's variables, the redacted one too) until it ends, just after its job does; it
+    # is removed whole then. Wait for that, then nothing but the input may hold the secret.
+    sessions = home / "storage" / "sessions"
+    wait_for(lambda: not [p for p in sessions.glob("*/*") if p.is_dir()], 60,
+             "the job's sessions to end and remove their working folders")
     # only the uploaded vault file itself (its blob, the job's input) holds the secret
     leaks = [p for p in home.rglob("*") if p.is_file() and not p.is_symlink()
              and secret.encode() in p.read_bytes() and p.read_bytes() != secret.encode()]

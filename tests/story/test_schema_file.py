@@ -19,5 +19,5 @@ def test_the_published_schema_is_current() -> None:
 
 def test_the_example_storyboard_is_valid() -> None:
     board = load_storyboard(EXAMPLES / "story.yaml")
-    assert len(board.shots) == 4 and board.film.languages == ["en", "cmn"]
+    assert len(board.shots) == 4 and board.film.languages == ["en", "cmn", "es"]
     assert sum(1 for c in board.characters if c.rig) == 1
