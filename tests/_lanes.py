@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-HEAVY_LANES = 2
+# WANHE_TEST_HEAVY_LANES: more lanes for a machine with more cores (make test sets it)
+HEAVY_LANES = int(os.environ.get("WANHE_TEST_HEAVY_LANES", "2"))
 HEAVY_FIXTURES = {"ray_local"}
 HEAVY_MARKS = ("slow", "browser")
 
@@ -40,7 +41,7 @@ def module_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def heavy_lanes(items: list[pytest.Item]) -> dict[str, str]:
+def heavy_lanes(items: list[pytest.Item], count: int = HEAVY_LANES) -> dict[str, str]:
     """{heavy module: its lane}. A module's weight is rough (its heavy tests count ten, the rest
     one: all that collection knows); the heaviest first, each to the lightest lane so far."""
     modules: dict[str, list[pytest.Item]] = {}
@@ -48,7 +49,7 @@ def heavy_lanes(items: list[pytest.Item]) -> dict[str, str]:
         modules.setdefault(module_of(item.nodeid), []).append(item)
     weights = {module: sum(10 if is_heavy(i) else 1 for i in members)
                for module, members in modules.items() if any(map(is_heavy, members))}
-    load = [0] * HEAVY_LANES
+    load = [0] * count
     lanes: dict[str, str] = {}
     for module in sorted(weights, key=lambda m: (-weights[m], m)):
         lane = load.index(min(load))

@@ -27,7 +27,7 @@ def test_heavy_modules_are_dealt_whole_into_two_even_lanes() -> None:
     items += [FakeItem("tests/test_mid1.py::fast")]  # a light test of a heavy module
     items += [FakeItem("tests/test_ray.py::t", fixturenames=["ray_local"])]
     items += [FakeItem(f"tests/test_light.py::t{i}") for i in range(50)]
-    lanes = heavy_lanes(items)  # type: ignore[arg-type]
+    lanes = heavy_lanes(items, 2)  # type: ignore[arg-type]
     assert set(lanes) == {"tests/test_big.py", "tests/test_mid1.py", "tests/test_mid2.py",
                           "tests/test_ray.py"}
     by_lane: dict[str, set[str]] = {}
