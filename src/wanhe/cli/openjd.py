@@ -240,9 +240,9 @@ def submit_template(
     as_json: bool,
 ) -> None:
     """`wanhe submit --template FILE -p …` or `wanhe submit BUNDLE_DIR`."""
-    from wanhe.api.pack import Bundle, hash_all, upload
     from wanhe.openjd.localrun import load_source, make_plan
     from wanhe.openjd.template import TemplateError, parse_param_args
+    from wanhe.transfer.pack import Bundle, hash_all, upload
 
     try:
         source = load_source(target, template, parse_param_args(params))
