@@ -261,10 +261,10 @@ def submit_template(
         err.print(f"sending {len(outside)} file(s) from outside the bundle {base} (named by "
                   f"PATH parameters or asset references): {shown}{more}", highlight=False)
     bundle = Bundle(root=base, main=main, files=files)
-    hash_all(bundle)
     options = {"parameters": source.values, "template_dir": str(base), "inputs": mapping,
                "outputs": outputs, "inouts": [p for p in inouts if p in outputs]}
-    with client(server, token) as c:
+    with client(server, token) as c:  # an unreadable file (PackError) is one line too
+        hash_all(bundle)
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
             "kind": "openjd", "name": name or made.job_name, "main": main,
