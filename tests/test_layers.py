@@ -21,7 +21,7 @@ LAYER_NAMES = ["core", "data", "domain", "jobtypes", "engine", "application", "i
 LAYERS: dict[str, int] = {
     "__init__": CORE, "lifecycle": CORE, "sched": CORE, "model": CORE, "config": CORE,
     "plugins": CORE, "private": CORE, "payloads": CORE,
-    "store": DATA, "storage": DATA,
+    "store": DATA, "storage": DATA, "transfer": DATA,
     "blender": DOMAIN, "imaging": DOMAIN, "plan": DOMAIN, "ai": DOMAIN, "voice": DOMAIN,
     "story": DOMAIN, "openjd": DOMAIN, "sim": DOMAIN, "samplecount": DOMAIN, "sandbox": DOMAIN,
     "estimate": DOMAIN, "render": DOMAIN, "publish": DOMAIN,

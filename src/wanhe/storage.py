@@ -54,6 +54,7 @@ from typing import IO, Any, Protocol, TypeVar
 
 from wanhe.config import is_url as is_url  # core owns it; storage's callers may import it here
 from wanhe.private import private_folder
+from wanhe.transfer.pack import sha256_file as sha256_file  # the packer's, one hashing
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024
@@ -258,14 +259,6 @@ def within_job(path: str | Path, job_root: str | None) -> Path:
         raise OutsideJob(f"{str(path)[:200]!r} is outside this job's files — the farm opens "
                          "only the job's own inputs and what its tasks wrote")
     return target
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_files(base: Path) -> Iterator[StoredFile]:

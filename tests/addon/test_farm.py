@@ -12,7 +12,12 @@ import pytest
 
 from tests.api._service import free_port
 from wanhe.addon.build import build
-from wanhe.addon.wanhe_farm.farm import Farm, FarmError, Unreachable, describe_refusal
+from wanhe.addon.wanhe_farm.farm import TOKEN_FIX, Farm, FarmError, Unreachable
+from wanhe.transfer.refusal import describe_refusal as describe
+
+
+def describe_refusal(status: int, body: bytes) -> str:
+    return describe(status, body, token_fix=TOKEN_FIX)
 
 
 def test_refusals_are_one_line() -> None:
@@ -44,7 +49,8 @@ sys.path[:] = [p for p in sys.path if 'site-packages' not in p] + [sys.argv[1]]
 import wanhe_farm
 added = wanhe_farm.bundled_wheels_on_path()
 assert len(added) == 1 and added[0].endswith('.whl'), added
-from wanhe_farm import packing
+from wanhe_farm.shared import pack as packing
+assert packing.__name__ == 'wanhe_farm._transfer.pack', packing.__name__  # the zip's copy
 import blender_asset_tracer
 assert blender_asset_tracer.__file__.startswith(added[0]), blender_asset_tracer.__file__
 try:

@@ -34,6 +34,7 @@ def test_installs_enables_and_draws_without_wanhe(addon_zip: Path, tmp_path: Pat
                              "httpx": "missing", "pydantic": "missing"}
     assert out["install"] == ["FINISHED"] and out["enabled"]
     assert out["bundle"] == ["scene.blend"]
+    assert out["packer"] == "bl_ext.user_default.wanhe_farm._transfer.pack"
     # BAT comes from the wheel Blender installed into the clean user folder
     assert out["bat"].startswith(str(user / "extensions" / ".local")), out["bat"]
     # Blender's own: the standard library, bpy and what Blender ships (the links folder)

@@ -1,9 +1,11 @@
 """`wanhe addon build`: the Blender extension zip of the add-on, with its wheels.
 
 The zip holds one folder, `wanhe_farm/`: the add-on's sources, its `blender_manifest.toml`
-(Blender 4.2+ installs the wheels it names) and `wheels/`. Blender 4.2–5.0 install it as an
-extension; older Blenders install the same zip as a legacy add-on (`bl_info`), which puts the
-wheels on sys.path itself.
+(Blender 4.2+ installs the wheels it names), `wheels/` and `_transfer/`: the package
+`wanhe.transfer` (refusal wording, packing, uploading), which the add-on shares with the CLI,
+copied byte for byte (`wanhe_farm/shared.py` imports it, from the copy or from wanhe).
+Blender 4.2–5.0 install it as an extension; older Blenders install the same zip as a legacy
+add-on (`bl_info`), which puts the wheels on sys.path itself.
 
 The blender-asset-tracer wheel is made from the installed distribution (the files its RECORD
 lists, re-hashed into a fresh RECORD), so a build needs no network and bundles exactly the
@@ -24,6 +26,9 @@ from pathlib import Path, PurePosixPath
 
 SOURCE = Path(__file__).resolve().parent / "wanhe_farm"
 PACKAGE = "wanhe_farm"
+# the shared transfer package and where its copy goes in the zip (shared.py's COPY)
+SHARED = Path(__file__).resolve().parent.parent / "transfer"
+SHARED_COPY = "_transfer"
 BUNDLED = ("blender-asset-tracer",)
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_PARTS = {"__pycache__"}
@@ -84,12 +89,21 @@ def wheel_from_installed(name: str) -> tuple[str, bytes]:
     return f"{project}-{version}-py3-none-any.whl", buffer.getvalue()
 
 
-def _sources() -> list[Path]:
+def _files(folder: Path) -> list[Path]:
     return sorted(
-        p for p in SOURCE.rglob("*")
-        if p.is_file() and not _SKIP_PARTS & set(p.relative_to(SOURCE).parts)
+        p for p in folder.rglob("*")
+        if p.is_file() and not _SKIP_PARTS & set(p.relative_to(folder).parts)
         and p.suffix not in _SKIP_SUFFIXES
     )
+
+
+def shared_files() -> dict[str, Path]:
+    """The zip's copy of wanhe.transfer: entry name -> the package's file."""
+    if (SOURCE / SHARED_COPY).exists():  # a stale copy would shadow the package in tests
+        raise BuildError(f"{SOURCE / SHARED_COPY} must not exist in the source tree: the "
+                         "build copies wanhe/transfer there inside the zip only")
+    return {f"{PACKAGE}/{SHARED_COPY}/{p.relative_to(SHARED).as_posix()}": p
+            for p in _files(SHARED)}
 
 
 def manifest_version() -> str:
@@ -114,11 +128,13 @@ def build(output: Path) -> Path:
     target = output / f"{PACKAGE}-{manifest_version()}.zip"
     part = target.with_name(target.name + ".part")
     with zipfile.ZipFile(part, "w") as zf:
-        for path in _sources():
+        for path in _files(SOURCE):
             rel = path.relative_to(SOURCE).as_posix()
             data = _manifest([w for w, _ in wheels]) if rel == "blender_manifest.toml" \
                 else path.read_bytes()
             zf.writestr(_entry(f"{PACKAGE}/{rel}"), data)
+        for name, path in shared_files().items():
+            zf.writestr(_entry(name), path.read_bytes())
         for wheel_name, data in wheels:
             zf.writestr(_entry(f"{PACKAGE}/wheels/{wheel_name}"), data)
     part.replace(target)

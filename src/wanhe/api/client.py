@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
+from wanhe.transfer.errors import TransferError
+from wanhe.transfer.refusal import describe_refusal
 
-class ApiError(Exception):
+
+class ApiError(TransferError):
     """Something the user can act on: unreachable server, bad token, unknown id, bad value."""
 
 
 def describe_error(response: httpx.Response) -> str:
-    try:
-        detail: Any = response.json().get("detail")
-    except Exception:
-        detail = response.text[:300]
-    if response.status_code == 401:
-        return "token rejected — check WANHE_TOKEN (or --token)"
-    if isinstance(detail, list):
-        parts = []
-        for err in detail:
-            if isinstance(err, dict):
-                loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path")]
-                where = ".".join(loc)
-                parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-            else:
-                parts.append(str(err))
-        detail = "; ".join(parts)
-    if response.status_code == 404:
-        return f"not found: {detail}"
-    if response.status_code == 422:
-        return f"invalid request — {detail}"
-    return f"the server answered {response.status_code}: {detail}"
+    """The farm's refusal in one line, in the add-on's words too (wanhe.transfer.refusal)."""
+    return describe_refusal(response.status_code, response.content,
+                            token_fix="check WANHE_TOKEN (or --token)")
 
 
 class Client:
+    """The farm's API for the CLI; also the `wanhe.transfer.pack.Transport` uploads go
+    through."""
+
     def __init__(self, server: str, token: str | None, *, timeout: float = 120.0) -> None:
         if not token:
             raise ApiError("no token — pass --token or set WANHE_TOKEN (wanhe project create "
@@ -72,3 +60,11 @@ class Client:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
+
+    def post_json(self, path: str, payload: dict[str, Any]) -> Any:
+        return self.json("POST", path, json=payload)
+
+    def send(self, method: str, path: str, body: bytes | IO[bytes], *, content_type: str,
+             size: int) -> None:
+        self.request(method, path, content=body,
+                     headers={"Content-Type": content_type, "Content-Length": str(size)})

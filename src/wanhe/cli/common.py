@@ -102,15 +102,16 @@ def open_store_or_fail(db: str | None, *, migrate: bool = True) -> "Iterator[Sto
 @contextmanager
 def client(server: str | None, token: str | None) -> "Iterator[Client]":
     """An API client of the farm (default: the settings' server and token); an API error
-    inside the block becomes one line."""
-    from wanhe.api.client import ApiError, Client
+    inside the block, or a file an upload cannot read, becomes one line."""
+    from wanhe.api.client import Client
     from wanhe.config import Settings
+    from wanhe.transfer.errors import TransferError
 
     settings = Settings()
     try:
         with Client(server or settings.server, token or settings.token) as c:
             yield c
-    except ApiError as exc:
+    except TransferError as exc:  # ApiError, PackError
         fail(str(exc))
 
 

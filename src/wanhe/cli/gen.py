@@ -211,8 +211,8 @@ def _spec_or_fail(raw: dict[str, Any]) -> Any:
 def _submit(spec_raw: dict[str, Any], server: str, token: str | None, name: str | None,
             priority: int, as_json: bool) -> None:
     """Upload the init images the spec names, queue the job on the farm, print its id."""
-    from wanhe.api.pack import Bundle, upload
     from wanhe.storage import sha256_file
+    from wanhe.transfer.pack import Bundle, upload
 
     files: dict[str, Path] = {}
     for shot in spec_raw.get("shots", []):

@@ -47,9 +47,9 @@ def _schema_problem(schema: dict[str, Any], raw: dict[str, Any]) -> str | None:
 def _bundle(kind: str, raw: dict[str, Any], base: Path, main: Path | None) -> Any:
     """The files the submission carries (the job type's `input_files`, the main file), with
     their paths relative to the options file's folder."""
-    from wanhe.api.pack import Bundle, hash_all
     from wanhe.jobtypes.base import InputError
     from wanhe.jobtypes.registry import find_job_type
+    from wanhe.transfer.pack import Bundle, hash_all
 
     found: list[Path] = [] if main is None else [main.expanduser().absolute()]
     jt = find_job_type(kind)
@@ -78,7 +78,7 @@ def submit_kind(kind: str, options_file: Path, main: Path | None, *, name: str |
                 priority: int, depends_on: list[int], server: str | None, token: str | None,
                 as_json: bool) -> None:
     """`wanhe submit --kind K --options FILE [MAIN]`."""
-    from wanhe.api.pack import upload
+    from wanhe.transfer.pack import upload
 
     raw = read_options(options_file)
     base = options_file.expanduser().absolute().parent

@@ -240,9 +240,9 @@ def submit_template(
     as_json: bool,
 ) -> None:
     """`wanhe submit --template FILE -p …` or `wanhe submit BUNDLE_DIR`."""
-    from wanhe.api.pack import Bundle, hash_all, upload
     from wanhe.openjd.localrun import load_source, make_plan
     from wanhe.openjd.template import TemplateError, parse_param_args
+    from wanhe.transfer.pack import Bundle, hash_all, upload
 
     try:
         source = load_source(target, template, parse_param_args(params))
@@ -261,10 +261,10 @@ def submit_template(
         err.print(f"sending {len(outside)} file(s) from outside the bundle {base} (named by "
                   f"PATH parameters or asset references): {shown}{more}", highlight=False)
     bundle = Bundle(root=base, main=main, files=files)
-    hash_all(bundle)
     options = {"parameters": source.values, "template_dir": str(base), "inputs": mapping,
                "outputs": outputs, "inouts": [p for p in inouts if p in outputs]}
-    with client(server, token) as c:
+    with client(server, token) as c:  # an unreadable file (PackError) is one line too
+        hash_all(bundle)
         sent, size = upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
             "kind": "openjd", "name": name or made.job_name, "main": main,

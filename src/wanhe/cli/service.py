@@ -527,8 +527,10 @@ def submit(
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
     folder), an OpenJD job; with --kind K --options FILE, a job of any kind."""
-    from wanhe.api.pack import collect, hash_all, upload
     from wanhe.blender.errors import SceneError
+    from wanhe.blender.inspect import check_blend_file
+    from wanhe.transfer.errors import PackError
+    from wanhe.transfer.pack import collect, hash_all, upload
 
     if not 0 <= priority <= 100:
         fail("--priority must be between 0 and 100")
@@ -570,8 +572,8 @@ def submit(
                       if sequence else None)
         return
     try:
-        bundle = collect(scene)
-    except SceneError as exc:
+        bundle = collect(scene, check_blend_file)
+    except (SceneError, PackError) as exc:
         fail(str(exc))
     from wanhe.jobtypes.blender_render import missing_messages
 
@@ -581,7 +583,10 @@ def submit(
         err.print(f"[yellow]warning:[/] the scene names {ref!r} by absolute path; the farm "
                   "resolves only relative (//) paths — File › External Data › Make Paths "
                   "Relative", highlight=False)
-    hash_all(bundle)
+    try:
+        hash_all(bundle)
+    except PackError as exc:
+        fail(str(exc))
     options = {
         "frames": frames, "tiles": tiles, "overscan": overscan, "samples": samples,
         "split": split,

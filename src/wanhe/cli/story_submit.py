@@ -39,10 +39,11 @@ def story_files(board: Storyboard, base: Path) -> dict[str, Path]:
 
 def _scene_files(scene: Path, root: Path, name: str) -> dict[str, Path]:
     """The files a .blend uses (textures, libraries: blender-asset-tracer), under `root`."""
-    from wanhe.api.pack import collect
+    from wanhe.blender.inspect import check_blend_file
+    from wanhe.transfer.pack import collect
 
     found: dict[str, Path] = {}
-    for path in collect(scene).files.values():
+    for path in collect(scene, check_blend_file).files.values():
         path = path.resolve()
         if not path.is_relative_to(root):
             raise StoryError(f"{name} uses {path}, outside the storyboard's folder {root} — "
@@ -56,9 +57,9 @@ def submit_story(client: Any, storyboard: Path, *, name: str | None, priority: i
                  ) -> tuple[dict[str, Any], int, int, int]:
     """(the job as the farm answered, files, files sent, bytes sent); `kitsu`: the sequence
     and task type the reel publishes to (docs/kitsu.md)."""
-    from wanhe.api.pack import Bundle, hash_all, upload
     from wanhe.story.checks import check_storyboard
     from wanhe.story.load import load_storyboard
+    from wanhe.transfer.pack import Bundle, hash_all, upload
 
     storyboard = storyboard.expanduser().resolve()
     board = load_storyboard(storyboard)

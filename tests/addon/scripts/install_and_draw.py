@@ -32,7 +32,9 @@ module = "bl_ext.user_default.wanhe_farm"
 out["enabled"] = module in bpy.context.preferences.addons
 addon = sys.modules[module]
 # what Submit needs at its first use: BAT, from the wheel Blender installed
-packing = __import__(module + ".packing", fromlist=["collect"])
+# (the packer is wanhe.transfer's copy in the zip, as shared.py imports it)
+packing = __import__(module + ".shared", fromlist=["pack"]).pack
+out["packer"] = packing.__name__
 # (no read_factory_settings here: it resets the preferences, disabling the extension, and
 # Blender then removes the wheels no enabled extension needs)
 blend = work / "scene.blend"

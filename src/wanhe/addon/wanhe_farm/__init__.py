@@ -6,7 +6,7 @@ installed by Blender) that also loads as a legacy add-on (bl_info; the wheels in
 put on sys.path) in older Blenders. It talks to the farm over plain HTTP and uses nothing
 from wanhe's own environment.
 
-Only `register()` imports bpy: the pure modules (farm, packing, download, plan, submit,
+Only `register()` imports bpy: the pure modules (farm, shared, download, plan, submit,
 background, state) import anywhere.
 """
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .farm import FarmError
+from .shared import refusal
 
 ProgressFn = Callable[[str, float], None]
 Work = Callable[[ProgressFn], Any]
@@ -41,11 +42,11 @@ class _Finished:
     on_error: Callable[[str], None] | None = None
 
 
-def one_line(exc: BaseException) -> str:
+def report_line(exc: BaseException) -> str:
     """An exception as the one line a Blender report shows."""
     if isinstance(exc, FarmError):
         return str(exc)
-    text = " ".join(str(exc).split())[:200]
+    text = refusal.one_line(str(exc), 200)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -108,13 +109,13 @@ class Runner:
             try:
                 if finished.error is not None:
                     if finished.on_error is not None:
-                        finished.on_error(one_line(finished.error))
+                        finished.on_error(report_line(finished.error))
                 elif finished.on_done is not None:
                     finished.on_done(finished.result)
             except Exception as exc:  # a failing callback must not stop the timer calling pump
                 traceback.print_exc()
                 if finished.on_error is not None and finished.error is None:
-                    finished.on_error(one_line(exc))
+                    finished.on_error(report_line(exc))
 
     def wait(self, timeout: float, step: float = 0.05) -> bool:
         """Pump until nothing runs (tests and scripts); False on timeout."""

@@ -1,4 +1,5 @@
-"""The farm's REST API over plain HTTP (urllib): what the add-on needs, one line per failure.
+"""The farm's REST API over plain HTTP (urllib): what the add-on needs, one line per failure;
+also the transport the shared packer uploads through.
 
 Runs inside an artist's Blender, whose Python has none of wanhe's dependencies: standard
 library only. Every failure is a `FarmError` whose message is one line a Blender report can
@@ -14,11 +15,14 @@ import urllib.request
 from collections.abc import Iterator
 from typing import IO, Any
 
+from .shared import errors, refusal
+
 USER_AGENT = "wanhe-blender-addon"
 
 
-class FarmError(Exception):
-    """Something the artist can act on, in one line."""
+# Something the artist can act on, in one line: the add-on's name for the shared base, so
+# that packing's PackError is a FarmError too (every report catches FarmError).
+FarmError = errors.TransferError
 
 
 class TokenRefused(FarmError):
@@ -29,41 +33,8 @@ class Unreachable(FarmError):
     """No answer from the server (not running, wrong URL, network)."""
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def describe_refusal(status: int, body: bytes) -> str:
-    """The server's 4xx/5xx answer as one line (FastAPI's `detail`, a string or a list)."""
-    try:
-        detail: Any = json.loads(body.decode("utf-8", "replace")).get("detail")
-    except (ValueError, AttributeError):
-        detail = body.decode("utf-8", "replace")[:300]
-    if isinstance(detail, list):
-        parts = []
-        for err in detail:
-            if isinstance(err, dict):
-                loc = [str(p) for p in err.get("loc", []) if p not in ("body", "query", "path")]
-                where = ".".join(loc)
-                parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-            else:
-                parts.append(str(err))
-        detail = "; ".join(parts)
-    detail = _one_line(str(detail or ""))
-    if status == 401:
-        return "the farm refused the token — paste a valid one in the add-on's preferences"
-    if status == 403:
-        return f"not allowed: {detail}"
-    if status == 404:
-        return f"not found: {detail}"
-    if status == 409:
-        return str(detail)
-    if status == 413:
-        return f"too large for the farm: {detail}"
-    if status == 422:
-        return f"the farm refused the values: {detail}"
-    return f"the farm answered {status}: {detail}"
+# what a refusal of the token tells the artist to do (the CLI names its variable instead)
+TOKEN_FIX = "paste a valid one in the add-on's preferences"
 
 
 class Farm:
@@ -105,19 +76,19 @@ class Farm:
         except urllib.error.HTTPError as exc:
             data = exc.read()
             exc.close()
-            message = describe_refusal(exc.code, data)
+            message = refusal.describe_refusal(exc.code, data, token_fix=TOKEN_FIX)
             raise (TokenRefused if exc.code == 401 else FarmError)(message) from None
         except TimeoutError:
             raise Unreachable(f"the farm at {self.server} did not answer in time") from None
         except urllib.error.URLError as exc:
-            reason = exc.reason
+            reason = refusal.one_line(str(exc.reason), 80)
             raise Unreachable(
-                f"cannot reach the farm at {self.server} ({_one_line(str(reason), 80)}) — is "
+                f"cannot reach the farm at {self.server} ({reason}) — is "
                 "`wanhe serve` running, and is the URL in the preferences right?"
             ) from None
         except (ConnectionError, OSError) as exc:
             raise Unreachable(
-                f"cannot reach the farm at {self.server} ({_one_line(str(exc), 80)})"
+                f"cannot reach the farm at {self.server} ({refusal.one_line(str(exc), 80)})"
             ) from None
 
     def call(self, method: str, path: str, payload: Any = None, **query: Any) -> Any:
@@ -140,6 +111,16 @@ class Farm:
 
     def post(self, path: str, payload: Any = None) -> Any:
         return self.call("POST", path, payload if payload is not None else {})
+
+    def post_json(self, path: str, payload: dict[str, Any]) -> Any:
+        return self.post(path, payload)
+
+    def send(self, method: str, path: str, body: bytes | IO[bytes], *, content_type: str,
+             size: int) -> None:
+        """An upload's request (the `Transport` of wanhe.transfer.pack)."""
+        with self.open(method, path, body=body, timeout=600,
+                       headers={"Content-Type": content_type, "Content-Length": str(size)}):
+            pass
 
     def stream(self, path: str, *, start: int = 0, block: int = 1 << 20) -> Iterator[bytes]:
         """A file's bytes from offset `start` (an HTTP Range request when start > 0); raises

@@ -11,8 +11,8 @@ from typing import Any
 
 from .background import ProgressFn
 from .farm import Farm, FarmError
-from .packing import collect, hash_all, upload
 from .plan import known_options
+from .shared import pack
 
 
 @dataclass
@@ -71,8 +71,9 @@ def submit(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Submitte
         raise FarmError("this farm does not run blender_render jobs")
     options, dropped = known_options(request.options, job_type.get("options_schema"))
     progress("packing the scene", 0.02)
-    bundle = collect(Path(request.blend))
-    hash_all(bundle)
+    bundle = pack.collect(Path(request.blend))
+    # one file, one request at a time: the artist's Blender keeps its cores and stays responsive
+    pack.hash_all(bundle, threads=1)
 
     def uploading(done: int, size: int) -> None:
         if size:
@@ -80,7 +81,7 @@ def submit(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Submitte
         else:
             progress(f"the farm has all {len(bundle.files)} file(s)", 0.95)
 
-    sent, sent_bytes = upload(farm, bundle, uploading)
+    sent, sent_bytes = pack.upload(farm, bundle, threads=1, on_progress=uploading)
     progress("creating the job", 0.97)
     job = farm.post("/api/jobs", {
         "kind": "blender_render", "name": request.name or None, "main": bundle.main,
@@ -88,7 +89,7 @@ def submit(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Submitte
         "depends_on": request.after, "paused": request.paused,
     })
     return Submitted(job, farm.dashboard_url(int(job["id"])), len(bundle.files), sent,
-                     sent_bytes, bundle.missing, bundle.absolute_refs, dropped)
+                     sent_bytes, bundle.missing_local, bundle.absolute_refs, dropped)
 
 
 def connection_lines(farm: Farm) -> list[str]:
