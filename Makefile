@@ -51,8 +51,14 @@ test-services: $(VENV)/.installed-test
 test: system-packages $(VENV)/.installed-test test-services
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q --durations=30 $(PYTEST_PARALLEL) -m "not isolated"
-	$(VENV)/bin/pytest -q -m isolated
+	@# the `isolated` tests (a fake multi-node Ray cluster) in a pytest process of their own,
+	@# beside the rest: they mostly wait on nodes starting, which the 2 cores have room for
+	@isolated_log=$$(mktemp); \
+	$(VENV)/bin/pytest -q -m isolated >$$isolated_log 2>&1 & isolated=$$!; \
+	$(VENV)/bin/pytest -q --durations=30 $(PYTEST_PARALLEL) -m "not isolated"; rest=$$?; \
+	wait $$isolated; iso=$$?; \
+	echo "--- the isolated tests (their own pytest process):"; cat $$isolated_log; \
+	rm -f $$isolated_log; test $$rest -eq 0 && test $$iso -eq 0
 
 test-fast: system-packages $(VENV)/.installed-test
 	$(VENV)/bin/pytest -q $(PYTEST_PARALLEL) -m "not slow and not browser"

@@ -8,6 +8,7 @@ from pathlib import Path
 from wanhe.model import TaskKind, TaskSpec
 from wanhe.publish.worker import KitsuPublisher, comment_text, marker, pick_media
 from wanhe.storage import Storage, StoredFile
+from wanhe.store.kitsu import PublishTo
 from wanhe.store.store import Store
 
 
@@ -55,7 +56,7 @@ def test_a_cancelled_job_is_skipped_with_the_reason(db_url: str, tmp_path: Path)
         job_id = _job(store)
         project = store.project_by_name("lionboy")
         assert project is not None
-        store.add_publication(job_id, project.id, "SQ01/SH010", "Lighting")
+        store.add_publication(job_id, project.id, PublishTo("SQ01/SH010", "Lighting"))
         publisher = KitsuPublisher(store, Storage(tmp_path / "storage"), home=tmp_path,
                                    public_url="http://farm")
         assert publisher.run_due() == 0  # the job has not ended: nothing is due

@@ -30,6 +30,7 @@ from wanhe.jobtypes.base import InputError, IntakeContext, JobFolder
 from wanhe.jobtypes.registry import UnknownJobKind, job_type
 from wanhe.model import TaskSpec
 from wanhe.storage import StorageError, UnsafePath
+from wanhe.store.kitsu import PublishTo
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -124,7 +125,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
                 name=body.name or (PurePosixPath(body.main).name if body.main else kind.title),
                 kind=kind.kind, build=build, priority=body.priority,
                 submitter=who.name or f"token {who.token_id}", depends_on=body.depends_on,
-                paused=body.paused,
+                paused=body.paused, publish_to=_publish_to(body),
             )
         except InputError as exc:
             raise _unprocessable(exc.field, _strip(exc.message, service)) from None
@@ -135,13 +136,17 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             service.work.discard(adopted)
         service.work.discard(staging)
         raise
-    if body.kitsu is not None:  # published by the service's Kitsu publisher when it ends
-        service.store.add_publication(
-            job_id, who.project_id, body.kitsu.target, body.kitsu.task.strip(),
-            reel_task=body.kitsu.reel_task.strip() if body.kitsu.reel_task else None)
     warnings = [_strip(w, service) for w in inspected.warnings]
     service.poke(job_id)
     return job_id, warnings
+
+
+def _publish_to(body: JobCreate) -> PublishTo | None:
+    """Where the job publishes when it ends (the service's Kitsu publisher), if anywhere."""
+    if body.kitsu is None:
+        return None
+    return PublishTo(body.kitsu.target, body.kitsu.task.strip(),
+                     body.kitsu.reel_task.strip() if body.kitsu.reel_task else None)
 
 
 def _kept_estimate(service: Service, who: Principal, body: JobCreate, kind: str,

@@ -29,6 +29,7 @@ from wanhe.model import JobState, TaskSpec, TaskState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
 from wanhe.store.batch import among
+from wanhe.store.kitsu import PublishTo, insert_publication
 from wanhe.store.rows import JobRow, StoreError, TaskRow, _job, _now, _task
 from wanhe.store.transitions import move_jobs, move_tasks
 
@@ -106,9 +107,11 @@ class JobsMixin(_StoreBase):
         submitter: str = "",
         depends_on: Sequence[int] = (),
         paused: bool = False,
+        publish_to: PublishTo | None = None,
     ) -> int:
         """Insert a job whose spec needs its own id (paths under jobs/<id>/), in one transaction.
-        `paused` stores it paused: no task starts until it is resumed.
+        `paused` stores it paused: no task starts until it is resumed. `publish_to` stores its
+        Kitsu publication in the same transaction: a crash cannot leave the job without it.
 
         `build(job_id)` returns (spec, fingerprint, tasks, work_dir); if it raises, nothing is
         stored. It must be quick (no Blender): it runs while the transaction is open.
@@ -137,6 +140,8 @@ class JobsMixin(_StoreBase):
                 .values(spec=json.dumps(spec), fingerprint=fingerprint, work_dir=work_dir)
             )
             self._insert_tasks(conn, job_id, tasks, waiting_on_jobs=waits)
+            if publish_to is not None:
+                insert_publication(conn, job_id, project_id, publish_to)
             self._touch_jobs(conn, [job_id], tasks=True)
         return job_id
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 
 from wanhe.model import JobState
 from wanhe.store import tables as t
@@ -58,6 +59,25 @@ class PublicationRow:
         return {f: getattr(self, f) for f in self.__slots__}
 
 
+@dataclass(frozen=True, slots=True)
+class PublishTo:
+    """Where a job publishes when it ends: `shot`'s `task` (a story reel: its clips to the
+    sequence `shot`'s shots' `task`, itself to the sequence's `reel_task`)."""
+
+    shot: str
+    task: str
+    reel_task: str | None = None
+
+
+def insert_publication(conn: Connection, job_id: int, project_id: int, to: PublishTo) -> None:
+    """The job's publication row, inside the caller's transaction (the job's own, at submit:
+    a job is never stored without the publication it was sent with)."""
+    conn.execute(t.kitsu_publications.insert().values(
+        job_id=job_id, project_id=project_id, shot=to.shot, task=to.task,
+        reel_task=to.reel_task, state="waiting", tries=0, next_at=0.0,
+        message="waits for the job to finish", created_at=time.time()))
+
+
 def _link(row: Any) -> KitsuLinkRow:
     return KitsuLinkRow(**{c: row._mapping[c] for c in KitsuLinkRow.__slots__})
 
@@ -86,16 +106,11 @@ class KitsuMixin(_StoreBase):
                 t.kitsu_links.c.project_id == project_id)).first()
         return _link(row) if row else None
 
-    def add_publication(self, job_id: int, project_id: int, shot: str, task: str,
-                        reel_task: str | None = None) -> None:
-        """The job publishes to `shot`'s `task` once it ends (a story reel: its clips to the
-        sequence `shot`'s shots' `task`, itself to the sequence's `reel_task`)."""
+    def add_publication(self, job_id: int, project_id: int, to: PublishTo) -> None:
+        """The job publishes to `to` once it ends (for a job stored already; a submit stores
+        the row with its job: `create_job_with(publish_to=…)`)."""
         with self.engine.begin() as conn:
-            conn.execute(t.kitsu_publications.insert().values(
-                job_id=job_id, project_id=project_id, shot=shot, task=task,
-                reel_task=reel_task, state="waiting",
-                tries=0, next_at=0.0, message="waits for the job to finish",
-                created_at=time.time()))
+            insert_publication(conn, job_id, project_id, to)
 
     def publication(self, job_id: int) -> PublicationRow | None:
         with self.engine.connect() as conn:
