@@ -26,11 +26,12 @@ def estimate_ai(kind: str, path: Path, prices: "Prices", *, as_json: bool, db: s
         if not as_json:
             err.print(text, highlight=False)
 
+    spec = _gen_spec(path) if kind == "gen" else None  # (its own one-line failures)
     try:
-        if kind == "gen":
+        if spec is not None:
             from wanhe.runs.estimate_ai import estimate_gen
 
-            report: Any = estimate_gen(_gen_spec(path), settings=settings, prices=prices,
+            report: Any = estimate_gen(spec, settings=settings, prices=prices,
                                        name=str(path), on_probe=note)
             emit(report.to_dict(), as_json, gen_table)
         else:
@@ -53,7 +54,10 @@ def _gen_spec(path: Path) -> Any:
     from wanhe.jobtypes.base import InputError
     from wanhe.jobtypes.registry import job_type
 
-    raw = load_spec(path.expanduser())
+    try:
+        raw = load_spec(path.expanduser())
+    except ValueError as exc:
+        fail(str(exc))
     base = path.expanduser().parent
     for shot in raw.get("shots", []) if isinstance(raw.get("shots"), list) else []:
         if isinstance(shot, dict) and shot.get("image") and not Path(shot["image"]).is_absolute():

@@ -203,10 +203,14 @@ def _blender_part(board: Storyboard, shot: Any, base: Path, facts: dict[str, Any
     prepared = prepare_spec((base / blend.file).resolve(), options, settings.blender)
     spec = prepared.spec.model_copy(update={"width": film.width, "height": film.height})
     prepared = replace(prepared, spec=spec)
-    if on_probe is not None:
-        on_probe(f"probing shot {shot.id!r} ({blend.file}, frames {blend.frames}) …")
+
+    def told() -> None:
+        if on_probe is not None:
+            on_probe(f"probing shot {shot.id!r} ({blend.file}, frames {blend.frames}) …")
+
     report = estimate_render(prepared, farm=Farm(machines=1, cores=1), prices=prices,
-                             blender=settings.blender, cache_dir=settings.home / "probes")
+                             blender=settings.blender, cache_dir=settings.home / "probes",
+                             on_probe=told)
     times = 1 + len(shot.lipsync_languages)
     breakdown = report.estimate.breakdown
     render_s = (breakdown.render_core_s + breakdown.load_core_s) * times
