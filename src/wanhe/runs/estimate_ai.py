@@ -103,7 +103,13 @@ class GenEstimate:
         }
 
 
-def _cuda_devices() -> int:
+def _cuda_devices(asked: str) -> int:
+    """GPUs torch sees here; 0 without asking torch (seconds to import) when the spec asks
+    for the CPU or this machine has no GPU driver (NVIDIA's, or ROCm's /dev/kfd): what lets a
+    cached estimate answer at once."""
+    if asked == "cpu" or not (Path("/proc/driver/nvidia/gpus").is_dir()
+                              or Path("/dev/kfd").exists()):
+        return 0
     try:
         import torch
 
@@ -126,7 +132,7 @@ def compile_spec(spec: GenSpec, settings: Settings, work: Path) -> tuple[dict[st
     store = Store(settings.db_url)
     try:
         project = store.ensure_project(LOCAL_PROJECT)
-        gpus = _cuda_devices()
+        gpus = _cuda_devices(spec.device)
         context = IntakeContext(models=lambda n: catalog.find_model(store, n, project.id),
                                 capacity=lambda: detect(gpus), local_paths=True)
         kind = job_type("gen")

@@ -6,7 +6,8 @@ models), then each part is probed or reckoned:
 - voices: every voice that speaks synthesizes its shortest and its longest line (as a voice
   task does: synthesis, pitch shift, trimming, the phoneme timings; into a temporary
   folder, not the voice cache), which fits its compute and its speech per character
-  (:mod:`wanhe.estimate.ai`); each line in each language is then its characters' worth.
+  (:mod:`wanhe.estimate.ai`); each line in each language is then its characters' worth,
+  and a worker's first Piper take its import (timed in a fresh interpreter, once).
   The lines' lengths give the reel's timing (`wanhe.story.timing`), so its frame count;
 - Blender shots: the scene probe of `wanhe estimate SCENE` (`wanhe.runs.estimate`) at the
   film's size, the shot's samples and frames, one thread, no denoising (as a story renders
@@ -41,7 +42,7 @@ from wanhe.story.schema import Storyboard, Voice, line_id
 
 __all__ = ["Part", "StoryEstimate", "estimate_story"]
 
-PROBE_VERSION = 2  # bump when a probe's plan changes: older cached probes are not reused
+PROBE_VERSION = 3  # bump when a probe's plan changes: older cached probes are not reused
 ASSEMBLY_FRAMES = 24  # frames the assembly probe encodes
 
 
@@ -131,6 +132,8 @@ def _probe_voice(lang: str, voice: Voice, texts: list[str], base: Path) -> dict[
     voices = PiperVoices()
     rows: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="wanhe-estimate-voice-") as tmp:
+        # once untimed: what a worker pays only for its first take (imports, first session)
+        synthesize(picked[0], voice, lang, model, Path(tmp) / "warm.wav", voices)
         for n, text in enumerate(picked):
             started = _cpu_now()
             take = Path(tmp) / f"probe{n}.wav"
@@ -138,6 +141,21 @@ def _probe_voice(lang: str, voice: Voice, texts: list[str], base: Path) -> dict[
             write_take_phonemes(text, voice, lang, model, take)
             rows.append([len(text), _cpu_now() - started, made.seconds])
     return {"lines": rows}
+
+
+def _probe_piper_start() -> dict[str, Any]:
+    """CPU seconds a worker pays once before its first Piper take: importing Piper and
+    onnxruntime (in a fresh interpreter, less the interpreter's own start)."""
+    import subprocess
+    import sys
+
+    def cpu(code: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    return {"cpu_s": max(cpu("import piper, onnxruntime") - cpu("pass"), 0.0)}
 
 
 def _voice_rates(board: Storyboard, base: Path, facts: dict[str, Any], cache: Path,
@@ -278,6 +296,10 @@ def estimate_story(path: Path, *, settings: Settings, prices: Prices,
                 durations[(line_id(shot, n), lang)] = rate.audio_s(len(text))
                 voice_s += rate.compute_s(len(text))
                 lines += 1
+    if any(voice.engine == "piper" for _, voice, _ in _voice_texts(board).values()):
+        start, _ = _cached(cache / f"piper-start-{_key('piper-start')}.json",
+                           _probe_piper_start)
+        voice_s += float(start["cpu_s"])  # one worker, as for a model's load
     if lines:
         per_audio = voice_s / max(sum(durations.values()), 1e-9)
         parts.append(Part(
