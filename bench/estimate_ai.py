@@ -6,6 +6,10 @@ Mandarin, stills). Each is estimated with an empty probe cache and no history, t
 CPU seconds (what the estimate counts) and their metered core-seconds (cores × wall) from
 the database. Then the gen spec is estimated again: from the history of that run.
 
+The reel is rendered with `--workers N` (default 1): a local run's workers are threads of one
+process, and an in-process task (voice, clip, reel, gen) is metered with the process's rusage,
+so with two at once each one's CPU seconds hold the other's too.
+
     PYTHONPATH=src .venv/bin/python bench/estimate_ai.py [--work /tmp/wanhe-bench-estimate-ai]
 """
 
@@ -59,12 +63,21 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[Any, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/wanhe-bench-estimate-ai"))
-    work = parser.parse_args().work
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--story-only", action="store_true")
+    args = parser.parse_args()
+    work = args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = {**os.environ, "WANHE_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
     db = work / "home" / "wanhe.db"
 
+    if not args.story_only:
+        _gen(work, env, db)
+    _story(work, env, db, args.workers)
+
+
+def _gen(work: Path, env: dict[str, str], db: Path) -> None:
     subprocess.run([PYTHON, "-c", "import sys; from pathlib import Path; from wanhe.ai import "
                     "tiny; tiny.build('sd', Path(sys.argv[1]))", str(work / "sd")],
                    env=env, check=True, capture_output=True, timeout=600)
@@ -90,20 +103,22 @@ def main() -> None:
     print(f"  again after the run: {history['seconds']:.2f} CPU-s, "
           f"{history['shots'][0]['source']} of {history['shots'][0]['history_runs']} run(s)")
 
+
+def _story(work: Path, env: dict[str, str], db: Path, workers: int) -> None:
     subprocess.run([PYTHON, str(ROOT / "examples" / "make_story.py"), str(work / "story")],
                    env=env, check=True, capture_output=True, timeout=600)
     story = work / "story" / "story.yaml"
     board, board_wall = _timed(["estimate", str(story), "--json"], env)
     _, again_wall = _timed(["estimate", str(story), "--json"], env)
     _, render_wall = _timed(["story", "render", str(story), "--output", str(work / "reel"),
-                             "-q"], env)
+                             "--workers", str(workers), "-q"], env)
     made = _actual(db, "story")
     parts = {p["part"]: p for p in board["parts"]}
     groups = {"voices": ["voice"], "blender": ["render", "lipsync"],
               "assembly": ["clip", "reel", "track", "dub"]}
     print(f"story: examples/story ({board['reel_s']:.1f} s reel, {board['reel_frames']} "
           f"frames, {', '.join(board['languages'])}); estimate command {board_wall:.1f} s "
-          f"wall, again {again_wall:.1f} s; render {render_wall:.1f} s wall")
+          f"wall, again {again_wall:.1f} s; render {render_wall:.1f} s wall on {workers} worker(s)")
     total_cpu = total_metered = 0.0
     for part, kinds in groups.items():
         cpu = sum(made.get(k, {}).get("cpu_s", 0.0) for k in kinds)

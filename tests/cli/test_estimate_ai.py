@@ -104,3 +104,24 @@ def test_a_gen_spec_probed_then_from_the_cache(tmp_path: Path, tiny_sd: Path,
     assert code == 0, text
     assert "cached, nothing run now" in text and "probing" not in text
     assert "CPU-seconds" in text and "MiB registered" in text
+
+
+def test_a_storyboard_is_a_table_of_parts_then_all_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    story = write(tmp_path / "film", copy.deepcopy(BASE))
+    code, text = in_process("estimate", str(story), "--price-core-hour", "3", home=tmp_path,
+                            monkeypatch=monkeypatch)
+    assert code == 0, text
+    assert "storyboard" in text and "probing the espeak voice" in text
+    for row in ("voices", "assembly", "total", "core-hours", "cost"):
+        assert row in text, text
+    code, text = in_process("estimate", str(story), "--json", home=tmp_path,
+                            monkeypatch=monkeypatch)
+    assert code == 0, text
+    data = json.loads(text)  # --json: the JSON alone
+    assert data["kind"] == "story" and [p["part"] for p in data["parts"]] == ["voices",
+                                                                             "assembly"]
+    assert all("(cached)" in p["source"] for p in data["parts"])
