@@ -125,3 +125,21 @@ def test_a_storyboard_is_a_table_of_parts_then_all_cached(
     assert data["kind"] == "story" and [p["part"] for p in data["parts"]] == ["voices",
                                                                              "assembly"]
     assert all("(cached)" in p["source"] for p in data["parts"])
+
+
+def test_a_model_whose_files_do_not_load_is_one_line(
+    tmp_path: Path, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    model = tmp_path / "sd"
+    shutil.copytree(tiny_sd, model)
+    code, text = in_process("models", "add", "sd", str(model), "--json",
+                            home=tmp_path / "home", monkeypatch=monkeypatch)
+    assert code == 0, text
+    for weights in (model / "unet").glob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[:100])  # truncated after it was registered
+    # (--json: no "probing …" line before the error)
+    result = in_process("estimate", str(_file(tmp_path, SPEC)), "--json",
+                        home=tmp_path / "home", monkeypatch=monkeypatch)
+    assert_one_line_error(result, "model 'sd'", "does not load", "copy them again")

@@ -289,7 +289,15 @@ def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str
                         torch_threads = torch.get_num_threads()
                         torch.set_num_threads(threads)
                     pipelines.offline()
-                    probe = prober.probe(payload, steps)
+                    try:
+                        probe = prober.probe(payload, steps)
+                    except pipelines.ModelLoadError:
+                        raise
+                    except Exception as exc:  # what a gen task would fail with: one line
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        raise RuntimeError(
+                            f"the probe of {shot.model} at {shot.size} failed "
+                            f"({type(exc).__name__}: {first[:300]})") from None
                     cache.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_write(cache) as out:
                         out.write_text(json.dumps(asdict(probe)))
