@@ -1,4 +1,6 @@
-"""`wanhe estimate SCENE`: what a render will cost and when it will finish, before it runs."""
+"""`wanhe estimate FILE`: what a job will cost (and a render, when it will finish), before it
+runs. FILE is a .blend (a render), a generation spec or a storyboard (YAML/JSON, told apart
+by what they hold, as `wanhe submit` tells a storyboard from a scene)."""
 
 import math
 import os
@@ -8,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wanhe.cli.common import JsonOpt, emit, err, fail
+from wanhe.cli.common import DbOpt, JsonOpt, emit, err, fail
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -37,7 +39,8 @@ def _check_price(name: str, value: float) -> None:
 
 
 def estimate_command(
-    scene: Annotated[Path, typer.Argument(help="the .blend file to estimate")],
+    scene: Annotated[Path, typer.Argument(
+        help="the .blend, generation spec or storyboard (.yaml/.json) to estimate")],
     frames: Annotated[str | None, typer.Option("--frames", "-f",
                                                help="e.g. 1-2400; default: the scene's")] = None,
     tiles: Annotated[str, typer.Option(help="tiles per frame, COLUMNSxROWS")] = "1x1",
@@ -58,14 +61,33 @@ def estimate_command(
     as_json: JsonOpt = False,
     blender: Annotated[str | None, typer.Option(
         help="a blender binary to use instead of the bpy module")] = None,
+    db: DbOpt = None,
 ) -> None:
     """Probe a few frames at low resolution and say the job's core-hours (with a range), its
-    cost, its wall time on the farm and the machines a deadline needs."""
+    cost, its wall time on the farm and the machines a deadline needs. A generation spec:
+    each model's candidates probed (cold load and warm per-step measured apart), or its
+    metered history. A storyboard: its voices, Blender shots, AI shots and assembly."""
     from wanhe.runs.estimate import Farm, Prices
 
     now = datetime.now(UTC)
     _check_price("--price-core-hour", price_core_hour)
     _check_price("--price-gpu-hour", price_gpu_hour)
+    kind = estimate_kind(scene)
+    if kind != "scene":
+        scene_only = {"--frames": frames, "--tiles": None if tiles == "1x1" else tiles,
+                      "--samples": samples, "--quality": quality,
+                      "--resolution-percentage": resolution_percentage,
+                      "--machines": None if machines == 1 else machines, "--cores": cores,
+                      "--deadline": deadline}
+        given = [name for name, value in scene_only.items() if value is not None]
+        if given:
+            fail(f"{', '.join(given)}: for a .blend scene; {scene.name} is a "
+                 f"{'storyboard' if kind == 'story' else 'generation spec'}")
+        from wanhe.cli.estimate_ai import estimate_ai
+
+        estimate_ai(kind, scene, Prices(price_core_hour, price_gpu_hour), as_json=as_json,
+                    db=db, blender=blender)
+        return
     if machines < 1:
         fail(f"--machines {machines}: a farm needs at least 1 machine")
     if cores is not None and cores < 1:
@@ -119,6 +141,28 @@ def _run(scene: Path, frames: str | None, tiles: str, samples: int | None,
         fail(str(exc))
     except RuntimeError as exc:
         fail(str(exc), code=1)
+
+
+def estimate_kind(path: Path) -> str:
+    """"scene" (a .blend), "story" (a storyboard: a mapping with `film`) or "gen" (a
+    generation spec: `shots`, or a list of shots); a file that is none is one line."""
+    suffix = path.suffix.lower()
+    if suffix == ".blend":
+        return "scene"
+    if suffix not in (".yaml", ".yml", ".json"):
+        fail(f"{path.name}: wanhe estimate takes a .blend scene, or a generation spec or a "
+             "storyboard (.yaml, .yml or .json)")
+    from wanhe.ai.spec import load_spec
+
+    try:
+        data = load_spec(path.expanduser())
+    except ValueError as exc:
+        fail(str(exc))
+    if "film" in data:
+        return "story"
+    if "shots" in data:
+        return "gen"
+    fail(f"{path.name} is neither a storyboard (no film) nor a generation spec (no shots)")
 
 
 def _hours(h: float) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,15 +191,19 @@ def estimate_render(
     prepared: Prepared, *, farm: Farm, prices: Prices, blender: str | None = None,
     cache_dir: Path | None = None, deadline_s: float | None = None,
     process: Any = None, renders: Path | None = None,
+    on_probe: Callable[[], None] | None = None,
 ) -> EstimateReport:
     """Probe (or reuse the cached probe), fit, scale to the job, simulate it on ``farm``.
     `process`, `renders`: the Blender to probe in and the folder it writes its renders to
-    (a farm's sandbox and its scratch folder); else a fresh one and a temporary folder."""
+    (a farm's sandbox and its scratch folder); else a fresh one and a temporary folder.
+    `on_probe`: told just before a probe renders (not when the cached one is used)."""
     spec = prepared.spec
     cache = None if cache_dir is None else cache_dir / f"estimate-{_probe_key(prepared)}.json"
     probe = _read_probe(cache)
     cached = probe is not None
     if probe is None:
+        if on_probe is not None:
+            on_probe()
         probe = run_probe(spec, blender, process=process, renders=renders)
         if cache is not None:
             from wanhe.imaging.atomic import atomic_write
@@ -305,7 +310,9 @@ def _render(process: Any, spec: RenderSpec, frame: int, out: Path, *,
     request = RenderRequest(
         scene=spec.scene, frame=frame, output=str(out), samples=spec.samples, seed=spec.seed,
         camera=spec.camera, threads=spec.threads, denoise_passes=spec.denoise,
-        resolution=size, resolution_percentage=100 if size else spec.resolution_percentage,
+        # a cell at the job's size, set outright (as a story's shots set the film's size,
+        # which need not be the scene's)
+        resolution=size or (spec.width, spec.height), resolution_percentage=100,
         border=None if cell is None else cell.border(spec.width, spec.height),
         expected_size=None if cell is None else cell.render_size,
     )

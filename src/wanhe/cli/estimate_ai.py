@@ -1,0 +1,156 @@
+"""`wanhe estimate SPEC.yaml` and `wanhe estimate STORY.yaml`: the AI kinds of `wanhe estimate`
+(`wanhe.runs.estimate_ai`, `wanhe.runs.estimate_story`), printed as a table or --json."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wanhe.cli.common import emit, err, fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from wanhe.runs.estimate import Prices
+
+
+def estimate_ai(kind: str, path: Path, prices: "Prices", *, as_json: bool, db: str | None,
+                blender: str | None) -> None:
+    from wanhe.ai.pipelines import ModelLoadError
+    from wanhe.config import Settings
+    from wanhe.jobtypes.base import InputError
+    from wanhe.store.store import DatabaseUnavailable
+    from wanhe.voice.tts import VoiceError
+
+    settings = Settings().overridden(db=db, blender=blender)
+
+    def note(text: str) -> None:
+        if not as_json:
+            err.print(text, highlight=False)
+
+    spec = _gen_spec(path) if kind == "gen" else None  # (its own one-line failures)
+    try:
+        if spec is not None:
+            from wanhe.runs.estimate_ai import estimate_gen
+
+            report: Any = estimate_gen(spec, settings=settings, prices=prices,
+                                       name=str(path), on_probe=note)
+            emit(report.to_dict(), as_json, gen_table)
+        else:
+            from wanhe.runs.estimate_story import estimate_story
+
+            report = estimate_story(path.expanduser().resolve(), settings=settings,
+                                    prices=prices, on_probe=note)
+            emit(report.to_dict(), as_json, story_table)
+    except InputError as exc:
+        fail(f"{exc.field.removeprefix('options.')}: {exc.message}")
+    except (DatabaseUnavailable, ModelLoadError, VoiceError, ValueError) as exc:
+        fail(str(exc))
+    except RuntimeError as exc:
+        fail(str(exc), code=1)
+
+
+def _gen_spec(path: Path) -> Any:
+    """The spec in `path`, checked as `wanhe gen run` checks it (one line when it is not)."""
+    from wanhe.ai.spec import load_spec
+    from wanhe.jobtypes.base import InputError
+    from wanhe.jobtypes.registry import job_type
+
+    try:
+        raw = load_spec(path.expanduser())
+    except ValueError as exc:
+        fail(str(exc))
+    base = path.expanduser().parent
+    for shot in raw.get("shots", []) if isinstance(raw.get("shots"), list) else []:
+        if isinstance(shot, dict) and shot.get("image") and not Path(shot["image"]).is_absolute():
+            shot["image"] = str((base / shot["image"]).resolve())
+    kind = job_type("gen")
+    try:
+        spec = kind.parse_options(raw)
+        kind.check(spec)
+    except InputError as exc:
+        fail(f"{exc.field.removeprefix('options.')}: {exc.message} (in {path.name})")
+    return spec
+
+
+def seconds_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _money(amount: float) -> str:
+    return f"{amount:,.2f}" if amount >= 1 else f"{amount:.3g}"
+
+
+def _bytes(n: int) -> str:
+    from wanhe.ai.models import human_bytes
+
+    return human_bytes(n)
+
+
+def _shot_source(shot: dict[str, Any]) -> str:
+    if shot["source"] == "history":
+        history = shot["history"]
+        return (f"from history of {shot['history_runs']} run(s) ({history['candidates']} "
+                "candidate(s) metered)")
+    probe = shot["probe"]
+    return (f"probe: cold {seconds_text(shot['cold_s'])} (load {seconds_text(probe['load_s'])})"
+            f", warm {seconds_text(probe['fixed_s'])} + {seconds_text(probe['per_step_s'])}/step"
+            + (" — cached, nothing run now" if probe["cached"] else ""))
+
+
+def gen_table(data: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
+    unit = data["unit"]
+    table = Table(title=f"estimate: {Path(data['spec']).name} (generation on the "
+                        f"{data['device'].upper()}, {data['threads']} thread(s))",
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for shot in data["shots"]:
+        frames = f", {shot['frames']} frames" if shot["frames"] else ""
+        table.add_row(f"shot {shot['name']}",
+                      f"{shot['model']} ({shot['task']}), {shot['candidates']} candidate(s) × "
+                      f"{shot['steps']} steps at {shot['size']}{frames}")
+        table.add_row("  memory", f"{_bytes(shot['model_memory_bytes'])} registered; "
+                      f"{_bytes(shot['task_memory_bytes'])} with a batch at this size")
+        table.add_row("  each", f"{seconds_text(shot['per_candidate_s'])} ({unit})")
+        table.add_row("  shot", f"{seconds_text(shot['seconds'])} ({unit})")
+        table.add_row("  source", _shot_source(shot))
+    table.add_section()
+    table.add_row("total", f"{data['candidates']} candidate(s): "
+                  f"{seconds_text(data['seconds'])} ({unit}); {_hours_line(data)}")
+    for text in data["notes"]:
+        table.add_row("note", text)
+    return table
+
+
+def _hours_line(data: dict[str, Any]) -> str:
+    text = f"{data['core_hours']:.4g} core-hours, {data['gpu_hours']:.4g} GPU-hours"
+    prices = data["prices"]
+    if prices["core_hour"] > 0 or prices["gpu_hour"] > 0:
+        text += (f"; cost {_money(data['cost'])} at {prices['core_hour']:g}/core-hour, "
+                 f"{prices['gpu_hour']:g}/GPU-hour")
+    return text
+
+
+def story_table(data: dict[str, Any]) -> "Table":
+    from rich.table import Table
+
+    table = Table(title=f"estimate: {Path(data['storyboard']).name} (storyboard: "
+                        f"{data['reel_s']:.1f} s reel, {data['reel_frames']} frames, "
+                        f"{', '.join(data['languages'])})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for part in data["parts"]:
+        gpu = f", {seconds_text(part['gpu_s'])} GPU" if part["gpu_s"] else ""
+        table.add_row(part["part"], f"{seconds_text(part['core_s'])} CPU{gpu} — {part['what']}")
+        table.add_row("  from", part["source"])
+    table.add_section()
+    gpu = f", {seconds_text(data['gpu_s'])} GPU" if data["gpu_s"] else ""
+    table.add_row("total", f"{seconds_text(data['core_s'])} CPU{gpu}; {_hours_line(data)}")
+    for text in data["notes"]:
+        table.add_row("note", text)
+    return table

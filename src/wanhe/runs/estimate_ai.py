@@ -1,0 +1,343 @@
+"""`wanhe estimate SPEC.yaml`: what a generation spec will cost, from a probe of each model.
+
+Each shot's model is checked against the local catalogue (as `wanhe gen` without --server
+does) and compiled into its gen tasks; the first task's payload is then probed in this
+process on the device the job would use: the model loaded (timed), one candidate of 1 step
+(the cold call), the same again warm, and one of a few more steps (both warm, each timed
+twice on a CPU: the fixed cost and the cost per step, :mod:`wanhe.estimate.ai`). No output
+is written. Probes are cached per
+model content, device, threads and shot shape under the home folder's `probes/`, as the
+scene probe is, so asking again (other prices, more candidates, more steps) probes nothing.
+A model with metered history on this shape (earlier `wanhe gen` runs in the database) is
+estimated from that history instead, and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wanhe.ai.spec import GenSpec
+from wanhe.config import Settings
+from wanhe.estimate.ai import GenHistory, GenProbe, ShotCost, fit_steps, shot_cost
+from wanhe.runs.estimate import Prices
+
+__all__ = ["GenEstimate", "ShotEstimate", "estimate_gen", "probe_payload"]
+
+PROBE_VERSION = 1  # bump when the probe's plan changes: older cached probes are not reused
+PROBE_STEPS = 3  # the warm call of more steps takes at most this many
+WARM_REPEATS = 2  # on a CPU, each warm call is timed this often (the least counts)
+
+
+@dataclass
+class ShotEstimate:
+    name: str
+    model: str
+    task: str
+    size: str
+    frames: int | None
+    model_memory: int  # the model's registered need, bytes
+    task_memory: int  # with one batch's activations at this size
+    cost: ShotCost
+    probe: GenProbe | None
+    cached: bool
+    history: GenHistory | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "model": self.model, "task": self.task, "size": self.size,
+            "frames": self.frames, "model_memory_bytes": self.model_memory,
+            "task_memory_bytes": self.task_memory, **asdict(self.cost),
+            "probe": None if self.probe is None else {
+                **asdict(self.probe), "cold_s": self.probe.cold_s, "cached": self.cached},
+            "history": None if self.history is None else asdict(self.history),
+        }
+
+
+@dataclass
+class GenEstimate:
+    """Everything `wanhe estimate SPEC` prints (``to_dict`` is its --json)."""
+
+    spec: str
+    device: str  # "cpu" or "gpu": what the seconds are of
+    threads: int
+    shots: list[ShotEstimate]
+    prices: Prices
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.cost.seconds for s in self.shots)
+
+    @property
+    def hours(self) -> tuple[float, float]:
+        """(core-hours, GPU-hours): a GPU task bills one core beside its GPU."""
+        hours = self.seconds / 3600
+        return (hours, hours) if self.device == "gpu" else (hours, 0.0)
+
+    @property
+    def probe_s(self) -> float:
+        seen: dict[int, float] = {}
+        for s in self.shots:
+            if s.probe is not None and not s.cached:
+                seen[id(s.probe)] = s.probe.probe_s
+        return sum(seen.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        core_h, gpu_h = self.hours
+        return {
+            "kind": "gen", "spec": self.spec, "device": self.device, "threads": self.threads,
+            "unit": "GPU-seconds" if self.device == "gpu" else "CPU-seconds",
+            "candidates": sum(s.cost.candidates for s in self.shots),
+            "seconds": self.seconds, "core_hours": core_h, "gpu_hours": gpu_h,
+            "cost": core_h * self.prices.core_hour + gpu_h * self.prices.gpu_hour,
+            "prices": asdict(self.prices), "probe_s": self.probe_s,
+            "shots": [s.to_dict() for s in self.shots], "notes": self.notes,
+        }
+
+
+def _cuda_devices(asked: str) -> int:
+    """GPUs torch sees here; 0 without asking torch (seconds to import) when the spec asks
+    for the CPU or this machine has no GPU driver (NVIDIA's, or ROCm's /dev/kfd): what lets a
+    cached estimate answer at once."""
+    if asked == "cpu" or not (Path("/proc/driver/nvidia/gpus").is_dir()
+                              or Path("/dev/kfd").exists()):
+        return 0
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except Exception:
+        return 0
+
+
+def compile_spec(spec: GenSpec, settings: Settings, work: Path) -> tuple[dict[str, Any],
+                                                                         list[Any], list[str]]:
+    """The spec resolved against the local catalogue and this machine (raises InputError
+    with the field and what to do): (resolved, its tasks, its warnings)."""
+    from wanhe.ai import catalog
+    from wanhe.ai.capacity import detect
+    from wanhe.jobtypes.base import IntakeContext, JobFolder
+    from wanhe.jobtypes.registry import job_type
+    from wanhe.runs.local import LOCAL_PROJECT
+    from wanhe.store.store import Store
+
+    store = Store(settings.db_url)
+    try:
+        project = store.ensure_project(LOCAL_PROJECT)
+        gpus = _cuda_devices(spec.device)
+        context = IntakeContext(models=lambda n: catalog.find_model(store, n, project.id),
+                                capacity=lambda: detect(gpus), local_paths=True)
+        kind = job_type("gen")
+        kind.check(spec)
+        inspected = kind.inspect(context, None, spec)
+    finally:
+        store.dispose()
+    folder = JobFolder(input=work, output=work, work=work / ".work")
+    compiled = kind.compile(spec, inspected, None, folder)
+    return compiled.spec, compiled.tasks, list(inspected.warnings)
+
+
+def probe_payload(spec: GenSpec, tasks: list[Any], shot: int) -> dict[str, Any]:
+    """The payload of the shot's first gen task (what a worker would run first)."""
+    return next(t.payload for t in tasks if t.kind == "gen" and t.payload["shot"] == shot)
+
+
+def _probe_steps(payload: dict[str, Any], steps: int) -> tuple[int, int]:
+    """(few, more) steps to probe with: an img2img shot runs steps × strength of them, so
+    each count is raised to run at least 1 (resp. a few) real step(s)."""
+    strength = float(payload.get("strength") or 1.0) if payload.get("image") else 1.0
+    few = math.ceil(1 / strength) if strength < 1 else 1
+    more = min(steps, math.ceil(PROBE_STEPS / strength) if strength < 1 else PROBE_STEPS)
+    return few, max(few, more)
+
+
+def _probe_key(payload: dict[str, Any], device: str, threads: int,
+               steps: tuple[int, int]) -> str:
+    model = payload["model"]
+    basis = {"v": PROBE_VERSION, "model": model["sha256"], "class": model.get("pipeline_class"),
+             "device": device, "threads": threads, "task": model["task"],
+             "size": [payload["width"], payload["height"]], "frames": payload.get("frames"),
+             "cfg": float(payload["guidance"]) > 1.0, "image": bool(payload.get("image")),
+             "strength": payload.get("strength") if payload.get("image") else None,
+             "steps": list(steps)}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+
+
+def _read_probe(path: Path) -> GenProbe | None:
+    try:
+        data = json.loads(path.read_text())
+        data["steps_probed"] = tuple(data["steps_probed"])
+        return GenProbe(**data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none yet, or unreadable: probe again
+
+
+class _Clock:
+    """Seconds of what the estimate bills: the process's CPU on a CPU run (every torch
+    thread), the wall on a GPU run (the GPU's time, after its queue is drained)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def now(self) -> float:
+        if self.device == "gpu":
+            import torch
+
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
+
+class _Prober:
+    """Runs probes in this process, keeping each model loaded for the next shot's probe."""
+
+    def __init__(self, device: str, threads: int) -> None:
+        self.device = device
+        self.threads = threads
+        self.clock = _Clock(device)
+        self.loaded: dict[str, tuple[Any, float]] = {}  # warm key -> (Loaded, load seconds)
+
+    def probe(self, payload: dict[str, Any], steps: tuple[int, int]) -> GenProbe:
+        from wanhe.ai import pipelines
+
+        key = str(payload["warm_key"])
+        spent = 0.0
+        if key not in self.loaded:
+            started = self.clock.now()
+            pipe = pipelines.load(payload["model"], "cuda" if self.device == "gpu" else "cpu")
+            load_s = self.clock.now() - started
+            spent += load_s
+            self.loaded[key] = (pipelines.Loaded(key, pipe, self.device, 0), load_s)
+        loaded, load_s = self.loaded[key]
+        seed = int(payload["candidates"][0]["seed"])
+        few, more = steps
+
+        def timed(count: int, repeats: int = 1) -> float:
+            """The least of `repeats` calls: other tenants of a shared machine only ever add
+            (torch's CPU threads spin while they wait for a core)."""
+            nonlocal spent
+            took = math.inf
+            for _ in range(repeats):
+                started = self.clock.now()
+                pipelines.call(loaded, {**payload, "steps": count}, [seed], lambda _step: None)
+                once = self.clock.now() - started
+                spent += once
+                took = min(took, once)
+            return took
+
+        repeats = WARM_REPEATS if self.device == "cpu" else 1
+        first = timed(few)
+        warm = [(few, timed(few, repeats))]
+        if more > few:
+            warm.append((more, timed(more, repeats)))
+        fixed, per_step = fit_steps(warm)
+        return GenProbe(device=self.device, threads=self.threads, load_s=load_s,
+                        first_s=first + per_step * (1 - few), fixed_s=fixed,
+                        per_step_s=per_step, probe_s=spent, steps_probed=(few, more))
+
+
+def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str = "",
+                 use_history: bool = True, on_probe: Any = None) -> GenEstimate:
+    """The estimate of `spec` (raises InputError for a spec the catalogue or this machine
+    refuses, ModelLoadError for a model that does not load). `on_probe(text)`: told before
+    each probe that runs."""
+    from wanhe.ai import pipelines
+    from wanhe.ai.compile import warm_key
+    from wanhe.ai.memory import device_need
+    from wanhe.imaging.atomic import atomic_write
+
+    with tempfile.TemporaryDirectory(prefix="wanhe-estimate-gen-") as tmp:
+        resolved, tasks, warnings = compile_spec(spec, settings, Path(tmp))
+    device = str(resolved["device"])
+    threads = spec.threads or os.cpu_count() or 1
+    prober = _Prober(device, threads)
+    cache_dir = settings.home / "probes"
+    shots: list[ShotEstimate] = []
+    loaded_models: set[str] = set()
+    torch_threads = None
+    history = _history_lookup(settings) if use_history else None
+    try:
+        for si, shot in enumerate(spec.shots):
+            model = resolved["models"][shot.model]
+            payload = probe_payload(spec, tasks, si)
+            video = model["task"] != "text-to-image"
+            found = None if history is None else history(
+                warm_key(model), device=device, width=shot.width, height=shot.height,
+                frames=shot.frames if video else None, task=model["task"])
+            probe, cached = None, False
+            if found is None:
+                steps = _probe_steps(payload, shot.steps)
+                cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
+                probe = _read_probe(cache)
+                cached = probe is not None
+                if probe is None:
+                    if on_probe is not None:
+                        on_probe(f"probing {shot.model} on the {device.upper()} at "
+                                 f"{shot.size}: load, then candidates of {steps[0]} and "
+                                 f"{steps[1]} step(s) …")
+                    if device == "cpu" and torch_threads is None:
+                        import torch
+
+                        torch_threads = torch.get_num_threads()
+                        torch.set_num_threads(threads)
+                    pipelines.offline()
+                    try:
+                        probe = prober.probe(payload, steps)
+                    except pipelines.ModelLoadError:
+                        raise
+                    except Exception as exc:  # what a gen task would fail with: one line
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        raise RuntimeError(
+                            f"the probe of {shot.model} at {shot.size} failed "
+                            f"({type(exc).__name__}: {first[:300]})") from None
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_write(cache) as out:
+                        out.write_text(json.dumps(asdict(probe)))
+            cold = shot.model not in loaded_models
+            loaded_models.add(shot.model)
+            cost = shot_cost(shot.candidates, shot.steps, probe=probe, history=found,
+                             cold=cold)
+            batch = min(spec.batch, shot.candidates)
+            shots.append(ShotEstimate(
+                name=spec.shot_name(si), model=shot.model, task=model["task"],
+                size=shot.size, frames=shot.frames if video else None,
+                model_memory=int(model["gpu_memory"]),
+                task_memory=device_need(int(model["gpu_memory"]), model["task"], shot.width,
+                                        shot.height, batch, shot.frames),
+                cost=cost, probe=probe, cached=cached, history=found))
+    finally:
+        if torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+    notes = list(warnings)
+    if spec.score:
+        notes.append("each shot's scoring task is light and not counted")
+    if any(s.cost.source == "probe" for s in shots):
+        notes.append("one worker is assumed: each model is loaded once (the cold cost); a farm "
+                     "of N workers that all load it pays it up to N times")
+    return GenEstimate(spec=name, device=device, threads=threads, shots=shots, prices=prices,
+                       notes=notes)
+
+
+def _history_lookup(settings: Settings) -> Any:
+    """model_history over the local database, opened once per lookup."""
+    from wanhe.ai.history import model_history
+    from wanhe.store.store import Store
+
+    def lookup(key: str, **shape: Any) -> GenHistory | None:
+        store = Store(settings.db_url)
+        try:
+            return model_history(store, key, **shape)
+        finally:
+            store.dispose()
+
+    return lookup
