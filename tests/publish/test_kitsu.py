@@ -146,6 +146,9 @@ def test_a_finished_render_lands_on_its_shot_task(
     job_id = _submit(farm, token, scene, "SH010")
     pub = _wait_published(farm, token, job_id)
     assert pub["revision"] == 1 and pub["file"] == "frame_0002.png"
+    # the dashboard's Kitsu cell links to the production's shots in Kitsu's web app
+    app = zou.url.rstrip("/").removesuffix("/api")
+    assert pub["production_url"] == f"{app}/productions/{production['project']['id']}/shots"
     task = gazu.task.get_task(production["tasks"]["SH010"]["id"], client=admin)
     assert gazu.task.get_task_status(task["task_status_id"], client=admin)["short_name"] == "wfa"
     comments = _ours(admin, task, job_id)

@@ -6,6 +6,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from wanhe.api.estimate_view import estimate_vs_actual
 from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
@@ -184,9 +185,17 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
 
 
 def _kitsu(service: Service, job_id: int) -> dict[str, Any] | None:
-    """Where the job publishes in Kitsu and how that stands (None: it does not)."""
+    """Where the job publishes in Kitsu and how that stands (None: it does not), with the
+    production's page in Kitsu's web app while the project is linked."""
     found = service.store.publication(job_id)
-    return None if found is None else found.public()
+    if found is None:
+        return None
+    link = service.store.kitsu_link(found.project_id)
+    production_url = None
+    if link is not None:  # the link keeps the API's address (…/api); the web app is above it
+        app = link.url.rstrip("/").removesuffix("/api")
+        production_url = f"{app}/productions/{quote(link.production_id, safe='')}/shots"
+    return {**found.public(), "production_url": production_url}
 
 
 def task_list(service: Service, job: JobRow, *, after: int = -1,

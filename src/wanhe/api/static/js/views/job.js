@@ -10,6 +10,7 @@ import {
 } from '../util.js';
 import { deliverablePanel, mountDeliverable } from './deliverable.js';
 import { estimateCell } from './estimate.js';
+import { kitsuCell } from './kitsu.js';
 import { mountStory, storyPanel } from './story.js';
 
 const TASK_PAGE = 1000; // GET …/tasks page size
@@ -208,6 +209,7 @@ export async function mount(el, ctx) {
       ...(job.gpu_hours ? [['GPU-hours', esc(fmtCoreHours(job.gpu_hours))]] : []),
       ['ETA', esc(FINAL.has(job.state) || job.eta_s == null ? '—' : fmtDuration(job.eta_s))],
       ...(job.estimate ? [['Estimate', estimateCell(job.estimate)]] : []),
+      ...(job.kitsu ? [['Kitsu', kitsuCell(job.kitsu)]] : []),
       ['Run time', esc(fmtDuration(run))],
       ['Priority', esc(job.priority ?? '—')],
       ['Project', esc(job.project ?? '—')],
@@ -215,7 +217,7 @@ export async function mount(el, ctx) {
       ['Submitted', `<span title="${esc(fmtDateTime(job.created_at))}">${esc(fmtTime(job.created_at))}</span>`],
       ['Shape', `<small>${esc(shape || '—')}</small>`],
     ];
-    $('#job-kv', el).innerHTML = cells.map(([k, v], i) => `<div class="${i === 0 || k === 'Submitter' || k === 'Shape' || k === 'Estimate' ? 'wide' : ''}"><div class="k">${k}</div><div class="v">${v}</div></div>`).join('');
+    $('#job-kv', el).innerHTML = cells.map(([k, v], i) => `<div class="${i === 0 || k === 'Submitter' || k === 'Shape' || k === 'Estimate' || k === 'Kitsu' ? 'wide' : ''}"><div class="k">${k}</div><div class="v">${v}</div></div>`).join('');
     const msg = $('#job-msg', el);
     // the job's own message, then what the service could not do (e.g. storage unreachable)
     const text = [job.message, ...(job.warnings || [])].filter(Boolean).join('\n');
