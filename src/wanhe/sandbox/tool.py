@@ -113,8 +113,12 @@ def wait_in(box: Sandbox, argv: list[str], *, stdin: str = "", timeout_s: float 
         raise TaskFailed(f"{what} ran past its {timeout_s:.0f} s limit and was stopped, "
                          "with everything it started") from None
     finally:
-        if proc.rusage is not None:  # the cgroup's figure is the task's: nobody shares it
-            METER.exclude_children(proc.rusage.ru_utime + proc.rusage.ru_stime)
+        if proc.rusage is not None:
+            ran = proc.rusage.ru_utime + proc.rusage.ru_stime
+            if box.cpu_s() is None:  # no cgroup: wait4's figure is the task's own, exactly
+                METER.claim_children(ran)
+            else:  # the cgroup's figure is the task's: no in-process task shares it
+                METER.exclude_children(ran)
     wall = time.monotonic() - started
     if box.out_of_memory():
         peak = box.peak_memory() or 0
