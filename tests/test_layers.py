@@ -20,7 +20,7 @@ CORE, DATA, DOMAIN, JOBTYPES, ENGINE, APPLICATION, INTERFACES = range(7)
 LAYER_NAMES = ["core", "data", "domain", "jobtypes", "engine", "application", "interfaces"]
 LAYERS: dict[str, int] = {
     "__init__": CORE, "lifecycle": CORE, "sched": CORE, "model": CORE, "config": CORE,
-    "plugins": CORE, "private": CORE, "payloads": CORE,
+    "plugins": CORE, "private": CORE, "payloads": CORE, "metering": CORE,
     "store": DATA, "storage": DATA, "transfer": DATA,
     "blender": DOMAIN, "imaging": DOMAIN, "plan": DOMAIN, "ai": DOMAIN, "voice": DOMAIN,
     "story": DOMAIN, "openjd": DOMAIN, "sim": DOMAIN, "samplecount": DOMAIN, "sandbox": DOMAIN,

@@ -34,6 +34,7 @@ from wanhe.blender.protocol import (
     SceneInfo,
     request_dict,
 )
+from wanhe.metering import METER
 
 WORKER_SCRIPT = Path(__file__).with_name("worker_script.py")
 
@@ -431,6 +432,9 @@ def _reap(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[float | None
             return None, None
         if pid == proc.pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
+            # Blender's CPU is metered per task here: in-process tasks of a local run must
+            # not share its lifetime's CPU too
+            METER.exclude_children(ru.ru_utime + ru.ru_stime)
             rss = ru.ru_maxrss if sys.platform == "darwin" else ru.ru_maxrss * 1024
             return ru.ru_utime + ru.ru_stime, rss
         if time.monotonic() > deadline:

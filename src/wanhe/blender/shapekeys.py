@@ -14,13 +14,14 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from wanhe import metering
 
 SCRIPT = Path(__file__).with_name("story_script.py")
 MAX_ANSWER = 16 * 2**20  # an answer larger than this is not one the script writes
@@ -51,13 +52,10 @@ class Boxed:
 
 
 def _unboxed(argv: list[str], timeout_s: float) -> Ran:
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Ran(done.returncode, done.stderr or done.stdout, cpu)
+    # exact (wait4), and claimed for the running task: another worker of a local run reaping
+    # its own children meanwhile does not change it
+    done = metering.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    return Ran(done.returncode, done.stderr or done.stdout, done.cpu_s)
 
 
 def take_file(folder: Path, name: str, limit: int | None = None) -> bytes | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wanhe.lifecycle import TaskFailed, TaskOutOfMemory
+from wanhe.metering import METER, Waited
 from wanhe.sandbox import accounts
 from wanhe.sandbox.box import Sandbox, job_spec, mode, task_memory
 
@@ -101,10 +102,9 @@ def wait_in(box: Sandbox, argv: list[str], *, stdin: str = "", timeout_s: float 
     is killed then). The caller closes `box`."""
     box.mark()
     started = time.monotonic()
-    proc = subprocess.Popen(box.command(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=tool_env(),
-                            cwd=str(cwd) if cwd is not None else "/",
-                            start_new_session=True)
+    proc = Waited(box.command(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True, env=tool_env(),
+                  cwd=str(cwd) if cwd is not None else "/", start_new_session=True)
     try:
         out, err = proc.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -112,6 +112,13 @@ def wait_in(box: Sandbox, argv: list[str], *, stdin: str = "", timeout_s: float 
         proc.communicate()
         raise TaskFailed(f"{what} ran past its {timeout_s:.0f} s limit and was stopped, "
                          "with everything it started") from None
+    finally:
+        if proc.rusage is not None:
+            ran = proc.rusage.ru_utime + proc.rusage.ru_stime
+            if box.cpu_s() is None:  # no cgroup: wait4's figure is the task's own, exactly
+                METER.claim_children(ran)
+            else:  # the cgroup's figure is the task's: no in-process task shares it
+                METER.exclude_children(ran)
     wall = time.monotonic() - started
     if box.out_of_memory():
         peak = box.peak_memory() or 0

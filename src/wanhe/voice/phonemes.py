@@ -15,8 +15,9 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
+
+from wanhe import metering
 
 ESPEAK = "espeak-ng"
 PINYIN_VOICE = "cmn-latn-pinyin"
@@ -67,8 +68,8 @@ def espeak_version() -> str:
     """The installed espeak-ng's version ("1.51"), or "" when it is not installed."""
     if shutil.which(ESPEAK) is None:
         return ""
-    out = subprocess.run([ESPEAK, "--version"], capture_output=True, text=True, timeout=30,
-                         check=False).stdout
+    out = metering.run([ESPEAK, "--version"], capture_output=True, text=True, timeout=30,
+                       check=False).stdout
     found = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
     return found.group(1) if found else ""
 
@@ -76,9 +77,9 @@ def espeak_version() -> str:
 def espeak_ipa(text: str, voice: str) -> str:
     """The phonemes espeak-ng speaks `text` with (IPA), after `espeak_input`."""
     name, spoken = espeak_input(text, voice)
-    done = subprocess.run([ESPEAK, "-q", "--ipa", "-v", name, "--", spoken],
-                          capture_output=True, text=True, timeout=60, check=False)
-    return done.stdout.strip()
+    done = metering.run([ESPEAK, "-q", "--ipa", "-v", name, "--", spoken],
+                        capture_output=True, text=True, timeout=60, check=False)
+    return str(done.stdout).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +122,9 @@ def check_spoken(text: str, voice: str, lang: str) -> Foreign:
 
 
 def _ipa_of(spoken: str, name: str) -> str:
-    done = subprocess.run([ESPEAK, "-q", "--ipa", "-v", name, "--", spoken],
-                          capture_output=True, text=True, timeout=120, check=False)
-    return done.stdout
+    done = metering.run([ESPEAK, "-q", "--ipa", "-v", name, "--", spoken],
+                        capture_output=True, text=True, timeout=120, check=False)
+    return str(done.stdout)
 
 
 def check_lines(texts: list[str], voice: str, lang: str) -> list[tuple[str, Foreign]]:

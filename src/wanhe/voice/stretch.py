@@ -4,8 +4,9 @@ the Rubber Band library's command line (Debian's `rubberband-cli`)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
+
+from wanhe import metering
 
 RUBBERBAND = "rubberband"
 
@@ -25,8 +26,8 @@ def _run(args: list[str], src: Path, dst: Path) -> None:
     check_rubberband("rubberband " + " ".join(args))
     tmp = dst.with_name(f".{dst.stem}.rb.wav")
     try:
-        done = subprocess.run([RUBBERBAND, "-q", *args, str(src), str(tmp)],
-                              capture_output=True, text=True, timeout=300, check=False)
+        done = metering.run([RUBBERBAND, "-q", *args, str(src), str(tmp)],
+                            capture_output=True, text=True, timeout=300, check=False)
         if done.returncode != 0 or not tmp.exists():
             raise StretchError(f"rubberband {' '.join(args)} failed: {done.stderr.strip()[:300]}")
         tmp.replace(dst)

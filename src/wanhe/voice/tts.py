@@ -21,13 +21,13 @@ import functools
 import hashlib
 import json
 import shutil
-import subprocess
 import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wanhe import metering
 from wanhe.story.schema import BUNDLED_VOICE, Voice
 
 ESPEAK = "espeak-ng"
@@ -81,8 +81,8 @@ def espeak_voices() -> frozenset[str]:
     """Every name `espeak-ng -v` takes here: language codes and voice files."""
     if shutil.which(ESPEAK) is None:
         return frozenset()
-    out = subprocess.run([ESPEAK, "--voices"], capture_output=True, text=True, timeout=30,
-                         check=False).stdout
+    out = metering.run([ESPEAK, "--voices"], capture_output=True, text=True, timeout=30,
+                       check=False).stdout
     names: set[str] = set()
     for row in out.splitlines()[1:]:
         cols = row.split()
@@ -193,7 +193,7 @@ def synthesize(text: str, voice: Voice, lang: str, model: Path | None, out: Path
             from wanhe.voice.phonemes import espeak_input
 
             name, spoken = espeak_input(text, voice.voice or lang)
-            done = subprocess.run(
+            done = metering.run(
                 [ESPEAK, "-v", name, "-s", str(round(ESPEAK_WPM * voice.speed)), "-w", str(tmp),
                  "--", spoken], capture_output=True, text=True, timeout=120, check=False)
             if done.returncode != 0 or not tmp.exists():

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from wanhe.metering import METER, Share
+
 LogSink = Callable[[str], None]
 ProgressSink = Callable[[float], None]
 StatusSink = Callable[[str], None]
@@ -147,20 +149,31 @@ class Executor(ABC):
         """Release the warm resource (the worker is stopping)."""
 
 
-def self_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def self_peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+APPORTIONED = "cpu_apportioned"
+"""The output key marking a task whose `cpu_s` is a share of this process's CPU: it overlapped
+another in-process task (a local run's workers are threads of one process; `wanhe.metering`).
+The attempt record has no column for it, so it travels in the task's output."""
+
+
+def noted(share: Share, output: dict[str, Any]) -> dict[str, Any]:
+    """`output`, marked when `share`'s figure was apportioned."""
+    if share.apportioned:
+        output[APPORTIONED] = True
+    return output
+
+
 def measured(work: Callable[[], dict[str, Any]]) -> TaskResult:
-    """Run in-process work and meter it with this process's own rusage."""
-    started, cpu0 = time.monotonic(), self_cpu_s()
-    output = work()
-    return TaskResult(time.monotonic() - started, self_cpu_s() - cpu0, self_peak_rss(), output)
+    """Run in-process work and meter it with this process's meter (`wanhe.metering`): the
+    process's CPU while it ran, split with any in-process task running at the same time."""
+    started = time.monotonic()
+    with METER.task() as share:
+        output = work()
+    return TaskResult(time.monotonic() - started, share.cpu_s, self_peak_rss(),
+                      noted(share, output))
 
 
 def jsonable(value: Any) -> Any:

@@ -59,6 +59,7 @@ from wanhe.lifecycle import (
     TaskSilent,
     TaskTimedOut,
 )
+from wanhe.metering import METER
 from wanhe.sandbox.box import Sandbox, job_spec, mode, task_memory
 from wanhe.sandbox.spec import SandboxSpec
 
@@ -558,6 +559,8 @@ class CommandExecutor(Executor):
                     return
                 running.metered = True
                 running.cpu_s += ru.ru_utime + ru.ru_stime
+                # metered here: in-process tasks of a local run must not share it too
+                METER.exclude_children(ru.ru_utime + ru.ru_stime)
                 rss = ru.ru_maxrss if sys.platform == "darwin" else ru.ru_maxrss * 1024
                 running.peak_rss = max(running.peak_rss, rss)
                 if pid == running.proc.pid:

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ from wanhe.engine.executors.base import (
     Executor,
     TaskContext,
     TaskResult,
-    self_cpu_s,
+    noted,
     self_peak_rss,
 )
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskOutOfMemory
+from wanhe.metering import METER
 from wanhe.payloads import PayloadError
 
 
@@ -117,21 +119,29 @@ class DiffusionExecutor(Executor):
         return loaded
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
-        from wanhe.ai import pipelines
-        from wanhe.ai.recipe import make_recipe
-
         try:
             task = GenTask.read(payload)
         except PayloadError as exc:
             raise TaskFailed(str(exc)) from None
-        started, cpu0 = time.monotonic(), self_cpu_s()
+        started = time.monotonic()
         self._cancel = ctx.cancelled
+        with METER.task() as share:  # in a local run, other workers' tasks share the process
 
-        def spent() -> dict[str, Any]:
-            return {"wall_s": time.monotonic() - started, "cpu_s": self_cpu_s() - cpu0,
-                    "peak_rss": self_peak_rss()}
+            def spent() -> dict[str, Any]:
+                return {"wall_s": time.monotonic() - started, "cpu_s": METER.read(share),
+                        "peak_rss": self_peak_rss()}
 
+            result = self._generate(task, payload, ctx, spent)
+        result.cpu_s = share.cpu_s
+        noted(share, result.output)
+        return result
+
+    def _generate(self, task: GenTask, payload: dict[str, Any], ctx: TaskContext,
+                  spent: Callable[[], dict[str, Any]]) -> TaskResult:
         import torch
+
+        from wanhe.ai import pipelines
+        from wanhe.ai.recipe import make_recipe
 
         device = self._device(payload)
         self._contain(ctx)

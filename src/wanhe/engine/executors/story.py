@@ -17,23 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, self_peak_rss
+from wanhe.engine.executors.base import (
+    Executor,
+    TaskContext,
+    TaskResult,
+    noted,
+    self_peak_rss,
+)
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskFailed
-
-
-def _cpu(children: bool = True) -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    if not children:
-        return own.ru_utime + own.ru_stime
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+from wanhe.metering import METER
 
 
 def _own_file(path: str, payload: dict[str, Any]) -> Path:
@@ -373,13 +371,18 @@ class StoryExecutor(Executor):
     kinds = frozenset(_RUNNERS)
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
-        started, cpu0, own0 = time.monotonic(), _cpu(), _cpu(children=False)
-        try:
-            output = _RUNNERS[kind](payload, ctx)
-        except (ValueError, RuntimeError, OSError, KeyError) as exc:
-            raise TaskFailed(f"{kind}: {type(exc).__name__}: {exc}", cpu_s=_cpu() - cpu0,
-                             wall_s=time.monotonic() - started) from exc
-        cpu = _cpu() - cpu0
+        started = time.monotonic()
+        with METER.task() as share:  # a local run's other workers share this process
+            try:
+                output = _RUNNERS[kind](payload, ctx)
+            except (ValueError, RuntimeError, OSError, KeyError) as exc:
+                failed: Exception | None = exc
+            else:
+                failed = None
+        if failed is not None:
+            raise TaskFailed(f"{kind}: {type(failed).__name__}: {failed}", cpu_s=share.cpu_s,
+                             wall_s=time.monotonic() - started) from failed
+        cpu = share.cpu_s
         if output.get("sandboxed"):  # Blender's CPU is its cgroup's (every process in it)
-            cpu = _cpu(children=False) - own0 + float(output["blender_cpu_s"])
-        return TaskResult(time.monotonic() - started, cpu, self_peak_rss(), output)
+            cpu = share.own_s + share.exact_s + float(output["blender_cpu_s"])
+        return TaskResult(time.monotonic() - started, cpu, self_peak_rss(), noted(share, output))

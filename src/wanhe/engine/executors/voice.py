@@ -3,8 +3,9 @@ to the original's slot) for story reels.
 
 Its warm resource is the Piper voices it has loaded. Both kinds write content-named files in
 the story cache: a task whose file is already there (an earlier run made it) answers at once,
-`cached: true`, without synthesizing again. Metered with this process's rusage plus the
-children it ran (espeak-ng, rubberband).
+`cached: true`, without synthesizing again. Metered with this process's meter
+(`wanhe.metering`): its share of the process's CPU plus the children it ran (espeak-ng,
+rubberband), exactly.
 
 On a farm with the sandbox on, a farm job's voice tools run in that job's sandbox like every
 other task (`wanhe.sandbox.tool`: the project's OS user, a mount namespace showing the job's
@@ -15,22 +16,22 @@ its voice per task (about half a second) instead of keeping it warm.
 
 from __future__ import annotations
 
-import resource
 import time
 from pathlib import Path
 from typing import Any
 
-from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, self_peak_rss
+from wanhe.engine.executors.base import (
+    Executor,
+    TaskContext,
+    TaskResult,
+    noted,
+    self_peak_rss,
+)
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskFailed
+from wanhe.metering import METER, Share
 from wanhe.payloads import PayloadError
 from wanhe.voice.payloads import DubTask, VoiceTask
-
-
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _write_phonemes(take: Path, timed: dict[str, Any]) -> None:
@@ -70,21 +71,36 @@ class VoiceExecutor(Executor):
             (VoiceTask if kind == "voice" else DubTask).read(payload)
         except PayloadError as exc:
             raise TaskFailed(str(exc)) from None
-        started, cpu0 = time.monotonic(), _cpu()
+        started = time.monotonic()
         self._used = (None, None)
         self._boxed_phonemes = None
         boxed = sandboxed(payload.get("job_root"), ctx.project)
-        try:
-            if kind == "voice":
-                output = self._synth(payload, ctx, boxed)
+        with METER.task() as share:  # a local run's other workers share this process
+            try:
+                if kind == "voice":
+                    output = self._synth(payload, ctx, boxed)
+                else:
+                    output = self._dub(payload, ctx, boxed)
+            except (ValueError, RuntimeError, OSError) as exc:
+                failed: Exception | None = exc
             else:
-                output = self._dub(payload, ctx, boxed)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise TaskFailed(f"{kind} {payload.get('line')} {payload.get('lang')}: {exc}",
-                             cpu_s=_cpu() - cpu0, wall_s=time.monotonic() - started) from exc
-        cpu, peak = self._used
-        return TaskResult(time.monotonic() - started, _cpu() - cpu0 + (cpu or 0.0),
-                          peak or self_peak_rss(), output)
+                failed = None
+        if failed is not None:
+            raise TaskFailed(f"{kind} {payload.get('line')} {payload.get('lang')}: {failed}",
+                             cpu_s=self._spent(share),
+                             wall_s=time.monotonic() - started) from failed
+        peak = self._used[1]
+        return TaskResult(time.monotonic() - started, self._spent(share),
+                          peak or self_peak_rss(), noted(share, output))
+
+    def _spent(self, share: Share) -> float:
+        """The task's CPU: its share of this process, the children it waited for (espeak-ng,
+        rubberband: exact), and a sandboxed run's cgroup figure, which counts every process
+        of the sandbox (its reaped child is in the children's share too: left out then)."""
+        cpu, _peak = self._used
+        if cpu is None:
+            return share.cpu_s
+        return share.own_s + share.exact_s + cpu
 
     def _in_sandbox(self, request: dict[str, Any], payload: dict[str, Any], ctx: TaskContext,
                     inputs: tuple[Path, ...]) -> float:
