@@ -68,14 +68,14 @@ def _line_phonemes(path: str | None, audio_s: float) -> list[Any] | None:
 
 
 @contextlib.contextmanager
-def _keying_box(task: LipsyncTask, ctx: TaskContext) -> Iterator[Any]:
+def _keying_box(job_root: str | None, ctx: TaskContext) -> Iterator[Any]:
     """Where a farm job's lip sync keys its scene: the job's sandbox (`run_in_job`: the
     project's OS user, a mount namespace showing only the job's folders, a cgroup), with a
     scratch folder of its own in the job's `work/` for the request and the keyed copy; None
     (a plain child) for a local run or where the sandbox is off."""
     from wanhe.sandbox.tool import sandboxed
 
-    if task.job_root is None or not sandboxed(task.job_root, ctx.project):
+    if job_root is None or not sandboxed(job_root, ctx.project):
         yield None
         return
     import os
@@ -86,15 +86,15 @@ def _keying_box(task: LipsyncTask, ctx: TaskContext) -> Iterator[Any]:
     from wanhe.sandbox import accounts
     from wanhe.sandbox.tool import run_in_job
 
-    job_root, project = Path(task.job_root), str(ctx.project)
-    scratch = Path(tempfile.mkdtemp(prefix="lipsync-", dir=job_root / "work"))
+    root, project = Path(job_root), str(ctx.project)
+    scratch = Path(tempfile.mkdtemp(prefix="lipsync-", dir=root / "work"))
     try:
         account = accounts.session_account(project, ctx.project_id)
         if account.isolated:
             os.chown(scratch, account.uid, account.gid)
 
         def run(argv: list[str], timeout_s: float) -> Any:
-            return run_in_job(argv, job_root, project, ctx.project_id,
+            return run_in_job(argv, root, project, ctx.project_id,
                               name=f"lipsync-{ctx.key or 'shot'}".replace("/", "-"),
                               timeout_s=timeout_s, memory_bytes=ctx.memory_bytes or None,
                               what=f"the lip-sync keying of {ctx.key or 'a shot'}")
@@ -136,7 +136,7 @@ def run_lipsync(task: LipsyncTask, ctx: TaskContext) -> dict[str, Any]:
                                                      zip(old, curve, strict=True)]
         mouths[name] = info
     scene = _own_file(task.scene, task.job_root)
-    with _keying_box(task, ctx) as boxed:
+    with _keying_box(task.job_root, ctx) as boxed:
         written, blender_cpu = write_mouth_keys(
             scene, Path(task.output), task.frame_start, keys, boxed)
     sandboxed = boxed is not None and mode().cgroups  # its CPU counted by its cgroup
