@@ -47,3 +47,24 @@ def test_a_bad_gen_payload_is_one_line_naming_its_field() -> None:
         GenTask.read({**payload, "candidates": []})
     with pytest.raises(PayloadError, match=r"gen task's payload is not valid: model.sha256"):
         GenTask.read({**payload, "model": {**payload["model"], "sha256": None}})
+
+
+def test_the_score_payload_reads_back_and_a_bad_one_fails_its_task() -> None:
+    from wanhe.ai.compile import SCORE_TASK
+    from wanhe.ai.payloads import ScoreTask
+    from wanhe.engine.executors.base import TaskContext, WorkerInfo
+    from wanhe.engine.executors.gen_score import GenScoreExecutor
+    from wanhe.lifecycle import TaskFailed
+
+    score = next(t for t in _tasks() if t.kind == SCORE_TASK)
+    typed = ScoreTask.read(score.payload)
+    assert typed.stored() == score.payload
+    assert [c.index for c in typed.candidates] == [0, 1, 2] and typed.clip is None
+    assert typed.output.endswith("/scores.json") and typed.prompt == "a lantern"
+    with pytest.raises(PayloadError, match=r"gen_score task's payload is not valid: output"):
+        ScoreTask.read({k: v for k, v in score.payload.items() if k != "output"})
+    with pytest.raises(TaskFailed, match=r"gen_score task's payload is not valid: "
+                                         r"candidates\.0\.seed"):
+        GenScoreExecutor(WorkerInfo()).run("gen_score", {
+            **score.payload, "candidates": [{"index": 0, "seed": -1, "output": "/c.png"}]},
+            TaskContext())

@@ -172,7 +172,7 @@ def test_lip_sync_keys_betas_mouth_in_betas_job_sandbox(farm: Path) -> None:
     ctx = TaskContext(key="lipsync/s1", **BETA)
 
     # What the keying's sandbox shows Blender: beta's scene, without alpha's library.
-    with _keying_box(payload, ctx) as boxed:
+    with _keying_box(payload["job_root"], ctx) as boxed:
         assert boxed is not None
         inside, _cpu = shapekeys._run("inspect", {"scene": payload["scene"]}, 120.0, boxed)
     assert inside["cameras"] == ["Camera"]

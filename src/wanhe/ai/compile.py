@@ -9,7 +9,7 @@ from typing import Any
 
 from wanhe.ai.memory import host_need
 from wanhe.ai.models import TEXT_TO_IMAGE
-from wanhe.ai.payloads import Candidate, GenTask, ModelRecord
+from wanhe.ai.payloads import Candidate, ClipModelRecord, GenTask, ModelRecord, ScoreTask
 from wanhe.ai.spec import GenSpec
 from wanhe.model import Resources, TaskSpec
 
@@ -82,11 +82,12 @@ def compile_gen_job(resolved: dict[str, Any], output: str) -> list[TaskSpec]:
         if spec.score:
             clip = resolved["models"].get(spec.clip_model) if spec.clip_model else None
             graph.append(TaskSpec(
-                f"{name}/score", SCORE_TASK,
-                {"shot": si, "shot_name": name, "prompt": shot.prompt, "video": video,
-                 "candidates": entries, "output": f"{output}/{name}/scores.json",
-                 "clip": None if clip is None else {k: clip[k] for k in ("name", "path",
-                                                                         "sha256")}},
-                deps=keys, resources=Resources(cpus=0.0),
+                f"{name}/score", SCORE_TASK, ScoreTask(
+                    shot=si, shot_name=name, prompt=shot.prompt, video=video,
+                    candidates=[Candidate(**c) for c in entries],
+                    output=f"{output}/{name}/scores.json",
+                    clip=None if clip is None else ClipModelRecord(
+                        name=clip["name"], path=clip["path"], sha256=clip["sha256"]),
+                ).stored(), deps=keys, resources=Resources(cpus=0.0),
             ))
     return graph

@@ -62,3 +62,29 @@ class GenTask(TaskPayload):
     job_root: str | None = None  # set by the farm (`confine_tasks`): files stay inside it
     test_oom_over_batch: int | None = None  # tests: a device that holds no more at once
 
+
+
+class ClipModelRecord(BaseModel):
+    """The CLIP model a score task measures prompt adherence with."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    sha256: str = ""
+
+
+class ScoreTask(TaskPayload):
+    """A `gen_score` task's payload: a shot's candidates, ranked into its scores.json."""
+
+    kind: ClassVar[str] = "gen_score"
+    hooks: ClassVar[tuple[str, ...]] = ("job_root",)
+
+    shot: int = Field(ge=0)
+    shot_name: str = Field(min_length=1)
+    prompt: str = ""
+    video: bool = False
+    candidates: list[Candidate] = Field(min_length=1)
+    output: str = Field(min_length=1, description="the shot's scores.json")
+    clip: ClipModelRecord | None = None  # None: no prompt adherence measured
+    job_root: str | None = None

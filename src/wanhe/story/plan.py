@@ -18,6 +18,7 @@ from typing import Any
 
 from wanhe.model import Resources, TaskSpec
 from wanhe.render.payloads import RenderTask
+from wanhe.story.payloads import ClipAI, ClipTask, LipsyncTask, ReelTask, TrackTask
 from wanhe.story.schema import BUNDLED_VOICE, Shot, Storyboard, line_id
 from wanhe.voice.payloads import DubTask, VoiceTask
 
@@ -141,16 +142,14 @@ def compile_story(
         voice_deps = [f"voice/{lid}/{film.original}" for lid in lids]
         clips[shot.id] = str(layout.output / "shots" / f"{shot.id}.mp4")
         thumbs[shot.id] = str(layout.output / "shots" / f"{shot.id}.png")
-        clip_payload: dict[str, Any] = {
-            "shot": shot.model_dump(mode="json"), "film": film.model_dump(mode="json"),
-            "line_wavs": originals, "output": clips[shot.id], "thumb": thumbs[shot.id],
-        }
+        clip = ClipTask(shot=shot, film=film, line_wavs=originals, output=clips[shot.id],
+                        thumb=thumbs[shot.id])
         deps = list(voice_deps)
         if shot.prompt is not None:
             gen_tasks, entries, score = _ai_tasks(board, shot, facts, layout)
             tasks += gen_tasks
-            clip_payload["ai"] = {"candidates": entries, "scores": score,
-                                  "pick": shot.prompt.pick}
+            clip.ai = ClipAI.model_validate(
+                {"candidates": entries, "scores": score, "pick": shot.prompt.pick})
             deps += [t.key for t in gen_tasks]
         if shot.blender is not None:
             made, exrs = _blender_tasks(
@@ -158,7 +157,7 @@ def compile_story(
                 [voice_keys[lid][film.original] for lid in lids], originals, voice_deps,
                 originals, originals)
             tasks += made
-            clip_payload["exrs"] = exrs
+            clip.exrs = exrs
             deps += [t.key for t in made if t.kind == RENDER]
             for lang in shot.lipsync_languages:  # the shot again, its mouths in `lang`
                 dub_deps = [f"dub/{lid}/{lang}" for lid in lids]
@@ -171,15 +170,15 @@ def compile_story(
                 dubbed = f"{shot.id}.{lang}"
                 lang_clips.setdefault(lang, {})[shot.id] = str(
                     layout.output / "shots" / f"{dubbed}.mp4")
-                tasks.append(TaskSpec(f"clip/{dubbed}", CLIP, {
-                    **clip_payload, "exrs": exrs, "output": lang_clips[lang][shot.id],
+                tasks.append(TaskSpec(f"clip/{dubbed}", CLIP, clip.model_copy(update={
+                    "exrs": exrs, "output": lang_clips[lang][shot.id],
                     "thumb": str(layout.output / "shots" / f"{dubbed}.png"),
-                }, deps=voice_deps + [t.key for t in made if t.kind == RENDER],
+                }).stored(), deps=voice_deps + [t.key for t in made if t.kind == RENDER],
                     resources=CPU))
                 clip_keys.append(f"clip/{dubbed}")
-        tasks.append(TaskSpec(f"clip/{shot.id}", CLIP, clip_payload, deps=deps, resources=CPU))
+        tasks.append(TaskSpec(f"clip/{shot.id}", CLIP, clip.stored(), deps=deps,
+                              resources=CPU))
         clip_keys.append(f"clip/{shot.id}")
-    board_json = board.model_dump(mode="json")
     track_keys = []
     tracks: dict[str, str] = {}
     for lang in film.languages:
@@ -187,16 +186,15 @@ def compile_story(
         deps = [f"voice/{lid}/{lg}" for lid in voices for lg in film.languages]
         if lang != film.original:
             deps += [f"dub/{lid}/{lang}" for lid in voices]
-        tasks.append(TaskSpec(f"track/{lang}", TRACK, {
-            "board": board_json, "lang": lang, "voices": voices, "dubs": dubs,
-            "output": tracks[lang],
-        }, deps=deps, resources=LIGHT))
+        tasks.append(TaskSpec(f"track/{lang}", TRACK, TrackTask(
+            board=board, lang=lang, voices=voices, dubs=dubs, output=tracks[lang],
+        ).stored(), deps=deps, resources=LIGHT))
         track_keys.append(f"track/{lang}")
-    tasks.append(TaskSpec(REEL, REEL, {
-        "board": board_json, "voices": voices, "dubs": dubs, "clips": clips, "thumbs": thumbs,
-        "tracks": tracks, "output": str(layout.output), "lang_clips": lang_clips,
-        "files": [f for f in deliverables(layout, original) if "/shots/" not in f],
-    }, deps=clip_keys + track_keys, resources=CPU))
+    tasks.append(TaskSpec(REEL, REEL, ReelTask(
+        board=board, voices=voices, dubs=dubs, clips=clips, thumbs=thumbs, tracks=tracks,
+        output=str(layout.output), lang_clips=lang_clips,
+        files=[f for f in deliverables(layout, original) if "/shots/" not in f],
+    ).stored(), deps=clip_keys + track_keys, resources=CPU))
     if len(tasks) > MAX_TASKS:
         raise ValueError(f"the storyboard makes {len(tasks):,} tasks, more than one job may "
                          f"hold ({MAX_TASKS:,}) — split it")
@@ -271,13 +269,12 @@ def _blender_tasks(
                             film.gap, frames, film.max_stretch if lang != film.original else 0)
         scene = str(layout.cache / "lipsync" / scene_key[:2] / f"{scene_key}.blend")
         if scene not in present:
-            tasks.append(TaskSpec(f"lipsync/{tag}", LIPSYNC, {
-                "scene": shot.blender.file, "output": scene, "shot": shot.model_dump(
-                    mode="json"), "film": film.model_dump(mode="json"), "lang": lang,
-                "line_wavs": timing, "audio_wavs": audio,
-                "phonemes": [str(phonemes_path(Path(t))) for t in takes],
-                "frame_start": frames[0], "frames": len(frames), "rigs": dict(rigged),
-            }, deps=audio_deps, resources=CPU))
+            tasks.append(TaskSpec(f"lipsync/{tag}", LIPSYNC, LipsyncTask(
+                scene=shot.blender.file, output=scene, shot=shot, film=film, lang=lang,
+                line_wavs=timing, audio_wavs=audio,
+                phonemes=[str(phonemes_path(Path(t))) for t in takes],
+                frame_start=frames[0], frames=len(frames), rigs=dict(rigged),
+            ).stored(), deps=audio_deps, resources=CPU))
             lipsync_dep = [f"lipsync/{tag}"]
     for frame in frames:
         look = _digest("render", scene_key, frame, film.width, film.height,

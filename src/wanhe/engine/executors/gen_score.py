@@ -13,6 +13,7 @@ import numpy as np
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, measured
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskFailed
+from wanhe.payloads import PayloadError
 
 
 @register_executor
@@ -37,48 +38,54 @@ class GenScoreExecutor(Executor):
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
         from wanhe.ai import scoring
+        from wanhe.ai.payloads import ScoreTask
         from wanhe.ai.pipelines import read_pixels
         from wanhe.imaging.atomic import atomic_write
+
+        try:  # the typed payload, checked before anything runs
+            task = ScoreTask.read(payload)
+        except PayloadError as exc:
+            raise TaskFailed(str(exc)) from None
 
         def work() -> dict[str, Any]:
             scores: list[scoring.CandidateScore] = []
             thumbs: list[Any] = []
             detector = self._detector()
             clip = None
-            if payload.get("clip"):
-                path = payload["clip"]["path"]
+            if task.clip is not None:
+                path = task.clip.path
                 if path not in self._clip:
                     try:
                         self._clip = {path: scoring.ClipAdherence(path)}  # keep one
                     except Exception as exc:
-                        raise TaskFailed(f"CLIP model {payload['clip']['name']!r} at {path} "
+                        raise TaskFailed(f"CLIP model {task.clip.name!r} at {path} "
                                          f"does not load ({type(exc).__name__}: "
                                          f"{str(exc)[:200]})") from None
                 clip = self._clip[path]
-            entries = payload["candidates"]
+            entries = task.candidates
             for n, cand in enumerate(entries):
-                path = Path(cand["output"])
+                file = Path(cand.output)
                 try:
-                    pixels = read_pixels(path)
+                    pixels = read_pixels(file)
                 except Exception as exc:
-                    raise TaskFailed(f"cannot read candidate {cand['index']} ({path.name}): "
+                    raise TaskFailed(f"cannot read candidate {cand.index} ({file.name}): "
                                      f"{exc}") from None
                 frames = [pixels] if pixels.ndim == 3 else [
                     pixels[i] for i in sorted({0, len(pixels) // 2, len(pixels) - 1})]
-                score = scoring.measure(cand["index"], cand["seed"], cand["output"], frames)
+                score = scoring.measure(cand.index, cand.seed, cand.output, frames)
                 if detector is not None:
                     score.nsfw = max(detector.score(f) for f in frames)
                 if clip is not None:
-                    score.prompt_adherence = clip.score(frames, payload["prompt"])
+                    score.prompt_adherence = clip.score(frames, task.prompt)
                 scores.append(score)
                 thumbs.append(np.mean([scoring.thumbnail(f) for f in frames], axis=0))
                 ctx.progress((n + 1) / len(entries))
             scoring.mark_duplicates(scores, thumbs)
             ranked = scoring.rank(scores)
-            body = {"shot": payload["shot"], "shot_name": payload["shot_name"],
-                    "prompt": payload["prompt"], "nsfw_check": self._nsfw_error or "nudenet",
+            body = {"shot": task.shot, "shot_name": task.shot_name,
+                    "prompt": task.prompt, "nsfw_check": self._nsfw_error or "nudenet",
                     "scores": [s.to_dict() for s in ranked]}
-            out = Path(payload["output"])
+            out = Path(task.output)
             out.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(out) as tmp:
                 tmp.write_text(json.dumps(body, indent=2))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,17 @@ from wanhe.engine.executors.base import (
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskFailed
 from wanhe.metering import METER
+from wanhe.payloads import PayloadError, TaskPayload
+from wanhe.story.payloads import ClipTask, LipsyncTask, ReelTask, TrackTask
 
 
-def _own_file(path: str, payload: dict[str, Any]) -> Path:
+def _own_file(path: str, job_root: str | None) -> Path:
     """A file the task is about to open, checked again now (resolve, then check): on the farm
     it must be the job's own (`job_root`), refused by rule before it is opened."""
     from wanhe.storage import OutsideJob, within_job
 
     try:
-        return within_job(path, payload.get("job_root"))
+        return within_job(path, job_root)
     except OutsideJob as exc:
         raise TaskFailed(str(exc)) from None
 
@@ -64,14 +66,14 @@ def _line_phonemes(path: str | None, audio_s: float) -> list[Any] | None:
 
 
 @contextlib.contextmanager
-def _keying_box(payload: dict[str, Any], ctx: TaskContext) -> Iterator[Any]:
+def _keying_box(job_root: str | None, ctx: TaskContext) -> Iterator[Any]:
     """Where a farm job's lip sync keys its scene: the job's sandbox (`run_in_job`: the
     project's OS user, a mount namespace showing only the job's folders, a cgroup), with a
     scratch folder of its own in the job's `work/` for the request and the keyed copy; None
     (a plain child) for a local run or where the sandbox is off."""
     from wanhe.sandbox.tool import sandboxed
 
-    if not sandboxed(payload.get("job_root"), ctx.project):
+    if job_root is None or not sandboxed(job_root, ctx.project):
         yield None
         return
     import os
@@ -82,15 +84,15 @@ def _keying_box(payload: dict[str, Any], ctx: TaskContext) -> Iterator[Any]:
     from wanhe.sandbox import accounts
     from wanhe.sandbox.tool import run_in_job
 
-    job_root, project = Path(payload["job_root"]), str(ctx.project)
-    scratch = Path(tempfile.mkdtemp(prefix="lipsync-", dir=job_root / "work"))
+    root, project = Path(job_root), str(ctx.project)
+    scratch = Path(tempfile.mkdtemp(prefix="lipsync-", dir=root / "work"))
     try:
         account = accounts.session_account(project, ctx.project_id)
         if account.isolated:
             os.chown(scratch, account.uid, account.gid)
 
         def run(argv: list[str], timeout_s: float) -> Any:
-            return run_in_job(argv, job_root, project, ctx.project_id,
+            return run_in_job(argv, root, project, ctx.project_id,
                               name=f"lipsync-{ctx.key or 'shot'}".replace("/", "-"),
                               timeout_s=timeout_s, memory_bytes=ctx.memory_bytes or None,
                               what=f"the lip-sync keying of {ctx.key or 'a shot'}")
@@ -100,25 +102,23 @@ def _keying_box(payload: dict[str, Any], ctx: TaskContext) -> Iterator[Any]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+def run_lipsync(task: LipsyncTask, ctx: TaskContext) -> dict[str, Any]:
     from wanhe.blender.shapekeys import write_mouth_keys
     from wanhe.sandbox.box import mode
-    from wanhe.story.schema import Film, Shot
     from wanhe.story.timing import layout_shot
     from wanhe.voice.audio import read_wav
     from wanhe.voice.lipsync import SpokenLine, rig_keys
     from wanhe.voice.visemes import held_rest_from
 
-    shot = Shot.model_validate(payload["shot"])
-    film = Film.model_validate(payload["film"])
-    wavs = list(payload.get("audio_wavs") or payload["line_wavs"])  # what the mouths say
-    timed = list(payload.get("phonemes") or [None] * len(wavs))
-    layout = layout_shot(shot, film, _seconds(list(payload["line_wavs"])))  # where
-    frames = int(payload["frames"])
+    shot, film = task.shot, task.film
+    wavs = task.audio_wavs or task.line_wavs  # what the mouths say
+    timed: list[str | None] = list(task.phonemes) or [None] * len(wavs)
+    layout = layout_shot(shot, film, _seconds(task.line_wavs))  # where
+    frames = task.frames
     held_from = held_rest_from(frames, layout.frames(film.fps))
     keys: dict[str, dict[str, list[float]]] = {}
     mouths: dict[str, Any] = {}
-    for name, rig in payload["rigs"].items():
+    for name, rig in task.rigs.items():
         lines = []
         for line, wav, phonemes, (start, _end) in zip(shot.lines, wavs, timed, layout.lines,
                                                       strict=True):
@@ -133,30 +133,28 @@ def run_lipsync(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
             target[key] = curve if old is None else [max(a, b) for a, b in
                                                      zip(old, curve, strict=True)]
         mouths[name] = info
-    scene = _own_file(payload["scene"], payload)
-    with _keying_box(payload, ctx) as boxed:
+    scene = _own_file(task.scene, task.job_root)
+    with _keying_box(task.job_root, ctx) as boxed:
         written, blender_cpu = write_mouth_keys(
-            scene, Path(payload["output"]), int(payload["frame_start"]), keys, boxed)
+            scene, Path(task.output), task.frame_start, keys, boxed)
     sandboxed = boxed is not None and mode().cgroups  # its CPU counted by its cgroup
     ctx.log(f"[wanhe] lipsync {shot.id}: {written} keyframes on {', '.join(keys)} ("
             + ", ".join(f"{n}: {m['mode']}" for n, m in mouths.items()) + ")"
             + (f"; the shot is extended past its {frames} frames: the held frame is at rest"
                if held_from is not None else ""))
-    return {"blend": payload["output"], "keyframes": written, "mouths": mouths,
-            "held_from": held_from, "frame_start": payload["frame_start"],
+    return {"blend": task.output, "keyframes": written, "mouths": mouths,
+            "held_from": held_from, "frame_start": task.frame_start,
             "blender_cpu_s": blender_cpu, "sandboxed": sandboxed}
 
 
-def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+def run_clip(task: ClipTask, ctx: TaskContext) -> dict[str, Any]:
     from PIL import Image
 
     from wanhe.imaging.reel import exr_frames, still_frames, write_clip
-    from wanhe.story.schema import Film, Shot
     from wanhe.story.timing import layout_shot
 
-    shot = Shot.model_validate(payload["shot"])
-    film = Film.model_validate(payload["film"])
-    layout = layout_shot(shot, film, _seconds(list(payload["line_wavs"])))
+    shot, film = task.shot, task.film
+    layout = layout_shot(shot, film, _seconds(task.line_wavs))
     count = layout.frames(film.fps)
     size = (film.width, film.height)
     thumb: list[Any] = []
@@ -170,24 +168,29 @@ def run_clip(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     chosen: dict[str, Any] = {}
     if shot.image is not None:
         move = shot.image.camera.model_dump() if shot.image.camera else None
-        frames = still_frames(_own_file(shot.image.path, payload), size, count, move)
+        frames = still_frames(_own_file(shot.image.path, task.job_root), size, count, move)
     elif shot.prompt is not None:
         from wanhe.story.plan import choose_candidate
 
-        ai = payload["ai"]
-        ranked = json.loads(Path(ai["scores"]).read_text())["scores"] if ai["scores"] else []
-        candidate, why = choose_candidate(ai["candidates"], ranked, ai["pick"])
+        if task.ai is None:  # a storyboard's AI shot always has them: a damaged row
+            raise TaskFailed("the clip task's payload is not valid: ai: the AI shot's "
+                             "candidates are missing")
+        ai = task.ai
+        ranked = json.loads(Path(ai.scores).read_text())["scores"] if ai.scores else []
+        candidate, why = choose_candidate([c.model_dump() for c in ai.candidates], ranked,
+                                          ai.pick)
         chosen = {"candidate": candidate["index"], "seed": candidate["seed"],
                   "picked_by": why, "candidate_path": candidate["output"]}
         move = shot.prompt.camera.model_dump() if shot.prompt.camera else None
-        frames = still_frames(_own_file(candidate["output"], payload), size, count, move)
+        frames = still_frames(_own_file(candidate["output"], task.job_root), size, count,
+                              move)
     else:
-        frames = exr_frames([Path(p) for p in payload["exrs"]], size, count)
-    out = Path(payload["output"])
+        frames = exr_frames([Path(p) for p in task.exrs], size, count)
+    out = Path(task.output)
     written = write_clip(keep(frames), film.fps, out)
     from wanhe.imaging.atomic import atomic_write
 
-    with atomic_write(payload["thumb"]) as tmp:
+    with atomic_write(task.thumb) as tmp:
         Image.fromarray(thumb[0]).save(tmp, format="PNG")
     ctx.log(f"[wanhe] clip {shot.id}: {written} frames, {layout.duration:.2f} s")
     return {"mp4": str(out), "frames": written, "seconds": layout.duration,
@@ -201,31 +204,28 @@ def _durations(board: Any, voices: dict[str, dict[str, str]]) -> dict[tuple[str,
             for lang, wav in by_lang.items()}
 
 
-def _placements(payload: dict[str, Any]) -> tuple[Any, Any]:
-    from wanhe.story.schema import Storyboard
+def _placements(task: TrackTask | ReelTask) -> Any:
     from wanhe.story.timing import reel_timing
 
-    board = Storyboard.model_validate(payload["board"])
-    return board, reel_timing(board, _durations(board, payload["voices"]))
+    return reel_timing(task.board, _durations(task.board, task.voices))
 
 
-def _line_audio(payload: dict[str, Any], board: Any, lid: str, lang: str) -> str:
-    if lang == board.film.original:
-        return str(payload["voices"][lid][lang])
-    return str(payload["dubs"][lid][lang])
+def _line_audio(task: TrackTask | ReelTask, lid: str, lang: str) -> str:
+    if lang == task.board.film.original:
+        return task.voices[lid][lang]
+    return task.dubs[lid][lang]
 
 
-def run_track(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+def run_track(task: TrackTask, ctx: TaskContext) -> dict[str, Any]:
     from wanhe.voice.audio import MIX_RATE, mix, write_wav
 
-    board, timing = _placements(payload)
-    lang = payload["lang"]
-    clips = [(p.start, Path(_line_audio(payload, board, p.line, lang)))
-             for p in timing.lines[lang]]
+    timing = _placements(task)
+    lang = task.lang
+    clips = [(p.start, Path(_line_audio(task, p.line, lang))) for p in timing.lines[lang]]
     track = mix(timing.duration, clips)
-    write_wav(Path(payload["output"]), track, MIX_RATE)
+    write_wav(Path(task.output), track, MIX_RATE)
     ctx.log(f"[wanhe] track {lang}: {len(clips)} lines, {timing.duration:.2f} s")
-    return {"wav": payload["output"], "seconds": timing.duration, "lines": len(clips)}
+    return {"wav": task.output, "seconds": timing.duration, "lines": len(clips)}
 
 
 def _burn_in(timing: Any, lang: str) -> Any:
@@ -246,7 +246,7 @@ def _burn_in(timing: Any, lang: str) -> Any:
     return texts
 
 
-def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+def run_reel(task: ReelTask, ctx: TaskContext) -> dict[str, Any]:
     from wanhe.imaging.atomic import atomic_write
     from wanhe.imaging.reel import write_audio, write_reel
     from wanhe.imaging.video import write_contact_sheet
@@ -259,21 +259,21 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     from wanhe.story.subtitles import to_srt, to_webvtt
     from wanhe.voice.audio import read_wav
 
-    board, timing = _placements(payload)
+    board, timing = task.board, _placements(task)
     film = board.film
-    out = Path(payload["output"])
+    out = Path(task.output)
     out.mkdir(parents=True, exist_ok=True)
     frames = sum(s.layout.frames(film.fps) for s in timing.shots)
-    clips = [Path(payload["clips"][s.id]) for s in board.shots]
+    clips = [Path(task.clips[s.id]) for s in board.shots]
     tracks, gains = [], {}
     for lang in film.languages:  # each language brought to the same loudness (EBU R128)
-        samples, rate = read_wav(Path(payload["tracks"][lang]))
+        samples, rate = read_wav(Path(task.tracks[lang]))
         gains[lang] = loudness_gain(lang, samples, rate)
         tracks.append((lang, apply_gain(samples, gains[lang].gain_db)))
     write_reel(clips, tracks, film.fps, frames, (film.width, film.height), out / "reel.mp4",
                burn_in=_burn_in(timing, film.original) if film.burn_in else None)
-    for lang, own in (payload.get("lang_clips") or {}).items():  # lip-synced in `lang` too
-        picture = [Path(own.get(s.id, payload["clips"][s.id])) for s in board.shots]
+    for lang, own in task.lang_clips.items():  # lip-synced in `lang` too
+        picture = [Path(own.get(s.id, task.clips[s.id])) for s in board.shots]
         first = [t for t in tracks if t[0] == lang] + [t for t in tracks if t[0] != lang]
         write_reel(picture, first, film.fps, frames, (film.width, film.height),
                    out / f"reel.{lang}.mp4",
@@ -287,22 +287,22 @@ def run_reel(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
                              (".vtt", to_webvtt(timing.lines[lang]))):
             with atomic_write(subs / f"{lang}{suffix}") as tmp:
                 tmp.write_text(text, encoding="utf-8")
-    audio = {(p.line, lang): _line_audio(payload, board, p.line, lang)
+    audio = {(p.line, lang): _line_audio(task, p.line, lang)
              for lang, placed in timing.lines.items() for p in placed}
     from wanhe.story.schema import line_id
 
     takes = {(line_id(shot, n), lang): line.take(lang) for shot in board.shots
              for n, line in enumerate(shot.lines) for lang in film.languages}
-    editorial = write_package(out / "editorial", film.title, timing, payload["clips"], audio,
+    editorial = write_package(out / "editorial", film.title, timing, task.clips, audio,
                               gains, takes=takes)
     write_timeline_beside(out / "editorial", out / "reel.otio")
-    thumbs = [payload["thumbs"][s.id] for s in board.shots]
+    thumbs = [task.thumbs[s.id] for s in board.shots]
     write_contact_sheet(thumbs, out / "contact_sheet.png",
                         labels=[f"{s.id} {t.start:.1f}s" for s, t in
                                 zip(board.shots, timing.shots, strict=True)],
                         thumb_width=min(320, film.width))
     report = story_report(board, timing)
-    report["takes"] = keep_takes(board, payload["voices"], out)
+    report["takes"] = keep_takes(board, task.voices, out)
     report["loudness"] = editorial["loudness"]
     report["editorial"] = {k: editorial[k] for k in ("start_timecode", "edit_rate", "exports")}
     with atomic_write(out / "report.json") as tmp:
@@ -363,7 +363,9 @@ def story_report(board: Any, timing: Any) -> dict[str, Any]:
     }
 
 
-_RUNNERS = {"lipsync": run_lipsync, "clip": run_clip, "track": run_track, "reel": run_reel}
+_RUNNERS: dict[str, tuple[type[TaskPayload], Callable[[Any, TaskContext], dict[str, Any]]]] = {
+    "lipsync": (LipsyncTask, run_lipsync), "clip": (ClipTask, run_clip),
+    "track": (TrackTask, run_track), "reel": (ReelTask, run_reel)}
 
 
 @register_executor
@@ -371,10 +373,15 @@ class StoryExecutor(Executor):
     kinds = frozenset(_RUNNERS)
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
+        model, runner = _RUNNERS[kind]
+        try:  # the typed payload, checked before anything runs
+            task = model.read(payload)
+        except PayloadError as exc:
+            raise TaskFailed(str(exc)) from None
         started = time.monotonic()
         with METER.task() as share:  # a local run's other workers share this process
             try:
-                output = _RUNNERS[kind](payload, ctx)
+                output = runner(task, ctx)
             except (ValueError, RuntimeError, OSError, KeyError) as exc:
                 failed: Exception | None = exc
             else:
