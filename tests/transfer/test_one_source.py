@@ -1,7 +1,8 @@
-"""The CLI and the Blender add-on share one transfer package, never a hand-kept twin: the
-add-on's zip carries `wanhe/transfer/` byte for byte, the add-on's folder defines none of its
-functions (and nothing else in wanhe does), and the package imports only what an artist's
-Blender has (the standard library and blender-asset-tracer, which the add-on bundles)."""
+"""The CLI and the Blender add-on share one transfer package and the farm's frame and tile
+syntax, never a hand-kept twin: the add-on's zip carries `wanhe/transfer/` and
+`wanhe/plan/{frames,tiles}.py` byte for byte, the add-on's folder defines none of their
+functions (and nothing else in wanhe does), and they import only what an artist's Blender has
+(the standard library and blender-asset-tracer, which the add-on bundles)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from wanhe.addon.wanhe_farm import shared
 
 SRC = Path(wanhe.__file__).parent
 TRANSFER = SRC / "transfer"
+PLAN_FILES = [SRC / "plan" / name for name in build.PLAN_FILES]
 ADDON = SRC / "addon" / "wanhe_farm"
 
 
@@ -41,6 +43,29 @@ def test_the_zip_carries_the_package_byte_for_byte(tmp_path: Path) -> None:
     assert set(copy) == set(package) and len(package) >= 4
     assert copy == package
     assert build.SHARED_COPY == shared.COPY
+
+
+def test_the_zip_carries_the_farms_frame_and_tile_syntax_byte_for_byte(tmp_path: Path) -> None:
+    with zipfile.ZipFile(build.build(tmp_path)) as zf:
+        copy = {n: zf.read(n) for n in zf.namelist()
+                if n.startswith(f"wanhe_farm/{shared.PLAN_COPY}/")}
+    assert copy == {f"wanhe_farm/{shared.PLAN_COPY}/{p.name}": p.read_bytes()
+                    for p in PLAN_FILES}
+    assert build.PLAN_COPY == shared.PLAN_COPY
+    assert shared.frames.__name__ == "wanhe.plan.frames"  # the source tree: the package itself
+    assert shared.tiles.__name__ == "wanhe.plan.tiles"
+
+
+def test_the_add_ons_plan_parses_with_the_farms_code_not_its_own() -> None:
+    own = _defined(ADDON / "plan.py")
+    farm = set().union(*(_defined(p) for p in PLAN_FILES))
+    # parse_frames and format_frames stay as the panel's names (raising its PlanError; cut to
+    # the panel's width) and call the farm's; nothing else of the farm's is defined again
+    assert own & farm <= {"parse_frames", "format_frames"}
+    text = (ADDON / "plan.py").read_text(encoding="utf-8")
+    assert "farm_frames.parse_frames(" in text and "farm_tiles.parse_grid(" in text
+    assert "farm_frames.format_frames(" in text
+    assert "re.compile" not in text and "import re" not in text
 
 
 def test_the_source_tree_imports_the_package_itself() -> None:
@@ -74,7 +99,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(TRANSFER.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*sorted(TRANSFER.glob("*.py")), *PLAN_FILES],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_the_package_needs_only_what_an_artists_blender_has(path: Path) -> None:
     """Its imports, and its syntax: the copy runs in Blender's own Python."""
     allowed = set(sys.stdlib_module_names) | {"__future__", "blender_asset_tracer"}

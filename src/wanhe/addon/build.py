@@ -26,9 +26,13 @@ from pathlib import Path, PurePosixPath
 
 SOURCE = Path(__file__).resolve().parent / "wanhe_farm"
 PACKAGE = "wanhe_farm"
-# the shared transfer package and where its copy goes in the zip (shared.py's COPY)
+# the code the add-on shares with wanhe and where its copies go in the zip (shared.py's COPY
+# and PLAN_COPY): the transfer package whole, and the farm's frame and tile syntax
 SHARED = Path(__file__).resolve().parent.parent / "transfer"
 SHARED_COPY = "_transfer"
+PLAN = Path(__file__).resolve().parent.parent / "plan"
+PLAN_COPY = "_plan"
+PLAN_FILES = ("__init__.py", "frames.py", "tiles.py")  # standard library only
 BUNDLED = ("blender-asset-tracer",)
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_PARTS = {"__pycache__"}
@@ -98,12 +102,16 @@ def _files(folder: Path) -> list[Path]:
 
 
 def shared_files() -> dict[str, Path]:
-    """The zip's copy of wanhe.transfer: entry name -> the package's file."""
-    if (SOURCE / SHARED_COPY).exists():  # a stale copy would shadow the package in tests
-        raise BuildError(f"{SOURCE / SHARED_COPY} must not exist in the source tree: the "
-                         "build copies wanhe/transfer there inside the zip only")
-    return {f"{PACKAGE}/{SHARED_COPY}/{p.relative_to(SHARED).as_posix()}": p
-            for p in _files(SHARED)}
+    """The zip's copies of wanhe.transfer and of wanhe.plan's frames and tiles: entry name ->
+    the package's file."""
+    for copy in (SHARED_COPY, PLAN_COPY):
+        if (SOURCE / copy).exists():  # a stale copy would shadow the package in tests
+            raise BuildError(f"{SOURCE / copy} must not exist in the source tree: the build "
+                             "makes it inside the zip only")
+    found = {f"{PACKAGE}/{SHARED_COPY}/{p.relative_to(SHARED).as_posix()}": p
+             for p in _files(SHARED)}
+    found.update({f"{PACKAGE}/{PLAN_COPY}/{name}": PLAN / name for name in PLAN_FILES})
+    return found
 
 
 def manifest_version() -> str:

@@ -92,6 +92,10 @@ def parse_grid(spec: str) -> TileGrid:
     grid = TileGrid(int(match.group(1)), int(match.group(2)))
     if grid.columns < 1 or grid.rows < 1:
         raise TileSpecError(f"tile grid {spec} has no tiles — use at least 1x1")
+    if grid.count > MAX_TILES:
+        raise TileSpecError(
+            f"tile grid {grid} makes {grid.count:,} tiles; the limit is {MAX_TILES:,} per frame"
+        )
     return grid
 
 

@@ -1,21 +1,18 @@
 """What the farm will do with the panel's settings, before Submit: frames, tiles, tasks, and
 an estimate of the core-hours from this file's last finished job on the farm. Pure.
 
-The frame and tile syntax is the farm's (`wanhe.plan.frames`, `wanhe.plan.tiles`); the tests
-check both parse alike.
+The frame and tile syntax is the farm's own code (`wanhe.plan.frames`, `wanhe.plan.tiles`,
+which the add-on's zip carries: `shared.py`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_PART = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*(?:x\s*(\d+)\s*)?)?$")
-_GRID = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
-_HELP = "use e.g. 1-48, 1,5,10-20 or 1-240x2 (every 2nd frame)"
-MAX_FRAMES = 1_000_000
-MAX_TILES = 4096
+from .shared import frames as farm_frames
+from .shared import tiles as farm_tiles
+
 QUALITY_PRESETS = ("draft", "preview", "final")
 
 
@@ -24,41 +21,20 @@ class PlanError(ValueError):
 
 
 def parse_frames(spec: str) -> list[int]:
-    """`1-5x2,10` -> [1, 3, 5, 10] (sorted, each once)."""
-    if not spec or not spec.strip():
-        raise PlanError(f"empty frame range — {_HELP}")
-    frames: set[int] = set()
-    for part in spec.split(","):
-        match = _PART.match(part)
-        if match is None:
-            raise PlanError(f"malformed frame range {part.strip()!r} — {_HELP}")
-        start = int(match.group(1))
-        end = int(match.group(2)) if match.group(2) is not None else start
-        step = int(match.group(3)) if match.group(3) is not None else 1
-        if end < start:
-            raise PlanError(f"frame range {part.strip()!r} runs backwards — write it low to "
-                            f"high, e.g. {end}-{start}")
-        if step < 1:
-            raise PlanError(f"step in {part.strip()!r} must be at least 1 — {_HELP}")
-        if (end - start) // step + 1 + len(frames) > MAX_FRAMES:
-            raise PlanError(f"frame range {spec!r} names more than {MAX_FRAMES:,} frames")
-        frames.update(range(start, end + 1, step))
-    return sorted(frames)
+    """`1-5x2,10` -> [1, 3, 5, 10] (sorted, each once): the farm's own parser."""
+    try:
+        return farm_frames.parse_frames(spec)
+    except farm_frames.FrameSpecError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def parse_tiles(spec: str) -> tuple[int, int]:
-    """`4x2` -> (4 columns, 2 rows)."""
-    match = _GRID.fullmatch(spec or "")
-    if match is None:
-        raise PlanError(f"malformed tile grid {spec!r} — use COLUMNSxROWS, e.g. 4x2 "
-                        "(1x1 renders whole frames)")
-    columns, rows = int(match.group(1)), int(match.group(2))
-    if columns < 1 or rows < 1:
-        raise PlanError(f"tile grid {spec} has no tiles — use at least 1x1")
-    if columns * rows > MAX_TILES:
-        raise PlanError(f"tile grid {spec} makes {columns * rows:,} tiles; the limit is "
-                        f"{MAX_TILES:,} per frame")
-    return columns, rows
+    """`4x2` -> (4 columns, 2 rows): the farm's own parser."""
+    try:
+        grid = farm_tiles.parse_grid(spec)
+    except farm_tiles.TileSpecError as exc:
+        raise PlanError(str(exc)) from None
+    return grid.columns, grid.rows
 
 
 @dataclass
@@ -143,16 +119,8 @@ def make_plan(settings: Settings) -> Plan:
 
 
 def format_frames(frames: list[int]) -> str:
-    """[1,2,3,7] -> '1-3,7'."""
-    out: list[str] = []
-    i = 0
-    while i < len(frames):
-        j = i
-        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
-            j += 1
-        out.append(str(frames[i]) if i == j else f"{frames[i]}-{frames[j]}")
-        i = j + 1
-    text = ",".join(out)
+    """[1,2,3,7] -> '1-3,7' (the farm's), cut to fit the panel."""
+    text = farm_frames.format_frames(frames)
     return text if len(text) <= 40 else text[:39] + "…"
 
 
