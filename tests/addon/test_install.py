@@ -56,6 +56,7 @@ def test_installs_enables_and_draws_without_wanhe(addon_zip: Path, tmp_path: Pat
     # + per frame assemble, denoise, preview (36) + the video
     assert "133 tasks in all (frames 1,3,5,7,9,11,13,15,17,19,21,23)" in labels, labels
     assert ["operator", "wanhe.submit"] in [entry[1:3] for entry in farm]
+    assert ["operator", "wanhe.estimate"] in [entry[1:3] for entry in farm]  # beside Submit
     jobs = out["draw"]["jobs"]
     assert "#7 shot.blend" in _labels(jobs) and "frame 3 tile 1 failed 3 time(s)" in \
         _labels(jobs)

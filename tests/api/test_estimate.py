@@ -155,3 +155,29 @@ def test_a_job_asks_the_farm_for_its_estimate_at_submit(
             "main": "tiny.blend", "files": files, "options": {"frames": "1-3"},
             "estimate_on_farm": True, "estimate": {"core_hours": 1, "core_hours_range": [1, 1]}})
         assert both.status_code == 422 and "not both" in both.text
+
+
+def test_the_add_ons_estimate_button_asks_the_farm(
+        farm: ServiceProc, scene: tuple[str, dict[str, str]],
+        estimated: dict[str, Any]) -> None:
+    """The add-on's Estimate (beside Submit): pack, upload what the farm lacks, `POST
+    /api/estimate` with the panel's options, and the panel's lines (its code without bpy)."""
+    from wanhe.addon.wanhe_farm.farm import Farm
+    from wanhe.addon.wanhe_farm.submit import SubmitRequest, estimate, estimate_lines
+
+    token, _ = scene
+    steps: list[str] = []
+    answer = estimate(Farm(farm.url, token),
+                      SubmitRequest(blend=str(farm.home / "tiny.blend"), name="",
+                                    options={"frames": "1-3"}),
+                      lambda text, fraction: steps.append(text))
+    assert "packing the scene" in steps and "the farm probes the scene" in steps
+    assert answer["frames"] == 3 and answer["probe"]["cached"]  # the same probe as the API's
+    assert answer["core_hours"] == pytest.approx(estimated["core_hours"], rel=0.01)
+    lines = estimate_lines(answer)
+    low, high = answer["core_hours_range"]
+    assert lines[0] == (f"{answer['core_hours']:.3g} core-hours ({low:.3g}–{high:.3g}) "
+                        "for 3 frame(s)")
+    assert lines[1].startswith("about ") and "on 1 machine(s)" in lines[1]
+    assert "the project has no core-hour budget" in lines
+    assert lines[-1] == "from the farm's earlier probe of this scene"

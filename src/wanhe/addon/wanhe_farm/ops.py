@@ -21,7 +21,14 @@ from .farm import Farm, FarmError
 from .plan import PlanError, make_plan, options_body
 from .props import PACKAGE
 from .state import STATE
-from .submit import SubmitRequest, Submitted, connection_lines, submit
+from .submit import (
+    SubmitRequest,
+    Submitted,
+    connection_lines,
+    estimate,
+    estimate_lines,
+    submit,
+)
 
 JOB_ACTIONS = [
     ("cancel", "Cancel", "stop the job: running tasks are stopped, nothing new starts"),
@@ -238,6 +245,55 @@ class WANHE_OT_submit(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class WANHE_OT_estimate(bpy.types.Operator):
+    """Ask the farm what this render will cost and how long it takes: it probes a few frames
+    of the saved file, as it would be submitted (nothing is queued)"""
+
+    bl_idname = "wanhe.estimate"
+    bl_label = "Estimate"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not STATE.runner.busy("farm_estimate") and not STATE.runner.busy("submit")
+
+    def execute(self, context: Any) -> set[str]:
+        scene = context.scene
+        problems = checks.scene_problems(scene, allow_missing=True)
+        if problems:
+            return _fail(self, problems[0])
+        try:
+            settings = _plan_settings(context)
+            plan = make_plan(settings)
+        except PlanError as exc:
+            return _fail(self, str(exc))
+        if plan.problems:
+            return _fail(self, plan.problems[0])
+        if bpy.data.is_dirty:
+            return _fail(self, "the scene has unsaved changes — save it (Ctrl S) first: the "
+                         "farm estimates the file as saved")
+        try:
+            farm = farm_from_preferences(context)
+        except FarmError as exc:
+            return _fail(self, str(exc))
+        request = SubmitRequest(blend=bpy.data.filepath, name="", options=options_body(settings))
+        STATE.farm_estimate = []
+
+        def work(progress: ProgressFn) -> dict[str, Any]:
+            return estimate(farm, request, progress)
+
+        def done(answer: dict[str, Any]) -> None:
+            STATE.farm_estimate = estimate_lines(answer)
+            report("INFO", "farm estimate: " + "; ".join(STATE.farm_estimate))
+
+        def failed(text: str) -> None:
+            report("ERROR", f"estimate failed: {text}")
+
+        STATE.runner.start("farm_estimate", work, text="estimating", on_done=done,
+                           on_error=failed)
+        self.report({"INFO"}, f"the farm probes {plan.total_tasks} tasks' worth of scene…")
+        return {"FINISHED"}
+
+
 def _learn_estimate(farm: Farm, jobs: list[dict[str, Any]]) -> None:
     """Keep the newest finished render job of each file name, for the panel's estimate."""
     for job in jobs:  # newest first
@@ -438,6 +494,7 @@ CLASSES = (
     WANHE_OT_report, WANHE_OT_test_connection, WANHE_OT_submit, WANHE_OT_refresh_jobs,
     WANHE_OT_job_control, WANHE_OT_show_last_frame, WANHE_OT_download_outputs,
     WANHE_OT_open_dashboard,
+    WANHE_OT_estimate,
 )
 
 

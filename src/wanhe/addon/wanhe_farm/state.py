@@ -25,6 +25,7 @@ class State:
     last_job: dict[str, Any] | None = None  # {"id", "url", "name"}
     reports: list[tuple[str, str]] = field(default_factory=list)  # (level, line), newest last
     estimates: dict[str, dict[str, Any]] = field(default_factory=dict)  # job name -> past job
+    farm_estimate: list[str] = field(default_factory=list)  # the Estimate button's answer
 
     def report(self, level: str, text: str) -> None:
         self.reports.append((level, text))

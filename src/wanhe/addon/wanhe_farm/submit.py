@@ -63,7 +63,19 @@ def check_project(farm: Farm) -> dict[str, Any]:
     return project
 
 
-def submit(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Submitted:
+@dataclass
+class Uploaded:
+    """A scene packed and on the farm: what a job or an estimate names."""
+
+    bundle: pack.Bundle
+    options: dict[str, Any]
+    dropped: list[str]  # options this farm's schema does not know (an older farm)
+    sent_files: int
+    sent_bytes: int
+
+
+def upload_scene(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Uploaded:
+    """Check the project, pack the scene and upload what the farm lacks (progress 0–0.95)."""
     progress("checking the project", 0.0)
     check_project(farm)
     job_type = farm.job_type("blender_render")
@@ -82,14 +94,62 @@ def submit(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Submitte
             progress(f"the farm has all {len(bundle.files)} file(s)", 0.95)
 
     sent, sent_bytes = pack.upload(farm, bundle, threads=1, on_progress=uploading)
+    return Uploaded(bundle, options, dropped, sent, sent_bytes)
+
+
+def submit(farm: Farm, request: SubmitRequest, progress: ProgressFn) -> Submitted:
+    up = upload_scene(farm, request, progress)
     progress("creating the job", 0.97)
     job = farm.post("/api/jobs", {
-        "kind": "blender_render", "name": request.name or None, "main": bundle.main,
-        "files": bundle.hashes, "options": options, "priority": request.priority,
+        "kind": "blender_render", "name": request.name or None, "main": up.bundle.main,
+        "files": up.bundle.hashes, "options": up.options, "priority": request.priority,
         "depends_on": request.after, "paused": request.paused,
     })
-    return Submitted(job, farm.dashboard_url(int(job["id"])), len(bundle.files), sent,
-                     sent_bytes, bundle.missing_local, bundle.absolute_refs, dropped)
+    return Submitted(job, farm.dashboard_url(int(job["id"])), len(up.bundle.files),
+                     up.sent_files, up.sent_bytes, up.bundle.missing_local,
+                     up.bundle.absolute_refs, up.dropped)
+
+
+def estimate(farm: Farm, request: SubmitRequest, progress: ProgressFn,
+             machines: int = 1) -> dict[str, Any]:
+    """The farm's estimate of rendering the scene as the panel would submit it (`POST
+    /api/estimate`: the farm probes a few frames in the project's sandbox): the same answer
+    as `wanhe estimate --json`, with the project's budget verdict."""
+    up = upload_scene(farm, request, progress)
+    progress("the farm probes the scene", 0.96)
+    answer: dict[str, Any] = farm.post("/api/estimate", {
+        "main": up.bundle.main, "files": up.bundle.hashes, "options": up.options,
+        "machines": max(1, machines),
+    })
+    return answer
+
+
+def estimate_lines(answer: dict[str, Any]) -> list[str]:
+    """The panel's lines for an estimate: core-hours with the range, wall time on the farm,
+    the budget's verdict."""
+    low, high = answer.get("core_hours_range") or [None, None]
+    lines = [f"{float(answer.get('core_hours') or 0.0):.3g} core-hours"
+             + (f" ({float(low):.3g}–{float(high):.3g})" if low is not None else "")
+             + f" for {answer.get('frames')} frame(s)"]
+    wall = answer.get("wall_s")
+    farm = answer.get("farm") or {}
+    if wall is not None:
+        lines.append(f"about {_duration(float(wall))} on {farm.get('machines', 1)} machine(s) "
+                     f"of {farm.get('cores', '?')} cores")
+    budget = answer.get("budget") or {}
+    if budget.get("message"):
+        lines.append(str(budget["message"]))
+    if (answer.get("probe") or {}).get("cached"):
+        lines.append("from the farm's earlier probe of this scene")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def connection_lines(farm: Farm) -> list[str]:

@@ -103,9 +103,16 @@ def draw_farm_panel(layout: Any, context: Any) -> None:
     submit.scale_y = 1.4
     submit.enabled = not STATE.runner.busy("submit")
     submit.operator("wanhe.submit", icon="EXPORT")
+    submit.operator("wanhe.estimate", icon="TIME")  # beside Submit: cost before rendering
     for activity in STATE.runner.activities():
         if activity.name == "submit":
             _progress(layout, activity.fraction, activity.text or "submitting")
+        elif activity.name == "farm_estimate":
+            _progress(layout, activity.fraction, activity.text or "estimating")
+    if STATE.farm_estimate:
+        box = layout.box()
+        for i, line in enumerate(STATE.farm_estimate):
+            box.label(text=line, icon="TIME" if i == 0 else "NONE")
     if STATE.last_job:
         row = layout.row()
         row.label(text=f"job {STATE.last_job['id']} submitted", icon="CHECKMARK")
