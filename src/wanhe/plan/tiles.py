@@ -92,11 +92,16 @@ def parse_grid(spec: str) -> TileGrid:
     grid = TileGrid(int(match.group(1)), int(match.group(2)))
     if grid.columns < 1 or grid.rows < 1:
         raise TileSpecError(f"tile grid {spec} has no tiles — use at least 1x1")
+    return grid
+
+
+def check_tile_count(grid: TileGrid) -> None:
+    """Raise if `grid` makes more tiles than a frame may have (after the frame-size check,
+    whose message says more when both fail)."""
     if grid.count > MAX_TILES:
         raise TileSpecError(
             f"tile grid {grid} makes {grid.count:,} tiles; the limit is {MAX_TILES:,} per frame"
         )
-    return grid
 
 
 def _cuts(size: int, parts: int) -> list[int]:
@@ -119,10 +124,7 @@ def plan_tiles(width: int, height: int, grid: TileGrid, overscan: int = 16) -> l
             f"tile grid {grid} does not fit a {width}x{height} frame: each tile needs at least "
             f"one pixel — use at most {min(grid.columns, width)}x{min(grid.rows, height)}"
         )
-    if grid.count > MAX_TILES:
-        raise TileSpecError(
-            f"tile grid {grid} makes {grid.count:,} tiles; the limit is {MAX_TILES:,} per frame"
-        )
+    check_tile_count(grid)
     xs = _cuts(width, grid.columns)
     ys = _cuts(height, grid.rows)
     tiles: list[Tile] = []

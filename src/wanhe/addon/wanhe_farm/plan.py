@@ -32,6 +32,7 @@ def parse_tiles(spec: str) -> tuple[int, int]:
     """`4x2` -> (4 columns, 2 rows): the farm's own parser."""
     try:
         grid = farm_tiles.parse_grid(spec)
+        farm_tiles.check_tile_count(grid)  # the frame's size is checked with the plan
     except farm_tiles.TileSpecError as exc:
         raise PlanError(str(exc)) from None
     return grid.columns, grid.rows
