@@ -54,7 +54,7 @@ from typing import IO, Any, Protocol, TypeVar
 
 from wanhe.config import is_url as is_url  # core owns it; storage's callers may import it here
 from wanhe.private import private_folder
-from wanhe.transfer.pack import sha256_file as sha256_file  # the packer's, one hashing
+from wanhe.transfer.hashing import sha256_file as sha256_file  # the packer's, one hashing
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_PATH_LENGTH = 1024

@@ -9,7 +9,6 @@ own HTTP library and which raises its own `TransferError` for a refusal.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
@@ -21,12 +20,12 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from .errors import PackError
+from .hashing import sha256_file
 
 SMALL_FILE = 1 << 20  # files below this go in tar batches
 BATCH_BYTES = 32 << 20
 BATCH_FILES = 2000
 QUERY_CHUNK = 10_000
-_BLOCK = 1 << 20
 
 Progress = Callable[[int, int], None]
 _Item = tuple[str, Path, int]  # (sha256, local path, bytes)
@@ -99,14 +98,6 @@ def collect(scene: Path, check: Callable[[Path], None] | None = None) -> Bundle:
     files = {p.relative_to(root).as_posix(): p for p in found}
     return Bundle(root, scene.relative_to(root).as_posix(), files, {},
                   list(dict.fromkeys(missing)), absolute, caches)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _hash(path: Path) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .farm import Farm, FarmError
-from .shared import pack
+from .shared import hashing
 
 PART = ".wanhe-part"
 WANTED = (".exr", ".png", ".mp4")
@@ -55,7 +55,7 @@ def safe_target(folder: Path, relative: str) -> Path:
 def fetch_one(farm: Farm, job_id: int, relative: str, sha256: str, target: Path,
               on_bytes: Callable[[int], None] | None = None) -> str:
     """Download one output to `target`; 'skipped', 'resumed' or 'fetched'."""
-    if target.is_file() and pack.sha256_file(target) == sha256:
+    if target.is_file() and hashing.sha256_file(target) == sha256:
         return "skipped"
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + PART)

@@ -18,9 +18,9 @@ PLAN_COPY = "_plan"  # wanhe.plan's frames and tiles: the farm's frame and tile 
 
 if TYPE_CHECKING or not (Path(__file__).resolve().parent / COPY).is_dir():
     from wanhe.plan import frames, tiles
-    from wanhe.transfer import errors, pack, refusal
+    from wanhe.transfer import errors, hashing, pack, refusal
 else:
     from ._plan import frames, tiles
-    from ._transfer import errors, pack, refusal
+    from ._transfer import errors, hashing, pack, refusal
 
-__all__ = ["errors", "frames", "pack", "refusal", "tiles"]
+__all__ = ["errors", "frames", "hashing", "pack", "refusal", "tiles"]
