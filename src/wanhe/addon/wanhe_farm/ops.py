@@ -157,6 +157,22 @@ def _plan_settings(context: Any) -> Any:
     )
 
 
+def _checked_plan(context: Any, *, allow_missing: bool) -> Any:
+    """(settings, plan) of the scene as the panel would send it, or the first problem (one
+    line): what Submit and Estimate both check before they pack anything."""
+    problems = checks.scene_problems(context.scene, allow_missing=allow_missing)
+    if problems:
+        return str(problems[0])
+    try:
+        settings = _plan_settings(context)
+        plan = make_plan(settings)
+    except PlanError as exc:
+        return str(exc)
+    if plan.problems:
+        return str(plan.problems[0])
+    return settings, plan
+
+
 class WANHE_OT_submit(bpy.types.Operator):
     """Check the scene, pack it with its files, upload what the farm lacks and queue the job"""
 
@@ -192,16 +208,10 @@ class WANHE_OT_submit(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         scene = context.scene
-        problems = checks.scene_problems(scene, allow_missing=self.allow_missing)
-        if problems:
-            return _fail(self, problems[0])
-        try:
-            settings = _plan_settings(context)
-            plan = make_plan(settings)
-        except PlanError as exc:
-            return _fail(self, str(exc))
-        if plan.problems:
-            return _fail(self, plan.problems[0])
+        checked = _checked_plan(context, allow_missing=self.allow_missing)
+        if isinstance(checked, str):
+            return _fail(self, checked)
+        settings, plan = checked
         if bpy.data.is_dirty:
             if not self.save_first:
                 return _fail(self, "the scene has unsaved changes — save it (Ctrl S) or "
@@ -257,17 +267,10 @@ class WANHE_OT_estimate(bpy.types.Operator):
         return not STATE.runner.busy("farm_estimate") and not STATE.runner.busy("submit")
 
     def execute(self, context: Any) -> set[str]:
-        scene = context.scene
-        problems = checks.scene_problems(scene, allow_missing=True)
-        if problems:
-            return _fail(self, problems[0])
-        try:
-            settings = _plan_settings(context)
-            plan = make_plan(settings)
-        except PlanError as exc:
-            return _fail(self, str(exc))
-        if plan.problems:
-            return _fail(self, plan.problems[0])
+        checked = _checked_plan(context, allow_missing=True)
+        if isinstance(checked, str):
+            return _fail(self, checked)
+        settings, plan = checked
         if bpy.data.is_dirty:
             return _fail(self, "the scene has unsaved changes — save it (Ctrl S) first: the "
                          "farm estimates the file as saved")
