@@ -150,7 +150,7 @@ def test_a_blender_shot_linking_the_farms_files_renders_without_them(
             tasks = http.get(f"/api/jobs/{sent['id']}/tasks").json()
         keyed = [t for t in tasks if t["kind"] == "lipsync"]
         assert keyed and keyed[0]["state"] == "done"
-        frames = sorted(farm.home.rglob("cache/story/render/*/*.exr"))
+        frames = sorted(farm.home.rglob("cache/story/project-*/render/*/*.exr"))
         assert len(frames) >= 6
         for exr in frames:
             assert exr.stat().st_uid == 0 and not exr.is_symlink()  # the farm's own copy

@@ -36,7 +36,24 @@ def test_a_story_job_is_checked_and_compiled(farm: Farm, tmp_path: Path,  # noqa
     assert job["kind"] == "story"
     kinds = job["tasks"]
     assert kinds["waiting"] + kinds.get("ready", 0) == 7  # 2 voices, dub, clip, 2 tracks, reel
-    assert job["spec"]["cache"].endswith("cache/story")  # shared by the farm's story jobs
+    # the story cache is the project's own: another project's identical storyboard gets a
+    # cache of its own (no reuse of, nor timing on, what the first project's film says)
+    cache = Path(job["spec"]["cache"])
+    assert cache.parent.name == "story" and cache.name.startswith("project-")
+    other = farm.project("rivals")
+    again = farm.client.post("/api/jobs", json={"kind": "story", "main": main,
+                                                "files": farm.upload(other, files),
+                                                "options": {}}, headers=farm.auth(other))
+    assert again.status_code == 201, again.text
+    theirs = farm.client.get(f"/api/jobs/{again.json()['id']}", headers=farm.auth(other)).json()
+    assert Path(theirs["spec"]["cache"]).parent == cache.parent
+    assert Path(theirs["spec"]["cache"]) != cache
+    from wanhe.store.store import Store
+
+    store = Store(farm.settings.db_url)
+    voice_outputs = {t.payload["output"] for t in store.tasks(made.json()["id"])
+                     if t.kind in ("voice", "dub")}
+    assert voice_outputs and all(Path(o).is_relative_to(cache) for o in voice_outputs)
 
 
 def test_a_bad_story_is_refused_before_it_is_stored(farm: Farm, tmp_path: Path,  # noqa: F811

@@ -40,10 +40,13 @@ class StoryOptions(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=100)
 
 
-def cache_root(folder: JobFolder) -> Path:
-    """The farm's story cache, shared by its story jobs: `<work root>/cache/story` (a job's
-    work folder is `<work root>/jobs/<id>/work`)."""
-    return folder.work.parent.parent.parent / "cache" / "story"
+def cache_root(folder: JobFolder, project_id: int | None = None) -> Path:
+    """The story cache a job's voices, lip syncs and shot renders are kept in by content:
+    `<work root>/cache/story/project-<id>` on the farm (a job's work folder is
+    `<work root>/jobs/<id>/work`). One per project, so no project can learn by timing what
+    another's film says, nor have a file it made reused by another project's job."""
+    root = folder.work.parent.parent.parent / "cache" / "story"
+    return root if project_id is None else root / f"project-{project_id}"
 
 
 @contextlib.contextmanager
@@ -109,7 +112,8 @@ class StoryJob(JobType):
                                          gen_available=find_job_type("gen") is not None)
         except StoryError as exc:
             raise InputError("main", str(exc)) from None
-        return Inspected({"board": board, "facts": facts, "confined": inputs is not None})
+        return Inspected({"board": board, "facts": facts, "confined": inputs is not None,
+                          "project_id": ctx.project_id})
 
     def compile(
         self, options: BaseModel, inspected: Inspected, main: Path | None, folder: JobFolder
@@ -118,7 +122,8 @@ class StoryJob(JobType):
 
         assert main is not None and isinstance(options, StoryOptions)
         board, facts = inspected.facts["board"], inspected.facts["facts"]
-        layout = Layout(folder.output, folder.work, cache_root(folder))
+        layout = Layout(folder.output, folder.work,
+                        cache_root(folder, inspected.facts.get("project_id")))
         tasks = compile_with_cache(board, main.parent, facts, layout)
         if inspected.facts.get("confined"):  # a farm job: its tasks open only its own files
             confine_tasks(tasks, folder)

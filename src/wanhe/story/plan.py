@@ -34,7 +34,8 @@ VOICE, DUB, LIPSYNC, RENDER, CLIP, TRACK, REEL = (
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Where a story job's files go: `output` (deliverables), `work` (the job's scratch),
-    `cache` (content-named voices, shared by every story job of this farm)."""
+    `cache` (content-named voices, lip syncs and shot renders, shared by the story jobs of
+    one project on a farm, or by one user's local runs)."""
 
     output: Path
     work: Path
