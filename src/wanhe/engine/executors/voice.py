@@ -67,26 +67,26 @@ class VoiceExecutor(Executor):
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
         from wanhe.sandbox.tool import sandboxed
 
-        try:  # the typed payload, checked before anything runs
-            (VoiceTask if kind == "voice" else DubTask).read(payload)
+        try:  # the typed payload, checked before anything runs and read from then on
+            task = (VoiceTask if kind == "voice" else DubTask).read(payload)
         except PayloadError as exc:
             raise TaskFailed(str(exc)) from None
         started = time.monotonic()
         self._used = (None, None)
         self._boxed_phonemes = None
-        boxed = sandboxed(payload.get("job_root"), ctx.project)
+        boxed = sandboxed(task.job_root, ctx.project)
         with METER.task() as share:  # a local run's other workers share this process
             try:
-                if kind == "voice":
-                    output = self._synth(payload, ctx, boxed)
+                if isinstance(task, VoiceTask):
+                    output = self._synth(task, ctx, boxed)
                 else:
-                    output = self._dub(payload, ctx, boxed)
+                    output = self._dub(task, ctx, boxed)
             except (ValueError, RuntimeError, OSError) as exc:
                 failed: Exception | None = exc
             else:
                 failed = None
         if failed is not None:
-            raise TaskFailed(f"{kind} {payload.get('line')} {payload.get('lang')}: {failed}",
+            raise TaskFailed(f"{kind} {task.line} {task.lang}: {failed}",
                              cpu_s=self._spent(share),
                              wall_s=time.monotonic() - started) from failed
         peak = self._used[1]
@@ -102,7 +102,7 @@ class VoiceExecutor(Executor):
             return share.cpu_s
         return share.own_s + share.exact_s + cpu
 
-    def _in_sandbox(self, request: dict[str, Any], payload: dict[str, Any], ctx: TaskContext,
+    def _in_sandbox(self, request: dict[str, Any], job_root: str, ctx: TaskContext,
                     inputs: tuple[Path, ...]) -> float:
         """Run `request` (see wanhe.voice.boxed) in the job's sandbox, writing into the job's
         `work/`; the checked WAV is then moved to `request["output"]` (the story cache).
@@ -115,9 +115,9 @@ class VoiceExecutor(Executor):
 
         from wanhe.sandbox.tool import python_argv, run_in_job
 
-        job_root = Path(payload["job_root"])
+        root = Path(job_root)
         out = Path(request["output"])
-        scratch = Path(tempfile.mkdtemp(prefix="voice-", dir=job_root / "work"))
+        scratch = Path(tempfile.mkdtemp(prefix="voice-", dir=root / "work"))
         # Held open: the project's user may rename folders in work/, never this one's inode.
         folder = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
@@ -126,7 +126,7 @@ class VoiceExecutor(Executor):
             account = accounts.session_account(ctx.project, ctx.project_id)
             if account.isolated:
                 os.chown(scratch, account.uid, account.gid)
-            done = run_in_job(python_argv("wanhe.voice.boxed"), job_root, ctx.project,
+            done = run_in_job(python_argv("wanhe.voice.boxed"), root, ctx.project,
                               ctx.project_id, name=f"voice-{self.worker.name}",
                               stdin=json.dumps({**request, "output": str(scratch / "out.wav")}),
                               timeout_s=600, memory_bytes=ctx.memory_bytes or None,
@@ -161,7 +161,7 @@ class VoiceExecutor(Executor):
             os.close(folder)
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _synth(self, payload: dict[str, Any], ctx: TaskContext, boxed: bool) -> dict[str, Any]:
+    def _synth(self, task: VoiceTask, ctx: TaskContext, boxed: bool) -> dict[str, Any]:
         from wanhe.story.schema import Voice
         from wanhe.voice.tts import (
             PiperVoices,
@@ -171,16 +171,16 @@ class VoiceExecutor(Executor):
             write_take_phonemes,
         )
 
-        out = Path(payload["output"])
+        out = Path(task.output)
         seconds = _valid_wav(out)
-        voice = Voice.model_validate(payload["voice"])
+        voice = Voice.model_validate(task.voice)
         model = resolve_model(voice.model, Path("/")) if voice.engine == "piper" else None
         if seconds is not None:
             ctx.log(f"[wanhe] cached: {out.name}")
             if not phonemes_path(out).is_file() and not boxed:
-                write_take_phonemes(payload["text"], voice, payload["lang"], model, out)
+                write_take_phonemes(task.text, voice, task.lang, model, out)
             return {"wav": str(out), "seconds": seconds, "cached": True}
-        if boxed:
+        if boxed and task.job_root:
             from wanhe.storage import within_job
             from wanhe.story.schema import BUNDLED_VOICE
 
@@ -188,61 +188,61 @@ class VoiceExecutor(Executor):
             if voice.engine == "piper" and voice.model != BUNDLED_VOICE:
                 # the farm's own voice ships with its software; any other is the job's file
                 model_path = within_job(resolve_model(voice.model, Path("/")),
-                                        payload["job_root"])
+                                        task.job_root)
             elif voice.engine == "piper":
                 model_path = resolve_model(voice.model, Path("/"))
-            seed = int(payload.get("seed", 1))
+            seed = task.seed
             seconds = self._in_sandbox(
-                {"kind": "voice", "text": payload["text"], "voice": payload["voice"],
-                 "lang": payload["lang"], "model": str(model_path) if model_path else None,
-                 "seed": seed, "output": str(out)}, payload, ctx, ())
+                {"kind": "voice", "text": task.text, "voice": task.voice,
+                 "lang": task.lang, "model": str(model_path) if model_path else None,
+                 "seed": seed, "output": str(out)}, task.job_root, ctx, ())
             timed = self._boxed_phonemes
             if timed is not None:  # worked out in the box (libespeak-ng reads the line there)
                 _write_phonemes(out, timed)
             ctx.log(f"[wanhe] {voice.engine} (sandboxed, seed {seed}): {seconds:.2f} s of "
                     f"speech -> {out.name}")
             return {"wav": str(out), "seconds": seconds, "cached": False,
-                    "engine": voice.engine, "chars": len(payload["text"]), "seed": seed,
-                    "take": int(payload.get("take", 1)),
+                    "engine": voice.engine, "chars": len(task.text), "seed": seed,
+                    "take": task.take,
                     "phonemes": len(timed["phonemes"]) if timed else 0,
                     "phoneme_source": timed["source"] if timed else "loudness"}
         if self._voices is None:
             self._voices = PiperVoices()
-        seed = int(payload.get("seed", 1))
-        made = synthesize(payload["text"], voice, payload["lang"], model, out, self._voices,
+        seed = task.seed
+        made = synthesize(task.text, voice, task.lang, model, out, self._voices,
                           seed)
         lead, tail = made.trimmed_s
-        timed = write_take_phonemes(payload["text"], voice, payload["lang"], model, out)
+        timed = write_take_phonemes(task.text, voice, task.lang, model, out)
         ctx.log(f"[wanhe] {voice.engine} (seed {seed}): {made.seconds:.2f} s of speech -> "
                 f"{out.name} ({lead:.2f} s of silence cut before, {tail:.2f} s after)")
         return {"wav": str(out), "seconds": made.seconds, "cached": False,
-                "engine": voice.engine, "chars": len(payload["text"]), "seed": seed,
-                "take": int(payload.get("take", 1)), "trimmed_s": [lead, tail],
+                "engine": voice.engine, "chars": len(task.text), "seed": seed,
+                "take": task.take, "trimmed_s": [lead, tail],
                 "phonemes": len(timed["phonemes"]) if timed else 0,
                 "phoneme_source": timed["source"] if timed else "loudness"}
 
-    def _dub(self, payload: dict[str, Any], ctx: TaskContext, boxed: bool) -> dict[str, Any]:
+    def _dub(self, task: DubTask, ctx: TaskContext, boxed: bool) -> dict[str, Any]:
         from wanhe.story.timing import fit_line
         from wanhe.voice.stretch import time_stretch
         from wanhe.voice.tts import wav_seconds
 
-        raw = wav_seconds(Path(payload["input"]))
-        slot = wav_seconds(Path(payload["original"]))
-        fit = fit_line(raw, slot, float(payload["max_stretch"]))
-        out = Path(payload["output"])
+        raw = wav_seconds(Path(task.input))
+        slot = wav_seconds(Path(task.original))
+        fit = fit_line(raw, slot, task.max_stretch)
+        out = Path(task.output)
         body = {"raw_s": raw, "slot_s": slot, "time_ratio": fit.time_ratio,
                 "seconds": fit.duration, "overrun_s": fit.overrun_s, "flagged": fit.flagged,
                 "wav": str(out)}
         if _valid_wav(out) is not None:
             return {**body, "cached": True}
-        if boxed:  # the take comes from the farm's story cache: shown to the tool read-only
-            source = Path(payload["input"]).resolve()
+        if boxed and task.job_root:  # the take (story cache): read-only to the tool
+            source = Path(task.input).resolve()
             self._in_sandbox({"kind": "dub", "input": str(source), "time_ratio": fit.time_ratio,
-                              "output": str(out)}, payload, ctx, (source,))
+                              "output": str(out)}, task.job_root, ctx, (source,))
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            time_stretch(Path(payload["input"]), out, fit.time_ratio)
-        ctx.log(f"[wanhe] dub {payload['line']} {payload['lang']}: {raw:.2f} s into a "
+            time_stretch(Path(task.input), out, fit.time_ratio)
+        ctx.log(f"[wanhe] dub {task.line} {task.lang}: {raw:.2f} s into a "
                 f"{slot:.2f} s slot, time ratio {fit.time_ratio:.3f}"
                 + (f", overruns {fit.overrun_s:.2f} s" if fit.flagged else ""))
         return {**body, "cached": False}
