@@ -9,6 +9,7 @@ production between its tests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,20 @@ def test_a_finished_render_lands_on_its_shot_task(
     previews = gazu.task.all_previews_for_task(task, client=admin)
     assert [p["revision"] for p in previews] == [1]
     assert previews[0]["extension"] == "png"
+    # ...and to the revision itself: the task's page in Kitsu, opened on its preview
+    assert pub["task_id"] == task["id"] and pub["preview_id"] == previews[0]["id"]
+    revision_url = (f"{app}/productions/{production['project']['id']}/shots/tasks/"
+                    f"{task['id']}/previews/{previews[0]['id']}")
+    assert pub["revision_url"] == revision_url
     shown = _wanhe(farm, token, "job", str(job_id))
     assert "published frame_0002.png to SQ01/SH010 Lighting as revision 1" in \
         " ".join(shown.output.split())
+    assert revision_url in _unwrapped(shown.output)
+
+
+def _unwrapped(table: str) -> str:
+    """`wanhe job`'s table without its borders and line breaks: a long URL wraps."""
+    return re.sub(r"[\s│]", "", table)
 
 
 def _publication_link_missing(farm: ServiceProc, token: str) -> bool:
@@ -282,5 +294,11 @@ def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_seque
         previews = gazu.task.all_previews_for_task(task, client=admin)
         assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
         assert len(_ours(admin, task, job_id)) == 1
-    shown = " ".join(_wanhe(farm, token, "job", str(job_id)).output.split())
-    assert "published reel.mp4 to SQ02, 2 clip(s) to their shots" in shown
+    shown = _wanhe(farm, token, "job", str(job_id)).output
+    assert "published reel.mp4 to SQ02, 2 clip(s) to their shots" in " ".join(shown.split())
+    # the link goes to the reel's revision, on the sequence's own task
+    app = zou.url.rstrip("/").removesuffix("/api")
+    reel = gazu.task.all_previews_for_task(tasks["SQ02"], client=admin)[0]
+    assert pub["revision_url"] == (f"{app}/productions/{project['id']}/sequences/tasks/"
+                                   f"{tasks['SQ02']['id']}/previews/{reel['id']}")
+    assert pub["revision_url"] in _unwrapped(shown)

@@ -737,7 +737,11 @@ def _job_table(job: dict[str, Any]) -> "Table":
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
     if job.get("kitsu"):
+        from rich.text import Text
+
         table.add_row("kitsu", _kitsu_line(job["kitsu"]))
+        if job["kitsu"].get("revision_url"):  # folded, not cut short, on a narrow terminal
+            table.add_row("kitsu link", Text(job["kitsu"]["revision_url"], overflow="fold"))
     return table
 
 

@@ -153,7 +153,8 @@ class KitsuPublisher:
         self.store.update_publication(
             pub.job_id, state="published", tries=tries, message=f"published {media}{note}",
             comment_id=published.comment_id, preview_id=published.preview_id,
-            revision=published.revision, file=media, published_at=time.time())
+            revision=published.revision, file=media, published_at=time.time(),
+            task_id=published.task_id)
         log.info("job %d published to Kitsu: %s %s revision %d", pub.job_id, pub.shot,
                  pub.task, published.revision)
 

@@ -53,6 +53,7 @@ class PublicationRow:
     file: str | None
     created_at: float
     published_at: float | None
+    task_id: str | None  # the Kitsu task the revision (preview_id) went to
 
     def public(self) -> dict[str, Any]:
         """What the API shows of it (everything: no secret is in a publication)."""

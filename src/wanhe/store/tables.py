@@ -256,5 +256,7 @@ kitsu_publications = Table(
     Column("file", Text, nullable=True),  # the output published, relative to the job's
     Column("created_at", Float, nullable=False),
     Column("published_at", Float, nullable=True),
+    # the Kitsu task the revision went to: the job page links to it (0010)
+    Column("task_id", String(64), nullable=True),
     Index("ix_kitsu_publications_state", "state", "next_at"),
 )
