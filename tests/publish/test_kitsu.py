@@ -302,3 +302,49 @@ def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_seque
     assert pub["revision_url"] == (f"{app}/productions/{project['id']}/sequences/tasks/"
                                    f"{tasks['SQ02']['id']}/previews/{reel['id']}")
     assert pub["revision_url"] in _unwrapped(shown)
+
+
+def test_a_gen_pick_lands_on_the_shots_concept_task_with_its_recipe(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tiny_sd: Path) -> None:
+    """A generation job sent with --shot publishes nothing when it finishes: it waits for a
+    person's pick, and the picked candidate lands on the shot's Concept task (the default
+    task type) with the recipe that made it."""
+    store = Store(farm.db_url)
+    try:
+        admin_token = store.create_token(None, "admin")
+    finally:
+        store.dispose()
+    with farm.client(admin_token) as http:
+        assert http.post("/api/models", json={"name": "sd", "path": str(tiny_sd)}
+                         ).status_code == 201
+    concept = gazu.task.new_task_type("Concept", for_entity="Shot", client=admin)
+    gazu.project.add_task_type(production["project"], concept, 4, client=admin)
+    shot_id = production["tasks"]["SH010"]["entity_id"]
+    task = gazu.task.new_task({"id": shot_id}, concept, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "gen", "image", "-m", "sd", "-p", "a lion cub at dawn",
+                    "--size", "32x32", "-n", "2", "--steps", "2", "--server", farm.url,
+                    "--shot", "SQ01/SH010", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    waiting = wait_for(lambda: "waits for a pick" in (p := _publication(farm, token, job_id))[
+        "message"] and p, 400, "the gen job to finish and wait for a pick")
+    assert waiting["state"] == "waiting" and waiting["task"] == "Concept"
+    assert gazu.task.all_previews_for_task(task, client=admin) == []  # nothing before a pick
+    picked = _wanhe(farm, token, "gen", "pick", str(job_id), "0", "1", "--server", farm.url)
+    assert picked.exit_code == 0, picked.output
+    pub = _wait_published(farm, token, job_id)
+    assert pub["file"].endswith(".png") and "candidate 1" in pub["message"]
+    previews = gazu.task.all_previews_for_task(task, client=admin)
+    assert [(p["revision"], p["extension"]) for p in previews] == [(1, "png")]
+    comments = _ours(admin, task, job_id)
+    assert len(comments) == 1
+    text = comments[0]["text"]
+    for part in ("model sd", "seed 1", "steps 2", "size 32x32", "prompt: a lion cub at dawn",
+                 "candidate 1", f"/#/jobs/{job_id}"):
+        assert part in text, text
+    status = gazu.task.get_task_status(
+        gazu.task.get_task(task["id"], client=admin)["task_status_id"], client=admin)
+    assert status["short_name"] == "wfa"

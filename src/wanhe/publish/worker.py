@@ -6,8 +6,10 @@ nothing), and for each one whose job finished done picks what to show (the previ
 else the contact sheet, else the last frame), logs in with the project's sealed credentials
 and publishes it with a comment and a status change. A failed try that may work later (Kitsu
 down, erroring) is retried with backoff; a wrong mapping (no such shot or task) fails at once
-with the reason; a job that failed or was cancelled is skipped. `publish_preview` finds the
-comment an interrupted try made, so a publication lands exactly once.
+with the reason; a job that failed or was cancelled is skipped. A generation job publishes
+the candidate a person picks (`wanhe.publish.pick`): finished, it waits for the pick.
+`publish_preview` finds the comment an interrupted try made, so a publication lands exactly
+once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gazu.client import KitsuClient
 
 from wanhe.model import JobState
 from wanhe.publish import kitsu
+from wanhe.publish.pick import Pick, find_pick, recipe_lines
 from wanhe.publish.secrets import SecretUnreadable, unseal
 from wanhe.storage import Storage, StoredFile
 from wanhe.store.kitsu import PublicationRow
@@ -33,8 +36,15 @@ from wanhe.store.store import Store, core_seconds
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (2.0, 5.0, 15.0, 60.0, 300.0, 900.0)
+# a finished gen job waits for a person's pick: the pick wakes the publisher at once, and this
+# slow look again catches one the wake missed (a pick while the service restarted, say)
+PICK_RECHECK_S = 600.0
 MOVIE_SUFFIXES = (".mp4", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class WaitsForPick(Exception):
+    """A finished gen job nobody has picked a candidate of yet: nothing to publish now."""
 
 
 def marker(job_id: int) -> str:
@@ -59,9 +69,6 @@ def comment_text(store: Store, job_id: int, job_url: str) -> str:
     """The comment under the revision: what was rendered, what it cost, who sent it, where."""
     job = store.job(job_id)
     assert job is not None
-    attempts = store.attempts(job_id)
-    core_h = sum(core_seconds(a) for a in attempts) / 3600
-    gpu_h = sum(float(a["gpu_s"] or 0.0) for a in attempts) / 3600
     frames = sorted({t.frame for t in store.tasks(job_id) if t.frame is not None})
     lines = [f"Rendered on wanhe: {job.name} {marker(job_id)}"]
     if frames:
@@ -69,9 +76,24 @@ def comment_text(store: Store, job_id: int, job_url: str) -> str:
     samples = _samples(job.spec)
     if samples:
         lines.append(f"samples {samples}")
-    lines += [f"core-hours {core_h:.3f}, GPU-hours {gpu_h:.3f}",
-              f"submitted by {job.submitter or 'unknown'}", job_url]
-    return "\n".join(lines)
+    return "\n".join(lines + _cost_lines(store, job_id, job.submitter, job_url))
+
+
+def pick_comment_text(store: Store, job_id: int, chosen: Pick, job_url: str) -> str:
+    """The comment under a gen pick: which candidate, the recipe that made it, the cost."""
+    job = store.job(job_id)
+    assert job is not None
+    lines = [f"Picked on wanhe: {job.name} {marker(job_id)}",
+             f"{chosen.shot_name}, candidate {chosen.candidate}", *recipe_lines(chosen)]
+    return "\n".join(lines + _cost_lines(store, job_id, job.submitter, job_url))
+
+
+def _cost_lines(store: Store, job_id: int, submitter: str, job_url: str) -> list[str]:
+    attempts = store.attempts(job_id)
+    core_h = sum(core_seconds(a) for a in attempts) / 3600
+    gpu_h = sum(float(a["gpu_s"] or 0.0) for a in attempts) / 3600
+    return [f"core-hours {core_h:.3f}, GPU-hours {gpu_h:.3f}",
+            f"submitted by {submitter or 'unknown'}", job_url]
 
 
 def _samples(spec: dict[str, Any]) -> int | None:
@@ -138,6 +160,10 @@ class KitsuPublisher:
         tries = pub.tries + 1
         try:
             published, media, note = self._publish(pub)
+        except WaitsForPick as exc:  # not a try: nothing was sent
+            self.store.update_publication(pub.job_id, next_at=time.time() + PICK_RECHECK_S,
+                                          message=str(exc))
+            return
         except kitsu.KitsuError as exc:
             self._retry_later(pub.job_id, tries, exc)
             return
@@ -179,10 +205,13 @@ class KitsuPublisher:
             raise ValueError("the project is no longer linked to Kitsu — wanhe kitsu link")
         job = self.store.job(pub.job_id)
         assert job is not None
+        job_url = f"{self.public_url}/#/jobs/{pub.job_id}"
+        if job.kind == "gen":
+            return self._publish_pick(link.url, link.production_id, link.secret, pub, job_url)
         self.settle(pub.job_id)
         outputs = self.storage.outputs(pub.job_id)
         client = kitsu.connect(link.url, unseal(self.home, link.secret))
-        text = comment_text(self.store, pub.job_id, f"{self.public_url}/#/jobs/{pub.job_id}")
+        text = comment_text(self.store, pub.job_id, job_url)
         if job.kind == "story":
             return self._publish_reel(client, link.production_id, pub, job.spec, outputs, text)
         media = pick_media(outputs)
@@ -190,6 +219,23 @@ class KitsuPublisher:
             raise FileNotFoundError("the job has no movie or image output to publish")
         task = kitsu.shot_task(client, link.production_id, pub.shot, pub.task)
         return self._send(client, task, pub.job_id, media.path, text), media.path, ""
+
+    def _publish_pick(self, url: str, production_id: str, secret: str, pub: PublicationRow,
+                      job_url: str) -> tuple[kitsu.Published, str, str]:
+        """A gen job: its picked candidate to the shot's concept task, the recipe in the
+        comment; WaitsForPick while nobody has picked one (no Kitsu call until then)."""
+        job = self.store.job(pub.job_id)
+        assert job is not None
+        chosen = find_pick(self.store, job)
+        if chosen is None:
+            raise WaitsForPick(f"waits for a pick: wanhe gen pick {pub.job_id} SHOT CANDIDATE "
+                               "(or p on the job's contact sheet)")
+        self.settle(pub.job_id)
+        client = kitsu.connect(url, unseal(self.home, secret))
+        task = kitsu.shot_task(client, production_id, pub.shot, pub.task)
+        text = pick_comment_text(self.store, pub.job_id, chosen, job_url)
+        published = self._send(client, task, pub.job_id, chosen.file, text)
+        return published, chosen.file, f" ({chosen.shot_name}, candidate {chosen.candidate})"
 
     def _send(self, client: KitsuClient, task: dict[str, Any], job_id: int,
               relative: str, text: str) -> kitsu.Published:

@@ -20,6 +20,6 @@ export function kitsuCell(k) {
   const tries = k.state === 'waiting' && k.tries ? ` · try ${esc(k.tries)}` : '';
   const cls = k.state === 'failed' ? 'bad' : (k.state === 'published' ? 'ok' : '');
   return `<span id="job-kitsu" class="${cls}" title="${esc(k.message || '')}">${target}`
-    + `<small> · ${esc(WORDS[k.state] || k.state)}${rev}${tries}`
+    + `<small> · ${esc(k.state === 'waiting' && k.message ? k.message : (WORDS[k.state] || k.state))}${rev}${tries}`
     + `${k.state === 'failed' || k.state === 'skipped' ? `: ${esc(k.message || '')}` : ''}</small></span>`;
 }
