@@ -48,7 +48,7 @@ ShotOpt = Annotated[str | None, typer.Option(
     "--shot", help="with --server: publish the candidate you pick to this Kitsu shot, "
     "SEQUENCE/SHOT (docs/kitsu.md)")]
 TaskOpt = Annotated[str | None, typer.Option(
-    "--task", help="with --shot: the shot's task type the pick goes to (default Concept)")]
+    "--task", help="with --shot: the shot's task type the pick goes to (default Storyboard)")]
 
 
 def _kitsu_target(spec_raw: dict[str, Any], shot: str | None, task: str | None,
@@ -62,7 +62,7 @@ def _kitsu_target(spec_raw: dict[str, Any], shot: str | None, task: str | None,
             named.get("shot"), str) or not isinstance(named.get("task", ""), str)):
         fail("kitsu: in a spec is {shot: SEQUENCE/SHOT, task: TYPE} (task optional)")
     if task is not None and shot is None and named is None:
-        fail("--task goes with --shot: --shot SQ01/SH010 --task Concept")
+        fail("--task goes with --shot: --shot SQ01/SH010 --task Storyboard")
     target = named or {}
     if shot is not None:
         target = {"shot": shot, **({"task": task} if task else {})}

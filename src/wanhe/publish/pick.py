@@ -17,7 +17,9 @@ from wanhe.ai.results import job_results
 from wanhe.store.rows import JobRow
 from wanhe.store.store import Store
 
-DEFAULT_TASK = "Concept"  # the task type a pick goes to without --task (Kitsu's usual name)
+# the task type a pick goes to without --task: Kitsu's shot task type of its Concept
+# department (its "Concept" task type is for assets)
+DEFAULT_TASK = "Storyboard"
 
 
 @dataclass(frozen=True, slots=True)
