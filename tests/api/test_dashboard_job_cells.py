@@ -130,6 +130,15 @@ def test_a_failed_publication_is_red_with_its_reason() -> None:
     assert "bad" in shown["kitsuClass"]
 
 
+def test_a_reel_published_in_part_names_the_shots_left_out() -> None:
+    message = ("published reel.mp4 to SQ02, 2 clip(s) to their shots; not in Kitsu, left out: "
+               "s3 (--create-shots creates them)")
+    shown = _cells(_job("done", _publication("partial", shot="SQ02", task="Animatic",
+                                             revision=1, message=message), None))
+    assert shown["kitsu"] == f"SQ02 · Animatic · published in part · revision 1: {message}"
+    assert "bad" not in shown["kitsuClass"]
+
+
 def test_a_running_job_shows_its_estimate_against_the_actual_cost_with_the_eta() -> None:
     shown = _cells(_job("running", None, ESTIMATE))
     assert shown["kitsu"] is None  # publishes nowhere: no cell

@@ -125,11 +125,12 @@ def _publication(farm: ServiceProc, token: str, job_id: int) -> dict[str, Any]:
     return found
 
 
-def _wait_published(farm: ServiceProc, token: str, job_id: int) -> dict[str, Any]:
+def _wait_published(farm: ServiceProc, token: str, job_id: int,
+                    state: str = "published") -> dict[str, Any]:
     pub: dict[str, Any] = wait_for(
-        lambda: (p := _publication(farm, token, job_id))["state"] in ("published", "failed")
-        and p, 300, f"job {job_id} to publish")
-    assert pub["state"] == "published", pub
+        lambda: (p := _publication(farm, token, job_id))["state"] in (
+            "published", "partial", "failed") and p, 300, f"job {job_id} to publish")
+    assert pub["state"] == state, pub
     return pub
 
 
@@ -287,9 +288,11 @@ def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_seque
                     "Animatic", "--reel-task", "Reel", "--json")
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.stdout)["id"]
-    pub = _wait_published(farm, token, job_id)
+    pub = _wait_published(farm, token, job_id, "partial")  # s3 left out, and said so
     assert pub["file"] == "reel.mp4"
-    assert "2 clip(s) to their shots; not in Kitsu: s3" in pub["message"]
+    assert ("2 clip(s) to their shots; not in Kitsu, left out: s3 (--create-shots creates "
+            "them)") in pub["message"]
+    assert gazu.shot.get_shot_by_name(sequence, "s3", client=admin) is None  # never created
     for name, task in tasks.items():
         previews = gazu.task.all_previews_for_task(task, client=admin)
         assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
@@ -304,12 +307,12 @@ def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_seque
     assert pub["revision_url"] in _unwrapped(shown)
 
 
-def test_a_gen_pick_lands_on_the_shots_concept_task_with_its_recipe(
+def test_a_gen_pick_lands_on_the_shots_storyboard_task_with_its_recipe(
         farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
         admin: KitsuClient, tiny_sd: Path) -> None:
     """A generation job sent with --shot publishes nothing when it finishes: it waits for a
-    person's pick, and the picked candidate lands on the shot's Concept task (the default
-    task type) with the recipe that made it."""
+    person's pick, and the picked candidate lands on the shot's Storyboard task (the default
+    task type, which `zou init-data` makes) with the recipe that made it."""
     store = Store(farm.db_url)
     try:
         admin_token = store.create_token(None, "admin")
@@ -318,10 +321,9 @@ def test_a_gen_pick_lands_on_the_shots_concept_task_with_its_recipe(
     with farm.client(admin_token) as http:
         assert http.post("/api/models", json={"name": "sd", "path": str(tiny_sd)}
                          ).status_code == 201
-    concept = gazu.task.new_task_type("Concept", for_entity="Shot", client=admin)
-    gazu.project.add_task_type(production["project"], concept, 4, client=admin)
-    shot_id = production["tasks"]["SH010"]["entity_id"]
-    task = gazu.task.new_task({"id": shot_id}, concept, client=admin)
+    storyboard = _task_type(admin, "Storyboard", "Shot", production["project"], 4)
+    shot = gazu.shot.get_shot(production["tasks"]["SH010"]["entity_id"], client=admin)
+    task = gazu.task.new_task(shot, storyboard, client=admin)
     if _publication_link_missing(farm, token):
         assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
     result = _wanhe(farm, token, "gen", "image", "-m", "sd", "-p", "a lion cub at dawn",
@@ -331,7 +333,7 @@ def test_a_gen_pick_lands_on_the_shots_concept_task_with_its_recipe(
     job_id = json.loads(result.stdout)["id"]
     waiting = wait_for(lambda: "waits for a pick" in (p := _publication(farm, token, job_id))[
         "message"] and p, 400, "the gen job to finish and wait for a pick")
-    assert waiting["state"] == "waiting" and waiting["task"] == "Concept"
+    assert waiting["state"] == "waiting" and waiting["task"] == "Storyboard"
     assert gazu.task.all_previews_for_task(task, client=admin) == []  # nothing before a pick
     picked = _wanhe(farm, token, "gen", "pick", str(job_id), "0", "1", "--server", farm.url)
     assert picked.exit_code == 0, picked.output
@@ -348,3 +350,56 @@ def test_a_gen_pick_lands_on_the_shots_concept_task_with_its_recipe(
     status = gazu.task.get_task_status(
         gazu.task.get_task(task["id"], client=admin)["task_status_id"], client=admin)
     assert status["short_name"] == "wfa"
+
+
+def _task_type(admin: KitsuClient, name: str, for_entity: str, project: dict[str, Any],
+               priority: int) -> dict[str, Any]:
+    """The task type `name`, made (and added to the production) by the first test needing it."""
+    found = gazu.task.get_task_type_by_name(name, for_entity=for_entity, client=admin)
+    if found:
+        return dict(found)
+    made: dict[str, Any] = gazu.task.new_task_type(name, for_entity=for_entity, client=admin)
+    gazu.project.add_task_type(project, made, priority, client=admin)
+    return made
+
+
+def test_a_story_reel_with_create_shots_creates_the_shots_kitsu_lacks(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tmp_path: Path) -> None:
+    """--create-shots: the sequence has none of the reel's shots; each is created with its
+    frames in the reel (frame in/out, count) and its Animatic task, and gets its clip."""
+    import copy
+
+    from tests.story.conftest import BASE, write
+
+    board = copy.deepcopy(BASE)  # fps 12; s1 as long as its line, s2 and s3 one second each
+    for sid in ("s2", "s3"):
+        board["scenes"][0]["shots"].append({"id": sid, "duration": 1.0,
+                                            "image": {"path": "board.png"}})
+    story = write(tmp_path / "film", board)
+    project = production["project"]
+    animatic = _task_type(admin, "Animatic", "Shot", project, 2)
+    reel_type = _task_type(admin, "Reel", "Sequence", project, 3)
+    sequence = gazu.shot.new_sequence(project, "SQ03", client=admin)
+    reel_task = gazu.task.new_task(sequence, reel_type, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "submit", str(story), "--sequence", "SQ03", "--task",
+                    "Animatic", "--reel-task", "Reel", "--create-shots", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    pub = _wait_published(farm, token, job_id)
+    assert "3 clip(s) to their shots (created in Kitsu: s1, s2, s3)" in pub["message"]
+    shots = {name: gazu.shot.get_shot_by_name(sequence, name, client=admin)
+             for name in ("s1", "s2", "s3")}
+    spans = {name: (s["data"]["frame_in"], s["data"]["frame_out"], s["nb_frames"])
+             for name, s in shots.items()}
+    assert spans["s1"][0] == 1  # the reel's first frame
+    assert spans["s2"] == (spans["s1"][1] + 1, spans["s1"][1] + 12, 12)
+    assert spans["s3"] == (spans["s2"][1] + 1, spans["s2"][1] + 12, 12)
+    for name, (first, last, count) in spans.items():
+        assert last - first + 1 == count, name
+        task = gazu.task.get_task_by_entity(shots[name], animatic, client=admin)
+        previews = gazu.task.all_previews_for_task(task, client=admin)
+        assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
+    assert len(gazu.task.all_previews_for_task(reel_task, client=admin)) == 1

@@ -177,6 +177,26 @@ def shot_task(client: KitsuClient, production_id: str, shot: str,
     return dict(task)
 
 
+def create_shot_task(client: KitsuClient, production_id: str, sequence_name: str,
+                     shot_name: str, task_type: str, *, frame_in: int | None = None,
+                     frame_out: int | None = None,
+                     nb_frames: int | None = None) -> dict[str, Any]:
+    """The `task_type` task of SEQUENCE/SHOT, the shot (with its frames) and the task made
+    first where Kitsu lacks them; a shot that exists is left as it is. Both calls find what
+    exists by name, so a retry creates nothing twice."""
+    url = client.host
+    sequence = _call(url, lambda: gazu.shot.get_sequence_by_name(
+        production_id, sequence_name, client=client))
+    if not sequence:
+        raise KitsuError(f"the production has no sequence {sequence_name!r} — create it in "
+                         "Kitsu (wanhe creates shots, not sequences)", retry=False)
+    kind = _task_type(client, task_type, "Shot")
+    shot = _call(url, lambda: gazu.shot.new_shot(
+        production_id, sequence, shot_name, nb_frames=nb_frames, frame_in=frame_in,
+        frame_out=frame_out, client=client))
+    return dict(_call(url, lambda: gazu.task.new_task(shot, kind, client=client)))
+
+
 def _task_type(client: KitsuClient, name: str, for_entity: str) -> dict[str, Any]:
     """The task type `name` for shots or sequences (Kitsu keeps one of each per name)."""
     kind = _call(client.host, lambda: gazu.task.get_task_type_by_name(

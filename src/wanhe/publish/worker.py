@@ -28,6 +28,7 @@ from gazu.client import KitsuClient
 from wanhe.model import JobState
 from wanhe.publish import kitsu
 from wanhe.publish.pick import Pick, find_pick, recipe_lines
+from wanhe.publish.reel import reel_frames
 from wanhe.publish.secrets import SecretUnreadable, unseal
 from wanhe.storage import Storage, StoredFile
 from wanhe.store.kitsu import PublicationRow
@@ -159,7 +160,7 @@ class KitsuPublisher:
             return
         tries = pub.tries + 1
         try:
-            published, media, note = self._publish(pub)
+            published, media, note, left_out = self._publish(pub)
         except WaitsForPick as exc:  # not a try: nothing was sent
             self.store.update_publication(pub.job_id, next_at=time.time() + PICK_RECHECK_S,
                                           message=str(exc))
@@ -177,7 +178,8 @@ class KitsuPublisher:
                 f"{type(exc).__name__}: {exc}", retry=True))
             return
         self.store.update_publication(
-            pub.job_id, state="published", tries=tries, message=f"published {media}{note}",
+            pub.job_id, state="partial" if left_out else "published", tries=tries,
+            message=f"published {media}{note}",
             comment_id=published.comment_id, preview_id=published.preview_id,
             revision=published.revision, file=media, published_at=time.time(),
             task_id=published.task_id)
@@ -198,8 +200,9 @@ class KitsuPublisher:
             self.store.update_publication(job_id, state="failed", tries=tries,
                                           message=str(exc))
 
-    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str]:
-        """(the revision, the output it shows, a note on what else went)."""
+    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str, list[str]]:
+        """(the revision, the output it shows, a note on what else went, the shots left
+        out)."""
         link = self.store.kitsu_link(pub.project_id)
         if link is None:
             raise ValueError("the project is no longer linked to Kitsu — wanhe kitsu link")
@@ -207,7 +210,8 @@ class KitsuPublisher:
         assert job is not None
         job_url = f"{self.public_url}/#/jobs/{pub.job_id}"
         if job.kind == "gen":
-            return self._publish_pick(link.url, link.production_id, link.secret, pub, job_url)
+            return (*self._publish_pick(link.url, link.production_id, link.secret, pub,
+                                        job_url), [])
         self.settle(pub.job_id)
         outputs = self.storage.outputs(pub.job_id)
         client = kitsu.connect(link.url, unseal(self.home, link.secret))
@@ -218,11 +222,11 @@ class KitsuPublisher:
         if media is None:
             raise FileNotFoundError("the job has no movie or image output to publish")
         task = kitsu.shot_task(client, link.production_id, pub.shot, pub.task)
-        return self._send(client, task, pub.job_id, media.path, text), media.path, ""
+        return self._send(client, task, pub.job_id, media.path, text), media.path, "", []
 
     def _publish_pick(self, url: str, production_id: str, secret: str, pub: PublicationRow,
                       job_url: str) -> tuple[kitsu.Published, str, str]:
-        """A gen job: its picked candidate to the shot's concept task, the recipe in the
+        """A gen job: its picked candidate to the shot's storyboard task, the recipe in the
         comment; WaitsForPick while nobody has picked one (no Kitsu call until then)."""
         job = self.store.job(pub.job_id)
         assert job is not None
@@ -252,17 +256,19 @@ class KitsuPublisher:
 
     def _publish_reel(self, client: KitsuClient, production_id: str,
                       pub: PublicationRow, spec: dict[str, Any], outputs: list[StoredFile],
-                      text: str) -> tuple[kitsu.Published, str, str]:
-        """A story reel: each shot's clip to SEQUENCE/<shot id> (a shot Kitsu does not have is
-        left out and named), then the reel to the sequence's own task. Every part carries the
-        job's marker on its own task, so a retry sends only what did not land."""
+                      text: str) -> tuple[kitsu.Published, str, str, list[str]]:
+        """A story reel: each shot's clip to SEQUENCE/<shot id>, then the reel to the
+        sequence's own task. A shot Kitsu does not have is created (with its frames in the
+        reel) when the reel was sent with --create-shots, else left out and named. Every part
+        carries the job's marker on its own task, so a retry sends only what did not land."""
         have = {f.path for f in outputs}
         if "reel.mp4" not in have:
             raise FileNotFoundError("the story job has no reel.mp4 to publish")
         board = spec.get("board") or {}
         shot_ids = [str(shot["id"]) for scene in board.get("scenes") or []
                     for shot in scene.get("shots") or []]
-        sent, missing = 0, []
+        frames = reel_frames(self.store, pub.job_id, spec) if pub.create_shots else {}
+        sent, missing, created = 0, [], []
         for sid in shot_ids:
             clip = f"shots/{sid}.mp4"
             if clip not in have:
@@ -273,13 +279,25 @@ class KitsuPublisher:
             except kitsu.KitsuError as exc:
                 if exc.retry:
                     raise
-                missing.append(sid)
-                continue
+                if not pub.create_shots:
+                    missing.append(sid)
+                    continue
+                span = frames.get(sid)
+                task = kitsu.create_shot_task(
+                    client, production_id, pub.shot, sid, pub.task,
+                    frame_in=span.frame_in if span else None,
+                    frame_out=span.frame_out if span else None,
+                    nb_frames=span.nb_frames if span else None)
+                created.append(sid)
             self._send(client, task, pub.job_id, clip, f"Shot {sid} of the reel\n{text}")
             sent += 1
         reel_task = kitsu.sequence_task(client, production_id, pub.shot,
                                         pub.reel_task or pub.task)
         published = self._send(client, reel_task, pub.job_id, "reel.mp4", text)
-        note = (f" to {pub.shot}, {sent} clip(s) to their shots"
-                + (f"; not in Kitsu: {', '.join(missing)}" if missing else ""))
-        return published, "reel.mp4", note
+        note = f" to {pub.shot}, {sent} clip(s) to their shots"
+        if created:
+            note += f" (created in Kitsu: {', '.join(created)})"
+        if missing:
+            note += (f"; not in Kitsu, left out: {', '.join(missing)} (--create-shots "
+                     "creates them)")
+        return published, "reel.mp4", note, missing

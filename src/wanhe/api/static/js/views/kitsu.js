@@ -6,6 +6,7 @@ import { esc } from '../util.js';
 const WORDS = {
   waiting: 'waits for the job to finish',
   published: 'published',
+  partial: 'published in part',
   failed: 'failed',
   skipped: 'not published',
 };
@@ -16,10 +17,11 @@ export function kitsuCell(k) {
   const target = url
     ? `<a href="${esc(url)}" target="_blank" rel="noopener noreferrer">${esc(where)}</a>`
     : esc(where);
-  const rev = k.state === 'published' && k.revision != null ? ` · revision ${esc(k.revision)}` : '';
+  const landed = k.state === 'published' || k.state === 'partial';
+  const rev = landed && k.revision != null ? ` · revision ${esc(k.revision)}` : '';
   const tries = k.state === 'waiting' && k.tries ? ` · try ${esc(k.tries)}` : '';
   const cls = k.state === 'failed' ? 'bad' : (k.state === 'published' ? 'ok' : '');
   return `<span id="job-kitsu" class="${cls}" title="${esc(k.message || '')}">${target}`
     + `<small> · ${esc(k.state === 'waiting' && k.message ? k.message : (WORDS[k.state] || k.state))}${rev}${tries}`
-    + `${k.state === 'failed' || k.state === 'skipped' ? `: ${esc(k.message || '')}` : ''}</small></span>`;
+    + `${['failed', 'skipped', 'partial'].includes(k.state) ? `: ${esc(k.message || '')}` : ''}</small></span>`;
 }
