@@ -23,6 +23,8 @@ NOWHERE = {"WANHE_SERVER": "http://127.0.0.1:9", "WANHE_TOKEN": "t"}  # never re
      "--reel-task and --create-shots go with --sequence"),
     ("scene.blend", ["--shot", "SQ01/SH010", "--task", "A", "--create-shots"],
      "--reel-task and --create-shots go with --sequence"),
+    ("scene.blend", ["--shot", "SQ01/SH010", "--task", "A", "--kind", "noop", "--options",
+                     "o.yaml"], "a .blend render or an OpenJD job"),
 ])
 def test_kitsu_flags_that_do_not_fit_are_one_line(tmp_path: Path, name: str, flags: list[str],
                                                   says: str) -> None:

@@ -403,3 +403,40 @@ def test_a_story_reel_with_create_shots_creates_the_shots_kitsu_lacks(
         previews = gazu.task.all_previews_for_task(task, client=admin)
         assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
     assert len(gazu.task.all_previews_for_task(reel_task, client=admin)) == 1
+
+
+def test_an_openjd_job_publishes_its_newest_image_output(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tmp_path: Path) -> None:
+    """`wanhe submit --template … --shot … --task …`: what the template wrote last among its
+    OUT folder's movies and images (not the first by name) lands as the revision."""
+    from PIL import Image
+
+    from tests.openjd._util import step, template, write_yaml
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    Image.new("RGB", (64, 36), (40, 160, 90)).save(bundle / "plate.png")
+    doc = template(
+        params=[{"name": "Out", "type": "PATH", "objectType": "DIRECTORY", "dataFlow": "OUT",
+                 "default": "out"},
+                {"name": "Plate", "type": "PATH", "objectType": "FILE", "dataFlow": "IN",
+                 "default": "plate.png"}],
+        steps=[step("Comp", "cp {{Param.Plate}} {{Param.Out}}/zz_first.png; sleep 1.2; "
+                            "cp {{Param.Plate}} {{Param.Out}}/aa_last.png; "
+                            "echo notes > {{Param.Out}}/notes.txt")])
+    path = write_yaml(bundle / "template.yaml", doc)
+    compositing = _task_type(admin, "Compositing", "Shot", production["project"], 5)
+    shot = gazu.shot.get_shot(production["tasks"]["SH030"]["entity_id"], client=admin)
+    task = gazu.task.new_task(shot, compositing, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "submit", "--template", str(path), "--shot", "SQ01/SH030",
+                    "--task", "Compositing", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    pub = _wait_published(farm, token, job_id)
+    assert pub["file"] == "out0/aa_last.png" and pub["task_id"] == task["id"]
+    previews = gazu.task.all_previews_for_task(task, client=admin)
+    assert [(p["revision"], p["extension"]) for p in previews] == [(1, "png")]
+    assert len(_ours(admin, task, job_id)) == 1

@@ -542,10 +542,10 @@ def submit(
         fail("give --shot (a .blend render) or --sequence (a storyboard), not both")
     if (shot is None and sequence is None) != (kitsu_task is None):
         fail("--task goes with --shot or --sequence: --shot SQ01/SH010 --task Lighting")
-    if shot is not None and (template is not None or scene is None or scene.is_dir()
-                             or story_file):
-        fail("--shot publishes a .blend render to Kitsu; a storyboard takes --sequence SQ01, "
-             "and OpenJD jobs do not publish yet (docs/kitsu.md)")
+    if shot is not None and (story_file or (scene is None and template is None)
+                             or kind is not None):
+        fail("--shot publishes a .blend render or an OpenJD job to Kitsu; a storyboard takes "
+             "--sequence SQ01 (docs/kitsu.md)")
     if (reel_task is not None or create_shots) and sequence is None:
         fail("--reel-task and --create-shots go with --sequence (a storyboard's reel)")
     if sequence is not None and (template is not None or not story_file):
@@ -564,7 +564,8 @@ def submit(
 
         submit_template(scene, template, param or [], priority=priority, name=name,
                         depends_on=depends_on or [], server=server, token=token,
-                        as_json=as_json)
+                        as_json=as_json,
+                        kitsu={"shot": shot, "task": kitsu_task or ""} if shot else None)
         return
     if scene is None:
         fail("give the .blend to render, an OpenJD bundle folder, or --template FILE")

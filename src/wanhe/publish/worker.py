@@ -15,6 +15,7 @@ once.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -42,6 +43,7 @@ RETRY_DELAYS_S = (2.0, 5.0, 15.0, 60.0, 300.0, 900.0)
 PICK_RECHECK_S = 600.0
 MOVIE_SUFFIXES = (".mp4", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+OUT_FOLDER = re.compile(r"^out\d+/")  # an OpenJD job's OUT/INOUT folders among its outputs
 
 
 class WaitsForPick(Exception):
@@ -64,6 +66,21 @@ def pick_media(files: list[StoredFile]) -> StoredFile | None:
     images = sorted((f for f in files if suffix(f) in IMAGE_SUFFIXES), key=lambda f: f.path)
     sheets = [f for f in images if PurePosixPath(f.path).stem.endswith("_contact")]
     return sheets[-1] if sheets else (images[-1] if images else None)
+
+
+def pick_openjd_media(files: list[StoredFile]) -> StoredFile | None:
+    """What to show for an OpenJD job: the newest movie among its OUT (and INOUT) outputs
+    (`outN/…`), else the newest image; a template names its files as it likes, so "newest"
+    stands for "what it made last" (the encode after the frames, the final frame)."""
+    def suffix(f: StoredFile) -> str:
+        return PurePosixPath(f.path).suffix.lower()
+
+    made = [f for f in files if OUT_FOLDER.match(f.path)]
+    for kinds in (MOVIE_SUFFIXES, IMAGE_SUFFIXES):
+        found = [f for f in made if suffix(f) in kinds]
+        if found:
+            return max(found, key=lambda f: (f.modified, f.path))
+    return None
 
 
 def comment_text(store: Store, job_id: int, job_url: str) -> str:
@@ -218,7 +235,7 @@ class KitsuPublisher:
         text = comment_text(self.store, pub.job_id, job_url)
         if job.kind == "story":
             return self._publish_reel(client, link.production_id, pub, job.spec, outputs, text)
-        media = pick_media(outputs)
+        media = pick_openjd_media(outputs) if job.kind == "openjd" else pick_media(outputs)
         if media is None:
             raise FileNotFoundError("the job has no movie or image output to publish")
         task = kitsu.shot_task(client, link.production_id, pub.shot, pub.task)
