@@ -40,12 +40,15 @@ def test_kitsu_flags_that_do_not_fit_are_one_line(tmp_path: Path, name: str, fla
     (["image", "-m", "sd", "-p", "a fox", "--task", "Storyboard", "--server", "http://x"],
      "--task goes with --shot"),
     (["run", "SPEC", "--server", "http://x"], "kitsu: in a spec is {shot: SEQUENCE/SHOT"),
+    (["run", "GOOD"], "add --server URL"),  # the spec's kitsu: names the shot
 ])
 def test_gen_kitsu_flags_that_do_not_fit_are_one_line(tmp_path: Path, args: list[str],
                                                       says: str) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("kitsu: SQ01/SH010\nshots: [{model: sd, prompt: a fox}]\n")
-    args = [str(spec) if a == "SPEC" else a for a in args]
+    good = tmp_path / "good.yaml"
+    good.write_text("kitsu: {shot: SQ01/SH010}\nshots: [{model: sd, prompt: a fox}]\n")
+    args = [{"SPEC": str(spec), "GOOD": str(good)}.get(a, a) for a in args]
     result = CliRunner().invoke(app, ["gen", *args], env=NOWHERE)
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and says in result.output

@@ -384,9 +384,9 @@ def gen_run(
     except ValueError as exc:
         fail(str(exc))
     base = spec.parent
-    for shot in raw.get("shots", []) if isinstance(raw.get("shots"), list) else []:
-        if isinstance(shot, dict) and shot.get("image") and not Path(shot["image"]).is_absolute():
-            shot["image"] = str(base / shot["image"])
+    for one in raw.get("shots", []) if isinstance(raw.get("shots"), list) else []:
+        if isinstance(one, dict) and one.get("image") and not Path(one["image"]).is_absolute():
+            one["image"] = str(base / one["image"])
     _run(raw, output=output, name=name or spec.stem, db=db, server=server, token=token,
          priority=priority, quiet=quiet, as_json=as_json, shot=shot, task=task)
 

@@ -33,6 +33,7 @@ from wanhe.publish.reel import reel_frames
 from wanhe.publish.secrets import SecretUnreadable, unseal
 from wanhe.storage import Storage, StoredFile
 from wanhe.store.kitsu import PublicationRow
+from wanhe.store.rows import JobRow
 from wanhe.store.store import Store, core_seconds
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class KitsuPublisher:
         assert job is not None
         job_url = f"{self.public_url}/#/jobs/{pub.job_id}"
         if job.kind == "gen":
-            return (*self._publish_pick(link.url, link.production_id, link.secret, pub,
+            return (*self._publish_pick(link.url, link.production_id, link.secret, pub, job,
                                         job_url), [])
         self.settle(pub.job_id)
         outputs = self.storage.outputs(pub.job_id)
@@ -242,11 +243,9 @@ class KitsuPublisher:
         return self._send(client, task, pub.job_id, media.path, text), media.path, "", []
 
     def _publish_pick(self, url: str, production_id: str, secret: str, pub: PublicationRow,
-                      job_url: str) -> tuple[kitsu.Published, str, str]:
+                      job: JobRow, job_url: str) -> tuple[kitsu.Published, str, str]:
         """A gen job: its picked candidate to the shot's storyboard task, the recipe in the
         comment; WaitsForPick while nobody has picked one (no Kitsu call until then)."""
-        job = self.store.job(pub.job_id)
-        assert job is not None
         chosen = find_pick(self.store, job)
         if chosen is None:
             raise WaitsForPick(f"waits for a pick: wanhe gen pick {pub.job_id} SHOT CANDIDATE "
