@@ -1,7 +1,7 @@
 """The job page's Estimate and Kitsu cells as a wrangler reads them, in Debian's chromium: the
 kept estimate against the actual cost with the ETA, and where the job publishes in Kitsu with
-its state, its revision and a link to the production (a failed publication in red with the
-reason).
+its state, its revision and a link to it (to the production while none landed; a failed
+publication in red with the reason).
 
 The page is the dashboard's own job view (`static/js/views/job.js`); the server is replaced by
 Playwright's request routing with job JSON in the shape `GET /api/jobs/{id}` gives (the real
@@ -51,8 +51,8 @@ def _publication(state: str, **extra: Any) -> dict[str, Any]:
     return {"job_id": 7, "project_id": 1, "shot": "SQ01/SH010", "task": "Lighting",
             "reel_task": None, "state": state, "tries": 0, "next_at": 0.0, "message": "",
             "comment_id": None, "preview_id": None, "revision": None, "file": None,
-            "created_at": 1_800_000_000.0, "published_at": None,
-            "production_url": PRODUCTION, **extra}
+            "created_at": 1_800_000_000.0, "published_at": None, "task_id": None,
+            "production_url": PRODUCTION, "revision_url": None, **extra}
 
 
 ESTIMATE = {"core_hours": 0.1, "core_hours_range": [0.08, 0.12], "made_by": "wanhe estimate",
@@ -111,12 +111,13 @@ def _cells(job: dict[str, Any]) -> dict[str, Any]:
             browser.close()
 
 
-def test_a_published_job_shows_its_revision_and_links_to_the_production() -> None:
+def test_a_published_job_shows_its_revision_and_links_to_it() -> None:
+    revision = "https://kitsu.studio/productions/9f2c/shots/tasks/7a1e/previews/c0de"
     shown = _cells(_job("done", _publication(
-        "published", revision=3, file="frame_0002.png",
-        message="published frame_0002.png"), None))
+        "published", revision=3, file="frame_0002.png", task_id="7a1e", preview_id="c0de",
+        revision_url=revision, message="published frame_0002.png"), None))
     assert shown["kitsu"] == "SQ01/SH010 · Lighting · published · revision 3"
-    assert shown["link"] == PRODUCTION
+    assert shown["link"] == revision
     assert "bad" not in shown["kitsuClass"]
     assert shown["estimate"] is None  # no estimate kept: no cell
 
@@ -125,7 +126,17 @@ def test_a_failed_publication_is_red_with_its_reason() -> None:
     reason = "Kitsu has no shot SQ01/SH999 — create it in Kitsu or fix --shot"
     shown = _cells(_job("done", _publication("failed", tries=1, message=reason), None))
     assert shown["kitsu"] == f"SQ01/SH010 · Lighting · failed: {reason}"
+    assert shown["link"] == PRODUCTION  # nothing landed: the production's shots
     assert "bad" in shown["kitsuClass"]
+
+
+def test_a_reel_published_in_part_names_the_shots_left_out() -> None:
+    message = ("published reel.mp4 to SQ02, 2 clip(s) to their shots; not in Kitsu, left out: "
+               "s3 (--create-shots creates them)")
+    shown = _cells(_job("done", _publication("partial", shot="SQ02", task="Animatic",
+                                             revision=1, message=message), None))
+    assert shown["kitsu"] == f"SQ02 · Animatic · published in part · revision 1: {message}"
+    assert "bad" not in shown["kitsuClass"]
 
 
 def test_a_running_job_shows_its_estimate_against_the_actual_cost_with_the_eta() -> None:

@@ -1,5 +1,5 @@
-"""`wanhe submit`'s Kitsu flags refused in one line before anything is packed or sent, and
-`wanhe kitsu link` without credentials (no terminal to ask at)."""
+"""`wanhe submit`'s and `wanhe gen`'s Kitsu flags refused in one line before anything is packed
+or sent, and `wanhe kitsu link` without credentials (no terminal to ask at)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,36 @@ NOWHERE = {"WANHE_SERVER": "http://127.0.0.1:9", "WANHE_TOKEN": "t"}  # never re
     ("scene.blend", ["--task", "Lighting"], "--task goes with --shot"),
     ("story.yaml", ["--shot", "SQ01/SH010", "--sequence", "SQ01", "--task", "A"], "not both"),
     ("scene.blend", ["--shot", "SQ01/SH010", "--task", "A", "--reel-task", "E"],
-     "--reel-task goes with --sequence"),
+     "--reel-task and --create-shots go with --sequence"),
+    ("scene.blend", ["--shot", "SQ01/SH010", "--task", "A", "--create-shots"],
+     "--reel-task and --create-shots go with --sequence"),
+    ("scene.blend", ["--shot", "SQ01/SH010", "--task", "A", "--kind", "noop", "--options",
+                     "o.yaml"], "a .blend render or an OpenJD job"),
 ])
 def test_kitsu_flags_that_do_not_fit_are_one_line(tmp_path: Path, name: str, flags: list[str],
                                                   says: str) -> None:
     scene = tmp_path / name
     scene.write_bytes(b"x")
     result = CliRunner().invoke(app, ["submit", str(scene), *flags], env=NOWHERE)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and says in result.output
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["image", "-m", "sd", "-p", "a fox", "--shot", "SQ01/SH010"], "add --server URL"),
+    (["image", "-m", "sd", "-p", "a fox", "--task", "Storyboard", "--server", "http://x"],
+     "--task goes with --shot"),
+    (["run", "SPEC", "--server", "http://x"], "kitsu: in a spec is {shot: SEQUENCE/SHOT"),
+    (["run", "GOOD"], "add --server URL"),  # the spec's kitsu: names the shot
+])
+def test_gen_kitsu_flags_that_do_not_fit_are_one_line(tmp_path: Path, args: list[str],
+                                                      says: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("kitsu: SQ01/SH010\nshots: [{model: sd, prompt: a fox}]\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("kitsu: {shot: SQ01/SH010}\nshots: [{model: sd, prompt: a fox}]\n")
+    args = [{"SPEC": str(spec), "GOOD": str(good)}.get(a, a) for a in args]
+    result = CliRunner().invoke(app, ["gen", *args], env=NOWHERE)
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and says in result.output
 

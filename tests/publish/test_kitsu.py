@@ -9,6 +9,7 @@ production between its tests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,11 +125,12 @@ def _publication(farm: ServiceProc, token: str, job_id: int) -> dict[str, Any]:
     return found
 
 
-def _wait_published(farm: ServiceProc, token: str, job_id: int) -> dict[str, Any]:
+def _wait_published(farm: ServiceProc, token: str, job_id: int,
+                    state: str = "published") -> dict[str, Any]:
     pub: dict[str, Any] = wait_for(
-        lambda: (p := _publication(farm, token, job_id))["state"] in ("published", "failed")
-        and p, 300, f"job {job_id} to publish")
-    assert pub["state"] == "published", pub
+        lambda: (p := _publication(farm, token, job_id))["state"] in (
+            "published", "partial", "failed") and p, 300, f"job {job_id} to publish")
+    assert pub["state"] == state, pub
     return pub
 
 
@@ -159,9 +161,20 @@ def test_a_finished_render_lands_on_its_shot_task(
     previews = gazu.task.all_previews_for_task(task, client=admin)
     assert [p["revision"] for p in previews] == [1]
     assert previews[0]["extension"] == "png"
+    # ...and to the revision itself: the task's page in Kitsu, opened on its preview
+    assert pub["task_id"] == task["id"] and pub["preview_id"] == previews[0]["id"]
+    revision_url = (f"{app}/productions/{production['project']['id']}/shots/tasks/"
+                    f"{task['id']}/previews/{previews[0]['id']}")
+    assert pub["revision_url"] == revision_url
     shown = _wanhe(farm, token, "job", str(job_id))
     assert "published frame_0002.png to SQ01/SH010 Lighting as revision 1" in \
         " ".join(shown.output.split())
+    assert revision_url in _unwrapped(shown.output)
+
+
+def _unwrapped(table: str) -> str:
+    """`wanhe job`'s table without its borders and line breaks: a long URL wraps."""
+    return re.sub(r"[\s│]", "", table)
 
 
 def _publication_link_missing(farm: ServiceProc, token: str) -> bool:
@@ -275,12 +288,155 @@ def test_a_story_reel_publishes_its_clips_to_their_shots_and_itself_to_the_seque
                     "Animatic", "--reel-task", "Reel", "--json")
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.stdout)["id"]
-    pub = _wait_published(farm, token, job_id)
+    pub = _wait_published(farm, token, job_id, "partial")  # s3 left out, and said so
     assert pub["file"] == "reel.mp4"
-    assert "2 clip(s) to their shots; not in Kitsu: s3" in pub["message"]
+    assert ("2 clip(s) to their shots; not in Kitsu, left out: s3 (--create-shots creates "
+            "them)") in pub["message"]
+    assert gazu.shot.get_shot_by_name(sequence, "s3", client=admin) is None  # never created
     for name, task in tasks.items():
         previews = gazu.task.all_previews_for_task(task, client=admin)
         assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
         assert len(_ours(admin, task, job_id)) == 1
-    shown = " ".join(_wanhe(farm, token, "job", str(job_id)).output.split())
-    assert "published reel.mp4 to SQ02, 2 clip(s) to their shots" in shown
+    shown = _wanhe(farm, token, "job", str(job_id)).output
+    assert "published reel.mp4 to SQ02, 2 clip(s) to their shots" in " ".join(shown.split())
+    # the link goes to the reel's revision, on the sequence's own task
+    app = zou.url.rstrip("/").removesuffix("/api")
+    reel = gazu.task.all_previews_for_task(tasks["SQ02"], client=admin)[0]
+    assert pub["revision_url"] == (f"{app}/productions/{project['id']}/sequences/tasks/"
+                                   f"{tasks['SQ02']['id']}/previews/{reel['id']}")
+    assert pub["revision_url"] in _unwrapped(shown)
+
+
+def test_a_gen_pick_lands_on_the_shots_storyboard_task_with_its_recipe(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tiny_sd: Path) -> None:
+    """A generation job sent with --shot publishes nothing when it finishes: it waits for a
+    person's pick, and the picked candidate lands on the shot's Storyboard task (the default
+    task type, which `zou init-data` makes) with the recipe that made it."""
+    store = Store(farm.db_url)
+    try:
+        admin_token = store.create_token(None, "admin")
+    finally:
+        store.dispose()
+    with farm.client(admin_token) as http:
+        assert http.post("/api/models", json={"name": "sd", "path": str(tiny_sd)}
+                         ).status_code == 201
+    storyboard = _task_type(admin, "Storyboard", "Shot", production["project"], 4)
+    shot = gazu.shot.get_shot(production["tasks"]["SH010"]["entity_id"], client=admin)
+    task = gazu.task.new_task(shot, storyboard, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "gen", "image", "-m", "sd", "-p", "a lion cub at dawn",
+                    "--size", "32x32", "-n", "2", "--steps", "2", "--server", farm.url,
+                    "--shot", "SQ01/SH010", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    waiting = wait_for(lambda: "waits for a pick" in (p := _publication(farm, token, job_id))[
+        "message"] and p, 400, "the gen job to finish and wait for a pick")
+    assert waiting["state"] == "waiting" and waiting["task"] == "Storyboard"
+    assert gazu.task.all_previews_for_task(task, client=admin) == []  # nothing before a pick
+    picked = _wanhe(farm, token, "gen", "pick", str(job_id), "0", "1", "--server", farm.url)
+    assert picked.exit_code == 0, picked.output
+    pub = _wait_published(farm, token, job_id)
+    assert pub["file"].endswith(".png") and "candidate 1" in pub["message"]
+    previews = gazu.task.all_previews_for_task(task, client=admin)
+    assert [(p["revision"], p["extension"]) for p in previews] == [(1, "png")]
+    comments = _ours(admin, task, job_id)
+    assert len(comments) == 1
+    text = comments[0]["text"]
+    for part in ("model sd", "seed 1", "steps 2", "size 32x32", "prompt: a lion cub at dawn",
+                 "candidate 1", f"/#/jobs/{job_id}"):
+        assert part in text, text
+    status = gazu.task.get_task_status(
+        gazu.task.get_task(task["id"], client=admin)["task_status_id"], client=admin)
+    assert status["short_name"] == "wfa"
+
+
+def _task_type(admin: KitsuClient, name: str, for_entity: str, project: dict[str, Any],
+               priority: int) -> dict[str, Any]:
+    """The task type `name`, made (and added to the production) by the first test needing it."""
+    found = gazu.task.get_task_type_by_name(name, for_entity=for_entity, client=admin)
+    if found:
+        return dict(found)
+    made: dict[str, Any] = gazu.task.new_task_type(name, for_entity=for_entity, client=admin)
+    gazu.project.add_task_type(project, made, priority, client=admin)
+    return made
+
+
+def test_a_story_reel_with_create_shots_creates_the_shots_kitsu_lacks(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tmp_path: Path) -> None:
+    """--create-shots: the sequence has none of the reel's shots; each is created with its
+    frames in the reel (frame in/out, count) and its Animatic task, and gets its clip."""
+    import copy
+
+    from tests.story.conftest import BASE, write
+
+    board = copy.deepcopy(BASE)  # fps 12; s1 as long as its line, s2 and s3 one second each
+    for sid in ("s2", "s3"):
+        board["scenes"][0]["shots"].append({"id": sid, "duration": 1.0,
+                                            "image": {"path": "board.png"}})
+    story = write(tmp_path / "film", board)
+    project = production["project"]
+    animatic = _task_type(admin, "Animatic", "Shot", project, 2)
+    reel_type = _task_type(admin, "Reel", "Sequence", project, 3)
+    sequence = gazu.shot.new_sequence(project, "SQ03", client=admin)
+    reel_task = gazu.task.new_task(sequence, reel_type, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "submit", str(story), "--sequence", "SQ03", "--task",
+                    "Animatic", "--reel-task", "Reel", "--create-shots", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    pub = _wait_published(farm, token, job_id)
+    assert "3 clip(s) to their shots (created in Kitsu: s1, s2, s3)" in pub["message"]
+    shots = {name: gazu.shot.get_shot_by_name(sequence, name, client=admin)
+             for name in ("s1", "s2", "s3")}
+    spans = {name: (s["data"]["frame_in"], s["data"]["frame_out"], s["nb_frames"])
+             for name, s in shots.items()}
+    assert spans["s1"][0] == 1  # the reel's first frame
+    assert spans["s2"] == (spans["s1"][1] + 1, spans["s1"][1] + 12, 12)
+    assert spans["s3"] == (spans["s2"][1] + 1, spans["s2"][1] + 12, 12)
+    for name, (first, last, count) in spans.items():
+        assert last - first + 1 == count, name
+        task = gazu.task.get_task_by_entity(shots[name], animatic, client=admin)
+        previews = gazu.task.all_previews_for_task(task, client=admin)
+        assert [(p["revision"], p["extension"]) for p in previews] == [(1, "mp4")], name
+    assert len(gazu.task.all_previews_for_task(reel_task, client=admin)) == 1
+
+
+def test_an_openjd_job_publishes_its_newest_image_output(
+        farm: ServiceProc, token: str, zou: ZouServer, production: dict[str, Any],
+        admin: KitsuClient, tmp_path: Path) -> None:
+    """`wanhe submit --template … --shot … --task …`: what the template wrote last among its
+    OUT folder's movies and images (not the first by name) lands as the revision."""
+    from PIL import Image
+
+    from tests.openjd._util import step, template, write_yaml
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    Image.new("RGB", (64, 36), (40, 160, 90)).save(bundle / "plate.png")
+    doc = template(
+        params=[{"name": "Out", "type": "PATH", "objectType": "DIRECTORY", "dataFlow": "OUT",
+                 "default": "out"},
+                {"name": "Plate", "type": "PATH", "objectType": "FILE", "dataFlow": "IN",
+                 "default": "plate.png"}],
+        steps=[step("Comp", "cp {{Param.Plate}} {{Param.Out}}/zz_first.png; sleep 1.2; "
+                            "cp {{Param.Plate}} {{Param.Out}}/aa_last.png; "
+                            "echo notes > {{Param.Out}}/notes.txt")])
+    path = write_yaml(bundle / "template.yaml", doc)
+    compositing = _task_type(admin, "Compositing", "Shot", production["project"], 5)
+    shot = gazu.shot.get_shot(production["tasks"]["SH030"]["entity_id"], client=admin)
+    task = gazu.task.new_task(shot, compositing, client=admin)
+    if _publication_link_missing(farm, token):
+        assert _link(farm, token, zou, ADMIN_PASSWORD).exit_code == 0
+    result = _wanhe(farm, token, "submit", "--template", str(path), "--shot", "SQ01/SH030",
+                    "--task", "Compositing", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.stdout)["id"]
+    pub = _wait_published(farm, token, job_id)
+    assert pub["file"] == "out0/aa_last.png" and pub["task_id"] == task["id"]
+    previews = gazu.task.all_previews_for_task(task, client=admin)
+    assert [(p["revision"], p["extension"]) for p in previews] == [(1, "png")]
+    assert len(_ours(admin, task, job_id)) == 1

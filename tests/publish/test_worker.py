@@ -6,7 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from wanhe.model import TaskKind, TaskSpec
-from wanhe.publish.worker import KitsuPublisher, comment_text, marker, pick_media
+from wanhe.publish.worker import (
+    KitsuPublisher,
+    comment_text,
+    marker,
+    pick_media,
+    pick_openjd_media,
+)
 from wanhe.storage import Storage, StoredFile
 from wanhe.store.kitsu import PublishTo
 from wanhe.store.store import Store
@@ -27,6 +33,17 @@ def test_the_movie_comes_first_then_the_contact_sheet_then_the_last_frame() -> N
     assert _picked(*frames, "shot_contact.png") == "shot_contact.png"
     assert _picked(*frames) == "frame_0002.png"
     assert _picked("frame_0001.exr") is None  # Kitsu shows no EXR
+
+
+def test_an_openjd_job_shows_its_newest_movie_else_its_newest_image_in_its_out_folders(
+        ) -> None:
+    def newest(*files: tuple[str, float]) -> str | None:
+        found = pick_openjd_media([StoredFile(path, 100, at) for path, at in files])
+        return None if found is None else found.path
+
+    assert newest(("out0/zz.png", 1.0), ("out0/aa.png", 2.0)) == "out0/aa.png"
+    assert newest(("out0/a.png", 3.0), ("out1/cut.mp4", 1.0)) == "out1/cut.mp4"
+    assert newest(("frame.png", 9.0), ("out0/a.exr", 9.0), ("out0/b.txt", 9.0)) is None
 
 
 def _job(store: Store) -> int:

@@ -146,7 +146,8 @@ def _publish_to(body: JobCreate) -> PublishTo | None:
     if body.kitsu is None:
         return None
     return PublishTo(body.kitsu.target, body.kitsu.task.strip(),
-                     body.kitsu.reel_task.strip() if body.kitsu.reel_task else None)
+                     body.kitsu.reel_task.strip() if body.kitsu.reel_task else None,
+                     create_shots=body.kitsu.create_shots)
 
 
 def _kept_estimate(service: Service, who: Principal, body: JobCreate, kind: str,

@@ -122,6 +122,11 @@ def gen_pick(job_id: int, body: PickIn, who: Principal = Depends(principal),
         raise _unprocessable("candidate", str(exc)) from None
     catalog.set_pick(service.store, job_id, body.shot, body.candidate, body.verdict,
                      by=who.name or f"token {who.token_id}")
+    publication = service.store.publication(job_id)
+    if body.verdict == "picked" and publication is not None and publication.state == "waiting":
+        # a job sent with a Kitsu shot publishes its pick: now, not at the next slow look
+        service.store.update_publication(job_id, next_at=0.0)
+        service.kitsu.wake()
     return {"job": job_id, "shot": body.shot, "candidate": body.candidate,
             "verdict": body.verdict}
 

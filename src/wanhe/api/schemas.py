@@ -208,6 +208,10 @@ class KitsuTarget(_In):
         default=None, min_length=1, max_length=200,
         description="a story reel: the sequence's task type the reel goes to (Kitsu names "
                     "shot and sequence task types apart, e.g. Reel); default: task")
+    create_shots: bool = Field(
+        default=False, description="a story reel: create the shots (and their task) the "
+        "sequence lacks in Kitsu, with frame in/out and count from the reel's timing; "
+        "without it they are left out and named")
 
     @model_validator(mode="after")
     def _one_target(self) -> KitsuTarget:
@@ -215,6 +219,8 @@ class KitsuTarget(_In):
             raise ValueError("give shot (a render) or sequence (a story reel), one of them")
         if self.reel_task is not None and self.sequence is None:
             raise ValueError("reel_task goes with sequence (a story reel)")
+        if self.create_shots and self.sequence is None:
+            raise ValueError("create_shots goes with sequence (a story reel)")
         return self
 
     @property

@@ -6,13 +6,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from wanhe.api.estimate_view import estimate_vs_actual
 from wanhe.api.schemas import FrameOut, JobDetail, JobSummary, OutputFile, TaskOut, TileOut
 from wanhe.jobtypes.base import TaskView
 from wanhe.jobtypes.registry import find_job_type, task_label
 from wanhe.model import JobState, TaskState
+from wanhe.publish.kitsu import production_page, task_page
 from wanhe.storage import StorageUnavailable
 from wanhe.store.store import JobRow, TaskRow
 from wanhe.store.usage import core_seconds
@@ -186,16 +186,19 @@ def job_detail(service: Service, job: JobRow) -> JobDetail:
 
 def _kitsu(service: Service, job_id: int) -> dict[str, Any] | None:
     """Where the job publishes in Kitsu and how that stands (None: it does not), with the
-    production's page in Kitsu's web app while the project is linked."""
+    production's page in Kitsu's web app while the project is linked, and the published
+    revision's (the task's page on its preview) once it landed."""
     found = service.store.publication(job_id)
     if found is None:
         return None
     link = service.store.kitsu_link(found.project_id)
-    production_url = None
-    if link is not None:  # the link keeps the API's address (…/api); the web app is above it
-        app = link.url.rstrip("/").removesuffix("/api")
-        production_url = f"{app}/productions/{quote(link.production_id, safe='')}/shots"
-    return {**found.public(), "production_url": production_url}
+    production_url = revision_url = None
+    if link is not None:
+        production_url = production_page(link.url, link.production_id)
+        if found.task_id:  # a reel's (SEQUENCE alone) went to the sequence's own task
+            revision_url = task_page(link.url, link.production_id, found.task_id,
+                                     found.preview_id, sequence="/" not in found.shot)
+    return {**found.public(), "production_url": production_url, "revision_url": revision_url}
 
 
 def task_list(service: Service, job: JobRow, *, after: int = -1,

@@ -44,6 +44,37 @@ ServerOpt = Annotated[str | None, typer.Option(
     "--server", help="a farm URL: run there (token: --token or WANHE_TOKEN); default: here")]
 
 
+ShotOpt = Annotated[str | None, typer.Option(
+    "--shot", help="with --server: publish the candidate you pick to this Kitsu shot, "
+    "SEQUENCE/SHOT (docs/kitsu.md)")]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", help="with --shot: the shot's task type the pick goes to (default Storyboard)")]
+
+
+def _kitsu_target(spec_raw: dict[str, Any], shot: str | None, task: str | None,
+                  server: str | None) -> dict[str, str] | None:
+    """Where the job's pick publishes: --shot/--task, else the spec's `kitsu: {shot, task}`
+    (taken out of the spec: it is the farm's business, not the generation's)."""
+    from wanhe.publish.pick import DEFAULT_TASK
+
+    named = spec_raw.pop("kitsu", None)
+    if named is not None and (not isinstance(named, dict) or not isinstance(
+            named.get("shot"), str) or not isinstance(named.get("task", ""), str)):
+        fail("kitsu: in a spec is {shot: SEQUENCE/SHOT, task: TYPE} (task optional)")
+    if task is not None and shot is None and named is None:
+        fail("--task goes with --shot: --shot SQ01/SH010 --task Storyboard")
+    target = named or {}
+    if shot is not None:
+        target = {"shot": shot, **({"task": task} if task else {})}
+    elif task is not None:
+        target = {**target, "task": task}
+    if not target:
+        return None
+    if not server:
+        fail("publishing a pick to Kitsu is the farm's: add --server URL")
+    return {"shot": target["shot"], "task": target.get("task") or DEFAULT_TASK}
+
+
 def _settings(db: str | None) -> Any:
     from wanhe.config import Settings
 
@@ -209,7 +240,7 @@ def _spec_or_fail(raw: dict[str, Any]) -> Any:
 
 
 def _submit(spec_raw: dict[str, Any], server: str, token: str | None, name: str | None,
-            priority: int, as_json: bool) -> None:
+            priority: int, as_json: bool, kitsu: dict[str, str] | None = None) -> None:
     """Upload the init images the spec names, queue the job on the farm, print its id."""
     from wanhe.storage import sha256_file
     from wanhe.transfer.pack import Bundle, upload
@@ -231,7 +262,7 @@ def _submit(spec_raw: dict[str, Any], server: str, token: str | None, name: str 
             upload(c, bundle)
         job = c.json("POST", "/api/jobs", json={
             "kind": "gen", "name": name, "files": bundle.hashes, "options": spec_raw,
-            "priority": priority})
+            "priority": priority, **({"kitsu": kitsu} if kitsu else {})})
     for warning in job.get("warnings", []):
         err.print(f"[yellow]note:[/] {warning}", highlight=False)
     if as_json:
@@ -243,18 +274,19 @@ def _submit(spec_raw: dict[str, Any], server: str, token: str | None, name: str 
 
 def _run(spec_raw: dict[str, Any], *, output: Path | None, name: str, db: str | None,
          server: str | None, token: str | None, priority: int, quiet: bool,
-         as_json: bool) -> None:
+         as_json: bool, shot: str | None = None, task: str | None = None) -> None:
+    kitsu = _kitsu_target(spec_raw, shot, task, server)
     if server:
         _spec_or_fail(json.loads(json.dumps(spec_raw)))
-        _submit(spec_raw, server, token, name, priority, as_json)
+        _submit(spec_raw, server, token, name, priority, as_json, kitsu)
         return
     from wanhe.jobtypes.base import InputError
     from wanhe.runs.gen import run_local
     from wanhe.store.store import DatabaseUnavailable
 
-    for shot in spec_raw.get("shots", []):
-        if shot.get("image"):
-            shot["image"] = str(Path(shot["image"]).expanduser().resolve())
+    for prompt in spec_raw.get("shots", []):
+        if prompt.get("image"):
+            prompt["image"] = str(Path(prompt["image"]).expanduser().resolve())
     spec = _spec_or_fail(spec_raw)
     settings = _settings(db)
     folder = output or Path("gen") / name
@@ -300,13 +332,15 @@ def gen_image(
     output: OutputOpt = None, name: NameOpt = "image", priority: int = 50,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False, as_json: JsonOpt = False,
+    shot: ShotOpt = None, task: TaskOpt = None,
 ) -> None:
     """Seeded candidates of one prompt (text-to-image, or image-to-image with --image)."""
-    shot = {"model": model, "prompt": prompt, "negative": negative, "candidates": candidates,
-            "steps": steps, "guidance": guidance, "size": size, "strength": strength,
-            "image": str(image) if image else None}
-    _run({"seed": seed, "batch": batch, "shots": [shot]}, output=output, name=name, db=db,
-         server=server, token=token, priority=priority, quiet=quiet, as_json=as_json)
+    one = {"model": model, "prompt": prompt, "negative": negative, "candidates": candidates,
+           "steps": steps, "guidance": guidance, "size": size, "strength": strength,
+           "image": str(image) if image else None}
+    _run({"seed": seed, "batch": batch, "shots": [one]}, output=output, name=name, db=db,
+         server=server, token=token, priority=priority, quiet=quiet, as_json=as_json,
+         shot=shot, task=task)
 
 
 @gen_app.command("video")
@@ -323,14 +357,15 @@ def gen_video(
     output: OutputOpt = None, name: NameOpt = "video", priority: int = 50,
     db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False, as_json: JsonOpt = False,
+    shot: ShotOpt = None, task: TaskOpt = None,
 ) -> None:
     """Seeded video candidates: image-to-video (--image, e.g. Stable Video Diffusion) or
     text-to-video (--prompt, e.g. Wan)."""
-    shot = {"model": model, "prompt": prompt, "negative": negative, "candidates": candidates,
-            "steps": steps, "guidance": guidance, "size": size, "frames": frames, "fps": fps,
-            "image": str(image) if image else None}
-    _run({"seed": seed, "shots": [shot]}, output=output, name=name, db=db, server=server,
-         token=token, priority=priority, quiet=quiet, as_json=as_json)
+    one = {"model": model, "prompt": prompt, "negative": negative, "candidates": candidates,
+           "steps": steps, "guidance": guidance, "size": size, "frames": frames, "fps": fps,
+           "image": str(image) if image else None}
+    _run({"seed": seed, "shots": [one]}, output=output, name=name, db=db, server=server,
+         token=token, priority=priority, quiet=quiet, as_json=as_json, shot=shot, task=task)
 
 
 @gen_app.command("run")
@@ -339,6 +374,7 @@ def gen_run(
     output: OutputOpt = None, name: Annotated[str | None, typer.Option(help="job name")] = None,
     priority: int = 50, db: DbOpt = None, server: ServerOpt = None, token: TokenOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False, as_json: JsonOpt = False,
+    shot: ShotOpt = None, task: TaskOpt = None,
 ) -> None:
     """Every shot of a spec file as one job."""
     from wanhe.ai.spec import load_spec
@@ -348,11 +384,11 @@ def gen_run(
     except ValueError as exc:
         fail(str(exc))
     base = spec.parent
-    for shot in raw.get("shots", []) if isinstance(raw.get("shots"), list) else []:
-        if isinstance(shot, dict) and shot.get("image") and not Path(shot["image"]).is_absolute():
-            shot["image"] = str(base / shot["image"])
+    for one in raw.get("shots", []) if isinstance(raw.get("shots"), list) else []:
+        if isinstance(one, dict) and one.get("image") and not Path(one["image"]).is_absolute():
+            one["image"] = str(base / one["image"])
     _run(raw, output=output, name=name or spec.stem, db=db, server=server, token=token,
-         priority=priority, quiet=quiet, as_json=as_json)
+         priority=priority, quiet=quiet, as_json=as_json, shot=shot, task=task)
 
 
 @gen_app.command("again")

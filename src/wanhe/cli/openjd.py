@@ -237,9 +237,10 @@ def outside_bundle(files: dict[str, Path], base: Path) -> list[Path]:
 def submit_template(
     target: Path | None, template: Path | None, params: list[str], *, priority: int,
     name: str | None, depends_on: list[int], server: str | None, token: str | None,
-    as_json: bool,
+    as_json: bool, kitsu: dict[str, str] | None = None,
 ) -> None:
-    """`wanhe submit --template FILE -p …` or `wanhe submit BUNDLE_DIR`."""
+    """`wanhe submit --template FILE -p …` or `wanhe submit BUNDLE_DIR`; `kitsu`: the shot
+    and task its newest movie or image output publishes to (docs/kitsu.md)."""
     from wanhe.openjd.localrun import load_source, make_plan
     from wanhe.openjd.template import TemplateError, parse_param_args
     from wanhe.transfer.pack import Bundle, hash_all, upload
@@ -269,7 +270,7 @@ def submit_template(
         job = c.json("POST", "/api/jobs", json={
             "kind": "openjd", "name": name or made.job_name, "main": main,
             "files": bundle.hashes, "options": options, "priority": priority,
-            "depends_on": depends_on,
+            "depends_on": depends_on, **({"kitsu": kitsu} if kitsu else {}),
         })
     if as_json:
         emit({"id": job["id"], "state": job["state"], "files": len(files),

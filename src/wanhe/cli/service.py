@@ -523,6 +523,9 @@ def submit(
     reel_task: Annotated[str | None, typer.Option(
         "--reel-task", help="with --sequence: the sequence's task type the reel goes to, "
         "e.g. Reel; default --task")] = None,
+    create_shots: Annotated[bool, typer.Option(
+        "--create-shots", help="with --sequence: create the shots the sequence lacks in "
+        "Kitsu (frame in/out from the reel); without it they are left out and named")] = False,
 ) -> None:
     """Pack SCENE and its files, upload what the farm lacks, queue the job; print its id.
     A storyboard (.yaml) is queued as a story reel job; with --template FILE (or a bundle
@@ -539,12 +542,12 @@ def submit(
         fail("give --shot (a .blend render) or --sequence (a storyboard), not both")
     if (shot is None and sequence is None) != (kitsu_task is None):
         fail("--task goes with --shot or --sequence: --shot SQ01/SH010 --task Lighting")
-    if shot is not None and (template is not None or scene is None or scene.is_dir()
-                             or story_file):
-        fail("--shot publishes a .blend render to Kitsu; a storyboard takes --sequence SQ01, "
-             "and OpenJD jobs do not publish yet (docs/kitsu.md)")
-    if reel_task is not None and sequence is None:
-        fail("--reel-task goes with --sequence (a storyboard's reel)")
+    if shot is not None and (story_file or (scene is None and template is None)
+                             or kind is not None):
+        fail("--shot publishes a .blend render or an OpenJD job to Kitsu; a storyboard takes "
+             "--sequence SQ01 (docs/kitsu.md)")
+    if (reel_task is not None or create_shots) and sequence is None:
+        fail("--reel-task and --create-shots go with --sequence (a storyboard's reel)")
     if sequence is not None and (template is not None or not story_file):
         fail("--sequence publishes a storyboard's reel and clips; a .blend render takes "
              "--shot SQ01/SH010 (docs/kitsu.md)")
@@ -561,14 +564,16 @@ def submit(
 
         submit_template(scene, template, param or [], priority=priority, name=name,
                         depends_on=depends_on or [], server=server, token=token,
-                        as_json=as_json)
+                        as_json=as_json,
+                        kitsu={"shot": shot, "task": kitsu_task or ""} if shot else None)
         return
     if scene is None:
         fail("give the .blend to render, an OpenJD bundle folder, or --template FILE")
     if scene.suffix.lower() in (".yaml", ".yml"):
         _submit_story(scene, name, priority, depends_on or [], server, token, as_json,
                       kitsu={"sequence": sequence, "task": kitsu_task,
-                             **({"reel_task": reel_task} if reel_task else {})}
+                             **({"reel_task": reel_task} if reel_task else {}),
+                             **({"create_shots": True} if create_shots else {})}
                       if sequence else None)
         return
     try:
@@ -737,7 +742,11 @@ def _job_table(job: dict[str, Any]) -> "Table":
     for f in job["outputs"][:10]:
         table.add_row("output", f"{f['path']} ({f['bytes']:,} bytes)")
     if job.get("kitsu"):
+        from rich.text import Text
+
         table.add_row("kitsu", _kitsu_line(job["kitsu"]))
+        if job["kitsu"].get("revision_url"):  # folded, not cut short, on a narrow terminal
+            table.add_row("kitsu link", Text(job["kitsu"]["revision_url"], overflow="fold"))
     return table
 
 
@@ -765,7 +774,7 @@ def _duration(seconds: float) -> str:
 def _kitsu_line(pub: dict[str, Any]) -> str:
     """Where the job publishes in Kitsu, and what came of it (or why not)."""
     where = f"{pub['shot']} {pub['task']}"
-    if pub["state"] == "published" and "/" not in pub["shot"]:  # a reel, and its clips
+    if pub["state"] in ("published", "partial") and "/" not in pub["shot"]:  # a reel
         return f"{pub['message']} (the reel as revision {pub['revision']})"
     if pub["state"] == "published":
         return f"published {pub['file']} to {where} as revision {pub['revision']}"

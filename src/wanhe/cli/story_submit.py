@@ -53,7 +53,7 @@ def _scene_files(scene: Path, root: Path, name: str) -> dict[str, Path]:
 
 
 def submit_story(client: Any, storyboard: Path, *, name: str | None, priority: int,
-                 depends_on: list[int], kitsu: dict[str, str] | None = None
+                 depends_on: list[int], kitsu: dict[str, Any] | None = None
                  ) -> tuple[dict[str, Any], int, int, int]:
     """(the job as the farm answered, files, files sent, bytes sent); `kitsu`: the sequence
     and task type the reel publishes to (docs/kitsu.md)."""

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import gazu
 import requests
@@ -42,6 +43,7 @@ class Published:
     comment_id: str
     preview_id: str
     revision: int
+    task_id: str  # the task the revision went to (the link to it: `task_page`)
 
 
 def split_shot(shot: str) -> tuple[str, str]:
@@ -56,6 +58,27 @@ def api_url(url: str) -> str:
     """Kitsu's API address as gazu takes it: the URL given, without a trailing slash
     (`https://kitsu.studio/api` behind Kitsu's usual nginx, the bare server otherwise)."""
     return url.strip().rstrip("/")
+
+
+def web_app(url: str) -> str:
+    """Kitsu's web app for an API address: the link keeps the API's (…/api), the app is
+    above it."""
+    return api_url(url).removesuffix("/api")
+
+
+def production_page(url: str, production_id: str) -> str:
+    """The production's shot list in Kitsu's web app."""
+    return f"{web_app(url)}/productions/{quote(production_id, safe='')}/shots"
+
+
+def task_page(url: str, production_id: str, task_id: str, preview_id: str | None = None, *,
+              sequence: bool = False) -> str:
+    """A task's page in Kitsu's web app, opened on one revision's preview when `preview_id`
+    is given (Kitsu's routes `/productions/P/{shots|sequences}/tasks/T[/previews/V]`)."""
+    kind = "sequences" if sequence else "shots"
+    page = (f"{web_app(url)}/productions/{quote(production_id, safe='')}/{kind}/tasks/"
+            f"{quote(task_id, safe='')}")
+    return page + (f"/previews/{quote(preview_id, safe='')}" if preview_id else "")
 
 
 @contextmanager
@@ -154,6 +177,26 @@ def shot_task(client: KitsuClient, production_id: str, shot: str,
     return dict(task)
 
 
+def create_shot_task(client: KitsuClient, production_id: str, sequence_name: str,
+                     shot_name: str, task_type: str, *, frame_in: int | None = None,
+                     frame_out: int | None = None,
+                     nb_frames: int | None = None) -> dict[str, Any]:
+    """The `task_type` task of SEQUENCE/SHOT, the shot (with its frames) and the task made
+    first where Kitsu lacks them; a shot that exists is left as it is. Both calls find what
+    exists by name, so a retry creates nothing twice."""
+    url = client.host
+    sequence = _call(url, lambda: gazu.shot.get_sequence_by_name(
+        production_id, sequence_name, client=client))
+    if not sequence:
+        raise KitsuError(f"the production has no sequence {sequence_name!r} — create it in "
+                         "Kitsu (wanhe creates shots, not sequences)", retry=False)
+    kind = _task_type(client, task_type, "Shot")
+    shot = _call(url, lambda: gazu.shot.new_shot(
+        production_id, sequence, shot_name, nb_frames=nb_frames, frame_in=frame_in,
+        frame_out=frame_out, client=client))
+    return dict(_call(url, lambda: gazu.task.new_task(shot, kind, client=client)))
+
+
 def _task_type(client: KitsuClient, name: str, for_entity: str) -> dict[str, Any]:
     """The task type `name` for shots or sequences (Kitsu keeps one of each per name)."""
     kind = _call(client.host, lambda: gazu.task.get_task_type_by_name(
@@ -201,10 +244,12 @@ def publish_preview(client: KitsuClient, task: dict[str, Any], *, marker: str, t
     elif comment.get("previews"):
         preview = comment["previews"][0]
         preview_id = preview["id"] if isinstance(preview, dict) else str(preview)
-        return Published(str(comment["id"]), preview_id, _revision(client, preview_id))
+        return Published(str(comment["id"]), preview_id, _revision(client, preview_id),
+                         str(task["id"]))
     preview = _call(url, lambda: gazu.task.add_preview(
         task, comment, preview_file_path=str(media), no_job=True, client=client))
-    return Published(str(comment["id"]), str(preview["id"]), int(preview.get("revision") or 0))
+    return Published(str(comment["id"]), str(preview["id"]), int(preview.get("revision") or 0),
+                     str(task["id"]))
 
 
 def _revision(client: KitsuClient, preview_id: str) -> int:

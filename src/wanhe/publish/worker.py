@@ -6,13 +6,16 @@ nothing), and for each one whose job finished done picks what to show (the previ
 else the contact sheet, else the last frame), logs in with the project's sealed credentials
 and publishes it with a comment and a status change. A failed try that may work later (Kitsu
 down, erroring) is retried with backoff; a wrong mapping (no such shot or task) fails at once
-with the reason; a job that failed or was cancelled is skipped. `publish_preview` finds the
-comment an interrupted try made, so a publication lands exactly once.
+with the reason; a job that failed or was cancelled is skipped. A generation job publishes
+the candidate a person picks (`wanhe.publish.pick`): finished, it waits for the pick.
+`publish_preview` finds the comment an interrupted try made, so a publication lands exactly
+once.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -25,16 +28,27 @@ from gazu.client import KitsuClient
 
 from wanhe.model import JobState
 from wanhe.publish import kitsu
+from wanhe.publish.pick import Pick, find_pick, recipe_lines
+from wanhe.publish.reel import reel_frames
 from wanhe.publish.secrets import SecretUnreadable, unseal
 from wanhe.storage import Storage, StoredFile
 from wanhe.store.kitsu import PublicationRow
+from wanhe.store.rows import JobRow
 from wanhe.store.store import Store, core_seconds
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (2.0, 5.0, 15.0, 60.0, 300.0, 900.0)
+# a finished gen job waits for a person's pick: the pick wakes the publisher at once, and this
+# slow look again catches one the wake missed (a pick while the service restarted, say)
+PICK_RECHECK_S = 600.0
 MOVIE_SUFFIXES = (".mp4", ".mov", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+OUT_FOLDER = re.compile(r"^out\d+/")  # an OpenJD job's OUT/INOUT folders among its outputs
+
+
+class WaitsForPick(Exception):
+    """A finished gen job nobody has picked a candidate of yet: nothing to publish now."""
 
 
 def marker(job_id: int) -> str:
@@ -55,13 +69,25 @@ def pick_media(files: list[StoredFile]) -> StoredFile | None:
     return sheets[-1] if sheets else (images[-1] if images else None)
 
 
+def pick_openjd_media(files: list[StoredFile]) -> StoredFile | None:
+    """What to show for an OpenJD job: the newest movie among its OUT (and INOUT) outputs
+    (`outN/…`), else the newest image; a template names its files as it likes, so "newest"
+    stands for "what it made last" (the encode after the frames, the final frame)."""
+    def suffix(f: StoredFile) -> str:
+        return PurePosixPath(f.path).suffix.lower()
+
+    made = [f for f in files if OUT_FOLDER.match(f.path)]
+    for kinds in (MOVIE_SUFFIXES, IMAGE_SUFFIXES):
+        found = [f for f in made if suffix(f) in kinds]
+        if found:
+            return max(found, key=lambda f: (f.modified, f.path))
+    return None
+
+
 def comment_text(store: Store, job_id: int, job_url: str) -> str:
     """The comment under the revision: what was rendered, what it cost, who sent it, where."""
     job = store.job(job_id)
     assert job is not None
-    attempts = store.attempts(job_id)
-    core_h = sum(core_seconds(a) for a in attempts) / 3600
-    gpu_h = sum(float(a["gpu_s"] or 0.0) for a in attempts) / 3600
     frames = sorted({t.frame for t in store.tasks(job_id) if t.frame is not None})
     lines = [f"Rendered on wanhe: {job.name} {marker(job_id)}"]
     if frames:
@@ -69,9 +95,24 @@ def comment_text(store: Store, job_id: int, job_url: str) -> str:
     samples = _samples(job.spec)
     if samples:
         lines.append(f"samples {samples}")
-    lines += [f"core-hours {core_h:.3f}, GPU-hours {gpu_h:.3f}",
-              f"submitted by {job.submitter or 'unknown'}", job_url]
-    return "\n".join(lines)
+    return "\n".join(lines + _cost_lines(store, job_id, job.submitter, job_url))
+
+
+def pick_comment_text(store: Store, job_id: int, chosen: Pick, job_url: str) -> str:
+    """The comment under a gen pick: which candidate, the recipe that made it, the cost."""
+    job = store.job(job_id)
+    assert job is not None
+    lines = [f"Picked on wanhe: {job.name} {marker(job_id)}",
+             f"{chosen.shot_name}, candidate {chosen.candidate}", *recipe_lines(chosen)]
+    return "\n".join(lines + _cost_lines(store, job_id, job.submitter, job_url))
+
+
+def _cost_lines(store: Store, job_id: int, submitter: str, job_url: str) -> list[str]:
+    attempts = store.attempts(job_id)
+    core_h = sum(core_seconds(a) for a in attempts) / 3600
+    gpu_h = sum(float(a["gpu_s"] or 0.0) for a in attempts) / 3600
+    return [f"core-hours {core_h:.3f}, GPU-hours {gpu_h:.3f}",
+            f"submitted by {submitter or 'unknown'}", job_url]
 
 
 def _samples(spec: dict[str, Any]) -> int | None:
@@ -137,7 +178,11 @@ class KitsuPublisher:
             return
         tries = pub.tries + 1
         try:
-            published, media, note = self._publish(pub)
+            published, media, note, left_out = self._publish(pub)
+        except WaitsForPick as exc:  # not a try: nothing was sent
+            self.store.update_publication(pub.job_id, next_at=time.time() + PICK_RECHECK_S,
+                                          message=str(exc))
+            return
         except kitsu.KitsuError as exc:
             self._retry_later(pub.job_id, tries, exc)
             return
@@ -151,9 +196,11 @@ class KitsuPublisher:
                 f"{type(exc).__name__}: {exc}", retry=True))
             return
         self.store.update_publication(
-            pub.job_id, state="published", tries=tries, message=f"published {media}{note}",
+            pub.job_id, state="partial" if left_out else "published", tries=tries,
+            message=f"published {media}{note}",
             comment_id=published.comment_id, preview_id=published.preview_id,
-            revision=published.revision, file=media, published_at=time.time())
+            revision=published.revision, file=media, published_at=time.time(),
+            task_id=published.task_id)
         log.info("job %d published to Kitsu: %s %s revision %d", pub.job_id, pub.shot,
                  pub.task, published.revision)
 
@@ -171,24 +218,44 @@ class KitsuPublisher:
             self.store.update_publication(job_id, state="failed", tries=tries,
                                           message=str(exc))
 
-    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str]:
-        """(the revision, the output it shows, a note on what else went)."""
+    def _publish(self, pub: PublicationRow) -> tuple[kitsu.Published, str, str, list[str]]:
+        """(the revision, the output it shows, a note on what else went, the shots left
+        out)."""
         link = self.store.kitsu_link(pub.project_id)
         if link is None:
             raise ValueError("the project is no longer linked to Kitsu — wanhe kitsu link")
         job = self.store.job(pub.job_id)
         assert job is not None
+        job_url = f"{self.public_url}/#/jobs/{pub.job_id}"
+        if job.kind == "gen":
+            return (*self._publish_pick(link.url, link.production_id, link.secret, pub, job,
+                                        job_url), [])
         self.settle(pub.job_id)
         outputs = self.storage.outputs(pub.job_id)
         client = kitsu.connect(link.url, unseal(self.home, link.secret))
-        text = comment_text(self.store, pub.job_id, f"{self.public_url}/#/jobs/{pub.job_id}")
+        text = comment_text(self.store, pub.job_id, job_url)
         if job.kind == "story":
             return self._publish_reel(client, link.production_id, pub, job.spec, outputs, text)
-        media = pick_media(outputs)
+        media = pick_openjd_media(outputs) if job.kind == "openjd" else pick_media(outputs)
         if media is None:
             raise FileNotFoundError("the job has no movie or image output to publish")
         task = kitsu.shot_task(client, link.production_id, pub.shot, pub.task)
-        return self._send(client, task, pub.job_id, media.path, text), media.path, ""
+        return self._send(client, task, pub.job_id, media.path, text), media.path, "", []
+
+    def _publish_pick(self, url: str, production_id: str, secret: str, pub: PublicationRow,
+                      job: JobRow, job_url: str) -> tuple[kitsu.Published, str, str]:
+        """A gen job: its picked candidate to the shot's storyboard task, the recipe in the
+        comment; WaitsForPick while nobody has picked one (no Kitsu call until then)."""
+        chosen = find_pick(self.store, job)
+        if chosen is None:
+            raise WaitsForPick(f"waits for a pick: wanhe gen pick {pub.job_id} SHOT CANDIDATE "
+                               "(or p on the job's contact sheet)")
+        self.settle(pub.job_id)
+        client = kitsu.connect(url, unseal(self.home, secret))
+        task = kitsu.shot_task(client, production_id, pub.shot, pub.task)
+        text = pick_comment_text(self.store, pub.job_id, chosen, job_url)
+        published = self._send(client, task, pub.job_id, chosen.file, text)
+        return published, chosen.file, f" ({chosen.shot_name}, candidate {chosen.candidate})"
 
     def _send(self, client: KitsuClient, task: dict[str, Any], job_id: int,
               relative: str, text: str) -> kitsu.Published:
@@ -205,17 +272,19 @@ class KitsuPublisher:
 
     def _publish_reel(self, client: KitsuClient, production_id: str,
                       pub: PublicationRow, spec: dict[str, Any], outputs: list[StoredFile],
-                      text: str) -> tuple[kitsu.Published, str, str]:
-        """A story reel: each shot's clip to SEQUENCE/<shot id> (a shot Kitsu does not have is
-        left out and named), then the reel to the sequence's own task. Every part carries the
-        job's marker on its own task, so a retry sends only what did not land."""
+                      text: str) -> tuple[kitsu.Published, str, str, list[str]]:
+        """A story reel: each shot's clip to SEQUENCE/<shot id>, then the reel to the
+        sequence's own task. A shot Kitsu does not have is created (with its frames in the
+        reel) when the reel was sent with --create-shots, else left out and named. Every part
+        carries the job's marker on its own task, so a retry sends only what did not land."""
         have = {f.path for f in outputs}
         if "reel.mp4" not in have:
             raise FileNotFoundError("the story job has no reel.mp4 to publish")
         board = spec.get("board") or {}
         shot_ids = [str(shot["id"]) for scene in board.get("scenes") or []
                     for shot in scene.get("shots") or []]
-        sent, missing = 0, []
+        frames = reel_frames(self.store, pub.job_id, spec) if pub.create_shots else {}
+        sent, missing, created = 0, [], []
         for sid in shot_ids:
             clip = f"shots/{sid}.mp4"
             if clip not in have:
@@ -226,13 +295,25 @@ class KitsuPublisher:
             except kitsu.KitsuError as exc:
                 if exc.retry:
                     raise
-                missing.append(sid)
-                continue
+                if not pub.create_shots:
+                    missing.append(sid)
+                    continue
+                span = frames.get(sid)
+                task = kitsu.create_shot_task(
+                    client, production_id, pub.shot, sid, pub.task,
+                    frame_in=span.frame_in if span else None,
+                    frame_out=span.frame_out if span else None,
+                    nb_frames=span.nb_frames if span else None)
+                created.append(sid)
             self._send(client, task, pub.job_id, clip, f"Shot {sid} of the reel\n{text}")
             sent += 1
         reel_task = kitsu.sequence_task(client, production_id, pub.shot,
                                         pub.reel_task or pub.task)
         published = self._send(client, reel_task, pub.job_id, "reel.mp4", text)
-        note = (f" to {pub.shot}, {sent} clip(s) to their shots"
-                + (f"; not in Kitsu: {', '.join(missing)}" if missing else ""))
-        return published, "reel.mp4", note
+        note = f" to {pub.shot}, {sent} clip(s) to their shots"
+        if created:
+            note += f" (created in Kitsu: {', '.join(created)})"
+        if missing:
+            note += (f"; not in Kitsu, left out: {', '.join(missing)} (--create-shots "
+                     "creates them)")
+        return published, "reel.mp4", note, missing

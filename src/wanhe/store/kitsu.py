@@ -3,7 +3,8 @@
 The store only keeps these rows: the credentials arrive here already encrypted
 (`wanhe.publish.secrets`), and what to publish and how is `wanhe.publish`'s business. A
 publication is one row per job, so a job publishes at most once; its state moves
-waiting → published, or failed / skipped with the reason in `message`.
+waiting → published (partial: a reel whose shots Kitsu partly lacks), or failed / skipped with
+the reason in `message`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from wanhe.model import JobState
 from wanhe.store import tables as t
 from wanhe.store.base import _StoreBase
 
-PUBLICATION_STATES = ("waiting", "published", "failed", "skipped")
+# partial: a story reel landed, but some of its shots are not in Kitsu (`message` names them)
+PUBLICATION_STATES = ("waiting", "published", "partial", "failed", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class PublicationRow:
     file: str | None
     created_at: float
     published_at: float | None
+    task_id: str | None  # the Kitsu task the revision (preview_id) went to
+    create_shots: bool  # a story reel: create the shots Kitsu lacks
 
     def public(self) -> dict[str, Any]:
         """What the API shows of it (everything: no secret is in a publication)."""
@@ -67,6 +71,7 @@ class PublishTo:
     shot: str
     task: str
     reel_task: str | None = None
+    create_shots: bool = False  # a story reel: create its shots Kitsu lacks (with their task)
 
 
 def insert_publication(conn: Connection, job_id: int, project_id: int, to: PublishTo) -> None:
@@ -74,8 +79,8 @@ def insert_publication(conn: Connection, job_id: int, project_id: int, to: Publi
     a job is never stored without the publication it was sent with)."""
     conn.execute(t.kitsu_publications.insert().values(
         job_id=job_id, project_id=project_id, shot=to.shot, task=to.task,
-        reel_task=to.reel_task, state="waiting", tries=0, next_at=0.0,
-        message="waits for the job to finish", created_at=time.time()))
+        reel_task=to.reel_task, create_shots=to.create_shots, state="waiting", tries=0,
+        next_at=0.0, message="waits for the job to finish", created_at=time.time()))
 
 
 def _link(row: Any) -> KitsuLinkRow:

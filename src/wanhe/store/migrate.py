@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 # The newest migration's revision: a new migration moves it (the test says so when it lags).
-HEAD = "0009"
+HEAD = "0011"
 
 # Alembic's own version table, as its MigrationContext defines it.
 _version_table = Table(

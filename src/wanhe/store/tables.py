@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -256,5 +258,9 @@ kitsu_publications = Table(
     Column("file", Text, nullable=True),  # the output published, relative to the job's
     Column("created_at", Float, nullable=False),
     Column("published_at", Float, nullable=True),
+    # the Kitsu task the revision went to: the job page links to it (0010)
+    Column("task_id", String(64), nullable=True),
+    # a story reel: create the shots Kitsu lacks, not leave them out (0011)
+    Column("create_shots", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_kitsu_publications_state", "state", "next_at"),
 )
