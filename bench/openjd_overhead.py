@@ -1,7 +1,9 @@
 """`wanhe run` beside `openjd run` on the same OpenJD template, side by side in one run: wall
 time of each (fresh process, fresh database), median of N rounds, the runners alternating so
-both see the same load; with --baseline-src, `wanhe run` of another source tree too (e.g. a
-`git worktree` of the previous main).
+both see the same load. `openjd` is the reference runner in its own virtualenv (openjd-cli
+0.8 on openjd-model 0.13, tests/openjd/_reference.py; built on first use). With
+--baseline-src, `wanhe run` of another source tree too (e.g. a `git worktree` of the
+previous main).
 
     .venv/bin/python bench/openjd_overhead.py [--rounds 3] [--tasks 20] [--enter-s 0]
                                               [--baseline-src /work/wt/base/src]
@@ -22,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parents[1] / "src"
-BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "src"
+sys.path.insert(0, str(ROOT))
+
+from tests.openjd._reference import reference_venv  # noqa: E402
 
 
 def template(tasks: int, enter_s: float) -> str:
@@ -77,11 +82,12 @@ def main() -> None:
     if args.baseline_src:
         trees = {"wanhe run (baseline)": args.baseline_src.resolve(), "wanhe run": HERE}
     times: dict[str, list[float]] = {"openjd run": [], **{name: [] for name in trees}}
+    openjd = reference_venv() / "bin" / "openjd"
     try:
         for n in range(args.rounds):
             out = work / "out"
             times["openjd run"].append(timed(
-                [str(BIN / "openjd"), "run", str(job), "-p", f"Out={out}"],
+                [str(openjd), "run", str(job), "-p", f"Out={out}"],
                 dict(os.environ), out, args.tasks))
             for name, src in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(src), "WANHE_HOME": str(work / "home")}

@@ -132,3 +132,17 @@ def test_no_import_circle_anywhere_in_wanhe() -> None:
 def test_the_graph_sees_modules_imported_from_their_package() -> None:
     # `from wanhe.sandbox import accounts as users`, inside a method: the module counts
     assert "wanhe.sandbox.accounts" in import_graph()["wanhe.engine.executors.openjd"]
+
+
+def test_wanhe_never_imports_the_reference_openjd_runner() -> None:
+    # openjd-cli pins openjd-model 0.13 while wanhe runs on 0.14: it is the tests' reference
+    # program in a virtualenv of its own (tests/openjd/_reference.py), never a library of wanhe
+    found = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{_module(path)}: {n}" for n in names
+                      if n == "openjd.cli" or n.startswith("openjd.cli.")]
+    assert found == []
