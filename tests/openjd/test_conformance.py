@@ -234,3 +234,75 @@ def test_expressions_evaluate_as_in_the_reference() -> None:
     assert {"value", "error"} == {kind for kind, *_ in theirs}  # both kinds are compared
     assert dict(zip(EXPRESSIONS, json.loads(ours.stdout), strict=True)) == \
         dict(zip(EXPRESSIONS, theirs, strict=True))
+
+
+CREATE = """
+import json, sys
+from pathlib import Path
+from openjd.model import (StepParameterSpaceIterator, create_job, decode_job_template,
+                          preprocess_job_parameters)
+out = []
+for template in json.loads(sys.argv[1])[0]:
+    try:
+        decoded = decode_job_template(template=template, supported_extensions=[
+            "TASK_CHUNKING", "REDACTED_ENV_VARS", "FEATURE_BUNDLE_1", "EXPR", "WRAP_ACTIONS"])
+        values = preprocess_job_parameters(job_template=decoded,
+                                           job_parameter_values={"Out": "/tmp/out"},
+                                           job_template_dir=Path("/tmp"),
+                                           current_working_dir=Path("/tmp"))
+        job = create_job(job_template=decoded, job_parameter_values=values)
+        out.append(["job", str(job.name), [[step.name, [] if step.parameterSpace is None else [
+            {k: [v.type.value, str(v.value)] for k, v in task.items()}
+            for task in StepParameterSpaceIterator(space=step.parameterSpace)]]
+            for step in job.steps]])
+    except Exception as exc:
+        out.append(["error", type(exc).__name__, " ".join(str(exc).split())])
+print(json.dumps(out))
+"""
+
+
+def edge_templates() -> list[dict[str, Any]]:
+    """Templates at the edges of the extensions, valid and not."""
+    onrun = {"actions": {"onRun": bash("echo {{Task.Param.F}}")}}
+    plain = {"actions": {"onRun": bash("true")}}
+    wrapper = [{"name": "W", "script": {"actions": {
+        "onWrapTaskRun": {"command": "{{WrappedAction.Command}}",
+                          "args": ["{{WrappedAction.Args}}"]}}}}]
+
+    def one(space: list[dict[str, Any]], extensions: list[str],
+            params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return job("Edge", [{"name": "S", "parameterSpace": {"taskParameterDefinitions": space},
+                             "script": onrun}], extensions=extensions, params=params)
+
+    return [
+        one([{"name": "F", "type": "CHUNK[INT]", "range": "{{Param.R}}", "chunks": {
+            "defaultTaskCount": "{{Param.N}}", "rangeConstraint": "NONCONTIGUOUS"}}],
+            ["TASK_CHUNKING", "EXPR", "FEATURE_BUNDLE_1"],
+            [{"name": "R", "type": "RANGE_EXPR", "default": "1-10,15-20"},
+             {"name": "N", "type": "INT", "default": 4}]),
+        one([{"name": "F", "type": "FLOAT", "range": "{{[x / 4 for x in range(4)]}}"}],
+            ["EXPR"]),
+        one([{"name": "F", "type": "INT", "range": "{{Param.L}}"}], ["EXPR"],
+            [{"name": "L", "type": "LIST[INT]", "default": [3, 1, 2]}]),
+        one([{"name": "F", "type": "STRING", "range": ["{{1 + 2}}"]}], []),  # EXPR not named
+        {**one([{"name": "F", "type": "INT", "range": "1-2"}], ["EXPR"],
+               [{"name": "N", "type": "INT", "default": 2}]), "name": "J{{Param.N + 1}}"},
+        {**expr(), "steps": [{**expr()["steps"][0], "let": [f"v{i} = {i}" for i in range(51)]}]},
+        job("W", [{"name": "S", "script": plain}], extensions=["WRAP_ACTIONS"], envs=wrapper),
+        job("W", [{"name": "S", "script": plain}], extensions=["EXPR", "WRAP_ACTIONS"],
+            envs=wrapper),  # a wrap action without the other two
+        {k: v for k, v in feature_bundle().items()  # a timeout format string, no bundle
+         if k != "extensions"},
+    ]
+
+
+def test_jobs_are_created_as_in_the_reference() -> None:
+    # decoding, validation and job creation are where openjd-model's engine also moved: the
+    # same jobs, tasks and refusals (word for word) as in the reference's interpreter
+    templates = [make() for make in CASES.values()] + edge_templates()
+    ours = subprocess.run([sys.executable, "-c", CREATE, json.dumps([templates])],
+                          capture_output=True, text=True, timeout=120, check=True)
+    theirs = reference_python(CREATE, templates)
+    assert isinstance(theirs, list)
+    assert {"job", "error"} == {kind for kind, *_ in theirs}
+    assert json.loads(ours.stdout) == theirs
