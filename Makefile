@@ -19,13 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "wanhe needs Python 3.11 (the bpy wheel is built for it): set PYTHON=/path/to/python3.11"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@# the reference OpenJD runner moved to a virtualenv of its own (test-services): one left
+	@# here from before would clash with openjd-model 0.14
+	$(PY) -m pip uninstall -qq -y openjd-cli
 	$(PY) -m pip install -q -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	@# the reference OpenJD runner moved to a virtualenv of its own (test-services): one left
-	@# here from before would clash with openjd-model 0.14
-	$(PY) -m pip uninstall -qq -y openjd-cli
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
