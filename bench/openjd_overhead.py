@@ -3,10 +3,12 @@ time of each (fresh process, fresh database), median of N rounds, the runners al
 both see the same load. `openjd` is the reference runner in its own virtualenv (openjd-cli
 0.8 on openjd-model 0.13, tests/openjd/_reference.py; built on first use). With
 --baseline-src, `wanhe run` of another source tree too (e.g. a `git worktree` of the
-previous main).
+previous main); with --baseline-python, this tree under another interpreter too (e.g. a
+virtualenv on another openjd-model line).
 
     .venv/bin/python bench/openjd_overhead.py [--rounds 3] [--tasks 20] [--enter-s 0]
                                               [--baseline-src /work/wt/base/src]
+                                              [--baseline-python OTHER_VENV/bin/python]
 
 The template: TASKS trivial tasks (`echo N > OUT/N.txt`); with --enter-s S > 0 they sit
 behind a job environment whose onEnter sleeps S seconds (a DCC loading).
@@ -74,13 +76,20 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--enter-s", type=float, default=0.0)
     parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--baseline-python", type=Path,
+                        help="also `wanhe run` this source tree under another interpreter, e.g. "
+                             "a virtualenv on another openjd-model line")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="wanhe-openjd-bench-"))
     job = work / "job.yaml"
     job.write_text(template(args.tasks, args.enter_s))
-    trees = {"wanhe run": HERE}
+    # runner name -> (interpreter, source tree)
+    trees = {"wanhe run": (Path(sys.executable), HERE)}
     if args.baseline_src:
-        trees = {"wanhe run (baseline)": args.baseline_src.resolve(), "wanhe run": HERE}
+        trees = {"wanhe run (baseline)": (Path(sys.executable), args.baseline_src.resolve()),
+                 **trees}
+    if args.baseline_python:
+        trees = {f"wanhe run ({args.baseline_python})": (args.baseline_python, HERE), **trees}
     times: dict[str, list[float]] = {"openjd run": [], **{name: [] for name in trees}}
     openjd = reference_venv() / "bin" / "openjd"
     try:
@@ -89,10 +98,10 @@ def main() -> None:
             times["openjd run"].append(timed(
                 [str(openjd), "run", str(job), "-p", f"Out={out}"],
                 dict(os.environ), out, args.tasks))
-            for name, src in trees.items():
+            for name, (python, src) in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(src), "WANHE_HOME": str(work / "home")}
                 times[name].append(timed(
-                    [sys.executable, "-m", "wanhe.cli", "run", "--template", str(job),
+                    [str(python), "-m", "wanhe.cli", "run", "--template", str(job),
                      "-p", f"Out={out}", "-q", "--db", f"sqlite:///{work}/{n}-{len(name)}.db"],
                     env, out, args.tasks))
     finally:
