@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "wanhe needs Python 3.11 (the bpy wheel is built for it): set PYTHON=/path/to/python3.11"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@# the reference OpenJD runner moved to a virtualenv of its own (test-services): one left
+	@# here from before would clash with openjd-model 0.14
+	$(PY) -m pip uninstall -qq -y openjd-cli
 	$(PY) -m pip install -q -e .
 	touch $@
 
@@ -43,10 +46,12 @@ demo: $(DEMO)
 		--output $(OUT)/frame_#### --report-json $(OUT)/report.json
 	@echo "frames, previews, preview video and report: $(OUT)/"
 
-# the Kitsu server the publish tests start (Zou, in a virtualenv of its own under
-# ~/.cache/wanhe-test: built once from PyPI, a few minutes; instant after)
+# the Kitsu server the publish tests start (Zou) and the reference OpenJD runner the OpenJD
+# tests compare with (openjd-cli 0.8, which needs openjd-model 0.13), each in a virtualenv of
+# its own under ~/.cache/wanhe-test: built once from PyPI, a few minutes; instant after
 test-services: $(VENV)/.installed-test
 	$(PY) -c 'from tests.publish._zou import zou_venv; print("Kitsu test server (Zou):", zou_venv())'
+	$(PY) -c 'from tests.openjd._reference import reference_venv as v; print("openjd-cli:", v())'
 
 test: system-packages $(VENV)/.installed-test test-services
 	$(VENV)/bin/ruff check src tests bench examples

@@ -1,10 +1,14 @@
 """`wanhe run` beside `openjd run` on the same OpenJD template, side by side in one run: wall
 time of each (fresh process, fresh database), median of N rounds, the runners alternating so
-both see the same load; with --baseline-src, `wanhe run` of another source tree too (e.g. a
-`git worktree` of the previous main).
+both see the same load. `openjd` is the reference runner in its own virtualenv (openjd-cli
+0.8 on openjd-model 0.13, tests/openjd/_reference.py; built on first use). With
+--baseline-src, `wanhe run` of another source tree too (e.g. a `git worktree` of the
+previous main); with --baseline-python, this tree under another interpreter too (e.g. a
+virtualenv on another openjd-model line).
 
     .venv/bin/python bench/openjd_overhead.py [--rounds 3] [--tasks 20] [--enter-s 0]
                                               [--baseline-src /work/wt/base/src]
+                                              [--baseline-python OTHER_VENV/bin/python]
 
 The template: TASKS trivial tasks (`echo N > OUT/N.txt`); with --enter-s S > 0 they sit
 behind a job environment whose onEnter sleeps S seconds (a DCC loading).
@@ -22,8 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parents[1] / "src"
-BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "src"
+sys.path.insert(0, str(ROOT))
+
+from tests.openjd._reference import reference_venv  # noqa: E402
 
 
 def template(tasks: int, enter_s: float) -> str:
@@ -69,24 +76,32 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--enter-s", type=float, default=0.0)
     parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--baseline-python", type=Path,
+                        help="also `wanhe run` this source tree under another interpreter, e.g. "
+                             "a virtualenv on another openjd-model line")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="wanhe-openjd-bench-"))
     job = work / "job.yaml"
     job.write_text(template(args.tasks, args.enter_s))
-    trees = {"wanhe run": HERE}
+    # runner name -> (interpreter, source tree)
+    trees = {"wanhe run": (Path(sys.executable), HERE)}
     if args.baseline_src:
-        trees = {"wanhe run (baseline)": args.baseline_src.resolve(), "wanhe run": HERE}
+        trees = {"wanhe run (baseline)": (Path(sys.executable), args.baseline_src.resolve()),
+                 **trees}
+    if args.baseline_python:
+        trees = {f"wanhe run ({args.baseline_python})": (args.baseline_python, HERE), **trees}
     times: dict[str, list[float]] = {"openjd run": [], **{name: [] for name in trees}}
+    openjd = reference_venv() / "bin" / "openjd"
     try:
         for n in range(args.rounds):
             out = work / "out"
             times["openjd run"].append(timed(
-                [str(BIN / "openjd"), "run", str(job), "-p", f"Out={out}"],
+                [str(openjd), "run", str(job), "-p", f"Out={out}"],
                 dict(os.environ), out, args.tasks))
-            for name, src in trees.items():
+            for name, (python, src) in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(src), "WANHE_HOME": str(work / "home")}
                 times[name].append(timed(
-                    [sys.executable, "-m", "wanhe.cli", "run", "--template", str(job),
+                    [str(python), "-m", "wanhe.cli", "run", "--template", str(job),
                      "-p", f"Out={out}", "-q", "--db", f"sqlite:///{work}/{n}-{len(name)}.db"],
                     env, out, args.tasks))
     finally:

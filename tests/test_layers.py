@@ -8,6 +8,7 @@ is empty."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import wanhe
@@ -43,6 +44,12 @@ def _module(path: Path) -> str:
     return ".".join(["wanhe", *parts])
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A source file's syntax tree, parsed once for all the tests of this module."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def _imported(path: Path, modules: frozenset[str] = frozenset()) -> set[str]:
     """The wanhe modules `path` imports, at any depth of its syntax tree. With `modules` (every
     module of wanhe), `from wanhe.a import b` counts as importing `wanhe.a.b` when that is a
@@ -50,7 +57,7 @@ def _imported(path: Path, modules: frozenset[str] = frozenset()) -> set[str]:
     name = _module(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -132,3 +139,17 @@ def test_no_import_circle_anywhere_in_wanhe() -> None:
 def test_the_graph_sees_modules_imported_from_their_package() -> None:
     # `from wanhe.sandbox import accounts as users`, inside a method: the module counts
     assert "wanhe.sandbox.accounts" in import_graph()["wanhe.engine.executors.openjd"]
+
+
+def test_wanhe_never_imports_the_reference_openjd_runner() -> None:
+    # openjd-cli pins openjd-model 0.13 while wanhe runs on 0.14: it is the tests' reference
+    # program in a virtualenv of its own (tests/openjd/_reference.py), never a library of wanhe
+    found = []
+    for path in _sources():
+        for node in ast.walk(_tree(path)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{_module(path)}: {n}" for n in names
+                      if n == "openjd.cli" or n.startswith("openjd.cli.")]
+    assert found == []

@@ -4,7 +4,6 @@ with wanhe's `blender` shim on PATH, rendering frames equal to `wanhe render`'s 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import build_scene
+from tests.openjd._reference import openjd_exe
 from wanhe.blender_cli import shim_dir
 from wanhe.imaging.exr import read_layers
 from wanhe.jobtypes.blender_render import RenderSpec
@@ -28,13 +28,6 @@ from wanhe.openjd_export import (
 )
 
 WANHE = [sys.executable, "-m", "wanhe.cli"]
-
-
-def openjd_cli() -> list[str]:
-    exe = shutil.which("openjd") or str(Path(sys.executable).with_name("openjd"))
-    if not Path(exe).is_file():
-        pytest.skip("the openjd CLI (openjd-cli) is not installed: pip install -e '.[test]'")
-    return [exe]
 
 
 def spec(**kw: object) -> RenderSpec:
@@ -128,7 +121,7 @@ def openjd(*args: str, path_prefix: Path | None = None) -> subprocess.CompletedP
     env.pop("WANHE_ALLOW_BLENDER_PYTHON", None)
     if path_prefix is not None:
         env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
-    r = subprocess.run([*openjd_cli(), *args], capture_output=True, text=True, timeout=300,
+    r = subprocess.run([openjd_exe(), *args], capture_output=True, text=True, timeout=300,
                        env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     return r

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.openjd._reference import reference_python
 from wanhe.openjd.chunks import Adaptive, Ledger, next_size, range_text, take
 
 
@@ -17,16 +18,17 @@ def lanes(values: list[int]) -> list[dict[str, object]]:
 
 
 def test_the_size_formula_is_the_reference_clis() -> None:
-    from openjd.cli._run._local_session._session_manager import (
-        _calculate_adaptive_chunk_size as reference,
-    )
-
-    for current, count, duration, target in [(2, 2, 0.05, 1.0), (17, 19, 0.1, 1.0),
-                                             (10, 30, 300.0, 20.0), (5, 3, 90.0, 10.0),
-                                             (4, 0, 0.0, 5.0), (1, 12, 1e-9, 60.0)]:
-        assert next_size(current, count, duration, target) == reference(
-            current_chunk_size=current, completed_task_count=count,
-            completed_task_duration=duration, target_runtime_seconds=target)
+    cases = [(2, 2, 0.05, 1.0), (17, 19, 0.1, 1.0), (10, 30, 300.0, 20.0), (5, 3, 90.0, 10.0),
+             (4, 0, 0.0, 5.0), (1, 12, 1e-9, 60.0)]
+    # openjd-cli's own function, in its interpreter (it needs openjd-model 0.13, wanhe 0.14)
+    reference = reference_python(
+        "import json, sys\n"
+        "from openjd.cli._run._local_session._session_manager import (\n"
+        "    _calculate_adaptive_chunk_size as size)\n"
+        "print(json.dumps([size(current_chunk_size=c, completed_task_count=n,\n"
+        "                       completed_task_duration=d, target_runtime_seconds=t)\n"
+        "                  for c, n, d, t in json.loads(sys.argv[1])[0]]))\n", cases)
+    assert [next_size(*case) for case in cases] == reference
 
 
 def test_chunks_keep_openjds_shape() -> None:

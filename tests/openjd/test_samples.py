@@ -1,7 +1,7 @@
 """The public OpenJD sample templates, as users try them first: our own equivalents of those a
 farm can run here (no Windows, no Docker; the samples themselves are not copied into the
-repository) run with `wanhe run` and with `openjd run` (openjd-cli) on the same machine, and
-leave the same files, byte for byte.
+repository) run with `wanhe run` and with `openjd run` (openjd-cli, in its own virtualenv:
+tests/openjd/_reference.py) on the same machine, and leave the same files, byte for byte.
 
 Equivalents of the samples in OpenJobDescription/openjd-specifications, samples/v2023-09/
 job_templates/: stdout-messages (progress, status), task-parameter-definition-showcase
@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from tests.openjd._reference import openjd_exe
 from tests.openjd._util import step, template, write_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-OPENJD = shutil.which("openjd") or str(Path(sys.executable).with_name("openjd"))
 OUT = [{"name": "Out", "type": "PATH", "objectType": "DIRECTORY", "dataFlow": "OUT"}]
 RULES = {"version": "pathmapping-1.0", "path_mapping_rules": [
     {"source_path_format": "POSIX", "source_path": "/mnt/drive",
@@ -188,7 +188,7 @@ def test_sample_equivalent_matches_openjd_run(name: str, tmp_path: Path) -> None
     params = [f"{k}={v}" for k, v in values.items()]
     theirs, ours = tmp_path / "openjd-out", tmp_path / "wanhe-out"
     ran = subprocess.run(
-        [OPENJD, "run", str(path), "--path-mapping-rules", f"file://{rules}",
+        [openjd_exe(), "run", str(path), "--path-mapping-rules", f"file://{rules}",
          "-p", f"Out={theirs}", *[a for p in params for a in ("-p", p)]],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]

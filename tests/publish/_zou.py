@@ -1,8 +1,8 @@
 """A real Kitsu server (Zou) for one test session, every part on loopback and stopped by pid:
 
-- Zou in a virtualenv of its own (`python3.11 -m venv` + `pip install zou==ZOU_VERSION` from
-  PyPI), kept under ~/.cache/wanhe-test/ and reused: its dependencies (Flask, its own
-  SQLAlchemy pins...) never mix with wanhe's;
+- Zou in a virtualenv of its own (`pip install zou==ZOU_VERSION` from PyPI, tests/_cached_venv.py),
+  kept under ~/.cache/wanhe-test/ and reused: its dependencies (Flask, its own SQLAlchemy
+  pins...) never mix with wanhe's;
 - its database in a throwaway PostgreSQL (tests/_postgres.py) and its key-value store in a
   throwaway Redis (Debian's redis-server, scripts/system-packages.sh), on free ports;
 - `zou init-db`, `zou init-data` (the default task statuses, WFA among them), an admin user,
@@ -28,48 +28,24 @@ from pathlib import Path
 
 import httpx
 
+from tests._cached_venv import VenvUnavailable, cached_venv
 from tests._postgres import ThrowawayPostgres, _free_port
 
 ZOU_VERSION = "1.0.97"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "wanhe-test-secret"
-INSTALL_TIMEOUT_S = 900
 
 
 class ZouUnavailable(RuntimeError):
     """Zou cannot be installed or started here (the reason says which part)."""
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wanhe-test"
-
-
 def zou_venv() -> Path:
-    """Zou's own virtualenv, made once (pip from PyPI) and reused by later sessions; a lock
-    keeps two test processes from building it at once."""
-    import fcntl
-
-    venv = cache_dir() / f"zou-venv-{ZOU_VERSION}"
-    if (venv / ".complete").exists():
-        return venv
-    python = shutil.which("python3.11")
-    if python is None:
-        raise ZouUnavailable("python3.11 is not on PATH (Zou's virtualenv is made with it)")
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.with_name(venv.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (venv / ".complete").exists():  # another process built it meanwhile
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)  # a build cut short
-        for step in ([python, "-m", "venv", str(venv)],
-                     [str(venv / "bin" / "pip"), "install", "-q", f"zou=={ZOU_VERSION}"]):
-            done = subprocess.run(step, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT_S, check=False)
-            if done.returncode != 0:
-                raise ZouUnavailable(f"{' '.join(step[:4])} failed: "
-                                     f"{done.stderr.strip()[-500:]}")
-        (venv / ".complete").write_text(ZOU_VERSION)
-    return venv
+    """Zou's own virtualenv, made once (pip from PyPI) and reused by later sessions."""
+    try:
+        return cached_venv(f"zou-venv-{ZOU_VERSION}", [f"zou=={ZOU_VERSION}"])
+    except VenvUnavailable as exc:
+        raise ZouUnavailable(str(exc)) from exc
 
 
 class ZouServer:

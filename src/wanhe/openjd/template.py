@@ -19,7 +19,8 @@ from typing import Any
 SPEC_VERSION = "jobtemplate-2023-09"
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     "TASK_CHUNKING", "REDACTED_ENV_VARS", "FEATURE_BUNDLE_1", "EXPR", "WRAP_ACTIONS")
-"""Extensions a template may declare: every one openjd-model 0.13 implements. TASK_CHUNKING's
+"""Extensions a template may declare: every one openjd-model implements (0.14, the newest line;
+tests/openjd/test_template.py checks the installed one has no other). TASK_CHUNKING's
 adaptive chunk sizes are wanhe's (`wanhe.openjd.chunks`); the others are openjd-model's and
 openjd-sessions' own, run as `openjd run` runs them."""
 MAX_TASKS = 1_000_000
