@@ -5,9 +5,12 @@ does) and compiled into its gen tasks; the first task's payload is then probed i
 process on the device the job would use: the model loaded (timed), one candidate of 1 step
 (the cold call), the same again warm, and one of a few more steps (both warm, each timed
 twice on a CPU: the fixed cost and the cost per step, :mod:`wanhe.estimate.ai`). No output
-is written. Probes are cached per
-model content, device, threads and shot shape under the home folder's `probes/`, as the
-scene probe is, so asking again (other prices, more candidates, more steps) probes nothing.
+is written. A worker's first gen task also pays what this process had imported before
+its probe (torch, diffusers, transformers, wanhe's pipelines): that start is timed apart, in
+a fresh interpreter (less what a worker has imported anyway), and charged once to the job.
+Probes are cached per model content, device, threads and shot shape under the home folder's
+`probes/`, as the scene probe is, so asking again (other prices, more candidates, more
+steps) probes nothing; the start, per device and library versions.
 A model with metered history on this shape (earlier `wanhe gen` runs in the database) is
 estimated from that history instead, and says so.
 """
@@ -27,11 +30,13 @@ from typing import Any
 from wanhe.ai.spec import GenSpec
 from wanhe.config import Settings
 from wanhe.estimate.ai import GenHistory, GenProbe, ShotCost, fit_steps, shot_cost
+from wanhe.estimate.deadline import DeadlineAnswer, fewest_within
+from wanhe.estimate.workers import MOST_WORKERS, FarmRun, WorkTask, farm_runs
 from wanhe.runs.estimate import Prices
 
-__all__ = ["GenEstimate", "ShotEstimate", "estimate_gen", "probe_payload"]
+__all__ = ["GenEstimate", "GenFarm", "ShotEstimate", "estimate_gen", "probe_payload"]
 
-PROBE_VERSION = 1  # bump when the probe's plan changes: older cached probes are not reused
+PROBE_VERSION = 2  # bump when the probe's plan changes: older cached probes are not reused
 PROBE_STEPS = 3  # the warm call of more steps takes at most this many
 WARM_REPEATS = 2  # on a CPU, each warm call is timed this often (the least counts)
 
@@ -61,6 +66,19 @@ class ShotEstimate:
         }
 
 
+@dataclass(frozen=True)
+class GenFarm:
+    """The farm a generation job is asked about: `units` GPUs (a GPU job: one worker each)
+    or machines of `cores` cores (a CPU job: one worker per `threads` of them)."""
+
+    units: int
+    unit: str  # "GPU" or "machine"
+    cores: int = 0
+
+    def workers_per_unit(self, threads: int) -> int:
+        return 1 if self.unit == "GPU" else max(1, self.cores // max(threads, 1))
+
+
 @dataclass
 class GenEstimate:
     """Everything `wanhe estimate SPEC` prints (``to_dict`` is its --json)."""
@@ -71,10 +89,37 @@ class GenEstimate:
     shots: list[ShotEstimate]
     prices: Prices
     notes: list[str] = field(default_factory=list)
+    start_s: float = 0.0  # a worker's imports before its first candidate (once, probed shots)
+    start_cached: bool = True
+    work: list[WorkTask] = field(default_factory=list)  # the gen tasks, in the farm's order
+    cold: dict[str, float] = field(default_factory=dict)  # each model's cold cost, a worker
+    farm: GenFarm | None = None
+    deadline_s: float | None = None
+
+    def on_farm(self) -> tuple[FarmRun, DeadlineAnswer | None] | None:
+        """The job on the farm asked about (list scheduling, :mod:`wanhe.estimate.workers`),
+        and the fewest GPUs or machines that meet the deadline; None without a farm."""
+        if self.farm is None or not self.work:
+            return None
+        per = self.farm.workers_per_unit(self.threads)
+        speed = 1.0 if self.device == "gpu" else float(self.threads)
+        most_workers = min(len(self.work), MOST_WORKERS)
+        runs = farm_runs(self.work, most_workers, start_s=self.start_s, cold=self.cold,
+                         speed=speed)
+
+        def on(units: int) -> FarmRun:
+            return runs[min(units * per, most_workers) - 1]
+
+        answer = None
+        if self.deadline_s is not None:
+            most_units = math.ceil(most_workers / per)
+            answer = fewest_within(lambda n: on(n).wall_s, most_units, self.deadline_s,
+                                   unit=self.farm.unit)
+        return on(self.farm.units), answer
 
     @property
     def seconds(self) -> float:
-        return sum(s.cost.seconds for s in self.shots)
+        return self.start_s + sum(s.cost.seconds for s in self.shots)
 
     @property
     def hours(self) -> tuple[float, float]:
@@ -88,7 +133,20 @@ class GenEstimate:
         for s in self.shots:
             if s.probe is not None and not s.cached:
                 seen[id(s.probe)] = s.probe.probe_s
-        return sum(seen.values())
+        return sum(seen.values()) + (0.0 if self.start_cached else self.start_s)
+
+    def farm_dict(self) -> dict[str, Any] | None:
+        found = self.on_farm()
+        if found is None or self.farm is None:
+            return None
+        run, answer = found
+        return {
+            **asdict(self.farm), "workers": run.workers, "wall_s": run.wall_s,
+            "seconds": run.seconds, "loads": run.loads,
+            "deadline_s": self.deadline_s,
+            "deadline": None if answer is None else {
+                **asdict(answer), "explanation": answer.explain(self.deadline_s or 0.0)},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         core_h, gpu_h = self.hours
@@ -99,7 +157,8 @@ class GenEstimate:
             "seconds": self.seconds, "core_hours": core_h, "gpu_hours": gpu_h,
             "cost": core_h * self.prices.core_hour + gpu_h * self.prices.gpu_hour,
             "prices": asdict(self.prices), "probe_s": self.probe_s,
-            "shots": [s.to_dict() for s in self.shots], "notes": self.notes,
+            "worker_start_s": self.start_s, "shots": [s.to_dict() for s in self.shots],
+            "farm": self.farm_dict(), "notes": self.notes,
         }
 
 
@@ -210,6 +269,7 @@ class _Prober:
 
         key = str(payload["warm_key"])
         spent = 0.0
+        _import_worker_libraries()  # their cost is the worker's start, timed apart
         if key not in self.loaded:
             started = self.clock.now()
             pipe = pipelines.load(payload["model"], "cuda" if self.device == "gpu" else "cpu")
@@ -244,11 +304,79 @@ class _Prober:
                         per_step_s=per_step, probe_s=spent, steps_probed=(few, more))
 
 
+WORKER_START = ("import torch, diffusers, transformers\n"
+                "import wanhe.ai.pipelines, wanhe.ai.recipe")
+WORKER_BASE = "import wanhe.engine.worker, wanhe.engine.executors.diffusion"
+
+
+def _import_worker_libraries() -> None:
+    import diffusers  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    import wanhe.ai.recipe  # noqa: F401
+
+
+def _start_key(device: str) -> str:
+    import sys
+    from importlib.metadata import version
+
+    basis = {"v": PROBE_VERSION, "device": device, "python": sys.executable,
+             "libraries": [version(n) for n in ("torch", "diffusers", "transformers")]}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+
+
+def probe_worker_start(device: str) -> float:
+    """What a worker pays before its first candidate beside the model's load: importing
+    torch, diffusers, transformers and wanhe's pipelines, timed in a fresh interpreter less
+    one that imports only what a worker holds anyway (its engine and the diffusion
+    executor). CPU seconds on a CPU (every thread), wall seconds on a GPU (the GPU is
+    billed for the worker's wall). The least of two tries: other tenants only add."""
+    import subprocess
+    import sys
+
+    def cost(code: str) -> float:
+        best = math.inf
+        for _ in range(2):
+            before = os.times()
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, timeout=300,
+                           capture_output=True)
+            after = os.times()
+            took = (time.perf_counter() - started if device == "gpu" else
+                    after.children_user + after.children_system
+                    - before.children_user - before.children_system)
+            best = min(best, took)
+        return best
+
+    return max(cost(f"{WORKER_BASE}\n{WORKER_START}") - cost(WORKER_BASE), 0.0)
+
+
+def _worker_start(device: str, cache_dir: Path, on_probe: Any) -> tuple[float, bool]:
+    """(seconds, cached): :func:`probe_worker_start`, cached per device and versions."""
+    from wanhe.imaging.atomic import atomic_write
+
+    path = cache_dir / f"gen-start-{_start_key(device)}.json"
+    try:
+        return float(json.loads(path.read_text())["start_s"]), True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if on_probe is not None:
+        on_probe("timing a worker's start (its imports, in a fresh interpreter) …")
+    seconds = probe_worker_start(device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as out:
+        out.write_text(json.dumps({"start_s": seconds}))
+    return seconds, False
+
+
 def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str = "",
-                 use_history: bool = True, on_probe: Any = None) -> GenEstimate:
+                 use_history: bool = True, on_probe: Any = None, farm: GenFarm | None = None,
+                 deadline_s: float | None = None) -> GenEstimate:
     """The estimate of `spec` (raises InputError for a spec the catalogue or this machine
     refuses, ModelLoadError for a model that does not load). `on_probe(text)`: told before
-    each probe that runs."""
+    each probe that runs. `farm`, `deadline_s`: the wall time on that farm and the fewest
+    GPUs or machines that finish within the deadline (`GenEstimate.on_farm`)."""
     from wanhe.ai import pipelines
     from wanhe.ai.compile import warm_key
     from wanhe.ai.memory import device_need
@@ -318,14 +446,23 @@ def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str
             import torch
 
             torch.set_num_threads(torch_threads)
+    start_s, start_cached = 0.0, True
+    if any(s.cost.source == "probe" for s in shots):
+        start_s, start_cached = _worker_start(device, cache_dir, on_probe)
     notes = list(warnings)
     if spec.score:
         notes.append("each shot's scoring task is light and not counted")
     if any(s.cost.source == "probe" for s in shots):
-        notes.append("one worker is assumed: each model is loaded once (the cold cost); a farm "
-                     "of N workers that all load it pays it up to N times")
+        notes.append("one worker is assumed: it starts once and loads each model once (the "
+                     "cold cost); a farm of N workers that all load it pays it up to N times")
+    work = [WorkTask(spec.shots[t.payload["shot"]].model,
+                     len(t.payload["candidates"]) * shots[t.payload["shot"]].cost.per_candidate_s)
+            for t in tasks if t.kind == "gen"]
+    cold = {s.model: s.probe.cold_s for s in shots if s.probe is not None
+            and s.cost.source == "probe"}
     return GenEstimate(spec=name, device=device, threads=threads, shots=shots, prices=prices,
-                       notes=notes)
+                       notes=notes, start_s=start_s, start_cached=start_cached, work=work,
+                       cold=cold, farm=farm, deadline_s=deadline_s)
 
 
 def _history_lookup(settings: Settings) -> Any:
