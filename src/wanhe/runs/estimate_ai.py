@@ -22,14 +22,14 @@ import json
 import math
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wanhe.ai.probe import Prober, probe_worker_start
 from wanhe.ai.spec import GenSpec
 from wanhe.config import Settings
-from wanhe.estimate.ai import GenHistory, GenProbe, ShotCost, fit_steps, shot_cost
+from wanhe.estimate.ai import GenHistory, GenProbe, ShotCost, shot_cost
 from wanhe.estimate.deadline import DeadlineAnswer, fewest_within
 from wanhe.estimate.workers import MOST_WORKERS, FarmRun, WorkTask, farm_runs
 from wanhe.runs.estimate import Prices
@@ -38,7 +38,6 @@ __all__ = ["GenEstimate", "GenFarm", "ShotEstimate", "estimate_gen", "probe_payl
 
 PROBE_VERSION = 2  # bump when the probe's plan changes: older cached probes are not reused
 PROBE_STEPS = 3  # the warm call of more steps takes at most this many
-WARM_REPEATS = 2  # on a CPU, each warm call is timed this often (the least counts)
 
 
 @dataclass
@@ -239,84 +238,6 @@ def _read_probe(path: Path) -> GenProbe | None:
         return None  # none yet, or unreadable: probe again
 
 
-class _Clock:
-    """Seconds of what the estimate bills: the process's CPU on a CPU run (every torch
-    thread), the wall on a GPU run (the GPU's time, after its queue is drained)."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-
-    def now(self) -> float:
-        if self.device == "gpu":
-            import torch
-
-            torch.cuda.synchronize()
-            return time.perf_counter()
-        return time.process_time()
-
-
-class _Prober:
-    """Runs probes in this process, keeping each model loaded for the next shot's probe."""
-
-    def __init__(self, device: str, threads: int) -> None:
-        self.device = device
-        self.threads = threads
-        self.clock = _Clock(device)
-        self.loaded: dict[str, tuple[Any, float]] = {}  # warm key -> (Loaded, load seconds)
-
-    def probe(self, payload: dict[str, Any], steps: tuple[int, int]) -> GenProbe:
-        from wanhe.ai import pipelines
-
-        key = str(payload["warm_key"])
-        spent = 0.0
-        _import_worker_libraries()  # their cost is the worker's start, timed apart
-        if key not in self.loaded:
-            started = self.clock.now()
-            pipe = pipelines.load(payload["model"], "cuda" if self.device == "gpu" else "cpu")
-            load_s = self.clock.now() - started
-            spent += load_s
-            self.loaded[key] = (pipelines.Loaded(key, pipe, self.device, 0), load_s)
-        loaded, load_s = self.loaded[key]
-        seed = int(payload["candidates"][0]["seed"])
-        few, more = steps
-
-        def timed(count: int, repeats: int = 1) -> float:
-            """The least of `repeats` calls: other tenants of a shared machine only ever add
-            (torch's CPU threads spin while they wait for a core)."""
-            nonlocal spent
-            took = math.inf
-            for _ in range(repeats):
-                started = self.clock.now()
-                pipelines.call(loaded, {**payload, "steps": count}, [seed], lambda _step: None)
-                once = self.clock.now() - started
-                spent += once
-                took = min(took, once)
-            return took
-
-        repeats = WARM_REPEATS if self.device == "cpu" else 1
-        first = timed(few)
-        warm = [(few, timed(few, repeats))]
-        if more > few:
-            warm.append((more, timed(more, repeats)))
-        fixed, per_step = fit_steps(warm)
-        return GenProbe(device=self.device, threads=self.threads, load_s=load_s,
-                        first_s=first + per_step * (1 - few), fixed_s=fixed,
-                        per_step_s=per_step, probe_s=spent, steps_probed=(few, more))
-
-
-WORKER_START = ("import torch, diffusers, transformers\n"
-                "import wanhe.ai.pipelines, wanhe.ai.recipe")
-WORKER_BASE = "import wanhe.engine.worker, wanhe.engine.executors.diffusion"
-
-
-def _import_worker_libraries() -> None:
-    import diffusers  # noqa: F401
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-
-    import wanhe.ai.recipe  # noqa: F401
-
-
 def _start_key(device: str) -> str:
     import sys
     from importlib.metadata import version
@@ -326,37 +247,9 @@ def _start_key(device: str) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
-def probe_worker_start(device: str) -> float:
-    """What a worker pays before its first candidate beside the model's load: importing
-    torch, diffusers, transformers and wanhe's pipelines, timed in a fresh interpreter less
-    one that imports only what a worker holds anyway (its engine and the diffusion
-    executor). CPU seconds on a CPU (every thread), wall seconds on a GPU (the GPU is
-    billed for the worker's wall). The least of two tries: other tenants only add."""
-    import subprocess
-    import sys
-
-    def cost(code: str) -> float:
-        best = math.inf
-        for _ in range(2):
-            before = os.times()
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, timeout=300,
-                           capture_output=True)
-            after = os.times()
-            took = (time.perf_counter() - started if device == "gpu" else
-                    after.children_user + after.children_system
-                    - before.children_user - before.children_system)
-            best = min(best, took)
-        return best
-
-    return max(cost(f"{WORKER_BASE}\n{WORKER_START}") - cost(WORKER_BASE), 0.0)
-
-
 def _worker_start(device: str, cache_dir: Path, on_probe: Any) -> tuple[float, bool]:
     """(seconds, cached): :func:`probe_worker_start`, cached per device and versions."""
-    from wanhe.imaging.atomic import atomic_write
-
-    path = cache_dir / f"gen-start-{_start_key(device)}.json"
+    path = start_cache(device, cache_dir)
     try:
         return float(json.loads(path.read_text())["start_s"]), True
     except (OSError, ValueError, KeyError, TypeError):
@@ -364,90 +257,163 @@ def _worker_start(device: str, cache_dir: Path, on_probe: Any) -> tuple[float, b
     if on_probe is not None:
         on_probe("timing a worker's start (its imports, in a fresh interpreter) …")
     seconds = probe_worker_start(device)
+    write_probe(path, {"start_s": seconds})
+    return seconds, False
+
+
+@dataclass(frozen=True)
+class ProbeNeed:
+    """A probe the estimate needs and has not cached: where its answer goes, what it runs."""
+
+    cache: Path
+    model: str
+    size: str
+    payload: dict[str, Any]
+    steps: tuple[int, int]
+
+
+def _shot_history(spec: GenSpec, resolved: dict[str, Any], si: int, device: str,
+                  history: Any) -> GenHistory | None:
+    from wanhe.ai.compile import warm_key
+
+    shot = spec.shots[si]
+    model = resolved["models"][shot.model]
+    video = model["task"] != "text-to-image"
+    return None if history is None else history(
+        warm_key(model), device=device, width=shot.width, height=shot.height,
+        frames=shot.frames if video else None, task=model["task"])
+
+
+def probes_needed(spec: GenSpec, resolved: dict[str, Any], tasks: list[Any], *, threads: int,
+                  cache_dir: Path, history: Any) -> list[ProbeNeed]:
+    """The probes an estimate of the compiled `spec` would run: each shot whose model has no
+    history on its shape and whose probe is not cached (one per cache file)."""
+    device = str(resolved["device"])
+    needs: dict[Path, ProbeNeed] = {}
+    for si, shot in enumerate(spec.shots):
+        if _shot_history(spec, resolved, si, device, history) is not None:
+            continue
+        payload = probe_payload(spec, tasks, si)
+        steps = _probe_steps(payload, shot.steps)
+        cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
+        if cache not in needs and _read_probe(cache) is None:
+            needs[cache] = ProbeNeed(cache, shot.model, shot.size, payload, steps)
+    return list(needs.values())
+
+
+def start_cache(device: str, cache_dir: Path) -> Path:
+    """Where a worker's start (:func:`wanhe.ai.probe.probe_worker_start`) is cached."""
+    return cache_dir / f"gen-start-{_start_key(device)}.json"
+
+
+def write_probe(path: Path, data: dict[str, Any]) -> None:
+    from wanhe.imaging.atomic import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as out:
-        out.write_text(json.dumps({"start_s": seconds}))
-    return seconds, False
+        out.write_text(json.dumps(data))
 
 
 def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str = "",
                  use_history: bool = True, on_probe: Any = None, farm: GenFarm | None = None,
                  deadline_s: float | None = None) -> GenEstimate:
     """The estimate of `spec` (raises InputError for a spec the catalogue or this machine
-    refuses, ModelLoadError for a model that does not load). `on_probe(text)`: told before
-    each probe that runs. `farm`, `deadline_s`: the wall time on that farm and the fewest
-    GPUs or machines that finish within the deadline (`GenEstimate.on_farm`)."""
+    refuses, ModelLoadError for a model that does not load), probed in this process.
+    `on_probe(text)`: told before each probe that runs. `farm`, `deadline_s`: the wall time
+    on that farm and the fewest GPUs or machines that finish within the deadline
+    (`GenEstimate.on_farm`)."""
     from wanhe.ai import pipelines
-    from wanhe.ai.compile import warm_key
-    from wanhe.ai.memory import device_need
-    from wanhe.imaging.atomic import atomic_write
 
     with tempfile.TemporaryDirectory(prefix="wanhe-estimate-gen-") as tmp:
         resolved, tasks, warnings = compile_spec(spec, settings, Path(tmp))
     device = str(resolved["device"])
     threads = spec.threads or os.cpu_count() or 1
-    prober = _Prober(device, threads)
     cache_dir = settings.home / "probes"
-    shots: list[ShotEstimate] = []
-    loaded_models: set[str] = set()
-    torch_threads = None
     history = _history_lookup(settings) if use_history else None
-    try:
-        for si, shot in enumerate(spec.shots):
-            model = resolved["models"][shot.model]
-            payload = probe_payload(spec, tasks, si)
-            video = model["task"] != "text-to-image"
-            found = None if history is None else history(
-                warm_key(model), device=device, width=shot.width, height=shot.height,
-                frames=shot.frames if video else None, task=model["task"])
-            probe, cached = None, False
-            if found is None:
-                steps = _probe_steps(payload, shot.steps)
-                cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
-                probe = _read_probe(cache)
-                cached = probe is not None
-                if probe is None:
-                    if on_probe is not None:
-                        on_probe(f"probing {shot.model} on the {device.upper()} at "
-                                 f"{shot.size}: load, then candidates of {steps[0]} and "
-                                 f"{steps[1]} step(s) …")
-                    if device == "cpu" and torch_threads is None:
-                        import torch
-
-                        torch_threads = torch.get_num_threads()
-                        torch.set_num_threads(threads)
-                    pipelines.offline()
-                    try:
-                        probe = prober.probe(payload, steps)
-                    except pipelines.ModelLoadError:
-                        raise
-                    except Exception as exc:  # what a gen task would fail with: one line
-                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                        raise RuntimeError(
-                            f"the probe of {shot.model} at {shot.size} failed "
-                            f"({type(exc).__name__}: {first[:300]})") from None
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_write(cache) as out:
-                        out.write_text(json.dumps(asdict(probe)))
-            cold = shot.model not in loaded_models
-            loaded_models.add(shot.model)
-            cost = shot_cost(shot.candidates, shot.steps, probe=probe, history=found,
-                             cold=cold)
-            batch = min(spec.batch, shot.candidates)
-            shots.append(ShotEstimate(
-                name=spec.shot_name(si), model=shot.model, task=model["task"],
-                size=shot.size, frames=shot.frames if video else None,
-                model_memory=int(model["gpu_memory"]),
-                task_memory=device_need(int(model["gpu_memory"]), model["task"], shot.width,
-                                        shot.height, batch, shot.frames),
-                cost=cost, probe=probe, cached=cached, history=found))
-    finally:
-        if torch_threads is not None:
+    needs = probes_needed(spec, resolved, tasks, threads=threads, cache_dir=cache_dir,
+                          history=history)
+    if needs:
+        prober = Prober(device, threads)
+        torch_threads = None
+        if device == "cpu":
             import torch
 
-            torch.set_num_threads(torch_threads)
-    start_s, start_cached = 0.0, True
-    if any(s.cost.source == "probe" for s in shots):
+            torch_threads = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        pipelines.offline()
+        try:
+            for need in needs:
+                if on_probe is not None:
+                    on_probe(f"probing {need.model} on the {device.upper()} at {need.size}: "
+                             f"load, then candidates of {need.steps[0]} and {need.steps[1]} "
+                             "step(s) …")
+                try:
+                    probe = prober.probe(need.payload, need.steps)
+                except pipelines.ModelLoadError:
+                    raise
+                except Exception as exc:  # what a gen task would fail with: one line
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    raise RuntimeError(
+                        f"the probe of {need.model} at {need.size} failed "
+                        f"({type(exc).__name__}: {first[:300]})") from None
+                write_probe(need.cache, asdict(probe))
+        finally:
+            prober.close()
+            if torch_threads is not None:
+                import torch
+
+                torch.set_num_threads(torch_threads)
+    return estimate_compiled(spec, resolved, tasks, warnings, prices=prices, name=name,
+                             threads=threads, cache_dir=cache_dir, history=history,
+                             on_probe=on_probe, farm=farm, deadline_s=deadline_s,
+                             probed={n.cache for n in needs})
+
+
+def estimate_compiled(spec: GenSpec, resolved: dict[str, Any], tasks: list[Any],
+                      warnings: list[str], *, prices: Prices, name: str, threads: int,
+                      cache_dir: Path, history: Any, probed: set[Path],
+                      on_probe: Any = None, start_s: float | None = None,
+                      farm: GenFarm | None = None,
+                      deadline_s: float | None = None) -> GenEstimate:
+    """The estimate of a compiled spec whose probes are all cached (`probed`: those made for
+    this estimate, whose cost it reports) or whose models have history. `start_s`: the
+    worker's start, measured for this estimate (else cached, or timed here)."""
+    from wanhe.ai.memory import device_need
+
+    device = str(resolved["device"])
+    shots: list[ShotEstimate] = []
+    loaded_models: set[str] = set()
+    for si, shot in enumerate(spec.shots):
+        model = resolved["models"][shot.model]
+        video = model["task"] != "text-to-image"
+        found = _shot_history(spec, resolved, si, device, history)
+        probe, cached = None, False
+        if found is None:
+            payload = probe_payload(spec, tasks, si)
+            steps = _probe_steps(payload, shot.steps)
+            cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
+            probe = _read_probe(cache)
+            if probe is None:
+                raise RuntimeError(f"the probe of {shot.model} at {shot.size} left no answer")
+            cached = cache not in probed
+        cold = shot.model not in loaded_models
+        loaded_models.add(shot.model)
+        cost = shot_cost(shot.candidates, shot.steps, probe=probe, history=found, cold=cold)
+        batch = min(spec.batch, shot.candidates)
+        shots.append(ShotEstimate(
+            name=spec.shot_name(si), model=shot.model, task=model["task"],
+            size=shot.size, frames=shot.frames if video else None,
+            model_memory=int(model["gpu_memory"]),
+            task_memory=device_need(int(model["gpu_memory"]), model["task"], shot.width,
+                                    shot.height, batch, shot.frames),
+            cost=cost, probe=probe, cached=cached, history=found))
+    start_cached = True
+    if not any(s.cost.source == "probe" for s in shots):
+        start_s = 0.0
+    elif start_s is not None:
+        write_probe(start_cache(device, cache_dir), {"start_s": start_s})
+        start_cached = False
+    else:
         start_s, start_cached = _worker_start(device, cache_dir, on_probe)
     notes = list(warnings)
     if spec.score:
@@ -458,11 +424,11 @@ def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str
     work = [WorkTask(spec.shots[t.payload["shot"]].model,
                      len(t.payload["candidates"]) * shots[t.payload["shot"]].cost.per_candidate_s)
             for t in tasks if t.kind == "gen"]
-    cold = {s.model: s.probe.cold_s for s in shots if s.probe is not None
-            and s.cost.source == "probe"}
+    colds = {s.model: s.probe.cold_s for s in shots if s.probe is not None
+             and s.cost.source == "probe"}
     return GenEstimate(spec=name, device=device, threads=threads, shots=shots, prices=prices,
                        notes=notes, start_s=start_s, start_cached=start_cached, work=work,
-                       cold=cold, farm=farm, deadline_s=deadline_s)
+                       cold=colds, farm=farm, deadline_s=deadline_s)
 
 
 def _history_lookup(settings: Settings) -> Any:
