@@ -123,3 +123,6 @@ def test_bad_gen_estimates_are_one_line(farm: tuple[ServiceProc, str]) -> None:
     with svc.client(token) as http:
         r = http.post("/api/jobs", json={"kind": "gen_probe", "options": {"probes": [{}]}})
     assert r.status_code == 422 and "POST /api/estimate" in r.text, r.text
+    with svc.client(token) as http:
+        kinds = {t["kind"] for t in http.get("/api/job-types").json()}
+    assert "gen" in kinds and "gen_probe" not in kinds  # the farm's own: not offered

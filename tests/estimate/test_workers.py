@@ -5,6 +5,7 @@ search gives the fewest workers or says it is impossible with the earliest finis
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -51,7 +52,7 @@ def test_the_wall_never_rises_with_more_workers(seed: int) -> None:
     cold = {m: rng.uniform(0, 20) for m in models}
     walls = [r.wall_s for r in farm_runs(tasks, len(tasks), start_s=rng.uniform(0, 5),
                                          cold=cold)]
-    assert all(b <= a for a, b in zip(walls, walls[1:], strict=False)), walls
+    assert all(b <= a for a, b in itertools.pairwise(walls)), walls
 
 
 def test_the_deadline_gets_the_fewest_workers_or_the_earliest_finish() -> None:

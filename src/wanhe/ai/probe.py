@@ -15,13 +15,18 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from wanhe.estimate.ai import GenProbe, fit_steps
 
-__all__ = ["Prober", "probe_worker_start"]
+__all__ = ["ProbeStopped", "Prober", "probe_worker_start"]
 
 WARM_REPEATS = 2  # on a CPU, each warm call is timed this often (the least counts)
+
+
+class ProbeStopped(Exception):
+    """The probe was told to stop (its `stop()` said so at a denoising step)."""
 
 
 class _Clock:
@@ -43,9 +48,11 @@ class _Clock:
 class Prober:
     """Runs probes in this process, keeping each model loaded for the next shot's probe."""
 
-    def __init__(self, device: str, threads: int) -> None:
+    def __init__(self, device: str, threads: int, stop: Callable[[], bool] | None = None
+                 ) -> None:
         self.device = device
         self.threads = threads
+        self.stop = stop  # asked at every denoising step: True ends the probe (ProbeStopped)
         self.clock = _Clock(device)
         self.loaded: dict[str, tuple[Any, float]] = {}  # warm key -> (Loaded, load seconds)
 
@@ -76,6 +83,10 @@ class Prober:
         seed = int(payload["candidates"][0]["seed"])
         few, more = steps
 
+        def on_step(_step: int) -> None:
+            if self.stop is not None and self.stop():
+                raise ProbeStopped()
+
         def timed(count: int, repeats: int = 1) -> float:
             """The least of `repeats` calls: other tenants of a shared machine only ever add
             (torch's CPU threads spin while they wait for a core)."""
@@ -83,7 +94,7 @@ class Prober:
             took = math.inf
             for _ in range(repeats):
                 started = self.clock.now()
-                pipelines.call(loaded, {**payload, "steps": count}, [seed], lambda _step: None)
+                pipelines.call(loaded, {**payload, "steps": count}, [seed], on_step)
                 once = self.clock.now() - started
                 spent += once
                 took = min(took, once)

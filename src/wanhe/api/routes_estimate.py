@@ -216,14 +216,14 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
             prepared, farm=farm, prices=prices, blender=blender, process=process,
             renders=scratch if box is not None else None,
             cache_dir=None if cache is None else cache / f"estimates-p{who.project_id}")
-    except (BlenderError, RuntimeError, OSError) as exc:
-        if stopped.is_set():
+    except (BlenderError, RuntimeError, OSError, SceneError, ValueError) as exc:
+        if stopped.is_set():  # killed at the limit, whatever it was doing (reading the scene)
             raise HTTPException(504, f"the estimate's probe ran past its {limit:.0f} s limit "
                                      "and was stopped — estimate fewer frames, or with "
                                      "`wanhe estimate` on your own machine") from None
+        if isinstance(exc, SceneError | ValueError):
+            raise _unprocessable("options", str(exc)) from None
         raise _unprocessable("main", f"the probe could not render the scene: {exc}") from None
-    except (SceneError, ValueError) as exc:
-        raise _unprocessable("options", str(exc)) from None
     finally:
         timer.cancel()
         process.close()

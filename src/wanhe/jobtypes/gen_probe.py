@@ -48,6 +48,7 @@ class GenProbeJob(JobType):
     title = "estimate probe"
     options_model = ProbeOptions
     main_file = "none"
+    internal = True
 
     def check(self, options: BaseModel) -> None:
         raise InputError("kind", "gen_probe jobs are the farm's own: POST /api/estimate with "

@@ -18,7 +18,7 @@ from typing import Any
 
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, noted, self_peak_rss
 from wanhe.engine.executors.registry import register_executor
-from wanhe.lifecycle import TaskFailed
+from wanhe.lifecycle import TaskCancelled, TaskFailed
 from wanhe.metering import METER
 
 
@@ -28,7 +28,7 @@ class GenProbeExecutor(Executor):
 
     def run(self, kind: str, payload: dict[str, Any], ctx: TaskContext) -> TaskResult:
         from wanhe.ai import pipelines
-        from wanhe.ai.probe import Prober, probe_worker_start
+        from wanhe.ai.probe import Prober, ProbeStopped, probe_worker_start
 
         try:
             gen = dict(payload["gen"])
@@ -39,21 +39,30 @@ class GenProbeExecutor(Executor):
         device = "gpu" if gen.get("device") == "gpu" and self.worker.gpu_ids else "cpu"
         started = time.monotonic()
         with METER.task() as share:
+
+            def spent() -> dict[str, Any]:  # what a probe that ends early used: billed too
+                return {"wall_s": time.monotonic() - started, "cpu_s": METER.read(share),
+                        "peak_rss": self_peak_rss()}
+
             if device == "cpu":
                 import torch
 
                 torch.set_num_threads(threads)
             pipelines.offline()
-            prober = Prober(device, threads)
+            prober = Prober(device, threads, stop=ctx.cancelled.is_set)
             try:
                 probe = prober.probe(gen, (few, more))
+                if ctx.cancelled.is_set():
+                    raise ProbeStopped()
                 start_s = probe_worker_start(device) if payload.get("start") else None
+            except ProbeStopped:
+                raise TaskCancelled("cancelled", **spent()) from None
             except pipelines.ModelLoadError as exc:
-                raise TaskFailed(str(exc)) from None
+                raise TaskFailed(str(exc), **spent()) from None
             except Exception as exc:  # what a gen task would fail with: one line
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise TaskFailed(f"the probe failed ({type(exc).__name__}: {first[:300]})"
-                                 ) from None
+                raise TaskFailed(f"the probe failed ({type(exc).__name__}: {first[:300]})",
+                                 **spent()) from None
             finally:
                 prober.close()
         output: dict[str, Any] = {"probe": asdict(probe), "start_s": start_s,
