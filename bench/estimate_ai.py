@@ -10,7 +10,8 @@ The reel is rendered with `--workers N` (default 1): a local run's workers are t
 process, and an in-process task (voice, clip, reel, gen) is metered with the process's rusage,
 so with two at once each one's CPU seconds hold the other's too.
 
-    PYTHONPATH=src .venv/bin/python bench/estimate_ai.py [--work /tmp/wanhe-bench-estimate-ai]
+    PYTHONPATH=src .venv/bin/python bench/estimate_ai.py [--work /tmp/wanhe-bench-estimate-ai] \
+        [--gen-only | --story-only] [--workers N]
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/wanhe-bench-estimate-ai"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--story-only", action="store_true")
+    parser.add_argument("--gen-only", action="store_true")
     args = parser.parse_args()
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
@@ -74,7 +76,8 @@ def main() -> None:
 
     if not args.story_only:
         _gen(work, env, db)
-    _story(work, env, db, args.workers)
+    if not args.gen_only:
+        _story(work, env, db, args.workers)
 
 
 def _gen(work: Path, env: dict[str, str], db: Path) -> None:
@@ -92,7 +95,8 @@ def _gen(work: Path, env: dict[str, str], db: Path) -> None:
     shot = estimate["shots"][0]
     print(f"gen: {shot['candidates']} candidates × {shot['steps']} steps at {shot['size']} "
           f"(tiny-sd, CPU, 1 thread)")
-    print(f"  estimate {estimate['seconds']:.2f} CPU-s (cold {shot['cold_s']:.2f} s, "
+    print(f"  estimate {estimate['seconds']:.2f} CPU-s (worker start "
+          f"{estimate['worker_start_s']:.2f} s, cold {shot['cold_s']:.2f} s, "
           f"{shot['per_candidate_s']:.3f} s a candidate); probe {estimate['probe_s']:.2f} s, "
           f"command {estimate_wall:.1f} s wall; again (cached) {cached_wall:.1f} s")
     gen = actual["gen"]

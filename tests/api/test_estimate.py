@@ -181,3 +181,21 @@ def test_the_add_ons_estimate_button_asks_the_farm(
     assert lines[1].startswith("about ") and "on 1 machine(s)" in lines[1]
     assert "the project has no core-hour budget" in lines
     assert lines[-1] == "from the farm's earlier probe of this scene"
+
+
+def test_an_estimate_past_its_time_limit_is_504_saying_what_to_do(
+        farm: ServiceProc, scene: tuple[str, dict[str, str]]) -> None:
+    token, files = scene
+    # samples 3: a spec not probed yet (nothing cached), so Blender must render; 1 s is less
+    # than Blender takes to start
+    body = {"main": "tiny.blend", "files": files, "options": {"frames": "1-3", "samples": 3},
+            "timeout_s": 1}
+    with farm.client(token) as http:
+        r = http.post("/api/estimate", json=body, timeout=300)
+        assert r.status_code == 504, r.text
+        detail = r.json()["detail"]
+        assert detail == ("the estimate's probe ran past its 1 s limit and was stopped — "
+                          "estimate fewer frames, or with `wanhe estimate` on your own machine")
+        # the service goes on: the same request with time enough answers
+        again = http.post("/api/estimate", json={**body, "timeout_s": 280}, timeout=300)
+        assert again.status_code == 200, again.text

@@ -36,8 +36,10 @@ def _shot(**changes: Any) -> dict[str, Any]:
     (_shot(size="30x30"), [], ["not a multiple of 8"]),
     ({"title": "x"}, [], ["neither a storyboard (no film) nor a generation spec"]),
     (SPEC, ["--frames", "1-4"], ["--frames: for a .blend scene", "generation spec"]),
-    (SPEC, ["--deadline", "2030-01-01T00:00", "--machines", "3"],
-     ["--machines, --deadline: for a .blend scene"]),
+    ({**SPEC, "device": "cpu"}, ["--gpus", "2"], ["--gpus 2: this spec runs on the CPU",
+                                                  "--machines N"]),
+    (SPEC, ["--gpus", "0"], ["--gpus 0: a GPU farm needs at least 1 GPU"]),
+    (SPEC, ["--deadline", "2020-01-01T00:00"], ["is in the past"]),
 ])
 def test_bad_input_is_one_line_before_any_probe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Any, args: list[str],
@@ -100,10 +102,31 @@ def test_a_gen_spec_probed_then_from_the_cache(tmp_path: Path, tiny_sd: Path,
     assert shot["seconds"] == pytest.approx(shot["cold_s"] + 3 * shot["per_candidate_s"])
     assert shot["model_memory_bytes"] > 0
     assert data["cost"] == pytest.approx(2 * data["core_hours"])
+    assert data["worker_start_s"] > 0  # a worker's imports, timed apart, once
+    assert data["seconds"] == pytest.approx(data["worker_start_s"] + shot["seconds"])
+    assert data["farm"] is None  # no farm asked about
     code, text = in_process("estimate", str(spec), home=home, monkeypatch=monkeypatch)
     assert code == 0, text
     assert "cached, nothing run now" in text and "probing" not in text
-    assert "CPU-seconds" in text and "MiB registered" in text
+    assert "CPU-seconds" in text and "MiB registered" in text and "worker start" in text
+    # on a farm of 3 one-core machines (a task's 1 thread each): each candidate on its own
+    # worker, each worker paying its start and the load; a deadline, and one too near
+    code, text = in_process("estimate", str(spec), "--machines", "3", "--cores", "1",
+                            "--deadline", "2099-01-01T00:00", "--json", home=home,
+                            monkeypatch=monkeypatch)
+    assert code == 0, text
+    farm = json.loads(text)["farm"]
+    one = data["seconds"]
+    assert (farm["unit"], farm["units"], farm["workers"], farm["loads"]) == ("machine", 3, 3, 3)
+    assert farm["wall_s"] == pytest.approx(data["worker_start_s"] + shot["cold_s"]
+                                           + shot["per_candidate_s"])
+    assert farm["seconds"] == pytest.approx(3 * farm["wall_s"]) and farm["wall_s"] < one
+    assert farm["deadline"]["possible"] and farm["deadline"]["machines"] == 1
+    assert "1 machine(s) finish in" in farm["deadline"]["explanation"]
+    code, text = in_process("estimate", str(spec), "--machines", "2", home=home,
+                            monkeypatch=monkeypatch)
+    assert code == 0, text
+    assert "wall time" in text and "2 machine(s) ×" in text and "model load(s)" in text
 
 
 def test_a_storyboard_is_a_table_of_parts_then_all_cached(

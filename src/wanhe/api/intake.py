@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -23,10 +22,11 @@ from typing import Any
 from fastapi import HTTPException
 
 from wanhe.api.auth import Principal
+from wanhe.api.intake_context import intake_context
 from wanhe.api.memory_check import check_task_memory, largest_worker_memory
 from wanhe.api.schemas import JobCreate
 from wanhe.api.service import Service
-from wanhe.jobtypes.base import InputError, IntakeContext, JobFolder
+from wanhe.jobtypes.base import InputError, JobFolder
 from wanhe.jobtypes.registry import UnknownJobKind, job_type
 from wanhe.model import TaskSpec
 from wanhe.storage import StorageError, UnsafePath
@@ -93,7 +93,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             raise _unprocessable("files", str(exc)) from None
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
-            context = replace(_context(service, who), inputs=staging / "input",
+            context = replace(intake_context(service, who), inputs=staging / "input",
                               project=who.project, project_id=who.project_id,
                               queue_environments=_queue_environments(service, who))
             inspected = kind.inspect(context, staged_main, options)
@@ -186,23 +186,6 @@ def keep_estimate(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "estimate": kept}
 
 
-def _context(service: Service, who: Principal) -> IntakeContext:
-    """What inspection sees, for every kind: the service's, plus the submitter's view of the
-    model catalogue and the farm's capacity (asked only by a job type that uses them)."""
-
-    def models(name: str) -> dict[str, Any] | None:
-        from wanhe.ai import catalog
-
-        return catalog.find_model(service.store, name, who.project_id)
-
-    def capacity() -> Any:
-        from wanhe.ai.capacity import detect
-
-        return detect(_farm_gpus(service))
-
-    return replace(service.intake, models=models, capacity=capacity)
-
-
 def _queue_environments(service: Service,
                         who: Principal) -> Callable[[], list[dict[str, Any]]]:
     """The submitting project's OpenJD queue environments, read when a template is planned."""
@@ -210,17 +193,6 @@ def _queue_environments(service: Service,
     if project_id is None:  # an admin's job: the farm's queue environments only
         return list
     return lambda: [doc for _, doc in service.store.project_environments(project_id)]
-
-
-def _farm_gpus(service: Service) -> int:
-    """GPUs the farm has: Ray's count when Ray is up here, else the dispatcher's slots'."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        from wanhe.engine import cluster
-
-        return int(cluster.total_gpus())
-    dispatcher = service.dispatcher
-    return int(sum(s.gpus for s in dispatcher.slots)) if dispatcher is not None else 0
 
 
 def _strip(text: str, service: Service) -> str:

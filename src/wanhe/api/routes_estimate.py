@@ -9,8 +9,12 @@ work (OIDN, preview) in a temporary folder of the service's own. It runs off the
 (a plain `def` route: FastAPI's thread pool) and is bounded: at most `WANHE_ESTIMATES`
 probes at once (default 1; a request that waits 30 s for its turn is answered 429), each
 stopped after `WANHE_ESTIMATE_TIMEOUT_S` seconds (default 300; answered 504), everything it
-started killed with it. Probes are cached per project, scene content and spec, like
-`wanhe estimate`'s.
+started killed with it; a request may ask for less time (`timeout_s`). Probes are cached per
+project, scene content and spec, like `wanhe estimate`'s.
+
+A generation spec (`kind: gen`) is answered by `wanhe.api.estimate_gen`: from the farm's
+history, a cached probe, or a probe run as a task on a worker (never in this process), in
+the same slots and time limit.
 """
 
 from __future__ import annotations
@@ -79,6 +83,23 @@ def estimate(
     if who.project_id is None:
         raise HTTPException(403, "an admin token belongs to no project: estimate with a "
                                  "project's token (its files are the project's)")
+    limit = min(body.timeout_s or probe_limit_s(), probe_limit_s())
+    if body.kind == "gen":
+        from wanhe.api.estimate_gen import estimate_gen_on_farm
+
+        slots = probe_slots()
+        if not slots.acquire(timeout=WAIT_S):
+            raise _busy()
+        try:
+            answer = estimate_gen_on_farm(service, who, body, limit)
+        finally:
+            slots.release()
+        answer["budget"] = _budget(service, who.project_id, {
+            "core_hours": answer["core_hours"], "core_hours_range": [answer["core_hours"]] * 2})
+        return answer
+    if body.gpus is not None:
+        raise _unprocessable("gpus", "a render's estimate is for Cycles on CPUs: give "
+                                     "machines and cores")
     kind = job_type("blender_render")
     try:
         kind.check_main(body.main)
@@ -87,7 +108,7 @@ def estimate(
     except InputError as exc:
         raise _unprocessable(f"options.{exc.field}" if exc.field != "main" else "main",
                              exc.message) from None
-    if body.main not in body.files:
+    if body.main is None or body.main not in body.files:
         raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
     missing = service.store.blobs_missing(who.project_id, body.files.values())
     if missing:
@@ -103,7 +124,7 @@ def estimate(
         except (UnsafePath, StorageError) as exc:
             raise _unprocessable("files", str(exc)) from None
         data = estimate_inputs(service, who, staging / "input", body.main, options, farm,
-                               prices)
+                               prices, limit_s=limit)
     finally:
         service.work.discard(staging)
     data["budget"] = _budget(service, who.project_id, data)
@@ -121,23 +142,30 @@ def _budget(service: Service, project_id: int, data: dict[str, Any]) -> dict[str
     return {"fits": verdict.fits, "message": verdict.message}
 
 
+def _busy() -> HTTPException:
+    return HTTPException(429, "the farm is busy estimating other renders — try again in a "
+                              "minute", headers={"Retry-After": "30"})
+
+
 def estimate_inputs(service: Service, who: Principal, inputs: Path, main: str,
-                    options: BaseModel, farm: Any, prices: Any) -> dict[str, Any]:
+                    options: BaseModel, farm: Any, prices: Any,
+                    limit_s: float | None = None) -> dict[str, Any]:
     """Probe and estimate the render of `inputs/main` (a submission's checked-out files) with
     a blender_render job's `options`; `wanhe estimate --json`'s answer. Raises HTTPException:
-    422 (the scene or options), 429 (every probe slot busy), 504 (past the time limit)."""
+    422 (the scene or options), 429 (every probe slot busy), 504 (past the time limit:
+    `limit_s`, default the service's)."""
     slots = probe_slots()
     if not slots.acquire(timeout=WAIT_S):
-        raise HTTPException(429, "the farm is busy estimating other renders — try again in a "
-                                 "minute", headers={"Retry-After": "30"})
+        raise _busy()
     try:
-        return _probe(service, who, inputs, main, options, farm, prices)
+        return _probe(service, who, inputs, main, options, farm, prices,
+                      limit_s or probe_limit_s())
     finally:
         slots.release()
 
 
 def _probe(service: Service, who: Principal, inputs: Path, main: str, options: BaseModel,
-           farm: Any, prices: Any) -> dict[str, Any]:
+           farm: Any, prices: Any, limit: float) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from wanhe.blender.errors import BlenderError, SceneError
@@ -169,7 +197,6 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
             from None
     process = BlenderProcess(blender, env=tool_env() if box is not None else None,
                              wrap=box.command if box is not None else None)
-    limit = probe_limit_s()
     stopped = threading.Event()
 
     def stop() -> None:  # past the limit: Blender and everything it started
@@ -189,14 +216,14 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
             prepared, farm=farm, prices=prices, blender=blender, process=process,
             renders=scratch if box is not None else None,
             cache_dir=None if cache is None else cache / f"estimates-p{who.project_id}")
-    except (BlenderError, RuntimeError, OSError) as exc:
-        if stopped.is_set():
+    except (BlenderError, RuntimeError, OSError, SceneError, ValueError) as exc:
+        if stopped.is_set():  # killed at the limit, whatever it was doing (reading the scene)
             raise HTTPException(504, f"the estimate's probe ran past its {limit:.0f} s limit "
                                      "and was stopped — estimate fewer frames, or with "
                                      "`wanhe estimate` on your own machine") from None
+        if isinstance(exc, SceneError | ValueError):
+            raise _unprocessable("options", str(exc)) from None
         raise _unprocessable("main", f"the probe could not render the scene: {exc}") from None
-    except (SceneError, ValueError) as exc:
-        raise _unprocessable("options", str(exc)) from None
     finally:
         timer.cancel()
         process.close()

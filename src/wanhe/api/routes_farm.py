@@ -101,7 +101,7 @@ def list_job_types(who: Principal = Depends(principal)) -> list[JobTypeOut]:
                    main_suffixes=list(jt.main_suffixes),
                    options_schema=jt.options_model.model_json_schema(),
                    panels=list(jt.panels))
-        for jt in job_types()
+        for jt in job_types() if not jt.internal
     ]
 
 

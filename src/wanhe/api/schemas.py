@@ -171,22 +171,32 @@ class KeptEstimate(_In):
 
 
 class EstimateRequest(_In):
-    """`POST /api/estimate`: a render's files (uploaded as for a job) and its options."""
+    """`POST /api/estimate`: a render's files (uploaded as for a job) and its options, or a
+    generation spec (`kind: gen`, the spec in `options`, as a gen job's)."""
 
-    main: str = Field(min_length=1, max_length=1024, description="the .blend, as in a job")
+    kind: Literal["blender_render", "gen"] = Field(
+        default="blender_render", description="blender_render (a scene) or gen (a spec)")
+    main: str | None = Field(default=None, min_length=1, max_length=1024,
+                             description="the .blend, as in a job (a render)")
     files: dict[str, Sha256] = Field(default_factory=dict, max_length=MAX_FILES)
     options: dict[str, Any] = Field(
-        default_factory=dict, description="the render's options, as a blender_render job's")
+        default_factory=dict, description="the render's options, as a blender_render job's; "
+                                          "a gen job's spec")
     machines: int = Field(default=1, ge=1, le=1_000_000, description="machines on the farm")
     cores: int | None = Field(default=None, ge=1, le=4096,
                               description="cores per machine; default: the service's")
+    gpus: int | None = Field(default=None, ge=1, le=1_000_000,
+                             description="GPUs on the farm (a gen spec on the GPU)")
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=86400, description="answer within this many seconds or 504 "
+                                                  "(at most the service's limit)")
     price_core_hour: Money = 0.0
     price_gpu_hour: Money = 0.0
 
     @field_validator("main")
     @classmethod
-    def _main_is_safe(cls, value: str) -> str:
-        return str(_safe_main(value))
+    def _main_is_safe(cls, value: str | None) -> str | None:
+        return None if value is None else str(_safe_main(value))
 
     @field_validator("files")
     @classmethod

@@ -33,6 +33,15 @@ def _deadline_seconds(text: str, now: datetime) -> float:
     return seconds
 
 
+def _check_farm(machines: int, cores: int | None, gpus: int | None) -> None:
+    if machines < 1:
+        fail(f"--machines {machines}: a farm needs at least 1 machine")
+    if cores is not None and cores < 1:
+        fail(f"--cores {cores}: a machine needs at least 1 core")
+    if gpus is not None and gpus < 1:
+        fail(f"--gpus {gpus}: a GPU farm needs at least 1 GPU")
+
+
 def _check_price(name: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
         fail(f"{name} {value:g} is not a price: give a number ≥ 0 (money per hour)")
@@ -53,6 +62,9 @@ def estimate_command(
     machines: Annotated[int, typer.Option(help="machines on the farm")] = 1,
     cores: Annotated[int | None, typer.Option(
         help="cores per machine; default: this machine's")] = None,
+    gpus: Annotated[int | None, typer.Option(
+        help="GPUs on the farm, for a generation spec that runs on the GPU (default 1)")
+    ] = None,
     deadline: Annotated[str | None, typer.Option(
         help="finish by this ISO time (e.g. 2026-12-14T18:00): how many machines it needs")
     ] = None,
@@ -76,22 +88,28 @@ def estimate_command(
     if kind != "scene":
         scene_only = {"--frames": frames, "--tiles": None if tiles == "1x1" else tiles,
                       "--samples": samples, "--quality": quality,
-                      "--resolution-percentage": resolution_percentage,
-                      "--machines": None if machines == 1 else machines, "--cores": cores,
-                      "--deadline": deadline}
+                      "--resolution-percentage": resolution_percentage}
+        if kind == "story":
+            scene_only |= {"--machines": None if machines == 1 else machines, "--cores": cores,
+                           "--gpus": gpus, "--deadline": deadline}
         given = [name for name, value in scene_only.items() if value is not None]
         if given:
-            fail(f"{', '.join(given)}: for a .blend scene; {scene.name} is a "
+            fail(f"{', '.join(given)}: for a .blend scene"
+                 f"{' or a generation spec' if kind == 'story' else ''}; {scene.name} is a "
                  f"{'storyboard' if kind == 'story' else 'generation spec'}")
+        _check_farm(machines, cores, gpus)
         from wanhe.cli.estimate_ai import estimate_ai
 
         estimate_ai(kind, scene, Prices(price_core_hour, price_gpu_hour), as_json=as_json,
-                    db=db, blender=blender)
+                    db=db, blender=blender, machines=machines, cores=cores, gpus=gpus,
+                    deadline_s=None if deadline is None else _deadline_seconds(deadline, now),
+                    farm_given=machines != 1 or cores is not None or gpus is not None
+                    or deadline is not None)
         return
-    if machines < 1:
-        fail(f"--machines {machines}: a farm needs at least 1 machine")
-    if cores is not None and cores < 1:
-        fail(f"--cores {cores}: a machine needs at least 1 core")
+    if gpus is not None:
+        fail(f"--gpus {gpus}: for a generation spec; Cycles here renders on CPUs (give "
+             "--machines and --cores)")
+    _check_farm(machines, cores, gpus)
     if samples is not None and samples < 1:
         fail(f"--samples {samples}: give at least 1 sample")
     if samples is not None and quality is not None:

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 
 
 def estimate_ai(kind: str, path: Path, prices: "Prices", *, as_json: bool, db: str | None,
-                blender: str | None) -> None:
+                blender: str | None, machines: int = 1, cores: int | None = None,
+                gpus: int | None = None, deadline_s: float | None = None,
+                farm_given: bool = False) -> None:
+    """`farm_given`: --machines, --cores, --gpus or --deadline was given (a generation
+    spec's wall time on that farm: GPUs for a GPU job, machines × cores for a CPU one)."""
     from wanhe.ai.pipelines import ModelLoadError
     from wanhe.config import Settings
     from wanhe.jobtypes.base import InputError
@@ -27,12 +31,17 @@ def estimate_ai(kind: str, path: Path, prices: "Prices", *, as_json: bool, db: s
             err.print(text, highlight=False)
 
     spec = _gen_spec(path) if kind == "gen" else None  # (its own one-line failures)
+    if spec is not None and farm_given and spec.device != "auto":
+        _gen_farm(spec.device, machines, cores, gpus)  # the wrong farm: one line, no probe
     try:
         if spec is not None:
             from wanhe.runs.estimate_ai import estimate_gen
 
             report: Any = estimate_gen(spec, settings=settings, prices=prices,
                                        name=str(path), on_probe=note)
+            if farm_given:
+                report.farm = _gen_farm(report.device, machines, cores, gpus)
+                report.deadline_s = deadline_s
             emit(report.to_dict(), as_json, gen_table)
         else:
             from wanhe.runs.estimate_story import estimate_story
@@ -46,6 +55,25 @@ def estimate_ai(kind: str, path: Path, prices: "Prices", *, as_json: bool, db: s
         fail(str(exc))
     except RuntimeError as exc:
         fail(str(exc), code=1)
+
+
+def _gen_farm(device: str, machines: int, cores: int | None, gpus: int | None) -> Any:
+    """The farm asked about, by the device the job runs on: --gpus GPUs for a GPU job,
+    --machines of --cores cores (default: this machine's) for a CPU one; the other's
+    options are one line."""
+    import os
+
+    from wanhe.runs.estimate_ai import GenFarm
+
+    if device == "gpu":
+        if machines != 1 or cores is not None:
+            fail("--machines, --cores: this spec runs on the GPU — give --gpus N (the GPUs "
+                 "on the farm, one worker each)")
+        return GenFarm(units=gpus or 1, unit="GPU")
+    if gpus is not None:
+        fail(f"--gpus {gpus}: this spec runs on the CPU (device: cpu, or no GPU here) — give "
+             "--machines N [--cores C]")
+    return GenFarm(units=machines, unit="machine", cores=cores or os.cpu_count() or 1)
 
 
 def _gen_spec(path: Path) -> Any:
@@ -120,8 +148,21 @@ def gen_table(data: dict[str, Any]) -> "Table":
         table.add_row("  shot", f"{seconds_text(shot['seconds'])} ({unit})")
         table.add_row("  source", _shot_source(shot))
     table.add_section()
+    if data["worker_start_s"]:
+        table.add_row("worker start", f"{seconds_text(data['worker_start_s'])} ({unit}): its "
+                      "imports before the first candidate, once")
     table.add_row("total", f"{data['candidates']} candidate(s): "
                   f"{seconds_text(data['seconds'])} ({unit}); {_hours_line(data)}")
+    farm = data["farm"]
+    if farm is not None:
+        where = (f"{farm['units']} GPU(s)" if farm["unit"] == "GPU" else
+                 f"{farm['units']} machine(s) × {farm['cores']} cores ({data['threads']} "
+                 "thread(s) a task)")
+        table.add_row("wall time", f"{seconds_text(farm['wall_s'])} on {where}: "
+                      f"{farm['workers']} worker(s) busy, {farm['loads']} model load(s), "
+                      f"{seconds_text(farm['seconds'])} ({unit}) billed in all")
+        if farm["deadline"] is not None:
+            table.add_row("deadline", farm["deadline"]["explanation"])
     for text in data["notes"]:
         table.add_row("note", text)
     return table

@@ -12,14 +12,15 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wanhe.sim.config import ProjectConfig, SimConfig
 from wanhe.sim.engine import simulate
 from wanhe.sim.workload import Workload
 
-__all__ = ["DeadlineAnswer", "farm_wall_s", "job_workload", "machines_for_deadline"]
+__all__ = ["DeadlineAnswer", "farm_wall_s", "fewest_within", "job_workload",
+           "machines_for_deadline"]
 
 
 def job_workload(frame_tasks: Mapping[int, Sequence[float]], cores: int) -> Workload:
@@ -74,14 +75,35 @@ class DeadlineAnswer:
     wall_s: float | None  # the wall time on that many
     earliest_s: float  # the earliest finish with any number of machines (every task at once)
     most_useful_machines: int  # more than this many machines cannot help
+    unit: str = "machine"  # what is counted: machines, or GPUs (a GPU job's workers)
 
     def explain(self, seconds: float) -> str:
         if self.possible and self.machines is not None and self.wall_s is not None:
-            return (f"{self.machines} machine(s) finish in {_duration(self.wall_s)} "
+            return (f"{self.machines} {self.unit}(s) finish in {_duration(self.wall_s)} "
                     f"(within {_duration(seconds)})")
         return (f"impossible: {_duration(seconds)} is too little; even "
-                f"{self.most_useful_machines} machines (one per task) need "
+                f"{self.most_useful_machines} {self.unit}s (one per task) need "
                 f"{_duration(self.earliest_s)}")
+
+
+def fewest_within(wall: Callable[[int], float], most: int, seconds: float, *,
+                  unit: str = "machine") -> DeadlineAnswer:
+    """The fewest of 1 … `most` (machines, GPUs) whose `wall(n)` is within `seconds`: a
+    binary search, so `wall` must not rise as n grows; `most` is the most that can help
+    (one per task), whose wall is the earliest finish there is."""
+    earliest = wall(most)
+    if earliest > seconds:
+        return DeadlineAnswer(False, None, None, earliest, most, unit)
+    low, high = 1, most
+    walls = {most: earliest}
+    while low < high:
+        mid = (low + high) // 2
+        walls[mid] = wall(mid)
+        if walls[mid] <= seconds:
+            high = mid
+        else:
+            low = mid + 1
+    return DeadlineAnswer(True, low, walls.get(low, wall(low)), earliest, most, unit)
 
 
 def machines_for_deadline(
@@ -98,19 +120,7 @@ def machines_for_deadline(
         return farm_wall_s(frame_tasks, machines=machines, cores=cores,
                            image_tail_s=image_tail_s, load_s=load_s)
 
-    earliest = wall(most)
-    if earliest > seconds:
-        return DeadlineAnswer(False, None, None, earliest, most)
-    low, high = 1, most
-    walls = {most: earliest}
-    while low < high:
-        mid = (low + high) // 2
-        walls[mid] = wall(mid)
-        if walls[mid] <= seconds:
-            high = mid
-        else:
-            low = mid + 1
-    return DeadlineAnswer(True, low, walls.get(low, wall(low)), earliest, most)
+    return fewest_within(wall, most, seconds)
 
 
 def _duration(seconds: float) -> str:

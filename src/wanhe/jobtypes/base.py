@@ -109,6 +109,9 @@ class JobType(ABC):
     # generation's contact sheet), "steps" (tasks grouped by step), "deliverable" (the
     # job's deliverable movie). A panel not named here never shows for the kind.
     panels: ClassVar[tuple[str, ...]] = ()
+    # The farm's own kind (e.g. an estimate's probe): made by the farm, never submitted, and
+    # not listed among the kinds a user may submit (GET /api/job-types).
+    internal: ClassVar[bool] = False
 
     def parse_options(self, raw: dict[str, Any]) -> BaseModel:
         """Validate a submission's options; a bad value raises InputError at its field."""

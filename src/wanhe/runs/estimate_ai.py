@@ -5,9 +5,12 @@ does) and compiled into its gen tasks; the first task's payload is then probed i
 process on the device the job would use: the model loaded (timed), one candidate of 1 step
 (the cold call), the same again warm, and one of a few more steps (both warm, each timed
 twice on a CPU: the fixed cost and the cost per step, :mod:`wanhe.estimate.ai`). No output
-is written. Probes are cached per
-model content, device, threads and shot shape under the home folder's `probes/`, as the
-scene probe is, so asking again (other prices, more candidates, more steps) probes nothing.
+is written. A worker's first gen task also pays what this process had imported before
+its probe (torch, diffusers, transformers, wanhe's pipelines): that start is timed apart, in
+a fresh interpreter (less what a worker has imported anyway), and charged once to the job.
+Probes are cached per model content, device, threads and shot shape under the home folder's
+`probes/`, as the scene probe is, so asking again (other prices, more candidates, more
+steps) probes nothing; the start, per device and library versions.
 A model with metered history on this shape (earlier `wanhe gen` runs in the database) is
 estimated from that history instead, and says so.
 """
@@ -19,21 +22,22 @@ import json
 import math
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wanhe.ai.probe import Prober, probe_worker_start
 from wanhe.ai.spec import GenSpec
 from wanhe.config import Settings
-from wanhe.estimate.ai import GenHistory, GenProbe, ShotCost, fit_steps, shot_cost
+from wanhe.estimate.ai import GenHistory, GenProbe, ShotCost, shot_cost
+from wanhe.estimate.deadline import DeadlineAnswer, fewest_within
+from wanhe.estimate.workers import MOST_WORKERS, FarmRun, WorkTask, farm_runs
 from wanhe.runs.estimate import Prices
 
-__all__ = ["GenEstimate", "ShotEstimate", "estimate_gen", "probe_payload"]
+__all__ = ["GenEstimate", "GenFarm", "ShotEstimate", "estimate_gen", "probe_payload"]
 
-PROBE_VERSION = 1  # bump when the probe's plan changes: older cached probes are not reused
+PROBE_VERSION = 2  # bump when the probe's plan changes: older cached probes are not reused
 PROBE_STEPS = 3  # the warm call of more steps takes at most this many
-WARM_REPEATS = 2  # on a CPU, each warm call is timed this often (the least counts)
 
 
 @dataclass
@@ -61,6 +65,19 @@ class ShotEstimate:
         }
 
 
+@dataclass(frozen=True)
+class GenFarm:
+    """The farm a generation job is asked about: `units` GPUs (a GPU job: one worker each)
+    or machines of `cores` cores (a CPU job: one worker per `threads` of them)."""
+
+    units: int
+    unit: str  # "GPU" or "machine"
+    cores: int = 0
+
+    def workers_per_unit(self, threads: int) -> int:
+        return 1 if self.unit == "GPU" else max(1, self.cores // max(threads, 1))
+
+
 @dataclass
 class GenEstimate:
     """Everything `wanhe estimate SPEC` prints (``to_dict`` is its --json)."""
@@ -71,10 +88,37 @@ class GenEstimate:
     shots: list[ShotEstimate]
     prices: Prices
     notes: list[str] = field(default_factory=list)
+    start_s: float = 0.0  # a worker's imports before its first candidate (once, probed shots)
+    start_cached: bool = True
+    work: list[WorkTask] = field(default_factory=list)  # the gen tasks, in the farm's order
+    cold: dict[str, float] = field(default_factory=dict)  # each model's cold cost, a worker
+    farm: GenFarm | None = None
+    deadline_s: float | None = None
+
+    def on_farm(self) -> tuple[FarmRun, DeadlineAnswer | None] | None:
+        """The job on the farm asked about (list scheduling, :mod:`wanhe.estimate.workers`),
+        and the fewest GPUs or machines that meet the deadline; None without a farm."""
+        if self.farm is None or not self.work:
+            return None
+        per = self.farm.workers_per_unit(self.threads)
+        speed = 1.0 if self.device == "gpu" else float(self.threads)
+        most_workers = min(len(self.work), MOST_WORKERS)
+        runs = farm_runs(self.work, most_workers, start_s=self.start_s, cold=self.cold,
+                         speed=speed)
+
+        def on(units: int) -> FarmRun:
+            return runs[min(units * per, most_workers) - 1]
+
+        answer = None
+        if self.deadline_s is not None:
+            most_units = math.ceil(most_workers / per)
+            answer = fewest_within(lambda n: on(n).wall_s, most_units, self.deadline_s,
+                                   unit=self.farm.unit)
+        return on(self.farm.units), answer
 
     @property
     def seconds(self) -> float:
-        return sum(s.cost.seconds for s in self.shots)
+        return self.start_s + sum(s.cost.seconds for s in self.shots)
 
     @property
     def hours(self) -> tuple[float, float]:
@@ -88,7 +132,20 @@ class GenEstimate:
         for s in self.shots:
             if s.probe is not None and not s.cached:
                 seen[id(s.probe)] = s.probe.probe_s
-        return sum(seen.values())
+        return sum(seen.values()) + (0.0 if self.start_cached else self.start_s)
+
+    def farm_dict(self) -> dict[str, Any] | None:
+        found = self.on_farm()
+        if found is None or self.farm is None:
+            return None
+        run, answer = found
+        return {
+            **asdict(self.farm), "workers": run.workers, "wall_s": run.wall_s,
+            "seconds": run.seconds, "loads": run.loads,
+            "deadline_s": self.deadline_s,
+            "deadline": None if answer is None else {
+                **asdict(answer), "explanation": answer.explain(self.deadline_s or 0.0)},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         core_h, gpu_h = self.hours
@@ -99,7 +156,8 @@ class GenEstimate:
             "seconds": self.seconds, "core_hours": core_h, "gpu_hours": gpu_h,
             "cost": core_h * self.prices.core_hour + gpu_h * self.prices.gpu_hour,
             "prices": asdict(self.prices), "probe_s": self.probe_s,
-            "shots": [s.to_dict() for s in self.shots], "notes": self.notes,
+            "worker_start_s": self.start_s, "shots": [s.to_dict() for s in self.shots],
+            "farm": self.farm_dict(), "notes": self.notes,
         }
 
 
@@ -180,152 +238,197 @@ def _read_probe(path: Path) -> GenProbe | None:
         return None  # none yet, or unreadable: probe again
 
 
-class _Clock:
-    """Seconds of what the estimate bills: the process's CPU on a CPU run (every torch
-    thread), the wall on a GPU run (the GPU's time, after its queue is drained)."""
+def _start_key(device: str) -> str:
+    import sys
+    from importlib.metadata import version
 
-    def __init__(self, device: str) -> None:
-        self.device = device
-
-    def now(self) -> float:
-        if self.device == "gpu":
-            import torch
-
-            torch.cuda.synchronize()
-            return time.perf_counter()
-        return time.process_time()
+    basis = {"v": PROBE_VERSION, "device": device, "python": sys.executable,
+             "libraries": [version(n) for n in ("torch", "diffusers", "transformers")]}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
 
 
-class _Prober:
-    """Runs probes in this process, keeping each model loaded for the next shot's probe."""
+def _worker_start(device: str, cache_dir: Path, on_probe: Any) -> tuple[float, bool]:
+    """(seconds, cached): :func:`probe_worker_start`, cached per device and versions."""
+    path = start_cache(device, cache_dir)
+    try:
+        return float(json.loads(path.read_text())["start_s"]), True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if on_probe is not None:
+        on_probe("timing a worker's start (its imports, in a fresh interpreter) …")
+    seconds = probe_worker_start(device)
+    write_probe(path, {"start_s": seconds})
+    return seconds, False
 
-    def __init__(self, device: str, threads: int) -> None:
-        self.device = device
-        self.threads = threads
-        self.clock = _Clock(device)
-        self.loaded: dict[str, tuple[Any, float]] = {}  # warm key -> (Loaded, load seconds)
 
-    def probe(self, payload: dict[str, Any], steps: tuple[int, int]) -> GenProbe:
-        from wanhe.ai import pipelines
+@dataclass(frozen=True)
+class ProbeNeed:
+    """A probe the estimate needs and has not cached: where its answer goes, what it runs."""
 
-        key = str(payload["warm_key"])
-        spent = 0.0
-        if key not in self.loaded:
-            started = self.clock.now()
-            pipe = pipelines.load(payload["model"], "cuda" if self.device == "gpu" else "cpu")
-            load_s = self.clock.now() - started
-            spent += load_s
-            self.loaded[key] = (pipelines.Loaded(key, pipe, self.device, 0), load_s)
-        loaded, load_s = self.loaded[key]
-        seed = int(payload["candidates"][0]["seed"])
-        few, more = steps
+    cache: Path
+    model: str
+    size: str
+    payload: dict[str, Any]
+    steps: tuple[int, int]
 
-        def timed(count: int, repeats: int = 1) -> float:
-            """The least of `repeats` calls: other tenants of a shared machine only ever add
-            (torch's CPU threads spin while they wait for a core)."""
-            nonlocal spent
-            took = math.inf
-            for _ in range(repeats):
-                started = self.clock.now()
-                pipelines.call(loaded, {**payload, "steps": count}, [seed], lambda _step: None)
-                once = self.clock.now() - started
-                spent += once
-                took = min(took, once)
-            return took
 
-        repeats = WARM_REPEATS if self.device == "cpu" else 1
-        first = timed(few)
-        warm = [(few, timed(few, repeats))]
-        if more > few:
-            warm.append((more, timed(more, repeats)))
-        fixed, per_step = fit_steps(warm)
-        return GenProbe(device=self.device, threads=self.threads, load_s=load_s,
-                        first_s=first + per_step * (1 - few), fixed_s=fixed,
-                        per_step_s=per_step, probe_s=spent, steps_probed=(few, more))
+def _shot_history(spec: GenSpec, resolved: dict[str, Any], si: int, device: str,
+                  history: Any) -> GenHistory | None:
+    from wanhe.ai.compile import warm_key
+
+    shot = spec.shots[si]
+    model = resolved["models"][shot.model]
+    video = model["task"] != "text-to-image"
+    return None if history is None else history(
+        warm_key(model), device=device, width=shot.width, height=shot.height,
+        frames=shot.frames if video else None, task=model["task"])
+
+
+def probes_needed(spec: GenSpec, resolved: dict[str, Any], tasks: list[Any], *, threads: int,
+                  cache_dir: Path, history: Any) -> list[ProbeNeed]:
+    """The probes an estimate of the compiled `spec` would run: each shot whose model has no
+    history on its shape and whose probe is not cached (one per cache file)."""
+    device = str(resolved["device"])
+    needs: dict[Path, ProbeNeed] = {}
+    for si, shot in enumerate(spec.shots):
+        if _shot_history(spec, resolved, si, device, history) is not None:
+            continue
+        payload = probe_payload(spec, tasks, si)
+        steps = _probe_steps(payload, shot.steps)
+        cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
+        if cache not in needs and _read_probe(cache) is None:
+            needs[cache] = ProbeNeed(cache, shot.model, shot.size, payload, steps)
+    return list(needs.values())
+
+
+def start_cache(device: str, cache_dir: Path) -> Path:
+    """Where a worker's start (:func:`wanhe.ai.probe.probe_worker_start`) is cached."""
+    return cache_dir / f"gen-start-{_start_key(device)}.json"
+
+
+def write_probe(path: Path, data: dict[str, Any]) -> None:
+    from wanhe.imaging.atomic import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as out:
+        out.write_text(json.dumps(data))
 
 
 def estimate_gen(spec: GenSpec, *, settings: Settings, prices: Prices, name: str = "",
-                 use_history: bool = True, on_probe: Any = None) -> GenEstimate:
+                 use_history: bool = True, on_probe: Any = None, farm: GenFarm | None = None,
+                 deadline_s: float | None = None) -> GenEstimate:
     """The estimate of `spec` (raises InputError for a spec the catalogue or this machine
-    refuses, ModelLoadError for a model that does not load). `on_probe(text)`: told before
-    each probe that runs."""
+    refuses, ModelLoadError for a model that does not load), probed in this process.
+    `on_probe(text)`: told before each probe that runs. `farm`, `deadline_s`: the wall time
+    on that farm and the fewest GPUs or machines that finish within the deadline
+    (`GenEstimate.on_farm`)."""
     from wanhe.ai import pipelines
-    from wanhe.ai.compile import warm_key
-    from wanhe.ai.memory import device_need
-    from wanhe.imaging.atomic import atomic_write
 
     with tempfile.TemporaryDirectory(prefix="wanhe-estimate-gen-") as tmp:
         resolved, tasks, warnings = compile_spec(spec, settings, Path(tmp))
     device = str(resolved["device"])
     threads = spec.threads or os.cpu_count() or 1
-    prober = _Prober(device, threads)
     cache_dir = settings.home / "probes"
-    shots: list[ShotEstimate] = []
-    loaded_models: set[str] = set()
-    torch_threads = None
     history = _history_lookup(settings) if use_history else None
-    try:
-        for si, shot in enumerate(spec.shots):
-            model = resolved["models"][shot.model]
-            payload = probe_payload(spec, tasks, si)
-            video = model["task"] != "text-to-image"
-            found = None if history is None else history(
-                warm_key(model), device=device, width=shot.width, height=shot.height,
-                frames=shot.frames if video else None, task=model["task"])
-            probe, cached = None, False
-            if found is None:
-                steps = _probe_steps(payload, shot.steps)
-                cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
-                probe = _read_probe(cache)
-                cached = probe is not None
-                if probe is None:
-                    if on_probe is not None:
-                        on_probe(f"probing {shot.model} on the {device.upper()} at "
-                                 f"{shot.size}: load, then candidates of {steps[0]} and "
-                                 f"{steps[1]} step(s) …")
-                    if device == "cpu" and torch_threads is None:
-                        import torch
-
-                        torch_threads = torch.get_num_threads()
-                        torch.set_num_threads(threads)
-                    pipelines.offline()
-                    try:
-                        probe = prober.probe(payload, steps)
-                    except pipelines.ModelLoadError:
-                        raise
-                    except Exception as exc:  # what a gen task would fail with: one line
-                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                        raise RuntimeError(
-                            f"the probe of {shot.model} at {shot.size} failed "
-                            f"({type(exc).__name__}: {first[:300]})") from None
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_write(cache) as out:
-                        out.write_text(json.dumps(asdict(probe)))
-            cold = shot.model not in loaded_models
-            loaded_models.add(shot.model)
-            cost = shot_cost(shot.candidates, shot.steps, probe=probe, history=found,
-                             cold=cold)
-            batch = min(spec.batch, shot.candidates)
-            shots.append(ShotEstimate(
-                name=spec.shot_name(si), model=shot.model, task=model["task"],
-                size=shot.size, frames=shot.frames if video else None,
-                model_memory=int(model["gpu_memory"]),
-                task_memory=device_need(int(model["gpu_memory"]), model["task"], shot.width,
-                                        shot.height, batch, shot.frames),
-                cost=cost, probe=probe, cached=cached, history=found))
-    finally:
-        if torch_threads is not None:
+    needs = probes_needed(spec, resolved, tasks, threads=threads, cache_dir=cache_dir,
+                          history=history)
+    if needs:
+        prober = Prober(device, threads)
+        torch_threads = None
+        if device == "cpu":
             import torch
 
-            torch.set_num_threads(torch_threads)
+            torch_threads = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        pipelines.offline()
+        try:
+            for need in needs:
+                if on_probe is not None:
+                    on_probe(f"probing {need.model} on the {device.upper()} at {need.size}: "
+                             f"load, then candidates of {need.steps[0]} and {need.steps[1]} "
+                             "step(s) …")
+                try:
+                    probe = prober.probe(need.payload, need.steps)
+                except pipelines.ModelLoadError:
+                    raise
+                except Exception as exc:  # what a gen task would fail with: one line
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    raise RuntimeError(
+                        f"the probe of {need.model} at {need.size} failed "
+                        f"({type(exc).__name__}: {first[:300]})") from None
+                write_probe(need.cache, asdict(probe))
+        finally:
+            prober.close()
+            if torch_threads is not None:
+                import torch
+
+                torch.set_num_threads(torch_threads)
+    return estimate_compiled(spec, resolved, tasks, warnings, prices=prices, name=name,
+                             threads=threads, cache_dir=cache_dir, history=history,
+                             on_probe=on_probe, farm=farm, deadline_s=deadline_s,
+                             probed={n.cache for n in needs})
+
+
+def estimate_compiled(spec: GenSpec, resolved: dict[str, Any], tasks: list[Any],
+                      warnings: list[str], *, prices: Prices, name: str, threads: int,
+                      cache_dir: Path, history: Any, probed: set[Path],
+                      on_probe: Any = None, start_s: float | None = None,
+                      farm: GenFarm | None = None,
+                      deadline_s: float | None = None) -> GenEstimate:
+    """The estimate of a compiled spec whose probes are all cached (`probed`: those made for
+    this estimate, whose cost it reports) or whose models have history. `start_s`: the
+    worker's start, measured for this estimate (else cached, or timed here)."""
+    from wanhe.ai.memory import device_need
+
+    device = str(resolved["device"])
+    shots: list[ShotEstimate] = []
+    loaded_models: set[str] = set()
+    for si, shot in enumerate(spec.shots):
+        model = resolved["models"][shot.model]
+        video = model["task"] != "text-to-image"
+        found = _shot_history(spec, resolved, si, device, history)
+        probe, cached = None, False
+        if found is None:
+            payload = probe_payload(spec, tasks, si)
+            steps = _probe_steps(payload, shot.steps)
+            cache = cache_dir / f"gen-{_probe_key(payload, device, threads, steps)}.json"
+            probe = _read_probe(cache)
+            if probe is None:
+                raise RuntimeError(f"the probe of {shot.model} at {shot.size} left no answer")
+            cached = cache not in probed
+        cold = shot.model not in loaded_models
+        loaded_models.add(shot.model)
+        cost = shot_cost(shot.candidates, shot.steps, probe=probe, history=found, cold=cold)
+        batch = min(spec.batch, shot.candidates)
+        shots.append(ShotEstimate(
+            name=spec.shot_name(si), model=shot.model, task=model["task"],
+            size=shot.size, frames=shot.frames if video else None,
+            model_memory=int(model["gpu_memory"]),
+            task_memory=device_need(int(model["gpu_memory"]), model["task"], shot.width,
+                                    shot.height, batch, shot.frames),
+            cost=cost, probe=probe, cached=cached, history=found))
+    start_cached = True
+    if not any(s.cost.source == "probe" for s in shots):
+        start_s = 0.0
+    elif start_s is not None:
+        write_probe(start_cache(device, cache_dir), {"start_s": start_s})
+        start_cached = False
+    else:
+        start_s, start_cached = _worker_start(device, cache_dir, on_probe)
     notes = list(warnings)
     if spec.score:
         notes.append("each shot's scoring task is light and not counted")
     if any(s.cost.source == "probe" for s in shots):
-        notes.append("one worker is assumed: each model is loaded once (the cold cost); a farm "
-                     "of N workers that all load it pays it up to N times")
+        notes.append("one worker is assumed: it starts once and loads each model once (the "
+                     "cold cost); a farm of N workers that all load it pays it up to N times")
+    work = [WorkTask(spec.shots[t.payload["shot"]].model,
+                     len(t.payload["candidates"]) * shots[t.payload["shot"]].cost.per_candidate_s)
+            for t in tasks if t.kind == "gen"]
+    colds = {s.model: s.probe.cold_s for s in shots if s.probe is not None
+             and s.cost.source == "probe"}
     return GenEstimate(spec=name, device=device, threads=threads, shots=shots, prices=prices,
-                       notes=notes)
+                       notes=notes, start_s=start_s, start_cached=start_cached, work=work,
+                       cold=colds, farm=farm, deadline_s=deadline_s)
 
 
 def _history_lookup(settings: Settings) -> Any:
