@@ -110,6 +110,12 @@ def run_command(
         run_kind_command(kind, options, bundle, output=output, workers=workers, quiet=quiet,
                          db=db)
         return
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
+    from wanhe.openjd import hostpool
+
+    # The sessions' hosts start now, while the job is planned and its database opened.
+    hostpool.start_ahead(workers or os.cpu_count() or 1)
     from rich.table import Table
 
     from wanhe.config import Settings
@@ -120,8 +126,6 @@ def run_command(
     from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(db=db)
-    if workers is not None and workers < 1:
-        fail("--workers must be at least 1")
     try:
         source = load_source(bundle, template, parse_param_args(param or []), env)
     except TemplateError as exc:
