@@ -53,3 +53,20 @@ def test_a_broken_plugin_fails_every_lookup_not_only_the_first() -> None:
     for _ in range(2):  # the second lookup must not find a farm silently without the plugin
         with pytest.raises(PluginError):
             builtins.ensure()
+
+
+def test_a_lookup_of_one_kind_imports_its_own_module_and_the_plugins_only() -> None:
+    seen: list[str] = []
+    plugins = ImportOnce(lambda: seen.append("plugins") or ["json"])  # type: ignore[func-returns-value]
+    builtins = ImportOnce(lambda: ["json", "wanhe_no_such_module"], after=plugins)
+    builtins.ensure_one("json", lambda: True)  # found in its own module: the rest waits
+    assert seen == ["plugins"]
+    with pytest.raises(ModuleNotFoundError):  # not found there: every module, as ensure()
+        builtins.ensure_one("json", lambda: False)
+
+
+def test_a_broken_plugin_fails_a_lookup_of_one_kind_too() -> None:
+    plugins = ImportOnce(lambda: ["wanhe_no_such_plugin"], plugins=True)
+    builtins = ImportOnce(lambda: ["json"], after=plugins)
+    with pytest.raises(PluginError):
+        builtins.ensure_one("json", lambda: True)
