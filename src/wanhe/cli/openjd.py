@@ -116,8 +116,6 @@ def run_command(
 
     # The sessions' hosts start now, while the job is planned and its database opened.
     hostpool.start_ahead(workers or os.cpu_count() or 1)
-    from rich.table import Table
-
     from wanhe.config import Settings
     from wanhe.openjd.localrun import load_source
     from wanhe.openjd.template import TemplateError, parse_param_args
@@ -162,6 +160,8 @@ def run_command(
                               "logs": str(outcome.logs) if outcome.logs else None}),
                   soft_wrap=True, highlight=False)  # one line, whatever the terminal's width
     else:
+        from rich.table import Table
+
         table = Table(title=f"job {outcome.job.id}: {state}", show_header=False)
         table.add_column(style="bold")
         table.add_column()
