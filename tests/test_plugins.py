@@ -70,3 +70,14 @@ def test_a_broken_plugin_fails_a_lookup_of_one_kind_too() -> None:
     builtins = ImportOnce(lambda: ["json"], after=plugins)
     with pytest.raises(PluginError):
         builtins.ensure_one("json", lambda: True)
+
+
+def test_plugins_looked_up_ahead_are_the_ones_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "wanhe_no_such_plugin")
+    plugins = ImportOnce(plugin_modules, plugins=True)
+    plugins.look_up_ahead()
+    for _ in range(2):  # a failed import is looked up afresh, and fails again
+        with pytest.raises(PluginError, match="wanhe_no_such_plugin"):
+            plugins.ensure()
+    monkeypatch.setenv(ENV_VAR, "json")  # fixed: the next lookup finds the fix
+    plugins.ensure()

@@ -67,6 +67,12 @@ class ImportOnce:
                     return
         self.ensure()
 
+    def look_up_ahead(self) -> None:
+        """List the modules now, in a background thread (reading every installed package's
+        entry points waits on the disk more than it computes): the next `ensure` imports
+        that list."""
+        threading.Thread(target=self._names, name="wanhe-plugins", daemon=True).start()
+
     def _names(self) -> list[str]:
         with self._lock:
             if self._listed is None:
@@ -77,7 +83,10 @@ class ImportOnce:
         with self._lock:
             if self._done:
                 return
-            for name in self._listed if self._listed is not None else self._modules():
+            names = self._listed if self._listed is not None else self._modules()
+            if self._plugins:
+                self._listed = None  # after a failed import, the next caller looks afresh
+            for name in names:
                 try:
                     importlib.import_module(name)
                 except Exception as exc:
@@ -99,6 +108,11 @@ def plugin_modules() -> list[str]:
 
 
 PLUGINS = ImportOnce(plugin_modules, plugins=True)
+
+
+def find_plugins_ahead() -> None:
+    """Look the plugins up in the background, for a command that will load them soon."""
+    PLUGINS.look_up_ahead()
 
 
 def load_plugins() -> None:

@@ -113,9 +113,12 @@ def run_command(
     if workers is not None and workers < 1:
         fail("--workers must be at least 1")
     from wanhe.openjd import hostpool
+    from wanhe.plugins import find_plugins_ahead
 
-    # The sessions' hosts start now, while the job is planned and its database opened.
+    # The sessions' hosts start now, while the job is planned and its database opened; the
+    # plugins (which the first dispatch loads) are looked up meanwhile.
     hostpool.start_ahead(workers or os.cpu_count() or 1)
+    find_plugins_ahead()
     from wanhe.config import Settings
     from wanhe.openjd.localrun import load_source
     from wanhe.openjd.template import TemplateError, parse_param_args
