@@ -40,6 +40,7 @@ from wanhe.payloads import PayloadError
 
 if TYPE_CHECKING:
     from wanhe.sandbox.box import Sandbox
+    from wanhe.sandbox.spec import SandboxSpec
 
 KIND = "openjd"
 _TAIL = 40
@@ -298,7 +299,8 @@ class OpenJDExecutor(Executor):
         self._session = session
         ctx.log(f"[wanhe] OpenJD session for job {task.job} on {self._where()} as user "
                 f"{account.name}{'' if account.isolated else ' (the service user)'}"
-                f"{', sandboxed' if box.isolated else ''}")
+                f"{', sandboxed' if box.isolated else ''}"
+                f"{', its host started ahead' if ahead else ''}")
         # A host started ahead moves to the session's folder and log as it opens.
         moved = {"cwd": str(root), "host_log": str(root / "host.log")} if ahead else {}
         session.send(op="open", session_id=f"{task.job}-{self.worker.name}",
@@ -311,7 +313,7 @@ class OpenJDExecutor(Executor):
         return session
 
     @staticmethod
-    def _adopt(name: str, spec: Any, env: dict[str, str]
+    def _adopt(name: str, spec: SandboxSpec, env: dict[str, str]
                ) -> tuple[subprocess.Popen[str], Sandbox] | None:
         """A host `wanhe run` started ahead (`wanhe.openjd.hostpool`) with this session's
         environment, its cgroup given the session's spec; None when there is none."""
