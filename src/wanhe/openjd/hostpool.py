@@ -47,11 +47,12 @@ class WarmHost:
     proc: subprocess.Popen[str]
     box: Sandbox
     env: dict[str, str]
-    stderr: IO[bytes]  # what it wrote before its session named its own log
+    stderr: IO[bytes]  # where it writes until its session names its own log
 
 
 _lock = threading.Lock()
 _ready: list[WarmHost] = []
+_made = 0  # hosts started ahead by this process: each cgroup's name is its own, for good
 _registered = False
 
 
@@ -59,23 +60,26 @@ def start_ahead(count: int) -> int:
     """Start up to `count` (at most MAX_AHEAD) hosts as this process's user, in their own
     cgroups when the sandbox has them; how many started. Never raises: a host that cannot
     start here is started with its session instead, which then says why."""
-    global _registered
+    global _made, _registered
     from wanhe.sandbox.accounts import session_account
 
+    started = 0
     try:
         account = session_account("local")
-        started = 0
         for _ in range(max(0, min(count, MAX_AHEAD))):
-            host = _start(len(_ready), account)
+            with _lock:
+                _made += 1
+                n = _made
+            host = _start(n, account)
             with _lock:
                 _ready.append(host)
                 if not _registered:
                     atexit.register(close)
                     _registered = True
             started += 1
-        return started
     except Exception:  # an optimisation only: a session's own start says what is wrong
-        return 0
+        pass
+    return started
 
 
 def _start(n: int, account: Account) -> WarmHost:
@@ -91,7 +95,7 @@ def _start(n: int, account: Account) -> WarmHost:
     spec = SandboxSpec(memory_bytes=None if limit is None else limit + HOST_MEMORY,
                        pids_max=pids_limit())
     box = Sandbox.open(f"openjd-ahead-{n}", spec, account, confine=False)
-    err = tempfile.TemporaryFile()  # noqa: SIM115  (kept with the host, read if it dies)
+    err = tempfile.TemporaryFile()  # noqa: SIM115  (kept with the host until it opens)
     try:
         proc = subprocess.Popen(
             box.command(host_command(), drop=False), stdin=subprocess.PIPE,
