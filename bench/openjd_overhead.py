@@ -1,14 +1,20 @@
 """`wanhe run` beside `openjd run` on the same OpenJD template, side by side in one run: wall
 time of each (fresh process, fresh database), median of N rounds, the runners alternating so
-both see the same load. `openjd` is the reference runner in its own virtualenv (openjd-cli
+both see the same load, and the CPU seconds of each runner's whole process tree (less bent by
+the load than wall time). `openjd` is the reference runner in its own virtualenv (openjd-cli
 0.8 on openjd-model 0.13, tests/openjd/_reference.py; built on first use). With
 --baseline-src, `wanhe run` of another source tree too (e.g. a `git worktree` of the
 previous main); with --baseline-python, this tree under another interpreter too (e.g. a
 virtualenv on another openjd-model line).
 
     .venv/bin/python bench/openjd_overhead.py [--rounds 3] [--tasks 20] [--enter-s 0]
-                                              [--baseline-src /work/wt/base/src]
+                                              [--baseline-src /work/wt/base/src] [--bytecode]
                                               [--baseline-python OTHER_VENV/bin/python]
+
+--bytecode: every runner reads and writes compiled bytecode in a fresh PYTHONPYCACHEPREFIX
+(PYTHONDONTWRITEBYTECODE unset) after one untimed round, as an installed wanhe has its .pyc
+files; without it the environment decides (a source checkout under PYTHONDONTWRITEBYTECODE=1
+compiles every wanhe module on every run).
 
 The template: TASKS trivial tasks (`echo N > OUT/N.txt`); with --enter-s S > 0 they sit
 behind a job environment whose onEnter sleeps S seconds (a DCC loading).
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,11 +65,22 @@ parameterDefinitions:
 """
 
 
-def timed(argv: list[str], env: dict[str, str], out: Path, tasks: int) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, list[float]] = {}  # runner -> CPU seconds of its whole process tree, per round
+
+
+def timed(argv: list[str], env: dict[str, str], out: Path, tasks: int,
+          name: str = "") -> float:
     shutil.rmtree(out, ignore_errors=True)
+    cpu0 = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    CPU.setdefault(name, []).append(_children_cpu() - cpu0)
     made = len(list(out.glob("*.txt"))) if out.is_dir() else 0
     if done.returncode != 0 or made != tasks:
         raise SystemExit(f"{argv[0]} failed ({done.returncode}, {made}/{tasks} outputs):\n"
@@ -79,8 +97,14 @@ def main() -> None:
     parser.add_argument("--baseline-python", type=Path,
                         help="also `wanhe run` this source tree under another interpreter, e.g. "
                              "a virtualenv on another openjd-model line")
+    parser.add_argument("--bytecode", action="store_true",
+                        help="bytecode cached for every runner, after an untimed round")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="wanhe-openjd-bench-"))
+    base_env = dict(os.environ)
+    if args.bytecode:
+        base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        base_env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     job = work / "job.yaml"
     job.write_text(template(args.tasks, args.enter_s))
     # runner name -> (interpreter, source tree)
@@ -93,17 +117,20 @@ def main() -> None:
     times: dict[str, list[float]] = {"openjd run": [], **{name: [] for name in trees}}
     openjd = reference_venv() / "bin" / "openjd"
     try:
-        for n in range(args.rounds):
+        for n in range(-1 if args.bytecode else 0, args.rounds):  # -1: the untimed round
             out = work / "out"
-            times["openjd run"].append(timed(
-                [str(openjd), "run", str(job), "-p", f"Out={out}"],
-                dict(os.environ), out, args.tasks))
+            wall = timed([str(openjd), "run", str(job), "-p", f"Out={out}"],
+                         base_env, out, args.tasks, "openjd run" if n >= 0 else "")
+            if n >= 0:
+                times["openjd run"].append(wall)
             for name, (python, src) in trees.items():
-                env = {**os.environ, "PYTHONPATH": str(src), "WANHE_HOME": str(work / "home")}
-                times[name].append(timed(
+                env = {**base_env, "PYTHONPATH": str(src), "WANHE_HOME": str(work / "home")}
+                wall = timed(
                     [str(python), "-m", "wanhe.cli", "run", "--template", str(job),
                      "-p", f"Out={out}", "-q", "--db", f"sqlite:///{work}/{n}-{len(name)}.db"],
-                    env, out, args.tasks))
+                    env, out, args.tasks, name if n >= 0 else "")
+                if n >= 0:
+                    times[name].append(wall)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"`{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
@@ -111,11 +138,14 @@ def main() -> None:
                                             if args.enter_s > 0 else "")
           + f", median of {args.rounds} (min–max), load average {os.getloadavg()[0]:.1f}\n")
     base = statistics.median(times["openjd run"])
-    print("| runner | wall s | × openjd run |")
-    print("|---|---:|---:|")
+    cpu_base = statistics.median(CPU["openjd run"])
+    print("| runner | wall s | × openjd run | CPU s, all its processes | × |")
+    print("|---|---:|---:|---:|---:|")
     for name, walls in times.items():
         med = statistics.median(walls)
-        print(f"| `{name}` | {med:.2f} ({min(walls):.2f}–{max(walls):.2f}) | {med / base:.2f} |")
+        cpu = statistics.median(CPU[name])
+        print(f"| `{name}` | {med:.2f} ({min(walls):.2f}–{max(walls):.2f}) | {med / base:.2f} "
+              f"| {cpu:.2f} | {cpu / cpu_base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,31 @@ def test_a_broken_plugin_fails_every_lookup_not_only_the_first() -> None:
     for _ in range(2):  # the second lookup must not find a farm silently without the plugin
         with pytest.raises(PluginError):
             builtins.ensure()
+
+
+def test_a_lookup_of_one_kind_imports_its_own_module_and_the_plugins_only() -> None:
+    seen: list[str] = []
+    plugins = ImportOnce(lambda: seen.append("plugins") or ["json"])  # type: ignore[func-returns-value]
+    builtins = ImportOnce(lambda: ["json", "wanhe_no_such_module"], after=plugins)
+    builtins.ensure_one("json", lambda: True)  # found in its own module: the rest waits
+    assert seen == ["plugins"]
+    with pytest.raises(ModuleNotFoundError):  # not found there: every module, as ensure()
+        builtins.ensure_one("json", lambda: False)
+
+
+def test_a_broken_plugin_fails_a_lookup_of_one_kind_too() -> None:
+    plugins = ImportOnce(lambda: ["wanhe_no_such_plugin"], plugins=True)
+    builtins = ImportOnce(lambda: ["json"], after=plugins)
+    with pytest.raises(PluginError):
+        builtins.ensure_one("json", lambda: True)
+
+
+def test_plugins_looked_up_ahead_are_the_ones_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "wanhe_no_such_plugin")
+    plugins = ImportOnce(plugin_modules, plugins=True)
+    plugins.look_up_ahead()
+    for _ in range(2):  # a failed import is looked up afresh, and fails again
+        with pytest.raises(PluginError, match="wanhe_no_such_plugin"):
+            plugins.ensure()
+    monkeypatch.setenv(ENV_VAR, "json")  # fixed: the next lookup finds the fix
+    plugins.ensure()

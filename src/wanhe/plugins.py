@@ -42,6 +42,7 @@ class ImportOnce:
         self._after = after
         self._plugins = plugins
         self._done = False
+        self._listed: list[str] | None = None
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
@@ -51,11 +52,41 @@ class ImportOnce:
         if self._after is not None:
             self._after.ensure()
 
+    def ensure_one(self, module: str, answered: Callable[[], bool]) -> None:
+        """What a lookup of one kind needs: the module of this set named after it (when the
+        set has one), then the `after` set (the plugins, always: one that fails still fails
+        every lookup, and one that claims the same kind still clashes); the rest of this set
+        only when `answered()` is still False. A short local run of one kind then does not
+        import every job type's and executor's libraries."""
+        if not self._done and module in self._names():
+            importlib.import_module(module)
+            if answered():
+                if self._after is not None:
+                    self._after.ensure()
+                if answered():
+                    return
+        self.ensure()
+
+    def look_up_ahead(self) -> None:
+        """List the modules now, in a background thread (reading every installed package's
+        entry points waits on the disk more than it computes): the next `ensure` imports
+        that list."""
+        threading.Thread(target=self._names, name="wanhe-plugins", daemon=True).start()
+
+    def _names(self) -> list[str]:
+        with self._lock:
+            if self._listed is None:
+                self._listed = self._modules()
+            return self._listed
+
     def _import(self) -> None:
         with self._lock:
             if self._done:
                 return
-            for name in self._modules():
+            names = self._listed if self._listed is not None else self._modules()
+            if self._plugins:
+                self._listed = None  # after a failed import, the next caller looks afresh
+            for name in names:
                 try:
                     importlib.import_module(name)
                 except Exception as exc:
@@ -77,6 +108,11 @@ def plugin_modules() -> list[str]:
 
 
 PLUGINS = ImportOnce(plugin_modules, plugins=True)
+
+
+def find_plugins_ahead() -> None:
+    """Look the plugins up in the background, for a command that will load them soon."""
+    PLUGINS.look_up_ahead()
 
 
 def load_plugins() -> None:

@@ -31,6 +31,7 @@ class SessionBlender:
     reason: str  # one line for the worker's log
 
 
+@functools.cache  # the installed wheel's version; reading its metadata costs ~10 ms a call
 def bpy_version() -> tuple[int, int]:
     try:
         major, minor = version("bpy").split(".")[:2]

@@ -110,8 +110,15 @@ def run_command(
         run_kind_command(kind, options, bundle, output=output, workers=workers, quiet=quiet,
                          db=db)
         return
-    from rich.table import Table
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
+    from wanhe.openjd import hostpool
+    from wanhe.plugins import find_plugins_ahead
 
+    # The sessions' hosts start now, while the job is planned and its database opened; the
+    # plugins (which the first dispatch loads) are looked up meanwhile.
+    hostpool.start_ahead(workers or os.cpu_count() or 1)
+    find_plugins_ahead()
     from wanhe.config import Settings
     from wanhe.openjd.localrun import load_source
     from wanhe.openjd.template import TemplateError, parse_param_args
@@ -120,8 +127,6 @@ def run_command(
     from wanhe.store.store import DatabaseUnavailable
 
     settings = Settings().overridden(db=db)
-    if workers is not None and workers < 1:
-        fail("--workers must be at least 1")
     try:
         source = load_source(bundle, template, parse_param_args(param or []), env)
     except TemplateError as exc:
@@ -158,6 +163,8 @@ def run_command(
                               "logs": str(outcome.logs) if outcome.logs else None}),
                   soft_wrap=True, highlight=False)  # one line, whatever the terminal's width
     else:
+        from rich.table import Table
+
         table = Table(title=f"job {outcome.job.id}: {state}", show_header=False)
         table.add_column(style="bold")
         table.add_column()

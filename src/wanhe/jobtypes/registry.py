@@ -38,8 +38,15 @@ def _load() -> None:
     _IMPORTS.ensure()
 
 
+def _load_for(kind: str) -> None:
+    """What a lookup of `kind` needs: its own module first (`wanhe.jobtypes.<kind>`), the
+    others only when that is not where it lives (`ImportOnce.ensure_one`)."""
+    module = f"wanhe.jobtypes.{kind.replace('-', '_')}"
+    _IMPORTS.ensure_one(module, lambda: type(_by_kind.get(kind)).__module__ == module)
+
+
 def job_type(kind: str) -> JobType:
-    _load()
+    _load_for(kind)
     try:
         return _by_kind[kind]
     except KeyError:
@@ -51,7 +58,7 @@ def job_type(kind: str) -> JobType:
 
 
 def find_job_type(kind: str) -> JobType | None:
-    _load()
+    _load_for(kind)
     return _by_kind.get(kind)
 
 

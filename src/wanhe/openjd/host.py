@@ -7,7 +7,8 @@ It runs as the session's OS user (a project's own unprivileged user when the far
 root), so every action it starts runs as that user and nothing of the session runs as root.
 It speaks JSON lines: commands on stdin, events on stdout.
 
-    {"op": "open", "session_id", "job_file", "path_mapping", "session_root", "env"}
+    {"op": "open", "session_id", "job_file", "path_mapping", "session_root", "env"
+     [, "cwd", "host_log"]}  (a host started ahead: its working folder and stderr from now on)
     {"op": "enter", "scope": "job"|"step", "step"}   enter the job's / a step's environments
     {"op": "task", "step", "params"}                  run one task
     {"op": "exit", "scope": "step"|"all"}             exit environments, newest first
@@ -93,6 +94,8 @@ class Host:
 
         from wanhe.openjd.template import load_job, queue_environments
 
+        if cmd.get("host_log"):  # started ahead of its session: its folder and log now
+            _move(Path(cmd["host_log"]), Path(cmd.get("cwd") or Path(cmd["host_log"]).parent))
         self.job, values, self.symtabs, revision = load_job(cmd["job_file"])
         self.queue_envs = queue_environments(cmd["job_file"])
         rules = [PathMappingRule.from_dict(r) for r in cmd.get("path_mapping") or []]
@@ -215,6 +218,19 @@ class _Forward(logging.Handler):
             self.host.send(ev="log", line=line)
 
 
+def _move(log: Path, cwd: Path) -> None:
+    """Make `cwd` this process's working folder and `log` its stderr (appended), and its
+    stdout's old file descriptor too (`main` pointed it at stderr)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    os.chdir(cwd)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        os.dup2(fd, 2)
+        os.dup2(fd, 1)
+    finally:
+        os.close(fd)
+
+
 def _preload() -> None:
     """Import what a session will need, while this process may still read the interpreter's
     own folders (which a project's user may not: the farm's Python can live anywhere)."""
@@ -314,6 +330,13 @@ def main() -> None:
         host.cancel(0)
         work.put({"op": "close"})
     thread.join(timeout=60)
+    if not thread.is_alive():
+        # Closed: every environment exited and the session cleaned up, its answer sent. Skip
+        # the interpreter's teardown of openjd's modules (a tenth of a second the worker
+        # waits for); nothing is buffered but stderr.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,9 @@ def run(
                           root / "logs" / f"job{local.job.id}")
     finally:
         store.dispose()
+        from wanhe.openjd import hostpool
+
+        hostpool.close()  # hosts started ahead for workers that never had a session
 
 
 def _forget_old_run(logs: Path, tasks: list[Any]) -> None:

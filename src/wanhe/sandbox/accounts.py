@@ -212,16 +212,7 @@ def start_host(account: Account, session_root: Path, command: list[str],
     """Start the session host process (`command`) as `account`. `wrap(argv, drop)`: the
     sandbox around it (`namespaced`: with a mount namespace, which then becomes the user);
     drop=False when the host is to drop to the user itself."""
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "PYTHONUNBUFFERED": "1", "HOME": str(session_root), "USER": account.name,
-        "LOGNAME": account.name, "TMPDIR": str(session_root),
-    }
-    for name in ("PYTHONPATH", "WANHE_PLUGINS", "VIRTUAL_ENV"):
-        if os.environ.get(name):
-            env[name] = os.environ[name]
-    if not account.isolated:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = host_env(account, session_root)
     argv = (wrap or _plain)(command, namespaced)
     if account.isolated and not namespaced:
         # The host starts as root (the farm's Python may live where the project user cannot
@@ -241,6 +232,22 @@ def start_host(account: Account, session_root: Path, command: list[str],
                          f"{account.name}: {exc}") from None
     finally:
         err.close()
+
+
+def host_env(account: Account, session_root: Path) -> dict[str, str]:
+    """The session host's environment: a project user's is made from scratch (its home and
+    temporary folder its session folder); the service's own user's is this process's."""
+    if not account.isolated:
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath), "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "PYTHONUNBUFFERED": "1", "HOME": str(session_root), "USER": account.name,
+        "LOGNAME": account.name, "TMPDIR": str(session_root),
+    }
+    for name in ("PYTHONPATH", "WANHE_PLUGINS", "VIRTUAL_ENV"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
 
 
 def _plain(argv: list[str], drop: bool) -> list[str]:

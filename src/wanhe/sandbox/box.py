@@ -128,6 +128,19 @@ class Sandbox:
                                              pids_max=spec.pids_max)
         return cls(name, spec, account, group, found)
 
+    def adopt(self, name: str, spec: SandboxSpec) -> None:
+        """Make a sandbox opened before its task was known (a session host started ahead,
+        `wanhe.openjd.hostpool`) that task's: its spec, and the memory limit in it, from now
+        on. Only a sandbox without a mount namespace: a namespace's mounts are fixed when its
+        first process starts."""
+        if self.isolated:
+            raise ValueError("a sandbox with a mount namespace cannot take another task's spec")
+        if spec.pids_max != self.spec.pids_max:
+            raise ValueError("the task's process limit differs from the sandbox's")
+        self.name = name
+        self.spec = spec
+        self.set_memory(spec.memory_bytes)
+
     @property
     def isolated(self) -> bool:
         """Whether the task sees only its own files (a mount namespace)."""

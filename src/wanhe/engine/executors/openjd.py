@@ -25,7 +25,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,14 +34,15 @@ from typing import TYPE_CHECKING, Any
 from wanhe.engine.executors.base import Executor, TaskContext, TaskResult, WorkerInfo
 from wanhe.engine.executors.registry import register_executor
 from wanhe.lifecycle import TaskCancelled, TaskFailed, TaskOutOfMemory, TaskTimedOut
+from wanhe.openjd.hostpool import HOST_MEMORY, host_command
 from wanhe.openjd.payloads import ActionTask
 from wanhe.payloads import PayloadError
 
 if TYPE_CHECKING:
     from wanhe.sandbox.box import Sandbox
+    from wanhe.sandbox.spec import SandboxSpec
 
 KIND = "openjd"
-HOST_MEMORY = 128 * 2**20  # the session host's own memory, on top of the task's request
 _TAIL = 40
 _HOST_START_S = 60.0
 _CLOSE_S = 120.0
@@ -274,19 +274,23 @@ class OpenJDExecutor(Executor):
         spec = job_spec(Path(task.job_root), memory_bytes=self._memory(task, ctx),
                         extra_writable=(root,), software=software,
                         gpu=bool(self.worker.gpu_ids))
-        try:
-            box = Sandbox.open(f"openjd-{self.worker.name}-{task.job}", spec, account,
-                               confine=account.isolated)
-        except (OSError, ValueError) as exc:  # CgroupError, MountError
-            raise TaskFailed(f"cannot make the sandbox for the OpenJD session on "
-                             f"{self._where()}: {exc}") from None
-        try:
-            proc = users.start_host(account, root, host_command(),
-                                    lambda argv, drop: box.command(argv, drop=drop),
-                                    namespaced=box.isolated)
-        except BaseException:
-            box.close()
-            raise
+        name = f"openjd-{self.worker.name}-{task.job}"
+        ahead = None if account.isolated else self._adopt(name, spec, users.host_env(account, root))
+        if ahead is not None:  # started while the job was planned, in a cgroup of its own
+            proc, box = ahead
+        else:
+            try:
+                box = Sandbox.open(name, spec, account, confine=account.isolated)
+            except (OSError, ValueError) as exc:  # CgroupError, MountError
+                raise TaskFailed(f"cannot make the sandbox for the OpenJD session on "
+                                 f"{self._where()}: {exc}") from None
+            try:
+                proc = users.start_host(account, root, host_command(),
+                                        lambda argv, drop: box.command(argv, drop=drop),
+                                        namespaced=box.isolated)
+            except BaseException:
+                box.close()
+                raise
         events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         threading.Thread(target=_pump, args=(proc, events), daemon=True,
                          name=f"openjd-host-{proc.pid}").start()
@@ -295,14 +299,36 @@ class OpenJDExecutor(Executor):
         self._session = session
         ctx.log(f"[wanhe] OpenJD session for job {task.job} on {self._where()} as user "
                 f"{account.name}{'' if account.isolated else ' (the service user)'}"
-                f"{', sandboxed' if box.isolated else ''}")
+                f"{', sandboxed' if box.isolated else ''}"
+                f"{', its host started ahead' if ahead else ''}")
+        # A host started ahead moves to the session's folder and log as it opens.
+        moved = {"cwd": str(root), "host_log": str(root / "host.log")} if ahead else {}
         session.send(op="open", session_id=f"{task.job}-{self.worker.name}",
-                     job_file=job_file, path_mapping=rules, session_root=str(root), env=env)
+                     job_file=job_file, path_mapping=rules, session_root=str(root), env=env,
+                     **moved)
         opened = session.wait_done("open", ctx, _HOST_START_S)
         session.workdir = str(opened.get("workdir", ""))
         session.send(op="enter", scope="job")
         self._entered(session, session.wait_done("enter", ctx), ctx, "job")
         return session
+
+    @staticmethod
+    def _adopt(name: str, spec: SandboxSpec, env: dict[str, str]
+               ) -> tuple[subprocess.Popen[str], Sandbox] | None:
+        """A host `wanhe run` started ahead (`wanhe.openjd.hostpool`) with this session's
+        environment, its cgroup given the session's spec; None when there is none."""
+        from wanhe.openjd import hostpool
+
+        host = hostpool.take(env)
+        if host is None:
+            return None
+        try:
+            host.box.adopt(name, spec)
+        except (OSError, ValueError):  # a limit it cannot take: start the session's own
+            hostpool.discard(host)
+            return None
+        host.stderr.close()  # the host writes to the session's log once it opens
+        return host.proc, host.box
 
     def _blender_path(self, ctx: TaskContext) -> tuple[dict[str, str], tuple[Path, ...]]:
         """The session's PATH with the right `blender` first: the worker's own Blender, a new
@@ -501,6 +527,3 @@ def _command_not_found(lines: list[str]) -> str | None:
                 return os.path.basename(m.group(1))
     return None
 
-
-def host_command() -> list[str]:
-    return [sys.executable, "-m", "wanhe.openjd.host"]

@@ -41,7 +41,10 @@ def _load() -> None:
 
 
 def executor_class(kind: str) -> type[Executor]:
-    _load()
+    # its own module first (`wanhe.engine.executors.<kind>`), the others only when that is
+    # not where it lives (`ImportOnce.ensure_one`)
+    module = f"wanhe.engine.executors.{kind.replace('-', '_')}"
+    _IMPORTS.ensure_one(module, lambda: getattr(_by_kind.get(kind), "__module__", "") == module)
     try:
         return _by_kind[kind]
     except KeyError:
