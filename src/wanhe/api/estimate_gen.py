@@ -135,7 +135,7 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
             service.store.cancel_job(job_id, message="the estimate's time limit passed")
             service.poke(job_id)
             raise HTTPException(504, f"the estimate's model probe (job {job_id}) ran past its "
-                                     f"{limit_s:.0f} s limit and was cancelled — ask again "
+                                     f"{limit_s:g} s limit and was cancelled — ask again "
                                      "with a longer timeout_s when the farm's GPUs are less "
                                      "busy, or estimate with `wanhe estimate SPEC` on your "
                                      "own machine")
