@@ -185,16 +185,22 @@ def create_shot_task(client: KitsuClient, production_id: str, sequence_name: str
     first where Kitsu lacks them; a shot that exists is left as it is. Both calls find what
     exists by name, so a retry creates nothing twice."""
     url = client.host
-    sequence = _call(url, lambda: gazu.shot.get_sequence_by_name(
-        production_id, sequence_name, client=client))
-    if not sequence:
-        raise KitsuError(f"the production has no sequence {sequence_name!r} — create it in "
-                         "Kitsu (wanhe creates shots, not sequences)", retry=False)
+    sequence = _sequence(client, production_id, sequence_name,
+                         "create it in Kitsu (wanhe creates shots, not sequences)")
     kind = _task_type(client, task_type, "Shot")
     shot = _call(url, lambda: gazu.shot.new_shot(
         production_id, sequence, shot_name, nb_frames=nb_frames, frame_in=frame_in,
         frame_out=frame_out, client=client))
     return dict(_call(url, lambda: gazu.task.new_task(shot, kind, client=client)))
+
+
+def _sequence(client: KitsuClient, production_id: str, name: str, fix: str) -> Any:
+    """The production's sequence `name`; refused (not retried) with `fix` when it lacks it."""
+    sequence = _call(client.host, lambda: gazu.shot.get_sequence_by_name(
+        production_id, name, client=client))
+    if not sequence:
+        raise KitsuError(f"the production has no sequence {name!r} — {fix}", retry=False)
+    return sequence
 
 
 def _task_type(client: KitsuClient, name: str, for_entity: str) -> dict[str, Any]:
@@ -211,11 +217,8 @@ def sequence_task(client: KitsuClient, production_id: str, sequence_name: str,
                   task_type: str) -> dict[str, Any]:
     """The `task_type` task of the sequence itself (where a story reel goes)."""
     url = client.host
-    sequence = _call(url, lambda: gazu.shot.get_sequence_by_name(
-        production_id, sequence_name, client=client))
-    if not sequence:
-        raise KitsuError(f"the production has no sequence {sequence_name!r} — create it in "
-                         "Kitsu or fix --sequence", retry=False)
+    sequence = _sequence(client, production_id, sequence_name,
+                         "create it in Kitsu or fix --sequence")
     kind = _task_type(client, task_type, "Sequence")
     task = _call(url, lambda: gazu.task.get_task_by_entity(sequence, kind, client=client))
     if not task:
