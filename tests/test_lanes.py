@@ -1,17 +1,17 @@
-"""make test's parallel plan (tests/_lanes.py): heavy modules whole in two lanes of about equal
-weight, light modules left to any worker."""
+"""make test's parallel plan (tests/_lanes.py): heavy modules whole, at most two workers holding
+one at a time, the longest first; light modules left to any worker."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests._lanes import heavy_lanes
+from tests._lanes import MEASURED_S, heavy_modules, next_unit
 
 
 @dataclass
 class FakeItem:
-    """What heavy_lanes reads of a collected test: its id, marks and fixtures."""
+    """What heavy_modules reads of a collected test: its id, marks and fixtures."""
 
     nodeid: str
     marks: tuple[str, ...] = ()
@@ -21,19 +21,28 @@ class FakeItem:
         return name if name in self.marks else None
 
 
-def test_heavy_modules_are_dealt_whole_into_two_even_lanes() -> None:
+def test_heavy_modules_weigh_what_they_took_else_their_test_counts() -> None:
+    measured = next(iter(MEASURED_S))
     items = [FakeItem(f"tests/test_big.py::t{i}", ("slow",)) for i in range(4)]
-    items += [FakeItem(f"tests/test_mid{m}.py::t{i}", ("slow",)) for m in (1, 2) for i in range(2)]
-    items += [FakeItem("tests/test_mid1.py::fast")]  # a light test of a heavy module
+    items += [FakeItem("tests/test_mid.py::t", ("browser",)), FakeItem("tests/test_mid.py::fast")]
     items += [FakeItem("tests/test_ray.py::t", fixturenames=["ray_local"])]
+    items += [FakeItem(f"{measured}::t", ("slow",))]
     items += [FakeItem(f"tests/test_light.py::t{i}") for i in range(50)]
-    lanes = heavy_lanes(items, 2)  # type: ignore[arg-type]
-    assert set(lanes) == {"tests/test_big.py", "tests/test_mid1.py", "tests/test_mid2.py",
-                          "tests/test_ray.py"}
-    by_lane: dict[str, set[str]] = {}
-    for module, lane in lanes.items():
-        by_lane.setdefault(lane, set()).add(module)
-    assert len(by_lane) == 2
-    # weights: big 40 (+ ray 10 later) in one lane, the two middling ones (21 + 20) in the other
-    assert {"tests/test_big.py"} <= by_lane[lanes["tests/test_big.py"]]
-    assert lanes["tests/test_mid1.py"] == lanes["tests/test_mid2.py"] != lanes["tests/test_big.py"]
+    assert heavy_modules(items) == {  # type: ignore[arg-type]
+        "tests/test_big.py": 40, "tests/test_mid.py": 11, "tests/test_ray.py": 10,
+        measured: MEASURED_S[measured]}
+
+
+def test_two_lanes_take_the_heaviest_module_next_and_a_third_worker_light_ones() -> None:
+    heavy = {"big.py": 40.0, "mid.py": 20.0, "small.py": 10.0}
+    queue = ["light1.py", "small.py", "big.py", "light2.py", "mid.py"]
+    assert next_unit(queue, heavy, holds_heavy=False, others_holding_heavy=0) == "big.py"
+    assert next_unit(queue, heavy, holds_heavy=False, others_holding_heavy=1) == "big.py"
+    # two other workers hold heavy modules: this one runs light ones
+    assert next_unit(queue, heavy, holds_heavy=False, others_holding_heavy=2) == "light1.py"
+    # a lane goes on with its next heavy module whatever the others hold
+    assert next_unit(queue, heavy, holds_heavy=True, others_holding_heavy=2) == "big.py"
+    # nothing it may take: it waits (its last test runs when the run ends)
+    assert next_unit(["mid.py"], heavy, holds_heavy=False, others_holding_heavy=2) is None
+    assert next_unit(["light2.py"], heavy, holds_heavy=True, others_holding_heavy=1) == \
+        "light2.py"

@@ -91,3 +91,13 @@ def farm(tmp_path: Path, db_url: str) -> Iterator[Farm]:
     app = create_app(settings, start_dispatcher=False, inspectors=FAKE_INSPECTORS)
     with TestClient(app) as client:
         yield Farm(client, settings, admin)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """One chromium for a module's routed-page tests (tests/api/_routed_page.py): each test
+    opens a page of its own in it."""
+    from tests.api._routed_page import browser
+
+    with browser() as b:
+        yield b

@@ -10,7 +10,6 @@ drives the contact sheet against the real service)."""
 from __future__ import annotations
 
 import json
-import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.api._routed_page import module_page, routed_page, send_file
 from wanhe.ai.pipelines import write_mp4
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]  # chromium
-
-CHROMIUM = "/usr/bin/chromium"
-STATIC = Path(__file__).resolve().parents[2] / "src" / "wanhe" / "api" / "static"
-ORIGIN = "http://wanhe.test"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is missing: make test installs it",
-                allow_module_level=True)
 
 
 def _candidate(index: int, file: str) -> dict[str, Any]:
@@ -37,7 +29,7 @@ def _candidate(index: int, file: str) -> dict[str, Any]:
                                        "exposure": 0.5, "noise": 0.0, "flags": []}}
 
 
-def test_video_candidates_play_in_a_video_element(tmp_path: Path) -> None:
+def test_video_candidates_play_in_a_video_element(tmp_path: Path, chromium: Any) -> None:
     frames = np.stack([np.full((32, 48, 3), (30, 200, 30), np.uint8)] * 4)
     write_mp4(tmp_path / "c0.mp4", frames, 8, {"seed": 0})
     Image.new("RGB", (48, 32), (200, 30, 30)).save(tmp_path / "c1.png")
@@ -45,42 +37,24 @@ def test_video_candidates_play_in_a_video_element(tmp_path: Path) -> None:
     results = {"state": "done", "note": "", "shots": [{
         "name": "lanterns", "model": "svd", "prompt": "x", "chosen": None,
         "candidates": [_candidate(0, "shot000/c0.mp4"), _candidate(1, "shot000/c1.png")]}]}
-    page_html = ("<!doctype html><body><div id=root></div><script type=module>"
-                 "import { mount } from '/static/js/views/gen.js';"
-                 "mount(document.getElementById('root'), {params: ['7'], toast() {}})"
-                 ".then(() => window.ready = 1);</script></body>")
+    page_html = module_page("import { mount } from '/static/js/views/gen.js';"
+                            "mount(document.getElementById('root'), {params: ['7'], toast() {}})"
+                            ".then(() => window.ready = 1);")
 
-    def serve(route: Any) -> None:
-        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
-        if path == "/":
-            route.fulfill(body=page_html, content_type="text/html")
-        elif path == "/api/gen/7":
+    def serve(route: Any, path: str) -> bool:
+        if path == "/api/gen/7":
             route.fulfill(body=json.dumps(results), content_type="application/json")
         elif path.startswith("/api/gen/7/file/0/"):
-            file = files[int(path.rsplit("/", 1)[1])]
-            route.fulfill(body=file.read_bytes(), content_type=mimetypes.guess_type(file.name)[0])
-        elif path.startswith("/static/") and (STATIC / path[8:]).is_file():
-            route.fulfill(body=(STATIC / path[8:]).read_bytes(),
-                          content_type=mimetypes.guess_type(path)[0] or "text/plain")
+            send_file(route, files[int(path.rsplit("/", 1)[1])])
         else:
-            route.fulfill(status=404, body="not found")
+            return False
+        return True
 
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(20_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route(f"{ORIGIN}/**", serve)
-            page.goto(f"{ORIGIN}/")
-            page.wait_for_function("window.ready === 1")
-            page.wait_for_function("document.querySelector('.cand[data-index=\"0\"] video')"
-                                   "?.readyState >= 2")  # decoded: it plays
-            assert page.locator('.cand[data-index="0"] img').count() == 0
-            page.wait_for_function("document.querySelector('.cand[data-index=\"1\"] img')"
-                                   "?.naturalWidth === 48")
-            assert not errors, errors
-        finally:
-            browser.close()
+    with routed_page(chromium, page_html, serve) as shown:
+        page = shown.page
+        page.wait_for_function("document.querySelector('.cand[data-index=\"0\"] video')"
+                               "?.readyState >= 2")  # decoded: it plays
+        assert page.locator('.cand[data-index="0"] img').count() == 0
+        page.wait_for_function("document.querySelector('.cand[data-index=\"1\"] img')"
+                               "?.naturalWidth === 48")
+        assert not shown.errors, shown.errors

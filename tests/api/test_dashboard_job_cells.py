@@ -12,21 +12,13 @@ server and a render, minutes here)."""
 from __future__ import annotations
 
 import json
-import mimetypes
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]  # chromium
+from tests.api._routed_page import module_page, routed_page
 
-CHROMIUM = "/usr/bin/chromium"
-STATIC = Path(__file__).resolve().parents[2] / "src" / "wanhe" / "api" / "static"
-ORIGIN = "http://wanhe.test"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is missing: make test installs it",
-                allow_module_level=True)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]  # chromium
 
 PRODUCTION = "https://kitsu.studio/productions/9f2c/shots"
 
@@ -60,60 +52,42 @@ ESTIMATE = {"core_hours": 0.1, "core_hours_range": [0.08, 0.12], "made_by": "wan
             "frames_done": 2, "eta_s": 90.0, "text": "on track"}
 
 
-def _cells(job: dict[str, Any]) -> dict[str, Any]:
+def _cells(chromium: Any, job: dict[str, Any]) -> dict[str, Any]:
     """What the page shows in the job's Estimate and Kitsu cells."""
-    page_html = ("<!doctype html><body><div id=root></div><script type=module>"
-                 "import { mount } from '/static/js/views/job.js';"
-                 "mount(document.getElementById('root'), {params: ['7'], "
-                 "query: new URLSearchParams(), toast() {}}).then(() => window.ready = 1);"
-                 "</script></body>")
+    page_html = module_page(
+        "import { mount } from '/static/js/views/job.js';"
+        "mount(document.getElementById('root'), {params: ['7'], "
+        "query: new URLSearchParams(), toast() {}}).then(() => window.ready = 1);")
 
-    def serve(route: Any) -> None:
-        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
-        if path == "/":
-            route.fulfill(body=page_html, content_type="text/html")
-        elif path == "/api/jobs/7":
+    def serve(route: Any, path: str) -> bool:
+        if path == "/api/jobs/7":
             route.fulfill(body=json.dumps(job), content_type="application/json")
         elif path == "/api/jobs/7/tasks":
             route.fulfill(body="[]", content_type="application/json",
                           headers={"X-Total-Count": "0"})
-        elif path.startswith("/static/") and (STATIC / path[8:]).is_file():
-            route.fulfill(body=(STATIC / path[8:]).read_bytes(),
-                          content_type=mimetypes.guess_type(path)[0] or "text/plain")
         else:
-            route.fulfill(status=404, body='{"detail": "not found"}')
+            return False
+        return True
 
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(20_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route(f"{ORIGIN}/**", serve)
-            page.goto(f"{ORIGIN}/")
-            page.wait_for_function("window.ready === 1")
-            found: dict[str, Any] = page.evaluate("""() => {
-                const cell = (id) => document.getElementById(id);
-                const kitsu = cell('job-kitsu'), est = cell('job-estimate');
-                return {
-                  kitsu: kitsu && kitsu.textContent.replace(/\\s+/g, ' ').trim(),
-                  kitsuClass: kitsu && kitsu.className,
-                  kitsuTitle: kitsu && kitsu.title,
-                  link: kitsu && kitsu.querySelector('a') && kitsu.querySelector('a').href,
-                  estimate: est && est.textContent.replace(/\\s+/g, ' ').trim(),
-                };
-            }""")
-            assert errors == []
-            return found
-        finally:
-            browser.close()
+    with routed_page(chromium, page_html, serve) as shown:
+        found: dict[str, Any] = shown.page.evaluate("""() => {
+            const cell = (id) => document.getElementById(id);
+            const kitsu = cell('job-kitsu'), est = cell('job-estimate');
+            return {
+              kitsu: kitsu && kitsu.textContent.replace(/\\s+/g, ' ').trim(),
+              kitsuClass: kitsu && kitsu.className,
+              kitsuTitle: kitsu && kitsu.title,
+              link: kitsu && kitsu.querySelector('a') && kitsu.querySelector('a').href,
+              estimate: est && est.textContent.replace(/\\s+/g, ' ').trim(),
+            };
+        }""")
+        assert shown.errors == []
+    return found
 
 
-def test_a_published_job_shows_its_revision_and_links_to_it() -> None:
+def test_a_published_job_shows_its_revision_and_links_to_it(chromium: Any) -> None:
     revision = "https://kitsu.studio/productions/9f2c/shots/tasks/7a1e/previews/c0de"
-    shown = _cells(_job("done", _publication(
+    shown = _cells(chromium, _job("done", _publication(
         "published", revision=3, file="frame_0002.png", task_id="7a1e", preview_id="c0de",
         revision_url=revision, message="published frame_0002.png"), None))
     assert shown["kitsu"] == "SQ01/SH010 · Lighting · published · revision 3"
@@ -122,25 +96,26 @@ def test_a_published_job_shows_its_revision_and_links_to_it() -> None:
     assert shown["estimate"] is None  # no estimate kept: no cell
 
 
-def test_a_failed_publication_is_red_with_its_reason() -> None:
+def test_a_failed_publication_is_red_with_its_reason(chromium: Any) -> None:
     reason = "Kitsu has no shot SQ01/SH999 — create it in Kitsu or fix --shot"
-    shown = _cells(_job("done", _publication("failed", tries=1, message=reason), None))
+    shown = _cells(chromium, _job("done", _publication("failed", tries=1, message=reason), None))
     assert shown["kitsu"] == f"SQ01/SH010 · Lighting · failed: {reason}"
     assert shown["link"] == PRODUCTION  # nothing landed: the production's shots
     assert "bad" in shown["kitsuClass"]
 
 
-def test_a_reel_published_in_part_names_the_shots_left_out() -> None:
+def test_a_reel_published_in_part_names_the_shots_left_out(chromium: Any) -> None:
     message = ("published reel.mp4 to SQ02, 2 clip(s) to their shots; not in Kitsu, left out: "
                "s3 (--create-shots creates them)")
-    shown = _cells(_job("done", _publication("partial", shot="SQ02", task="Animatic",
-                                             revision=1, message=message), None))
+    shown = _cells(chromium, _job("done", _publication("partial", shot="SQ02", task="Animatic",
+                                                       revision=1, message=message), None))
     assert shown["kitsu"] == f"SQ02 · Animatic · published in part · revision 1: {message}"
     assert "bad" not in shown["kitsuClass"]
 
 
-def test_a_running_job_shows_its_estimate_against_the_actual_cost_with_the_eta() -> None:
-    shown = _cells(_job("running", None, ESTIMATE))
+def test_a_running_job_shows_its_estimate_against_the_actual_cost_with_the_eta(
+        chromium: Any) -> None:
+    shown = _cells(chromium, _job("running", None, ESTIMATE))
     assert shown["kitsu"] is None  # publishes nowhere: no cell
     text = shown["estimate"]
     assert "est." in text and "actual" in text and "projected" in text

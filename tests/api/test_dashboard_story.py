@@ -12,26 +12,18 @@ tests/story/test_farm_e2e.py drives the whole dashboard against `wanhe serve`)."
 from __future__ import annotations
 
 import json
-import mimetypes
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.api._routed_page import module_page, routed_page, send_file
 from wanhe.api.story_view import story_view
 from wanhe.model import JobState, Resources, TaskState
 from wanhe.store.rows import JobRow, TaskRow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]  # chromium
-
-CHROMIUM = "/usr/bin/chromium"
-STATIC = Path(__file__).resolve().parents[2] / "src" / "wanhe" / "api" / "static"
-ORIGIN = "http://wanhe.test"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is missing: make test installs it",
-                allow_module_level=True)
 
 BOARD = {"film": {"languages": ["en", "cmn", "yue"]}, "scenes": [{"name": "dock", "shots": [
     {"id": "s1", "image": {"path": "a.png"}, "lines": [{}]},
@@ -66,30 +58,25 @@ def _view(out: Path) -> dict[str, Any]:
     return story_view(job, [reel], url_of)
 
 
-def test_choosing_a_lip_synced_language_plays_its_own_reel(tmp_path: Path) -> None:
+def test_choosing_a_lip_synced_language_plays_its_own_reel(tmp_path: Path, chromium: Any) -> None:
     _outputs(tmp_path)
     view = _view(tmp_path)
     assert view["reel_urls"] == {"en": "/media/reel.mp4", "cmn": "/media/reel.cmn.mp4",
                                  "yue": "/media/reel.mp4"}
-    page_html = ("<!doctype html><body><div id=root></div><script type=module>"
-                 "import { storyPanel, mountStory } from '/static/js/views/story.js';"
-                 "const root = document.getElementById('root'); root.innerHTML = storyPanel();"
-                 f"mountStory(root).render({json.dumps(view)}).then(() => window.ready = 1);"
-                 "</script></body>")
+    page_html = module_page(
+        "import { storyPanel, mountStory } from '/static/js/views/story.js';"
+        "const root = document.getElementById('root'); root.innerHTML = storyPanel();"
+        f"mountStory(root).render({json.dumps(view)}).then(() => window.ready = 1);")
 
-    def serve(route: Any) -> None:
-        path = route.request.url.removeprefix(ORIGIN).split("?")[0]
-        if path == "/":
-            route.fulfill(body=page_html, content_type="text/html")
-            return
-        base, rest = (STATIC, path[len("/static/"):]) if path.startswith("/static/") else \
-            (tmp_path, path[len("/media/"):])
-        file = (base / rest).resolve()
-        if base.resolve() not in file.parents or not file.is_file():
+    def serve(route: Any, path: str) -> bool:
+        if not path.startswith("/media/"):
+            return False
+        file = (tmp_path / path[len("/media/"):]).resolve()
+        if tmp_path.resolve() not in file.parents or not file.is_file():
             route.fulfill(status=404, body="not found")
-            return
-        route.fulfill(body=file.read_bytes(),
-                      content_type=mimetypes.guess_type(file.name)[0] or "text/vtt")
+        else:
+            send_file(route, file, default_type="text/vtt")  # not every mime.types knows .vtt
+        return True
 
     def centre_colour(page: Any) -> list[int]:
         return list(page.evaluate("""() => { const v = document.querySelector('#story-video');
@@ -98,33 +85,22 @@ def test_choosing_a_lip_synced_language_plays_its_own_reel(tmp_path: Path) -> No
             return Array.from(g.getImageData(c.width / 2, c.height / 2, 1, 1).data)
               .slice(0, 3); }"""))
 
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(20_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route(f"{ORIGIN}/**", serve)
-            page.goto(f"{ORIGIN}/")
-            page.wait_for_function("window.ready === 1")
-            decoded = "document.querySelector('#story-video').readyState >= 2"
-            page.wait_for_function(decoded)
-            assert page.get_attribute("#story-video", "data-reel") == "/media/reel.mp4"
-            red = centre_colour(page)
-            page.select_option("#story-lang", "cmn")
-            page.wait_for_function("document.querySelector('#story-video track')?.srclang"
-                                   " === 'cmn'")
-            assert page.get_attribute("#story-video", "data-reel") == "/media/reel.cmn.mp4"
-            page.wait_for_function(decoded)
-            blue = centre_colour(page)
-            page.select_option("#story-lang", "yue")  # no own picture: the original's
-            page.wait_for_function("document.querySelector('#story-video track')?.srclang"
-                                   " === 'yue'")
-            assert page.get_attribute("#story-video", "data-reel") == "/media/reel.mp4"
-            assert not errors, errors
-        finally:
-            browser.close()
+    with routed_page(chromium, page_html, serve) as shown:
+        page = shown.page
+        decoded = "document.querySelector('#story-video').readyState >= 2"
+        page.wait_for_function(decoded)
+        assert page.get_attribute("#story-video", "data-reel") == "/media/reel.mp4"
+        red = centre_colour(page)
+        page.select_option("#story-lang", "cmn")
+        page.wait_for_function("document.querySelector('#story-video track')?.srclang"
+                               " === 'cmn'")
+        assert page.get_attribute("#story-video", "data-reel") == "/media/reel.cmn.mp4"
+        page.wait_for_function(decoded)
+        blue = centre_colour(page)
+        page.select_option("#story-lang", "yue")  # no own picture: the original's
+        page.wait_for_function("document.querySelector('#story-video track')?.srclang"
+                               " === 'yue'")
+        assert page.get_attribute("#story-video", "data-reel") == "/media/reel.mp4"
+        assert not shown.errors, shown.errors
     assert red[0] > 150 > red[2], red  # the picture that played is the chosen language's
     assert blue[2] > 150 > blue[0], blue

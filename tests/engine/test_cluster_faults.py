@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,23 +71,29 @@ class Node:
         return self._id
 
     def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
+        stop_nodes([self])
+
+
+def stop_nodes(nodes: list[Node]) -> None:
+    """SIGKILL to every node's process group (each node's raylet, GCS and workers are all in
+    its group): the cluster is the test's own. SIGTERM, one node after the other, took 20–60 s
+    (a node with its head gone, or a head with no driver left, waits out its own timeouts)."""
+    for node in nodes:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=20)
+            os.killpg(node.proc.pid, signal.SIGKILL)
+    for node in nodes:
+        node.proc.wait(timeout=20)
 
 
 @pytest.fixture
 def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, list[Node]]]:
     nodes: list[Node] = []
+    temps: list[Path] = []
     try:
         for _try in range(3):  # another process may take the free port before Ray binds it
             port = free_port()
             temp = Path("/tmp") / f"wanhe-ray-{os.getpid()}-{port}"
+            temps.append(temp)
             head = Node(["--head", f"--port={port}", f"--temp-dir={temp}",
                          "--include-dashboard=false"], tmp_path / "head.log")
             nodes.append(head)
@@ -115,8 +122,9 @@ def ray_cluster(tmp_path: Path) -> Iterator[tuple[str, list[Node]]]:
         assert len(nodes) == 3, "the worker nodes did not start (see node_*.log)"
         yield address, nodes
     finally:
-        for node in reversed(nodes):
-            node.stop()
+        stop_nodes(nodes)
+        for temp in temps:  # the nodes' sessions: logs, sockets
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_worker_node_killed_mid_render(
