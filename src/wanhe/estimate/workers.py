@@ -37,7 +37,7 @@ from wanhe.estimate.deadline import DeadlineAnswer, fewest_within
 
 __all__ = ["MOST_MACHINES", "MOST_WORKERS", "FarmRun", "GraphTask", "WorkTask", "farm_runs",
            "graph_runs", "graph_schedule", "list_schedule", "machines_for_graph",
-           "workers_for_deadline"]
+           "useful_machines", "workers_for_deadline"]
 
 MOST_WORKERS = 256  # farm sizes scheduled at most (beyond, the job's tasks are as spread)
 MOST_MACHINES = 512  # a task graph's farm sizes scheduled at most (each one schedule)
@@ -205,9 +205,9 @@ def graph_schedule(tasks: Sequence[GraphTask], machines: int, *, cores: int,
     return end_all
 
 
-def _useful_machines(tasks: Sequence[GraphTask], cores: int, gpus: int) -> int:
+def useful_machines(tasks: Sequence[GraphTask], cores: int, gpus: int) -> int:
     """Machines beyond which no task ever waits for a worker (every task at once)."""
-    need = math.ceil(sum(t.cpus for t in tasks) / cores)
+    need = math.ceil(sum(t.cpus for t in tasks) / max(cores, 1))
     if gpus:
         need = max(need, math.ceil(sum(t.gpus for t in tasks) / gpus))
     return max(1, min(need, MOST_MACHINES))
@@ -221,7 +221,7 @@ def graph_runs(tasks: Sequence[GraphTask], most: int, *, cores: int,
     if most < 1:
         raise ValueError(f"a farm needs at least one machine, got {most}")
     _check_graph(tasks, cores, gpus)
-    useful = min(most, _useful_machines(tasks, cores, gpus))
+    useful = min(most, useful_machines(tasks, cores, gpus))
     best: list[float] = []
     for n in range(1, useful + 1):
         wall = graph_schedule(tasks, n, cores=cores, gpus=gpus)
@@ -233,6 +233,6 @@ def machines_for_graph(tasks: Sequence[GraphTask], seconds: float, *, cores: int
                        gpus: int = 0) -> DeadlineAnswer:
     """The fewest machines that finish the job within `seconds`, or why none can (with the
     earliest finish: every task as soon as its dependencies allow)."""
-    useful = _useful_machines(tasks, cores, gpus)
+    useful = useful_machines(tasks, cores, gpus)
     runs = graph_runs(tasks, useful, cores=cores, gpus=gpus)
     return fewest_within(lambda n: runs[n - 1], useful, seconds)
