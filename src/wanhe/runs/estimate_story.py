@@ -82,6 +82,7 @@ class StoryEstimate:
     task_kinds: dict[str, int] = field(default_factory=dict)
     farm: StoryFarm | None = None
     deadline_s: float | None = None
+    costs: TaskCosts = field(default_factory=TaskCosts)  # each task's seconds, by the parts
 
     def on_farm(self) -> tuple[float, DeadlineAnswer | None] | None:
         """The job's wall on the farm asked about (its task graph list-scheduled with its
@@ -130,6 +131,7 @@ class StoryEstimate:
             "core_hours": core_h, "gpu_hours": gpu_h,
             "cost": core_h * self.prices.core_hour + gpu_h * self.prices.gpu_hour,
             "prices": asdict(self.prices), "farm": self.farm_dict(), "notes": self.notes,
+            "task_costs": asdict(self.costs),  # what a farm's estimate schedules (the API)
         }
 
 
@@ -328,17 +330,20 @@ def _probe_lipsync(scene: Path) -> dict[str, Any]:
 
 def estimate_story(path: Path, *, settings: Settings, prices: Prices,
                    on_probe: Any = None, farm: StoryFarm | None = None,
-                   deadline_s: float | None = None) -> StoryEstimate:
+                   deadline_s: float | None = None,
+                   facts: dict[str, Any] | None = None) -> StoryEstimate:
     """The estimate of the storyboard at `path` (raises StoryError, InputError, VoiceError:
     one line each). `farm`, `deadline_s`: its task graph's wall time on that farm and the
-    fewest machines that finish within the deadline (`StoryEstimate.on_farm`)."""
+    fewest machines that finish within the deadline (`StoryEstimate.on_farm`). `facts`: the
+    storyboard's check made already (a farm's submit), else it is checked here."""
     from wanhe.story.checks import check_storyboard, local_models
     from wanhe.story.load import load_storyboard
     from wanhe.story.timing import reel_timing
 
     board = load_storyboard(path)
     base = path.parent
-    facts = check_storyboard(board, base, models=local_models(settings.db_url))
+    if facts is None:
+        facts = check_storyboard(board, base, models=local_models(settings.db_url))
     film = board.film
     cache = settings.home / "probes"
     parts: list[Part] = []
@@ -410,7 +415,7 @@ def estimate_story(path: Path, *, settings: Settings, prices: Prices,
     graph, kinds = story_graph(board, base, facts, costs)
     return StoryEstimate(str(path), list(film.languages), timing.duration, reel_frames, parts,
                          prices, notes, graph=graph, task_kinds=kinds, farm=farm,
-                         deadline_s=deadline_s)
+                         deadline_s=deadline_s, costs=costs)
 
 
 def _ai_part(board: Storyboard, shots: list[Any], settings: Settings, prices: Prices,

@@ -44,6 +44,15 @@ class TaskCosts:
     gen: dict[str, tuple[float, float]] = field(default_factory=dict)  # shot → (each, cold)
     gen_start_s: float = 0.0
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskCosts:
+        """From `dataclasses.asdict` of one, through JSON (its frames' keys are text)."""
+        made = cls(**data)
+        made.frames = {shot: {int(f): float(s) for f, s in frames.items()}
+                       for shot, frames in data["frames"].items()}
+        made.gen = {shot: (float(e), float(c)) for shot, (e, c) in data["gen"].items()}
+        return made
+
 
 def _seconds(task: Any, costs: TaskCosts, first: set[str], shots: dict[str, str]) -> float:
     """`shots`: each task tag (`<shot>`, or `<shot>.<lang>` for a lip-synced language) → its
