@@ -87,7 +87,7 @@ def test_a_probe_past_the_time_limit_is_504_saying_what_to_do(
     r = _estimate(svc, token, files, timeout_s=0.5)
     assert r.status_code == 504, r.text
     detail = r.json()["detail"]
-    assert detail.startswith("the estimate's storyboard probe (job ") and "limit" in detail
+    assert detail.startswith("the estimate's storyboard probe (job ") and "0.5 s limit" in detail
     assert "wanhe estimate STORY" in detail and "\n" not in detail
     wait_for(lambda: len(_jobs(svc, token)) > before and any(
         j["state"] == "cancelled" for j in _jobs(svc, token)), 60, "the probe to be cancelled")

@@ -127,7 +127,7 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
         submitter=who.name or f"token {who.token_id}", priority=90)
     service.poke(job_id)
     rows = wait_for_probe_job(service, job_id, limit_s, (
-        f"the estimate's model probe (job {job_id}) ran past its {limit_s:.0f} s limit and "
+        f"the estimate's model probe (job {job_id}) ran past its {limit_s:g} s limit and "
         "was cancelled — ask again with a longer timeout_s when the farm's GPUs are less "
         "busy, or estimate with `wanhe estimate SPEC` on your own machine"))
     by_key = {r.key: r for r in rows}

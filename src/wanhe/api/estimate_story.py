@@ -152,7 +152,7 @@ def _probe_on_farm(service: Service, who: Principal, main: str, staging: Path,
         submitter=who.name or f"token {who.token_id}", priority=90)
     service.poke(job_id)
     rows = wait_for_probe_job(service, job_id, limit_s, (
-        f"the estimate's storyboard probe (job {job_id}) ran past its {limit_s:.0f} s limit "
+        f"the estimate's storyboard probe (job {job_id}) ran past its {limit_s:g} s limit "
         "and was cancelled — ask again with a longer timeout_s when the farm is less busy, "
         "or estimate with `wanhe estimate STORY` on your own machine"))
     row = rows[0]
