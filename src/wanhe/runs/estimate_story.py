@@ -96,8 +96,9 @@ class StoryEstimate:
             raise ValueError("--gpus: this storyboard's AI shots run on the GPU — give "
                              "--gpus G (GPUs a machine)")
         useful = useful_machines(self.graph, farm.cores, farm.gpus)  # more cannot help
-        runs = graph_runs(self.graph, useful, cores=farm.cores, gpus=farm.gpus)
-        wall = runs[min(farm.machines, useful) - 1]
+        most = useful if self.deadline_s is not None else min(farm.machines, useful)
+        runs = graph_runs(self.graph, most, cores=farm.cores, gpus=farm.gpus)
+        wall = runs[min(farm.machines, useful) - 1]  # (the best of 1 … that many)
         if farm.machines > useful:  # past MOST_MACHINES: that farm too (no better)
             wall = min(wall, graph_schedule(self.graph, farm.machines, cores=farm.cores,
                                             gpus=farm.gpus))
