@@ -2,7 +2,8 @@
 and a still): `POST /api/estimate` with `kind: story` takes the storyboard and its files
 uploaded by content as a story job's submit does, runs no voice in the API process — its
 probes run as a `story_probe` job of the project on a worker — then answers from the cached
-probe; the job's graph is scheduled on the farm asked about; past the time limit: 504.
+probe, and once the farm rendered that storyboard, from the job's metered history; the job's
+graph is scheduled on the farm asked about; past the time limit: 504.
 
 slow: the farm starts Ray."""
 
@@ -75,6 +76,25 @@ def test_the_probes_run_on_a_worker_then_are_cached(farm: tuple[ServiceProc, str
     assert again["core_s"] == pytest.approx(data["core_s"])
     assert again["farm"]["wall_s"] < farm_["wall_s"] and again["farm"]["machines"] == 2
     assert len(_jobs(svc, token)) == 1
+    # the same storyboard rendered by the farm: asked again, the answer is that job's history
+    with svc.client(token) as http:
+        sent = http.post("/api/jobs", json={"kind": "story", "main": "story.yaml",
+                                            "files": files, "options": {}})
+        assert sent.status_code == 201, sent.text
+        job_id = sent.json()["id"]
+
+        def done() -> bool:
+            job = http.get(f"/api/jobs/{job_id}").json()
+            assert job["state"] not in ("failed", "cancelled"), job["message"]
+            return bool(job["state"] == "done")
+
+        wait_for(done, 300, f"story job {job_id}")
+    past = _estimate(svc, token, files, machines=1, cores=1).json()
+    assert past["source"] == f"history of job {job_id}" and past["probe_jobs"] == 0
+    assert [p["part"] for p in past["parts"]] == ["voices", "assembly"]
+    assert past["core_s"] > 0 and past["reel_s"] == pytest.approx(data["reel_s"], rel=0.5)
+    # the tracks (light: no slot) ran beside the rest then: the wall is less than the sum
+    assert 0 < past["farm"]["wall_s"] <= past["core_s"]
 
 
 def test_a_probe_past_the_time_limit_is_504_saying_what_to_do(

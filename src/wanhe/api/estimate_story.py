@@ -3,9 +3,11 @@ STORY --json` (`wanhe.runs.estimate_story`), made without synthesizing a voice, 
 clip or running Blender in the API process.
 
 The storyboard and its files are uploaded by content and checked as a story job's submit
-checks them (`main`, `files`; 422 at the field). The probes' answer (the parts and each
-task's seconds) is cached for the project by the files' content (`estimates-p<id>/story-*`);
-else the farm runs the probes as one task on a worker (a `story_probe` job of the project,
+checks them (`main`, `files`; 422 at the field). Where the project's farm rendered the same
+storyboard and files before (a done story job of the fingerprint a submit of them gets), the
+answer is that job's history: its attempts' metered CPU seconds, per part and per task. Else
+the probes' answer (the parts and each task's seconds) is cached for the project by the
+files' content (`estimates-p<id>/story-*`); else the farm runs the probes as one task on a worker (a `story_probe` job of the project,
 `wanhe.jobtypes.story_probe`, holding the storyboard's files as a story job does: billed as
 farm work, listed with the project's jobs, never retried) and the request waits for it, at
 most its time limit (504 past it, the job cancelled). The job's task graph is then scheduled
@@ -24,7 +26,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from fastapi import HTTPException
 from wanhe.api.auth import Principal
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
+from wanhe.runs.story_graph import TaskCosts
 
 CACHE_VERSION = 1  # bump when the probe job's answer changes: older cached answers are dropped
 
@@ -83,25 +86,77 @@ def estimate_story_on_farm(service: Service, who: Principal, body: EstimateReque
             raise _unprocessable(exc.field, exc.message) from None
         board, facts = inspected.facts["board"], inspected.facts["facts"]
         _refuse_unprobed(board, service, who)
+        past = _history(service, who, body, board, facts)
         cache = _cache_file(service, who, body)
         probe_jobs = 0
-        try:
-            found = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            found = None
+        source = "cached probe"
+        if past is not None:
+            found, seconds = past
+            source = f"history of job {found['job']}"
+        else:
+            seconds = None
+            try:
+                found = json.loads(cache.read_text())
+            except (OSError, ValueError):
+                found = None
         if found is None:
             found, adopted = _probe_on_farm(service, who, body.main, staging, limit_s)
             probe_jobs = 1
+            source = "probe job"
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(found))
-        data = _answer(found, board, main.parent, facts, body)
+        data = _answer(found, board, main.parent, facts, body, seconds)
     finally:
         if adopted is None:
             service.work.discard(staging)
     data["storyboard"] = body.main  # the submission's name, not the farm's checkout path
     data["probe_jobs"] = probe_jobs
-    data["source"] = "probe job" if probe_jobs else "cached probe"
+    data["source"] = source
     return data
+
+
+PART_KINDS = {"voices": ("voice", "dub"), "blender": ("render", "lipsync"),
+              "assembly": ("clip", "reel", "track")}
+
+
+def _history(service: Service, who: Principal, body: EstimateRequest, board: Any,
+             facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """The project's finished story job of the same storyboard and files (the fingerprint a
+    submit of them gets): its parts from the attempts' metered CPU seconds, and each task's
+    by its key; None when there is none."""
+    from wanhe.model import JobState
+    from wanhe.story.plan import fingerprint
+
+    assert who.project_id is not None
+    files = hashlib.sha256(json.dumps(sorted(body.files.items())).encode()).hexdigest()
+    job = service.store.find_job(who.project_id, hashlib.sha256(
+        f"{fingerprint(board, facts)}:{files}".encode()).hexdigest())
+    if job is None or job.kind != "story" or job.state != JobState.DONE:
+        return None
+    seconds: dict[str, float] = {}
+    for attempt in service.store.attempts(job.id):
+        if attempt["outcome"] == "ok":
+            seconds[str(attempt["key"])] = float(attempt["cpu_s"] or 0.0)
+    outputs = {r.key: r.output for r in service.store.tasks(job.id)}
+    parts = []
+    for part, kinds in PART_KINDS.items():
+        keys = [k for k in seconds if k.split("/", 1)[0] in kinds]
+        if keys:
+            parts.append({"part": part, "what": f"{len(keys)} task(s) of job {job.id}",
+                          "core_s": sum(seconds[k] for k in keys), "gpu_s": 0.0,
+                          "source": f"history: job {job.id}'s metered CPU seconds",
+                          "detail": {"tasks": len(keys)}})
+    reel = outputs.get("reel") or {}
+    frames = sum(int((outputs.get(f"clip/{shot.id}") or {}).get("frames") or 0)
+                 for shot in board.shots)
+    found = {"job": job.id, "storyboard": body.main, "languages": list(board.film.languages),
+             "reel_s": float(reel.get("seconds") or 0.0), "reel_frames": frames,
+             "parts": parts, "notes": [
+                 f"from the metered history of job {job.id} (the same storyboard and files): "
+                 "a task that found its voice or render in the project's cache cost little "
+                 "then, as it would now"],
+             "task_costs": asdict(TaskCosts())}
+    return found, seconds
 
 
 def _refuse_unprobed(board: Any, service: Service, who: Principal) -> None:
@@ -164,14 +219,14 @@ def _probe_on_farm(service: Service, who: Principal, main: str, staging: Path,
 
 
 def _answer(found: dict[str, Any], board: Any, base: Path, facts: dict[str, Any],
-            body: EstimateRequest) -> dict[str, Any]:
+            body: EstimateRequest, seconds: dict[str, float] | None = None) -> dict[str, Any]:
     """The probes' answer with the prices and farm asked about: the job's graph scheduled."""
     from wanhe.runs.estimate import Prices
     from wanhe.runs.estimate_story import Part, StoryEstimate, StoryFarm
     from wanhe.runs.story_graph import TaskCosts, story_graph
 
     costs = TaskCosts.from_dict(found["task_costs"])
-    graph, kinds = story_graph(board, base, facts, costs)
+    graph, kinds = story_graph(board, base, facts, costs, seconds)
     made = StoryEstimate(
         storyboard=str(found["storyboard"]), languages=list(found["languages"]),
         reel_s=float(found["reel_s"]), reel_frames=int(found["reel_frames"]),

@@ -85,10 +85,10 @@ def _seconds(task: Any, costs: TaskCosts, first: set[str], shots: dict[str, str]
     return 0.0  # dub, track, score: not probed
 
 
-def story_graph(board: Any, base: Path, facts: dict[str, Any],
-                costs: TaskCosts) -> tuple[list[GraphTask], dict[str, int]]:
+def story_graph(board: Any, base: Path, facts: dict[str, Any], costs: TaskCosts,
+                seconds: dict[str, float] | None = None) -> tuple[list[GraphTask], dict[str, int]]:
     """The job's tasks in its order, each with its seconds, dependencies and workers; and
-    how many tasks of each kind."""
+    how many tasks of each kind. `seconds`: each task's by its key instead (a past run's)."""
     from wanhe.story.plan import Layout, compile_story
 
     root = Path("/wanhe-estimate")  # the graph only names its files: nothing is written
@@ -104,6 +104,7 @@ def story_graph(board: Any, base: Path, facts: dict[str, Any],
     for task in specs:
         kinds[task.kind] = kinds.get(task.kind, 0) + 1
         graph.append(GraphTask(
-            seconds=_seconds(task, costs, first, shots), deps=tuple(index[d] for d in task.deps),
+            seconds=(_seconds(task, costs, first, shots) if seconds is None
+                     else seconds.get(task.key, 0.0)), deps=tuple(index[d] for d in task.deps),
             cpus=math.ceil(task.resources.cpus), gpus=math.ceil(task.resources.gpus)))
     return graph, kinds
