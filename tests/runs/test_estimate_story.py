@@ -106,3 +106,19 @@ def test_a_storyboard_with_an_error_is_refused(tmp_path: Path, board: dict[str, 
     story = write(tmp_path, board)
     with pytest.raises(StoryError, match="unknown character 'Zed'"):
         estimate_story(story, settings=Settings(home=tmp_path / "home"), prices=Prices())
+
+
+def test_gpu_tasks_on_machines_without_gpus_are_one_line() -> None:
+    from wanhe.estimate.workers import GraphTask
+    from wanhe.runs.estimate_story import StoryEstimate
+
+    made = StoryEstimate("s.yaml", ["en"], 1.0, 12, [], Prices(),
+                         graph=[GraphTask(2.0), GraphTask(3.0, (0,), gpus=1)],
+                         farm=StoryFarm(1, 2))
+    with pytest.raises(ValueError, match=r"^--gpus: this storyboard's AI shots run on the GPU"):
+        made.to_dict()
+    made.farm = StoryFarm(2, 2, gpus=1)
+    made.deadline_s = 4.0
+    farm = made.to_dict()["farm"]
+    assert farm["wall_s"] == 5.0 and not farm["deadline"]["possible"]
+    assert farm["deadline"]["earliest_s"] == 5.0

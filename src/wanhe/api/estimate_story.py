@@ -7,10 +7,11 @@ checks them (`main`, `files`; 422 at the field). Where the project's farm render
 storyboard and files before (a done story job of the fingerprint a submit of them gets), the
 answer is that job's history: its attempts' metered CPU seconds, per part and per task. Else
 the probes' answer (the parts and each task's seconds) is cached for the project by the
-files' content (`estimates-p<id>/story-*`); else the farm runs the probes as one task on a worker (a `story_probe` job of the project,
-`wanhe.jobtypes.story_probe`, holding the storyboard's files as a story job does: billed as
-farm work, listed with the project's jobs, never retried) and the request waits for it, at
-most its time limit (504 past it, the job cancelled). The job's task graph is then scheduled
+files' content (`estimates-p<id>/story-*`); else the farm runs the probes as one task on a
+worker (a `story_probe` job of the project, `wanhe.jobtypes.story_probe`, holding the
+storyboard's files as a story job does: billed as farm work, listed with the project's jobs,
+never retried) and the request waits for it, at most its time limit (504 past it, the job
+cancelled). The job's task graph is then scheduled
 here on the farm asked about (`machines` × `cores`, `gpus` a machine; pure), as the CLI's
 `farm`.
 
