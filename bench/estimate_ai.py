@@ -8,7 +8,13 @@ the database. Then the gen spec is estimated again: from the history of that run
 
 The reel is rendered with `--workers N` (default 1): a local run's workers are threads of one
 process, and an in-process task (voice, clip, reel, gen) is metered with the process's rusage,
-so with two at once each one's CPU seconds hold the other's too.
+so with two at once each one's CPU seconds hold the other's too. The storyboard's wall time is
+estimated on one machine of N cores (its task graph scheduled with its dependencies) and
+printed beside the job's actual wall (its first attempt's start to its last one's end), and
+beside that estimate stretched by the run's measured contention (the attempts' wall over
+their CPU seconds: other tenants of this machine slow every task alike), and beside the
+"replay": the same graph scheduled with each task's actual wall seconds (its attempt's), which
+tells the scheduling model's error from the per-task estimate's.
 
     PYTHONPATH=src .venv/bin/python bench/estimate_ai.py [--work /tmp/wanhe-bench-estimate-ai] \
         [--gen-only | --story-only] [--workers N]
@@ -53,6 +59,41 @@ def _actual(db: Path, kind: str) -> dict[str, dict[str, float]]:
                             "attempts where job_id = ? group by kind", (job,)).fetchall()
     return {k: {"cpu_s": float(c or 0), "metered_s": float(m or 0), "attempts": n}
             for k, c, m, n in rows}
+
+
+def _job_wall(db: Path, kind: str) -> tuple[float, float, float]:
+    """The last `kind` job's wall (first attempt's start to last end), and its attempts'
+    summed wall and CPU seconds."""
+    with sqlite3.connect(db) as conn:
+        job = conn.execute("select max(id) from jobs where kind = ?", (kind,)).fetchone()[0]
+        first, last, wall, cpu = conn.execute(
+            "select min(started_at), max(ended_at), sum(wall_s), sum(cpu_s) from attempts "
+            "where job_id = ?", (job,)).fetchone()
+    return float(last - first), float(wall or 0), float(cpu or 0)
+
+
+def _replay(story: Path, db: Path, cores: int) -> float:
+    """The story job's graph scheduled on 1 machine × `cores` with each task's actual wall."""
+    from wanhe.config import Settings
+    from wanhe.estimate.workers import GraphTask, graph_schedule
+    from wanhe.story.checks import check_storyboard, local_models
+    from wanhe.story.load import load_storyboard
+    from wanhe.story.plan import Layout, compile_story
+
+    with sqlite3.connect(db) as conn:
+        job = conn.execute("select max(id) from jobs where kind = 'story'").fetchone()[0]
+        walls = dict(conn.execute(
+            "select t.key, sum(a.wall_s) from attempts a join tasks t on t.id = a.task_id "
+            "where a.job_id = ? group by t.key", (job,)).fetchall())
+    board = load_storyboard(story)
+    facts = check_storyboard(board, story.parent, models=local_models(Settings().db_url))
+    root = Path("/replay")
+    specs = compile_story(board, story.parent, facts, Layout(root, root / "w", root / "c"))
+    index = {t.key: i for i, t in enumerate(specs)}
+    graph = [GraphTask(float(walls.get(t.key) or 0.0), tuple(index[d] for d in t.deps),
+                       int(t.resources.cpus + 0.999), int(t.resources.gpus + 0.999))
+             for t in specs]
+    return graph_schedule(graph, 1, cores=cores)
 
 
 def _timed(args: list[str], env: dict[str, str]) -> tuple[Any, float]:
@@ -114,6 +155,8 @@ def _story(work: Path, env: dict[str, str], db: Path, workers: int) -> None:
     story = work / "story" / "story.yaml"
     board, board_wall = _timed(["estimate", str(story), "--json"], env)
     _, again_wall = _timed(["estimate", str(story), "--json"], env)
+    on_farm, _ = _timed(["estimate", str(story), "--json", "--machines", "1", "--cores",
+                         str(workers)], env)
     _, render_wall = _timed(["story", "render", str(story), "--output", str(work / "reel"),
                              "--workers", str(workers), "-q"], env)
     made = _actual(db, "story")
@@ -134,6 +177,15 @@ def _story(work: Path, env: dict[str, str], db: Path, workers: int) -> None:
     print(f"  {'total':9s} estimate {board['core_s']:6.2f} CPU-s   actual {total_cpu:6.2f} "
           f"CPU-s, {total_metered:6.2f} metered core-s; estimate/actual "
           f"{board['core_s'] / total_cpu:.2f}")
+    job_wall, task_wall, task_cpu = _job_wall(db, "story")
+    replay = _replay(story, db, workers)
+    farm = on_farm["farm"]
+    stretch = task_wall / task_cpu if task_cpu else 1.0
+    print(f"  wall      estimate {farm['wall_s']:6.2f} s on 1 machine × {workers} core(s) "
+          f"({farm['tasks']} tasks); actual job {job_wall:6.2f} s; the attempts' wall / CPU "
+          f"{stretch:.2f} (contention), so the estimate stretched {farm['wall_s'] * stretch:6.2f}"
+          f" s: estimate/actual {farm['wall_s'] * stretch / job_wall:.2f}; replay of the "
+          f"actual task walls {replay:6.2f} s ({replay / job_wall:.2f} of the job's)")
 
 
 if __name__ == "__main__":

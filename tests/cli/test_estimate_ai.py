@@ -148,6 +148,18 @@ def test_a_storyboard_is_a_table_of_parts_then_all_cached(
     assert data["kind"] == "story" and [p["part"] for p in data["parts"]] == ["voices",
                                                                              "assembly"]
     assert all("(cached)" in p["source"] for p in data["parts"])
+    assert data["farm"] is None
+    code, text = in_process("estimate", str(story), "--machines", "2", "--cores", "2",
+                            "--deadline", "2099-01-01T00:00", home=tmp_path,
+                            monkeypatch=monkeypatch)
+    assert code == 0, text
+    assert "wall time" in text and "2 machine(s) × 2 cores" in text, text
+    assert "1 machine(s) finish in" in text, text
+    code, text = in_process("estimate", str(story), "--cores", "1", "--json", home=tmp_path,
+                            monkeypatch=monkeypatch)
+    farm = json.loads(text)["farm"]
+    assert (farm["machines"], farm["cores"], farm["gpus"]) == (1, 1, 0)
+    assert farm["wall_s"] == pytest.approx(json.loads(text)["core_s"])
 
 
 def test_a_model_whose_files_do_not_load_is_one_line(

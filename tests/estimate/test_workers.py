@@ -10,7 +10,16 @@ import random
 
 import pytest
 
-from wanhe.estimate.workers import WorkTask, farm_runs, list_schedule, workers_for_deadline
+from wanhe.estimate.workers import (
+    GraphTask,
+    WorkTask,
+    farm_runs,
+    graph_runs,
+    graph_schedule,
+    list_schedule,
+    machines_for_graph,
+    workers_for_deadline,
+)
 
 TASKS = [WorkTask("a", 1.0)] * 4
 
@@ -72,3 +81,57 @@ def test_a_farm_needs_a_worker_and_a_job_its_tasks() -> None:
         list_schedule(TASKS, 0)
     with pytest.raises(ValueError, match="no tasks"):
         list_schedule([], 1)
+
+
+# ------------------------------------------------------------------ jobs with dependencies
+
+
+def test_a_chain_runs_one_after_another_whatever_the_farm() -> None:
+    chain = [GraphTask(2.0), GraphTask(3.0, (0,)), GraphTask(4.0, (1,))]
+    assert [graph_schedule(chain, n, cores=c) for n, c in [(1, 1), (5, 16)]] == [9.0, 9.0]
+
+
+def test_a_fan_in_waits_for_its_last_input() -> None:
+    fan = [GraphTask(s) for s in (1.0, 5.0, 2.0, 2.0)] + [GraphTask(1.0, (0, 1, 2, 3))]
+    assert graph_schedule(fan, 1, cores=4) == 6.0  # all four at once, then the last
+    assert graph_schedule(fan, 1, cores=2) == 6.0  # 5 on one slot; 1, 2, 2 on the other
+    assert graph_schedule(fan, 1, cores=1) == 11.0
+
+
+def test_light_tasks_hold_no_slot_and_gpu_tasks_wait_for_a_gpu() -> None:
+    tasks = [GraphTask(4.0), GraphTask(1.0, cpus=0), GraphTask(3.0, (1,), gpus=1),
+             GraphTask(3.0, (1,), gpus=1), GraphTask(0.5, (0, 2, 3), cpus=0)]
+    assert graph_schedule(tasks, 1, cores=1, gpus=1) == 10.5  # the CPU slot is held
+    assert graph_schedule(tasks, 1, cores=3, gpus=1) == 7.5
+    assert graph_schedule(tasks, 1, cores=3, gpus=2) == 4.5
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_graph_never_finishes_later_on_more_machines(seed: int) -> None:
+    rng = random.Random(seed)
+    tasks: list[GraphTask] = []
+    for i in range(rng.randint(1, 40)):
+        deps = tuple(rng.sample(range(i), rng.randint(0, min(i, 3))))
+        tasks.append(GraphTask(rng.uniform(0.1, 10), deps, rng.choice([0, 1, 1, 2]),
+                               rng.choice([0, 0, 1])))
+    walls = graph_runs(tasks, 30, cores=2, gpus=1)
+    assert len(walls) == 30 and all(b <= a for a, b in itertools.pairwise(walls)), walls
+    assert walls[0] == graph_schedule(tasks, 1, cores=2, gpus=1)
+
+
+def test_a_graph_deadline_gets_the_fewest_machines_or_the_earliest_finish() -> None:
+    renders = [GraphTask(10.0) for _ in range(8)]
+    tasks = [*renders, GraphTask(2.0, tuple(range(8)))]
+    answer = machines_for_graph(tasks, 25.0, cores=2)
+    assert answer.possible and answer.machines == 2 and answer.wall_s == 22.0
+    never = machines_for_graph(tasks, 10.0, cores=2)
+    assert not never.possible and never.earliest_s == 12.0 and never.most_useful_machines == 5
+
+
+def test_a_graph_the_farm_cannot_run_is_one_line() -> None:
+    with pytest.raises(ValueError, match="needs 1 GPU"):
+        graph_schedule([GraphTask(1.0, gpus=1)], 1, cores=1)
+    with pytest.raises(ValueError, match="needs 4 cores"):
+        graph_schedule([GraphTask(1.0, cpus=4)], 1, cores=2)
+    with pytest.raises(ValueError, match="does not come before"):
+        graph_schedule([GraphTask(1.0, (0,))], 1, cores=1)

@@ -13,7 +13,7 @@ from tests.conftest import build_scene
 from tests.story.conftest import BASE, write
 from wanhe.config import Settings
 from wanhe.runs.estimate import Prices
-from wanhe.runs.estimate_story import estimate_story
+from wanhe.runs.estimate_story import StoryFarm, estimate_story
 from wanhe.story.load import StoryError
 
 
@@ -70,6 +70,35 @@ def test_every_part_from_its_probe_then_all_cached(tmp_path: Path, board: dict[s
     assert len(probes) == 5, probes[5:]  # nothing probed again
     assert again["core_s"] == pytest.approx(made["core_s"])
     assert all("(cached)" in p["source"] for p in again["parts"])
+    assert again["farm"] is None  # no farm asked
+
+
+def test_the_job_graph_on_a_farm_and_a_deadline(tmp_path: Path, board: dict[str, Any],
+                                                rig: Path) -> None:
+    story = _board(board, tmp_path / "film", rig)
+    settings = Settings(home=tmp_path / "home")
+
+    def on(machines: int, cores: int, deadline_s: float | None = None) -> dict[str, Any]:
+        return estimate_story(story, settings=settings, prices=Prices(),
+                              farm=StoryFarm(machines, cores),
+                              deadline_s=deadline_s).to_dict()
+
+    one = on(1, 1)
+    farm = one["farm"]
+    # the farm's graph: 4 voices, 2 dubs, 2 lip syncs, 12 renders, 3 clips, 2 tracks, a reel
+    assert farm["task_kinds"] == {"voice": 4, "dub": 2, "lipsync": 2, "render": 12,
+                                  "clip": 3, "track": 2, "reel": 1}
+    # one slot runs every task one after another: the parts' sum
+    assert farm["wall_s"] == pytest.approx(one["core_s"])
+    assert farm["busy_s"] == pytest.approx(one["core_s"])
+    wide = on(2, 4, deadline_s=one["core_s"] * 0.8)["farm"]
+    assert wide["wall_s"] < farm["wall_s"]
+    answer = wide["deadline"]
+    assert answer["possible"] and answer["machines"] >= 1
+    assert answer["wall_s"] <= one["core_s"] * 0.8
+    never = on(1, 4, deadline_s=1e-3)["farm"]["deadline"]
+    assert not never["possible"] and never["earliest_s"] > 0
+    assert never["explanation"].startswith("impossible: ")
 
 
 def test_a_storyboard_with_an_error_is_refused(tmp_path: Path, board: dict[str, Any]) -> None:
@@ -77,3 +106,19 @@ def test_a_storyboard_with_an_error_is_refused(tmp_path: Path, board: dict[str, 
     story = write(tmp_path, board)
     with pytest.raises(StoryError, match="unknown character 'Zed'"):
         estimate_story(story, settings=Settings(home=tmp_path / "home"), prices=Prices())
+
+
+def test_gpu_tasks_on_machines_without_gpus_are_one_line() -> None:
+    from wanhe.estimate.workers import GraphTask
+    from wanhe.runs.estimate_story import StoryEstimate
+
+    made = StoryEstimate("s.yaml", ["en"], 1.0, 12, [], Prices(),
+                         graph=[GraphTask(2.0), GraphTask(3.0, (0,), gpus=1)],
+                         farm=StoryFarm(1, 2))
+    with pytest.raises(ValueError, match=r"^--gpus: this storyboard's AI shots run on the GPU"):
+        made.to_dict()
+    made.farm = StoryFarm(2, 2, gpus=1)
+    made.deadline_s = 4.0
+    farm = made.to_dict()["farm"]
+    assert farm["wall_s"] == 5.0 and not farm["deadline"]["possible"]
+    assert farm["deadline"]["earliest_s"] == 5.0

@@ -126,20 +126,10 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
         build=lambda _id: ({"probes": len(probes)}, fingerprint, made, ""),
         submitter=who.name or f"token {who.token_id}", priority=90)
     service.poke(job_id)
-    ends = time.monotonic() + limit_s
-    while True:
-        rows = service.store.tasks(job_id)
-        if all(TaskState(r.state).is_final for r in rows):
-            break
-        if time.monotonic() >= ends:
-            service.store.cancel_job(job_id, message="the estimate's time limit passed")
-            service.poke(job_id)
-            raise HTTPException(504, f"the estimate's model probe (job {job_id}) ran past its "
-                                     f"{limit_s:g} s limit and was cancelled — ask again "
-                                     "with a longer timeout_s when the farm's GPUs are less "
-                                     "busy, or estimate with `wanhe estimate SPEC` on your "
-                                     "own machine")
-        time.sleep(POLL_S)
+    rows = wait_for_probe_job(service, job_id, limit_s, (
+        f"the estimate's model probe (job {job_id}) ran past its {limit_s:g} s limit and "
+        "was cancelled — ask again with a longer timeout_s when the farm's GPUs are less "
+        "busy, or estimate with `wanhe estimate SPEC` on your own machine"))
     by_key = {r.key: r for r in rows}
     outputs = []
     for task in made:
@@ -150,3 +140,20 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
                                             f"{job_id}): {reason}")
         outputs.append(row.output)
     return outputs
+
+
+def wait_for_probe_job(service: Service, job_id: int, limit_s: float, late: str) -> list[Any]:
+    """Wait for an estimate's probe job to end: its task rows. Past `limit_s` the job is
+    cancelled (its running tasks stopped) and the answer is 504 saying `late`."""
+    from wanhe.model import TaskState
+
+    ends = time.monotonic() + limit_s
+    while True:
+        rows = service.store.tasks(job_id)
+        if all(TaskState(r.state).is_final for r in rows):
+            return list(rows)
+        if time.monotonic() >= ends:
+            service.store.cancel_job(job_id, message="the estimate's time limit passed")
+            service.poke(job_id)
+            raise HTTPException(504, late)
+        time.sleep(POLL_S)

@@ -14,7 +14,8 @@ project, scene content and spec, like `wanhe estimate`'s.
 
 A generation spec (`kind: gen`) is answered by `wanhe.api.estimate_gen`: from the farm's
 history, a cached probe, or a probe run as a task on a worker (never in this process), in
-the same slots and time limit.
+the same slots and time limit; a storyboard (`kind: story`) by `wanhe.api.estimate_story`:
+a cached probe, or its probes run as a task on a worker.
 """
 
 from __future__ import annotations
@@ -92,6 +93,19 @@ def estimate(
             raise _busy()
         try:
             answer = estimate_gen_on_farm(service, who, body, limit)
+        finally:
+            slots.release()
+        answer["budget"] = _budget(service, who.project_id, {
+            "core_hours": answer["core_hours"], "core_hours_range": [answer["core_hours"]] * 2})
+        return answer
+    if body.kind == "story":
+        from wanhe.api.estimate_story import estimate_story_on_farm
+
+        slots = probe_slots()
+        if not slots.acquire(timeout=WAIT_S):
+            raise _busy()
+        try:
+            answer = estimate_story_on_farm(service, who, body, limit)
         finally:
             slots.release()
         answer["budget"] = _budget(service, who.project_id, {

@@ -171,13 +171,15 @@ class KeptEstimate(_In):
 
 
 class EstimateRequest(_In):
-    """`POST /api/estimate`: a render's files (uploaded as for a job) and its options, or a
-    generation spec (`kind: gen`, the spec in `options`, as a gen job's)."""
+    """`POST /api/estimate`: a render's files (uploaded as for a job) and its options, a
+    generation spec (`kind: gen`, the spec in `options`, as a gen job's), or a storyboard
+    (`kind: story`: `main` and `files` as a story job's)."""
 
-    kind: Literal["blender_render", "gen"] = Field(
-        default="blender_render", description="blender_render (a scene) or gen (a spec)")
+    kind: Literal["blender_render", "gen", "story"] = Field(
+        default="blender_render",
+        description="blender_render (a scene), gen (a spec) or story (a storyboard)")
     main: str | None = Field(default=None, min_length=1, max_length=1024,
-                             description="the .blend, as in a job (a render)")
+                             description="the .blend or the storyboard, as in a job")
     files: dict[str, Sha256] = Field(default_factory=dict, max_length=MAX_FILES)
     options: dict[str, Any] = Field(
         default_factory=dict, description="the render's options, as a blender_render job's; "
@@ -186,7 +188,8 @@ class EstimateRequest(_In):
     cores: int | None = Field(default=None, ge=1, le=4096,
                               description="cores per machine; default: the service's")
     gpus: int | None = Field(default=None, ge=1, le=1_000_000,
-                             description="GPUs on the farm (a gen spec on the GPU)")
+                             description="GPUs on the farm (a gen spec on the GPU); GPUs a "
+                                         "machine (a storyboard)")
     timeout_s: float | None = Field(
         default=None, gt=0, le=86400, description="answer within this many seconds or 504 "
                                                   "(at most the service's limit)")

@@ -63,7 +63,8 @@ def estimate_command(
     cores: Annotated[int | None, typer.Option(
         help="cores per machine; default: this machine's")] = None,
     gpus: Annotated[int | None, typer.Option(
-        help="GPUs on the farm, for a generation spec that runs on the GPU (default 1)")
+        help="GPUs on the farm, for a generation spec that runs on the GPU (default 1); "
+             "for a storyboard, GPUs a machine (its AI shots' on the GPU)")
     ] = None,
     deadline: Annotated[str | None, typer.Option(
         help="finish by this ISO time (e.g. 2026-12-14T18:00): how many machines it needs")
@@ -89,13 +90,9 @@ def estimate_command(
         scene_only = {"--frames": frames, "--tiles": None if tiles == "1x1" else tiles,
                       "--samples": samples, "--quality": quality,
                       "--resolution-percentage": resolution_percentage}
-        if kind == "story":
-            scene_only |= {"--machines": None if machines == 1 else machines, "--cores": cores,
-                           "--gpus": gpus, "--deadline": deadline}
         given = [name for name, value in scene_only.items() if value is not None]
         if given:
-            fail(f"{', '.join(given)}: for a .blend scene"
-                 f"{' or a generation spec' if kind == 'story' else ''}; {scene.name} is a "
+            fail(f"{', '.join(given)}: for a .blend scene; {scene.name} is a "
                  f"{'storyboard' if kind == 'story' else 'generation spec'}")
         _check_farm(machines, cores, gpus)
         from wanhe.cli.estimate_ai import estimate_ai

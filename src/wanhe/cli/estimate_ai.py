@@ -47,7 +47,9 @@ def estimate_ai(kind: str, path: Path, prices: "Prices", *, as_json: bool, db: s
             from wanhe.runs.estimate_story import estimate_story
 
             report = estimate_story(path.expanduser().resolve(), settings=settings,
-                                    prices=prices, on_probe=note)
+                                    prices=prices, on_probe=note,
+                                    farm=_story_farm(machines, cores, gpus) if farm_given
+                                    else None, deadline_s=deadline_s)
             emit(report.to_dict(), as_json, story_table)
     except InputError as exc:
         fail(f"{exc.field.removeprefix('options.')}: {exc.message}")
@@ -74,6 +76,16 @@ def _gen_farm(device: str, machines: int, cores: int | None, gpus: int | None) -
         fail(f"--gpus {gpus}: this spec runs on the CPU (device: cpu, or no GPU here) — give "
              "--machines N [--cores C]")
     return GenFarm(units=machines, unit="machine", cores=cores or os.cpu_count() or 1)
+
+
+def _story_farm(machines: int, cores: int | None, gpus: int | None) -> Any:
+    """A storyboard's farm: --machines of --cores cores (default: this machine's) and
+    --gpus GPUs each (default none)."""
+    import os
+
+    from wanhe.runs.estimate_story import StoryFarm
+
+    return StoryFarm(machines=machines, cores=cores or os.cpu_count() or 1, gpus=gpus or 0)
 
 
 def _gen_spec(path: Path) -> Any:
@@ -192,6 +204,15 @@ def story_table(data: dict[str, Any]) -> "Table":
     table.add_section()
     gpu = f", {seconds_text(data['gpu_s'])} GPU" if data["gpu_s"] else ""
     table.add_row("total", f"{seconds_text(data['core_s'])} CPU{gpu}; {_hours_line(data)}")
+    farm = data["farm"]
+    if farm is not None:
+        gpus = f", {farm['gpus']} GPU(s)" if farm["gpus"] else ""
+        kinds = ", ".join(f"{n} {kind}" for kind, n in farm["task_kinds"].items())
+        table.add_row("wall time", f"{seconds_text(farm['wall_s'])} on {farm['machines']} "
+                      f"machine(s) × {farm['cores']} cores{gpus}: the job's {farm['tasks']} "
+                      f"tasks ({kinds}) scheduled with their dependencies")
+        if farm["deadline"] is not None:
+            table.add_row("deadline", farm["deadline"]["explanation"])
     for text in data["notes"]:
         table.add_row("note", text)
     return table

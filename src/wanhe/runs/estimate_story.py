@@ -37,10 +37,13 @@ from typing import Any
 
 from wanhe.config import Settings
 from wanhe.estimate.ai import LineRate, fit_line_rate
+from wanhe.estimate.deadline import DeadlineAnswer, fewest_within
+from wanhe.estimate.workers import GraphTask, graph_runs, graph_schedule, useful_machines
 from wanhe.runs.estimate import Farm, Prices
+from wanhe.runs.story_graph import TaskCosts, story_graph
 from wanhe.story.schema import Storyboard, Voice, line_id
 
-__all__ = ["Part", "StoryEstimate", "estimate_story"]
+__all__ = ["Part", "StoryEstimate", "StoryFarm", "estimate_story"]
 
 PROBE_VERSION = 3  # bump when a probe's plan changes: older cached probes are not reused
 ASSEMBLY_FRAMES = 24  # frames the assembly probe encodes
@@ -56,6 +59,16 @@ class Part:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StoryFarm:
+    """The farm a storyboard is asked about: `machines` of `cores` CPU slots and `gpus`
+    GPUs each."""
+
+    machines: int
+    cores: int
+    gpus: int = 0
+
+
 @dataclass
 class StoryEstimate:
     storyboard: str
@@ -65,6 +78,48 @@ class StoryEstimate:
     parts: list[Part]
     prices: Prices
     notes: list[str] = field(default_factory=list)
+    graph: list[GraphTask] = field(default_factory=list)  # the job's tasks, with seconds
+    task_kinds: dict[str, int] = field(default_factory=dict)
+    farm: StoryFarm | None = None
+    deadline_s: float | None = None
+    costs: TaskCosts = field(default_factory=TaskCosts)  # each task's seconds, by the parts
+
+    def on_farm(self) -> tuple[float, DeadlineAnswer | None] | None:
+        """The job's wall on the farm asked about (its task graph list-scheduled with its
+        dependencies, :func:`wanhe.estimate.workers.graph_schedule`, best of 1 … N), and the
+        fewest machines that meet the deadline; None without a farm. Raises ValueError for
+        a farm that cannot run a task (a GPU task on machines without GPUs)."""
+        farm = self.farm
+        if farm is None or not self.graph:
+            return None
+        if farm.gpus == 0 and any(t.gpus for t in self.graph):
+            raise ValueError("--gpus: this storyboard's AI shots run on the GPU — give "
+                             "--gpus G (GPUs a machine)")
+        useful = useful_machines(self.graph, farm.cores, farm.gpus)  # more cannot help
+        most = useful if self.deadline_s is not None else min(farm.machines, useful)
+        runs = graph_runs(self.graph, most, cores=farm.cores, gpus=farm.gpus)
+        wall = runs[min(farm.machines, useful) - 1]  # (the best of 1 … that many)
+        if farm.machines > useful:  # past MOST_MACHINES: that farm too (no better)
+            wall = min(wall, graph_schedule(self.graph, farm.machines, cores=farm.cores,
+                                            gpus=farm.gpus))
+        answer = None
+        if self.deadline_s is not None:
+            answer = fewest_within(lambda n: runs[n - 1], useful, self.deadline_s)
+        return wall, answer
+
+    def farm_dict(self) -> dict[str, Any] | None:
+        found = self.on_farm()
+        if found is None or self.farm is None:
+            return None
+        wall, answer = found
+        return {
+            **asdict(self.farm), "unit": "machine", "tasks": len(self.graph),
+            "task_kinds": self.task_kinds, "wall_s": wall,
+            "busy_s": sum(t.seconds * max(t.cpus, t.gpus) for t in self.graph),
+            "deadline_s": self.deadline_s,
+            "deadline": None if answer is None else {
+                **asdict(answer), "explanation": answer.explain(self.deadline_s or 0.0)},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         core_s = sum(p.core_s for p in self.parts)
@@ -76,7 +131,8 @@ class StoryEstimate:
             "parts": [asdict(p) for p in self.parts], "core_s": core_s, "gpu_s": gpu_s,
             "core_hours": core_h, "gpu_hours": gpu_h,
             "cost": core_h * self.prices.core_hour + gpu_h * self.prices.gpu_hour,
-            "prices": asdict(self.prices), "notes": self.notes,
+            "prices": asdict(self.prices), "farm": self.farm_dict(), "notes": self.notes,
+            "task_costs": asdict(self.costs),  # what a farm's estimate schedules (the API)
         }
 
 
@@ -209,7 +265,9 @@ def _probe_assembly(width: int, height: int, fps: float) -> dict[str, Any]:
 
 
 def _blender_part(board: Storyboard, shot: Any, base: Path, facts: dict[str, Any],
-                  settings: Settings, prices: Prices, on_probe: Any) -> Part:
+                  settings: Settings, prices: Prices, on_probe: Any,
+                  costs: TaskCosts) -> Part:
+    """The shot's part; its frames' and lip sync's seconds (one language) go in `costs`."""
     from wanhe.render.spec import RenderOptions
     from wanhe.runs.estimate import estimate_render, prepare_spec
 
@@ -243,6 +301,10 @@ def _blender_part(board: Storyboard, shot: Any, base: Path, facts: dict[str, Any
                             f"lipsync-{_key('lipsync', sha256_file(scene))}.json",
                             lambda: _probe_lipsync(scene))
         lipsync_s = float(keying["cpu_s"]) * times
+        costs.lipsync[shot.id] = float(keying["cpu_s"])
+    per_frame = {f: sum(t) for f, t in report.estimate.frame_task_core_s.items()}
+    scale = render_s / times / max(sum(per_frame.values()), 1e-12)  # loads included
+    costs.frames[shot.id] = {f: c * scale for f, c in per_frame.items()}
     what = (f"shot {shot.id}: {len(blend.frame_list)} frame(s) at {film.width}x{film.height}, "
             f"{blend.samples} samples" + (f", × {times} (lip-synced languages)"
                                           if times > 1 else "")
@@ -268,21 +330,27 @@ def _probe_lipsync(scene: Path) -> dict[str, Any]:
 
 
 def estimate_story(path: Path, *, settings: Settings, prices: Prices,
-                   on_probe: Any = None) -> StoryEstimate:
+                   on_probe: Any = None, farm: StoryFarm | None = None,
+                   deadline_s: float | None = None,
+                   facts: dict[str, Any] | None = None) -> StoryEstimate:
     """The estimate of the storyboard at `path` (raises StoryError, InputError, VoiceError:
-    one line each)."""
+    one line each). `farm`, `deadline_s`: its task graph's wall time on that farm and the
+    fewest machines that finish within the deadline (`StoryEstimate.on_farm`). `facts`: the
+    storyboard's check made already (a farm's submit), else it is checked here."""
     from wanhe.story.checks import check_storyboard, local_models
     from wanhe.story.load import load_storyboard
     from wanhe.story.timing import reel_timing
 
     board = load_storyboard(path)
     base = path.parent
-    facts = check_storyboard(board, base, models=local_models(settings.db_url))
+    if facts is None:
+        facts = check_storyboard(board, base, models=local_models(settings.db_url))
     film = board.film
     cache = settings.home / "probes"
     parts: list[Part] = []
     notes: list[str] = list(facts.get("warnings") or [])
 
+    costs = TaskCosts()
     rates, probed = _voice_rates(board, base, facts, cache, on_probe)
     durations: dict[tuple[str, str], float] = {}
     voice_s = 0.0
@@ -294,12 +362,14 @@ def estimate_story(path: Path, *, settings: Settings, prices: Prices,
                 text = line.text if lang == film.original else line.translations[lang]
                 rate = rates[json.dumps([lang, voice.model_dump(mode="json")], sort_keys=True)]
                 durations[(line_id(shot, n), lang)] = rate.audio_s(len(text))
+                costs.voices[f"voice/{line_id(shot, n)}/{lang}"] = rate.compute_s(len(text))
                 voice_s += rate.compute_s(len(text))
                 lines += 1
     if any(voice.engine == "piper" for _, voice, _ in _voice_texts(board).values()):
         start, _ = _cached(cache / f"piper-start-{_key('piper-start')}.json",
                            _probe_piper_start)
         voice_s += float(start["cpu_s"])  # one worker, as for a model's load
+        costs.voice_start_s = float(start["cpu_s"])
     if lines:
         per_audio = voice_s / max(sum(durations.values()), 1e-9)
         parts.append(Part(
@@ -313,11 +383,16 @@ def estimate_story(path: Path, *, settings: Settings, prices: Prices,
 
     for shot in board.shots:
         if shot.blender is not None:
-            parts.append(_blender_part(board, shot, base, facts, settings, prices, on_probe))
+            parts.append(_blender_part(board, shot, base, facts, settings, prices, on_probe,
+                                       costs))
 
     ai_shots = [shot for shot in board.shots if shot.prompt is not None]
     if ai_shots:
         parts.append(_ai_part(board, ai_shots, settings, prices, on_probe))
+        gen = parts[-1].detail["gen"]
+        costs.gen = {s["name"]: (float(s["per_candidate_s"]), float(s["cold_s"]))
+                     for s in gen["shots"]}
+        costs.gen_start_s = float(gen["worker_start_s"])
 
     assembly, was_cached = _cached(
         cache / f"assembly-{_key('assembly', film.width, film.height, film.fps)}.json",
@@ -326,6 +401,10 @@ def estimate_story(path: Path, *, settings: Settings, prices: Prices,
                       for s, shot in zip(timing.shots, board.shots, strict=True))
     reels = 1 + len({lang for shot in board.shots for lang in shot.lipsync_languages})
     frames = clip_frames + reel_frames * reels
+    costs.clip_frame_s = float(assembly["per_frame_s"])
+    costs.clip_frames = {shot.id: s.layout.frames(film.fps)
+                         for s, shot in zip(timing.shots, board.shots, strict=True)}
+    costs.reel_frames = reel_frames * reels
     parts.append(Part(
         "assembly", f"{clip_frames} clip frame(s), {reels} reel(s) of {reel_frames} frame(s)",
         assembly["per_frame_s"] * frames, 0.0,
@@ -334,8 +413,10 @@ def estimate_story(path: Path, *, settings: Settings, prices: Prices,
         {"frames": frames, "per_frame_s": assembly["per_frame_s"]}))
     notes.append("not probed: the dubs' time stretch, the audio mix, subtitles and the "
                  "editorial files (seconds)")
+    graph, kinds = story_graph(board, base, facts, costs)
     return StoryEstimate(str(path), list(film.languages), timing.duration, reel_frames, parts,
-                         prices, notes)
+                         prices, notes, graph=graph, task_kinds=kinds, farm=farm,
+                         deadline_s=deadline_s, costs=costs)
 
 
 def _ai_part(board: Storyboard, shots: list[Any], settings: Settings, prices: Prices,
