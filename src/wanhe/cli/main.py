@@ -217,12 +217,15 @@ def render(
             fail(f"--device gpu: this machine shows no GPU ({', '.join(GPU_DEVICE_FILES)}); "
                  "render with --device cpu or any, or join a cluster with GPUs (--ray-address)")
     try:
-        from wanhe.imaging.qc_thresholds import parse_threshold_args
         from wanhe.samplecount.levels import parse_quality_target
 
         if quality is not None:
             parse_quality_target(quality)  # its own message, without pydantic's prefix
-        thresholds = parse_threshold_args(qc_threshold or [])
+        thresholds: dict[str, float] = {}
+        if qc_threshold:  # the QC module imports numpy: only when asked (Blender waits)
+            from wanhe.imaging.qc_thresholds import parse_threshold_args
+
+            thresholds = parse_threshold_args(qc_threshold)
         options = RenderOptions(
             quality=quality, qc_thresholds=thresholds,
             frames=frames, tiles=tiles, overscan=overscan, samples=samples, split=split,
