@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,15 +57,20 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
-                 tag: str, overscan: int = 16, src: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> tuple[float, dict[str, object]]:
-    """`wanhe render` as a user runs it; `src`: another checkout's src/ (a baseline)."""
+                 tag: str, overscan: int | None = 16, src: Path | None = None,
+                 extra_env: dict[str, str] | None = None,
+                 probes: Path | None = None) -> tuple[float, dict[str, object]]:
+    """`wanhe render` as a user runs it; `src`: another checkout's src/ (a baseline);
+    `overscan=None`: wanhe's default (the least that is exact); `probes`: a border-probe cache
+    to start from (a scene rendered before), else a fresh home probes again."""
     home = work / f"home-{tag}"
+    if probes is not None and probes.is_dir():
+        shutil.copytree(probes, home / "probes", dirs_exist_ok=True)
     report = work / f"report-{tag}.json"
     cmd = [sys.executable, "-m", "wanhe.cli", "render", str(scene), "--frames", frames,
-           "--tiles", tiles, "--overscan", str(overscan), "--no-denoise",
-           "--workers", str(workers), "--threads-per-task", str(threads), "--quiet",
-           "--output", str(work / f"out-{tag}" / "f_####"),
+           "--tiles", tiles, *([] if overscan is None else ["--overscan", str(overscan)]),
+           "--no-denoise", "--workers", str(workers), "--threads-per-task", str(threads),
+           "--quiet", "--output", str(work / f"out-{tag}" / "f_####"),
            "--report-json", str(report)]
     env = {**os.environ, "WANHE_HOME": str(home), **(extra_env or {})}
     if src is not None:
@@ -73,26 +79,46 @@ def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int,
     return wall, json.loads(report.read_text())
 
 
-def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None) -> None:
-    """The cost of one `wanhe render` command beyond its renders: one frame each way, so the
-    VM's ±10% render-speed noise moves the difference little; optionally against a baseline
-    checkout, all alternating."""
+def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None, tiles: str,
+               cached_probe: bool) -> None:
+    """The cost of one `wanhe render` command beyond its renders: one frame each way (`tiles`
+    with wanhe's default overscan), alternating with plain bpy and optionally with a baseline
+    checkout, so the VM's minute-to-minute noise hits every side alike. `cached_probe`: a
+    tiled run finds the border probe's answer cached (the scene was rendered tiled before)."""
     out = work / "plain-fixed"
     out.mkdir(exist_ok=True)
-    plain, now, before = [], [], []
+    probes = work / "probe-cache" if cached_probe else None
+    if probes is not None and tiles != "1x1":  # one untimed run fills the cache
+        wanhe_render(scene, work, "1", tiles, 1, 2, "probe", overscan=None)
+        shutil.copytree(work / "home-probe" / "probes", probes)
+    plain, now, before, loads = [], [], [], []
     for i in range(repeat):
+        loads.append(os.getloadavg()[0])
         plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(out), "1", "1", "2"]))
-        now.append(wanhe_render(scene, work, "1", "1x1", 1, 2, f"f{i}")[0])
+        now.append(wanhe_render(scene, work, "1", tiles, 1, 2, f"f{i}", overscan=None,
+                                probes=probes)[0])
         if baseline is not None:
-            before.append(wanhe_render(scene, work, "1", "1x1", 1, 2, f"g{i}", src=baseline)[0])
+            before.append(wanhe_render(scene, work, "1", tiles, 1, 2, f"g{i}", overscan=None,
+                                       src=baseline, probes=probes)[0])
+    loads.append(os.getloadavg()[0])
     p = statistics.median(plain)
-    print(f"# fixed cost of one `wanhe render` (1 demo frame), median of {repeat}")
-    print(f"plain bpy {p:.2f} s; wanhe render {statistics.median(now):.2f} s: "
-          f"+{statistics.median(now) - p:.2f} s")
+    print(f"# fixed cost of one `wanhe render --tiles {tiles}` (1 demo frame), median of "
+          f"{repeat}; load average {min(loads):.1f}-{max(loads):.1f}"
+          + ("; border probe cached" if probes is not None and tiles != "1x1" else ""))
+
+    def line(name: str, walls: list[float]) -> str:
+        w = statistics.median(walls)
+        paired = statistics.median(x - q for x, q in zip(walls, plain, strict=True))
+        ratio = statistics.median(x / q for x, q in zip(walls, plain, strict=True))
+        return (f"{name}: {w:.2f} s, +{w - p:.2f} s, ratio {w / p:.3f} (median of paired: "
+                f"+{paired:.2f} s, {ratio:.3f})")
+
+    print(f"plain bpy {p:.2f} s")
+    print(line("wanhe render", now))
     if before:
-        print(f"baseline {baseline}: {statistics.median(before):.2f} s: "
-              f"+{statistics.median(before) - p:.2f} s")
-    print(f"raw: plain={plain} wanhe={now} baseline={before}")
+        print(line(f"baseline {baseline}", before))
+    print(f"raw: plain={[round(x, 2) for x in plain]} wanhe={[round(x, 2) for x in now]} "
+          f"baseline={[round(x, 2) for x in before]} load={[round(x, 1) for x in loads]}")
 
 
 def render_task_walls(report: dict[str, object]) -> list[float]:
@@ -137,6 +163,10 @@ def main() -> None:
                              "(the sandbox's cost, side by side; as root)")
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="with --fixed-cost: another checkout's src/ to compare against")
+    parser.add_argument("--tiles", default="1x1",
+                        help="with --fixed-cost: the frame's tiles, e.g. 3x2")
+    parser.add_argument("--cached-probe", action="store_true",
+                        help="with --fixed-cost and tiles: the border probe's answer cached")
     args = parser.parse_args()
     first, last = (int(x) for x in args.frames.split("-"))
     work = Path(tempfile.mkdtemp(prefix="wanhe-bench-"))
@@ -145,7 +175,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(REPO / "examples/make_scenes.py"), "demo",
                         str(scene)], check=True, capture_output=True)
     if args.fixed_cost:
-        fixed_cost(scene, work, args.repeat, args.baseline_src)
+        fixed_cost(scene, work, args.repeat, args.baseline_src, args.tiles, args.cached_probe)
         return
     plain_out = work / "plain"
     plain_out.mkdir()
