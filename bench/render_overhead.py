@@ -43,10 +43,14 @@ if hasattr(settings, "media_type"):
 settings.file_format = "OPEN_EXR_MULTILAYER"
 settings.color_depth = "32"
 settings.exr_codec = "ZIP"
+rendering = 0.0
 for frame in range(first, last + 1):
+    started = time.monotonic()
     scene.frame_set(frame)
     bpy.ops.render.render()
     bpy.data.images["Render Result"].save_render(f"{out}/plain_{frame:04d}.exr")
+    rendering += time.monotonic() - started
+print(f"rendering_s={rendering}")
 """
 
 
@@ -54,6 +58,16 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     started = time.monotonic()
     subprocess.run(cmd, check=True, capture_output=True, env=env)
     return time.monotonic() - started
+
+
+def plain_bpy(scene: Path, out: Path, first: int, last: int) -> tuple[float, float]:
+    """Plain bpy's wall, and the seconds of it its frames' render + save calls took."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", PLAIN, str(scene), str(out), str(first),
+                           str(last), "2"], check=True, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    found = [line for line in done.stdout.splitlines() if line.startswith("rendering_s=")]
+    return wall, float(found[-1].split("=", 1)[1])
 
 
 def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
@@ -92,14 +106,23 @@ def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None, tile
         wanhe_render(scene, work, "1", tiles, 1, 2, "probe", overscan=None)
         shutil.copytree(work / "home-probe" / "probes", probes)
     plain, now, before, loads = [], [], [], []
+    # each run's wall outside its render calls (Cycles' render and the EXR's save): the part
+    # of the fixed cost that the render's own minute-to-minute noise does not move
+    outside: dict[str, list[float]] = {"plain": [], "now": [], "before": []}
     for i in range(repeat):
         loads.append(os.getloadavg()[0])
-        plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(out), "1", "1", "2"]))
-        now.append(wanhe_render(scene, work, "1", tiles, 1, 2, f"f{i}", overscan=None,
-                                probes=probes)[0])
+        wall, rendering = plain_bpy(scene, out, 1, 1)
+        plain.append(wall)
+        outside["plain"].append(wall - rendering)
+        wall, report = wanhe_render(scene, work, "1", tiles, 1, 2, f"f{i}", overscan=None,
+                                    probes=probes)
+        now.append(wall)
+        outside["now"].append(wall - sum(render_task_walls(report)))
         if baseline is not None:
-            before.append(wanhe_render(scene, work, "1", tiles, 1, 2, f"g{i}", overscan=None,
-                                       src=baseline, probes=probes)[0])
+            wall, report = wanhe_render(scene, work, "1", tiles, 1, 2, f"g{i}", overscan=None,
+                                        src=baseline, probes=probes)
+            before.append(wall)
+            outside["before"].append(wall - sum(render_task_walls(report)))
     loads.append(os.getloadavg()[0])
     p = statistics.median(plain)
     print(f"# fixed cost of one `wanhe render --tiles {tiles}` (1 demo frame), median of "
@@ -117,6 +140,12 @@ def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None, tile
     print(line("wanhe render", now))
     if before:
         print(line(f"baseline {baseline}", before))
+    med = {name: statistics.median(v) for name, v in outside.items() if v}
+    print("outside the render calls (median s): "
+          + ", ".join(f"{name} {v:.2f}" for name, v in med.items())
+          + "; beyond plain: "
+          + ", ".join(f"{name} +{v - med['plain']:.2f}" for name, v in med.items()
+                      if name != "plain"))
     print(f"raw: plain={[round(x, 2) for x in plain]} wanhe={[round(x, 2) for x in now]} "
           f"baseline={[round(x, 2) for x in before]} load={[round(x, 1) for x in loads]}")
 

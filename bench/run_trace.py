@@ -5,8 +5,9 @@ command run in this process with a timestamp at each phase and the engine's log 
     PYTHONPATH=src .venv/bin/python bench/run_trace.py render scene.blend --frames 1 -q
 
 (bench/openjd_overhead.py writes a suitable 20-task template.) Timestamps are ms since this
-process started (the interpreter's own start included, read from /proc); the phases of the
-command's kind are marked at their begin and end, from whichever thread runs them.
+process started (the interpreter's own start included, read from /proc), with the process's
+CPU ms so far; the phases of the command's kind are marked at their begin and end, from
+whichever thread runs them, where the command imports their modules.
 """
 
 from __future__ import annotations
@@ -59,12 +60,16 @@ RENDER_PHASES = [("wanhe.localrender", "precheck"), ("wanhe.localrender", "prepa
                  ("wanhe.engine.frame_steps", "run_assemble"),
                  ("wanhe.engine.frame_steps", "run_preview"),
                  ("wanhe.engine.frame_steps", "run_denoise"),
-                 ("wanhe.localrender", "write_report")]
+                 ("wanhe.localrender", "write_report"),
+                 ("wanhe.cli.main", "_end_now")]  # its begin: the process ends (os._exit)
 
 
 def mark(what: str) -> None:
+    """Wall ms since the process started, and this process's CPU ms so far (every thread; a
+    figure the machine's load stretches less than the wall)."""
     where = threading.current_thread().name
-    print(f"{(time.perf_counter() - T0) * 1000:6.0f} ms MARK [{where}] {what}", file=sys.stderr)
+    print(f"{(time.perf_counter() - T0) * 1000:6.0f} ms (cpu {time.process_time() * 1000:5.0f}) "
+          f"MARK [{where}] {what}", file=sys.stderr)
 
 
 def timed(module: str, name: str) -> None:
