@@ -77,8 +77,10 @@ def timed(module: str, name: str) -> None:
     owner: Any = sys.modules[module]
     *path, attr = name.split(".")
     for part in path:
-        owner = getattr(owner, part)
-    original: Callable[..., Any] = getattr(owner, attr)
+        owner = getattr(owner, part, None)
+    original: Callable[..., Any] | None = getattr(owner, attr, None)
+    if original is None:  # not in this tree (an older checkout traced with PYTHONPATH)
+        return
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
