@@ -87,8 +87,8 @@ def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int,
            "--quiet", "--output", str(work / f"out-{tag}" / "f_####"),
            "--report-json", str(report)]
     env = {**os.environ, "WANHE_HOME": str(home), **(extra_env or {})}
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
+    # this checkout's own src/ unless told another: never whichever wanhe the venv installed
+    env["PYTHONPATH"] = str(src if src is not None else REPO / "src")
     wall = timed(cmd, env=env)
     return wall, json.loads(report.read_text())
 
