@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,10 +43,14 @@ if hasattr(settings, "media_type"):
 settings.file_format = "OPEN_EXR_MULTILAYER"
 settings.color_depth = "32"
 settings.exr_codec = "ZIP"
+rendering = 0.0
 for frame in range(first, last + 1):
+    started = time.monotonic()
     scene.frame_set(frame)
     bpy.ops.render.render()
     bpy.data.images["Render Result"].save_render(f"{out}/plain_{frame:04d}.exr")
+    rendering += time.monotonic() - started
+print(f"rendering_s={rendering}")
 """
 
 
@@ -55,44 +60,94 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return time.monotonic() - started
 
 
+def plain_bpy(scene: Path, out: Path, first: int, last: int) -> tuple[float, float]:
+    """Plain bpy's wall, and the seconds of it its frames' render + save calls took."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", PLAIN, str(scene), str(out), str(first),
+                           str(last), "2"], check=True, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    found = [line for line in done.stdout.splitlines() if line.startswith("rendering_s=")]
+    return wall, float(found[-1].split("=", 1)[1])
+
+
 def wanhe_render(scene: Path, work: Path, frames: str, tiles: str, workers: int, threads: int,
-                 tag: str, overscan: int = 16, src: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> tuple[float, dict[str, object]]:
-    """`wanhe render` as a user runs it; `src`: another checkout's src/ (a baseline)."""
+                 tag: str, overscan: int | None = 16, src: Path | None = None,
+                 extra_env: dict[str, str] | None = None,
+                 probes: Path | None = None) -> tuple[float, dict[str, object]]:
+    """`wanhe render` as a user runs it; `src`: another checkout's src/ (a baseline);
+    `overscan=None`: wanhe's default (the least that is exact); `probes`: a border-probe cache
+    to start from (a scene rendered before), else a fresh home probes again."""
     home = work / f"home-{tag}"
+    if probes is not None and probes.is_dir():
+        shutil.copytree(probes, home / "probes", dirs_exist_ok=True)
     report = work / f"report-{tag}.json"
     cmd = [sys.executable, "-m", "wanhe.cli", "render", str(scene), "--frames", frames,
-           "--tiles", tiles, "--overscan", str(overscan), "--no-denoise",
-           "--workers", str(workers), "--threads-per-task", str(threads), "--quiet",
-           "--output", str(work / f"out-{tag}" / "f_####"),
+           "--tiles", tiles, *([] if overscan is None else ["--overscan", str(overscan)]),
+           "--no-denoise", "--workers", str(workers), "--threads-per-task", str(threads),
+           "--quiet", "--output", str(work / f"out-{tag}" / "f_####"),
            "--report-json", str(report)]
     env = {**os.environ, "WANHE_HOME": str(home), **(extra_env or {})}
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
+    # this checkout's own src/ unless told another: never whichever wanhe the venv installed
+    env["PYTHONPATH"] = str(src if src is not None else REPO / "src")
     wall = timed(cmd, env=env)
     return wall, json.loads(report.read_text())
 
 
-def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None) -> None:
-    """The cost of one `wanhe render` command beyond its renders: one frame each way, so the
-    VM's ±10% render-speed noise moves the difference little; optionally against a baseline
-    checkout, all alternating."""
+def fixed_cost(scene: Path, work: Path, repeat: int, baseline: Path | None, tiles: str,
+               cached_probe: bool) -> None:
+    """The cost of one `wanhe render` command beyond its renders: one frame each way (`tiles`
+    with wanhe's default overscan), alternating with plain bpy and optionally with a baseline
+    checkout, so the VM's minute-to-minute noise hits every side alike. `cached_probe`: a
+    tiled run finds the border probe's answer cached (the scene was rendered tiled before)."""
     out = work / "plain-fixed"
     out.mkdir(exist_ok=True)
-    plain, now, before = [], [], []
+    probes = work / "probe-cache" if cached_probe else None
+    if probes is not None and tiles != "1x1":  # one untimed run fills the cache
+        wanhe_render(scene, work, "1", tiles, 1, 2, "probe", overscan=None)
+        shutil.copytree(work / "home-probe" / "probes", probes)
+    plain, now, before, loads = [], [], [], []
+    # each run's wall outside its render calls (Cycles' render and the EXR's save): the part
+    # of the fixed cost that the render's own minute-to-minute noise does not move
+    outside: dict[str, list[float]] = {"plain": [], "now": [], "before": []}
     for i in range(repeat):
-        plain.append(timed([sys.executable, "-c", PLAIN, str(scene), str(out), "1", "1", "2"]))
-        now.append(wanhe_render(scene, work, "1", "1x1", 1, 2, f"f{i}")[0])
+        loads.append(os.getloadavg()[0])
+        wall, rendering = plain_bpy(scene, out, 1, 1)
+        plain.append(wall)
+        outside["plain"].append(wall - rendering)
+        wall, report = wanhe_render(scene, work, "1", tiles, 1, 2, f"f{i}", overscan=None,
+                                    probes=probes)
+        now.append(wall)
+        outside["now"].append(wall - sum(render_task_walls(report)))
         if baseline is not None:
-            before.append(wanhe_render(scene, work, "1", "1x1", 1, 2, f"g{i}", src=baseline)[0])
+            wall, report = wanhe_render(scene, work, "1", tiles, 1, 2, f"g{i}", overscan=None,
+                                        src=baseline, probes=probes)
+            before.append(wall)
+            outside["before"].append(wall - sum(render_task_walls(report)))
+    loads.append(os.getloadavg()[0])
     p = statistics.median(plain)
-    print(f"# fixed cost of one `wanhe render` (1 demo frame), median of {repeat}")
-    print(f"plain bpy {p:.2f} s; wanhe render {statistics.median(now):.2f} s: "
-          f"+{statistics.median(now) - p:.2f} s")
+    print(f"# fixed cost of one `wanhe render --tiles {tiles}` (1 demo frame), median of "
+          f"{repeat}; load average {min(loads):.1f}-{max(loads):.1f}"
+          + ("; border probe cached" if probes is not None and tiles != "1x1" else ""))
+
+    def line(name: str, walls: list[float]) -> str:
+        w = statistics.median(walls)
+        paired = statistics.median(x - q for x, q in zip(walls, plain, strict=True))
+        ratio = statistics.median(x / q for x, q in zip(walls, plain, strict=True))
+        return (f"{name}: {w:.2f} s, +{w - p:.2f} s, ratio {w / p:.3f} (median of paired: "
+                f"+{paired:.2f} s, {ratio:.3f})")
+
+    print(f"plain bpy {p:.2f} s")
+    print(line("wanhe render", now))
     if before:
-        print(f"baseline {baseline}: {statistics.median(before):.2f} s: "
-              f"+{statistics.median(before) - p:.2f} s")
-    print(f"raw: plain={plain} wanhe={now} baseline={before}")
+        print(line(f"baseline {baseline}", before))
+    med = {name: statistics.median(v) for name, v in outside.items() if v}
+    print("outside the render calls (median s): "
+          + ", ".join(f"{name} {v:.2f}" for name, v in med.items())
+          + "; beyond plain: "
+          + ", ".join(f"{name} +{v - med['plain']:.2f}" for name, v in med.items()
+                      if name != "plain"))
+    print(f"raw: plain={[round(x, 2) for x in plain]} wanhe={[round(x, 2) for x in now]} "
+          f"baseline={[round(x, 2) for x in before]} load={[round(x, 1) for x in loads]}")
 
 
 def render_task_walls(report: dict[str, object]) -> list[float]:
@@ -137,6 +192,10 @@ def main() -> None:
                              "(the sandbox's cost, side by side; as root)")
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="with --fixed-cost: another checkout's src/ to compare against")
+    parser.add_argument("--tiles", default="1x1",
+                        help="with --fixed-cost: the frame's tiles, e.g. 3x2")
+    parser.add_argument("--cached-probe", action="store_true",
+                        help="with --fixed-cost and tiles: the border probe's answer cached")
     args = parser.parse_args()
     first, last = (int(x) for x in args.frames.split("-"))
     work = Path(tempfile.mkdtemp(prefix="wanhe-bench-"))
@@ -145,7 +204,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(REPO / "examples/make_scenes.py"), "demo",
                         str(scene)], check=True, capture_output=True)
     if args.fixed_cost:
-        fixed_cost(scene, work, args.repeat, args.baseline_src)
+        fixed_cost(scene, work, args.repeat, args.baseline_src, args.tiles, args.cached_probe)
         return
     plain_out = work / "plain"
     plain_out.mkdir()

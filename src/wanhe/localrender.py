@@ -20,16 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanhe.config import Settings
-from wanhe.jobtypes.blender_render import (
-    KIND,
-    compile_render_job,
-    final_outputs,
-    resolve_spec,
-)
 from wanhe.model import TaskKind, TaskState
 from wanhe.render.spec import RenderOptions, RenderSpec, SceneFacts
-from wanhe.store.usage import core_seconds
 
+# The job type and the store (SQLAlchemy, numpy: ≈0.3 s to import) are imported where used:
+# a `wanhe render` imports them while its Blender starts, not before (`render`).
 if TYPE_CHECKING:
     from wanhe.blender.runner import BlenderProcess
     from wanhe.engine.cluster import EmbeddedStart
@@ -67,6 +62,8 @@ class RenderOutcome:
 
     @property
     def core_seconds(self) -> float:
+        from wanhe.store.usage import core_seconds
+
         return sum(core_seconds(a) for a in self.attempts)
 
     @property
@@ -119,6 +116,7 @@ def prepare(
         facts_from_report,
         needs_border_probe,
         probe_facts,
+        resolve_spec,
         scene_notes,
     )
     from wanhe.storage import sha256_file
@@ -210,6 +208,7 @@ def open_or_resume_job(
     Returns (job, resumed, tasks already done). Frames whose outputs went missing after the job
     finished render again; a finished tile or frame whose outputs are present never does.
     """
+    from wanhe.jobtypes.blender_render import KIND, compile_render_job, final_outputs
     from wanhe.runs.local import NewJob, open_or_resume
 
     fingerprint = job_fingerprint(prepared.spec, prepared.scene_digest)
@@ -268,6 +267,8 @@ def run_jobs(
 
 def attempt_records(store: Store, job_id: int) -> list[dict[str, Any]]:
     """One record per task attempt, for `--report-json` and the summary."""
+    from wanhe.store.usage import core_seconds
+
     return [
         {
             "task": a["key"], "kind": a["kind"], "frame": a["frame"], "tile": a["tile"],
@@ -373,7 +374,6 @@ def render(
     worker of this process. Joining a cluster (`--ray-address`), every worker is Ray's.
     """
     started = time.monotonic()
-    precheck(scene, options)
     _log_to_file(settings.home / "logs" / "wanhe.log")
     local: LocalWorker | None = None
     ray_start: EmbeddedStart | None = None
@@ -384,9 +384,13 @@ def render(
             from wanhe.engine.handles import LocalWorker
 
             local = LocalWorker("w0", settings.worker_tools())
-            # Blender starts and loads the scene first, the critical path; meanwhile this
-            # thread starts Ray in the background and opens the database.
+            # Blender starts first, the critical path: Python and bpy load in it (as long as
+            # in a plain Blender) while this process checks the request, and then the scene
+            # loads while this thread starts Ray in the background, opens the database and
+            # imports what runs the job. A request that fails its checks kills it (`finally`).
             blender = local.worker.blender_process()
+            blender.spawn()
+            precheck(scene, options)
             inspection = _in_thread(
                 lambda: prepare(scene, options, settings.blender, process=blender,
                                 cache_dir=settings.home / "probes")
@@ -402,8 +406,12 @@ def render(
             from wanhe.store.store import Store
 
             store = Store(settings.db_url)
+            _import_while(inspection, _JOB_MODULES)
+            _import_while(inspection, _FRAME_MODULES, stop_when_done=True)
+            on_event = _import_at_first_start(on_event, _FRAME_MODULES)
             prepared = inspection.result()
         else:
+            precheck(scene, options)
             from wanhe.store.store import Store
 
             store = Store(settings.db_url)  # a bad --db is told before the scene is read
@@ -448,7 +456,8 @@ def render(
             from wanhe.engine import cluster
 
             cluster.shutdown()  # ours, perhaps still starting: stop it before the error shows
-        from wanhe.engine.dispatcher import RayStartError
+        # the pool's, not the dispatcher's name: a bad scene is told without importing it
+        from wanhe.engine.pool import RayStartError
 
         if isinstance(exc, RayStartError):
             raise RenderSetupError(str(exc)) from exc
@@ -505,6 +514,54 @@ def _start_ray_beside(threads: int) -> EmbeddedStart:
     ray_cpus = max(0, (os.cpu_count() or 1) - threads)
     logging.getLogger("wanhe").info("starting Ray (%d CPU) beside the local worker", ray_cpus)
     return cluster.start_embedded(ray_cpus)
+
+
+# What making and running a render job imports after the scene is inspected: the job types,
+# the dispatcher, every executor and the render step's frame checks (numpy) — ≈ 0.3 s of CPU,
+# taken while Blender loads instead of between its loading the scene and its first render.
+_JOB_MODULES = (
+    "wanhe.runs.local", "wanhe.jobtypes.registry:_load", "wanhe.engine.dispatcher",
+    "wanhe.engine.executors.registry:_load", "wanhe.engine.frame_checks",
+)
+# What the frame's image steps and the summary import after the render (OpenEXR, PIL): while
+# Blender loads if it is still loading, else as the first render starts — not after it ends.
+# Nothing else of this process imports them meanwhile (no two threads import one module).
+_FRAME_MODULES = ("wanhe.imaging.assemble", "wanhe.imaging.preview", "rich.table")
+
+
+def _import_while(inspection: Future[Prepared], modules: Sequence[str], *,
+                  stop_when_done: bool = False) -> None:
+    """Import `modules` (`module:function` also calls it) unless the inspection has failed
+    meanwhile (its message should come at once), or (`stop_when_done`) has ended at all."""
+    import importlib
+
+    for name in modules:
+        if inspection.done() and (stop_when_done or inspection.exception() is not None):
+            return
+        module, _, call = name.partition(":")
+        found = importlib.import_module(module)
+        if call:
+            getattr(found, call)()
+
+
+def _import_at_first_start(
+    on_event: Callable[[Any], None] | None, modules: Sequence[str]
+) -> Callable[[Any], None]:
+    """`on_event`, importing `modules` first when the first task has started (the dispatcher's
+    thread, which then only waits for the render's answer)."""
+    pending = list(modules)
+
+    def seen(event: Any) -> None:
+        if pending and getattr(event, "kind", None) == "started":
+            import importlib
+
+            for name in pending:
+                importlib.import_module(name)
+            pending.clear()
+        if on_event is not None:
+            on_event(event)
+
+    return seen
 
 
 def _in_thread(work: Callable[[], Prepared]) -> Future[Prepared]:

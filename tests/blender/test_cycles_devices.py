@@ -24,7 +24,7 @@ from wanhe.blender.cycles_devices import (
 )
 from wanhe.blender.protocol import RenderRequest
 from wanhe.blender.runner import BlenderProcess
-from wanhe.engine.executors.blender import render_device
+from wanhe.engine.frame_steps import render_device
 
 from ._util import Scenes
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.jobtypes.test_blender_render import facts
 from wanhe.engine.executors.base import TaskContext
-from wanhe.engine.executors.blender import run_render
+from wanhe.engine.frame_steps import run_render
 from wanhe.jobtypes.blender_render import compile_render_job, resolve_spec
 from wanhe.lifecycle import TaskFailed
 from wanhe.model import TaskKind

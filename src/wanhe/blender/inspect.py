@@ -83,10 +83,11 @@ def inspect_scene(
     """
     path = Path(path).expanduser().absolute()
     check_blend_file(path)
-    deps, missing, caches, outside = trace_dependencies(path, within)
     own = process is None
     bp = BlenderProcess(blender) if process is None else process
     try:
+        bp.spawn()  # Blender loads while BAT reads the file: two processes, two cores
+        deps, missing, caches, outside = trace_dependencies(path, within)
         try:
             info = bp.inspect(path, timeout_s=timeout_s)
         except BlenderTaskError as e:
@@ -101,7 +102,7 @@ def inspect_scene(
             ) from None
     finally:
         if own:
-            bp.close()
+            bp.kill()  # it only read the scene: nothing to wait for (a quit takes ~0.3 s)
     return SceneReport(**info.model_dump(), path=path, dependencies=deps, missing=missing,
                        missing_caches=caches, outside=outside)
 

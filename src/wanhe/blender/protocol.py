@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Prefix of reply lines on the worker's stdout. Must equal worker_script.MARKER.
@@ -174,6 +173,8 @@ def border_to_pixels(
     border: tuple[float, float, float, float], width: int, height: int
 ) -> tuple[int, int, int, int]:
     """The pixel box (x0, x1, y0, y1) Blender renders for `border`, y from the bottom."""
+    import numpy as np  # heavy (≈0.1 s): not on the way to starting a render's Blender
+
     f = np.float32
     x0, x1, y0, y1 = (f(v) for v in border)
     return (

@@ -98,6 +98,8 @@ class BlenderProcess:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
         self._next_id = 0
+        self._ready = False  # the process has said it is ready
+        self._spawned_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -110,14 +112,16 @@ class BlenderProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, on_log: Callable[[str], None] | None = None) -> None:
-        """Start the process (if not running) and wait for its ready message."""
+    def spawn(self) -> None:
+        """Start the process (if not running) without waiting for it: Python and bpy load
+        while the caller does other work; the next `start` (or request) waits for it."""
         if self.alive:
             return
         self._discard()
         env = dict(os.environ if self.env is None else self.env)
         # Python-level buffering would hold log lines back from the silence watchdog.
         env["PYTHONUNBUFFERED"] = "1"
+        self._spawned_at = time.monotonic()
         self._proc = subprocess.Popen(
             self.command if self.wrap is None else self.wrap(self.command),
             stdin=subprocess.PIPE,
@@ -127,16 +131,24 @@ class BlenderProcess:
             start_new_session=True,  # own process group: killpg takes the whole tree
             close_fds=True,
         )
+        self._ready = False
         self._lines = queue.Queue()
         self._tail.clear()
         assert self._proc.stdout is not None
         threading.Thread(
             target=_pump, args=(self._proc.stdout, self._lines), daemon=True, name="blender-out"
         ).start()
-        t0 = time.monotonic()
+
+    def start(self, on_log: Callable[[str], None] | None = None) -> None:
+        """Start the process (if not running) and wait for its ready message."""
+        if self.alive and self._ready:
+            return
+        self.spawn()
         try:
+            # the start-up limit counts from the spawn: a process spawned early has had time
             ready = self._await_reply(
-                None, t0, self.startup_timeout_s, None, on_log, None, "starting Blender"
+                None, self._spawned_at, self.startup_timeout_s, None, on_log, None,
+                "starting Blender"
             )
         except BlenderCrashed as e:
             raise BlenderCrashed(
@@ -147,6 +159,7 @@ class BlenderProcess:
                 peak_rss_bytes=e.peak_rss_bytes,
                 log_tail=e.log_tail,
             ) from None
+        self._ready = True
         self.blender_version = ready.get("blender_version")
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -376,6 +389,7 @@ class BlenderProcess:
 
     def _discard(self) -> None:
         proc, self._proc = self._proc, None
+        self._ready = False
         if proc is None:
             return
         for f in (proc.stdin, proc.stdout):

@@ -22,7 +22,7 @@ from wanhe.engine.executors.base import Executor, TaskContext, WorkerInfo, tool_
 from wanhe.engine.executors.registry import executor_class
 from wanhe.engine.outputs import missing_outputs
 from wanhe.lifecycle import AttemptError, TaskCancelled, TaskFailed
-from wanhe.model import AttemptOutcome, TaskKind
+from wanhe.model import AttemptOutcome
 
 
 def _project_id(value: Any) -> int | None:
@@ -219,7 +219,14 @@ class FarmWorker:
         the first task: the scene it loads stays loaded for the renders."""
         from wanhe.engine.executors.blender import BlenderExecutor
 
-        executor = self.executor(TaskKind.RENDER.value)
+        if self._closed:
+            raise TaskCancelled(f"worker {self.name} was shut down")
+        # Made by its class, not through the registry (`executor`), which imports every
+        # executor first: Blender starts that much sooner, the rest is imported while it loads.
+        # The same instance serves the render tasks (the registry maps them to this class).
+        executor = self._executors.get(BlenderExecutor)
+        if executor is None:
+            executor = self._executors[BlenderExecutor] = BlenderExecutor(self.info)
         assert isinstance(executor, BlenderExecutor)
         return executor.process()
 
