@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml
 	@# here from before would clash with openjd-model 0.14
 	$(PY) -m pip uninstall -qq -y openjd-cli
 	$(PY) -m pip install -q -e .
+	@# an editable install leaves wanhe uncompiled (a wheel's install compiles it): without
+	@# bytecode on disk, a shell with PYTHONDONTWRITEBYTECODE compiles ~200 modules on every
+	@# command (~0.1 s before `wanhe render` can start Blender)
+	$(PY) -m compileall -q src/wanhe
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -16,7 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import ProgressColumn
+    from rich.progress import Progress, ProgressColumn
     from rich.table import Table
 
     from wanhe.api.client import Client
@@ -131,9 +131,24 @@ class Bars:
     """
 
     def __init__(self, quiet: bool, *columns: "str | ProgressColumn") -> None:
-        from rich.progress import Progress
+        self.quiet = quiet
+        self._columns = columns
+        self._progress: Progress | None = None
 
-        self.progress = Progress(*columns, console=real_console(err), disable=quiet)
+    @property
+    def progress(self) -> "Progress":
+        """Rich's bars, made at first use: `wanhe render` starts Blender before it pays for
+        importing them."""
+        if self._progress is None:
+            from rich.progress import Progress
+
+            self._progress = Progress(*self.columns(), console=real_console(err),
+                                      disable=self.quiet)
+        return self._progress
+
+    def columns(self) -> "tuple[str | ProgressColumn, ...]":
+        """The bars' columns (a subclass may make them only when the bars are made)."""
+        return self._columns
 
     def note_trouble(self, event: Any, where: str = "") -> bool:
         """Print a retried, lost or failed task's line; whether the event was one."""
@@ -144,7 +159,8 @@ class Bars:
         return True
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self._progress is not None:  # never shown: nothing to stop
+            self._progress.stop()
 
 
 def interrupted(bars: Bars) -> NoReturn:

@@ -61,6 +61,15 @@ class _RenderProgress(Bars):
     """A whole-job bar with ETA and a bar for the frame in flight."""
 
     def __init__(self, quiet: bool) -> None:
+        super().__init__(quiet)
+        self.job_bar: TaskID | None = None
+        self.frame_bar: TaskID | None = None
+        self.frame_tasks: dict[int, list[int]] = {}
+        self.done: set[int] = set()
+        self.inflight: dict[int, float] = {}
+        self.current_frame: int | None = None
+
+    def columns(self) -> tuple[Any, ...]:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -69,22 +78,9 @@ class _RenderProgress(Bars):
             TimeRemainingColumn,
         )
 
-        super().__init__(
-            quiet,
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        self.job_bar: TaskID | None = None
-        self.frame_bar: TaskID | None = None
-        self.frame_tasks: dict[int, list[int]] = {}
-        self.done: set[int] = set()
-        self.inflight: dict[int, float] = {}
-        self.current_frame: int | None = None
+        return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn())
 
     def start(self, tasks: list[Any], already_done: int) -> None:
         for task in tasks:
