@@ -24,16 +24,11 @@ from typing import Any
 from fastapi import HTTPException
 
 from wanhe.api.auth import Principal
+from wanhe.api.errors import unprocessable
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
 
 POLL_S = 0.25  # how often the request looks at its probe job
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}]
-    )
 
 
 def estimate_gen_on_farm(service: Service, who: Principal, body: EstimateRequest,
@@ -54,7 +49,7 @@ def estimate_gen_on_farm(service: Service, who: Principal, body: EstimateRequest
 
     assert who.project_id is not None
     if body.files or body.main:
-        raise _unprocessable("files", "a generation spec's estimate takes no files (an "
+        raise unprocessable("files", "a generation spec's estimate takes no files (an "
                                       "image-to-image shot's image: estimate it with `wanhe "
                                       "estimate SPEC` on your machine)")
     kind = job_type("gen")
@@ -66,7 +61,7 @@ def estimate_gen_on_farm(service: Service, who: Principal, body: EstimateRequest
             folder = JobFolder(input=Path(tmp), output=Path(tmp), work=Path(tmp) / ".work")
             compiled = kind.compile(spec, inspected, None, folder)
     except InputError as exc:
-        raise _unprocessable(exc.field, exc.message) from None
+        raise unprocessable(exc.field, exc.message) from None
     resolved, tasks = compiled.spec, compiled.tasks
     device = str(resolved["device"])
     threads = spec.threads or os.cpu_count() or 1  # type: ignore[attr-defined]
@@ -98,7 +93,7 @@ def estimate_gen_on_farm(service: Service, who: Principal, body: EstimateRequest
             threads=threads, cache_dir=cache_dir, history=history,
             probed={n.cache for n in needs}, start_s=start_s, farm=farm)
     except RuntimeError as exc:
-        raise _unprocessable("options", str(exc)) from None
+        raise unprocessable("options", str(exc)) from None
     data: dict[str, Any] = made.to_dict()
     data["probe_jobs"] = 1 if needs else 0
     return data
@@ -136,7 +131,7 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
         row = by_key[task.key]
         if TaskState(row.state) != TaskState.DONE:
             reason = row.error or f"it ended {row.state}"
-            raise _unprocessable("options", f"the farm's probe of the model failed (job "
+            raise unprocessable("options", f"the farm's probe of the model failed (job "
                                             f"{job_id}): {reason}")
         outputs.append(row.output)
     return outputs

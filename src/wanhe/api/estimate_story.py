@@ -31,20 +31,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException
-
 from wanhe.api.auth import Principal
+from wanhe.api.errors import require_uploaded, unprocessable
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
 from wanhe.runs.story_graph import TaskCosts
 
 CACHE_VERSION = 1  # bump when the probe job's answer changes: older cached answers are dropped
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}]
-    )
 
 
 def estimate_story_on_farm(service: Service, who: Principal, body: EstimateRequest,
@@ -63,28 +56,22 @@ def estimate_story_on_farm(service: Service, who: Principal, body: EstimateReque
         options = kind.parse_options(body.options)
         kind.check(options)
     except InputError as exc:
-        raise _unprocessable(exc.field, exc.message) from None
-    if body.main is None or body.main not in body.files:
-        raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
-    missing = service.store.blobs_missing(who.project_id, body.files.values())
-    if missing:
-        raise _unprocessable("files", f"{len(missing)} file(s) were never uploaded by this "
-                                      f"project (e.g. {missing[0]}) — PUT them to "
-                                      "/api/blobs/{sha256} first")
+        raise unprocessable(exc.field, exc.message) from None
+    name = require_uploaded(service.store, who.project_id, body.main, body.files)
     staging = service.work.new_staging()
     adopted: Path | None = None
     try:
         try:
             service.work.materialise_inputs(staging, body.files, service.storage)
         except (UnsafePath, StorageError) as exc:
-            raise _unprocessable("files", str(exc)) from None
-        main = staging / "input" / body.main
+            raise unprocessable("files", str(exc)) from None
+        main = staging / "input" / name
         context = replace(intake_context(service, who), inputs=staging / "input",
                           project=who.project, project_id=who.project_id)
         try:
             inspected = kind.inspect(context, main, options)
         except InputError as exc:
-            raise _unprocessable(exc.field, exc.message) from None
+            raise unprocessable(exc.field, exc.message) from None
         board, facts = inspected.facts["board"], inspected.facts["facts"]
         _refuse_unprobed(board, service, who)
         past = _history(service, who, body, board, facts)
@@ -101,7 +88,7 @@ def estimate_story_on_farm(service: Service, who: Principal, body: EstimateReque
             except (OSError, ValueError):
                 found = None
         if found is None:
-            found, adopted = _probe_on_farm(service, who, body.main, staging, limit_s)
+            found, adopted = _probe_on_farm(service, who, name, staging, limit_s)
             probe_jobs = 1
             source = "probe job"
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -164,12 +151,12 @@ def _refuse_unprobed(board: Any, service: Service, who: Principal) -> None:
     from wanhe.sandbox.tool import sandboxed
 
     if any(shot.prompt is not None for shot in board.shots):
-        raise _unprocessable("main", "a storyboard's AI shots are not estimated on the farm "
+        raise unprocessable("main", "a storyboard's AI shots are not estimated on the farm "
                                      "yet — estimate it with `wanhe estimate STORY` on your "
                                      "own machine")
     if any(shot.blender is not None for shot in board.shots) and \
             sandboxed(service.work.root, who.project):
-        raise _unprocessable("main", "a storyboard's Blender shots are not estimated on a "
+        raise unprocessable("main", "a storyboard's Blender shots are not estimated on a "
                                      "sandboxing farm yet — estimate it with `wanhe estimate "
                                      "STORY` on your own machine")
 
@@ -214,7 +201,7 @@ def _probe_on_farm(service: Service, who: Principal, main: str, staging: Path,
     row = rows[0]
     if TaskState(row.state) != TaskState.DONE:
         reason = row.error or f"it ended {row.state}"
-        raise _unprocessable("main", f"the farm's probe of the storyboard failed (job "
+        raise unprocessable("main", f"the farm's probe of the storyboard failed (job "
                                      f"{job_id}): {reason}")
     return dict(row.output), adopted[0] if adopted else None
 
@@ -239,4 +226,4 @@ def _answer(found: dict[str, Any], board: Any, base: Path, facts: dict[str, Any]
     try:
         return made.to_dict()
     except ValueError as exc:  # a farm that cannot run a task
-        raise _unprocessable("gpus", str(exc)) from None
+        raise unprocessable("gpus", str(exc)) from None

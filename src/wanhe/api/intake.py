@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from wanhe.api.auth import Principal
+from wanhe.api.errors import unprocessable
 from wanhe.api.intake_context import intake_context
 from wanhe.api.memory_check import check_task_memory, largest_worker_memory
 from wanhe.api.schemas import JobCreate
@@ -31,12 +32,6 @@ from wanhe.jobtypes.registry import UnknownJobKind, job_type
 from wanhe.model import TaskSpec
 from wanhe.storage import StorageError, UnsafePath
 from wanhe.store.kitsu import PublishTo
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}]
-    )
 
 
 def _files_digest(body: JobCreate) -> str:
@@ -53,33 +48,33 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
     try:
         kind = job_type(body.kind)
     except UnknownJobKind as exc:
-        raise _unprocessable("kind", str(exc)) from None
+        raise unprocessable("kind", str(exc)) from None
     try:
         kind.check_main(body.main)
         options = kind.parse_options(body.options)
         kind.check(options)
     except InputError as exc:
-        raise _unprocessable(exc.field, exc.message) from None
+        raise unprocessable(exc.field, exc.message) from None
     if body.main is not None and body.main not in body.files:
-        raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
+        raise unprocessable("main", f"main file {body.main!r} is not among the files sent")
     if body.kitsu is not None and (body.kitsu.sequence is not None) != (kind.kind == "story"):
-        raise _unprocessable("kitsu", "a story reel publishes to a sequence (kitsu.sequence, "
+        raise unprocessable("kitsu", "a story reel publishes to a sequence (kitsu.sequence, "
                                       "--sequence SQ01), any other job to a shot (kitsu.shot, "
                                       "--shot SQ01/SH010)")
     if body.kitsu is not None and service.store.kitsu_link(who.project_id) is None:
-        raise _unprocessable("kitsu", f"project {who.project!r} is not linked to Kitsu — link "
+        raise unprocessable("kitsu", f"project {who.project!r} is not linked to Kitsu — link "
                                       "it first: wanhe kitsu link PROJECT --url URL "
                                       "--production NAME")
     for dep in body.depends_on:
         if service.job_project(dep) != who.project_id:
-            raise _unprocessable("depends_on", f"no job {dep} in this project to wait for")
+            raise unprocessable("depends_on", f"no job {dep} in this project to wait for")
     for dep, state in service.store.dead_dependencies(body.depends_on):
-        raise _unprocessable(
+        raise unprocessable(
             "depends_on", f"job {dep} is {state}: it will never finish, so this job would wait "
                           f"forever — retry job {dep} first, or leave it out")
     missing = service.store.blobs_missing(who.project_id, body.files.values())
     if missing:  # another project's upload of the same bytes does not count: it is theirs
-        raise _unprocessable(
+        raise unprocessable(
             "files",
             f"{len(missing)} file(s) were never uploaded by this project (e.g. {missing[0]}) — "
             "PUT them to /api/blobs/{sha256} first (POST /api/blobs/missing lists them)",
@@ -90,7 +85,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         try:
             service.work.materialise_inputs(staging, body.files, service.storage)
         except (UnsafePath, StorageError) as exc:
-            raise _unprocessable("files", str(exc)) from None
+            raise unprocessable("files", str(exc)) from None
         staged_main = None if body.main is None else staging / "input" / body.main
         try:
             context = replace(intake_context(service, who), inputs=staging / "input",
@@ -98,9 +93,9 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
                               queue_environments=_queue_environments(service, who))
             inspected = kind.inspect(context, staged_main, options)
         except InputError as exc:
-            raise _unprocessable(exc.field, _strip(exc.message, service)) from None
+            raise unprocessable(exc.field, _strip(exc.message, service)) from None
         except UnsafePath as exc:  # a file named outside the job's own
-            raise _unprocessable("options", _strip(str(exc), service)) from None
+            raise unprocessable("options", _strip(str(exc), service)) from None
         kept = _kept_estimate(service, who, body, kind.kind, staging, options)
         digest = _files_digest(body)
         largest = largest_worker_memory(service)
@@ -128,9 +123,9 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
                 paused=body.paused, publish_to=_publish_to(body),
             )
         except InputError as exc:
-            raise _unprocessable(exc.field, _strip(exc.message, service)) from None
+            raise unprocessable(exc.field, _strip(exc.message, service)) from None
         except ValueError as exc:
-            raise _unprocessable("options", _strip(str(exc), service)) from None
+            raise unprocessable("options", _strip(str(exc), service)) from None
     except BaseException:
         if adopted is not None:
             service.work.discard(adopted)
@@ -158,10 +153,10 @@ def _kept_estimate(service: Service, who: Principal, body: JobCreate, kind: str,
         return None
     field = "estimate" if body.estimate is not None else "estimate_on_farm"
     if kind != "blender_render":
-        raise _unprocessable(field, f"an estimate is kept for blender_render jobs (Cycles "
+        raise unprocessable(field, f"an estimate is kept for blender_render jobs (Cycles "
                                     f"renders), not {kind} jobs — leave {field} out")
     if body.estimate is not None and body.estimate_on_farm:
-        raise _unprocessable(field, "send an estimate or ask the farm for one, not both")
+        raise unprocessable(field, "send an estimate or ask the farm for one, not both")
     if body.estimate is not None:
         return body.estimate.model_dump(mode="json")
     from wanhe.api.routes_estimate import estimate_inputs

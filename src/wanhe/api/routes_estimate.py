@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from wanhe.api.auth import Principal, principal
 from wanhe.api.deps import get_service
+from wanhe.api.errors import require_uploaded, unprocessable
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
 
@@ -39,12 +40,6 @@ WAIT_S = 30.0  # how long a request waits for a probe slot before it is told to 
 PROBE_THREADS = 4  # the probe's Cycles threads at most (core-seconds are the same on any)
 _slots: threading.BoundedSemaphore | None = None
 _slots_lock = threading.Lock()
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}]
-    )
 
 
 def _env_number(name: str, default: float) -> float:
@@ -85,34 +80,23 @@ def estimate(
         raise HTTPException(403, "an admin token belongs to no project: estimate with a "
                                  "project's token (its files are the project's)")
     limit = min(body.timeout_s or probe_limit_s(), probe_limit_s())
-    if body.kind == "gen":
+    if body.kind in ("gen", "story"):  # probed on a worker (a probe job), not in this process
         from wanhe.api.estimate_gen import estimate_gen_on_farm
-
-        slots = probe_slots()
-        if not slots.acquire(timeout=WAIT_S):
-            raise _busy()
-        try:
-            answer = estimate_gen_on_farm(service, who, body, limit)
-        finally:
-            slots.release()
-        answer["budget"] = _budget(service, who.project_id, {
-            "core_hours": answer["core_hours"], "core_hours_range": [answer["core_hours"]] * 2})
-        return answer
-    if body.kind == "story":
         from wanhe.api.estimate_story import estimate_story_on_farm
 
+        on_farm = estimate_gen_on_farm if body.kind == "gen" else estimate_story_on_farm
         slots = probe_slots()
         if not slots.acquire(timeout=WAIT_S):
             raise _busy()
         try:
-            answer = estimate_story_on_farm(service, who, body, limit)
+            answer = on_farm(service, who, body, limit)
         finally:
             slots.release()
         answer["budget"] = _budget(service, who.project_id, {
             "core_hours": answer["core_hours"], "core_hours_range": [answer["core_hours"]] * 2})
         return answer
     if body.gpus is not None:
-        raise _unprocessable("gpus", "a render's estimate is for Cycles on CPUs: give "
+        raise unprocessable("gpus", "a render's estimate is for Cycles on CPUs: give "
                                      "machines and cores")
     kind = job_type("blender_render")
     try:
@@ -120,15 +104,9 @@ def estimate(
         options = kind.parse_options(body.options)
         kind.check(options)
     except InputError as exc:
-        raise _unprocessable(f"options.{exc.field}" if exc.field != "main" else "main",
+        raise unprocessable(f"options.{exc.field}" if exc.field != "main" else "main",
                              exc.message) from None
-    if body.main is None or body.main not in body.files:
-        raise _unprocessable("main", f"main file {body.main!r} is not among the files sent")
-    missing = service.store.blobs_missing(who.project_id, body.files.values())
-    if missing:
-        raise _unprocessable("files", f"{len(missing)} file(s) were never uploaded by this "
-                                      f"project (e.g. {missing[0]}) — PUT them to "
-                                      "/api/blobs/{sha256} first")
+    main = require_uploaded(service.store, who.project_id, body.main, body.files)
     farm = Farm(machines=body.machines, cores=body.cores or os.cpu_count() or 1)
     prices = Prices(body.price_core_hour, body.price_gpu_hour)
     staging = service.work.new_staging()
@@ -136,8 +114,8 @@ def estimate(
         try:
             service.work.materialise_inputs(staging, body.files, service.storage)
         except (UnsafePath, StorageError) as exc:
-            raise _unprocessable("files", str(exc)) from None
-        data = estimate_inputs(service, who, staging / "input", body.main, options, farm,
+            raise unprocessable("files", str(exc)) from None
+        data = estimate_inputs(service, who, staging / "input", main, options, farm,
                                prices, limit_s=limit)
     finally:
         service.work.discard(staging)
@@ -197,10 +175,10 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
             {**options.model_dump(exclude={"output"}), "threads": threads})
         check_blend_file(scene)
     except ValidationError as exc:
-        raise _unprocessable("options", "; ".join(str(e["msg"]) for e in exc.errors())) \
+        raise unprocessable("options", "; ".join(str(e["msg"]) for e in exc.errors())) \
             from None
     except SceneError as exc:
-        raise _unprocessable("main", str(exc)) from None
+        raise unprocessable("main", str(exc)) from None
     scratch = inputs.parent / "estimate"
     software = (Path(blender).resolve().parent,) if blender else ()
     try:
@@ -236,8 +214,8 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
                                      "and was stopped — estimate fewer frames, or with "
                                      "`wanhe estimate` on your own machine") from None
         if isinstance(exc, SceneError | ValueError):
-            raise _unprocessable("options", str(exc)) from None
-        raise _unprocessable("main", f"the probe could not render the scene: {exc}") from None
+            raise unprocessable("options", str(exc)) from None
+        raise unprocessable("main", f"the probe could not render the scene: {exc}") from None
     finally:
         timer.cancel()
         process.close()

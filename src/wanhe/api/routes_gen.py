@@ -18,6 +18,7 @@ from wanhe.ai import catalog
 from wanhe.ai.models import ModelError, check_name, inspect_model
 from wanhe.api.auth import Principal, admin, principal
 from wanhe.api.deps import get_service
+from wanhe.api.errors import unprocessable
 from wanhe.api.service import Service
 from wanhe.storage import UnsafePath, confined
 from wanhe.store.store import StoreError
@@ -46,10 +47,6 @@ class MoreIn(BaseModel):
     around: int | None = Field(default=None, ge=0, description="vary this candidate's seed")
 
 
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
-
-
 @router.get("/api/models")
 def list_models(who: Principal = Depends(principal),
                 service: Service = Depends(get_service)) -> list[dict[str, Any]]:
@@ -64,12 +61,12 @@ def add_model(body: ModelCreate, who: Principal = Depends(admin),
         facts = inspect_model(Path(body.path), pipeline_class=body.pipeline_class,
                               gpu_memory=body.gpu_memory)
     except ModelError as exc:
-        raise _unprocessable("path", str(exc)) from None
+        raise unprocessable("path", str(exc)) from None
     project_id = None
     if body.project:
         found = service.store.project_by_name(body.project)
         if found is None:
-            raise _unprocessable("project", f"no project {body.project!r}")
+            raise unprocessable("project", f"no project {body.project!r}")
         project_id = found.id
     try:
         return catalog.add_model(service.store, body.name, facts, project_id=project_id,
@@ -119,7 +116,7 @@ def gen_pick(job_id: int, body: PickIn, who: Principal = Depends(principal),
     try:
         check_candidate(results, body.shot, body.candidate)
     except LookupError as exc:
-        raise _unprocessable("candidate", str(exc)) from None
+        raise unprocessable("candidate", str(exc)) from None
     catalog.set_pick(service.store, job_id, body.shot, body.candidate, body.verdict,
                      by=who.name or f"token {who.token_id}")
     publication = service.store.publication(job_id)
@@ -190,7 +187,7 @@ def gen_more(job_id: int, body: MoreIn, who: Principal = Depends(principal),
     job = service.store.job(job_id)
     assert job is not None
     if body.shot >= len(results["shots"]):
-        raise _unprocessable("shot", f"job {job_id} has no shot {body.shot}")
+        raise unprocessable("shot", f"job {job_id} has no shot {body.shot}")
     gen = job.spec["gen"]
     shot = dict(gen["shots"][body.shot])
     cands = results["shots"][body.shot]["candidates"]
@@ -198,7 +195,7 @@ def gen_more(job_id: int, body: MoreIn, who: Principal = Depends(principal),
     if body.around is not None:
         liked = next((c for c in cands if c["index"] == body.around), None)
         if liked is None:
-            raise _unprocessable("around", f"shot {body.shot} has no candidate {body.around}")
+            raise unprocessable("around", f"shot {body.shot} has no candidate {body.around}")
         seeds: list[int] = []
         step = 1
         while len(seeds) < body.count:  # nearest free seeds on both sides
