@@ -139,6 +139,19 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def wait_done(farm: ServiceProc, token: str, job_id: int,
+              timeout: float = 300) -> dict[str, Any]:
+    """Job `job_id` once done; its failure or cancellation fails the test with its message."""
+    with farm.client(token) as http:
+        def finished() -> dict[str, Any] | None:
+            job: dict[str, Any] = http.get(f"/api/jobs/{job_id}").json()
+            assert job["state"] not in ("failed", "cancelled"), job["message"]
+            return job if job["state"] == "done" else None
+
+        found: dict[str, Any] = wait_for(finished, timeout, f"job {job_id} to finish")
+        return found
+
+
 def make_project(db_url: str, name: str, *, scope: str = "submit", **kwargs: Any) -> str:
     """A new project and a token of it (`scope` "manage" also manages the project)."""
     store = Store(db_url)

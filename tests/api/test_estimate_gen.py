@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, make_project, running_farm, wait_for
+from tests.api._service import ServiceProc, make_project, running_farm, wait_done, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 SHOT = {"name": "fox", "model": "sd", "prompt": "a fox", "size": "32x32", "candidates": 3,
@@ -86,13 +86,7 @@ def test_after_a_real_run_the_answer_comes_from_history(farm: tuple[ServiceProc,
         sent = http.post("/api/jobs", json={"kind": "gen", "options": SPEC})
         assert sent.status_code == 201, sent.text
         job_id = sent.json()["id"]
-
-        def done() -> bool:
-            job = http.get(f"/api/jobs/{job_id}").json()
-            assert job["state"] not in ("failed", "cancelled"), job["message"]
-            return bool(job["state"] == "done")
-
-        wait_for(done, 400, f"gen job {job_id}")
+    wait_done(svc, token, job_id, 400)
     data = _estimate(svc, token).json()
     shot = data["shots"][0]
     assert shot["source"] == "history" and shot["history_runs"] == 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.api._service import ServiceProc, make_project, running_farm, wait_for
+from tests.api._service import ServiceProc, make_project, running_farm, wait_done, wait_for
 from tests.story.conftest import BASE, write
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -82,13 +82,7 @@ def test_the_probes_run_on_a_worker_then_are_cached(farm: tuple[ServiceProc, str
                                             "files": files, "options": {}})
         assert sent.status_code == 201, sent.text
         job_id = sent.json()["id"]
-
-        def done() -> bool:
-            job = http.get(f"/api/jobs/{job_id}").json()
-            assert job["state"] not in ("failed", "cancelled"), job["message"]
-            return bool(job["state"] == "done")
-
-        wait_for(done, 300, f"story job {job_id}")
+    wait_done(svc, token, job_id, 300)
     past = _estimate(svc, token, files, machines=1, cores=1).json()
     assert past["source"] == f"history of job {job_id}" and past["probe_jobs"] == 0
     assert [p["part"] for p in past["parts"]] == ["voices", "assembly"]

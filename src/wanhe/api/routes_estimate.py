@@ -210,7 +210,7 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
             cache_dir=None if cache is None else cache / f"estimates-p{who.project_id}")
     except (BlenderError, RuntimeError, OSError, SceneError, ValueError) as exc:
         if stopped.is_set():  # killed at the limit, whatever it was doing (reading the scene)
-            raise HTTPException(504, f"the estimate's probe ran past its {limit:.0f} s limit "
+            raise HTTPException(504, f"the estimate's probe ran past its {limit:g} s limit "
                                      "and was stopped — estimate fewer frames, or with "
                                      "`wanhe estimate` on your own machine") from None
         if isinstance(exc, SceneError | ValueError):
