@@ -122,3 +122,24 @@ def test_bad_storyboard_estimates_are_one_line(farm: tuple[ServiceProc, str],
         assert r.status_code == 422 and "POST /api/estimate" in r.text, r.text
         kinds = {t["kind"] for t in http.get("/api/job-types").json()}
     assert "story" in kinds and "story_probe" not in kinds
+
+
+def test_a_storyboard_naming_files_outside_its_own_is_refused(farm: tuple[ServiceProc, str],
+                                                              tmp_path: Path) -> None:
+    """As another project would: a still named by absolute path (the service's own files) or
+    by `../` out of the upload, and bytes only another project uploaded — each refused at the
+    field in one line, and no probe job made."""
+    svc, token = farm
+    before = len(_jobs(svc, token))
+    for path in ("/etc/passwd", "../../1/output/frame_0001.png", "../board.png"):
+        board = copy.deepcopy(BASE)
+        board["scenes"][0]["shots"][0]["image"]["path"] = path
+        files = _upload(svc, token, tmp_path / f"evil{len(path)}", board)
+        r = _estimate(svc, token, files)
+        assert r.status_code == 422, (path, r.text)
+        assert "outside" in r.text and "Traceback" not in r.text, (path, r.text)
+    other = make_project(svc.db_url, "rival")
+    theirs = _upload(svc, other, tmp_path / "theirs", copy.deepcopy(BASE))
+    r = _estimate(svc, token, theirs)  # uploaded by the rival, not by this project
+    assert r.status_code == 422 and "never uploaded by this project" in r.text, r.text
+    assert len(_jobs(svc, token)) == before
