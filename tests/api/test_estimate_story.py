@@ -139,7 +139,9 @@ def test_a_storyboard_naming_files_outside_its_own_is_refused(farm: tuple[Servic
         assert r.status_code == 422, (path, r.text)
         assert "outside" in r.text and "Traceback" not in r.text, (path, r.text)
     other = make_project(svc.db_url, "rival")
-    theirs = _upload(svc, other, tmp_path / "theirs", copy.deepcopy(BASE))
+    rivals = copy.deepcopy(BASE)
+    rivals["film"]["title"] = "Rival"  # bytes this project never uploaded itself
+    theirs = _upload(svc, other, tmp_path / "theirs", rivals)
     r = _estimate(svc, token, theirs)  # uploaded by the rival, not by this project
     assert r.status_code == 422 and "never uploaded by this project" in r.text, r.text
     assert len(_jobs(svc, token)) == before

@@ -134,6 +134,12 @@ def _budget(service: Service, project_id: int, data: dict[str, Any]) -> dict[str
     return {"fits": verdict.fits, "message": verdict.message}
 
 
+def _past_limit(limit: float) -> HTTPException:
+    return HTTPException(504, f"the estimate's probe ran past its {limit:g} s limit and was "
+                              "stopped — estimate fewer frames, or with `wanhe estimate` on "
+                              "your own machine")
+
+
 def _busy() -> HTTPException:
     return HTTPException(429, "the farm is busy estimating other renders — try again in a "
                               "minute", headers={"Retry-After": "30"})
@@ -210,9 +216,7 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
             cache_dir=None if cache is None else cache / f"estimates-p{who.project_id}")
     except (BlenderError, RuntimeError, OSError, SceneError, ValueError) as exc:
         if stopped.is_set():  # killed at the limit, whatever it was doing (reading the scene)
-            raise HTTPException(504, f"the estimate's probe ran past its {limit:g} s limit "
-                                     "and was stopped — estimate fewer frames, or with "
-                                     "`wanhe estimate` on your own machine") from None
+            raise _past_limit(limit) from None
         if isinstance(exc, SceneError | ValueError):
             raise unprocessable("options", str(exc)) from None
         raise unprocessable("main", f"the probe could not render the scene: {exc}") from None
@@ -222,6 +226,8 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
         if box is not None:
             box.close()
         shutil.rmtree(scratch, ignore_errors=True)
+    if stopped.is_set():  # the limit passed before Blender was started (nothing to kill yet)
+        raise _past_limit(limit)
     data: dict[str, Any] = report.to_dict()
     data["scene"] = main  # the submission's name, not the farm's checkout path
     return data
