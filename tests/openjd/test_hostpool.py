@@ -47,6 +47,8 @@ def test_a_local_session_adopts_a_host_started_ahead(worker: FarmWorker, tmp_pat
         assert result["ok"], result
     session = _executor(worker)._session
     assert session is not None and session.proc is ahead.proc and hostpool.waiting() == 0
+    if session.box.group is not None:  # moved into its own cgroup before its session opened
+        assert ahead.proc.pid in session.box.pids()
     root = Path(tasks[0].payload["sessions"]) / "wanhe-p-local"
     assert Path(os.readlink(f"/proc/{ahead.proc.pid}/cwd")) == root  # its session's folder
     assert (root / "host.log").exists()
@@ -72,10 +74,12 @@ def test_a_host_started_with_another_environment_is_not_adopted(
 
 
 def test_hosts_nobody_adopted_are_killed_with_their_cgroups() -> None:
-    assert hostpool.start_ahead(1) == 1
+    assert hostpool.start_ahead(2) == 2
     assert hostpool.start_ahead(1) == 1  # a second call never takes the first's cgroup
     hosts = list(hostpool._ready)
-    assert hosts[0].box.name != hosts[1].box.name and hosts[0].proc.poll() is None
+    assert len({host.box.name for host in hosts}) == 3 and hosts[0].proc.poll() is None
+    # one spawner (one import of openjd) a call, however many hosts it forks
+    assert hosts[0].proc.spawner is hosts[1].proc.spawner is not hosts[2].proc.spawner
     hostpool.close()
     assert hostpool.waiting() == 0
     for host in hosts:

@@ -8,6 +8,7 @@ never a traceback.
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
 
     from wanhe.api.client import Client
     from wanhe.store.store import Store
+
+
+# Set by a command once all it started is stopped and its outputs and messages are written:
+# the process may then end without the interpreter's teardown of every module it imported
+# (0.1-0.2 s after a `wanhe render` or `wanhe run`, the user waiting on it for nothing).
+_CLEAN = threading.Event()
+
+
+def finished_cleanly() -> None:
+    """Say that this command has stopped all it started and written all it says
+    (`wanhe.cli.main.main` then ends the process at once)."""
+    _CLEAN.set()
+
+
+def ended_cleanly() -> bool:
+    return _CLEAN.is_set()
 
 
 class _LazyConsole:
@@ -113,6 +130,15 @@ def client(server: str | None, token: str | None) -> "Iterator[Client]":
             yield c
     except TransferError as exc:  # ApiError, PackError
         fail(str(exc))
+
+
+def print_json_line(data: Any) -> None:
+    """`data` as one JSON line on stdout (`-q` output for scripts): whatever the terminal's
+    width, never read as rich markup, and without importing rich."""
+    import sys
+
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def emit(data: Any, as_json: bool, table: "Callable[[Any], Table] | Table | None" = None) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wanhe.cli.common import Bars, client, emit, err, fail, interrupted, out
+from wanhe.cli.common import Bars, client, emit, err, fail, interrupted, out, print_json_line
 
 
 def read_options(path: Path) -> dict[str, Any]:
@@ -171,10 +171,8 @@ def run_kind_command(kind: str, options_file: Path, main: Path | None, *,
     bars.stop()
     state = outcome.job.state.value
     if quiet:
-        out.print(json.dumps({"job": outcome.job.id, "kind": kind, "state": state,
-                              "deliverables": outcome.deliverables if state == "done"
-                              else []}),
-                  soft_wrap=True, highlight=False)
+        print_json_line({"job": outcome.job.id, "kind": kind, "state": state,
+                         "deliverables": outcome.deliverables if state == "done" else []})
     else:
         table = Table(title=f"{kind} job {outcome.job.id}: {state}", show_header=False)
         table.add_column(style="bold")

@@ -6,13 +6,12 @@ import contextlib
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from wanhe.cli.common import Bars, err, fail, interrupted, out
+from wanhe.cli.common import Bars, ended_cleanly, err, fail, finished_cleanly, interrupted, out
 from wanhe.sched.devices import DEVICE_HELP, Device
 
 app = typer.Typer(
@@ -305,7 +304,7 @@ def render(
             store.dispose()
     _print_summary(outcome, quiet)
     _print_qc(settings, outcome)
-    _finished_cleanly()
+    finished_cleanly()
     if outcome.job.state.value != "done":
         fail(f"job {outcome.job.id} {outcome.job.state.value}: {outcome.job.message}", code=1)
 
@@ -415,15 +414,6 @@ def _mount_commands() -> None:
 _mount_commands()
 
 
-# Set by a command once all it started is stopped and its outputs and messages are written:
-# the process may then end without the interpreter's teardown of every module it imported
-# (0.2 s of CPU after a `wanhe render`, the user waiting on it for nothing).
-_CLEAN = threading.Event()
-
-
-def _finished_cleanly() -> None:
-    _CLEAN.set()
-
 
 def _end_now(code: object) -> NoReturn:
     """Flush what is written and leave at once (`os._exit`), with SystemExit's exit status."""
@@ -444,7 +434,7 @@ def main() -> None:
         sys.exit(130)
     except SystemExit as done:
         # Not with Ray imported: its own exit hooks stop what it started.
-        if _CLEAN.is_set() and "ray" not in sys.modules and not isinstance(done.code, str):
+        if ended_cleanly() and "ray" not in sys.modules and not isinstance(done.code, str):
             _end_now(done.code)
         raise
 

@@ -2,7 +2,6 @@
 forms of `wanhe submit` (`--template FILE -p …`, or a bundle folder)."""
 
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,18 +17,26 @@ from wanhe.cli.common import (
     emit,
     err,
     fail,
+    finished_cleanly,
     interrupted,
     out,
+    print_json_line,
 )
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
+    from rich.progress import ProgressColumn, TaskID
 
 
 class _Bars(Bars):
     """A whole-job bar and one for the task in flight (its openjd_progress and status)."""
 
     def __init__(self, quiet: bool) -> None:
+        super().__init__(quiet)
+        self.job: TaskID | None = None
+        self.task: TaskID | None = None
+        self.current: int | None = None
+
+    def columns(self) -> "tuple[str | ProgressColumn, ...]":
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -38,23 +45,20 @@ class _Bars(Bars):
             TimeRemainingColumn,
         )
 
-        super().__init__(
-            quiet,
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-        )
-        self.job: TaskID | None = None
-        self.task: TaskID | None = None
-        self.current: int | None = None
+        return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
 
     def start(self, tasks: list[Any], done: int) -> None:
+        if self.quiet:  # no bars: rich's are never imported (a failed task still says so)
+            return
         self.progress.start()
         self.job = self.progress.add_task("job", total=len(tasks), completed=done, status="")
         self.task = self.progress.add_task("task", total=100, visible=False, status="")
 
     def on_event(self, event: Any) -> None:
         if self.job is None or self.task is None:
+            self.note_trouble(event)
             return
         task = event.task
         if event.kind == "done":
@@ -159,9 +163,8 @@ def run_command(
         write_report(report_json, outcome, settings)
     state = outcome.job.state.value
     if quiet:
-        out.print(json.dumps({"job": outcome.job.id, "state": state,
-                              "logs": str(outcome.logs) if outcome.logs else None}),
-                  soft_wrap=True, highlight=False)  # one line, whatever the terminal's width
+        print_json_line({"job": outcome.job.id, "state": state,
+                         "logs": str(outcome.logs) if outcome.logs else None})
     else:
         from rich.table import Table
 
@@ -177,6 +180,7 @@ def run_command(
         if outcome.logs is not None:
             table.add_row("task logs", str(outcome.logs))
         out.print(table)
+    finished_cleanly()  # the run's workers, hosts and database are closed: no teardown
     if state != "done":
         fail(f"job {outcome.job.id} {state}: {outcome.job.message}", code=1)
 

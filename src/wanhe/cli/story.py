@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wanhe.cli.common import Bars, err, fail, interrupted, out
+from wanhe.cli.common import Bars, err, fail, interrupted, out, print_json_line
 
 story_app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: rich's help renderer costs 0.15-0.3 s
@@ -118,12 +118,11 @@ def _summary(outcome: Any, report: dict[str, Any], quiet: bool) -> None:
     from rich.table import Table
 
     if quiet:
-        out.print(json.dumps({"job": outcome.job.id, "state": outcome.job.state.value,
-                              "reel": str(outcome.output / "reel.mp4"),
-                              "overruns": len(report.get("overruns", [])),
-                              "extended": [s["id"] for s in report.get("shots", [])
-                                           if s.get("extended")]}),
-                  soft_wrap=True, highlight=False)
+        print_json_line({"job": outcome.job.id, "state": outcome.job.state.value,
+                         "reel": str(outcome.output / "reel.mp4"),
+                         "overruns": len(report.get("overruns", [])),
+                         "extended": [s["id"] for s in report.get("shots", [])
+                                      if s.get("extended")]})
         return
     table = Table(title=f"story job {outcome.job.id}: {outcome.job.state.value}",
                   show_header=False)

@@ -26,6 +26,7 @@ replaced in place: the next sync makes what the cluster and the queue then allow
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -368,6 +369,9 @@ class WorkerPool:
 
 def local_memory() -> int:
     """Memory a worker of this process may give tasks: the machine's RAM."""
-    import psutil
+    try:  # POSIX's own count: no psutil import (30 ms) on a local run's way to its first task
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        import psutil
 
-    return int(psutil.virtual_memory().total)
+        return int(psutil.virtual_memory().total)

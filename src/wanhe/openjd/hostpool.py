@@ -1,7 +1,9 @@
 """Session hosts started before their sessions: `wanhe run` starts a few as the command
 begins, and the OpenJD executor adopts one (`take`) instead of starting its own, so the
 host's start — a Python process importing openjd, a third of a second — runs while the job is
-planned and its database opened, not after the first task is dispatched.
+planned and its database opened, not after the first task is dispatched. The hosts are forked
+by one spawner that imported openjd once (`wanhe.openjd.hostspawn`), not started one
+interpreter each.
 
 Only hosts that run as this process's own user are started ahead (a local run's sessions,
 whose account is not a project's): their sandbox is a cgroup of their own and no mount
@@ -10,27 +12,27 @@ is set on the cgroup when the host is adopted (`Sandbox.adopt`), before the sess
 project's session on the farm (as root) needs a mount namespace that shows that job's folders
 only: such hosts are always started for their session, never ahead.
 
-A host that is not adopted is killed with its cgroup (`close`, and at exit): it never opened
-a session, so nothing of a job runs in it.
+A forked host is moved into its cgroup when it is adopted, before its session opens: nothing
+of a job runs outside it. A host that is not adopted is killed with its cgroup (`close`, and
+at exit): it never opened a session, so nothing of a job runs in it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import os
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from wanhe.openjd.hostspawn import ForkedHost
     from wanhe.sandbox.accounts import Account
     from wanhe.sandbox.box import Sandbox
 
+_FORK_S = 60.0  # the spawner's imports and forks, on a loaded machine at worst
 MAX_AHEAD = 4  # hosts started ahead at most: the rest start with their session, as before
 HOST_MEMORY = 128 * 2**20  # the session host's own memory, on top of the task's request
 
@@ -42,12 +44,12 @@ def host_command() -> list[str]:
 
 @dataclass(slots=True)
 class WarmHost:
-    """A host started ahead: its process, its sandbox (cgroup) and what it was started with."""
+    """A host started ahead: its process (its stderr a temporary file until its session
+    names its own log), its sandbox (cgroup) and the environment it was started with."""
 
-    proc: subprocess.Popen[str]
+    proc: ForkedHost
     box: Sandbox
     env: dict[str, str]
-    stderr: IO[bytes]  # where it writes until its session names its own log
 
 
 _lock = threading.Lock()
@@ -57,69 +59,77 @@ _registered = False
 
 
 def start_ahead(count: int) -> int:
-    """Start up to `count` (at most MAX_AHEAD) hosts as this process's user, in their own
-    cgroups when the sandbox has them; how many started. Never raises: a host that cannot
-    start here is started with its session instead, which then says why."""
+    """Start up to `count` (at most MAX_AHEAD) hosts as this process's user, forked by one
+    spawner (`wanhe.openjd.hostspawn`), each to be moved into its own cgroup when the sandbox
+    has them; how many were asked of the spawner. Never raises: a host that cannot start here
+    is started with its session instead, which then says why."""
     global _made, _registered
-    from wanhe.sandbox.accounts import session_account
+    from pathlib import Path
 
-    started = 0
+    from wanhe.openjd.hostspawn import Spawner
+    from wanhe.sandbox.accounts import host_env, session_account
+
+    count = max(0, min(count, MAX_AHEAD))
+    if count == 0:
+        return 0
+    boxes: list[Sandbox] = []
     try:
         account = session_account("local")
-        for _ in range(max(0, min(count, MAX_AHEAD))):
+        for _ in range(count):
             with _lock:
                 _made += 1
                 n = _made
-            host = _start(n, account)
-            with _lock:
-                _ready.append(host)
-                if not _registered:
-                    atexit.register(close)
-                    _registered = True
-            started += 1
+            boxes.append(_box(n, account))
+        env = host_env(account, Path.cwd())  # the service user's: no session folder in it
+        _spawner, hosts = Spawner.start(count, env)
     except Exception:  # an optimisation only: a session's own start says what is wrong
-        pass
-    return started
+        for box in boxes:
+            box.close()
+        return 0
+    with _lock:
+        _ready.extend(WarmHost(proc, box, env) for proc, box in zip(hosts, boxes, strict=True))
+        if not _registered:
+            atexit.register(close)
+            _registered = True
+    return count
 
 
-def _start(n: int, account: Account) -> WarmHost:
-    from pathlib import Path
-
-    from wanhe.sandbox.accounts import host_env
+def _box(n: int, account: Account) -> Sandbox:
     from wanhe.sandbox.box import Sandbox, task_memory
     from wanhe.sandbox.spec import SandboxSpec, pids_limit
 
-    env = host_env(account, Path.cwd())  # the service user's: no session folder in it
     # a placeholder limit until the session's own is set on adoption
     limit = task_memory(None)
     spec = SandboxSpec(memory_bytes=None if limit is None else limit + HOST_MEMORY,
                        pids_max=pids_limit())
-    box = Sandbox.open(f"openjd-ahead-{n}", spec, account, confine=False)
-    err = tempfile.TemporaryFile()  # noqa: SIM115  (kept with the host until it opens)
-    try:
-        proc = subprocess.Popen(
-            box.command(host_command(), drop=False), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=err, text=True, encoding="utf-8", env=env,
-            start_new_session=True, close_fds=True,
-        )
-    except BaseException:
-        err.close()
-        box.close()
-        raise
-    return WarmHost(proc, box, env, err)
+    return Sandbox.open(f"openjd-ahead-{n}", spec, account, confine=False)
 
 
 def take(env: dict[str, str]) -> WarmHost | None:
-    """A running host started ahead with exactly this environment, now the caller's (it
-    sets the session's spec on its box and sends `open`); None when there is none."""
+    """A running host started ahead with exactly this environment, in its own cgroup, now
+    the caller's (it sets the session's spec on its box and sends `open`); None when there is
+    none."""
     while True:
         with _lock:
             if not _ready:
                 return None
             host = _ready.pop(0)
-        if host.proc.poll() is None and host.env == env:
+        if host.env == env and _running_in_box(host):
             return host
         discard(host)  # died, or started for another environment: not this session's host
+
+
+def _running_in_box(host: WarmHost) -> bool:
+    """Whether the host was forked and lives, moved into its cgroup (before any session
+    opens in it, so nothing of a job ever runs outside)."""
+    if not host.proc.started(_FORK_S) or host.proc.poll() is not None:
+        return False
+    if host.box.group is not None:
+        try:
+            host.box.group.attach(host.proc.pid)
+        except OSError:
+            return False
+    return True
 
 
 def waiting() -> int:
@@ -138,12 +148,20 @@ def close() -> None:
 
 
 def discard(host: WarmHost) -> None:
-    """Kill a host started ahead (it never opened a session) and remove its cgroup."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(host.proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        host.proc.wait(5)
-    for stream in (host.proc.stdin, host.proc.stdout, host.stderr):
-        with contextlib.suppress(OSError):
-            stream and stream.close()
+    """Kill a host started ahead (it never opened a session) and remove its cgroup. One not
+    forked yet ends as soon as it is: its stdin is closed (or its spawner is stopped, when no
+    host of it is wanted any more)."""
+    proc = host.proc
+    proc.kill()
+    proc.close_pipes()
+    if proc.started(0):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+    elif not any(h.proc.spawner is proc.spawner for h in _snapshot()):
+        proc.spawner.kill()
     host.box.close()
+
+
+def _snapshot() -> list[WarmHost]:
+    with _lock:
+        return list(_ready)

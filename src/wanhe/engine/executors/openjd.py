@@ -39,8 +39,14 @@ from wanhe.openjd.payloads import ActionTask
 from wanhe.payloads import PayloadError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from wanhe.openjd.hostspawn import ForkedHost
     from wanhe.sandbox.box import Sandbox
     from wanhe.sandbox.spec import SandboxSpec
+
+    # a host started for its session, or one forked ahead by `wanhe run`'s spawner
+    HostProcess: TypeAlias = subprocess.Popen[str] | ForkedHost
 
 KIND = "openjd"
 _TAIL = 40
@@ -68,7 +74,7 @@ class _Session:
     """One session host process and what it has entered."""
 
     job: str
-    proc: subprocess.Popen[str]
+    proc: HostProcess
     events: queue.Queue[dict[str, Any] | None]
     user: str
     box: Sandbox
@@ -276,6 +282,7 @@ class OpenJDExecutor(Executor):
                         gpu=bool(self.worker.gpu_ids))
         name = f"openjd-{self.worker.name}-{task.job}"
         ahead = None if account.isolated else self._adopt(name, spec, users.host_env(account, root))
+        proc: HostProcess
         if ahead is not None:  # started while the job was planned, in a cgroup of its own
             proc, box = ahead
         else:
@@ -314,7 +321,7 @@ class OpenJDExecutor(Executor):
 
     @staticmethod
     def _adopt(name: str, spec: SandboxSpec, env: dict[str, str]
-               ) -> tuple[subprocess.Popen[str], Sandbox] | None:
+               ) -> tuple[ForkedHost, Sandbox] | None:
         """A host `wanhe run` started ahead (`wanhe.openjd.hostpool`) with this session's
         environment, its cgroup given the session's spec; None when there is none."""
         from wanhe.openjd import hostpool
@@ -327,7 +334,8 @@ class OpenJDExecutor(Executor):
         except (OSError, ValueError):  # a limit it cannot take: start the session's own
             hostpool.discard(host)
             return None
-        host.stderr.close()  # the host writes to the session's log once it opens
+        with contextlib.suppress(OSError):  # the host writes to the session's log once it opens
+            host.proc.stderr.close()
         return host.proc, host.box
 
     def _blender_path(self, ctx: TaskContext) -> tuple[dict[str, str], tuple[Path, ...]]:
@@ -488,7 +496,7 @@ class OpenJDExecutor(Executor):
             self._end(session, None)
 
 
-def _pump(proc: subprocess.Popen[str], events: queue.Queue[dict[str, Any] | None]) -> None:
+def _pump(proc: HostProcess, events: queue.Queue[dict[str, Any] | None]) -> None:
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -502,7 +510,7 @@ def _pump(proc: subprocess.Popen[str], events: queue.Queue[dict[str, Any] | None
         events.put(None)
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: HostProcess) -> None:
     if proc.poll() is None:
         with contextlib.suppress(OSError):
             proc.stdin and proc.stdin.close()

@@ -1,0 +1,267 @@
+"""Session hosts forked from one process that imported openjd once.
+
+A session host's start is a Python importing openjd-model and openjd-sessions: about 0.3 CPU
+seconds, paid by every host. `wanhe run` starts its hosts ahead (`wanhe.openjd.hostpool`);
+instead of one interpreter per host, one *spawner* (`python -m wanhe.openjd.hostspawn`)
+imports everything a session needs, then forks the hosts, each with the pipes this process
+made for it (its stdin, stdout and stderr), in a process group of its own. On a 2-core machine the
+hosts' imports were as much CPU as the command's own.
+
+The spawner stays the hosts' parent: it reaps each and reports its exit status, so this
+process sees each host as a `ForkedHost` (the part of `subprocess.Popen` the OpenJD executor
+uses: pid, stdin, stdout, poll, wait, returncode). It exits when its last host has.
+
+    spawner stdout:  "pids P1 P2 …" once every host is forked, then "exit PID CODE" per host
+
+The spawner runs as this process's user, as the hosts do (only a local run's hosts start
+ahead); it runs nothing of a job. Each host is moved into its own cgroup (`hostpool`) before
+its session opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+
+
+def spawner_command(fds: list[tuple[int, int, int]]) -> list[str]:
+    """The spawner's command line: one `stdin,stdout,stderr` triple of descriptors a host."""
+    groups = ";".join(",".join(str(fd) for fd in triple) for triple in fds)
+    return [sys.executable, "-m", "wanhe.openjd.hostspawn", groups]
+
+
+class Spawner:
+    """One spawner process and what it reported; `ForkedHost`s read their state here."""
+
+    def __init__(self, proc: subprocess.Popen[str], err: IO[bytes]) -> None:
+        self.proc = proc
+        self.err = err
+        self.pids: list[int] | None = None
+        self.exits: dict[int, int] = {}
+        self.ended = False  # its report ended: it exited (or was killed)
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True,
+                         name=f"openjd-spawner-{proc.pid}").start()
+
+    @classmethod
+    def start(cls, count: int, env: dict[str, str]) -> tuple[Spawner, list[ForkedHost]]:
+        """Start a spawner for `count` hosts with environment `env`; the hosts' ends of
+        their pipes are this process's to use from now on."""
+        child_fds: list[tuple[int, int, int]] = []
+        ours: list[tuple[int, int, IO[bytes]]] = []
+        try:
+            for _ in range(count):
+                stdin_r, stdin_w = os.pipe()
+                stdout_r, stdout_w = os.pipe()
+                err = _temporary_file()
+                child_fds.append((stdin_r, stdout_w, err.fileno()))
+                ours.append((stdin_w, stdout_r, err))
+            spawn_err = _temporary_file()
+            try:
+                proc = subprocess.Popen(
+                    spawner_command(child_fds), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=spawn_err, text=True, encoding="utf-8",
+                    env=env, start_new_session=True, close_fds=True,
+                    pass_fds=[fd for triple in child_fds for fd in triple],
+                )
+            except BaseException:
+                spawn_err.close()
+                raise
+        except BaseException:
+            for stdin_w, stdout_r, err in ours:
+                _close_fds(stdin_w, stdout_r)
+                err.close()
+            raise
+        finally:
+            for stdin_r, stdout_w, _err in child_fds:
+                _close_fds(stdin_r, stdout_w)
+        spawner = cls(proc, spawn_err)
+        hosts = [ForkedHost(spawner, i, stdin_w, stdout_r, err)
+                 for i, (stdin_w, stdout_r, err) in enumerate(ours)]
+        return spawner, hosts
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                word, *rest = line.split()
+                with self.changed:
+                    if word == "pids":
+                        self.pids = [int(p) for p in rest]
+                    elif word == "exit" and len(rest) == 2:
+                        self.exits[int(rest[0])] = int(rest[1])
+                    self.changed.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self.changed:
+                self.ended = True
+                self.changed.notify_all()
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
+            self.proc.wait()
+            self.err.close()
+
+    def wait_for_pids(self, timeout_s: float) -> list[int] | None:
+        """The hosts' pids once forked; None if the spawner ended (or did not answer in
+        `timeout_s`) without forking them."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.pids is not None or self.ended, timeout_s)
+            return self.pids
+
+    def kill(self) -> None:
+        """Stop a spawner that has not forked yet (its hosts were given up): a host it forked
+        meanwhile finds its stdin closed and ends."""
+        if self.pids is None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, 9)
+        with self.changed:
+            self.changed.wait_for(lambda: self.ended, 5.0)
+
+
+class ForkedHost:
+    """A host the spawner forked, as the OpenJD executor uses a `subprocess.Popen`."""
+
+    args = "wanhe.openjd.host (forked)"
+
+    def __init__(self, spawner: Spawner, index: int, stdin_fd: int, stdout_fd: int,
+                 stderr: IO[bytes]) -> None:
+        self.spawner = spawner
+        self.index = index
+        self.stdin: IO[str] | None = os.fdopen(stdin_fd, "w", encoding="utf-8")
+        self.stdout: IO[str] | None = os.fdopen(stdout_fd, "r", encoding="utf-8")
+        self.stderr = stderr
+        self.returncode: int | None = None
+        self._pid: int | None = None
+
+    def started(self, timeout_s: float) -> bool:
+        """Whether the spawner forked this host (waiting up to `timeout_s` for it)."""
+        if self._pid is None:
+            pids = self.spawner.wait_for_pids(timeout_s)
+            if pids is None or self.index >= len(pids):
+                return False
+            self._pid = pids[self.index]
+        return True
+
+    @property
+    def pid(self) -> int:
+        if self._pid is None and not self.started(0):
+            raise RuntimeError("the session host has not been forked yet")
+        assert self._pid is not None
+        return self._pid
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        spawner = self.spawner
+        with spawner.changed:
+            if self._pid is None:
+                if spawner.pids is None:
+                    return -9 if spawner.ended else None  # never forked: it never ran
+                self._pid = spawner.pids[self.index]
+            code = spawner.exits.get(self._pid)
+            if code is None and spawner.ended and not _alive(self._pid):
+                code = -9  # the spawner was killed before it could say how the host ended
+        self.returncode = code
+        return code
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spawner = self.spawner
+        while True:
+            code = self.poll()
+            if code is not None:
+                return code
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            with spawner.changed:
+                spawner.changed.wait(0.2 if left is None else min(0.2, left))
+
+    def kill(self) -> None:
+        """SIGKILL the host and everything in its process group (or, not forked yet, make
+        sure it never runs: its spawner is stopped when every host it was to fork is)."""
+        if self.poll() is None and self._pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._pid, 9)
+
+    def close_pipes(self) -> None:
+        for stream in (self.stdin, self.stdout, self.stderr):
+            with contextlib.suppress(OSError):
+                stream and stream.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _temporary_file() -> IO[bytes]:
+    import tempfile
+
+    return tempfile.TemporaryFile()  # kept until its host's session opens
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+# -- the spawner process ---------------------------------------------------------------------
+
+
+def _spawn(groups: list[tuple[int, int, int]]) -> None:
+    from wanhe.openjd import host
+
+    host._preload()  # once, for every host forked below
+    report = os.dup(1)
+    every = {fd for triple in groups for fd in triple}
+    pids: list[int] = []
+    for stdin_fd, stdout_fd, stderr_fd in groups:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setpgid(0, 0)
+                os.dup2(stdin_fd, 0)
+                os.dup2(stdout_fd, 1)
+                os.dup2(stderr_fd, 2)
+                _close_fds(report, *every)  # another host's pipes are not this one's
+                host.main()
+            finally:
+                os._exit(1)
+        # its own process group before anyone hears of it, so killpg(pid) kills it and all
+        # it starts (the child says so too: whichever runs first); the spawner's session,
+        # apart from the command's terminal, is theirs
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
+        pids.append(pid)
+    _close_fds(*every)
+    os.write(report, ("pids " + " ".join(map(str, pids)) + "\n").encode())
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        with contextlib.suppress(OSError):
+            os.write(report, f"exit {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
+    os._exit(0)
+
+
+def main() -> None:
+    groups = [tuple(int(fd) for fd in triple.split(",")) for triple in sys.argv[1].split(";")]
+    _spawn([(g[0], g[1], g[2]) for g in groups])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Session hosts forked by one spawner (`wanhe.openjd.hostspawn`): each is its own process
+group with its own pipes, speaks the host protocol, and its exit status reaches
+this process through the spawner; hosts given up before they were forked never run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from wanhe.openjd.hostspawn import ForkedHost, Spawner
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _ask(host: ForkedHost, **cmd: object) -> dict[str, object]:
+    assert host.stdin is not None and host.stdout is not None
+    host.stdin.write(json.dumps(cmd) + "\n")
+    host.stdin.flush()
+    answer: dict[str, object] = json.loads(host.stdout.readline())
+    return answer
+
+
+def test_one_spawner_forks_every_host_and_reports_how_each_ended() -> None:
+    spawner, hosts = Spawner.start(2, {**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert all(host.started(30) for host in hosts)
+        first, second = hosts
+        assert first.pid != second.pid
+        for host in hosts:  # the spawner's children, each its own process group at once
+            assert _parent(host.pid) == spawner.proc.pid
+            assert os.getpgid(host.pid) == host.pid and host.poll() is None
+            assert os.getsid(host.pid) == spawner.proc.pid  # apart from this terminal's
+        # a host with nothing open closes cleanly, as one started on its own does
+        assert _ask(first, op="close") == {"ev": "done", "op": "close", "ok": True}
+        assert first.wait(10) == 0
+        second.kill()
+        assert second.wait(10) == -9
+        spawner.proc.wait(10)  # its last host gone, the spawner ends too
+    finally:
+        for host in hosts:
+            host.kill()
+            host.close_pipes()
+
+
+def test_hosts_given_up_before_they_are_forked_never_run() -> None:
+    spawner, hosts = Spawner.start(2, dict(os.environ))
+    spawner.kill()  # at once: it is still importing openjd
+    assert spawner.ended and spawner.pids is None
+    for host in hosts:
+        assert not host.started(0)
+        assert host.poll() == -9
+        with pytest.raises(subprocess.TimeoutExpired):
+            ForkedHost.wait(_never_ending(), 0.05)
+        host.close_pipes()
+
+
+class _NeverEnding(ForkedHost):
+    def poll(self) -> int | None:
+        return None
+
+
+def _never_ending() -> ForkedHost:
+    """A host whose poll never ends (to see `wait` give up at its timeout)."""
+    host = _NeverEnding.__new__(_NeverEnding)
+    host.spawner = Spawner.__new__(Spawner)
+    import threading
+
+    host.spawner.changed = threading.Condition()
+    return host
