@@ -11,13 +11,12 @@ estimate says why at once.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from wanhe.jobtypes._probe import EstimateProbeJob
-from wanhe.jobtypes.base import CompiledJob, Inspected, JobFolder, TaskView
+from wanhe.jobtypes.base import TaskView
 from wanhe.jobtypes.registry import register_job_type
 from wanhe.model import Resources, TaskSpec
 
@@ -48,11 +47,6 @@ class GenProbeJob(EstimateProbeJob):
     title = "estimate probe"
     options_model = ProbeOptions
     estimate_kind = "gen"
-
-    def compile(self, options: BaseModel, inspected: Inspected, main: Path | None,
-                folder: JobFolder) -> CompiledJob:
-        assert isinstance(options, ProbeOptions)
-        return CompiledJob({"probes": len(options.probes)}, "", probe_tasks(options.probes))
 
     def summary(self, spec: dict[str, Any]) -> str:
         return f"{spec.get('probes', 0)} model probe(s) for an estimate"

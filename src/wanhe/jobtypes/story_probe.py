@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from wanhe.jobtypes._probe import EstimateProbeJob
-from wanhe.jobtypes.base import CompiledJob, InputError, Inspected, JobFolder, TaskView
+from wanhe.jobtypes.base import TaskView
 from wanhe.jobtypes.registry import register_job_type
 from wanhe.model import Resources, TaskSpec
 
@@ -40,10 +40,6 @@ class StoryProbeJob(EstimateProbeJob):
     title = "storyboard estimate probe"
     options_model = StoryProbeOptions
     estimate_kind = "story"
-
-    def compile(self, options: BaseModel, inspected: Inspected, main: Path | None,
-                folder: JobFolder) -> CompiledJob:
-        raise InputError("kind", "story_probe jobs are made by POST /api/estimate")
 
     def summary(self, spec: dict[str, Any]) -> str:
         return "the probes of a storyboard's estimate"
