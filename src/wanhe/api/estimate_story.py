@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wanhe.api.auth import Principal
-from wanhe.api.errors import require_uploaded, unprocessable
+from wanhe.api.errors import checked_options, require_uploaded, unprocessable
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
 from wanhe.runs.story_graph import TaskCosts
@@ -45,17 +45,11 @@ def estimate_story_on_farm(service: Service, who: Principal, body: EstimateReque
     """The estimate of the storyboard `body.main` among `body.files` (raises HTTPException:
     422 for the storyboard, 504 past `limit_s`)."""
     from wanhe.api.staging import inspect_staged, staged_files
-    from wanhe.jobtypes.base import InputError
     from wanhe.jobtypes.registry import job_type
 
     assert who.project_id is not None
     kind = job_type("story")
-    try:
-        kind.check_main(body.main)
-        options = kind.parse_options(body.options)
-        kind.check(options)
-    except InputError as exc:
-        raise unprocessable(exc.field, exc.message) from None
+    options = checked_options(kind, body.main, body.options)
     name = require_uploaded(service.store, who.project_id, body.main, body.files)
     with staged_files(service, body.files) as staging:
         inspected = inspect_staged(service, who, kind, staging, name, options)

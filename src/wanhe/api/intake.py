@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from wanhe.api.auth import Principal
-from wanhe.api.errors import unprocessable
+from wanhe.api.errors import checked_options, unprocessable
 from wanhe.api.memory_check import check_task_memory, largest_worker_memory
 from wanhe.api.schemas import JobCreate
 from wanhe.api.service import Service
@@ -45,12 +45,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         kind = job_type(body.kind)
     except UnknownJobKind as exc:
         raise unprocessable("kind", str(exc)) from None
-    try:
-        kind.check_main(body.main)
-        options = kind.parse_options(body.options)
-        kind.check(options)
-    except InputError as exc:
-        raise unprocessable(exc.field, exc.message) from None
+    options = checked_options(kind, body.main, body.options)
     if body.main is not None and body.main not in body.files:
         raise unprocessable("main", f"main file {body.main!r} is not among the files sent")
     if body.kitsu is not None and (body.kitsu.sequence is not None) != (kind.kind == "story"):
