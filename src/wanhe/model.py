@@ -108,3 +108,18 @@ def human_bytes(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
+
+
+def human_duration(seconds: float) -> str:
+    """Seconds for people: `0.042 s`, `3.21 s`, `45 s`, `12.5 min`, `3.2 h`, `4.5 days`. Three
+    significant digits under 10 s (a model's step takes a fraction of one), whole seconds up to
+    two minutes."""
+    if seconds < 10:
+        return f"{seconds:.3g} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

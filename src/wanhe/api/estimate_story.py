@@ -27,12 +27,12 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from wanhe.api.auth import Principal
-from wanhe.api.errors import require_uploaded, unprocessable
+from wanhe.api.errors import checked_options, require_uploaded, unprocessable
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
 from wanhe.runs.story_graph import TaskCosts
@@ -44,34 +44,15 @@ def estimate_story_on_farm(service: Service, who: Principal, body: EstimateReque
                            limit_s: float) -> dict[str, Any]:
     """The estimate of the storyboard `body.main` among `body.files` (raises HTTPException:
     422 for the storyboard, 504 past `limit_s`)."""
-    from wanhe.api.intake_context import intake_context
-    from wanhe.jobtypes.base import InputError
+    from wanhe.api.staging import inspect_staged, staged_files
     from wanhe.jobtypes.registry import job_type
-    from wanhe.storage import StorageError, UnsafePath
 
     assert who.project_id is not None
     kind = job_type("story")
-    try:
-        kind.check_main(body.main)
-        options = kind.parse_options(body.options)
-        kind.check(options)
-    except InputError as exc:
-        raise unprocessable(exc.field, exc.message) from None
+    options = checked_options(kind, body.main, body.options)
     name = require_uploaded(service.store, who.project_id, body.main, body.files)
-    staging = service.work.new_staging()
-    adopted: Path | None = None
-    try:
-        try:
-            service.work.materialise_inputs(staging, body.files, service.storage)
-        except (UnsafePath, StorageError) as exc:
-            raise unprocessable("files", str(exc)) from None
-        main = staging / "input" / name
-        context = replace(intake_context(service, who), inputs=staging / "input",
-                          project=who.project, project_id=who.project_id)
-        try:
-            inspected = kind.inspect(context, main, options)
-        except InputError as exc:
-            raise unprocessable(exc.field, exc.message) from None
+    with staged_files(service, body.files) as staging:
+        inspected = inspect_staged(service, who, kind, staging, name, options)
         board, facts = inspected.facts["board"], inspected.facts["facts"]
         _refuse_unprobed(board, service, who)
         past = _history(service, who, body, board, facts)
@@ -88,15 +69,12 @@ def estimate_story_on_farm(service: Service, who: Principal, body: EstimateReque
             except (OSError, ValueError):
                 found = None
         if found is None:
-            found, adopted = _probe_on_farm(service, who, name, staging, limit_s)
+            found = _probe_on_farm(service, who, name, staging, limit_s)
             probe_jobs = 1
             source = "probe job"
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(found))
-        data = _answer(found, board, main.parent, facts, body, seconds)
-    finally:
-        if adopted is None:
-            service.work.discard(staging)
+        data = _answer(found, board, (staging / "input" / name).parent, facts, body, seconds)
     data["storyboard"] = body.main  # the submission's name, not the farm's checkout path
     data["probe_jobs"] = probe_jobs
     data["source"] = source
@@ -170,20 +148,19 @@ def _cache_file(service: Service, who: Principal, body: EstimateRequest) -> Path
 
 
 def _probe_on_farm(service: Service, who: Principal, main: str, staging: Path,
-                   limit_s: float) -> tuple[dict[str, Any], Path | None]:
-    """Run the probes as a `story_probe` job of the project holding the staged files, and
-    wait for it: (its output, the job folder the staging became)."""
+                   limit_s: float) -> dict[str, Any]:
+    """Run the probes as a `story_probe` job of the project holding the staged files (the
+    staging becomes the job's folder), and wait for it: its output."""
     from wanhe.api.estimate_gen import wait_for_probe_job
     from wanhe.jobtypes.story_probe import KIND, probe_task
     from wanhe.model import TaskState
 
     assert who.project_id is not None
-    adopted: list[Path] = []
 
     def build(job_id: int) -> tuple[dict[str, Any], str, list[Any], str]:
         root = service.work.job_dir(job_id)
         task = probe_task(root / "input" / main)
-        adopted.append(service.work.adopt(staging, job_id))
+        service.work.adopt(staging, job_id)
         for made in (root / "output", root / "work"):
             made.mkdir(parents=True, exist_ok=True)
         fingerprint = hashlib.sha256(f"estimate:{time.time_ns()}:{os.getpid()}".encode()
@@ -203,7 +180,7 @@ def _probe_on_farm(service: Service, who: Principal, main: str, staging: Path,
         reason = row.error or f"it ended {row.state}"
         raise unprocessable("main", f"the farm's probe of the storyboard failed (job "
                                      f"{job_id}): {reason}")
-    return dict(row.output), adopted[0] if adopted else None
+    return dict(row.output)
 
 
 def _answer(found: dict[str, Any], board: Any, base: Path, facts: dict[str, Any],

@@ -13,24 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fastapi import HTTPException
 
 from wanhe.api.auth import Principal
-from wanhe.api.errors import unprocessable
-from wanhe.api.intake_context import intake_context
+from wanhe.api.errors import checked_options, unprocessable
 from wanhe.api.memory_check import check_task_memory, largest_worker_memory
 from wanhe.api.schemas import JobCreate
 from wanhe.api.service import Service
+from wanhe.api.staging import inspect_staged, staged_files, strip_paths
 from wanhe.jobtypes.base import InputError, JobFolder
 from wanhe.jobtypes.registry import UnknownJobKind, job_type
 from wanhe.model import TaskSpec
-from wanhe.storage import StorageError, UnsafePath
 from wanhe.store.kitsu import PublishTo
 
 
@@ -49,12 +45,7 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
         kind = job_type(body.kind)
     except UnknownJobKind as exc:
         raise unprocessable("kind", str(exc)) from None
-    try:
-        kind.check_main(body.main)
-        options = kind.parse_options(body.options)
-        kind.check(options)
-    except InputError as exc:
-        raise unprocessable(exc.field, exc.message) from None
+    options = checked_options(kind, body.main, body.options)
     if body.main is not None and body.main not in body.files:
         raise unprocessable("main", f"main file {body.main!r} is not among the files sent")
     if body.kitsu is not None and (body.kitsu.sequence is not None) != (kind.kind == "story"):
@@ -79,23 +70,9 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             f"{len(missing)} file(s) were never uploaded by this project (e.g. {missing[0]}) — "
             "PUT them to /api/blobs/{sha256} first (POST /api/blobs/missing lists them)",
         )
-    staging = service.work.new_staging()
     adopted: Path | None = None
-    try:
-        try:
-            service.work.materialise_inputs(staging, body.files, service.storage)
-        except (UnsafePath, StorageError) as exc:
-            raise unprocessable("files", str(exc)) from None
-        staged_main = None if body.main is None else staging / "input" / body.main
-        try:
-            context = replace(intake_context(service, who), inputs=staging / "input",
-                              project=who.project, project_id=who.project_id,
-                              queue_environments=_queue_environments(service, who))
-            inspected = kind.inspect(context, staged_main, options)
-        except InputError as exc:
-            raise unprocessable(exc.field, _strip(exc.message, service)) from None
-        except UnsafePath as exc:  # a file named outside the job's own
-            raise unprocessable("options", _strip(str(exc), service)) from None
+    with staged_files(service, body.files) as staging:
+        inspected = inspect_staged(service, who, kind, staging, body.main, options)
         kept = _kept_estimate(service, who, body, kind.kind, staging, options)
         digest = _files_digest(body)
         largest = largest_worker_memory(service)
@@ -114,24 +91,23 @@ def create_job(service: Service, who: Principal, body: JobCreate) -> tuple[int, 
             spec = compiled.spec if kept is None else keep_estimate(compiled.spec, kept)
             return spec, fingerprint, compiled.tasks, str(folder.work)
 
+        name = body.name or (PurePosixPath(body.main).name if body.main else kind.title)
         try:
-            job_id = service.store.create_job_with(
-                project_id=who.project_id,
-                name=body.name or (PurePosixPath(body.main).name if body.main else kind.title),
-                kind=kind.kind, build=build, priority=body.priority,
-                submitter=who.name or f"token {who.token_id}", depends_on=body.depends_on,
-                paused=body.paused, publish_to=_publish_to(body),
-            )
-        except InputError as exc:
-            raise unprocessable(exc.field, _strip(exc.message, service)) from None
-        except ValueError as exc:
-            raise unprocessable("options", _strip(str(exc), service)) from None
-    except BaseException:
-        if adopted is not None:
-            service.work.discard(adopted)
-        service.work.discard(staging)
-        raise
-    warnings = [_strip(w, service) for w in inspected.warnings]
+            try:
+                job_id = service.store.create_job_with(
+                    project_id=who.project_id, name=name, kind=kind.kind, build=build,
+                    priority=body.priority, submitter=who.name or f"token {who.token_id}",
+                    depends_on=body.depends_on, paused=body.paused, publish_to=_publish_to(body),
+                )
+            except InputError as exc:
+                raise unprocessable(exc.field, strip_paths(exc.message, service)) from None
+            except ValueError as exc:
+                raise unprocessable("options", strip_paths(str(exc), service)) from None
+        except BaseException:
+            if adopted is not None:  # the job's folder, made before its transaction failed
+                service.work.discard(adopted)
+            raise
+    warnings = [strip_paths(w, service) for w in inspected.warnings]
     service.poke(job_id)
     return job_id, warnings
 
@@ -180,17 +156,3 @@ def keep_estimate(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
                                      f"{extra[0]}) — estimate the frames the job renders")
     return {**spec, "estimate": kept}
 
-
-def _queue_environments(service: Service,
-                        who: Principal) -> Callable[[], list[dict[str, Any]]]:
-    """The submitting project's OpenJD queue environments, read when a template is planned."""
-    project_id = who.project_id
-    if project_id is None:  # an admin's job: the farm's queue environments only
-        return list
-    return lambda: [doc for _, doc in service.store.project_environments(project_id)]
-
-
-def _strip(text: str, service: Service) -> str:
-    """Server paths in messages become paths relative to the upload."""
-    root = str(service.work.root)
-    return re.sub(re.escape(root) + r"/(staging|jobs)/[^/]+/input/", "", text)

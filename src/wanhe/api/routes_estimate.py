@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from wanhe.api.auth import Principal, principal
 from wanhe.api.deps import get_service
-from wanhe.api.errors import require_uploaded, unprocessable
+from wanhe.api.errors import checked_options, require_uploaded, unprocessable
 from wanhe.api.schemas import EstimateRequest
 from wanhe.api.service import Service
 
@@ -71,10 +71,9 @@ def estimate(
 ) -> dict[str, Any]:
     # A plain `def` on purpose: the probe renders for seconds to minutes on FastAPI's thread
     # pool, never on the event loop.
-    from wanhe.jobtypes.base import InputError
+    from wanhe.api.staging import staged_files
     from wanhe.jobtypes.registry import job_type
     from wanhe.runs.estimate import Farm, Prices
-    from wanhe.storage import StorageError, UnsafePath
 
     if who.project_id is None:
         raise HTTPException(403, "an admin token belongs to no project: estimate with a "
@@ -99,26 +98,13 @@ def estimate(
         raise unprocessable("gpus", "a render's estimate is for Cycles on CPUs: give "
                                      "machines and cores")
     kind = job_type("blender_render")
-    try:
-        kind.check_main(body.main)
-        options = kind.parse_options(body.options)
-        kind.check(options)
-    except InputError as exc:
-        raise unprocessable(f"options.{exc.field}" if exc.field != "main" else "main",
-                             exc.message) from None
+    options = checked_options(kind, body.main, body.options)
     main = require_uploaded(service.store, who.project_id, body.main, body.files)
     farm = Farm(machines=body.machines, cores=body.cores or os.cpu_count() or 1)
     prices = Prices(body.price_core_hour, body.price_gpu_hour)
-    staging = service.work.new_staging()
-    try:
-        try:
-            service.work.materialise_inputs(staging, body.files, service.storage)
-        except (UnsafePath, StorageError) as exc:
-            raise unprocessable("files", str(exc)) from None
+    with staged_files(service, body.files) as staging:
         data = estimate_inputs(service, who, staging / "input", main, options, farm,
                                prices, limit_s=limit)
-    finally:
-        service.work.discard(staging)
     data["budget"] = _budget(service, who.project_id, data)
     return data
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from wanhe.cli.common import DbOpt, JsonOpt, emit, err, fail
+from wanhe.model import human_duration
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -188,14 +189,6 @@ def _money(amount: float) -> str:
     return f"{amount:,.2f}" if amount >= 1 else f"{amount:.3g}"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _table(data: dict[str, Any]) -> "Table":
     from rich.table import Table
 
@@ -218,7 +211,7 @@ def _table(data: dict[str, Any]) -> "Table":
         table.add_row("cost", f"{_money(data['cost'])} (range {_money(clow)}–"
                       f"{_money(chigh)}) at {data['prices']['core_hour']:g}/core-hour")
     farm = data["farm"]
-    table.add_row("wall time", f"{_duration(data['wall_s'])} on {farm['machines']} machine(s) "
+    table.add_row("wall time", f"{human_duration(data['wall_s'])} on {farm['machines']} machine(s) "
                   f"× {farm['cores']} cores of their own (simulated with the farm's policy)")
     if data["deadline"] is not None:
         table.add_row("deadline", data["deadline"]["explanation"])

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wanhe.cli.common import emit, err, fail
+from wanhe.model import human_duration
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -111,14 +112,6 @@ def _gen_spec(path: Path) -> Any:
     return spec
 
 
-def seconds_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
 def _money(amount: float) -> str:
     return f"{amount:,.2f}" if amount >= 1 else f"{amount:.3g}"
 
@@ -135,8 +128,9 @@ def _shot_source(shot: dict[str, Any]) -> str:
         return (f"from history of {shot['history_runs']} run(s) ({history['candidates']} "
                 "candidate(s) metered)")
     probe = shot["probe"]
-    return (f"probe: cold {seconds_text(shot['cold_s'])} (load {seconds_text(probe['load_s'])})"
-            f", warm {seconds_text(probe['fixed_s'])} + {seconds_text(probe['per_step_s'])}/step"
+    cold, load = human_duration(shot["cold_s"]), human_duration(probe["load_s"])
+    fixed, step = human_duration(probe["fixed_s"]), human_duration(probe["per_step_s"])
+    return (f"probe: cold {cold} (load {load}), warm {fixed} + {step}/step"
             + (" — cached, nothing run now" if probe["cached"] else ""))
 
 
@@ -156,23 +150,23 @@ def gen_table(data: dict[str, Any]) -> "Table":
                       f"{shot['steps']} steps at {shot['size']}{frames}")
         table.add_row("  memory", f"{_bytes(shot['model_memory_bytes'])} registered; "
                       f"{_bytes(shot['task_memory_bytes'])} with a batch at this size")
-        table.add_row("  each", f"{seconds_text(shot['per_candidate_s'])} ({unit})")
-        table.add_row("  shot", f"{seconds_text(shot['seconds'])} ({unit})")
+        table.add_row("  each", f"{human_duration(shot['per_candidate_s'])} ({unit})")
+        table.add_row("  shot", f"{human_duration(shot['seconds'])} ({unit})")
         table.add_row("  source", _shot_source(shot))
     table.add_section()
     if data["worker_start_s"]:
-        table.add_row("worker start", f"{seconds_text(data['worker_start_s'])} ({unit}): its "
+        table.add_row("worker start", f"{human_duration(data['worker_start_s'])} ({unit}): its "
                       "imports before the first candidate, once")
     table.add_row("total", f"{data['candidates']} candidate(s): "
-                  f"{seconds_text(data['seconds'])} ({unit}); {_hours_line(data)}")
+                  f"{human_duration(data['seconds'])} ({unit}); {_hours_line(data)}")
     farm = data["farm"]
     if farm is not None:
         where = (f"{farm['units']} GPU(s)" if farm["unit"] == "GPU" else
                  f"{farm['units']} machine(s) × {farm['cores']} cores ({data['threads']} "
                  "thread(s) a task)")
-        table.add_row("wall time", f"{seconds_text(farm['wall_s'])} on {where}: "
+        table.add_row("wall time", f"{human_duration(farm['wall_s'])} on {where}: "
                       f"{farm['workers']} worker(s) busy, {farm['loads']} model load(s), "
-                      f"{seconds_text(farm['seconds'])} ({unit}) billed in all")
+                      f"{human_duration(farm['seconds'])} ({unit}) billed in all")
         if farm["deadline"] is not None:
             table.add_row("deadline", farm["deadline"]["explanation"])
     for text in data["notes"]:
@@ -198,17 +192,17 @@ def story_table(data: dict[str, Any]) -> "Table":
     table.add_column(style="bold")
     table.add_column()
     for part in data["parts"]:
-        gpu = f", {seconds_text(part['gpu_s'])} GPU" if part["gpu_s"] else ""
-        table.add_row(part["part"], f"{seconds_text(part['core_s'])} CPU{gpu} — {part['what']}")
+        gpu = f", {human_duration(part['gpu_s'])} GPU" if part["gpu_s"] else ""
+        table.add_row(part["part"], f"{human_duration(part['core_s'])} CPU{gpu} — {part['what']}")
         table.add_row("  from", part["source"])
     table.add_section()
-    gpu = f", {seconds_text(data['gpu_s'])} GPU" if data["gpu_s"] else ""
-    table.add_row("total", f"{seconds_text(data['core_s'])} CPU{gpu}; {_hours_line(data)}")
+    gpu = f", {human_duration(data['gpu_s'])} GPU" if data["gpu_s"] else ""
+    table.add_row("total", f"{human_duration(data['core_s'])} CPU{gpu}; {_hours_line(data)}")
     farm = data["farm"]
     if farm is not None:
         gpus = f", {farm['gpus']} GPU(s)" if farm["gpus"] else ""
         kinds = ", ".join(f"{n} {kind}" for kind, n in farm["task_kinds"].items())
-        table.add_row("wall time", f"{seconds_text(farm['wall_s'])} on {farm['machines']} "
+        table.add_row("wall time", f"{human_duration(farm['wall_s'])} on {farm['machines']} "
                       f"machine(s) × {farm['cores']} cores{gpus}: the job's {farm['tasks']} "
                       f"tasks ({kinds}) scheduled with their dependencies")
         if farm["deadline"] is not None:

@@ -27,6 +27,7 @@ from wanhe.cli.common import (
     out,
 )
 from wanhe.cli.queue_env import env_app
+from wanhe.model import human_duration
 from wanhe.sched.devices import DEVICE_HELP, Device
 
 if TYPE_CHECKING:
@@ -759,16 +760,10 @@ def estimate_line(seen: dict[str, Any]) -> str:
         text += f" (range {low:.4g}–{high:.4g})"
     text += f"; {seen.get('frames_done', 0)} frame(s) done"
     if seen.get("eta_s") is not None:
-        text += f"; ETA from the cost so far {_duration(float(seen['eta_s']))}"
+        text += f"; ETA from the cost so far {human_duration(float(seen['eta_s']))}"
     if seen.get("made_by"):
         text += f" — estimated by {seen['made_by']}"
     return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _kitsu_line(pub: dict[str, Any]) -> str:

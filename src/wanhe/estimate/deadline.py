@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from wanhe.model import human_duration
 from wanhe.sim.config import ProjectConfig, SimConfig
 from wanhe.sim.engine import simulate
 from wanhe.sim.workload import Workload
@@ -79,11 +80,11 @@ class DeadlineAnswer:
 
     def explain(self, seconds: float) -> str:
         if self.possible and self.machines is not None and self.wall_s is not None:
-            return (f"{self.machines} {self.unit}(s) finish in {_duration(self.wall_s)} "
-                    f"(within {_duration(seconds)})")
-        return (f"impossible: {_duration(seconds)} is too little; even "
+            return (f"{self.machines} {self.unit}(s) finish in {human_duration(self.wall_s)} "
+                    f"(within {human_duration(seconds)})")
+        return (f"impossible: {human_duration(seconds)} is too little; even "
                 f"{self.most_useful_machines} {self.unit}s (one per task) need "
-                f"{_duration(self.earliest_s)}")
+                f"{human_duration(self.earliest_s)}")
 
 
 def fewest_within(wall: Callable[[int], float], most: int, seconds: float, *,
@@ -121,13 +122,3 @@ def machines_for_deadline(
                            image_tail_s=image_tail_s, load_s=load_s)
 
     return fewest_within(wall, most, seconds)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"

@@ -11,14 +11,13 @@ estimate says why at once.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from wanhe.jobtypes.base import CompiledJob, InputError, Inspected, JobFolder, JobType, TaskView
+from wanhe.jobtypes._probe import EstimateProbeJob
+from wanhe.jobtypes.base import TaskView
 from wanhe.jobtypes.registry import register_job_type
-from wanhe.lifecycle import RetryRules
 from wanhe.model import Resources, TaskSpec
 
 KIND = "gen_probe"
@@ -43,24 +42,11 @@ def probe_tasks(probes: list[dict[str, Any]]) -> list[TaskSpec]:
 
 
 @register_job_type
-class GenProbeJob(JobType):
+class GenProbeJob(EstimateProbeJob):
     kind = KIND
     title = "estimate probe"
     options_model = ProbeOptions
-    main_file = "none"
-    internal = True
-
-    def check(self, options: BaseModel) -> None:
-        raise InputError("kind", "gen_probe jobs are the farm's own: POST /api/estimate with "
-                                 "kind gen makes them")
-
-    def compile(self, options: BaseModel, inspected: Inspected, main: Path | None,
-                folder: JobFolder) -> CompiledJob:
-        assert isinstance(options, ProbeOptions)
-        return CompiledJob({"probes": len(options.probes)}, "", probe_tasks(options.probes))
-
-    def retry_rules(self, spec: dict[str, Any]) -> RetryRules:
-        return RetryRules(max_attempts=1)
+    estimate_kind = "gen"
 
     def summary(self, spec: dict[str, Any]) -> str:
         return f"{spec.get('probes', 0)} model probe(s) for an estimate"

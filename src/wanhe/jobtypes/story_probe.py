@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from wanhe.jobtypes.base import CompiledJob, InputError, Inspected, JobFolder, JobType, TaskView
+from wanhe.jobtypes._probe import EstimateProbeJob
+from wanhe.jobtypes.base import TaskView
 from wanhe.jobtypes.registry import register_job_type
-from wanhe.lifecycle import RetryRules
 from wanhe.model import Resources, TaskSpec
 
 KIND = "story_probe"
@@ -35,23 +35,11 @@ def probe_task(storyboard: Path) -> TaskSpec:
 
 
 @register_job_type
-class StoryProbeJob(JobType):
+class StoryProbeJob(EstimateProbeJob):
     kind = KIND
     title = "storyboard estimate probe"
     options_model = StoryProbeOptions
-    main_file = "none"
-    internal = True
-
-    def check(self, options: BaseModel) -> None:
-        raise InputError("kind", "story_probe jobs are the farm's own: POST /api/estimate with "
-                                 "kind story makes them")
-
-    def compile(self, options: BaseModel, inspected: Inspected, main: Path | None,
-                folder: JobFolder) -> CompiledJob:
-        raise InputError("kind", "story_probe jobs are made by POST /api/estimate")
-
-    def retry_rules(self, spec: dict[str, Any]) -> RetryRules:
-        return RetryRules(max_attempts=1)
+    estimate_kind = "story"
 
     def summary(self, spec: dict[str, Any]) -> str:
         return "the probes of a storyboard's estimate"
