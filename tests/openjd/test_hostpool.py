@@ -86,3 +86,19 @@ def test_hosts_nobody_adopted_are_killed_with_their_cgroups() -> None:
         assert host.proc.poll() is not None
         if host.box.group is not None:
             assert not any(folder.exists() for folder in host.box.group.folders.values())
+
+
+def test_without_cgroups_a_session_still_adopts_a_forked_host(
+    worker: FarmWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The laptop's case (not root: the sandbox is off, no cgroups)."""
+    from wanhe.sandbox import box
+
+    monkeypatch.setattr(box, "_mode", box.Mode(False, None, False, "not running as root"))
+    tasks = compiled(template(steps=[step("S", "echo hi")]), {}, tmp_path)
+    assert hostpool.start_ahead(2) == 2
+    first = hostpool._ready[0]
+    assert first.box.group is None
+    assert worker.run(as_request(tasks[0], tmp_path))["ok"]
+    session = _executor(worker)._session
+    assert session is not None and session.proc is first.proc and hostpool.waiting() == 1
