@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from tests.openjd._util import step, template
 from wanhe.openjd.hostspawn import ForkedHost, Spawner
+from wanhe.openjd.template import TemplateError, plan
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,11 +46,39 @@ def test_one_spawner_forks_every_host_and_reports_how_each_ended() -> None:
         assert first.wait(10) == 0
         second.kill()
         assert second.wait(10) == -9
-        spawner.proc.wait(10)  # its last host gone, the spawner ends too
+        spawner.close_requests()
+        spawner.proc.wait(10)  # its last host gone and nothing more to plan: it ends too
     finally:
         for host in hosts:
             host.kill()
             host.close_pipes()
+
+
+def test_the_spawner_plans_the_job_as_this_process_would(tmp_path: Path) -> None:
+    doc = template(steps=[step("S", "echo {{Task.Param.F}}",
+                               params=[{"name": "F", "type": "INT", "range": "1-3"}])])
+    arguments = {"template": doc, "values": {}, "template_dir": tmp_path, "cwd": tmp_path,
+                 "environments": []}
+    spawner, hosts = Spawner.start(1, dict(os.environ))
+    try:
+        assert spawner.plan(arguments, 30) == plan(**arguments)
+        assert spawner.plan(arguments, 30) is None  # one plan a spawner: then this process
+    finally:
+        spawner.close_requests()
+        hosts[0].kill()
+        hosts[0].close_pipes()
+    spawner, hosts = Spawner.start(1, dict(os.environ))
+    try:  # the template's mistake is the same one-line error, raised here
+        with pytest.raises(TemplateError) as refused:
+            spawner.plan({**arguments, "values": {"Nope": "1"}}, 30)
+        with pytest.raises(TemplateError) as here:
+            plan(**{**arguments, "values": {"Nope": "1"}})
+        assert (refused.value.field, refused.value.message) == (here.value.field,
+                                                                here.value.message)
+    finally:
+        spawner.close_requests()
+        hosts[0].kill()
+        hosts[0].close_pipes()
 
 
 def test_hosts_given_up_before_they_are_forked_never_run() -> None:

@@ -25,10 +25,11 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wanhe.openjd.hostspawn import ForkedHost
+    from wanhe.openjd.hostspawn import ForkedHost, Spawner
+    from wanhe.openjd.template import Plan
     from wanhe.sandbox.accounts import Account
     from wanhe.sandbox.box import Sandbox
 
@@ -54,6 +55,7 @@ class WarmHost:
 
 _lock = threading.Lock()
 _ready: list[WarmHost] = []
+_planners: list[Spawner] = []  # spawners that may still plan the run's job
 _made = 0  # hosts started ahead by this process: each cgroup's name is its own, for good
 _registered = False
 
@@ -81,13 +83,14 @@ def start_ahead(count: int) -> int:
                 n = _made
             boxes.append(_box(n, account))
         env = host_env(account, Path.cwd())  # the service user's: no session folder in it
-        _spawner, hosts = Spawner.start(count, env)
+        spawner, hosts = Spawner.start(count, env)
     except Exception:  # an optimisation only: a session's own start says what is wrong
         for box in boxes:
             box.close()
         return 0
     with _lock:
         _ready.extend(WarmHost(proc, box, env) for proc, box in zip(hosts, boxes, strict=True))
+        _planners.append(spawner)
         if not _registered:
             atexit.register(close)
             _registered = True
@@ -132,6 +135,16 @@ def _running_in_box(host: WarmHost) -> bool:
     return True
 
 
+def plan_ahead(arguments: dict[str, Any]) -> Plan | None:
+    """The job planned by the newest spawner started ahead (`Spawner.plan`, which raises
+    the template's TemplateError); None when there is none to ask or it cannot answer: the
+    caller plans in-process then."""
+    with _lock:
+        spawner = _planners.pop() if _planners else None
+        _planners.clear()  # an older one is not this run's
+    return None if spawner is None else spawner.plan(arguments, _FORK_S)
+
+
 def waiting() -> int:
     """Hosts started ahead and not adopted yet."""
     with _lock:
@@ -143,6 +156,10 @@ def close() -> None:
     with _lock:
         left = list(_ready)
         _ready.clear()
+        planners = list(_planners)
+        _planners.clear()
+    for spawner in planners:  # never asked: it ends with its hosts
+        spawner.close_requests()
     for host in left:
         discard(host)
 

@@ -9,9 +9,17 @@ hosts' imports were as much CPU as the command's own.
 
 The spawner stays the hosts' parent: it reaps each and reports its exit status, so this
 process sees each host as a `ForkedHost` (the part of `subprocess.Popen` the OpenJD executor
-uses: pid, stdin, stdout, poll, wait, returncode). It exits when its last host has.
+uses: pid, stdin, stdout, poll, wait, returncode). It exits when its last host has and its
+stdin is closed.
 
-    spawner stdout:  "pids P1 P2 …" once every host is forked, then "exit PID CODE" per host
+Having openjd imported, the spawner also plans the job once (`Spawner.plan`: the same
+`wanhe.openjd.template.plan` the command would call), so that the command itself never imports
+openjd-model (a tenth of a second on its own critical path). A spawner that cannot answer is
+no worse than none: the command then plans in-process, as it would have.
+
+    spawner stdin:   "plan B64" (the pickled keyword arguments of `plan`), once
+    spawner stdout:  "pids P1 P2 …" once every host is forked, "exit PID CODE" per host, and
+                     "plan B64" (the pickled ("ok", Plan) or ("error", field, message))
 
 The spawner runs as this process's user, as the hosts do (only a local run's hosts start
 ahead); it runs nothing of a job. Each host is moved into its own cgroup (`hostpool`) before
@@ -20,13 +28,18 @@ its session opens.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import pickle
 import subprocess
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wanhe.openjd.template import Plan
 
 
 def spawner_command(fds: list[tuple[int, int, int]]) -> list[str]:
@@ -43,6 +56,8 @@ class Spawner:
         self.err = err
         self.pids: list[int] | None = None
         self.exits: dict[int, int] = {}
+        self.asked = False  # for its one plan
+        self.answer: str | None = None
         self.ended = False  # its report ended: it exited (or was killed)
         self.changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True,
@@ -64,7 +79,7 @@ class Spawner:
             spawn_err = _temporary_file()
             try:
                 proc = subprocess.Popen(
-                    spawner_command(child_fds), stdin=subprocess.DEVNULL,
+                    spawner_command(child_fds), stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE, stderr=spawn_err, text=True, encoding="utf-8",
                     env=env, start_new_session=True, close_fds=True,
                     pass_fds=[fd for triple in child_fds for fd in triple],
@@ -95,6 +110,8 @@ class Spawner:
                         self.pids = [int(p) for p in rest]
                     elif word == "exit" and len(rest) == 2:
                         self.exits[int(rest[0])] = int(rest[1])
+                    elif word == "plan" and len(rest) == 1:
+                        self.answer = rest[0]
                     self.changed.notify_all()
         except (OSError, ValueError):
             pass
@@ -113,6 +130,40 @@ class Spawner:
         with self.changed:
             self.changed.wait_for(lambda: self.pids is not None or self.ended, timeout_s)
             return self.pids
+
+    def plan(self, arguments: dict[str, Any], timeout_s: float) -> Plan | None:
+        """`wanhe.openjd.template.plan(**arguments)` made by the spawner; raises its
+        TemplateError as it would here. None when the spawner cannot answer (it planned
+        already, ended, or took longer than `timeout_s`): plan in-process then."""
+        from wanhe.openjd.template import TemplateError
+
+        with self.changed:
+            if self.asked or self.ended:
+                return None
+            self.asked = True
+        try:
+            request = base64.b64encode(pickle.dumps(arguments)).decode("ascii")
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(f"plan {request}\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError, pickle.PicklingError):
+            return None
+        finally:
+            self.close_requests()
+        with self.changed:
+            self.changed.wait_for(lambda: self.answer is not None or self.ended, timeout_s)
+            answer = self.answer
+        if answer is None:
+            return None
+        found = pickle.loads(base64.b64decode(answer))  # our own spawner's answer
+        if found[0] == "error":
+            raise TemplateError(found[1], found[2])
+        return found[1] if found[0] == "ok" else None
+
+    def close_requests(self) -> None:
+        """No more requests: the spawner ends once its hosts have."""
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin and self.proc.stdin.close()
 
     def kill(self) -> None:
         """Stop a spawner that has not forked yet (its hosts were given up): a host it forked
@@ -247,15 +298,49 @@ def _spawn(groups: list[tuple[int, int, int]]) -> None:
             os.setpgid(pid, pid)
         pids.append(pid)
     _close_fds(*every)
-    os.write(report, ("pids " + " ".join(map(str, pids)) + "\n").encode())
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        data = (line + "\n").encode()
+        with lock, contextlib.suppress(OSError):
+            while data:
+                data = data[os.write(report, data):]
+
+    say("pids " + " ".join(map(str, pids)))
+    # threads only now, every fork done: the reaper, and planning in this (main) thread
+    reaper = threading.Thread(target=_reap, args=(say,), name="reaper")
+    reaper.start()
+    for line in sys.stdin.buffer:
+        word, _, request = line.decode("ascii", "replace").strip().partition(" ")
+        if word == "plan":
+            say("plan " + _planned(request))
+    reaper.join()
+    os._exit(0)
+
+
+def _reap(say: Any) -> None:
     while True:
         try:
             pid, status = os.wait()
         except ChildProcessError:
-            break
-        with contextlib.suppress(OSError):
-            os.write(report, f"exit {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
-    os._exit(0)
+            return
+        say(f"exit {pid} {os.waitstatus_to_exitcode(status)}")
+
+
+def _planned(request: str) -> str:
+    """The answer to a plan request: ("ok", Plan), ("error", field, message) for the
+    template's own mistake, or ("failed", why) for anything else (the command then plans
+    in-process and says what is wrong as it would have)."""
+    from wanhe.openjd.template import TemplateError, plan
+
+    try:
+        arguments = pickle.loads(base64.b64decode(request))  # the command's own request
+        found: tuple[Any, ...] = ("ok", plan(**arguments))
+    except TemplateError as exc:
+        found = ("error", exc.field, exc.message)
+    except Exception as exc:  # not this process's to explain
+        found = ("failed", f"{type(exc).__name__}: {exc}")
+    return base64.b64encode(pickle.dumps(found)).decode("ascii")
 
 
 def main() -> None:

@@ -81,5 +81,13 @@ def load_source(target: Path | None, template: Path | None, params: dict[str, st
 
 
 def make_plan(source: Source, cwd: Path | None = None) -> Plan:
-    return plan(source.template, source.values, template_dir=source.template_path.parent,
-                cwd=cwd or Path.cwd(), environments=source.environments)
+    """The job of `source`: planned by the spawner `wanhe run` started ahead, which has
+    openjd imported (`wanhe.openjd.hostpool.plan_ahead`), else here."""
+    from wanhe.openjd import hostpool
+
+    arguments: dict[str, Any] = {
+        "template": source.template, "values": source.values,
+        "template_dir": source.template_path.parent, "cwd": cwd or Path.cwd(),
+        "environments": source.environments}
+    made = hostpool.plan_ahead(arguments)
+    return made if made is not None else plan(**arguments)
