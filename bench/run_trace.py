@@ -40,7 +40,9 @@ def _process_age_s() -> float:
 
 T0 = time.perf_counter() - _process_age_s()
 
-RUN_PHASES = [("wanhe.runs.openjd", "make_plan"), ("wanhe.runs.openjd", "compile_plan"),
+RUN_PHASES = [("wanhe.openjd.hostpool", "start_ahead"), ("wanhe.openjd.hostpool", "plan_ahead"),
+              ("wanhe.openjd.hostpool", "take"),
+              ("wanhe.runs.openjd", "make_plan"), ("wanhe.runs.openjd", "compile_plan"),
               ("wanhe.runs.local", "open_or_resume"), ("wanhe.runs.local", "local_workers"),
               ("wanhe.runs.local", "make_dispatcher"), ("wanhe.runs.local", "run_to_end")]
 RENDER_PHASES = [("wanhe.localrender", "precheck"), ("wanhe.localrender", "prepare"),
@@ -126,9 +128,10 @@ class _WrapOnImport(importlib.abc.MetaPathFinder):
 def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(relativeCreated)6.0f ms %(threadName)s %(name)s: %(message)s")
+    logging._startTime = time.time() - (time.perf_counter() - T0)  # type: ignore[attr-defined]
     mark("trace start (interpreter up)")
-    cli = importlib.import_module("wanhe.cli.main")
-    mark("CLI imported")
+    cli = importlib.import_module("wanhe.cli")  # light: `main` starts things before parsing
+    mark("CLI package imported")
     atexit.register(mark, "interpreter exit")
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     phases = RENDER_PHASES if command == "render" else RUN_PHASES

@@ -1,5 +1,5 @@
 """`python -m wanhe.cli …`, as the `wanhe` command."""
 
-from wanhe.cli.main import main
+from wanhe.cli import main
 
 main()

@@ -121,7 +121,8 @@ def run_command(
 
     # The sessions' hosts start now, while the job is planned and its database opened; the
     # plugins (which the first dispatch loads) are looked up meanwhile.
-    hostpool.start_ahead(workers or os.cpu_count() or 1)
+    if not hostpool.planning():  # not started before the arguments were parsed (cli.early)
+        hostpool.start_ahead(workers or os.cpu_count() or 1)
     find_plugins_ahead()
     from wanhe.config import Settings
     from wanhe.openjd.localrun import load_source

@@ -24,7 +24,7 @@ import contextlib
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class WarmHost:
     proc: ForkedHost
     box: Sandbox
     env: dict[str, str]
+    # set once the host is in its cgroup (`in_box` then True) or cannot be
+    placed: threading.Event = field(default_factory=threading.Event)
+    in_box: bool = False
 
 
 _lock = threading.Lock()
@@ -88,8 +91,13 @@ def start_ahead(count: int) -> int:
         for box in boxes:
             box.close()
         return 0
+    warm = [WarmHost(proc, box, env) for proc, box in zip(hosts, boxes, strict=True)]
+    # Each host goes into its cgroup as soon as it is forked, in the background: a first
+    # move into a cgroup can take milliseconds (v1 waits on the kernel's RCU), which the
+    # first task would otherwise wait for.
+    threading.Thread(target=_place, args=(warm,), daemon=True, name="openjd-hosts-place").start()
     with _lock:
-        _ready.extend(WarmHost(proc, box, env) for proc, box in zip(hosts, boxes, strict=True))
+        _ready.extend(warm)
         _planners.append(spawner)
         if not _registered:
             atexit.register(close)
@@ -122,17 +130,25 @@ def take(env: dict[str, str]) -> WarmHost | None:
         discard(host)  # died, or started for another environment: not this session's host
 
 
+def _place(hosts: list[WarmHost]) -> None:
+    """Move each host into its own cgroup once the spawner has forked it."""
+    for host in hosts:
+        try:
+            if host.proc.started(_FORK_S):
+                if host.box.group is not None:
+                    host.box.group.attach(host.proc.pid)
+                host.in_box = True
+        except OSError:
+            pass
+        finally:
+            host.placed.set()
+
+
 def _running_in_box(host: WarmHost) -> bool:
     """Whether the host was forked and lives, moved into its cgroup (before any session
     opens in it, so nothing of a job ever runs outside)."""
-    if not host.proc.started(_FORK_S) or host.proc.poll() is not None:
-        return False
-    if host.box.group is not None:
-        try:
-            host.box.group.attach(host.proc.pid)
-        except OSError:
-            return False
-    return True
+    host.placed.wait(_FORK_S)
+    return host.in_box and host.proc.poll() is None
 
 
 def plan_ahead(arguments: dict[str, Any]) -> Plan | None:
@@ -143,6 +159,12 @@ def plan_ahead(arguments: dict[str, Any]) -> Plan | None:
         spawner = _planners.pop() if _planners else None
         _planners.clear()  # an older one is not this run's
     return None if spawner is None else spawner.plan(arguments, _FORK_S)
+
+
+def planning() -> bool:
+    """Whether a spawner started ahead may still plan this run's job."""
+    with _lock:
+        return bool(_planners)
 
 
 def waiting() -> int:
