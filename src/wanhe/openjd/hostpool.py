@@ -24,6 +24,7 @@ import contextlib
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -151,14 +152,17 @@ def _running_in_box(host: WarmHost) -> bool:
     return host.in_box and host.proc.poll() is None
 
 
-def plan_ahead(arguments: dict[str, Any]) -> Plan | None:
-    """The job planned by the newest spawner started ahead (`Spawner.plan`, which raises
-    the template's TemplateError); None when there is none to ask or it cannot answer: the
-    caller plans in-process then."""
+def plan_ahead(arguments: dict[str, Any]) -> Callable[[], Plan | None]:
+    """Ask the newest spawner started ahead to plan the job (`Spawner.ask`) and return what
+    waits for its answer (`Spawner.answer_to`, which raises the template's TemplateError);
+    that answers None when there is no spawner to ask or it cannot answer: the caller plans
+    in-process then. Asking first lets the caller work while the spawner plans."""
     with _lock:
         spawner = _planners.pop() if _planners else None
         _planners.clear()  # an older one is not this run's
-    return None if spawner is None else spawner.plan(arguments, _FORK_S)
+    if spawner is None or not spawner.ask(arguments):
+        return lambda: None
+    return lambda: spawner.answer_to(_FORK_S)
 
 
 def planning() -> bool:

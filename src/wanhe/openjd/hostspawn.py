@@ -135,11 +135,13 @@ class Spawner:
         """`wanhe.openjd.template.plan(**arguments)` made by the spawner; raises its
         TemplateError as it would here. None when the spawner cannot answer (it planned
         already, ended, or took longer than `timeout_s`): plan in-process then."""
-        from wanhe.openjd.template import TemplateError
+        return self.answer_to(timeout_s) if self.ask(arguments) else None
 
+    def ask(self, arguments: dict[str, Any]) -> bool:
+        """Send the one plan request (`answer_to` waits for it); whether it was sent."""
         with self.changed:
             if self.asked or self.ended:
-                return None
+                return False
             self.asked = True
         try:
             request = base64.b64encode(pickle.dumps(arguments)).decode("ascii")
@@ -147,9 +149,15 @@ class Spawner:
             self.proc.stdin.write(f"plan {request}\n")
             self.proc.stdin.flush()
         except (OSError, ValueError, pickle.PicklingError):
-            return None
+            return False
         finally:
             self.close_requests()
+        return True
+
+    def answer_to(self, timeout_s: float) -> Plan | None:
+        """The answer to the request `ask` sent (see `plan`)."""
+        from wanhe.openjd.template import TemplateError
+
         with self.changed:
             self.changed.wait_for(lambda: self.answer is not None or self.ended, timeout_s)
             answer = self.answer

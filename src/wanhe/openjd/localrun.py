@@ -5,6 +5,7 @@ its bundle's parameter values and asset references, `-p` values over them, and i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,25 @@ def load_source(target: Path | None, template: Path | None, params: dict[str, st
 
 
 def make_plan(source: Source, cwd: Path | None = None) -> Plan:
-    """The job of `source`: planned by the spawner `wanhe run` started ahead, which has
-    openjd imported (`wanhe.openjd.hostpool.plan_ahead`), else here."""
+    """The job of `source` (`ask_plan`, waited for at once)."""
+    return ask_plan(source, cwd)()
+
+
+def ask_plan(source: Source, cwd: Path | None = None) -> Callable[[], Plan]:
+    """Start planning the job of `source` and return what gives the plan: planned by the
+    spawner `wanhe run` started ahead, which has openjd imported
+    (`wanhe.openjd.hostpool.plan_ahead`), else here when it is asked for. The caller may work
+    meanwhile (open its database)."""
     from wanhe.openjd import hostpool
 
     arguments: dict[str, Any] = {
         "template": source.template, "values": source.values,
         "template_dir": source.template_path.parent, "cwd": cwd or Path.cwd(),
         "environments": source.environments}
-    made = hostpool.plan_ahead(arguments)
-    return made if made is not None else plan(**arguments)
+    planned = hostpool.plan_ahead(arguments)
+
+    def answer() -> Plan:
+        made = planned()
+        return made if made is not None else plan(**arguments)
+
+    return answer

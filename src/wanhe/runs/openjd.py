@@ -12,14 +12,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wanhe.config import Settings
 from wanhe.jobtypes.base import JobFolder
 from wanhe.jobtypes.openjd import KIND, compile_plan, write_job_file
-from wanhe.openjd.localrun import Source, make_plan
+from wanhe.openjd.localrun import Source, ask_plan
 from wanhe.openjd.template import Plan, TemplateError
 from wanhe.store.usage import core_seconds
+
+if TYPE_CHECKING:
+    from wanhe.store.store import Store
 
 
 @dataclass(slots=True)
@@ -53,12 +56,31 @@ def run(
     on_prepared: Callable[[Plan, Any, bool, int, list[Any]], None] | None = None,
     on_event: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
-    from wanhe.openjd.hostreq import FarmFacts, unmet
-    from wanhe.runs.local import NewJob, open_or_resume, run_local_job
+    from wanhe.openjd import hostpool
     from wanhe.store.store import Store
 
     started = time.monotonic()
-    made = make_plan(source)
+    planned = ask_plan(source)
+    try:
+        store = Store(settings.db_url)  # opened while the spawner plans (`ask_plan`)
+        try:
+            return _run(source, planned(), store, started, settings=settings,
+                        workers=workers, on_prepared=on_prepared, on_event=on_event)
+        finally:
+            store.dispose()
+    finally:
+        hostpool.close()  # hosts started ahead for workers that never had a session
+
+
+def _run(
+    source: Source, made: Plan, store: Store, started: float, *, settings: Settings,
+    workers: int | None,
+    on_prepared: Callable[[Plan, Any, bool, int, list[Any]], None] | None,
+    on_event: Callable[[Any], None] | None,
+) -> RunOutcome:
+    from wanhe.openjd.hostreq import FarmFacts, unmet
+    from wanhe.runs.local import NewJob, open_or_resume, run_local_job
+
     farm = FarmFacts(max_cpus=float(os.cpu_count() or 1))
     for step in made.steps:
         why = unmet(step.host, farm)
@@ -70,30 +92,23 @@ def run(
     folder = JobFolder(input=root / "input", output=root / "output", work=root / "work")
     tasks, key = compile_plan(made, folder, rules=[], sessions=root / "sessions")
     write_job_file(made, folder)
-    store = Store(settings.db_url)
-    try:
-        local = open_or_resume(store, digest, lambda: NewJob(
-            name=made.job_name, kind=KIND,
-            spec={"name": made.job_name, "job": key, "template": str(source.template_path),
-                  "max_attempts": 1, "parameters": made.parameters},
-            tasks=tasks, work_dir=str(folder.work)))
-        if not local.resumed:  # a new job here (a new database): nothing of an old run's
-            _forget_old_run(root / "logs", tasks)
-        if on_prepared is not None:
-            on_prepared(made, local.job, local.resumed, local.done_before, local.tasks)
-        count, each = local_slots(made, os.cpu_count() or 1, workers)
-        # sessions run here: their paths are this machine's, whatever cluster is configured
-        run_local_job(store, local, settings=settings, threads=each, workers=count,
-                      on_event=on_event, log_root=root / "logs", join_cluster=False)
-        final = store.job(local.job.id)
-        return RunOutcome(final, made, local.resumed, len(local.tasks), local.done_before,
-                          time.monotonic() - started, store.attempts(local.job.id),
-                          root / "logs" / f"job{local.job.id}")
-    finally:
-        store.dispose()
-        from wanhe.openjd import hostpool
-
-        hostpool.close()  # hosts started ahead for workers that never had a session
+    local = open_or_resume(store, digest, lambda: NewJob(
+        name=made.job_name, kind=KIND,
+        spec={"name": made.job_name, "job": key, "template": str(source.template_path),
+              "max_attempts": 1, "parameters": made.parameters},
+        tasks=tasks, work_dir=str(folder.work)))
+    if not local.resumed:  # a new job here (a new database): nothing of an old run's
+        _forget_old_run(root / "logs", tasks)
+    if on_prepared is not None:
+        on_prepared(made, local.job, local.resumed, local.done_before, local.tasks)
+    count, each = local_slots(made, os.cpu_count() or 1, workers)
+    # sessions run here: their paths are this machine's, whatever cluster is configured
+    run_local_job(store, local, settings=settings, threads=each, workers=count,
+                  on_event=on_event, log_root=root / "logs", join_cluster=False)
+    final = store.job(local.job.id)
+    return RunOutcome(final, made, local.resumed, len(local.tasks), local.done_before,
+                      time.monotonic() - started, store.attempts(local.job.id),
+                      root / "logs" / f"job{local.job.id}")
 
 
 def _forget_old_run(logs: Path, tasks: list[Any]) -> None:
