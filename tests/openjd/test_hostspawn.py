@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.openjd._util import step, template
-from wanhe.openjd.hostspawn import ForkedHost, Spawner
-from wanhe.openjd.template import TemplateError, plan
+from wanhe.openjd.hostspawn import _WARM_UP_JOB, ForkedHost, Spawner
+from wanhe.openjd.template import TemplateError, load_job, plan
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,6 +79,13 @@ def test_the_spawner_plans_the_job_as_this_process_would(tmp_path: Path) -> None
         spawner.close_requests()
         hosts[0].kill()
         hosts[0].close_pipes()
+
+
+def test_the_warm_up_job_is_a_job_openjd_reads() -> None:
+    """The spawner reads it before forking (so each host's first `open` is quick): a job that
+    no longer parses would make that silently useless."""
+    job, values, _symtabs, _revision = load_job(_WARM_UP_JOB)
+    assert job.name == "warm-up" and [s.name for s in job.steps] == ["S"] and values
 
 
 def test_hosts_given_up_before_they_are_forked_never_run() -> None:
