@@ -70,7 +70,7 @@ def test_a_bundle_runs_and_resumes(tmp_path: Path) -> None:
     assert body["state"] == "done" and body["totals"]["core_seconds"] > 0
     first = len(body["attempts"])
     code, text = run(tmp_path, str(bundle), "--report-json", str(report))
-    assert code == 0 and "resuming job 1: 5 task(s) already done" in text
+    assert code == 0 and "resuming job 1: 4 task(s) already done" in text  # the 4 tasks, no barrier
     assert len(json.loads(report.read_text())["attempts"]) == first
 
 

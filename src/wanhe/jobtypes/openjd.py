@@ -1,6 +1,6 @@
 """The OpenJD job type: an Open Job Description 2023-09 job template (with its parameter values)
 becomes a task graph — one `openjd` task per task of each step, and one `noop` barrier per
-step that the tasks of the steps depending on it wait for.
+step that other steps depend on, which the tasks of those steps wait for.
 
     step A: A/Frame=1 … A/Frame=N ─► A/(step done) ─► B/… (steps that depend on A)
 
@@ -119,6 +119,7 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
         "outputs": outputs or []}
     graph: list[TaskSpec] = []
     barrier: dict[str, str] = {}
+    waited_on = {name for step in plan.steps for name in step.depends_on}
     for step in plan.steps:
         need = hostreq.resources(step.host)
         deps = [barrier[d] for d in step.depends_on]
@@ -139,6 +140,8 @@ def compile_plan(plan: Any, folder: JobFolder, *, rules: list[dict[str, str]],
             graph.append(TaskSpec(key, TASK_KIND, task.stored(), deps=list(deps),
                                   resources=need))
             keys.append(key)
+        if step.name not in waited_on:  # no step waits for it: no barrier to pass
+            continue
         done = f"{step.name}/(step done)"
         graph.append(TaskSpec(done, TaskKind.NOOP.value, {"step": step.name}, deps=keys,
                               resources=Resources(cpus=0.0)))
