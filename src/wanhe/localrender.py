@@ -353,47 +353,6 @@ def _log_to_file(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-_early: list[tuple[dict[str, str], LocalWorker]] = []  # (its tools, the worker)
-
-
-def spawn_blender_early(blender: str | None) -> bool:
-    """`wanhe render`'s first worker and its Blender, started before the command line is
-    parsed (`wanhe.cli.early`): Python and bpy load in it while the command imports and
-    checks its request. `render` adopts it when its settings give the worker the same tools;
-    otherwise, and at exit, it is stopped. Whether one was started."""
-    import atexit
-
-    settings = Settings().overridden(blender=blender)
-    if settings.ray_address is not None or _ray_running_here():
-        return False  # its workers are the cluster's
-    _log_to_file(settings.home / "logs" / "wanhe.log")  # as `render` would, first
-    from wanhe.engine.handles import LocalWorker
-
-    tools = settings.worker_tools()
-    local = LocalWorker("w0", tools)
-    local.worker.blender_process().spawn()
-    _early.append((tools, local))
-    atexit.register(_drop_early)
-    return True
-
-
-def _take_early(tools: dict[str, str]) -> LocalWorker | None:
-    """The worker `spawn_blender_early` started, if it has these tools (else it is stopped)."""
-    found = _early.pop() if _early else None
-    _drop_early()
-    if found is None:
-        return None
-    if found[0] != tools:
-        found[1].kill()
-        return None
-    return found[1]
-
-
-def _drop_early() -> None:
-    while _early:
-        _early.pop()[1].kill()
-
-
 def render(
     scene: Path,
     options: RenderOptions,
@@ -424,14 +383,13 @@ def render(
         if settings.ray_address is None and not _ray_running_here():
             from wanhe.engine.handles import LocalWorker
 
-            local = _take_early(settings.worker_tools()) or LocalWorker(
-                "w0", settings.worker_tools())
+            local = LocalWorker("w0", settings.worker_tools())
             # Blender starts first, the critical path: Python and bpy load in it (as long as
             # in a plain Blender) while this process checks the request, and then the scene
             # loads while this thread starts Ray in the background, opens the database and
             # imports what runs the job. A request that fails its checks kills it (`finally`).
             blender = local.worker.blender_process()
-            blender.spawn()  # nothing to do when it was spawned early
+            blender.spawn()
             precheck(scene, options)
             inspection = _in_thread(
                 lambda: prepare(scene, options, settings.blender, process=blender,
