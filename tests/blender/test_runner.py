@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from wanhe.blender.errors import BlenderCrashed, BlenderTaskError, BlenderTimeout
+from wanhe.blender.errors import BlenderCrashed, BlenderError, BlenderTaskError, BlenderTimeout
 from wanhe.blender.protocol import (
     RenderRequest,
     SceneInfo,
@@ -340,3 +340,20 @@ def test_blender_that_dies_at_start(tmp_path: Path) -> None:
         bp.start()
     assert "cannot open display" in "\n".join(exc.value.log_tail)
     bp.close()
+
+
+def test_a_retired_process_is_killed_and_never_started_again(tmp_path: Path) -> None:
+    """A caller past its time limit (the estimate's probe) retires its Blender: the one
+    starting is killed, and whatever was about to start one fails at once instead of
+    running to the end."""
+    proc = BlenderProcess()
+    proc.spawn()
+    pid = proc.pid
+    assert pid is not None
+    proc.retire()
+    assert not proc.alive and _wait_gone(pid)
+    with pytest.raises(BlenderError, match="stopped for good"):
+        proc.spawn()
+    with pytest.raises(BlenderError):
+        proc.start()
+    assert proc.pid is None

@@ -183,11 +183,11 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
                              wrap=box.command if box is not None else None)
     stopped = threading.Event()
 
-    def stop() -> None:  # past the limit: Blender and everything it started
+    def stop() -> None:  # past the limit: Blender and everything it started, for good
         stopped.set()
+        process.retire()
         if box is not None:
             box.kill_all()
-        process.kill()
 
     timer = threading.Timer(limit, stop)
     timer.daemon = True
@@ -212,7 +212,7 @@ def _probe(service: Service, who: Principal, inputs: Path, main: str, options: B
         if box is not None:
             box.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    if stopped.is_set():  # the limit passed before Blender was started (nothing to kill yet)
+    if stopped.is_set():  # past the limit after Blender's last answer
         raise _past_limit(limit)
     data: dict[str, Any] = report.to_dict()
     data["scene"] = main  # the submission's name, not the farm's checkout path

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import psutil
 
-from wanhe.blender.errors import BlenderCrashed, BlenderTaskError, BlenderTimeout
+from wanhe.blender.errors import BlenderCrashed, BlenderError, BlenderTaskError, BlenderTimeout
 from wanhe.blender.protocol import (
     MARKER,
     InspectRequest,
@@ -100,6 +100,8 @@ class BlenderProcess:
         self._next_id = 0
         self._ready = False  # the process has said it is ready
         self._spawned_at = 0.0
+        self._spawn_lock = threading.Lock()
+        self._retired = False  # `retire`d: no process is ever started again
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,6 +117,13 @@ class BlenderProcess:
     def spawn(self) -> None:
         """Start the process (if not running) without waiting for it: Python and bpy load
         while the caller does other work; the next `start` (or request) waits for it."""
+        with self._spawn_lock:
+            if self._retired:
+                raise BlenderError("Blender was stopped for good (its caller's time limit "
+                                   "passed): not started again")
+            self._spawn()
+
+    def _spawn(self) -> None:
         if self.alive:
             return
         self._discard()
@@ -180,6 +189,14 @@ class BlenderProcess:
             except subprocess.TimeoutExpired:
                 self._kill()
         self._discard()
+
+    def retire(self) -> None:
+        """Kill the worker now and start none again, whichever thread was about to (a
+        caller past its time limit: what it was doing fails with BlenderError at once,
+        instead of starting Blender and running to the end)."""
+        with self._spawn_lock:
+            self._retired = True
+        self.kill()
 
     def kill(self) -> None:
         """Kill the worker's whole process group now (e.g. to cancel a task)."""
