@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import Insert
 
 from wanhe.model import JobState
 from wanhe.store import tables as t
@@ -98,18 +96,10 @@ class KitsuMixin(_StoreBase):
         values = {"url": url, "production": production, "production_id": production_id,
                   "login": login, "secret": secret, "linked_by": linked_by,
                   "linked_at": time.time()}
-        if self.engine.dialect.name == "postgresql":  # here: SQLite never loads PostgreSQL's
-            from sqlalchemy.dialects.postgresql import insert as postgres_insert
-
-            upsert: Insert = postgres_insert(t.kitsu_links).values(
-                project_id=project_id, **values
-            ).on_conflict_do_update(index_elements=["project_id"], set_=values)
-        else:
-            upsert = sqlite_insert(t.kitsu_links).values(
-                project_id=project_id, **values
-            ).on_conflict_do_update(index_elements=["project_id"], set_=values)
+        statement = self._upsert(t.kitsu_links).values(project_id=project_id, **values)
         with self.engine.begin() as conn:
-            conn.execute(upsert)
+            conn.execute(statement.on_conflict_do_update(index_elements=["project_id"],
+                                                         set_=values))
 
     def kitsu_link(self, project_id: int) -> KitsuLinkRow | None:
         with self.engine.connect() as conn:

@@ -283,10 +283,4 @@ class ProjectsMixin(_StoreBase):
 
     def _insert_ignoring_duplicates(self, table: Table) -> Insert:
         """INSERT that skips rows whose key exists (two uploads of one file may race)."""
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgres_insert
-
-            return postgres_insert(table).on_conflict_do_nothing()
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
+        return self._upsert(table).on_conflict_do_nothing()
