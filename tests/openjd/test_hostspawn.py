@@ -61,8 +61,9 @@ def test_the_spawner_plans_the_job_as_this_process_would(tmp_path: Path) -> None
                  "environments": []}
     spawner, hosts = Spawner.start(1, dict(os.environ))
     try:
-        assert spawner.plan(arguments, 30) == plan(**arguments)
-        assert spawner.plan(arguments, 30) is None  # one plan a spawner: then this process
+        assert spawner.ask(arguments)
+        assert spawner.answer_to(30) == plan(**arguments)
+        assert not spawner.ask(arguments)  # one plan a spawner: then this process
     finally:
         spawner.close_requests()
         hosts[0].kill()
@@ -70,7 +71,8 @@ def test_the_spawner_plans_the_job_as_this_process_would(tmp_path: Path) -> None
     spawner, hosts = Spawner.start(1, dict(os.environ))
     try:  # the template's mistake is the same one-line error, raised here
         with pytest.raises(TemplateError) as refused:
-            spawner.plan({**arguments, "values": {"Nope": "1"}}, 30)
+            assert spawner.ask({**arguments, "values": {"Nope": "1"}})
+            spawner.answer_to(30)
         with pytest.raises(TemplateError) as here:
             plan(**{**arguments, "values": {"Nope": "1"}})
         assert (refused.value.field, refused.value.message) == (here.value.field,

@@ -12,9 +12,10 @@ is set on the cgroup when the host is adopted (`Sandbox.adopt`), before the sess
 project's session on the farm (as root) needs a mount namespace that shows that job's folders
 only: such hosts are always started for their session, never ahead.
 
-A forked host is moved into its cgroup when it is adopted, before its session opens: nothing
-of a job runs outside it. A host that is not adopted is killed with its cgroup (`close`, and
-at exit): it never opened a session, so nothing of a job runs in it.
+A forked host is moved into its own cgroup as soon as it is forked (in the background), and
+adopted only once it is there, before its session opens: nothing of a job runs outside it.
+A host that is not adopted is killed with its cgroup (`close`, and at exit): it never opened
+a session, so nothing of a job runs in it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ process sees each host as a `ForkedHost` (the part of `subprocess.Popen` the Ope
 uses: pid, stdin, stdout, poll, wait, returncode). It exits when its last host has and its
 stdin is closed.
 
-Having openjd imported, the spawner also plans the job once (`Spawner.plan`: the same
+Having openjd imported, the spawner also plans the job once (`Spawner.ask`: the same
 `wanhe.openjd.template.plan` the command would call), so that the command itself never imports
 openjd-model (a tenth of a second on its own critical path). A spawner that cannot answer is
 no worse than none: the command then plans in-process, as it would have.
@@ -131,14 +131,10 @@ class Spawner:
             self.changed.wait_for(lambda: self.pids is not None or self.ended, timeout_s)
             return self.pids
 
-    def plan(self, arguments: dict[str, Any], timeout_s: float) -> Plan | None:
-        """`wanhe.openjd.template.plan(**arguments)` made by the spawner; raises its
-        TemplateError as it would here. None when the spawner cannot answer (it planned
-        already, ended, or took longer than `timeout_s`): plan in-process then."""
-        return self.answer_to(timeout_s) if self.ask(arguments) else None
-
     def ask(self, arguments: dict[str, Any]) -> bool:
-        """Send the one plan request (`answer_to` waits for it); whether it was sent."""
+        """Send the one request to plan `wanhe.openjd.template.plan(**arguments)`
+        (`answer_to` waits for it); whether it was sent: not when it planned already or
+        ended."""
         with self.changed:
             if self.asked or self.ended:
                 return False
@@ -155,7 +151,9 @@ class Spawner:
         return True
 
     def answer_to(self, timeout_s: float) -> Plan | None:
-        """The answer to the request `ask` sent (see `plan`)."""
+        """The plan `ask` asked for; raises its TemplateError as `plan` would here. None when
+        the spawner cannot answer (it ended, or took longer than `timeout_s`): plan
+        in-process then."""
         from wanhe.openjd.template import TemplateError
 
         with self.changed:
@@ -243,8 +241,8 @@ class ForkedHost:
                 spawner.changed.wait(0.2 if left is None else min(0.2, left))
 
     def kill(self) -> None:
-        """SIGKILL the host and everything in its process group (or, not forked yet, make
-        sure it never runs: its spawner is stopped when every host it was to fork is)."""
+        """SIGKILL the host and everything in its process group, once forked (one not forked
+        yet ends on its closed stdin, or with its spawner: `hostpool.discard`)."""
         if self.poll() is None and self._pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._pid, 9)
