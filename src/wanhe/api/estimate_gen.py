@@ -18,6 +18,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,6 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
     """Run `needs` as one `gen_probe` job of the project and wait for it: each probe's task
     output, in order. Past `limit_s` the job is cancelled (its running tasks stopped)."""
     from wanhe.jobtypes.gen_probe import KIND, probe_tasks
-    from wanhe.model import TaskState
 
     probes = []
     for i, need in enumerate(needs):
@@ -113,27 +113,47 @@ def _probe_on_farm(service: Service, who: Principal, needs: list[Any], tasks: li
                        "start": start and i == 0, "cpus": gen.resources.cpus,
                        "memory": gen.resources.memory, "gpus": gen.resources.gpus})
     made = probe_tasks(probes)
+    outputs = run_probe_job(
+        service, who, name="estimate probe", kind=KIND, limit_s=limit_s,
+        build=lambda _id: ({"probes": len(probes)}, made, ""),
+        late=lambda job_id: (
+            f"the estimate's model probe (job {job_id}) ran past its {limit_s:g} s limit and "
+            "was cancelled — ask again with a longer timeout_s when the farm's GPUs are less "
+            "busy, or estimate with `wanhe estimate SPEC` on your own machine"),
+        field="options", subject="the model")
+    return [outputs[task.key] for task in made]
+
+
+def run_probe_job(
+    service: Service, who: Principal, *, name: str, kind: str, limit_s: float,
+    build: Callable[[int], tuple[dict[str, Any], list[Any], str]],
+    late: Callable[[int], str], field: str, subject: str,
+) -> dict[str, Any]:
+    """Make the project's estimate probe job (`build(job_id)`: its spec, tasks and work
+    folder), wait for it (`wait_for_probe_job`: past `limit_s` it is cancelled, 504 saying
+    `late(job_id)`), and answer each task's output by its key; a probe that did not finish is
+    422 at `field`, naming `subject`."""
+    from wanhe.model import TaskState
+
+    assert who.project_id is not None
     fingerprint = hashlib.sha256(f"estimate:{time.time_ns()}:{os.getpid()}".encode()
                                  ).hexdigest()
-    assert who.project_id is not None
+
+    def made(job_id: int) -> tuple[dict[str, Any], str, list[Any], str]:
+        spec, tasks, work_dir = build(job_id)
+        return spec, fingerprint, tasks, work_dir
+
     job_id = service.store.create_job_with(
-        project_id=who.project_id, name="estimate probe", kind=KIND,
-        build=lambda _id: ({"probes": len(probes)}, fingerprint, made, ""),
+        project_id=who.project_id, name=name, kind=kind, build=made,
         submitter=who.name or f"token {who.token_id}", priority=90)
     service.poke(job_id)
-    rows = wait_for_probe_job(service, job_id, limit_s, (
-        f"the estimate's model probe (job {job_id}) ran past its {limit_s:g} s limit and "
-        "was cancelled — ask again with a longer timeout_s when the farm's GPUs are less "
-        "busy, or estimate with `wanhe estimate SPEC` on your own machine"))
-    by_key = {r.key: r for r in rows}
-    outputs = []
-    for task in made:
-        row = by_key[task.key]
+    outputs: dict[str, Any] = {}
+    for row in wait_for_probe_job(service, job_id, limit_s, late(job_id)):
         if TaskState(row.state) != TaskState.DONE:
             reason = row.error or f"it ended {row.state}"
-            raise unprocessable("options", f"the farm's probe of the model failed (job "
-                                            f"{job_id}): {reason}")
-        outputs.append(row.output)
+            raise unprocessable(field, f"the farm's probe of {subject} failed (job "
+                                       f"{job_id}): {reason}")
+        outputs[row.key] = row.output
     return outputs
 
 

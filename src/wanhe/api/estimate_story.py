@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -151,36 +150,27 @@ def _probe_on_farm(service: Service, who: Principal, main: str, staging: Path,
                    limit_s: float) -> dict[str, Any]:
     """Run the probes as a `story_probe` job of the project holding the staged files (the
     staging becomes the job's folder), and wait for it: its output."""
-    from wanhe.api.estimate_gen import wait_for_probe_job
+    from wanhe.api.estimate_gen import run_probe_job
     from wanhe.jobtypes.story_probe import KIND, probe_task
-    from wanhe.model import TaskState
 
-    assert who.project_id is not None
-
-    def build(job_id: int) -> tuple[dict[str, Any], str, list[Any], str]:
+    def build(job_id: int) -> tuple[dict[str, Any], list[Any], str]:
         root = service.work.job_dir(job_id)
         task = probe_task(root / "input" / main)
         service.work.adopt(staging, job_id)
         for made in (root / "output", root / "work"):
             made.mkdir(parents=True, exist_ok=True)
-        fingerprint = hashlib.sha256(f"estimate:{time.time_ns()}:{os.getpid()}".encode()
-                                     ).hexdigest()
-        return {"storyboard": main}, fingerprint, [task], str(root / "work")
+        return {"storyboard": main}, [task], str(root / "work")
 
-    job_id = service.store.create_job_with(
-        project_id=who.project_id, name="storyboard estimate probe", kind=KIND, build=build,
-        submitter=who.name or f"token {who.token_id}", priority=90)
-    service.poke(job_id)
-    rows = wait_for_probe_job(service, job_id, limit_s, (
-        f"the estimate's storyboard probe (job {job_id}) ran past its {limit_s:g} s limit "
-        "and was cancelled — ask again with a longer timeout_s when the farm is less busy, "
-        "or estimate with `wanhe estimate STORY` on your own machine"))
-    row = rows[0]
-    if TaskState(row.state) != TaskState.DONE:
-        reason = row.error or f"it ended {row.state}"
-        raise unprocessable("main", f"the farm's probe of the storyboard failed (job "
-                                     f"{job_id}): {reason}")
-    return dict(row.output)
+    outputs = run_probe_job(
+        service, who, name="storyboard estimate probe", kind=KIND, limit_s=limit_s,
+        build=build,
+        late=lambda job_id: (
+            f"the estimate's storyboard probe (job {job_id}) ran past its {limit_s:g} s limit "
+            "and was cancelled — ask again with a longer timeout_s when the farm is less busy, "
+            "or estimate with `wanhe estimate STORY` on your own machine"),
+        field="main", subject="the storyboard")
+    [output] = outputs.values()
+    return dict(output)
 
 
 def _answer(found: dict[str, Any], board: Any, base: Path, facts: dict[str, Any],
