@@ -44,10 +44,11 @@ class RoutedPage:
 
 
 @contextmanager
-def browser() -> Iterator[Any]:
-    """Chromium for a module's page tests (a launch is about a second here, more under load)."""
+def browser(args: list[str] = CHROMIUM_ARGS) -> Iterator[Any]:
+    """Chromium for a module's page tests (a launch is about a second here, more under load),
+    started with `args`."""
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield b
         finally:

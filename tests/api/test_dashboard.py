@@ -150,12 +150,10 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    from tests.api._routed_page import browser as launch
+
+    with launch(CHROMIUM_ARGS) as b:  # a real server's page: no background network either
+        yield b
 
 
 @pytest.fixture(scope="module")
